@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the whole test suite of a build folder (default build/) against ../shared/testdata
+# (CORRAL_TESTDATA overrides it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build="${1:-build}"
+export CORRAL_TESTDATA="${CORRAL_TESTDATA:-$(cd .. && pwd)/shared/testdata}"
+ctest --test-dir "$build" --output-on-failure -j "$(nproc)"

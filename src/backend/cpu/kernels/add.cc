@@ -1,0 +1,11 @@
+#include <stdexcept>
+
+#include "backend/cpu/kernels/kernels.h"
+
+namespace corral::backend::cpu {
+
+void add(const KernelContext&, const ml::Graph&, const ml::Node&) {
+  throw std::logic_error("cpu add: not implemented");
+}
+
+}  // namespace corral::backend::cpu

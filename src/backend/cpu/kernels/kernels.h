@@ -1,0 +1,63 @@
+// CPU kernels, one file per op (kernels/<op>.cc). Each is called on every thread of the pool
+// with its ith/nth and splits the work itself (usually by rows); ctx.barrier() syncs threads
+// between phases (e.g. quantizing activations once, then the matmul).
+#pragma once
+
+#include <cstddef>
+
+#include "backend/cpu/threadpool.h"
+#include "ml/graph.h"
+
+namespace corral::backend::cpu {
+
+struct KernelContext {
+  int ith = 0;
+  int nth = 1;
+  void* wdata = nullptr;  // scratch shared by the threads, work_size() bytes
+  size_t wsize = 0;
+  ThreadPool* pool = nullptr;
+  void barrier() const {
+    if (pool) pool->barrier();
+  }
+  // [begin, end) of n items for this thread.
+  void split(int64_t n, int64_t& begin, int64_t& end) const {
+    const int64_t per = (n + nth - 1) / nth;
+    begin = per * ith < n ? per * ith : n;
+    end = begin + per < n ? begin + per : n;
+  }
+};
+
+using Kernel = void (*)(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+// Scratch bytes a node needs (0 for most ops).
+using WorkSize = size_t (*)(const ml::Graph& g, const ml::Node& n, int nth);
+
+void cont(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void cpy(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void get_rows(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+size_t mul_mat_work_size(const ml::Graph& g, const ml::Node& n, int nth);
+void add(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void sub(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void mul(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void div(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void scale(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void rms_norm(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void layer_norm(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void softmax(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void rope(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void silu(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void gelu(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void gelu_quick(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void swiglu(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void concat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void set_rows(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void argmax(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void sum_rows(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void mean(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+size_t flash_attn_work_size(const ml::Graph& g, const ml::Node& n, int nth);
+void im2col(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+void conv2d(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
+size_t conv2d_work_size(const ml::Graph& g, const ml::Node& n, int nth);
+
+}  // namespace corral::backend::cpu

@@ -1,0 +1,11 @@
+#include <stdexcept>
+
+#include "backend/reference/reference.h"
+
+namespace corral::backend::reference {
+
+void sum_rows(const ml::Graph&, const ml::Node&) {
+  throw std::logic_error("reference sum_rows: not implemented");
+}
+
+}  // namespace corral::backend::reference
