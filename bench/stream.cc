@@ -38,10 +38,14 @@ int main(int argc, char** argv) {
   bool json = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "-t" && i + 1 < argc) nth = std::atoi(argv[++i]);
-    else if (a == "-n" && i + 1 < argc) mib = std::strtoul(argv[++i], nullptr, 10);
-    else if (a == "-r" && i + 1 < argc) reps = std::atoi(argv[++i]);
-    else if (a == "--json") json = true;
+    if (a == "-t" && i + 1 < argc)
+      nth = std::atoi(argv[++i]);
+    else if (a == "-n" && i + 1 < argc)
+      mib = std::strtoul(argv[++i], nullptr, 10);
+    else if (a == "-r" && i + 1 < argc)
+      reps = std::atoi(argv[++i]);
+    else if (a == "--json")
+      json = true;
     else {
       std::fprintf(stderr, "usage: stream [-t THREADS] [-n MiB_PER_ARRAY] [-r REPS] [--json]\n");
       return 2;
@@ -60,30 +64,36 @@ int main(int argc, char** argv) {
   } k[4] = {{"copy", 2}, {"scale", 2}, {"add", 3}, {"triad", 3}};
   for (int r = 0; r < reps; ++r) {
     k[0].best = std::min(k[0].best, seconds_of([&] {
-      parallel(nth, n, [&](size_t lo, size_t hi) { std::memcpy(&c[lo], &a[lo], (hi - lo) * 8); });
-    }));
+                           parallel(nth, n, [&](size_t lo, size_t hi) {
+                             std::memcpy(&c[lo], &a[lo], (hi - lo) * 8);
+                           });
+                         }));
     k[1].best = std::min(k[1].best, seconds_of([&] {
-      parallel(nth, n, [&](size_t lo, size_t hi) {
-        for (size_t i = lo; i < hi; ++i) b[i] = s * c[i];
-      });
-    }));
+                           parallel(nth, n, [&](size_t lo, size_t hi) {
+                             for (size_t i = lo; i < hi; ++i) b[i] = s * c[i];
+                           });
+                         }));
     k[2].best = std::min(k[2].best, seconds_of([&] {
-      parallel(nth, n, [&](size_t lo, size_t hi) {
-        for (size_t i = lo; i < hi; ++i) c[i] = a[i] + b[i];
-      });
-    }));
+                           parallel(nth, n, [&](size_t lo, size_t hi) {
+                             for (size_t i = lo; i < hi; ++i) c[i] = a[i] + b[i];
+                           });
+                         }));
     k[3].best = std::min(k[3].best, seconds_of([&] {
-      parallel(nth, n, [&](size_t lo, size_t hi) {
-        for (size_t i = lo; i < hi; ++i) a[i] = b[i] + s * c[i];
-      });
-    }));
+                           parallel(nth, n, [&](size_t lo, size_t hi) {
+                             for (size_t i = lo; i < hi; ++i) a[i] = b[i] + s * c[i];
+                           });
+                         }));
   }
-  if (json) std::printf("{\"threads\": %d, \"array_mib\": %zu", nth, mib);
-  else std::printf("STREAM: %d threads, %zu MiB per array, best of %d\n", nth, mib, reps);
+  if (json)
+    std::printf("{\"threads\": %d, \"array_mib\": %zu", nth, mib);
+  else
+    std::printf("STREAM: %d threads, %zu MiB per array, best of %d\n", nth, mib, reps);
   for (const auto& x : k) {
     const double gbs = static_cast<double>(x.arrays) * n * sizeof(double) / x.best / 1e9;
-    if (json) std::printf(", \"%s_gbs\": %.2f", x.name, gbs);
-    else std::printf("  %-6s %8.2f GB/s\n", x.name, gbs);
+    if (json)
+      std::printf(", \"%s_gbs\": %.2f", x.name, gbs);
+    else
+      std::printf("  %-6s %8.2f GB/s\n", x.name, gbs);
   }
   if (json) std::printf("}\n");
   return a[0] == 12345.0;  // keeps the loops from being optimised away
