@@ -69,9 +69,9 @@ void quantize_row_q3_K(const float* x, BlockQ3_K* y, int64_t n) {
     }
     for (int half = 0; half < kQKK; half += 128) {
       for (int l = 0; l < 32; ++l) {
-        blk.qs[half / 4 + l] = static_cast<uint8_t>(L[half + l] | (L[half + l + 32] << 2) |
-                                                    (L[half + l + 64] << 4) |
-                                                    (L[half + l + 96] << 6));
+        blk.qs[half / 4 + l] =
+            static_cast<uint8_t>(L[half + l] | (L[half + l + 32] << 2) | (L[half + l + 64] << 4) |
+                                 (L[half + l + 96] << 6));
       }
     }
   }
