@@ -459,6 +459,146 @@ TEST(Quant, RequantizingDequantizedMaxAbsFormatsGivesTheSameBytes) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Plain dtypes.
+
+uint16_t to_f16(float f) {
+  uint16_t h;
+  quantize_row(DType::F16, &f, &h, 1);
+  return h;
+}
+uint16_t to_bf16(float f) {
+  uint16_t h;
+  quantize_row(DType::BF16, &f, &h, 1);
+  return h;
+}
+float from_f16(uint16_t h) {
+  float f;
+  dequantize_row(DType::F16, &h, &f, 1);
+  return f;
+}
+float from_bf16(uint16_t h) {
+  float f;
+  dequantize_row(DType::BF16, &h, &f, 1);
+  return f;
+}
+float f32(uint32_t bits) { return bits_to_f32(bits); }
+
+TEST(QuantPlain, F16RoundsToNearestEvenAndKeepsSpecials) {
+  EXPECT_EQ(to_f16(1.0f), 0x3C00);
+  EXPECT_EQ(to_f16(-2.0f), 0xC000);
+  EXPECT_EQ(to_f16(-0.0f), 0x8000);
+  EXPECT_EQ(to_f16(65504.0f), 0x7BFF);  // largest finite half
+  EXPECT_EQ(to_f16(65519.0f), 0x7BFF);  // below the midpoint to 65536
+  EXPECT_EQ(to_f16(65520.0f), 0x7C00);  // the midpoint: ties to even, which is infinity
+  EXPECT_EQ(to_f16(1e10f), 0x7C00);
+  EXPECT_EQ(to_f16(std::ldexp(1.0f, -24)), 0x0001);         // smallest subnormal
+  EXPECT_EQ(to_f16(std::ldexp(1.0f, -25)), 0x0000);         // half of it: tie to even 0
+  EXPECT_EQ(to_f16(std::ldexp(3.0f, -26)), 0x0001);         // 0.75 of it rounds up
+  EXPECT_EQ(to_f16(std::ldexp(3.0f, -25)), 0x0002);         // 1.5 of it: tie to even 2
+  EXPECT_EQ(to_f16(std::ldexp(1023.0f, -24)), 0x03FF);      // largest subnormal
+  EXPECT_EQ(to_f16(std::ldexp(1.0f, -14)), 0x0400);         // smallest normal
+  EXPECT_EQ(to_f16(1.0f + std::ldexp(1.0f, -11)), 0x3C00);  // tie between 1 and 1+2^-10
+  EXPECT_EQ(to_f16(1.0f + std::ldexp(3.0f, -11)), 0x3C02);  // tie rounds to the even 2
+  EXPECT_EQ(to_f16(1.0f + std::ldexp(1.0f, -11) + std::ldexp(1.0f, -20)), 0x3C01);
+  EXPECT_EQ(to_f16(std::numeric_limits<float>::infinity()), 0x7C00);
+  EXPECT_EQ(to_f16(-std::numeric_limits<float>::infinity()), 0xFC00);
+  const uint16_t nan = to_f16(std::numeric_limits<float>::quiet_NaN());
+  EXPECT_EQ(nan & 0x7C00, 0x7C00);
+  EXPECT_NE(nan & 0x03FF, 0);
+
+  EXPECT_EQ(from_f16(0x0001), std::ldexp(1.0f, -24));
+  EXPECT_EQ(from_f16(0x03FF), std::ldexp(1023.0f, -24));
+  EXPECT_EQ(from_f16(0x7BFF), 65504.0f);
+  EXPECT_EQ(from_f16(0x7C00), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(from_f16(0xFC00), -std::numeric_limits<float>::infinity());
+  EXPECT_TRUE(std::isnan(from_f16(0x7E00)));
+  EXPECT_TRUE(std::isnan(from_f16(0x7C01)));
+  EXPECT_TRUE(std::signbit(from_f16(0x8000)));
+}
+
+TEST(QuantPlain, EveryHalfSurvivesARoundTripThroughF32) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float f = from_f16(static_cast<uint16_t>(h));
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(to_f16(f), h) << std::hex << h;
+    const float g = from_bf16(static_cast<uint16_t>(h));
+    if (std::isnan(g)) continue;
+    ASSERT_EQ(to_bf16(g), h) << std::hex << h;
+  }
+}
+
+TEST(QuantPlain, Bf16RoundsToNearestEvenAndQuietsNaN) {
+  EXPECT_EQ(to_bf16(1.0f), 0x3F80);
+  EXPECT_EQ(to_bf16(f32(0x3F808000)), 0x3F80);  // tie between 0x3F80 and 0x3F81: even
+  EXPECT_EQ(to_bf16(f32(0x3F818000)), 0x3F82);  // tie between 0x3F81 and 0x3F82: even
+  EXPECT_EQ(to_bf16(f32(0x3F808001)), 0x3F81);  // just above the tie
+  EXPECT_EQ(to_bf16(f32(0x7F7FFFFF)), 0x7F80);  // the largest float rounds up to infinity
+  EXPECT_EQ(to_bf16(f32(0x00080000)), 0x0008);  // float subnormals stay subnormal
+  EXPECT_EQ(to_bf16(f32(0x80000000)), 0x8000);
+  EXPECT_EQ(to_bf16(std::numeric_limits<float>::infinity()), 0x7F80);
+  EXPECT_EQ(to_bf16(f32(0x7F800001)), 0x7FC0);  // signalling NaN becomes quiet, not infinity
+  EXPECT_EQ(from_bf16(0x3F80), 1.0f);
+  EXPECT_EQ(from_bf16(0x0001), f32(0x00010000));
+}
+
+template <typename Int>
+Int to_int(DType t, float f) {
+  Int v;
+  quantize_row(t, &f, &v, 1);
+  return v;
+}
+
+TEST(QuantPlain, IntegersRoundToNearestEvenAndSaturate) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(to_int<int8_t>(DType::I8, 1.5f), 2);
+  EXPECT_EQ(to_int<int8_t>(DType::I8, 2.5f), 2);
+  EXPECT_EQ(to_int<int8_t>(DType::I8, -2.5f), -2);
+  EXPECT_EQ(to_int<int8_t>(DType::I8, -2.6f), -3);
+  EXPECT_EQ(to_int<int8_t>(DType::I8, 127.4f), 127);
+  EXPECT_EQ(to_int<int8_t>(DType::I8, 127.5f), 127);
+  EXPECT_EQ(to_int<int8_t>(DType::I8, 300.0f), 127);
+  EXPECT_EQ(to_int<int8_t>(DType::I8, -128.4f), -128);
+  EXPECT_EQ(to_int<int8_t>(DType::I8, -1e30f), -128);
+  EXPECT_EQ(to_int<int8_t>(DType::I8, inf), 127);
+  EXPECT_EQ(to_int<int8_t>(DType::I8, nan), 0);
+  EXPECT_EQ(to_int<int16_t>(DType::I16, 32767.4f), 32767);
+  EXPECT_EQ(to_int<int16_t>(DType::I16, 40000.0f), 32767);
+  EXPECT_EQ(to_int<int16_t>(DType::I16, -40000.0f), -32768);
+  EXPECT_EQ(to_int<int32_t>(DType::I32, 2147483520.0f), 2147483520);  // largest float < 2^31
+  EXPECT_EQ(to_int<int32_t>(DType::I32, 2147483648.0f), std::numeric_limits<int32_t>::max());
+  EXPECT_EQ(to_int<int32_t>(DType::I32, -2147483648.0f), std::numeric_limits<int32_t>::min());
+  EXPECT_EQ(to_int<int32_t>(DType::I32, -inf), std::numeric_limits<int32_t>::min());
+  EXPECT_EQ(to_int<int64_t>(DType::I64, std::ldexp(1.0f, 62)), int64_t{1} << 62);
+  EXPECT_EQ(to_int<int64_t>(DType::I64, 1e19f), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(to_int<int64_t>(DType::I64, -1e19f), std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(to_int<int64_t>(DType::I64, nan), 0);
+
+  const int64_t big[2] = {std::numeric_limits<int64_t>::max(), -3};
+  float y[2];
+  dequantize_row(DType::I64, big, y, 2);
+  EXPECT_EQ(y[0], std::ldexp(1.0f, 63));
+  EXPECT_EQ(y[1], -3.0f);
+  const int8_t small[2] = {-128, 127};
+  dequantize_row(DType::I8, small, y, 2);
+  EXPECT_EQ(y[0], -128.0f);
+  EXPECT_EQ(y[1], 127.0f);
+}
+
+TEST(QuantPlain, F64IsExactOneWayAndNearestTheOther) {
+  const float x[2] = {0.1f, -std::ldexp(1.0f, -149)};
+  double d[2];
+  quantize_row(DType::F64, x, d, 2);
+  EXPECT_EQ(d[0], static_cast<double>(0.1f));
+  EXPECT_EQ(d[1], -std::ldexp(1.0, -149));
+  const double in[2] = {0.1, 1e300};
+  float y[2];
+  dequantize_row(DType::F64, in, y, 2);
+  EXPECT_EQ(y[0], 0.1f);
+  EXPECT_EQ(y[1], std::numeric_limits<float>::infinity());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Golden hashes from llama.cpp's own code. Generated by compiling ggml-org/ggml at commit
 // d99724f2 (ggml/src/ggml-quants.c, Release flags, x86-64) and running, for each format, its
 // quantize_row_<fmt>_ref on the inputs below and dequantize_row_<fmt> on the result (Q8_1 has
