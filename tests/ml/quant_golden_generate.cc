@@ -44,15 +44,24 @@ struct Format {
   Dequantize dequantize;  // ggml has none for q8_1
 };
 
-#define FORMAT(T, f, bs, ts) \
-  {#T, bs, ts, reinterpret_cast<Quantize>(quantize_row_##f##_ref), \
-   reinterpret_cast<Dequantize>(dequantize_row_##f)}
+#define FORMAT(T, f, bs, ts)                                          \
+  {                                                                   \
+#T, bs, ts, reinterpret_cast < Quantize>(quantize_row_##f##_ref), \
+        reinterpret_cast < Dequantize>(dequantize_row_##f)            \
+  }
 const Format kFormats[] = {
-    FORMAT(Q4_0, q4_0, 32, 18),   FORMAT(Q4_1, q4_1, 32, 20),   FORMAT(Q5_0, q5_0, 32, 22),
-    FORMAT(Q5_1, q5_1, 32, 24),   FORMAT(Q8_0, q8_0, 32, 34),
+    FORMAT(Q4_0, q4_0, 32, 18),
+    FORMAT(Q4_1, q4_1, 32, 20),
+    FORMAT(Q5_0, q5_0, 32, 22),
+    FORMAT(Q5_1, q5_1, 32, 24),
+    FORMAT(Q8_0, q8_0, 32, 34),
     {"Q8_1", 32, 36, reinterpret_cast<Quantize>(quantize_row_q8_1_ref), nullptr},
-    FORMAT(Q2_K, q2_K, 256, 84),  FORMAT(Q3_K, q3_K, 256, 110), FORMAT(Q4_K, q4_K, 256, 144),
-    FORMAT(Q5_K, q5_K, 256, 176), FORMAT(Q6_K, q6_K, 256, 210), FORMAT(Q8_K, q8_K, 256, 292),
+    FORMAT(Q2_K, q2_K, 256, 84),
+    FORMAT(Q3_K, q3_K, 256, 110),
+    FORMAT(Q4_K, q4_K, 256, 144),
+    FORMAT(Q5_K, q5_K, 256, 176),
+    FORMAT(Q6_K, q6_K, 256, 210),
+    FORMAT(Q8_K, q8_K, 256, 292),
 };
 #undef FORMAT
 
