@@ -41,8 +41,8 @@ struct RopeRun {
   std::vector<int32_t> pos;
   std::vector<float> ff;
   std::vector<float> run(int64_t head_dim, const ml::op::Rope& p) {
-    Tensor xt = g.leaf(DType::F32, {head_dim, 1, static_cast<int64_t>(x.size() / head_dim)},
-                       x.data());
+    Tensor xt =
+        g.leaf(DType::F32, {head_dim, 1, static_cast<int64_t>(x.size() / head_dim)}, x.data());
     Tensor pt = g.leaf(DType::I32, {static_cast<int64_t>(pos.size())}, pos.data());
     Tensor ft;
     if (!ff.empty()) ft = g.leaf(DType::F32, {static_cast<int64_t>(ff.size())}, ff.data());
@@ -229,7 +229,8 @@ TEST(ReferenceFlashAttn, EqualsSoftmaxOfQKtTimesVWithGqaCausalAndMask) {
       double sum = 0;
       for (int64_t j = 0; j < n_kv; ++j) {
         double s = 0;
-        for (int64_t e = 0; e < d; ++e) s += q[e + d * (t + n_tokens * h)] * k[e + d * (j + n_kv * hk)];
+        for (int64_t e = 0; e < d; ++e)
+          s += q[e + d * (t + n_tokens * h)] * k[e + d * (j + n_kv * hk)];
         s = s * scale + mask[j + n_kv * t];
         const bool visible = j <= n_kv - n_tokens + t;
         p[j] = visible ? std::exp(s) : 0.0;
@@ -349,11 +350,11 @@ TEST(ReferenceMulMat, ConsecutiveActivationHeadsShareAWeightHead) {
   Graph g;
   std::vector<float> w = {1, 0, 0, 1, 2, 3, 4, 5};  // [2, 2, 2]: head 0 identity
   std::vector<float> x = {1, 2, 3, 4, 5, 6, 7, 8};  // [2, 1, 4]
-  Tensor out = ml::mul_mat(g.leaf(DType::F32, {2, 2, 2}, w.data()),
-                           g.leaf(DType::F32, {2, 1, 4}, x.data()));
+  Tensor out =
+      ml::mul_mat(g.leaf(DType::F32, {2, 2, 2}, w.data()), g.leaf(DType::F32, {2, 1, 4}, x.data()));
   ASSERT_EQ(out.shape(), (ml::Shape{2, 1, 4, 1}));
-  expect_near(compute(g, out), {1, 2, 3, 4, 2 * 5 + 3 * 6, 4 * 5 + 5 * 6, 2 * 7 + 3 * 8, 4 * 7 + 5 * 8},
-              0);
+  expect_near(compute(g, out),
+              {1, 2, 3, 4, 2 * 5 + 3 * 6, 4 * 5 + 5 * 6, 2 * 7 + 3 * 8, 4 * 7 + 5 * 8}, 0);
 }
 
 TEST(ReferenceMulMat, ReadsTransposedActivationHeads) {
@@ -402,9 +403,9 @@ TEST(ReferenceRows, SetRowsWritesAnF16DestinationInPlace) {
   std::vector<uint16_t> dst(6, ml::fp32_to_fp16(-1.0f));  // [2, 3] f16
   std::vector<float> rows = {1.5f, 2.5f, 3.0f, 4.0f};     // [2, 2]
   std::vector<int64_t> ids = {2, 0};
-  Tensor out = ml::set_rows(g.leaf(DType::F16, {2, 3}, dst.data()),
-                            g.leaf(DType::F32, {2, 2}, rows.data()),
-                            g.leaf(DType::I64, {2}, ids.data()));
+  Tensor out =
+      ml::set_rows(g.leaf(DType::F16, {2, 3}, dst.data()), g.leaf(DType::F32, {2, 2}, rows.data()),
+                   g.leaf(DType::I64, {2}, ids.data()));
   expect_near(compute(g, out), {3, 4, -1, -1, 1.5, 2.5}, 0);
   EXPECT_EQ(ml::fp16_to_fp32(dst[4]), 1.5f);  // the leaf's own memory changed
 }
@@ -412,8 +413,8 @@ TEST(ReferenceRows, SetRowsWritesAnF16DestinationInPlace) {
 TEST(ReferenceRows, ConcatJoinsAlongTheGivenDim) {
   Graph g;
   std::vector<float> a = {1, 2, 3, 4}, b = {5, 6};  // [2, 2] and [1, 2]
-  Tensor out = ml::concat(g.leaf(DType::F32, {2, 2}, a.data()),
-                          g.leaf(DType::F32, {1, 2}, b.data()), 0);
+  Tensor out =
+      ml::concat(g.leaf(DType::F32, {2, 2}, a.data()), g.leaf(DType::F32, {1, 2}, b.data()), 0);
   expect_near(compute(g, out), {1, 2, 5, 3, 4, 6}, 0);
 }
 
