@@ -231,7 +231,8 @@ const int64_t kWidths[] = {7, 8, 9, 15, 16, 17, 31, 32, 33, 255, 256, 257};
 std::string dt(DType t) { return std::string(ml::dtype_name(t)); }
 std::string num(int64_t v) { return std::to_string(v); }
 
-// Row lengths a dtype allows: awkward widths for plain types, 1, 2, 3 and 9 blocks otherwise.
+// Row lengths a dtype allows: the awkward widths for plain types; 1, 2, 3 and 9 blocks of 32, or
+// 1, 2 and 3 super-blocks of 256, for block formats.
 std::vector<int64_t> widths_for(DType t) {
   if (!ml::is_quantized(t)) return {std::begin(kWidths), std::end(kWidths)};
   const int64_t b = ml::block_size(t);
@@ -239,8 +240,8 @@ std::vector<int64_t> widths_for(DType t) {
   return {b, 2 * b, 3 * b, 9 * b};
 }
 
-// An f32 input of logical shape ne whose storage is transposed (dims 0 and 1 swapped), so the
-// op sees nb[0] != 4.
+// An input of logical shape ne whose storage is transposed (dims 0 and 1 swapped), so the op
+// sees nb[0] larger than the element size.
 Tensor transposed_input(CaseBuilder& b, DType t, const Shape& ne, float lo = -1, float hi = 1) {
   Tensor leaf = b.uniform(t, {ne[1], ne[0], ne[2], ne[3]}, lo, hi);
   return ml::transpose(leaf);
