@@ -484,6 +484,11 @@ void add_mul_mat_cases(std::vector<OpCase>& cases) {
              return ml::mul_mat(w, b.uniform(DType::F32, {k, 16, 1, 1}));
            }});
     }
+    // A prefill-sized product whose m and n are not multiples of any tile size.
+    cases.push_back({"mul_mat_" + dt(t) + "_k" + num(k) + "_m40_n70", bound, [=](CaseBuilder& b) {
+                       Tensor w = b.uniform(t, {k, 40, 1, 1});
+                       return ml::mul_mat(w, b.uniform(DType::F32, {k, 70, 1, 1}));
+                     }});
     // Batched weights broadcast over activation heads: ratios 1, 2 (GQA), 4 and over dim 3.
     const std::vector<std::pair<Shape, Shape>> batches = {
         {{1, 1, 2, 3}, {1, 1, 2, 3}},  // no broadcast, several batch dims
@@ -679,6 +684,15 @@ void add_flash_attn_cases(std::vector<OpCase>& cases) {
         }
       }
     }
+    // A prefill-sized block of queries (tiled kernels' edges).
+    cases.push_back(
+        {"flash_attn_" + dt(kv) + "_hd64_h4_kv2_t37_nkv70_causal_mask_f16", bound,
+         [=](CaseBuilder& b) {
+           Tensor q = b.uniform(DType::F32, {64, 37, 4, 1});
+           Tensor k = b.uniform(kv, {64, 70, 2, 1});
+           Tensor v = b.uniform(kv, {64, 70, 2, 1});
+           return ml::flash_attn(q, k, v, b.mask(DType::F16, {70, 40, 1, 1}, 0.1), 0.125f, true);
+         }});
     // Permuted Q/K/V views ([head_dim, n_head, n_tokens] storage, as projections produce),
     // a value head size different from the key's, and two sequences in dim 3.
     cases.push_back(
