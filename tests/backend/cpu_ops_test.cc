@@ -16,6 +16,7 @@
 #include "ml/fp16.h"
 #include "ml/graph.h"
 #include "ml/quant/blocks.h"
+#include "ml/quant/quant.h"
 
 namespace corral::backend::cpu {
 namespace {
@@ -218,8 +219,10 @@ TEST_F(CpuOps, BinaryOpsBroadcastLikeRepetitionOnPermutedInputs) {
       const Shape sb{b0, 1, 4, 1};
       std::vector<float> bv = random(count(sb), 0.5f, 2.0f);
       Tensor b = leaf(g, sb, bv);
-      Tensor out = op == 0 ? ml::add(a, b) : op == 1 ? ml::sub(a, b) : op == 2 ? ml::mul(a, b)
-                                                                           : ml::div(a, b);
+      Tensor out = op == 0   ? ml::add(a, b)
+                   : op == 1 ? ml::sub(a, b)
+                   : op == 2 ? ml::mul(a, b)
+                             : ml::div(a, b);
       const std::vector<float>& av = data_of(store);
       std::vector<float> want(count(sa));
       for (int64_t i3 = 0; i3 < 2; ++i3)
@@ -228,8 +231,10 @@ TEST_F(CpuOps, BinaryOpsBroadcastLikeRepetitionOnPermutedInputs) {
             for (int64_t i0 = 0; i0 < n0; ++i0) {
               const float x = at(av, {3, n0, 4, 2}, i1, i0, i2, i3);
               const float w = at(bv, sb, i0 % b0, 0, i2, 0);
-              want[((i3 * 4 + i2) * 3 + i1) * n0 + i0] =
-                  op == 0 ? x + w : op == 1 ? x - w : op == 2 ? x * w : x / w;
+              want[((i3 * 4 + i2) * 3 + i1) * n0 + i0] = op == 0   ? x + w
+                                                         : op == 1 ? x - w
+                                                         : op == 2 ? x * w
+                                                                   : x / w;
             }
       expect_near(g, out, want, 0, "binary op " + std::to_string(op) + " n0=" + std::to_string(n0));
     }
@@ -262,8 +267,7 @@ TEST_F(CpuOps, ActivationsMatchTheirFormulas) {
     for (size_t i = 0; i < xv.size(); ++i) {
       const double v = xv[i];
       w_silu.push_back(v / (1 + std::exp(-v)));
-      w_tanh.push_back(0.5 * v *
-                       (1 + std::tanh(std::sqrt(2 / M_PI) * v * (1 + 0.044715 * v * v))));
+      w_tanh.push_back(0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * v * (1 + 0.044715 * v * v))));
       w_erf.push_back(0.5 * v * (1 + std::erf(v / std::sqrt(2.0))));
       w_quick.push_back(v / (1 + std::exp(-1.702 * v)));
       w_swiglu.push_back(v / (1 + std::exp(-v)) * yv[i]);
@@ -307,7 +311,8 @@ TEST_F(CpuOps, RmsNormNormalisesEachRowIncludingStridedOnes) {
         double ss = 0;
         for (int64_t i0 = 0; i0 < n0; ++i0) ss += std::pow(at(v, {4, n0, 3, 1}, i1, i0, i2, 0), 2);
         const double sc = 1 / std::sqrt(ss / n0 + 1e-5);
-        for (int64_t i0 = 0; i0 < n0; ++i0) want.push_back(at(v, {4, n0, 3, 1}, i1, i0, i2, 0) * sc);
+        for (int64_t i0 = 0; i0 < n0; ++i0)
+          want.push_back(at(v, {4, n0, 3, 1}, i1, i0, i2, 0) * sc);
       }
     expect_near(g, ml::rms_norm(x, 1e-5f), want, 1e-12, "rms_norm n0=" + std::to_string(n0));
   }
@@ -338,8 +343,8 @@ TEST_F(CpuOps, LayerNormWithAndWithoutWeightAndBias) {
           want.push_back(y);
         }
       }
-      Tensor out = ml::layer_norm(x, variant >= 1 ? w : Tensor{}, variant == 2 ? b : Tensor{},
-                                  1e-5f);
+      Tensor out =
+          ml::layer_norm(x, variant >= 1 ? w : Tensor{}, variant == 2 ? b : Tensor{}, 1e-5f);
       expect_near(g, out, want, 1e-11, "layer_norm n0=" + std::to_string(n0));
     }
   }
@@ -370,8 +375,7 @@ TEST_F(CpuOps, SoftmaxWithScaleAndF32OrF16MaskBroadcastOverHeads) {
           for (double e : z) want.push_back(e / sum);
         }
       expect_near(g, ml::softmax(x, m, 0.7f), want, 1e-12,
-                  "softmax n0=" + std::to_string(n0) + " mask " +
-                      std::string(ml::dtype_name(mt)));
+                  "softmax n0=" + std::to_string(n0) + " mask " + std::string(ml::dtype_name(mt)));
       if (mt == DType::F32) {
         // And without a mask.
         std::vector<float> want2;
@@ -511,8 +515,7 @@ TEST_F(CpuOps, RopeMatchesGgmlSemanticsInEveryMode) {
     p.ext_factor = c.ext_factor;
     p.attn_factor = 1.0f;
     p.sections = c.sections;
-    const std::vector<float> want =
-        naive_rope(data_of(x), s, pos, c.ff ? ffv.data() : nullptr, p);
+    const std::vector<float> want = naive_rope(data_of(x), s, pos, c.ff ? ffv.data() : nullptr, p);
     expect_near(g, ml::rope(x, positions, ff, p), want, 1e-12, c.name);
   }
 }
@@ -637,7 +640,8 @@ std::vector<uint8_t> naive_q8_0(const std::vector<float>& x) {
     const uint16_t dh = ml::fp32_to_fp16(d);
     out.push_back(dh & 0xff);
     out.push_back(dh >> 8);
-    for (int j = 0; j < 32; ++j) out.push_back(static_cast<uint8_t>(std::roundf(x[b * 32 + j] * id)));
+    for (int j = 0; j < 32; ++j)
+      out.push_back(static_cast<uint8_t>(std::roundf(x[b * 32 + j] * id)));
   }
   return out;
 }
@@ -693,7 +697,7 @@ TEST_F(CpuOps, CastToQ8_0AndQ4_0WritesTheReferenceBytes) {
     const Shape s{96, 7, 1, 1};
     std::vector<float> v = random(count(s), -3.0f, 3.0f);
     for (int j = 0; j < 32; ++j) v[j] = 0.0f;  // an all-zero block
-    v[40] = 0.5f * 3.0f / 127 * 17;             // sits near a rounding tie
+    v[40] = 0.5f * 3.0f / 127 * 17;            // sits near a rounding tie
     Tensor out = ml::cast(leaf(g, s, v), to);
     const auto want = to == DType::Q8_0 ? naive_q8_0(v) : naive_q4_0(v);
     for (int th : kThreadCounts) {
@@ -702,6 +706,38 @@ TEST_F(CpuOps, CastToQ8_0AndQ4_0WritesTheReferenceBytes) {
       EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size()))
           << ml::dtype_name(to) << " with " << th << " thread(s)";
     }
+  }
+}
+
+TEST_F(CpuOps, CastToQ8_0AndQ4_0MatchesTheQuantReference) {
+  for (DType to : {DType::Q8_0, DType::Q4_0}) {
+    Graph g;
+    const Shape s{256, 9, 1, 1};
+    std::vector<float> v = random(count(s), -5.0f, 5.0f);
+    Tensor out = ml::cast(leaf(g, s, v), to);
+    std::vector<char> want(ml::row_size(to, 256) * 9);
+    ml::quant::quantize_row(to, v.data(), want.data(), static_cast<int64_t>(v.size()));
+    for (int th : kThreadCounts) {
+      EXPECT_EQ(run_bytes(g, out, th), want) << ml::dtype_name(to) << " threads " << th;
+    }
+  }
+}
+
+TEST_F(CpuOps, GetRowsDequantizesBlockFormats) {
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    Graph g;
+    const int64_t ne0 = 256, n_rows = 6;
+    std::vector<float> v = random(ne0 * n_rows);
+    std::vector<char> q(ml::row_size(t, ne0) * n_rows);
+    ml::quant::quantize_row(t, v.data(), q.data(), ne0 * n_rows);
+    Tensor table = g.leaf(t, {ne0, n_rows}, q.data());
+    std::vector<int32_t> ids = {5, 0, 2, 5};
+    Tensor out = ml::get_rows(table, leaf_i32(g, {4}, ids));
+    std::vector<float> all(ne0 * n_rows), want;
+    ml::quant::dequantize_row(t, q.data(), all.data(), ne0 * n_rows);
+    for (int32_t id : ids)
+      want.insert(want.end(), all.begin() + id * ne0, all.begin() + (id + 1) * ne0);
+    expect_near(g, out, want, 0, "get_rows " + std::string(ml::dtype_name(t)));
   }
 }
 
@@ -770,8 +806,8 @@ TEST_F(CpuOps, SetRowsScattersIntoEveryCacheDtypeWithI32OrI64Indices) {
               }
             }
             EXPECT_EQ(0, std::memcmp(got, want.data(), row_bytes))
-                << ml::dtype_name(t) << " idx " << ml::dtype_name(it) << " row " << r
-                << " batch " << b << " threads " << th;
+                << ml::dtype_name(t) << " idx " << ml::dtype_name(it) << " row " << r << " batch "
+                << b << " threads " << th;
           }
       }
     }
@@ -859,8 +895,8 @@ TEST_F(CpuOps, SumRowsOfATransposedInput) {
 
 // ---------------------------------------------------------------- convolution
 
-float naive_conv_in(const std::vector<float>& img, const Shape& si, int64_t x, int64_t y,
-                    int64_t c, int64_t b) {
+float naive_conv_in(const std::vector<float>& img, const Shape& si, int64_t x, int64_t y, int64_t c,
+                    int64_t b) {
   if (x < 0 || y < 0 || x >= si[0] || y >= si[1]) return 0.0f;
   return at(img, si, x, y, c, b);
 }

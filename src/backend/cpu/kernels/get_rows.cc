@@ -20,8 +20,9 @@ void get_rows(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   for (int64_t r = r0; r < r1; ++r) {
     const RowIndex ix = row_index(n.ne, r);
     int32_t id;
-    std::memcpy(&id, static_cast<const char*>(ids.data) + ix.i1 * ids.nb[0] + ix.i2 * ids.nb[1] +
-                         ix.i3 * ids.nb[2],
+    std::memcpy(&id,
+                static_cast<const char*>(ids.data) + ix.i1 * ids.nb[0] + ix.i2 * ids.nb[1] +
+                    ix.i3 * ids.nb[2],
                 sizeof(id));
     const char* x = row_ptr(table, id, ix.i2, ix.i3);
     auto* y = reinterpret_cast<float*>(row_ptr(n, ix));

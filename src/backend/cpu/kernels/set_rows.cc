@@ -20,9 +20,8 @@ void set_rows(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   ctx.split(rows.nrows(), r0, r1);
   for (int64_t r = r0; r < r1; ++r) {
     const RowIndex ix = row_index(rows.ne, r);
-    const char* ip =
-        static_cast<const char*>(idx.data) + ix.i1 * idx.nb[0] + ix.i2 * idx.nb[1] +
-        ix.i3 * idx.nb[2];
+    const char* ip = static_cast<const char*>(idx.data) + ix.i1 * idx.nb[0] + ix.i2 * idx.nb[1] +
+                     ix.i3 * idx.nb[2];
     int64_t dst_row;
     if (idx.dtype == ml::DType::I64) {
       std::memcpy(&dst_row, ip, sizeof(dst_row));

@@ -119,9 +119,9 @@ void rotate_pairs(const float* x, float* y, const float* c, const float* s, int6
 }
 
 constexpr Ops kScalar = {
-    "scalar",    add,         sub,        mul,         div,        scale,      silu,
-    swiglu,      gelu_tanh,   gelu_erf,   gelu_quick,  sum,        sum_squares, max,
-    exp_sum,     dot,         dot_f16,    axpy,        axpy_f16,   f16_to_f32, f32_to_f16,
+    "scalar",    add,         sub,           mul,          div,      scale,       silu,
+    swiglu,      gelu_tanh,   gelu_erf,      gelu_quick,   sum,      sum_squares, max,
+    exp_sum,     dot,         dot_f16,       axpy,         axpy_f16, f16_to_f32,  f32_to_f16,
     bf16_to_f32, f32_to_bf16, rotate_halves, rotate_pairs,
 };
 

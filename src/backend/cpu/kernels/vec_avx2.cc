@@ -70,8 +70,7 @@ inline __m256 gelu_tanh8(__m256 x) {
   const __m256 inner = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.79788456080286535588f), x),
                                      _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), x2, one));
   const __m256 e = exp8(_mm256_add_ps(inner, inner));
-  const __m256 t =
-      _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+  const __m256 t = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
   return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(one, t));
 }
 
@@ -306,8 +305,8 @@ void f32_to_bf16(const float* x, uint16_t* y, int64_t n) {
     const __m256i is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs_mask), inf);
     const __m256i r = _mm256_blendv_epi8(rounded, nan, is_nan);
     // Pack the low 16 bits of the eight lanes.
-    const __m256i packed = _mm256_packus_epi32(_mm256_and_si256(r, _mm256_set1_epi32(0xffff)),
-                                               _mm256_setzero_si256());
+    const __m256i packed =
+        _mm256_packus_epi32(_mm256_and_si256(r, _mm256_set1_epi32(0xffff)), _mm256_setzero_si256());
     const __m256i ordered = _mm256_permute4x64_epi64(packed, 0x08);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_castsi256_si128(ordered));
   }
@@ -348,9 +347,9 @@ void rotate_pairs(const float* x, float* y, const float* c, const float* s, int6
 }
 
 constexpr Ops kAvx2 = {
-    "avx2",      add,         sub,        mul,         div,        scale,      silu,
-    swiglu,      gelu_tanh,   gelu_erf,   gelu_quick,  sum,        sum_squares, max,
-    exp_sum,     dot,         dot_f16,    axpy,        axpy_f16,   f16_to_f32, f32_to_f16,
+    "avx2",      add,         sub,           mul,          div,      scale,       silu,
+    swiglu,      gelu_tanh,   gelu_erf,      gelu_quick,   sum,      sum_squares, max,
+    exp_sum,     dot,         dot_f16,       axpy,         axpy_f16, f16_to_f32,  f32_to_f16,
     bf16_to_f32, f32_to_bf16, rotate_halves, rotate_pairs,
 };
 
