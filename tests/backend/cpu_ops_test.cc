@@ -185,6 +185,34 @@ TEST(CpuVec, Avx2PrimitivesMatchScalarOnAwkwardLengths) {
     fast->axpy_f16(0.75f, h1.data(), y1.data(), n);
     ref.axpy_f16(0.75f, h1.data(), y2.data(), n);
     EXPECT_LE(nmse(y1, y2), 1e-14);
+    {
+      // Tiles of 5 rows, 3 elements apart beyond the row (a padded stride).
+      const int64_t rows = 5, stride = n + 3;
+      std::vector<float> tile(rows * stride);
+      std::vector<uint16_t> tile16(rows * stride);
+      for (size_t i = 0; i < tile.size(); ++i) {
+        tile[i] = d(rng);
+        tile16[i] = ml::fp32_to_fp16(tile[i]);
+      }
+      float w[rows] = {0.5f, 0.0f, -1.25f, 2.0f, 0.125f};
+      float o1[rows], o2[rows];
+      fast->dot_rows(tile.data(), stride * 4, rows, a.data(), n, o1);
+      ref.dot_rows(tile.data(), stride * 4, rows, a.data(), n, o2);
+      for (int j = 0; j < rows; ++j) EXPECT_NEAR(o1[j], o2[j], 1e-4) << "dot_rows n=" << n;
+      fast->dot_rows_f16(tile16.data(), stride * 2, rows, a.data(), n, o1);
+      ref.dot_rows_f16(tile16.data(), stride * 2, rows, a.data(), n, o2);
+      for (int j = 0; j < rows; ++j) EXPECT_NEAR(o1[j], o2[j], 1e-4) << "dot_rows_f16 n=" << n;
+      y1 = b;
+      y2 = b;
+      fast->acc_rows(tile.data(), stride * 4, rows, w, n, y1.data());
+      ref.acc_rows(tile.data(), stride * 4, rows, w, n, y2.data());
+      EXPECT_LE(nmse(y1, y2), 1e-13) << "acc_rows n=" << n;
+      y1 = b;
+      y2 = b;
+      fast->acc_rows_f16(tile16.data(), stride * 2, rows, w, n, y1.data());
+      ref.acc_rows_f16(tile16.data(), stride * 2, rows, w, n, y2.data());
+      EXPECT_LE(nmse(y1, y2), 1e-13) << "acc_rows_f16 n=" << n;
+    }
     fast->f32_to_bf16(a.data(), h1.data(), n);
     ref.f32_to_bf16(a.data(), h2.data(), n);
     EXPECT_EQ(h1, h2) << "f32_to_bf16 n=" << n;
@@ -547,12 +575,15 @@ TEST_F(CpuOps, FlashAttnMatchesSoftmaxOfScoresTimesV) {
     DType kv;
     bool causal, mask;
     DType mask_t;
+    bool strided = false;
   };
   const Case cases[] = {
       {64, 64, 300, 1, 4, 2, DType::F32, false, false, DType::F32},
       {64, 64, 300, 7, 4, 1, DType::F16, true, false, DType::F32},
       {33, 17, 129, 5, 6, 3, DType::F32, true, true, DType::F16},
       {128, 128, 257, 3, 2, 2, DType::F16, false, true, DType::F32},
+      {64, 40, 200, 2, 8, 2, DType::F32, true, true, DType::F32, true},
+      {32, 32, 150, 3, 4, 4, DType::F16, false, false, DType::F32, true},
   };
   for (const Case& c : cases) {
     Graph g;
@@ -567,6 +598,20 @@ TEST_F(CpuOps, FlashAttnMatchesSoftmaxOfScoresTimesV) {
     }
     Tensor k = c.kv == DType::F32 ? leaf(g, sk, kv) : leaf_half(g, DType::F16, sk, kv);
     Tensor v = c.kv == DType::F32 ? leaf(g, sv, vv) : leaf_half(g, DType::F16, sv, vv);
+    if (c.strided) {
+      // K and V stored transposed ([n_kv, d, ...]) and viewed back: element stride is a row.
+      std::vector<float> kt(kv.size()), vtr(vv.size());
+      for (int64_t r = 0; r < sk[2] * sk[3]; ++r)
+        for (int64_t j = 0; j < c.n_kv; ++j) {
+          for (int64_t i = 0; i < c.d; ++i)
+            kt[(r * c.d + i) * c.n_kv + j] = kv[(r * c.n_kv + j) * c.d + i];
+          for (int64_t i = 0; i < c.dv; ++i)
+            vtr[(r * c.dv + i) * c.n_kv + j] = vv[(r * c.n_kv + j) * c.dv + i];
+        }
+      const Shape skt{c.n_kv, c.d, c.n_head_kv, b3}, svt{c.n_kv, c.dv, c.n_head_kv, b3};
+      k = ml::transpose(c.kv == DType::F32 ? leaf(g, skt, kt) : leaf_half(g, c.kv, skt, kt));
+      v = ml::transpose(c.kv == DType::F32 ? leaf(g, svt, vtr) : leaf_half(g, c.kv, svt, vtr));
+    }
     std::vector<float> mv(c.n_kv * (c.n_tok + 2));
     for (size_t i = 0; i < mv.size(); ++i) mv[i] = i % 11 == 3 ? -INFINITY : (i % 5) * 0.1f;
     Tensor m;

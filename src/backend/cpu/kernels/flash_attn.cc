@@ -11,11 +11,13 @@ namespace corral::backend::cpu {
 namespace {
 
 // Keys scored per step: the scores of one tile live in the work buffer, never a whole row of
-// n_kv (nor the n_tokens x n_kv matrix).
+// n_kv (nor the n_tokens x n_kv matrix). 128 keys of a 128-wide f16 head are 32 KiB, so a tile
+// stays in cache while every query head of its group uses it.
 constexpr int64_t kTile = 128;
 
 struct Dims {
   int64_t d, dv, n_kv, n_tokens, n_head, n_head_kv, b3;
+  int64_t group() const { return n_head / n_head_kv; }
 };
 
 Dims dims_of(const ml::Graph& g, const ml::Node& n) {
@@ -25,27 +27,23 @@ Dims dims_of(const ml::Graph& g, const ml::Node& n) {
   return {q.ne[0], v.ne[0], k.ne[1], q.ne[1], q.ne[2], k.ne[2], q.ne[3]};
 }
 
-// Floats of scratch per thread, rounded to a cache line: scores, q, the output accumulator and
-// one K and one V row for strided caches.
+// Floats of scratch per thread, rounded to a cache line: scores and mask of a tile, then per
+// query head of a group its q, accumulator, running max and sum, then one K and one V row for
+// strided caches.
 size_t per_thread_floats(const Dims& d) {
-  const size_t f = static_cast<size_t>(kTile + 2 * d.d + 2 * d.dv);
+  const size_t f = static_cast<size_t>(2 * kTile + d.group() * (d.d + d.dv + 2) + d.d + d.dv);
   return (f + 15) / 16 * 16;
 }
 
-// A K or V row as f32-or-f16 pointers; strided rows are first packed into `tmp`.
-struct RowRef {
-  const float* f32;
-  const uint16_t* f16;
-};
-RowRef kv_row(const ml::Node& t, int64_t i1, int64_t i2, int64_t i3, float* tmp) {
-  const char* p = row_ptr(t, i1, i2, i3);
-  const size_t esize = ml::type_size(t.dtype);
-  if (t.nb[0] != esize) {
-    load_f32(t.dtype, p, t.nb[0], tmp, t.ne[0]);
-    return {tmp, nullptr};
+// Heads of a group handled by one unit of work: the whole group unless that leaves threads
+// idle, then the largest divisor of the group that gives every thread a unit.
+int64_t heads_per_unit(const Dims& d, int nth) {
+  const int64_t base = d.n_head_kv * d.n_tokens * d.b3;
+  const int64_t g = d.group();
+  for (int64_t split = 1; split <= g; ++split) {
+    if (g % split == 0 && base * split >= nth) return g / split;
   }
-  if (t.dtype == ml::DType::F16) return {nullptr, reinterpret_cast<const uint16_t*>(p)};
-  return {reinterpret_cast<const float*>(p), nullptr};
+  return 1;
 }
 
 }  // namespace
@@ -54,9 +52,11 @@ size_t flash_attn_work_size(const ml::Graph& g, const ml::Node& n, int nth) {
   return per_thread_floats(dims_of(g, n)) * sizeof(float) * static_cast<size_t>(nth);
 }
 
-// Online softmax (the FlashAttention recurrence) per (query token, head): running maximum M,
-// running sum S and accumulator acc = sum_j e^{s_j - M} v_j, rescaled by e^{M_old - M_new}
-// whenever a tile raises the maximum; the output is acc / S. One pass over K and V.
+// Online softmax (the FlashAttention recurrence) per (query token, head): running maximum m,
+// running sum s and accumulator acc = sum_j e^{x_j - m} v_j, rescaled by e^{m_old - m_new}
+// whenever a tile raises the maximum; the output is acc / s. One pass over K and V, tile by
+// tile, with the query heads that share a KV head (grouped-query attention) taking turns on
+// each tile while it is in cache.
 void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   const ml::Node& q = g.node(n.src[0]);
   const ml::Node& k = g.node(n.src[1]);
@@ -64,64 +64,87 @@ void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n)
   const ml::Node* mask = n.src[3] >= 0 ? &g.node(n.src[3]) : nullptr;
   const auto& p = n.params<ml::op::FlashAttn>();
   const Dims d = dims_of(g, n);
-  const int64_t group = d.n_head / d.n_head_kv;
   const vec::Ops& v = vec::ops();
+  const bool k_half = k.dtype == ml::DType::F16, v_half = vt.dtype == ml::DType::F16;
+  const bool k_packed = k.nb[0] == ml::type_size(k.dtype);
+  const bool v_packed = vt.nb[0] == ml::type_size(vt.dtype);
+  const auto dot_rows = k_half ? v.dot_rows_f16 : v.dot_rows;
+  const auto acc_rows = v_half ? v.acc_rows_f16 : v.acc_rows;
 
-  float* base = static_cast<float*>(ctx.wdata) + per_thread_floats(d) * ctx.ith;
-  float* scores = base;
-  float* qs = scores + kTile;
-  float* acc = qs + d.d;
-  float* ktmp = acc + d.dv;
-  float* vtmp = ktmp + d.d;
+  const int64_t hp = heads_per_unit(d, ctx.nth);
+  const int64_t splits = d.group() / hp;
+  float* scores = static_cast<float*>(ctx.wdata) + per_thread_floats(d) * ctx.ith;
+  float* mbuf = scores + kTile;
+  float* qs = mbuf + kTile;    // hp rows of d
+  float* acc = qs + hp * d.d;  // hp rows of dv
+  float* m = acc + hp * d.dv;  // hp running maxima
+  float* s = m + hp;           // hp running sums
+  float* ktmp = s + hp;        // one K row as f32 (strided K)
+  float* vtmp = ktmp + d.d;    // one V row as f32 (strided V)
 
   int64_t u0, u1;
-  ctx.split(d.n_head * d.n_tokens * d.b3, u0, u1);
+  ctx.split(d.n_head_kv * splits * d.n_tokens * d.b3, u0, u1);
   for (int64_t u = u0; u < u1; ++u) {
-    // Heads vary fastest so neighbouring units share a KV head (grouped-query attention).
-    const int64_t h = u % d.n_head;
-    const int64_t t = (u / d.n_head) % d.n_tokens;
-    const int64_t b = u / (d.n_head * d.n_tokens);
-    const int64_t hk = h / group;
+    const int64_t hk = u % d.n_head_kv;
+    const int64_t sub = (u / d.n_head_kv) % splits;
+    const int64_t t = (u / (d.n_head_kv * splits)) % d.n_tokens;
+    const int64_t b = u / (d.n_head_kv * splits * d.n_tokens);
+    const int64_t h0 = hk * d.group() + sub * hp;
 
-    load_f32(ml::DType::F32, row_ptr(q, t, h, b), q.nb[0], qs, d.d);
-    v.scale(qs, qs, d.d, p.scale, 0.0f);
-    std::fill(acc, acc + d.dv, 0.0f);
+    for (int64_t i = 0; i < hp; ++i) {
+      load_f32(ml::DType::F32, row_ptr(q, t, h0 + i, b), q.nb[0], qs + i * d.d, d.d);
+      v.scale(qs + i * d.d, qs + i * d.d, d.d, p.scale, 0.0f);
+      std::fill(acc + i * d.dv, acc + (i + 1) * d.dv, 0.0f);
+      m[i] = -INFINITY;
+      s[i] = 0.0f;
+    }
     const int64_t kv_end = p.causal ? d.n_kv - d.n_tokens + t + 1 : d.n_kv;
     const char* mrow = mask ? row_ptr(*mask, t, 0, 0) : nullptr;
 
-    float m = -INFINITY, s = 0.0f;
     for (int64_t c0 = 0; c0 < kv_end; c0 += kTile) {
       const int64_t len = std::min(kTile, kv_end - c0);
-      if (mrow) load_f32(mask->dtype, mrow + c0 * mask->nb[0], mask->nb[0], scores, len);
-      for (int64_t j = 0; j < len; ++j) {
-        const float bias = mrow ? scores[j] : 0.0f;
-        if (bias == -INFINITY) continue;  // masked: skip the dot product
-        const RowRef kr = kv_row(k, c0 + j, hk, b, ktmp);
-        const float dot = kr.f16 ? v.dot_f16(kr.f16, qs, d.d) : v.dot(kr.f32, qs, d.d);
-        scores[j] = dot + bias;
+      if (mrow) {
+        load_f32(mask->dtype, mrow + c0 * mask->nb[0], mask->nb[0], mbuf, len);
+        if (v.max(mbuf, len) == -INFINITY) continue;  // the whole tile is masked
       }
-      const float tile_max = v.max(scores, len);
-      if (tile_max == -INFINITY) continue;
-      if (tile_max > m) {
-        const float f = m == -INFINITY ? 0.0f : std::exp(m - tile_max);
-        if (f != 1.0f) v.scale(acc, acc, d.dv, f, 0.0f);
-        s *= f;
-        m = tile_max;
-      }
-      s += v.exp_sum(scores, scores, len, m);
-      for (int64_t j = 0; j < len; ++j) {
-        if (scores[j] == 0.0f) continue;
-        const RowRef vr = kv_row(vt, c0 + j, hk, b, vtmp);
-        if (vr.f16) {
-          v.axpy_f16(scores[j], vr.f16, acc, d.dv);
+      const char* kp = row_ptr(k, c0, hk, b);
+      const char* vp = row_ptr(vt, c0, hk, b);
+      for (int64_t i = 0; i < hp; ++i) {
+        const float* qi = qs + i * d.d;
+        float* ai = acc + i * d.dv;
+        if (k_packed) {
+          dot_rows(kp, k.nb[1], len, qi, d.d, scores);
         } else {
-          v.axpy(scores[j], vr.f32, acc, d.dv);
+          for (int64_t j = 0; j < len; ++j) {
+            load_f32(k.dtype, kp + j * k.nb[1], k.nb[0], ktmp, d.d);
+            scores[j] = v.dot(ktmp, qi, d.d);
+          }
+        }
+        if (mrow) v.add(scores, mbuf, scores, len);
+        const float tile_max = v.max(scores, len);
+        if (tile_max > m[i]) {
+          const float f = m[i] == -INFINITY ? 0.0f : std::exp(m[i] - tile_max);
+          v.scale(ai, ai, d.dv, f, 0.0f);
+          s[i] *= f;
+          m[i] = tile_max;
+        }
+        s[i] += v.exp_sum(scores, scores, len, m[i]);
+        if (v_packed) {
+          acc_rows(vp, vt.nb[1], len, scores, d.dv, ai);
+        } else {
+          for (int64_t j = 0; j < len; ++j) {
+            if (scores[j] == 0.0f) continue;
+            load_f32(vt.dtype, vp + j * vt.nb[1], vt.nb[0], vtmp, d.dv);
+            v.axpy(scores[j], vtmp, ai, d.dv);
+          }
         }
       }
     }
     // A query that sees no key (all masked) gets zeros rather than 0/0.
-    auto* out = reinterpret_cast<float*>(row_ptr(n, h, t, b));
-    v.scale(acc, out, d.dv, s > 0.0f ? 1.0f / s : 0.0f, 0.0f);
+    for (int64_t i = 0; i < hp; ++i) {
+      auto* out = reinterpret_cast<float*>(row_ptr(n, h0 + i, t, b));
+      v.scale(acc + i * d.dv, out, d.dv, s[i] > 0.0f ? 1.0f / s[i] : 0.0f, 0.0f);
+    }
   }
 }
 

@@ -102,6 +102,29 @@ void bf16_to_f32(const uint16_t* x, float* y, int64_t n) {
 void f32_to_bf16(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = ml::fp32_to_bf16(x[i]);
 }
+template <bool kHalf>
+void dot_rows_t(const void* rows, size_t stride, int64_t n_rows, const float* q, int64_t d,
+                float* out) {
+  for (int64_t j = 0; j < n_rows; ++j) {
+    const char* r = static_cast<const char*>(rows) + j * stride;
+    out[j] = kHalf ? dot_f16(reinterpret_cast<const uint16_t*>(r), q, d)
+                   : dot(reinterpret_cast<const float*>(r), q, d);
+  }
+}
+template <bool kHalf>
+void acc_rows_t(const void* rows, size_t stride, int64_t n_rows, const float* w, int64_t d,
+                float* acc) {
+  for (int64_t j = 0; j < n_rows; ++j) {
+    if (w[j] == 0.0f) continue;
+    const char* r = static_cast<const char*>(rows) + j * stride;
+    if (kHalf) {
+      axpy_f16(w[j], reinterpret_cast<const uint16_t*>(r), acc, d);
+    } else {
+      axpy(w[j], reinterpret_cast<const float*>(r), acc, d);
+    }
+  }
+}
+
 void rotate_halves(const float* x, float* y, const float* c, const float* s, int64_t n,
                    int64_t half) {
   for (int64_t i = 0; i < n; ++i) {
@@ -119,10 +142,35 @@ void rotate_pairs(const float* x, float* y, const float* c, const float* s, int6
 }
 
 constexpr Ops kScalar = {
-    "scalar",    add,         sub,           mul,          div,      scale,       silu,
-    swiglu,      gelu_tanh,   gelu_erf,      gelu_quick,   sum,      sum_squares, max,
-    exp_sum,     dot,         dot_f16,       axpy,         axpy_f16, f16_to_f32,  f32_to_f16,
-    bf16_to_f32, f32_to_bf16, rotate_halves, rotate_pairs,
+    .name = "scalar",
+    .add = add,
+    .sub = sub,
+    .mul = mul,
+    .div = div,
+    .scale = scale,
+    .silu = silu,
+    .swiglu = swiglu,
+    .gelu_tanh = gelu_tanh,
+    .gelu_erf = gelu_erf,
+    .gelu_quick = gelu_quick,
+    .sum = sum,
+    .sum_squares = sum_squares,
+    .max = max,
+    .exp_sum = exp_sum,
+    .dot = dot,
+    .dot_f16 = dot_f16,
+    .axpy = axpy,
+    .axpy_f16 = axpy_f16,
+    .f16_to_f32 = f16_to_f32,
+    .f32_to_f16 = f32_to_f16,
+    .bf16_to_f32 = bf16_to_f32,
+    .f32_to_bf16 = f32_to_bf16,
+    .dot_rows = dot_rows_t<false>,
+    .dot_rows_f16 = dot_rows_t<true>,
+    .acc_rows = acc_rows_t<false>,
+    .acc_rows_f16 = acc_rows_t<true>,
+    .rotate_halves = rotate_halves,
+    .rotate_pairs = rotate_pairs,
 };
 
 bool has_avx2() {

@@ -3,6 +3,7 @@
 // widest one the processor has, once; the tables are exposed so tests can compare them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace corral::backend::cpu::vec {
@@ -37,6 +38,17 @@ struct Ops {
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);
   void (*bf16_to_f32)(const uint16_t* x, float* y, int64_t n);
   void (*f32_to_bf16)(const float* x, uint16_t* y, int64_t n);
+  // Scores of a tile of rows: out[j] = dot(row j, q) for rows `stride` bytes apart (f32 or f16
+  // rows of d elements).
+  void (*dot_rows)(const void* rows, size_t stride, int64_t n_rows, const float* q, int64_t d,
+                   float* out);
+  void (*dot_rows_f16)(const void* rows, size_t stride, int64_t n_rows, const float* q, int64_t d,
+                       float* out);
+  // acc += sum_j w[j] * row j over a tile of rows (rows with w[j] == 0 are skipped).
+  void (*acc_rows)(const void* rows, size_t stride, int64_t n_rows, const float* w, int64_t d,
+                   float* acc);
+  void (*acc_rows_f16)(const void* rows, size_t stride, int64_t n_rows, const float* w, int64_t d,
+                       float* acc);
   // Rotates n pairs: y[i] = x[i] c[i] - x[i+h] s[i], y[i+h] = x[i] s[i] + x[i+h] c[i] where
   // h = half (NeoX layout) ...
   void (*rotate_halves)(const float* x, float* y, const float* c, const float* s, int64_t n,

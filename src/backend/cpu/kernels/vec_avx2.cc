@@ -312,6 +312,70 @@ void f32_to_bf16(const float* x, uint16_t* y, int64_t n) {
   }
   for (; i < n; ++i) y[i] = ml::fp32_to_bf16(x[i]);
 }
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p) { return load_h8(p); }
+inline float to_f32(float x) { return x; }
+inline float to_f32(uint16_t x) { return ml::fp16_to_fp32(x); }
+
+// One dot product per row; four accumulators hide the FMA latency.
+template <class T>
+void dot_rows_t(const void* rows, size_t stride, int64_t n_rows, const float* q, int64_t d,
+                float* out) {
+  for (int64_t j = 0; j < n_rows; ++j) {
+    const T* r = reinterpret_cast<const T*>(static_cast<const char*>(rows) + j * stride);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+      a0 = _mm256_fmadd_ps(load8(r + i), _mm256_loadu_ps(q + i), a0);
+      a1 = _mm256_fmadd_ps(load8(r + i + 8), _mm256_loadu_ps(q + i + 8), a1);
+      a2 = _mm256_fmadd_ps(load8(r + i + 16), _mm256_loadu_ps(q + i + 16), a2);
+      a3 = _mm256_fmadd_ps(load8(r + i + 24), _mm256_loadu_ps(q + i + 24), a3);
+    }
+    for (; i + 8 <= d; i += 8) a0 = _mm256_fmadd_ps(load8(r + i), _mm256_loadu_ps(q + i), a0);
+    float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < d; ++i) s += to_f32(r[i]) * q[i];
+    out[j] = s;
+  }
+}
+
+// The accumulator stays in registers, 64 floats at a time, while the tile's rows stream past:
+// no load/store of acc per row.
+template <class T>
+void acc_rows_t(const void* rows, size_t stride, int64_t n_rows, const float* w, int64_t d,
+                float* acc) {
+  const char* base = static_cast<const char*>(rows);
+  int64_t i = 0;
+  for (; i + 64 <= d; i += 64) {
+    __m256 a[8];
+    for (int k = 0; k < 8; ++k) a[k] = _mm256_loadu_ps(acc + i + 8 * k);
+    for (int64_t j = 0; j < n_rows; ++j) {
+      if (w[j] == 0.0f) continue;
+      const T* r = reinterpret_cast<const T*>(base + j * stride) + i;
+      const __m256 vw = _mm256_set1_ps(w[j]);
+      for (int k = 0; k < 8; ++k) a[k] = _mm256_fmadd_ps(vw, load8(r + 8 * k), a[k]);
+    }
+    for (int k = 0; k < 8; ++k) _mm256_storeu_ps(acc + i + 8 * k, a[k]);
+  }
+  for (; i + 8 <= d; i += 8) {
+    __m256 a = _mm256_loadu_ps(acc + i);
+    for (int64_t j = 0; j < n_rows; ++j) {
+      if (w[j] == 0.0f) continue;
+      const T* r = reinterpret_cast<const T*>(base + j * stride) + i;
+      a = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), load8(r), a);
+    }
+    _mm256_storeu_ps(acc + i, a);
+  }
+  for (; i < d; ++i) {
+    float a = acc[i];
+    for (int64_t j = 0; j < n_rows; ++j) {
+      if (w[j] == 0.0f) continue;
+      a += w[j] * to_f32(reinterpret_cast<const T*>(base + j * stride)[i]);
+    }
+    acc[i] = a;
+  }
+}
+
 void rotate_halves(const float* x, float* y, const float* c, const float* s, int64_t n,
                    int64_t half) {
   int64_t i = 0;
@@ -347,10 +411,35 @@ void rotate_pairs(const float* x, float* y, const float* c, const float* s, int6
 }
 
 constexpr Ops kAvx2 = {
-    "avx2",      add,         sub,           mul,          div,      scale,       silu,
-    swiglu,      gelu_tanh,   gelu_erf,      gelu_quick,   sum,      sum_squares, max,
-    exp_sum,     dot,         dot_f16,       axpy,         axpy_f16, f16_to_f32,  f32_to_f16,
-    bf16_to_f32, f32_to_bf16, rotate_halves, rotate_pairs,
+    .name = "avx2",
+    .add = add,
+    .sub = sub,
+    .mul = mul,
+    .div = div,
+    .scale = scale,
+    .silu = silu,
+    .swiglu = swiglu,
+    .gelu_tanh = gelu_tanh,
+    .gelu_erf = gelu_erf,
+    .gelu_quick = gelu_quick,
+    .sum = sum,
+    .sum_squares = sum_squares,
+    .max = max,
+    .exp_sum = exp_sum,
+    .dot = dot,
+    .dot_f16 = dot_f16,
+    .axpy = axpy,
+    .axpy_f16 = axpy_f16,
+    .f16_to_f32 = f16_to_f32,
+    .f32_to_f16 = f32_to_f16,
+    .bf16_to_f32 = bf16_to_f32,
+    .f32_to_bf16 = f32_to_bf16,
+    .dot_rows = dot_rows_t<float>,
+    .dot_rows_f16 = dot_rows_t<uint16_t>,
+    .acc_rows = acc_rows_t<float>,
+    .acc_rows_f16 = acc_rows_t<uint16_t>,
+    .rotate_halves = rotate_halves,
+    .rotate_pairs = rotate_pairs,
 };
 
 }  // namespace
