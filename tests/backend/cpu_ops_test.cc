@@ -222,6 +222,25 @@ TEST(CpuVec, Avx2PrimitivesMatchScalarOnAwkwardLengths) {
   }
 }
 
+TEST(CpuVec, Avx2Q8_0QuantizerRoundsHalvesAwayFromZeroLikeTheReference) {
+  const vec::Ops* fast = vec::avx2_ops();
+  if (!fast) GTEST_SKIP() << "no AVX2 on this processor";
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> d(-2.0f, 2.0f);
+  std::vector<float> x(32 * 20);
+  for (float& e : x) e = d(rng);
+  // Block 0: amax 127 gives d = 1, so these are exact ties.
+  for (int j = 0; j < 32; ++j) x[j] = (j % 2 ? -1.0f : 1.0f) * (0.5f + j);
+  x[31] = 127.0f;
+  for (int j = 32; j < 64; ++j) x[j] = 0.0f;  // an all-zero block
+  std::vector<uint8_t> a(34 * 20), b(34 * 20);
+  fast->quantize_q8_0(x.data(), a.data(), static_cast<int64_t>(x.size()));
+  vec::scalar_ops().quantize_q8_0(x.data(), b.data(), static_cast<int64_t>(x.size()));
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(static_cast<int8_t>(a[2]), 1);   // 0.5 -> 1
+  EXPECT_EQ(static_cast<int8_t>(a[3]), -2);  // -1.5 -> -2
+}
+
 TEST(CpuVec, ExpHandlesInfinitiesAndExtremes) {
   const vec::Ops& v = vec::ops();
   const float x[9] = {-INFINITY, -200.0f, -87.0f, -1.0f, 0.0f, 1.0f, 50.0f, 88.5f, 89.0f};

@@ -92,7 +92,7 @@ void store_f32(ml::DType t, const float* x, void* y, int64_t n) {
       vec::ops().f32_to_bf16(x, static_cast<uint16_t*>(y), n);
       return;
     case ml::DType::Q8_0:
-      quantize_q8_0(x, y, n);
+      vec::ops().quantize_q8_0(x, y, n);
       return;
     case ml::DType::Q4_0:
       quantize_q4_0(x, y, n);

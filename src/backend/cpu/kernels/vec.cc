@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "backend/cpu/kernels/convert.h"
 #include "ml/fp16.h"
 
 namespace corral::backend::cpu::vec {
@@ -169,6 +170,7 @@ constexpr Ops kScalar = {
     .dot_rows_f16 = dot_rows_t<true>,
     .acc_rows = acc_rows_t<false>,
     .acc_rows_f16 = acc_rows_t<true>,
+    .quantize_q8_0 = quantize_q8_0,
     .rotate_halves = rotate_halves,
     .rotate_pairs = rotate_pairs,
 };

@@ -49,6 +49,8 @@ struct Ops {
                    float* acc);
   void (*acc_rows_f16)(const void* rows, size_t stride, int64_t n_rows, const float* w, int64_t d,
                        float* acc);
+  // n floats (whole blocks of 32) to q8_0 blocks, byte for byte as the reference quantizer.
+  void (*quantize_q8_0)(const float* x, void* y, int64_t n);
   // Rotates n pairs: y[i] = x[i] c[i] - x[i+h] s[i], y[i+h] = x[i] s[i] + x[i+h] c[i] where
   // h = half (NeoX layout) ...
   void (*rotate_halves)(const float* x, float* y, const float* c, const float* s, int64_t n,

@@ -7,6 +7,7 @@
 
 #include "backend/cpu/kernels/vec.h"
 #include "ml/fp16.h"
+#include "ml/quant/blocks.h"
 
 namespace corral::backend::cpu::vec {
 namespace {
@@ -376,6 +377,42 @@ void acc_rows_t(const void* rows, size_t stride, int64_t n_rows, const float* w,
   }
 }
 
+// q8_0 as the reference computes it: d = amax / 127, q = roundf(x * (1 / d)). roundf rounds
+// halves away from zero, which no AVX rounding mode does, so it is rebuilt from truncation:
+// q = trunc(v) + sign(v) when |v - trunc(v)| >= 0.5 (v - trunc(v) is exact).
+void quantize_q8_0(const float* x, void* y, int64_t n) {
+  auto* out = static_cast<ml::quant::BlockQ8_0*>(y);
+  const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < n / 32; ++b, x += 32) {
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(x + 8 * k);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_bit, v[k]));
+    }
+    const float d = hmax(amax) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = ml::fp32_to_fp16(d);
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) {
+      const __m256 s = _mm256_mul_ps(v[k], vid);
+      const __m256 t = _mm256_round_ps(s, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __m256 frac = _mm256_andnot_ps(sign_bit, _mm256_sub_ps(s, t));
+      const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+      const __m256 step = _mm256_or_ps(_mm256_and_ps(s, sign_bit), _mm256_set1_ps(1.0f));
+      q[k] = _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, step)));
+    }
+    // Pack 4 x 8 int32 to 32 int8; the packs interleave 128-bit lanes, the permute undoes it.
+    const __m256i p01 = _mm256_packs_epi32(q[0], q[1]);
+    const __m256i p23 = _mm256_packs_epi32(q[2], q[3]);
+    const __m256i p = _mm256_packs_epi16(p01, p23);
+    const __m256i ordered =
+        _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].qs), ordered);
+  }
+}
+
 void rotate_halves(const float* x, float* y, const float* c, const float* s, int64_t n,
                    int64_t half) {
   int64_t i = 0;
@@ -438,6 +475,7 @@ constexpr Ops kAvx2 = {
     .dot_rows_f16 = dot_rows_t<uint16_t>,
     .acc_rows = acc_rows_t<float>,
     .acc_rows_f16 = acc_rows_t<uint16_t>,
+    .quantize_q8_0 = quantize_q8_0,
     .rotate_halves = rotate_halves,
     .rotate_pairs = rotate_pairs,
 };
