@@ -302,6 +302,25 @@ TEST_F(CpuOps, ContiguousBinaryOpsBroadcastRowsAndMatrices) {
   expect_near(g, out, want, 0, "mul");
 }
 
+TEST_F(CpuOps, BinaryOpsRepeatShortRowsAlongLongOnes) {
+  for (int64_t b0 : {1, 3, 7, 32}) {
+    Graph g;
+    const Shape sa{b0 * 97, 3, 1, 1};
+    Tensor a = leaf(g, sa);
+    Tensor b = leaf(g, {b0, 3}, random(b0 * 3, 0.5f, 2.0f));
+    const auto& av = data_of(a);
+    const auto& bv = data_of(b);
+    std::vector<float> sum, quo;
+    for (int64_t r = 0; r < 3; ++r)
+      for (int64_t i = 0; i < sa[0]; ++i) {
+        sum.push_back(av[r * sa[0] + i] + bv[r * b0 + i % b0]);
+        quo.push_back(av[r * sa[0] + i] / bv[r * b0 + i % b0]);
+      }
+    expect_near(g, ml::add(a, b), sum, 0, "add b0=" + std::to_string(b0));
+    expect_near(g, ml::div(a, b), quo, 0, "div b0=" + std::to_string(b0));
+  }
+}
+
 TEST_F(CpuOps, ActivationsMatchTheirFormulas) {
   for (int64_t n0 : kLengths) {
     Graph g;

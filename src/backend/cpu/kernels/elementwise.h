@@ -52,7 +52,16 @@ void binary_rows(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n
     if (a.nb[0] == sizeof(float) && b.nb[0] == sizeof(float)) {
       const auto* xf = reinterpret_cast<const float*>(x);
       const auto* wf = reinterpret_cast<const float*>(w);
-      for (int64_t i = 0; i < ne0; i += nb0) f(xf + i, wf, y + i, nb0);
+      if (nb0 >= 64 || nb0 == ne0) {
+        for (int64_t i = 0; i < ne0; i += nb0) f(xf + i, wf, y + i, nb0);
+        continue;
+      }
+      // A short src1 row (a scalar, a few channels): tile it across a stack chunk once, so the
+      // primitive runs on long spans instead of nb0 elements at a time.
+      float rep[kChunk];
+      const int64_t span = kChunk / nb0 * nb0;
+      for (int64_t j = 0; j < span; ++j) rep[j] = wf[j % nb0];
+      for (int64_t i = 0; i < ne0; i += span) f(xf + i, rep, y + i, std::min(span, ne0 - i));
       continue;
     }
     // Strided: chunks of the row, with src1's row gathered per repetition.
