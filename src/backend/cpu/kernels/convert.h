@@ -11,7 +11,8 @@
 
 namespace corral::backend::cpu {
 
-// n is a multiple of 32.
+// Scalar versions; n is a multiple of 32. store_f32 takes q8_0 through vec::ops() (AVX2 when
+// present, the same bytes either way).
 void quantize_q8_0(const float* x, void* y, int64_t n);
 void quantize_q4_0(const float* x, void* y, int64_t n);
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstring>
 
 #include "backend/cpu/kernels/kernels.h"
 #include "backend/cpu/kernels/rows.h"
