@@ -622,6 +622,10 @@ TEST_F(CpuOps, FlashAttnMatchesSoftmaxOfScoresTimesV) {
       {128, 128, 257, 3, 2, 2, DType::F16, false, true, DType::F32},
       {64, 40, 200, 2, 8, 2, DType::F32, true, true, DType::F32, true},
       {32, 32, 150, 3, 4, 4, DType::F16, false, false, DType::F32, true},
+      // Prefill: blocks of query tokens share each tile (19 and 33 are not whole blocks).
+      {64, 64, 40, 19, 4, 2, DType::F16, true, true, DType::F32},
+      {32, 48, 170, 33, 2, 1, DType::F32, true, false, DType::F32},
+      {16, 16, 300, 24, 2, 2, DType::F32, false, true, DType::F16, true},
   };
   for (const Case& c : cases) {
     Graph g;
