@@ -318,25 +318,51 @@ inline __m256 load8(const uint16_t* p) { return load_h8(p); }
 inline float to_f32(float x) { return x; }
 inline float to_f32(uint16_t x) { return ml::fp16_to_fp32(x); }
 
-// One dot product per row; four accumulators hide the FMA latency.
+// Four rows at a time, one accumulator each: four independent FMA chains hide the latency, q is
+// loaded once per four rows, and one transposing reduction yields all four sums.
 template <class T>
 void dot_rows_t(const void* rows, size_t stride, int64_t n_rows, const float* q, int64_t d,
                 float* out) {
-  for (int64_t j = 0; j < n_rows; ++j) {
-    const T* r = reinterpret_cast<const T*>(static_cast<const char*>(rows) + j * stride);
+  const char* base = static_cast<const char*>(rows);
+  const int64_t d8 = d / 8 * 8;
+  int64_t j = 0;
+  for (; j + 4 <= n_rows; j += 4) {
+    const T* r0 = reinterpret_cast<const T*>(base + j * stride);
+    const T* r1 = reinterpret_cast<const T*>(base + (j + 1) * stride);
+    const T* r2 = reinterpret_cast<const T*>(base + (j + 2) * stride);
+    const T* r3 = reinterpret_cast<const T*>(base + (j + 3) * stride);
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= d; i += 32) {
-      a0 = _mm256_fmadd_ps(load8(r + i), _mm256_loadu_ps(q + i), a0);
-      a1 = _mm256_fmadd_ps(load8(r + i + 8), _mm256_loadu_ps(q + i + 8), a1);
-      a2 = _mm256_fmadd_ps(load8(r + i + 16), _mm256_loadu_ps(q + i + 16), a2);
-      a3 = _mm256_fmadd_ps(load8(r + i + 24), _mm256_loadu_ps(q + i + 24), a3);
+    for (int64_t i = 0; i < d8; i += 8) {
+      const __m256 vq = _mm256_loadu_ps(q + i);
+      a0 = _mm256_fmadd_ps(load8(r0 + i), vq, a0);
+      a1 = _mm256_fmadd_ps(load8(r1 + i), vq, a1);
+      a2 = _mm256_fmadd_ps(load8(r2 + i), vq, a2);
+      a3 = _mm256_fmadd_ps(load8(r3 + i), vq, a3);
     }
-    for (; i + 8 <= d; i += 8) a0 = _mm256_fmadd_ps(load8(r + i), _mm256_loadu_ps(q + i), a0);
-    float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < d; ++i) s += to_f32(r[i]) * q[i];
-    out[j] = s;
+    // hadd pairs up the rows; adding the two 128-bit halves finishes [s0, s1, s2, s3].
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    __m128 sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    if (d8 < d) {
+      float tail[4] = {0, 0, 0, 0};
+      for (int64_t i = d8; i < d; ++i) {
+        tail[0] += to_f32(r0[i]) * q[i];
+        tail[1] += to_f32(r1[i]) * q[i];
+        tail[2] += to_f32(r2[i]) * q[i];
+        tail[3] += to_f32(r3[i]) * q[i];
+      }
+      sums = _mm_add_ps(sums, _mm_loadu_ps(tail));
+    }
+    _mm_storeu_ps(out + j, sums);
+  }
+  for (; j < n_rows; ++j) {
+    const T* r = reinterpret_cast<const T*>(base + j * stride);
+    __m256 a = _mm256_setzero_ps();
+    for (int64_t i = 0; i < d8; i += 8)
+      a = _mm256_fmadd_ps(load8(r + i), _mm256_loadu_ps(q + i), a);
+    float sum = hsum(a);
+    for (int64_t i = d8; i < d; ++i) sum += to_f32(r[i]) * q[i];
+    out[j] = sum;
   }
 }
 
