@@ -74,7 +74,7 @@ void conv2d(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
     for (int64_t co = 0; co < d.cout; ++co) {
       const float* kr = w + co * d.k;
       auto* out = reinterpret_cast<float*>(row_ptr(n, 0, co, b));  // [OW*OH] plane of co
-      for (int64_t j = 0; j < np; ++j) out[px0 + j] = v.dot(kr, cols + j * d.k, d.k);
+      v.dot_rows(cols, d.k * sizeof(float), np, kr, d.k, out + px0);
     }
   }
 }
