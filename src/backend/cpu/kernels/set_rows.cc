@@ -32,8 +32,8 @@ void set_rows(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
     }
     const char* x = row_ptr(rows, ix);
     char* y = row_ptr(n, dst_row, ix.i2, ix.i3);
-    if (n.dtype == ml::DType::F32 && rows.nb[0] == sizeof(float)) {
-      std::memcpy(y, x, ne0 * sizeof(float));
+    if (rows.nb[0] == sizeof(float)) {
+      store_f32(n.dtype, reinterpret_cast<const float*>(x), y, ne0);
       continue;
     }
     for (int64_t i = 0; i < ne0; i += kChunk) {

@@ -22,8 +22,13 @@ void softmax(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   for (int64_t r = r0; r < r1; ++r) {
     const RowIndex ix = row_index(n.ne, r);
     auto* y = reinterpret_cast<float*>(row_ptr(n, ix));
-    gather_f32(row_ptr(a, ix), a.nb[0], y, ne0);
-    v.scale(y, y, ne0, scale, 0.0f);
+    const char* x = row_ptr(a, ix);
+    if (a.nb[0] == sizeof(float)) {
+      v.scale(reinterpret_cast<const float*>(x), y, ne0, scale, 0.0f);
+    } else {
+      gather_f32(x, a.nb[0], y, ne0);
+      v.scale(y, y, ne0, scale, 0.0f);
+    }
     if (mask) {
       const char* m = row_ptr(*mask, ix.i1, 0, 0);
       if (mask->dtype == ml::DType::F32 && mask->nb[0] == sizeof(float)) {
