@@ -213,6 +213,28 @@ TEST(CpuVec, Avx2PrimitivesMatchScalarOnAwkwardLengths) {
       ref.acc_rows_f16(tile16.data(), stride * 2, rows, w, n, y2.data());
       EXPECT_LE(nmse(y1, y2), 1e-13) << "acc_rows_f16 n=" << n;
     }
+    {
+      // Rotations: n pairs over 2n values, with per-pair cos/sin.
+      std::vector<float> x2(2 * n), r1(2 * n), r2(2 * n), c(n), sn(n);
+      for (int64_t i = 0; i < n; ++i) {
+        x2[i] = a[i];
+        x2[n + i] = b[i];
+        c[i] = std::cos(a[i]);
+        sn[i] = std::sin(a[i]);
+      }
+      fast->rotate_pairs(x2.data(), r1.data(), c.data(), sn.data(), n);
+      ref.rotate_pairs(x2.data(), r2.data(), c.data(), sn.data(), n);
+      EXPECT_LE(nmse(r1, r2), 1e-13) << "rotate_pairs n=" << n;
+      fast->rotate_halves(x2.data(), r1.data(), c.data(), sn.data(), n, n);
+      ref.rotate_halves(x2.data(), r2.data(), c.data(), sn.data(), n, n);
+      EXPECT_LE(nmse(r1, r2), 1e-13) << "rotate_halves n=" << n;
+      fast->scale(a.data(), y1.data(), n, 0.3f, -2.0f);
+      ref.scale(a.data(), y2.data(), n, 0.3f, -2.0f);
+      EXPECT_LE(nmse(y1, y2), 1e-13) << "scale n=" << n;
+      fast->axpy(0.3f, a.data(), y1.data(), n);
+      ref.axpy(0.3f, a.data(), y2.data(), n);
+      EXPECT_LE(nmse(y1, y2), 1e-13) << "axpy n=" << n;
+    }
     fast->f32_to_bf16(a.data(), h1.data(), n);
     ref.f32_to_bf16(a.data(), h2.data(), n);
     EXPECT_EQ(h1, h2) << "f32_to_bf16 n=" << n;
