@@ -578,6 +578,9 @@ TEST_F(CpuOps, RopeMatchesGgmlSemanticsInEveryMode) {
       {"normal yarn + freq factors", RopeMode::kNormal, 128, 128, true, 0.5f, 0.125f, {}},
       {"mrope", RopeMode::kMRope, 128, 128, false, 0, 1, {16, 24, 24, 0}},
       {"vision", RopeMode::kVision, 64, 32, false, 0, 1, {8, 8, 0, 0}},
+      // More pairs than the kernel caches at once (256): angles come in pieces.
+      {"neox long head", RopeMode::kNeox, 600, 600, true, 0.5f, 0.5f, {}},
+      {"normal long head", RopeMode::kNormal, 530, 520, false, 0, 1, {}},
   };
   for (const Case& c : cases) {
     Graph g;
