@@ -211,9 +211,16 @@ constexpr double kFloat = 1e-7;
 constexpr double kApprox = 1e-6;
 // A rounding tie broken the other way by a SIMD quantizer moves one value by one step.
 constexpr double kQuantize = 1e-6;
-// Kernels that round activations to the weights' vec-dot type (f16, bf16, q8_0, q8_K) before
-// the dot product, as ggml's CPU backend does; also f16 K/V attention with f16 accumulation.
+// Products whose fast kernels may round an operand to a narrower type first, as ggml's CPU and
+// CUDA backends do: activations to f16 next to f16 weights (about 2^-11 relative per value),
+// to bf16 next to bf16 weights (2^-8), and to q8_0/q8_K next to quantized weights (ggml's
+// test-backend-ops bound, which also covers f16 K/V attention accumulated in f16).
+constexpr double kF16Operand = 1e-6;
+constexpr double kBf16Operand = 1e-5;
 constexpr double kLowPrecision = 5e-4;
+// conv2d with an f16 kernel: ggml's path rounds the image to f16 in im2col and sums f16
+// products in a GEMM with up to KW * KH * Cin = 588 terms here.
+constexpr double kF16Conv = 1e-5;
 
 const DType kPlain[] = {DType::F32, DType::F16, DType::BF16};
 const DType kBlock32[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0};
@@ -224,7 +231,8 @@ const int64_t kWidths[] = {7, 8, 9, 15, 16, 17, 31, 32, 33, 255, 256, 257};
 std::string dt(DType t) { return std::string(ml::dtype_name(t)); }
 std::string num(int64_t v) { return std::to_string(v); }
 
-// Row lengths a dtype allows: awkward widths for plain types, 1, 2, 3 and 9 blocks otherwise.
+// Row lengths a dtype allows: the awkward widths for plain types; 1, 2, 3 and 9 blocks of 32, or
+// 1, 2 and 3 super-blocks of 256, for block formats.
 std::vector<int64_t> widths_for(DType t) {
   if (!ml::is_quantized(t)) return {std::begin(kWidths), std::end(kWidths)};
   const int64_t b = ml::block_size(t);
@@ -232,8 +240,8 @@ std::vector<int64_t> widths_for(DType t) {
   return {b, 2 * b, 3 * b, 9 * b};
 }
 
-// An f32 input of logical shape ne whose storage is transposed (dims 0 and 1 swapped), so the
-// op sees nb[0] != 4.
+// An input of logical shape ne whose storage is transposed (dims 0 and 1 swapped), so the op
+// sees nb[0] larger than the element size.
 Tensor transposed_input(CaseBuilder& b, DType t, const Shape& ne, float lo = -1, float hi = 1) {
   Tensor leaf = b.uniform(t, {ne[1], ne[0], ne[2], ne[3]}, lo, hi);
   return ml::transpose(leaf);
@@ -453,7 +461,10 @@ void add_mul_mat_cases(std::vector<OpCase>& cases) {
   weights.insert(weights.end(), std::begin(kBlock32), std::end(kBlock32));
   weights.insert(weights.end(), std::begin(kBlock256), std::end(kBlock256));
   for (DType t : weights) {
-    const double bound = t == DType::F32 ? kFloat : kLowPrecision;
+    const double bound = t == DType::F32    ? kFloat
+                         : t == DType::F16  ? kF16Operand
+                         : t == DType::BF16 ? kBf16Operand
+                                            : kLowPrecision;
     for (int64_t k : widths_for(t)) {
       // n = 1 is the decode (matrix-vector) path; 7 and 33 reach the tiled GEMM edges.
       for (int64_t n : {1, 7, 33}) {
@@ -473,6 +484,11 @@ void add_mul_mat_cases(std::vector<OpCase>& cases) {
              return ml::mul_mat(w, b.uniform(DType::F32, {k, 16, 1, 1}));
            }});
     }
+    // A prefill-sized product whose m and n are not multiples of any tile size.
+    cases.push_back({"mul_mat_" + dt(t) + "_k" + num(k) + "_m40_n70", bound, [=](CaseBuilder& b) {
+                       Tensor w = b.uniform(t, {k, 40, 1, 1});
+                       return ml::mul_mat(w, b.uniform(DType::F32, {k, 70, 1, 1}));
+                     }});
     // Batched weights broadcast over activation heads: ratios 1, 2 (GQA), 4 and over dim 3.
     const std::vector<std::pair<Shape, Shape>> batches = {
         {{1, 1, 2, 3}, {1, 1, 2, 3}},  // no broadcast, several batch dims
@@ -668,6 +684,15 @@ void add_flash_attn_cases(std::vector<OpCase>& cases) {
         }
       }
     }
+    // A prefill-sized block of queries (tiled kernels' edges).
+    cases.push_back(
+        {"flash_attn_" + dt(kv) + "_hd64_h4_kv2_t37_nkv70_causal_mask_f16", bound,
+         [=](CaseBuilder& b) {
+           Tensor q = b.uniform(DType::F32, {64, 37, 4, 1});
+           Tensor k = b.uniform(kv, {64, 70, 2, 1});
+           Tensor v = b.uniform(kv, {64, 70, 2, 1});
+           return ml::flash_attn(q, k, v, b.mask(DType::F16, {70, 40, 1, 1}, 0.1), 0.125f, true);
+         }});
     // Permuted Q/K/V views ([head_dim, n_head, n_tokens] storage, as projections produce),
     // a value head size different from the key's, and two sequences in dim 3.
     cases.push_back(
@@ -710,8 +735,8 @@ void add_conv_cases(std::vector<OpCase>& cases) {
   for (const Geometry& gm : geoms) {
     for (DType kt : {DType::F32, DType::F16}) {
       const ml::op::Conv2D p{gm.s0, gm.s1, gm.p0, gm.p1, gm.d0, gm.d1};
-      cases.push_back({"conv2d_" + dt(kt) + "_" + gm.name,
-                       kt == DType::F32 ? kFloat : kLowPrecision, [=](CaseBuilder& b) {
+      cases.push_back({"conv2d_" + dt(kt) + "_" + gm.name, kt == DType::F32 ? kFloat : kF16Conv,
+                       [=](CaseBuilder& b) {
                          Tensor kernel = b.uniform(kt, gm.kernel);
                          return ml::conv2d(kernel, b.uniform(DType::F32, gm.image), p);
                        }});

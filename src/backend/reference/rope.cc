@@ -115,21 +115,22 @@ void rope(const ml::Graph& g, const ml::Node& n) {
   const auto& p = n.params<ml::op::Rope>();
   const ml::Node& a = src(g, n, 0);
   const ml::Node& pos = src(g, n, 1);
-  std::vector<float> factors;
-  if (has_src(n, 2)) {
-    const ml::Node& ff = src(g, n, 2);
-    factors.resize(static_cast<size_t>(ff.ne[0]));
-    for (int64_t i = 0; i < ff.ne[0]; ++i) factors[i] = load(ff, i, 0, 0, 0);
-  }
-  // Factors exist for the rotated pairs only; the cache entries past n_dims are never used by
-  // the normal and NeoX modes, so they are computed without factors.
   const int64_t ne0 = n.ne[0];
   assert(p.mode != RopeMode::kVision || ne0 == 2 * p.n_dims);
   const bool multi = p.mode == RopeMode::kMRope || p.mode == RopeMode::kVision;
+  // Vision rotates the whole head, so its angles run over ne0 / 2 pairs; the other modes use
+  // the first n_dims / 2 only.
   const int64_t cache_len = p.mode == RopeMode::kVision ? ne0 : p.n_dims;
-  std::vector<float> ff_padded(static_cast<size_t>(ne0 / 2 + 1), 1.0f);
-  for (size_t i = 0; i < factors.size() && i < ff_padded.size(); ++i) ff_padded[i] = factors[i];
-  const float* ff = factors.empty() ? nullptr : ff_padded.data();
+  // One frequency factor per pair; pairs past those given (vision's second half) get 1.
+  std::vector<float> factors;
+  if (has_src(n, 2)) {
+    const ml::Node& ff = src(g, n, 2);
+    factors.assign(static_cast<size_t>(cache_len / 2), 1.0f);
+    for (int64_t i = 0; i < std::min<int64_t>(ff.ne[0], cache_len / 2); ++i) {
+      factors[i] = load(ff, i, 0, 0, 0);
+    }
+  }
+  const float* ff = factors.empty() ? nullptr : factors.data();
 
   const float theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_dims));
   float corr[2];
