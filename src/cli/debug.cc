@@ -188,9 +188,10 @@ void print_text(const File& f, const DebugOptions& o) {
 void add_debug_command(CLI::App& app) {
   auto* debug = app.add_subcommand("debug", "Inspect files and internals (for developers)");
   debug->require_subcommand(1);
-  auto* gguf = debug->add_subcommand(
-      "gguf", "Print a GGUF file's metadata (key, type, value) and tensor table "
-              "(name, dtype, shape, offset in the data section, bytes)");
+  auto* gguf =
+      debug->add_subcommand("gguf",
+                            "Print a GGUF file's metadata (key, type, value) and tensor table "
+                            "(name, dtype, shape, offset in the data section, bytes)");
   auto opts = std::make_shared<DebugOptions>();
   gguf->add_option("file", opts->path, "GGUF file")->required();
   gguf->add_flag("--json", opts->json,

@@ -19,13 +19,13 @@ using ml::gguf::Metadata;
 // llama.cpp's llama_ftype numbers (general.file_type) and the names quantize prints.
 std::optional<std::string> file_type_name(int64_t ftype) {
   static const std::map<int64_t, const char*> kNames = {
-      {0, "F32"},       {1, "F16"},      {2, "Q4_0"},     {3, "Q4_1"},     {7, "Q8_0"},
-      {8, "Q5_0"},      {9, "Q5_1"},     {10, "Q2_K"},    {11, "Q3_K_S"},  {12, "Q3_K_M"},
-      {13, "Q3_K_L"},   {14, "Q4_K_S"},  {15, "Q4_K_M"},  {16, "Q5_K_S"},  {17, "Q5_K_M"},
-      {18, "Q6_K"},     {19, "IQ2_XXS"}, {20, "IQ2_XS"},  {21, "Q2_K_S"},  {22, "IQ3_XS"},
-      {23, "IQ3_XXS"},  {24, "IQ1_S"},   {25, "IQ4_NL"},  {26, "IQ3_S"},   {27, "IQ3_M"},
-      {28, "IQ2_S"},    {29, "IQ2_M"},   {30, "IQ4_XS"},  {31, "IQ1_M"},   {32, "BF16"},
-      {36, "TQ1_0"},    {37, "TQ2_0"},   {38, "MXFP4_MOE"},
+      {0, "F32"},      {1, "F16"},      {2, "Q4_0"},       {3, "Q4_1"},    {7, "Q8_0"},
+      {8, "Q5_0"},     {9, "Q5_1"},     {10, "Q2_K"},      {11, "Q3_K_S"}, {12, "Q3_K_M"},
+      {13, "Q3_K_L"},  {14, "Q4_K_S"},  {15, "Q4_K_M"},    {16, "Q5_K_S"}, {17, "Q5_K_M"},
+      {18, "Q6_K"},    {19, "IQ2_XXS"}, {20, "IQ2_XS"},    {21, "Q2_K_S"}, {22, "IQ3_XS"},
+      {23, "IQ3_XXS"}, {24, "IQ1_S"},   {25, "IQ4_NL"},    {26, "IQ3_S"},  {27, "IQ3_M"},
+      {28, "IQ2_S"},   {29, "IQ2_M"},   {30, "IQ4_XS"},    {31, "IQ1_M"},  {32, "BF16"},
+      {36, "TQ1_0"},   {37, "TQ2_0"},   {38, "MXFP4_MOE"},
   };
   auto it = kNames.find(ftype);
   if (it == kNames.end()) return std::nullopt;
@@ -108,9 +108,8 @@ void row(std::ostream& out, const std::string& label, const std::string& value) 
 void run_show(const std::string& path) {
   const File f = File::open(path);
   const Metadata& m = f.metadata();
-  const std::string arch = m.contains("general.architecture")
-                               ? m.get_string("general.architecture")
-                               : std::string("unknown");
+  const std::string arch = m.contains("general.architecture") ? m.get_string("general.architecture")
+                                                              : std::string("unknown");
   const auto arch_key = [&](const std::string& k) { return scalar_text(m, arch + "." + k); };
 
   uint64_t n_params = 0;
@@ -151,8 +150,9 @@ void run_show(const std::string& path) {
 }  // namespace
 
 void add_show_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("show", "Show a model's summary: architecture, parameters, "
-                                         "context and embedding length, quantization");
+  auto* cmd = app.add_subcommand("show",
+                                 "Show a model's summary: architecture, parameters, "
+                                 "context and embedding length, quantization");
   auto path = std::make_shared<std::string>();
   cmd->add_option("file", *path, "GGUF model file")->required();
   cmd->footer("Example: corral show stories260K-f32.gguf");

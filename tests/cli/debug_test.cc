@@ -51,7 +51,8 @@ TEST(CliDebugGguf, JsonIsOneDocumentWithMetadataAndTensors) {
   EXPECT_EQ(doc["tensors"][1]["shape"], nlohmann::json::array({64}));
   EXPECT_EQ(doc["tensors"][1]["offset"], 131072);
 
-  const auto full = nlohmann::json::parse(run_corral("debug gguf --json -v '" + path + "'", false).out);
+  const auto full =
+      nlohmann::json::parse(run_corral("debug gguf --json -v '" + path + "'", false).out);
   EXPECT_EQ(full["metadata"]["tokenizer.ggml.tokens"]["value"].size(), 512u);
   EXPECT_EQ(full["metadata"]["tokenizer.ggml.tokens"]["value"][1], "<s>");
 }

@@ -16,8 +16,8 @@ struct CommandResult {
 
 // `args` is pasted after the binary path; merge_stderr adds 2>&1, else stderr goes to /dev/null.
 inline CommandResult run_corral(const std::string& args, bool merge_stderr = true) {
-  const std::string cmd = std::string("'") + CORRAL_BINARY + "' " + args +
-                          (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  const std::string cmd =
+      std::string("'") + CORRAL_BINARY + "' " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
   CommandResult r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
