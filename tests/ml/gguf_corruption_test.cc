@@ -416,5 +416,22 @@ TEST(GgufCorruptionSynthetic, EmptyArrayOfHugeCountClaimsNothing) {
   EXPECT_THROW(File::parse(b), FormatError);
 }
 
+TEST(GgufCorruptionSynthetic, MetadataItemBudgetBoundsMemory) {
+  // 17M one-byte items are honestly present in the file, yet would cost ~40x their size as
+  // Values: the reader refuses past kMaxMetadataItems.
+  Bytes b = header(0, 1);
+  append_str(b, "bytes");
+  append_u32(b, 9);
+  append_u32(b, 0);
+  append_u64(b, kMaxMetadataItems + 1);
+  b.resize(b.size() + kMaxMetadataItems + 1);
+  try {
+    File::parse(b, "big.gguf");
+    FAIL() << "parsed";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("array items"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace corral::ml::gguf

@@ -1,7 +1,10 @@
 #include "ml/gguf/reader.h"
 
+#include "ml/gguf/writer.h"
+
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -161,6 +164,29 @@ TEST(GgufMetadata, SetReplacesInPlaceAndAddRejectsDuplicates) {
   EXPECT_EQ(m[0].first, "b");
   EXPECT_EQ(m.get_string("b"), "x");
   EXPECT_THROW(Value::array(ValueType::kUint32, {Value(uint32_t{1}), Value(1.0f)}), MetadataError);
+}
+
+TEST(GgufReader, ReadsVersion2LikeVersion3) {
+  Writer w;
+  w.metadata().add("general.architecture", "llama");
+  const std::vector<uint8_t> data = {1, 2, 3, 4};
+  w.add_tensor("t", DType::I8, {4}, data);
+  std::vector<uint8_t> bytes = w.to_bytes();
+  bytes[4] = 2;
+  const File f = File::parse(bytes, "v2");
+  EXPECT_EQ(f.version(), 2u);
+  EXPECT_EQ(f.metadata().get_string("general.architecture"), "llama");
+  EXPECT_EQ(f.tensor("t").data[3], 4);
+}
+
+TEST(GgufReader, MovedFileKeepsTensorPointers) {
+  File f = File::open(testing::testdata_path("tinystories260k/stories260K-f32.gguf"));
+  const uint8_t* data = f.tensor("output.weight").data;
+  const File moved = std::move(f);
+  EXPECT_EQ(moved.tensor("output.weight").data, data);
+  float x;
+  std::memcpy(&x, data, 4);
+  EXPECT_TRUE(std::isfinite(x));
 }
 
 TEST(GgufReader, MissingFileErrorNamesPath) {

@@ -112,6 +112,8 @@ class Cursor {
 
   void seek(uint64_t pos) { pos_ = pos; }
 
+  uint64_t items_left = kMaxMetadataItems;  // budget for array items, see kMaxMetadataItems
+
  private:
   std::span<const uint8_t> bytes_;
   const std::string& source_;
@@ -140,6 +142,11 @@ Value read_array(Cursor& c, int depth, const std::string& key, const std::string
                          std::string(type_name(*element)) + " but only " +
                          std::to_string(c.remaining()) + " bytes are left in the file");
   }
+  if (n > c.items_left) {
+    c.fail(count_at, "key '" + key + "' brings the metadata past " +
+                         std::to_string(kMaxMetadataItems) + " array items");
+  }
+  c.items_left -= n;
   Array a;
   a.type = *element;
   a.items.reserve(static_cast<size_t>(n));

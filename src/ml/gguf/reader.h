@@ -25,6 +25,10 @@ inline constexpr uint32_t kDefaultAlignment = 32;
 inline constexpr int kMaxDims = 4;
 // Arrays of arrays deeper than this are rejected (recursion bound for hostile input).
 inline constexpr int kMaxArrayDepth = 8;
+// Array items in all metadata together. Each item costs a Value (~40 bytes) in memory, far more
+// than its bytes on disk, so a file of one huge u8 array could otherwise make the reader allocate
+// many times its size. Real vocabularies hold well under a million items.
+inline constexpr uint64_t kMaxMetadataItems = uint64_t{1} << 24;
 
 // The file is not valid GGUF. what() = "<file>: at byte offset <n>: <defect>".
 class FormatError : public std::runtime_error {

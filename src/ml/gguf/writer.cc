@@ -170,7 +170,11 @@ void Writer::add_tensor(std::string name, DType dtype, std::span<const int64_t> 
                                 " is not a multiple of the " + std::string(dtype_name(dtype)) +
                                 " block size " + std::to_string(block_size(dtype)));
   }
-  const uint64_t nbytes = static_cast<uint64_t>(n / block_size(dtype)) * type_size(dtype);
+  uint64_t nbytes = 0;
+  if (__builtin_mul_overflow(static_cast<uint64_t>(n / block_size(dtype)), type_size(dtype),
+                             &nbytes)) {
+    throw std::invalid_argument(what + ": byte size overflows 64 bits");
+  }
   if (data.size() != nbytes) {
     throw std::invalid_argument(what + ": " + std::to_string(data.size()) +
                                 " data bytes given, shape and dtype need " +

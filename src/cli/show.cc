@@ -1,0 +1,162 @@
+// `corral show FILE.gguf`: a model summary in the layout of `ollama show`.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "cli/commands.h"
+#include "ml/gguf/reader.h"
+
+namespace corral::cli {
+namespace {
+
+using ml::gguf::File;
+using ml::gguf::Metadata;
+
+// llama.cpp's llama_ftype numbers (general.file_type) and the names quantize prints.
+std::optional<std::string> file_type_name(int64_t ftype) {
+  static const std::map<int64_t, const char*> kNames = {
+      {0, "F32"},      {1, "F16"},      {2, "Q4_0"},       {3, "Q4_1"},    {7, "Q8_0"},
+      {8, "Q5_0"},     {9, "Q5_1"},     {10, "Q2_K"},      {11, "Q3_K_S"}, {12, "Q3_K_M"},
+      {13, "Q3_K_L"},  {14, "Q4_K_S"},  {15, "Q4_K_M"},    {16, "Q5_K_S"}, {17, "Q5_K_M"},
+      {18, "Q6_K"},    {19, "IQ2_XXS"}, {20, "IQ2_XS"},    {21, "Q2_K_S"}, {22, "IQ3_XS"},
+      {23, "IQ3_XXS"}, {24, "IQ1_S"},   {25, "IQ4_NL"},    {26, "IQ3_S"},  {27, "IQ3_M"},
+      {28, "IQ2_S"},   {29, "IQ2_M"},   {30, "IQ4_XS"},    {31, "IQ1_M"},  {32, "BF16"},
+      {36, "TQ1_0"},   {37, "TQ2_0"},   {38, "MXFP4_MOE"},
+  };
+  auto it = kNames.find(ftype);
+  if (it == kNames.end()) return std::nullopt;
+  return std::string(it->second);
+}
+
+// The dtype holding most weights of the 2-D tensors (norms and biases are kept in f32 by every
+// quantizer, so they would outvote nothing but tiny models).
+std::string predominant_dtype(const File& f) {
+  std::map<std::string, int64_t> weights;
+  for (const auto& t : f.tensors()) {
+    if (t.n_dims >= 2) weights[std::string(ml::dtype_name(t.dtype))] += t.n_elements();
+  }
+  if (weights.empty()) {
+    for (const auto& t : f.tensors()) weights[std::string(ml::dtype_name(t.dtype))] += 1;
+  }
+  if (weights.empty()) return "none";
+  auto best = std::max_element(weights.begin(), weights.end(),
+                               [](const auto& a, const auto& b) { return a.second < b.second; });
+  std::string name = best->first;
+  std::transform(name.begin(), name.end(), name.begin(), ::toupper);
+  return name;
+}
+
+// 292.5K, 1.2B, 7B: one decimal unless the number is whole at that scale.
+std::string human_number(uint64_t n) {
+  static const struct {
+    double scale;
+    char suffix;
+  } kUnits[] = {{1e12, 'T'}, {1e9, 'B'}, {1e6, 'M'}, {1e3, 'K'}};
+  for (const auto& u : kUnits) {
+    if (static_cast<double>(n) < u.scale) continue;
+    const double x = std::round(static_cast<double>(n) / u.scale * 10) / 10;
+    char buf[32];
+    if (x == std::floor(x)) {
+      std::snprintf(buf, sizeof buf, "%.0f%c", x, u.suffix);
+    } else {
+      std::snprintf(buf, sizeof buf, "%.1f%c", x, u.suffix);
+    }
+    return buf;
+  }
+  return std::to_string(n);
+}
+
+std::string human_bytes(uint64_t n) {
+  char buf[32];
+  if (n >= (1ull << 30)) {
+    std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(n) / (1ull << 30));
+  } else if (n >= (1ull << 20)) {
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(n) / (1ull << 20));
+  } else if (n >= 1024) {
+    std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(n) / 1024);
+  } else {
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  }
+  return buf;
+}
+
+// A scalar metadata value as text, or nullopt when absent or not a scalar.
+std::optional<std::string> scalar_text(const Metadata& m, const std::string& key) {
+  const ml::gguf::Value* v = m.find(key);
+  if (!v) return std::nullopt;
+  if (auto i = v->as_integer()) return std::to_string(*i);
+  if (v->is<std::string>()) return v->as_string();
+  if (v->is<float>() || v->is<double>()) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v->is<float>() ? v->as<float>() : v->as<double>());
+    return std::string(buf);
+  }
+  if (v->is<bool>()) return std::string(v->as<bool>() ? "true" : "false");
+  if (v->is<uint64_t>()) return std::to_string(v->as<uint64_t>());
+  return std::nullopt;
+}
+
+void row(std::ostream& out, const std::string& label, const std::string& value) {
+  out << "    " << label << std::string(label.size() < 20 ? 20 - label.size() : 1, ' ') << value
+      << "\n";
+}
+
+void run_show(const std::string& path) {
+  const File f = File::open(path);
+  const Metadata& m = f.metadata();
+  const std::string arch = m.contains("general.architecture") ? m.get_string("general.architecture")
+                                                              : std::string("unknown");
+  const auto arch_key = [&](const std::string& k) { return scalar_text(m, arch + "." + k); };
+
+  uint64_t n_params = 0;
+  for (const auto& t : f.tensors()) n_params += static_cast<uint64_t>(t.n_elements());
+
+  std::string quant;
+  if (const ml::gguf::Value* ft = m.find("general.file_type"); ft && ft->as_integer()) {
+    quant = file_type_name(*ft->as_integer()).value_or(predominant_dtype(f));
+  } else {
+    quant = predominant_dtype(f);
+  }
+
+  std::ostream& out = std::cout;
+  out << "  Model\n";
+  row(out, "architecture", arch);
+  row(out, "parameters", human_number(n_params));
+  if (auto v = arch_key("context_length")) row(out, "context length", *v);
+  if (auto v = arch_key("embedding_length")) row(out, "embedding length", *v);
+  row(out, "quantization", quant);
+  out << "\n  Metadata\n";
+  if (auto v = scalar_text(m, "general.name")) row(out, "name", *v);
+  if (auto v = arch_key("block_count")) row(out, "block count", *v);
+  if (auto v = arch_key("attention.head_count")) row(out, "head count", *v);
+  if (auto v = arch_key("attention.head_count_kv")) row(out, "head count kv", *v);
+  if (auto v = arch_key("feed_forward_length")) row(out, "feed forward length", *v);
+  if (auto v = arch_key("rope.freq_base")) row(out, "rope freq base", *v);
+  if (const ml::gguf::Value* tokens = m.find("tokenizer.ggml.tokens");
+      tokens && tokens->is<ml::gguf::Array>()) {
+    row(out, "vocab size", std::to_string(tokens->as_array().items.size()));
+  }
+  if (auto v = scalar_text(m, "tokenizer.ggml.model")) row(out, "tokenizer", *v);
+  row(out, "tensors", std::to_string(f.tensors().size()));
+  row(out, "file size", human_bytes(f.size()));
+  row(out, "gguf version", std::to_string(f.version()));
+  out << "\n";
+}
+
+}  // namespace
+
+void add_show_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("show",
+                                 "Show a model's summary: architecture, parameters, "
+                                 "context and embedding length, quantization");
+  auto path = std::make_shared<std::string>();
+  cmd->add_option("file", *path, "GGUF model file")->required();
+  cmd->footer("Example: corral show stories260K-f32.gguf");
+  cmd->callback([path] { run_show(*path); });
+}
+
+}  // namespace corral::cli
