@@ -1,0 +1,442 @@
+// AVX2 + FMA + F16C matmul kernels. Each format has a micro-kernel that computes a tile of RM
+// weight rows x RN activation columns with all RM*RN accumulators in registers, so a weight
+// block is loaded (and unpacked) once per tile and used for RN columns; gemm() walks a block of
+// rows x columns with those tiles, columns outer so the activations of a tile stay in L1 while
+// the weight rows stream. Matrix-vector products (one column) use taller tiles: they are bound
+// by memory bandwidth, and several independent rows keep enough loads in flight.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "backend/cpu/simd/matmul_kernels.h"
+#include "ml/fp16.h"
+#include "ml/quant/blocks.h"
+
+namespace corral::backend::cpu::simd {
+namespace {
+
+using ml::DType;
+namespace q = ml::quant;
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+
+template <class T>
+inline const T* at(const void* base, size_t offset) {
+  return reinterpret_cast<const T*>(static_cast<const unsigned char*>(base) + offset);
+}
+
+// Calls Tile::run<rm, rn> for every tile of an nr x nc block, with rm <= RM and rn <= RN.
+template <class Tile, int RM, int RN>
+struct Walker {
+  template <int rm, int rn>
+  static void tile(int64_t k, const void* w, size_t ldw, const void* x, size_t ldx, float* out,
+                   size_t ldo, int nr) {
+    int r = 0;
+    for (; r + rm <= nr; r += rm) {
+      Tile::template run<rm, rn>(k, at<char>(w, r * ldw), ldw, x, ldx, out + r, ldo);
+    }
+    if constexpr (rm > 1) {
+      if (r < nr) tile<rm - 1, rn>(k, at<char>(w, r * ldw), ldw, x, ldx, out + r, ldo, nr - r);
+    }
+  }
+  template <int rn>
+  static void cols(int64_t k, const void* w, size_t ldw, const void* x, size_t ldx, float* out,
+                   size_t ldo, int nr, int nc) {
+    int c = 0;
+    for (; c + rn <= nc; c += rn) {
+      tile<RM, rn>(k, w, ldw, at<char>(x, c * ldx), ldx, out + c * ldo, ldo, nr);
+    }
+    if constexpr (rn > 1) {
+      if (c < nc) cols<rn - 1>(k, w, ldw, at<char>(x, c * ldx), ldx, out + c * ldo, ldo, nr, nc - c);
+    }
+  }
+};
+
+template <class Tile, int RM, int RN, int RM_VEC>
+void gemm(int64_t k, const void* w, size_t ldw, const void* x, size_t ldx, float* out, size_t ldo,
+          int nr, int nc) {
+  if (nc == 1) {
+    Walker<Tile, RM_VEC, 1>::template tile<RM_VEC, 1>(k, w, ldw, x, ldx, out, ldo, nr);
+  } else {
+    Walker<Tile, RM, RN>::template cols<RN>(k, w, ldw, x, ldx, out, ldo, nr, nc);
+  }
+}
+
+// ---- float weights (f32, f16, bf16) against f32 activations ----
+
+struct LoadF32 {
+  using T = float;
+  static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+};
+struct LoadF16 {
+  using T = uint16_t;
+  static __m256 load(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+};
+struct LoadBF16 {
+  using T = uint16_t;
+  static __m256 load(const uint16_t* p) {
+    // A bfloat16 is the high half of a float.
+    const __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+  }
+};
+
+template <class Load>
+struct FloatTile {
+  using T = typename Load::T;
+  template <int RM, int RN>
+  static void run(int64_t k, const void* w, size_t ldw, const void* x, size_t ldx, float* out,
+                  size_t ldo) {
+    __m256 acc[RM][RN];
+    for (int r = 0; r < RM; ++r) {
+      for (int c = 0; c < RN; ++c) acc[r][c] = _mm256_setzero_ps();
+    }
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+      __m256 xv[RN];
+      for (int c = 0; c < RN; ++c) xv[c] = _mm256_loadu_ps(at<float>(x, c * ldx) + i);
+      for (int r = 0; r < RM; ++r) {
+        const __m256 wv = Load::load(at<T>(w, r * ldw) + i);
+        for (int c = 0; c < RN; ++c) acc[r][c] = _mm256_fmadd_ps(wv, xv[c], acc[r][c]);
+      }
+    }
+    for (int r = 0; r < RM; ++r) {
+      for (int c = 0; c < RN; ++c) {
+        float s = hsum(acc[r][c]);
+        for (int64_t j = i; j < k; ++j) {
+          const T wj = at<T>(w, r * ldw)[j];
+          float wf;
+          if constexpr (sizeof(T) == 4) {
+            wf = wj;
+          } else if constexpr (std::is_same_v<Load, LoadF16>) {
+            wf = half_to_float(wj);
+          } else {
+            wf = ml::bf16_to_fp32(wj);
+          }
+          s += wf * at<float>(x, c * ldx)[j];
+        }
+        out[c * ldo + r] = s;
+      }
+    }
+  }
+};
+
+// ---- 32-element formats against Q8_0 activations ----
+
+// sum(a * b) of 32 signed bytes each, as 8 float partial sums. maddubs needs an unsigned left
+// operand: |a| * (b with a's sign) is the same product.
+inline __m256 dot_i8(__m256i a, __m256i b) {
+  const __m256i abs_a = _mm256_sign_epi8(a, a);
+  const __m256i b_signed = _mm256_sign_epi8(b, a);
+  const __m256i p16 = _mm256_maddubs_epi16(abs_a, b_signed);
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+struct UnpackQ8_0 {
+  using Block = q::BlockQ8_0;
+  static __m256i quants(const Block& b) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+  }
+};
+struct UnpackQ4_0 {
+  using Block = q::BlockQ4_0;
+  static __m256i quants(const Block& b) {
+    // Low nibbles are elements 0..15, high nibbles 16..31; the stored value is q + 8.
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+    const __m256i nib = _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+    return _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
+  }
+};
+
+template <class Unpack>
+struct Q8Tile {
+  using Block = typename Unpack::Block;
+  template <int RM, int RN>
+  static void run(int64_t k, const void* w, size_t ldw, const void* x, size_t ldx, float* out,
+                  size_t ldo) {
+    __m256 acc[RM][RN];
+    for (int r = 0; r < RM; ++r) {
+      for (int c = 0; c < RN; ++c) acc[r][c] = _mm256_setzero_ps();
+    }
+    const int64_t nb = k / q::kQK;
+    for (int64_t i = 0; i < nb; ++i) {
+      float dx[RN];
+      for (int c = 0; c < RN; ++c) dx[c] = half_to_float(at<q::BlockQ8_0>(x, c * ldx)[i].d);
+      for (int r = 0; r < RM; ++r) {
+        const Block& b = at<Block>(w, r * ldw)[i];
+        const __m256i wq = Unpack::quants(b);
+        const float dw = half_to_float(b.d);
+        for (int c = 0; c < RN; ++c) {
+          const __m256i xq =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at<q::BlockQ8_0>(x, c * ldx)[i].qs));
+          acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), dot_i8(wq, xq), acc[r][c]);
+        }
+      }
+    }
+    for (int r = 0; r < RM; ++r) {
+      for (int c = 0; c < RN; ++c) out[c * ldo + r] = hsum(acc[r][c]);
+    }
+  }
+};
+
+// ---- K formats against Q8_K activations (one weight row per tile, RN columns) ----
+
+// Q4_K: 8 groups of 32 with 6-bit scales sc and mins m: x = d*sc*q - dmin*m.
+struct Q4KTile {
+  template <int RM, int RN>
+  static void run(int64_t k, const void* w, size_t ldw, const void* x, size_t ldx, float* out,
+                  size_t ldo) {
+    static_assert(RM == 1);
+    const auto* wb = static_cast<const q::BlockQ4_K*>(w);
+    __m256 acc[RN];
+    float acc_min[RN];
+    for (int c = 0; c < RN; ++c) {
+      acc[c] = _mm256_setzero_ps();
+      acc_min[c] = 0.0f;
+    }
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int64_t i = 0; i < k / q::kQKK; ++i) {
+      const q::BlockQ4_K& b = wb[i];
+      // Unpack the 12 scale bytes to 8 scales (bytes 0..7) and 8 mins (bytes 8..15).
+      uint32_t u[4];
+      std::memcpy(u, b.scales, 12);
+      u[3] = ((u[2] >> 4) & 0x0F0F0F0F) | (((u[1] >> 6) & 0x03030303) << 4);
+      const uint32_t mins_low = u[1] & 0x3F3F3F3F;
+      u[1] = (u[2] & 0x0F0F0F0F) | (((u[0] >> 6) & 0x03030303) << 4);
+      u[2] = mins_low;
+      u[0] &= 0x3F3F3F3F;
+      const uint8_t* sc = reinterpret_cast<const uint8_t*>(u);
+      __m128i mins16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8)));
+      const float d = half_to_float(b.d);
+      const float dmin = half_to_float(b.dmin);
+      for (int c = 0; c < RN; ++c) {
+        const q::BlockQ8_K& y = at<q::BlockQ8_K>(x, c * ldx)[i];
+        // Sums of each 32 from the stored sums of each 16, times the mins.
+        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y.bsums)),
+                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(y.bsums + 8)));
+        __m128i pm = _mm_madd_epi16(mins16, bs);
+        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, _MM_SHUFFLE(1, 0, 3, 2)));
+        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, _MM_SHUFFLE(2, 3, 0, 1)));
+        acc_min[c] += dmin * y.d * static_cast<float>(_mm_cvtsi128_si32(pm));
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; ++j) {
+          const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
+          const __m256i lo = _mm256_and_si256(raw, low4);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+          const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 64 * j));
+          const __m256i y1 =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 64 * j + 32));
+          const __m256i p0 =
+              _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(sc[2 * j]));
+          const __m256i p1 =
+              _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(sc[2 * j + 1]));
+          sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), _mm256_cvtepi32_ps(sumi), acc[c]);
+      }
+    }
+    for (int c = 0; c < RN; ++c) out[c * ldo] = hsum(acc[c]) - acc_min[c];
+  }
+};
+
+// Q6_K: 16 groups of 16 with int8 scales: x = d*sc*(q - 32), q 6 bits. The -32 is applied once
+// per block through the activations' sums of 16: sum(sc*(q-32)*y) = sum(sc*q*y) - 32*sum(sc*bsum).
+struct Q6KTile {
+  template <int RM, int RN>
+  static void run(int64_t k, const void* w, size_t ldw, const void* x, size_t ldx, float* out,
+                  size_t ldo) {
+    static_assert(RM == 1);
+    const auto* wb = static_cast<const q::BlockQ6_K*>(w);
+    __m256 acc[RN];
+    for (int c = 0; c < RN; ++c) acc[c] = _mm256_setzero_ps();
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i two = _mm256_set1_epi8(0x03);
+    for (int64_t i = 0; i < k / q::kQKK; ++i) {
+      const q::BlockQ6_K& b = wb[i];
+      const __m256i sc16 =
+          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+      // Scale vectors of each 32 elements: group 2p in the low 128 bits, 2p+1 in the high.
+      __m256i sv[8];
+      for (int p = 0; p < 8; ++p) {
+        sv[p] = _mm256_set_m128i(_mm_set1_epi16(b.scales[2 * p + 1]), _mm_set1_epi16(b.scales[2 * p]));
+      }
+      const float d = half_to_float(b.d);
+      for (int c = 0; c < RN; ++c) {
+        const q::BlockQ8_K& y = at<q::BlockQ8_K>(x, c * ldx)[i];
+        const __m256i corr = _mm256_madd_epi16(
+            sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)));
+        __m256i sumi = _mm256_mullo_epi32(corr, _mm256_set1_epi32(-32));
+        for (int n = 0; n < 2; ++n) {
+          const uint8_t* ql = b.ql + 64 * n;
+          const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+          const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+          const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n));
+          const __m256i qv[4] = {
+              _mm256_or_si256(_mm256_and_si256(ql0, low4),
+                              _mm256_slli_epi16(_mm256_and_si256(qh, two), 4)),
+              _mm256_or_si256(_mm256_and_si256(ql1, low4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4)),
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4)),
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4)),
+          };
+          for (int j = 0; j < 4; ++j) {
+            const __m256i yv =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 128 * n + 32 * j));
+            sumi = _mm256_add_epi32(
+                sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(qv[j], yv), sv[4 * n + j]));
+          }
+        }
+        acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), _mm256_cvtepi32_ps(sumi), acc[c]);
+      }
+    }
+    for (int c = 0; c < RN; ++c) out[c * ldo] = hsum(acc[c]);
+  }
+};
+
+// ---- activation quantizers, byte-exact with the scalar reference ones ----
+
+inline float hmax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+inline float hmin(__m256 v) {
+  __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_min_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+// roundf (half away from zero): v - trunc(v) is exact, so comparing it with 0.5 decides.
+inline __m256i round_away(__m256 v) {
+  const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m256 frac = _mm256_sub_ps(v, t);
+  const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+  const __m256 abs_frac = _mm256_andnot_ps(sign_mask, frac);
+  const __m256 up = _mm256_cmp_ps(abs_frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(sign_mask, v));
+  return _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, one)));
+}
+
+// Packs 4 x 8 int32 (each in -127..127) to 32 int8 in order.
+inline __m256i pack_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i ab = _mm256_packs_epi32(a, b);
+  const __m256i cd = _mm256_packs_epi32(c, d);
+  const __m256i all = _mm256_packs_epi16(ab, cd);
+  // The packs interleave 128-bit lanes: dwords come out as a0 b0 c0 d0 a1 b1 c1 d1.
+  return _mm256_permutevar8x32_epi32(all, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+void quantize_q8_0(const float* x, void* y, int64_t k) {
+  auto* out = static_cast<q::BlockQ8_0*>(y);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  for (int64_t i = 0; i < k / q::kQK; ++i, x += q::kQK) {
+    __m256 v[4];
+    __m256 m = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) {
+      v[j] = _mm256_loadu_ps(x + 8 * j);
+      m = _mm256_max_ps(m, _mm256_and_ps(v[j], abs_mask));
+    }
+    const float d = hmax(m) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[i].d = ml::fp32_to_fp16(d);
+    const __m256 idv = _mm256_set1_ps(id);
+    __m256i qi[4];
+    for (int j = 0; j < 4; ++j) qi[j] = round_away(_mm256_mul_ps(v[j], idv));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[i].qs), pack_i8(qi[0], qi[1], qi[2], qi[3]));
+  }
+}
+
+void quantize_q8_K(const float* x, void* y, int64_t k) {
+  auto* out = static_cast<q::BlockQ8_K*>(y);
+  for (int64_t i = 0; i < k / q::kQKK; ++i, x += q::kQKK) {
+    __m256 vmax = _mm256_loadu_ps(x), vmin = vmax;
+    for (int j = 8; j < q::kQKK; j += 8) {
+      const __m256 v = _mm256_loadu_ps(x + j);
+      vmax = _mm256_max_ps(vmax, v);
+      vmin = _mm256_min_ps(vmin, v);
+    }
+    const float mx = hmax(vmax), mn = hmin(vmin);
+    // The element of largest magnitude, the first one when +a and -a are both present (as the
+    // reference's scan picks it).
+    float max;
+    if (mx > -mn) {
+      max = mx;
+    } else if (-mn > mx) {
+      max = mn;
+    } else {
+      max = mx;
+      for (int j = 0; j < q::kQKK; ++j) {
+        if (std::fabs(x[j]) == mx) {
+          max = x[j];
+          break;
+        }
+      }
+    }
+    if (max == 0.0f) {
+      std::memset(&out[i], 0, sizeof(out[i]));
+      continue;
+    }
+    const float iscale = -127.0f / max;
+    const __m256 is = _mm256_set1_ps(iscale);
+    const __m256i top = _mm256_set1_epi32(127);
+    for (int j = 0; j < q::kQKK; j += 32) {
+      __m256i qi[4];
+      for (int t = 0; t < 4; ++t) {
+        // cvtps rounds half to even under the default rounding mode, like ggml's nearest_int.
+        qi[t] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + j + 8 * t))), top);
+      }
+      out[i].bsums[j / 16] = static_cast<int16_t>(hsum_i32(_mm256_add_epi32(qi[0], qi[1])));
+      out[i].bsums[j / 16 + 1] = static_cast<int16_t>(hsum_i32(_mm256_add_epi32(qi[2], qi[3])));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[i].qs + j),
+                          pack_i8(qi[0], qi[1], qi[2], qi[3]));
+    }
+    out[i].d = 1.0f / iscale;
+  }
+}
+
+const MatMulKernels kF32{DType::F32, nullptr, gemm<FloatTile<LoadF32>, 4, 3, 4>};
+const MatMulKernels kF16{DType::F32, nullptr, gemm<FloatTile<LoadF16>, 4, 3, 4>};
+const MatMulKernels kBF16{DType::F32, nullptr, gemm<FloatTile<LoadBF16>, 4, 3, 4>};
+const MatMulKernels kQ8_0{DType::Q8_0, quantize_q8_0, gemm<Q8Tile<UnpackQ8_0>, 2, 4, 4>};
+const MatMulKernels kQ4_0{DType::Q8_0, quantize_q8_0, gemm<Q8Tile<UnpackQ4_0>, 2, 4, 4>};
+const MatMulKernels kQ4_K{DType::Q8_K, quantize_q8_K, gemm<Q4KTile, 1, 4, 1>};
+const MatMulKernels kQ6_K{DType::Q8_K, quantize_q8_K, gemm<Q6KTile, 1, 4, 1>};
+
+}  // namespace
+
+const MatMulKernels* avx2_kernels(DType w) {
+  switch (w) {
+    case DType::F32: return &kF32;
+    case DType::F16: return &kF16;
+    case DType::BF16: return &kBF16;
+    case DType::Q8_0: return &kQ8_0;
+    case DType::Q4_0: return &kQ4_0;
+    case DType::Q4_K: return &kQ4_K;
+    case DType::Q6_K: return &kQ6_K;
+    default: return nullptr;
+  }
+}
+
+}  // namespace corral::backend::cpu::simd
