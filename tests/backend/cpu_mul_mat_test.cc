@@ -22,10 +22,9 @@ namespace {
 
 using ml::DType;
 
-constexpr DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0,
-                                  DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,
-                                  DType::Q8_1, DType::Q2_K, DType::Q3_K, DType::Q4_K,
-                                  DType::Q5_K, DType::Q6_K, DType::Q8_K};
+constexpr DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
+                                  DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q8_1, DType::Q2_K,
+                                  DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_K};
 
 std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
   std::mt19937 rng(seed);
@@ -35,14 +34,14 @@ std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
   return v;
 }
 
-double nmse(const std::vector<double>& ref, const float* out, size_t n) {
-  double err = 0, norm = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const double d = out[i] - ref[i];
-    err += d * d;
-    norm += ref[i] * ref[i];
-  }
-  return norm > 0 ? err / norm : err;
+// Squared error of the outputs relative to the sum over outputs of sum_l (w_l x_l)^2: the scale
+// of a dot product's rounding and quantization noise, which does not shrink when the terms of
+// a dot cancel (as the squared result does), so single short dots are judged fairly too.
+double relative_error(const std::vector<double>& ref, const std::vector<float>& out,
+                      double terms2) {
+  double err = 0;
+  for (size_t i = 0; i < out.size(); ++i) err += (out[i] - ref[i]) * (out[i] - ref[i]);
+  return err / terms2;
 }
 
 // What the activations become before the dot products: quantized to the vec-dot type and back
@@ -66,14 +65,14 @@ struct Case {
 
 std::string describe(const Case& c) {
   return std::string(ml::dtype_name(c.w)) + " k=" + std::to_string(c.k) +
-         " m=" + std::to_string(c.m) + " n=" + std::to_string(c.n) + " b2=" +
-         std::to_string(c.b2) + " B2=" + std::to_string(c.B2) + (c.strided ? " strided" : "");
+         " m=" + std::to_string(c.m) + " n=" + std::to_string(c.n) + " b2=" + std::to_string(c.b2) +
+         " B2=" + std::to_string(c.B2) + (c.strided ? " strided" : "");
 }
 
 // Runs mul_mat on the CPU backend and checks it (a) against dequantized weights times the
 // activations as the kernel sees them (only float rounding may differ) and (b) against
 // dequantized weights times the original f32 activations (activation quantization noise).
-void check(const Case& c, ml::Backend& cpu, double exact_nmse, double quant_nmse) {
+void check(const Case& c, ml::Backend& cpu, double exact_limit, double quant_limit) {
   SCOPED_TRACE(describe(c));
   const int64_t k = c.k, m = c.m, n = c.n;
   const size_t wrow = ml::row_size(c.w, k);
@@ -96,17 +95,18 @@ void check(const Case& c, ml::Backend& cpu, double exact_nmse, double quant_nmse
   ml::Graph g;
   ml::Tensor w = g.leaf(c.w, {k, m, c.b2, 1}, wq.data());
   ml::Tensor xs = g.leaf(DType::F32, {batch_stride * c.B2}, xbuf.data());
-  ml::Tensor x = ml::view(
-      xs, {k, n, c.B2, 1},
-      {4, static_cast<size_t>(row_stride) * 4, static_cast<size_t>(batch_stride) * 4,
-       static_cast<size_t>(batch_stride * c.B2) * 4},
-      0);
+  ml::Tensor x =
+      ml::view(xs, {k, n, c.B2, 1},
+               {4, static_cast<size_t>(row_stride) * 4, static_cast<size_t>(batch_stride) * 4,
+                static_cast<size_t>(batch_stride * c.B2) * 4},
+               0);
   ml::Tensor y = ml::mul_mat(w, x);
   ml::Executor ex({&cpu});
   ex.compute(g, {y});
   ASSERT_EQ(y.shape(), (ml::Shape{m, n, c.B2, 1}));
 
   std::vector<double> ref_exact(m * n * c.B2), ref_f32(m * n * c.B2);
+  double terms2 = 0;
   std::vector<float> out(m * n * c.B2);
   const int64_t bcast = c.B2 / c.b2;
   for (int64_t i2 = 0; i2 < c.B2; ++i2) {
@@ -119,6 +119,7 @@ void check(const Case& c, ml::Backend& cpu, double exact_nmse, double quant_nmse
         for (int64_t l = 0; l < k; ++l) {
           se += static_cast<double>(wr[l]) * xk[l];
           sf += static_cast<double>(wr[l]) * xr[l];
+          terms2 += static_cast<double>(wr[l]) * xr[l] * wr[l] * xr[l];
         }
         const size_t o = (i2 * n + j) * m + i;
         ref_exact[o] = se;
@@ -128,17 +129,19 @@ void check(const Case& c, ml::Backend& cpu, double exact_nmse, double quant_nmse
       }
     }
   }
-  EXPECT_LT(nmse(ref_exact, out.data(), out.size()), exact_nmse);
-  EXPECT_LT(nmse(ref_f32, out.data(), out.size()), quant_nmse);
+  EXPECT_LT(relative_error(ref_exact, out, terms2), exact_limit) << "kernel arithmetic";
+  EXPECT_LT(relative_error(ref_f32, out, terms2), quant_limit) << "activation quantization";
 }
 
 bool float_weights(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
-// Float weights see the activations unchanged, so both references agree to float rounding;
-// quantized weights see q8 activations: ~1e-5 NMSE of quantization noise (1e-3 allowed), and
-// the exact reference differs only by f32 rounding (and the half-rounded sums of Q8_1).
-double exact_limit(DType) { return 1e-9; }
-double quant_limit(DType t) { return float_weights(t) ? 1e-9 : 1e-3; }
+// Against the exact reference only f32 rounding differs (~k * 2^-48 relative), except that
+// Q4_1/Q5_1 use the Q8_1 block sums stored as halves (ggml's format): a relative 2^-12 on the
+// offset term. Quantized weights see q8 activations: their noise relative to the squared terms
+// is (amax/127)^2/12 / E[x^2], 2e-5..5e-5 for Gaussian activations (Q8_0..Q8_K), more for one
+// short dot; a wrong scale or group gives 1e-1 or more.
+double exact_limit(DType t) { return t == DType::Q4_1 || t == DType::Q5_1 ? 1e-5 : 1e-8; }
+double quant_limit(DType t) { return float_weights(t) ? 1e-8 : 1e-3; }
 
 TEST(CpuMulMat, MatchesDequantizedDotForEveryDtypeAndAwkwardShape) {
   auto cpu = make_backend({.n_threads = 2});
@@ -171,8 +174,8 @@ TEST(CpuMulMat, LargeMatrixSplitIntoManyChunksMatches) {
 
 TEST(CpuMulMat, SingleThreadGivesTheSameResultAsTwo) {
   auto one = make_backend({.n_threads = 1});
-  check({DType::Q4_K, 512, 129, 9}, *one, 1e-9, 1e-3);
-  check({DType::F32, 64, 65, 13}, *one, 1e-9, 1e-9);
+  check({DType::Q4_K, 512, 129, 9}, *one, 1e-8, 1e-3);
+  check({DType::F32, 64, 65, 13}, *one, 1e-8, 1e-8);
 }
 
 // ---- SIMD kernels against the scalar ones, on random block bytes ----
@@ -206,8 +209,16 @@ std::vector<unsigned char> random_blocks(DType t, int64_t k, int64_t rows, uint3
   for (size_t off = 0; off < buf.size(); off += bsz) {
     unsigned char* b = buf.data() + off;
     switch (t) {
-      case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: put_half(b); break;
-      case DType::Q4_1: case DType::Q5_1: case DType::Q8_1: case DType::Q4_K: case DType::Q5_K:
+      case DType::Q4_0:
+      case DType::Q5_0:
+      case DType::Q8_0:
+        put_half(b);
+        break;
+      case DType::Q4_1:
+      case DType::Q5_1:
+      case DType::Q8_1:
+      case DType::Q4_K:
+      case DType::Q5_K:
         put_half(b);
         put_half(b + 2);
         break;
@@ -215,14 +226,19 @@ std::vector<unsigned char> random_blocks(DType t, int64_t k, int64_t rows, uint3
         put_half(b + offsetof(q::BlockQ2_K, d));
         put_half(b + offsetof(q::BlockQ2_K, dmin));
         break;
-      case DType::Q3_K: put_half(b + offsetof(q::BlockQ3_K, d)); break;
-      case DType::Q6_K: put_half(b + offsetof(q::BlockQ6_K, d)); break;
+      case DType::Q3_K:
+        put_half(b + offsetof(q::BlockQ3_K, d));
+        break;
+      case DType::Q6_K:
+        put_half(b + offsetof(q::BlockQ6_K, d));
+        break;
       case DType::Q8_K: {
         const float d = scale(rng);
         std::memcpy(b, &d, 4);
         break;
       }
-      default: break;
+      default:
+        break;
     }
   }
   return buf;
@@ -255,8 +271,8 @@ TEST(CpuMulMatSimd, Avx2GemmMatchesScalarOnRandomBlocks) {
           fast.gemm(k, w.data(), ml::row_size(t, k), xq.data(), xrow, a.data(), ldo, nr, nc);
           slow.gemm(k, w.data(), ml::row_size(t, k), xq.data(), xrow, b.data(), ldo, nr, nc);
           for (size_t i = 0; i < a.size(); ++i) {
-            EXPECT_NEAR(a[i], b[i], 1e-4 * (1.0 + std::fabs(b[i]))) << "k=" << k << " nr=" << nr
-                                                                    << " nc=" << nc << " i=" << i;
+            EXPECT_NEAR(a[i], b[i], 1e-4 * (1.0 + std::fabs(b[i])))
+                << "k=" << k << " nr=" << nr << " nc=" << nc << " i=" << i;
           }
         }
       }
@@ -271,6 +287,10 @@ std::vector<float> tricky_activations(int64_t k, uint32_t seed) {
   for (int64_t i = 0; i < k; i += 7) x[i] = std::round(x[i] * 2.0f) * 0.5f;
   for (int64_t i = 0; i < std::min<int64_t>(k, 256); ++i) x[i] = 0.0f;  // a zero block
   if (k >= 512) {
+    // A block whose scale is exactly 1, so x * (1/d) lands on exact halves (roundf and
+    // round-to-even differ there).
+    x[256] = 127.0f;
+    for (int j = 1; j < 32; ++j) x[256 + j] = static_cast<float>(j - 16) + 0.5f;
     x[300] = 10.0f;  // +max then -max of the same magnitude in one super-block
     x[301] = -10.0f;
     x[600] = -12.0f;
@@ -279,34 +299,17 @@ std::vector<float> tricky_activations(int64_t k, uint32_t seed) {
   return x;
 }
 
-TEST(CpuMulMatSimd, Avx2ActivationQuantizersProduceTheScalarBytes) {
+TEST(CpuMulMatSimd, Avx2ActivationQuantizersProduceTheReferenceBytes) {
   if (simd::best_isa() == simd::Isa::kScalar) GTEST_SKIP() << "this CPU has no AVX2";
   const int64_t k = 1024;
   for (DType w : {DType::Q4_0, DType::Q4_1, DType::Q4_K}) {
     const simd::MatMulKernels& fast = simd::matmul_kernels(w, simd::Isa::kAvx2);
-    const simd::MatMulKernels& slow = simd::matmul_kernels(w, simd::Isa::kScalar);
     for (uint32_t seed = 0; seed < 20; ++seed) {
       const std::vector<float> x = tricky_activations(k, seed);
       std::vector<unsigned char> a(ml::row_size(fast.vec_type, k)), b(a.size());
       fast.from_f32(x.data(), a.data(), k);
-      slow.from_f32(x.data(), b.data(), k);
+      ml::quant::quantize_row(fast.vec_type, x.data(), b.data(), k);
       ASSERT_EQ(a, b) << ml::dtype_name(fast.vec_type) << " seed " << seed;
-    }
-  }
-}
-
-TEST(CpuMulMatSimd, ScalarActivationQuantizersProduceTheReferenceBytes) {
-  const int64_t k = 1024;
-  for (DType vt : {DType::Q8_0, DType::Q8_1, DType::Q8_K}) {
-    const simd::FromF32 mine = vt == DType::Q8_0   ? simd::quantize_row_q8_0_scalar
-                               : vt == DType::Q8_1 ? simd::quantize_row_q8_1_scalar
-                                                   : simd::quantize_row_q8_K_scalar;
-    for (uint32_t seed = 0; seed < 5; ++seed) {
-      const std::vector<float> x = tricky_activations(k, seed);
-      std::vector<unsigned char> a(ml::row_size(vt, k)), b(a.size());
-      mine(x.data(), a.data(), k);
-      ml::quant::quantize_row(vt, x.data(), b.data(), k);
-      ASSERT_EQ(a, b) << ml::dtype_name(vt) << " seed " << seed;
     }
   }
 }

@@ -62,7 +62,8 @@ struct Walker {
       tile<RM, rn>(k, w, ldw, at<char>(x, c * ldx), ldx, out + c * ldo, ldo, nr);
     }
     if constexpr (rn > 1) {
-      if (c < nc) cols<rn - 1>(k, w, ldw, at<char>(x, c * ldx), ldx, out + c * ldo, ldo, nr, nc - c);
+      if (c < nc)
+        cols<rn - 1>(k, w, ldw, at<char>(x, c * ldx), ldx, out + c * ldo, ldo, nr, nc - c);
     }
   }
 };
@@ -185,8 +186,8 @@ struct Q8Tile {
         const __m256i wq = Unpack::quants(b);
         const float dw = half_to_float(b.d);
         for (int c = 0; c < RN; ++c) {
-          const __m256i xq =
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at<q::BlockQ8_0>(x, c * ldx)[i].qs));
+          const __m256i xq = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(at<q::BlockQ8_0>(x, c * ldx)[i].qs));
           acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), dot_i8(wq, xq), acc[r][c]);
         }
       }
@@ -230,8 +231,9 @@ struct Q4KTile {
       for (int c = 0; c < RN; ++c) {
         const q::BlockQ8_K& y = at<q::BlockQ8_K>(x, c * ldx)[i];
         // Sums of each 32 from the stored sums of each 16, times the mins.
-        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y.bsums)),
-                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(y.bsums + 8)));
+        const __m128i bs =
+            _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y.bsums)),
+                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(y.bsums + 8)));
         __m128i pm = _mm_madd_epi16(mins16, bs);
         pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, _MM_SHUFFLE(1, 0, 3, 2)));
         pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, _MM_SHUFFLE(2, 3, 0, 1)));
@@ -276,13 +278,14 @@ struct Q6KTile {
       // Scale vectors of each 32 elements: group 2p in the low 128 bits, 2p+1 in the high.
       __m256i sv[8];
       for (int p = 0; p < 8; ++p) {
-        sv[p] = _mm256_set_m128i(_mm_set1_epi16(b.scales[2 * p + 1]), _mm_set1_epi16(b.scales[2 * p]));
+        sv[p] =
+            _mm256_set_m128i(_mm_set1_epi16(b.scales[2 * p + 1]), _mm_set1_epi16(b.scales[2 * p]));
       }
       const float d = half_to_float(b.d);
       for (int c = 0; c < RN; ++c) {
         const q::BlockQ8_K& y = at<q::BlockQ8_K>(x, c * ldx)[i];
-        const __m256i corr = _mm256_madd_epi16(
-            sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)));
+        const __m256i corr =
+            _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)));
         __m256i sumi = _mm256_mullo_epi32(corr, _mm256_set1_epi32(-32));
         for (int n = 0; n < 2; ++n) {
           const uint8_t* ql = b.ql + 64 * n;
@@ -292,12 +295,15 @@ struct Q6KTile {
           const __m256i qv[4] = {
               _mm256_or_si256(_mm256_and_si256(ql0, low4),
                               _mm256_slli_epi16(_mm256_and_si256(qh, two), 4)),
-              _mm256_or_si256(_mm256_and_si256(ql1, low4),
-                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4)),
-              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
-                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4)),
-              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
-                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4)),
+              _mm256_or_si256(
+                  _mm256_and_si256(ql1, low4),
+                  _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4)),
+              _mm256_or_si256(
+                  _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                  _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4)),
+              _mm256_or_si256(
+                  _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                  _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4)),
           };
           for (int j = 0; j < 4; ++j) {
             const __m256i yv =
@@ -405,7 +411,8 @@ void quantize_q8_K(const float* x, void* y, int64_t k) {
       __m256i qi[4];
       for (int t = 0; t < 4; ++t) {
         // cvtps rounds half to even under the default rounding mode, like ggml's nearest_int.
-        qi[t] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + j + 8 * t))), top);
+        qi[t] = _mm256_min_epi32(
+            _mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + j + 8 * t))), top);
       }
       out[i].bsums[j / 16] = static_cast<int16_t>(hsum_i32(_mm256_add_epi32(qi[0], qi[1])));
       out[i].bsums[j / 16 + 1] = static_cast<int16_t>(hsum_i32(_mm256_add_epi32(qi[2], qi[3])));
@@ -428,14 +435,22 @@ const MatMulKernels kQ6_K{DType::Q8_K, quantize_q8_K, gemm<Q6KTile, 1, 4, 1>};
 
 const MatMulKernels* avx2_kernels(DType w) {
   switch (w) {
-    case DType::F32: return &kF32;
-    case DType::F16: return &kF16;
-    case DType::BF16: return &kBF16;
-    case DType::Q8_0: return &kQ8_0;
-    case DType::Q4_0: return &kQ4_0;
-    case DType::Q4_K: return &kQ4_K;
-    case DType::Q6_K: return &kQ6_K;
-    default: return nullptr;
+    case DType::F32:
+      return &kF32;
+    case DType::F16:
+      return &kF16;
+    case DType::BF16:
+      return &kBF16;
+    case DType::Q8_0:
+      return &kQ8_0;
+    case DType::Q4_0:
+      return &kQ4_0;
+    case DType::Q4_K:
+      return &kQ4_K;
+    case DType::Q6_K:
+      return &kQ6_K;
+    default:
+      return nullptr;
   }
 }
 

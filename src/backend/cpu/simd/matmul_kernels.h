@@ -45,8 +45,8 @@ const MatMulKernels& matmul_kernels(ml::DType w, Isa isa = best_isa());
 const MatMulKernels* scalar_kernels(ml::DType w);
 const MatMulKernels* avx2_kernels(ml::DType w);
 
-// Scalar activation quantizers, bit-exact with ggml's reference ones; the SIMD quantizers must
-// produce the same bytes.
+// Scalar activation quantizers: the reference ones (ml/quant/formats.h), bit-exact with ggml's.
+// The SIMD quantizers must produce the same bytes.
 void quantize_row_q8_0_scalar(const float* x, void* y, int64_t k);
 void quantize_row_q8_1_scalar(const float* x, void* y, int64_t k);
 void quantize_row_q8_K_scalar(const float* x, void* y, int64_t k);

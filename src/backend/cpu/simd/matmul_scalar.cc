@@ -2,12 +2,12 @@
 // formats that have no SIMD kernel. Each vec_dot computes the dot product of one weight row with
 // one activation row of the weight's vec-dot type the way ggml's scalar code does (integer sums
 // per block, scaled once per block), so results match to rounding.
-#include <cmath>
 #include <cstring>
 
 #include "backend/cpu/simd/matmul_kernels.h"
 #include "ml/fp16.h"
 #include "ml/quant/blocks.h"
+#include "ml/quant/formats.h"
 
 namespace corral::backend::cpu::simd {
 namespace {
@@ -318,84 +318,51 @@ const MatMulKernels kQ8_K{DType::Q8_K, quantize_row_q8_K_scalar, gemm<dot_q8_K>}
 
 }  // namespace
 
+// The scalar activation quantizers are the reference ones.
 void quantize_row_q8_0_scalar(const float* x, void* y, int64_t k) {
-  auto* out = static_cast<q::BlockQ8_0*>(y);
-  for (int64_t i = 0; i < k / q::kQK; ++i, x += q::kQK) {
-    float amax = 0.0f;
-    for (int j = 0; j < q::kQK; ++j) amax = std::fmax(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    out[i].d = ml::fp32_to_fp16(d);
-    for (int j = 0; j < q::kQK; ++j) out[i].qs[j] = static_cast<int8_t>(std::roundf(x[j] * id));
-  }
+  q::quantize_row_q8_0(x, static_cast<q::BlockQ8_0*>(y), k);
 }
-
 void quantize_row_q8_1_scalar(const float* x, void* y, int64_t k) {
-  auto* out = static_cast<q::BlockQ8_1*>(y);
-  for (int64_t i = 0; i < k / q::kQK; ++i, x += q::kQK) {
-    float amax = 0.0f;
-    for (int j = 0; j < q::kQK; ++j) amax = std::fmax(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    out[i].d = ml::fp32_to_fp16(d);
-    int sum = 0;
-    for (int j = 0; j < q::kQK; ++j) {
-      out[i].qs[j] = static_cast<int8_t>(std::roundf(x[j] * id));
-      sum += out[i].qs[j];
-    }
-    out[i].s = ml::fp32_to_fp16(static_cast<float>(sum) * d);
-  }
+  q::quantize_row_q8_1(x, static_cast<q::BlockQ8_1*>(y), k);
 }
-
 void quantize_row_q8_K_scalar(const float* x, void* y, int64_t k) {
-  auto* out = static_cast<q::BlockQ8_K*>(y);
-  for (int64_t i = 0; i < k / q::kQKK; ++i, x += q::kQKK) {
-    // The element of largest magnitude (the first one on ties) maps to -127 or 127 exactly.
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < q::kQKK; ++j) {
-      const float ax = std::fabs(x[j]);
-      if (ax > amax) {
-        amax = ax;
-        max = x[j];
-      }
-    }
-    if (amax == 0.0f) {
-      std::memset(&out[i], 0, sizeof(out[i]));
-      continue;
-    }
-    const float iscale = -127.0f / max;
-    for (int j = 0; j < q::kQKK; ++j) {
-      // Round half to even, as ggml's nearest_int does.
-      const int v = static_cast<int>(std::nearbyint(iscale * x[j]));
-      out[i].qs[j] = static_cast<int8_t>(v < 127 ? v : 127);
-    }
-    for (int g = 0; g < q::kQKK / 16; ++g) {
-      int sum = 0;
-      for (int l = 0; l < 16; ++l) sum += out[i].qs[g * 16 + l];
-      out[i].bsums[g] = static_cast<int16_t>(sum);
-    }
-    out[i].d = 1.0f / iscale;
-  }
+  q::quantize_row_q8_K(x, static_cast<q::BlockQ8_K*>(y), k);
 }
 
 const MatMulKernels* scalar_kernels(DType w) {
   switch (w) {
-    case DType::F32: return &kF32;
-    case DType::F16: return &kF16;
-    case DType::BF16: return &kBF16;
-    case DType::Q4_0: return &kQ4_0;
-    case DType::Q4_1: return &kQ4_1;
-    case DType::Q5_0: return &kQ5_0;
-    case DType::Q5_1: return &kQ5_1;
-    case DType::Q8_0: return &kQ8_0;
-    case DType::Q8_1: return &kQ8_1;
-    case DType::Q2_K: return &kQ2_K;
-    case DType::Q3_K: return &kQ3_K;
-    case DType::Q4_K: return &kQ4_K;
-    case DType::Q5_K: return &kQ5_K;
-    case DType::Q6_K: return &kQ6_K;
-    case DType::Q8_K: return &kQ8_K;
-    default: return nullptr;
+    case DType::F32:
+      return &kF32;
+    case DType::F16:
+      return &kF16;
+    case DType::BF16:
+      return &kBF16;
+    case DType::Q4_0:
+      return &kQ4_0;
+    case DType::Q4_1:
+      return &kQ4_1;
+    case DType::Q5_0:
+      return &kQ5_0;
+    case DType::Q5_1:
+      return &kQ5_1;
+    case DType::Q8_0:
+      return &kQ8_0;
+    case DType::Q8_1:
+      return &kQ8_1;
+    case DType::Q2_K:
+      return &kQ2_K;
+    case DType::Q3_K:
+      return &kQ3_K;
+    case DType::Q4_K:
+      return &kQ4_K;
+    case DType::Q5_K:
+      return &kQ5_K;
+    case DType::Q6_K:
+      return &kQ6_K;
+    case DType::Q8_K:
+      return &kQ8_K;
+    default:
+      return nullptr;
   }
 }
 
