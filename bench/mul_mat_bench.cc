@@ -44,17 +44,27 @@ void fill_weights(DType t, unsigned char* p, size_t bytes, uint32_t seed) {
         std::memcpy(p + i, &f, 4);
       }
       break;
-    case DType::F16: case DType::BF16:
+    case DType::F16:
+    case DType::BF16:
       for (size_t i = 0; i + 2 <= bytes; i += 2) {
         const float f = 0.01f * static_cast<float>(static_cast<int8_t>(p[i]));
         const uint16_t v = t == DType::F16 ? ml::fp32_to_fp16(f) : ml::fp32_to_bf16(f);
         std::memcpy(p + i, &v, 2);
       }
       break;
-    case DType::Q4_0: case DType::Q8_0: halves({0}); break;
-    case DType::Q4_K: case DType::Q5_K: halves({0, 2}); break;
-    case DType::Q6_K: halves({208}); break;
-    default: break;
+    case DType::Q4_0:
+    case DType::Q8_0:
+      halves({0});
+      break;
+    case DType::Q4_K:
+    case DType::Q5_K:
+      halves({0, 2});
+      break;
+    case DType::Q6_K:
+      halves({208});
+      break;
+    default:
+      break;
   }
 }
 
@@ -68,7 +78,8 @@ void BM_MulMat(benchmark::State& state, DType t, int64_t m, int64_t n) {
   const size_t copies = std::max<size_t>(1, std::min<size_t>(64, kColdBytes / wbytes + 1));
   std::vector<std::unique_ptr<unsigned char[], Aligned>> weights;
   for (size_t c = 0; c < copies; ++c) {
-    weights.emplace_back(static_cast<unsigned char*>(::operator new[](wbytes, std::align_val_t(64))));
+    weights.emplace_back(
+        static_cast<unsigned char*>(::operator new[](wbytes, std::align_val_t(64))));
     fill_weights(t, weights.back().get(), wbytes, static_cast<uint32_t>(c + 1));
   }
   std::vector<float> x(k * n);
@@ -94,8 +105,8 @@ void BM_MulMat(benchmark::State& state, DType t, int64_t m, int64_t n) {
   const double iters = static_cast<double>(state.iterations());
   state.counters["GB/s"] =
       benchmark::Counter(static_cast<double>(wbytes) * iters / 1e9, benchmark::Counter::kIsRate);
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * k * m * n * iters / 1e9,
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * k * m * n * iters / 1e9, benchmark::Counter::kIsRate);
   state.SetLabel(std::string(backend::cpu::simd::isa_name(backend::cpu::simd::best_isa())));
 }
 

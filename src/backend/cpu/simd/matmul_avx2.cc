@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "backend/cpu/simd/matmul_kernels.h"
 #include "ml/fp16.h"
@@ -200,13 +201,17 @@ struct Q8Tile {
 
 // ---- K formats against Q8_K activations (one weight row per tile, RN columns) ----
 
-// Q4_K: 8 groups of 32 with 6-bit scales sc and mins m: x = d*sc*q - dmin*m.
-struct Q4KTile {
+// Q4_K and Q5_K: 8 groups of 32 with 6-bit scales sc and mins m: x = d*sc*q - dmin*m, q of 4
+// bits (Q5_K: plus a fifth from qh). The mins term is d_y*dmin*sum(m*bsum) from the
+// activations' sums of 16, so the quants themselves stay unsigned for maddubs.
+template <class Block>
+struct QK45Tile {
+  static constexpr bool kFive = std::is_same_v<Block, q::BlockQ5_K>;
   template <int RM, int RN>
   static void run(int64_t k, const void* w, size_t ldw, const void* x, size_t ldx, float* out,
                   size_t ldo) {
     static_assert(RM == 1);
-    const auto* wb = static_cast<const q::BlockQ4_K*>(w);
+    const auto* wb = static_cast<const Block*>(w);
     __m256 acc[RN];
     float acc_min[RN];
     for (int c = 0; c < RN; ++c) {
@@ -214,8 +219,9 @@ struct Q4KTile {
       acc_min[c] = 0.0f;
     }
     const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i bit0 = _mm256_set1_epi8(0x01);
     for (int64_t i = 0; i < k / q::kQKK; ++i) {
-      const q::BlockQ4_K& b = wb[i];
+      const Block& b = wb[i];
       // Unpack the 12 scale bytes to 8 scales (bytes 0..7) and 8 mins (bytes 8..15).
       uint32_t u[4];
       std::memcpy(u, b.scales, 12);
@@ -224,10 +230,29 @@ struct Q4KTile {
       u[1] = (u[2] & 0x0F0F0F0F) | (((u[0] >> 6) & 0x03030303) << 4);
       u[2] = mins_low;
       u[0] &= 0x3F3F3F3F;
-      const uint8_t* sc = reinterpret_cast<const uint8_t*>(u);
-      __m128i mins16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8)));
+      const __m128i sm = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(u)));
+      const __m128i mins16 =
+          _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(u + 2)));
+      // The 8 scales as int16 in both 128-bit lanes; group g is broadcast by one byte shuffle.
+      const __m256i scales = _mm256_broadcastsi128_si256(sm);
       const float d = half_to_float(b.d);
       const float dmin = half_to_float(b.dmin);
+      __m256i qv[8];
+      __m256i hb;
+      if constexpr (kFive) hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+      for (int j = 0; j < 4; ++j) {
+        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
+        qv[2 * j] = _mm256_and_si256(raw, low4);
+        qv[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+        if constexpr (kFive) {
+          // Bit 2j of qh[l] is the fifth bit of element l of the low run, bit 2j+1 of the high.
+          qv[2 * j] = _mm256_or_si256(qv[2 * j], _mm256_slli_epi16(_mm256_and_si256(hb, bit0), 4));
+          qv[2 * j + 1] = _mm256_or_si256(
+              qv[2 * j + 1],
+              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), bit0), 4));
+          hb = _mm256_srli_epi16(hb, 2);
+        }
+      }
       for (int c = 0; c < RN; ++c) {
         const q::BlockQ8_K& y = at<q::BlockQ8_K>(x, c * ldx)[i];
         // Sums of each 32 from the stored sums of each 16, times the mins.
@@ -239,18 +264,11 @@ struct Q4KTile {
         pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, _MM_SHUFFLE(2, 3, 0, 1)));
         acc_min[c] += dmin * y.d * static_cast<float>(_mm_cvtsi128_si32(pm));
         __m256i sumi = _mm256_setzero_si256();
-        for (int j = 0; j < 4; ++j) {
-          const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
-          const __m256i lo = _mm256_and_si256(raw, low4);
-          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
-          const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 64 * j));
-          const __m256i y1 =
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 64 * j + 32));
-          const __m256i p0 =
-              _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(sc[2 * j]));
-          const __m256i p1 =
-              _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(sc[2 * j + 1]));
-          sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        for (int g = 0; g < 8; ++g) {
+          const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 32 * g));
+          const __m256i sc =
+              _mm256_shuffle_epi8(scales, _mm256_set1_epi16(((2 * g + 1) << 8) | (2 * g)));
+          sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(qv[g], yv), sc));
         }
         acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), _mm256_cvtepi32_ps(sumi), acc[c]);
       }
@@ -428,7 +446,8 @@ const MatMulKernels kF16{DType::F32, nullptr, gemm<FloatTile<LoadF16>, 4, 3, 4>}
 const MatMulKernels kBF16{DType::F32, nullptr, gemm<FloatTile<LoadBF16>, 4, 3, 4>};
 const MatMulKernels kQ8_0{DType::Q8_0, quantize_q8_0, gemm<Q8Tile<UnpackQ8_0>, 2, 4, 4>};
 const MatMulKernels kQ4_0{DType::Q8_0, quantize_q8_0, gemm<Q8Tile<UnpackQ4_0>, 2, 4, 4>};
-const MatMulKernels kQ4_K{DType::Q8_K, quantize_q8_K, gemm<Q4KTile, 1, 4, 1>};
+const MatMulKernels kQ4_K{DType::Q8_K, quantize_q8_K, gemm<QK45Tile<q::BlockQ4_K>, 1, 4, 1>};
+const MatMulKernels kQ5_K{DType::Q8_K, quantize_q8_K, gemm<QK45Tile<q::BlockQ5_K>, 1, 4, 1>};
 const MatMulKernels kQ6_K{DType::Q8_K, quantize_q8_K, gemm<Q6KTile, 1, 4, 1>};
 
 }  // namespace
@@ -447,6 +466,8 @@ const MatMulKernels* avx2_kernels(DType w) {
       return &kQ4_0;
     case DType::Q4_K:
       return &kQ4_K;
+    case DType::Q5_K:
+      return &kQ5_K;
     case DType::Q6_K:
       return &kQ6_K;
     default:
