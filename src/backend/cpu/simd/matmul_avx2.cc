@@ -151,20 +151,24 @@ inline __m256 dot_i8(__m256i a, __m256i b) {
   return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
 }
 
+// Weight quants of a 32-element block as bytes for maddubs. Q8_0 quants are signed (dot_i8
+// moves the sign); Q4_0 nibbles stay unsigned, with their offset of 8 taken off afterwards as
+// 8 * (pair sums of the activations), which all rows of a tile share.
 struct UnpackQ8_0 {
   using Block = q::BlockQ8_0;
+  static constexpr bool kUnsigned = false;
   static __m256i quants(const Block& b) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
   }
 };
 struct UnpackQ4_0 {
   using Block = q::BlockQ4_0;
+  static constexpr bool kUnsigned = true;
   static __m256i quants(const Block& b) {
     // Low nibbles are elements 0..15, high nibbles 16..31; the stored value is q + 8.
     const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
     const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-    const __m256i nib = _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-    return _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
   }
 };
 
@@ -178,10 +182,19 @@ struct Q8Tile {
     for (int r = 0; r < RM; ++r) {
       for (int c = 0; c < RN; ++c) acc[r][c] = _mm256_setzero_ps();
     }
+    const __m256i ones = _mm256_set1_epi16(1);
     const int64_t nb = k / q::kQK;
     for (int64_t i = 0; i < nb; ++i) {
       float dx[RN];
-      for (int c = 0; c < RN; ++c) dx[c] = half_to_float(at<q::BlockQ8_0>(x, c * ldx)[i].d);
+      __m256i corr[RN];
+      for (int c = 0; c < RN; ++c) {
+        const q::BlockQ8_0& y = at<q::BlockQ8_0>(x, c * ldx)[i];
+        dx[c] = half_to_float(y.d);
+        if constexpr (Unpack::kUnsigned) {
+          corr[c] = _mm256_maddubs_epi16(
+              _mm256_set1_epi8(8), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs)));
+        }
+      }
       for (int r = 0; r < RM; ++r) {
         const Block& b = at<Block>(w, r * ldw)[i];
         const __m256i wq = Unpack::quants(b);
@@ -189,7 +202,14 @@ struct Q8Tile {
         for (int c = 0; c < RN; ++c) {
           const __m256i xq = _mm256_loadu_si256(
               reinterpret_cast<const __m256i*>(at<q::BlockQ8_0>(x, c * ldx)[i].qs));
-          acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), dot_i8(wq, xq), acc[r][c]);
+          __m256 dot;
+          if constexpr (Unpack::kUnsigned) {
+            const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(wq, xq), corr[c]);
+            dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+          } else {
+            dot = dot_i8(wq, xq);
+          }
+          acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), dot, acc[r][c]);
         }
       }
     }
@@ -293,42 +313,47 @@ struct Q6KTile {
       const q::BlockQ6_K& b = wb[i];
       const __m256i sc16 =
           _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
-      // Scale vectors of each 32 elements: group 2p in the low 128 bits, 2p+1 in the high.
+      // Scale vectors of each 32 elements: group 2p broadcast in the low 128 bits, 2p+1 in the
+      // high, by byte shuffles of the scales 0..7 (8..15) copied to both lanes.
+      const __m256i sc_lo = _mm256_permute2x128_si256(sc16, sc16, 0x00);
+      const __m256i sc_hi = _mm256_permute2x128_si256(sc16, sc16, 0x11);
       __m256i sv[8];
       for (int p = 0; p < 8; ++p) {
-        sv[p] =
-            _mm256_set_m128i(_mm_set1_epi16(b.scales[2 * p + 1]), _mm_set1_epi16(b.scales[2 * p]));
+        const int64_t e = 4 * (p % 4);  // byte offset of scale 2p (mod 8) in a lane
+        const int64_t lo = ((e + 1) << 8 | e) * 0x0001000100010001LL;
+        const int64_t hi = ((e + 3) << 8 | (e + 2)) * 0x0001000100010001LL;
+        const __m256i pick = _mm256_setr_epi64x(lo, lo, hi, hi);
+        sv[p] = _mm256_shuffle_epi8(p < 4 ? sc_lo : sc_hi, pick);
+      }
+      // The 256 quants, unsigned 6 bits: each 128 take 64 bytes of ql (runs 0,1 low nibbles,
+      // runs 2,3 high nibbles) and 32 of qh (run j at bit 2j).
+      __m256i qv[8];
+      for (int n = 0; n < 2; ++n) {
+        const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n));
+        const __m256i ql1 =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n + 32));
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n));
+        qv[4 * n + 0] = _mm256_or_si256(_mm256_and_si256(ql0, low4),
+                                        _mm256_slli_epi16(_mm256_and_si256(qh, two), 4));
+        qv[4 * n + 1] =
+            _mm256_or_si256(_mm256_and_si256(ql1, low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4));
+        qv[4 * n + 2] =
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4));
+        qv[4 * n + 3] =
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4));
       }
       const float d = half_to_float(b.d);
       for (int c = 0; c < RN; ++c) {
         const q::BlockQ8_K& y = at<q::BlockQ8_K>(x, c * ldx)[i];
         const __m256i corr =
             _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)));
-        __m256i sumi = _mm256_mullo_epi32(corr, _mm256_set1_epi32(-32));
-        for (int n = 0; n < 2; ++n) {
-          const uint8_t* ql = b.ql + 64 * n;
-          const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
-          const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
-          const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n));
-          const __m256i qv[4] = {
-              _mm256_or_si256(_mm256_and_si256(ql0, low4),
-                              _mm256_slli_epi16(_mm256_and_si256(qh, two), 4)),
-              _mm256_or_si256(
-                  _mm256_and_si256(ql1, low4),
-                  _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4)),
-              _mm256_or_si256(
-                  _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
-                  _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4)),
-              _mm256_or_si256(
-                  _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
-                  _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4)),
-          };
-          for (int j = 0; j < 4; ++j) {
-            const __m256i yv =
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 128 * n + 32 * j));
-            sumi = _mm256_add_epi32(
-                sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(qv[j], yv), sv[4 * n + j]));
-          }
+        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
+        for (int g = 0; g < 8; ++g) {
+          const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 32 * g));
+          sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(qv[g], yv), sv[g]));
         }
         acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), _mm256_cvtepi32_ps(sumi), acc[c]);
       }
