@@ -152,47 +152,96 @@ inline __m256 dot_i8(__m256i a, __m256i b) {
 }
 
 // Weight quants of a 32-element block as bytes for maddubs. Q8_0 quants are signed (dot_i8
-// moves the sign); Q4_0 nibbles stay unsigned, with their offset of 8 taken off afterwards as
-// 8 * (pair sums of the activations), which all rows of a tile share.
+// moves the sign); the others stay unsigned, with an offset (8 for Q4_0, 16 for Q5_0) taken off
+// afterwards as offset * (pair sums of the activations), which all rows of a tile share, or a
+// min (Q4_1, Q5_1) added as m * s with s = d * sum(q) of the Q8_1 activation block.
 struct UnpackQ8_0 {
   using Block = q::BlockQ8_0;
-  static constexpr bool kUnsigned = false;
+  using XBlock = q::BlockQ8_0;
+  static constexpr int kOffset = 0;
+  static constexpr bool kSigned = true;
   static __m256i quants(const Block& b) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
   }
 };
+
+// Low nibbles are elements 0..15, high nibbles 16..31.
+inline __m256i nibbles(const uint8_t* qs) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+// Bit j of the 32-bit qh as 0x10 in byte j: byte j takes byte j/8 of qh, tests bit j%8.
+inline __m256i fifth_bits(const uint8_t* qh) {
+  uint32_t bits;
+  std::memcpy(&bits, qh, 4);
+  const __m256i spread =
+      _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
+                          _mm256_setr_epi64x(0x0000000000000000LL, 0x0101010101010101LL,
+                                             0x0202020202020202LL, 0x0303030303030303LL));
+  const __m256i mask = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask);
+  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
 struct UnpackQ4_0 {
   using Block = q::BlockQ4_0;
-  static constexpr bool kUnsigned = true;
-  static __m256i quants(const Block& b) {
-    // Low nibbles are elements 0..15, high nibbles 16..31; the stored value is q + 8.
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-  }
+  using XBlock = q::BlockQ8_0;
+  static constexpr int kOffset = 8;
+  static constexpr bool kSigned = false;
+  static __m256i quants(const Block& b) { return nibbles(b.qs); }
+};
+struct UnpackQ5_0 {
+  using Block = q::BlockQ5_0;
+  using XBlock = q::BlockQ8_0;
+  static constexpr int kOffset = 16;
+  static constexpr bool kSigned = false;
+  static __m256i quants(const Block& b) { return _mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh)); }
+};
+struct UnpackQ4_1 {
+  using Block = q::BlockQ4_1;
+  using XBlock = q::BlockQ8_1;
+  static constexpr int kOffset = 0;
+  static constexpr bool kSigned = false;
+  static __m256i quants(const Block& b) { return nibbles(b.qs); }
+};
+struct UnpackQ5_1 {
+  using Block = q::BlockQ5_1;
+  using XBlock = q::BlockQ8_1;
+  static constexpr int kOffset = 0;
+  static constexpr bool kSigned = false;
+  static __m256i quants(const Block& b) { return _mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh)); }
 };
 
 template <class Unpack>
 struct Q8Tile {
   using Block = typename Unpack::Block;
+  using XBlock = typename Unpack::XBlock;
+  static constexpr bool kMin = std::is_same_v<XBlock, q::BlockQ8_1>;
   template <int RM, int RN>
   static void run(int64_t k, const void* w, size_t ldw, const void* x, size_t ldx, float* out,
                   size_t ldo) {
     __m256 acc[RM][RN];
+    float acc_min[RM][RN];
     for (int r = 0; r < RM; ++r) {
-      for (int c = 0; c < RN; ++c) acc[r][c] = _mm256_setzero_ps();
+      for (int c = 0; c < RN; ++c) {
+        acc[r][c] = _mm256_setzero_ps();
+        acc_min[r][c] = 0.0f;
+      }
     }
     const __m256i ones = _mm256_set1_epi16(1);
     const int64_t nb = k / q::kQK;
     for (int64_t i = 0; i < nb; ++i) {
-      float dx[RN];
+      float dx[RN], sx[RN];
       __m256i corr[RN];
       for (int c = 0; c < RN; ++c) {
-        const q::BlockQ8_0& y = at<q::BlockQ8_0>(x, c * ldx)[i];
+        const XBlock& y = at<XBlock>(x, c * ldx)[i];
         dx[c] = half_to_float(y.d);
-        if constexpr (Unpack::kUnsigned) {
-          corr[c] = _mm256_maddubs_epi16(
-              _mm256_set1_epi8(8), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs)));
+        if constexpr (kMin) sx[c] = half_to_float(y.s);
+        if constexpr (Unpack::kOffset != 0) {
+          corr[c] =
+              _mm256_maddubs_epi16(_mm256_set1_epi8(Unpack::kOffset),
+                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs)));
         }
       }
       for (int r = 0; r < RM; ++r) {
@@ -200,21 +249,26 @@ struct Q8Tile {
         const __m256i wq = Unpack::quants(b);
         const float dw = half_to_float(b.d);
         for (int c = 0; c < RN; ++c) {
-          const __m256i xq = _mm256_loadu_si256(
-              reinterpret_cast<const __m256i*>(at<q::BlockQ8_0>(x, c * ldx)[i].qs));
+          const __m256i xq =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at<XBlock>(x, c * ldx)[i].qs));
           __m256 dot;
-          if constexpr (Unpack::kUnsigned) {
-            const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(wq, xq), corr[c]);
-            dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-          } else {
+          if constexpr (Unpack::kSigned) {
             dot = dot_i8(wq, xq);
+          } else {
+            __m256i p = _mm256_maddubs_epi16(wq, xq);
+            if constexpr (Unpack::kOffset != 0) p = _mm256_sub_epi16(p, corr[c]);
+            dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
           }
           acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), dot, acc[r][c]);
+        }
+        if constexpr (kMin) {
+          const float m = half_to_float(b.m);
+          for (int c = 0; c < RN; ++c) acc_min[r][c] += m * sx[c];
         }
       }
     }
     for (int r = 0; r < RM; ++r) {
-      for (int c = 0; c < RN; ++c) out[c * ldo + r] = hsum(acc[r][c]);
+      for (int c = 0; c < RN; ++c) out[c * ldo + r] = hsum(acc[r][c]) + acc_min[r][c];
     }
   }
 };
@@ -417,6 +471,29 @@ void quantize_q8_0(const float* x, void* y, int64_t k) {
   }
 }
 
+void quantize_q8_1(const float* x, void* y, int64_t k) {
+  auto* out = static_cast<q::BlockQ8_1*>(y);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  for (int64_t i = 0; i < k / q::kQK; ++i, x += q::kQK) {
+    __m256 v[4];
+    __m256 m = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) {
+      v[j] = _mm256_loadu_ps(x + 8 * j);
+      m = _mm256_max_ps(m, _mm256_and_ps(v[j], abs_mask));
+    }
+    const float d = hmax(m) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[i].d = ml::fp32_to_fp16(d);
+    const __m256 idv = _mm256_set1_ps(id);
+    __m256i qi[4];
+    for (int j = 0; j < 4; ++j) qi[j] = round_away(_mm256_mul_ps(v[j], idv));
+    const int sum =
+        hsum_i32(_mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3])));
+    out[i].s = ml::fp32_to_fp16(static_cast<float>(sum) * d);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[i].qs), pack_i8(qi[0], qi[1], qi[2], qi[3]));
+  }
+}
+
 void quantize_q8_K(const float* x, void* y, int64_t k) {
   auto* out = static_cast<q::BlockQ8_K*>(y);
   for (int64_t i = 0; i < k / q::kQKK; ++i, x += q::kQKK) {
@@ -471,6 +548,9 @@ const MatMulKernels kF16{DType::F32, nullptr, gemm<FloatTile<LoadF16>, 4, 3, 4>}
 const MatMulKernels kBF16{DType::F32, nullptr, gemm<FloatTile<LoadBF16>, 4, 3, 4>};
 const MatMulKernels kQ8_0{DType::Q8_0, quantize_q8_0, gemm<Q8Tile<UnpackQ8_0>, 2, 4, 4>};
 const MatMulKernels kQ4_0{DType::Q8_0, quantize_q8_0, gemm<Q8Tile<UnpackQ4_0>, 2, 4, 4>};
+const MatMulKernels kQ4_1{DType::Q8_1, quantize_q8_1, gemm<Q8Tile<UnpackQ4_1>, 2, 4, 4>};
+const MatMulKernels kQ5_0{DType::Q8_0, quantize_q8_0, gemm<Q8Tile<UnpackQ5_0>, 2, 4, 4>};
+const MatMulKernels kQ5_1{DType::Q8_1, quantize_q8_1, gemm<Q8Tile<UnpackQ5_1>, 2, 4, 4>};
 const MatMulKernels kQ4_K{DType::Q8_K, quantize_q8_K, gemm<QK45Tile<q::BlockQ4_K>, 1, 4, 1>};
 const MatMulKernels kQ5_K{DType::Q8_K, quantize_q8_K, gemm<QK45Tile<q::BlockQ5_K>, 1, 4, 1>};
 const MatMulKernels kQ6_K{DType::Q8_K, quantize_q8_K, gemm<Q6KTile, 1, 4, 1>};
@@ -489,6 +569,12 @@ const MatMulKernels* avx2_kernels(DType w) {
       return &kQ8_0;
     case DType::Q4_0:
       return &kQ4_0;
+    case DType::Q4_1:
+      return &kQ4_1;
+    case DType::Q5_0:
+      return &kQ5_0;
+    case DType::Q5_1:
+      return &kQ5_1;
     case DType::Q4_K:
       return &kQ4_K;
     case DType::Q5_K:
