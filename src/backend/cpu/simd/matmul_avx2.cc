@@ -351,6 +351,19 @@ struct QK45Tile {
   }
 };
 
+// The scales of 16 groups of 16 (int16, groups 0..7 in the low lane, 8..15 in the high) as one
+// vector per 32 elements: group 2p broadcast in the low 128 bits, 2p+1 in the high.
+inline void pair_scales(__m256i sc16, __m256i sv[8]) {
+  const __m256i sc_lo = _mm256_permute2x128_si256(sc16, sc16, 0x00);
+  const __m256i sc_hi = _mm256_permute2x128_si256(sc16, sc16, 0x11);
+  for (int p = 0; p < 8; ++p) {
+    const int64_t e = 4 * (p % 4);  // byte offset of scale 2p (mod 8) in a lane
+    const int64_t lo = ((e + 1) << 8 | e) * 0x0001000100010001LL;
+    const int64_t hi = ((e + 3) << 8 | (e + 2)) * 0x0001000100010001LL;
+    sv[p] = _mm256_shuffle_epi8(p < 4 ? sc_lo : sc_hi, _mm256_setr_epi64x(lo, lo, hi, hi));
+  }
+}
+
 // Q6_K: 16 groups of 16 with int8 scales: x = d*sc*(q - 32), q 6 bits. The -32 is applied once
 // per block through the activations' sums of 16: sum(sc*(q-32)*y) = sum(sc*q*y) - 32*sum(sc*bsum).
 struct Q6KTile {
@@ -367,18 +380,8 @@ struct Q6KTile {
       const q::BlockQ6_K& b = wb[i];
       const __m256i sc16 =
           _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
-      // Scale vectors of each 32 elements: group 2p broadcast in the low 128 bits, 2p+1 in the
-      // high, by byte shuffles of the scales 0..7 (8..15) copied to both lanes.
-      const __m256i sc_lo = _mm256_permute2x128_si256(sc16, sc16, 0x00);
-      const __m256i sc_hi = _mm256_permute2x128_si256(sc16, sc16, 0x11);
       __m256i sv[8];
-      for (int p = 0; p < 8; ++p) {
-        const int64_t e = 4 * (p % 4);  // byte offset of scale 2p (mod 8) in a lane
-        const int64_t lo = ((e + 1) << 8 | e) * 0x0001000100010001LL;
-        const int64_t hi = ((e + 3) << 8 | (e + 2)) * 0x0001000100010001LL;
-        const __m256i pick = _mm256_setr_epi64x(lo, lo, hi, hi);
-        sv[p] = _mm256_shuffle_epi8(p < 4 ? sc_lo : sc_hi, pick);
-      }
+      pair_scales(sc16, sv);
       // The 256 quants, unsigned 6 bits: each 128 take 64 bytes of ql (runs 0,1 low nibbles,
       // runs 2,3 high nibbles) and 32 of qh (run j at bit 2j).
       __m256i qv[8];
@@ -413,6 +416,100 @@ struct Q6KTile {
       }
     }
     for (int c = 0; c < RN; ++c) out[c * ldo] = hsum(acc[c]);
+  }
+};
+
+// Q2_K and Q3_K decoded per super-block to unsigned quants q (8 x 32 bytes), 16 group scales
+// sc and 16 group corrections mn: x = dq*sc*q - dm*mn, both formats' 16 groups of 16 matching
+// the Q8_K sums of 16. Q2_K: q 2 bits, sc/mn the 4-bit scale/min. Q3_K: q = 2 low bits + 4 *
+// high bit, value sc*(q - 4), so mn = sc and dm = 4*dq.
+struct DecodeQ2K {
+  using Block = q::BlockQ2_K;
+  static void decode(const Block& b, __m256i qv[8], __m256i& sc16, __m256i& mn16, float& dq,
+                     float& dm) {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(packed, low4));
+    mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), low4));
+    const __m256i two = _mm256_set1_epi8(0x03);
+    for (int n = 0; n < 2; ++n) {
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * n));
+      qv[4 * n + 0] = _mm256_and_si256(raw, two);
+      qv[4 * n + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 2), two);
+      qv[4 * n + 2] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), two);
+      qv[4 * n + 3] = _mm256_and_si256(_mm256_srli_epi16(raw, 6), two);
+    }
+    dq = half_to_float(b.d);
+    dm = half_to_float(b.dmin);
+  }
+};
+struct DecodeQ3K {
+  using Block = q::BlockQ3_K;
+  static void decode(const Block& b, __m256i qv[8], __m256i& sc16, __m256i& mn16, float& dq,
+                     float& dm) {
+    // 16 6-bit scales: low nibbles in bytes 0..7 (groups 0..7 low, 8..15 high nibble), high
+    // 2-bit pairs in bytes 8..11 (group g at bit 2*(g/4) of byte 8 + g%4).
+    uint32_t a[4];
+    std::memcpy(a, b.scales, 12);
+    const uint32_t hi = a[2];
+    a[2] = ((a[0] >> 4) & 0x0F0F0F0F) | (((hi >> 4) & 0x03030303) << 4);
+    a[3] = ((a[1] >> 4) & 0x0F0F0F0F) | (((hi >> 6) & 0x03030303) << 4);
+    a[0] = (a[0] & 0x0F0F0F0F) | ((hi & 0x03030303) << 4);
+    a[1] = (a[1] & 0x0F0F0F0F) | (((hi >> 2) & 0x03030303) << 4);
+    sc16 =
+        _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a))),
+                         _mm256_set1_epi16(32));
+    mn16 = sc16;
+    const __m256i two = _mm256_set1_epi8(0x03);
+    const __m256i bit0 = _mm256_set1_epi8(0x01);
+    __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.hmask));
+    for (int n = 0; n < 2; ++n) {
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * n));
+      for (int j = 0; j < 4; ++j) {
+        // Run (n, j) takes bits 2j of qs and bit 4n + j of hmask.
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), two);
+        const __m256i high = _mm256_slli_epi16(_mm256_and_si256(hm, bit0), 2);
+        qv[4 * n + j] = _mm256_or_si256(low, high);
+        hm = _mm256_srli_epi16(hm, 1);
+      }
+    }
+    dq = half_to_float(b.d);
+    dm = 4.0f * dq;
+  }
+};
+
+template <class Decode>
+struct Q16Tile {
+  template <int RM, int RN>
+  static void run(int64_t k, const void* w, size_t ldw, const void* x, size_t ldx, float* out,
+                  size_t ldo) {
+    static_assert(RM == 1);
+    const auto* wb = static_cast<const typename Decode::Block*>(w);
+    __m256 acc[RN];
+    float acc_min[RN];
+    for (int c = 0; c < RN; ++c) {
+      acc[c] = _mm256_setzero_ps();
+      acc_min[c] = 0.0f;
+    }
+    for (int64_t i = 0; i < k / q::kQKK; ++i) {
+      __m256i qv[8], sv[8], sc16, mn16;
+      float dq, dm;
+      Decode::decode(wb[i], qv, sc16, mn16, dq, dm);
+      pair_scales(sc16, sv);
+      for (int c = 0; c < RN; ++c) {
+        const q::BlockQ8_K& y = at<q::BlockQ8_K>(x, c * ldx)[i];
+        const int corr = hsum_i32(
+            _mm256_madd_epi16(mn16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums))));
+        acc_min[c] += dm * y.d * static_cast<float>(corr);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int g = 0; g < 8; ++g) {
+          const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 32 * g));
+          sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(qv[g], yv), sv[g]));
+        }
+        acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dq * y.d), _mm256_cvtepi32_ps(sumi), acc[c]);
+      }
+    }
+    for (int c = 0; c < RN; ++c) out[c * ldo] = hsum(acc[c]) - acc_min[c];
   }
 };
 
@@ -551,6 +648,8 @@ const MatMulKernels kQ4_0{DType::Q8_0, quantize_q8_0, gemm<Q8Tile<UnpackQ4_0>, 2
 const MatMulKernels kQ4_1{DType::Q8_1, quantize_q8_1, gemm<Q8Tile<UnpackQ4_1>, 2, 4, 4>};
 const MatMulKernels kQ5_0{DType::Q8_0, quantize_q8_0, gemm<Q8Tile<UnpackQ5_0>, 2, 4, 4>};
 const MatMulKernels kQ5_1{DType::Q8_1, quantize_q8_1, gemm<Q8Tile<UnpackQ5_1>, 2, 4, 4>};
+const MatMulKernels kQ2_K{DType::Q8_K, quantize_q8_K, gemm<Q16Tile<DecodeQ2K>, 1, 4, 1>};
+const MatMulKernels kQ3_K{DType::Q8_K, quantize_q8_K, gemm<Q16Tile<DecodeQ3K>, 1, 4, 1>};
 const MatMulKernels kQ4_K{DType::Q8_K, quantize_q8_K, gemm<QK45Tile<q::BlockQ4_K>, 1, 4, 1>};
 const MatMulKernels kQ5_K{DType::Q8_K, quantize_q8_K, gemm<QK45Tile<q::BlockQ5_K>, 1, 4, 1>};
 const MatMulKernels kQ6_K{DType::Q8_K, quantize_q8_K, gemm<Q6KTile, 1, 4, 1>};
@@ -575,6 +674,10 @@ const MatMulKernels* avx2_kernels(DType w) {
       return &kQ5_0;
     case DType::Q5_1:
       return &kQ5_1;
+    case DType::Q2_K:
+      return &kQ2_K;
+    case DType::Q3_K:
+      return &kQ3_K;
     case DType::Q4_K:
       return &kQ4_K;
     case DType::Q5_K:
