@@ -327,6 +327,10 @@ struct QK45Tile {
           hb = _mm256_srli_epi16(hb, 2);
         }
       }
+      __m256i sv[8];
+      for (int g = 0; g < 8; ++g) {
+        sv[g] = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(((2 * g + 1) << 8) | (2 * g)));
+      }
       for (int c = 0; c < RN; ++c) {
         const q::BlockQ8_K& y = at<q::BlockQ8_K>(x, c * ldx)[i];
         // Sums of each 32 from the stored sums of each 16, times the mins.
@@ -340,9 +344,7 @@ struct QK45Tile {
         __m256i sumi = _mm256_setzero_si256();
         for (int g = 0; g < 8; ++g) {
           const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 32 * g));
-          const __m256i sc =
-              _mm256_shuffle_epi8(scales, _mm256_set1_epi16(((2 * g + 1) << 8) | (2 * g)));
-          sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(qv[g], yv), sc));
+          sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(qv[g], yv), sv[g]));
         }
         acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), _mm256_cvtepi32_ps(sumi), acc[c]);
       }
