@@ -3,6 +3,9 @@
 // bytes read per second and GFLOP/s. Matrix-vector is memory-bound: compare its GB/s with
 // `build/stream` (STREAM triad) on the same machine. Weights rotate over enough copies to
 // exceed the last-level cache, so the figures are DRAM figures, not L3 ones.
+// Gemm/... runs one thread's kernel alone on 256 weight rows that stay in L2: the compute
+// ceiling of a kernel, which must exceed (DRAM bandwidth / threads) for matrix-vector to be
+// memory-bound.
 //   build/mul_mat_bench [--benchmark_filter=Q4_0] ; CORRAL_THREADS=n overrides the thread count
 #include <benchmark/benchmark.h>
 
@@ -110,6 +113,40 @@ void BM_MulMat(benchmark::State& state, DType t, int64_t m, int64_t n) {
   state.SetLabel(std::string(backend::cpu::simd::isa_name(backend::cpu::simd::best_isa())));
 }
 
+void BM_Gemm(benchmark::State& state, DType t, int64_t n) {
+  namespace simd = backend::cpu::simd;
+  const int64_t k = 2048, m = 256;
+  const simd::MatMulKernels& kern = simd::matmul_kernels(t);
+  const size_t wrow = ml::row_size(t, k);
+  std::vector<unsigned char> w(wrow * m);
+  fill_weights(t, w.data(), w.size(), 1);
+  std::vector<float> x(k * n);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist;
+  for (float& v : x) v = dist(rng);
+  const bool f32 = kern.vec_type == DType::F32;
+  const size_t xrow = f32 ? k * sizeof(float) : ml::row_size(kern.vec_type, k);
+  std::vector<unsigned char> xq(xrow * n);
+  for (int64_t c = 0; c < n; ++c) {
+    if (f32) {
+      std::memcpy(xq.data() + c * xrow, x.data() + c * k, xrow);
+    } else {
+      kern.from_f32(x.data() + c * k, xq.data() + c * xrow, k);
+    }
+  }
+  std::vector<float> out(m * n);
+  for (auto _ : state) {
+    kern.gemm(k, w.data(), wrow, xq.data(), xrow, out.data(), m, static_cast<int>(m),
+              static_cast<int>(n));
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double iters = static_cast<double>(state.iterations());
+  state.counters["GB/s"] =
+      benchmark::Counter(static_cast<double>(w.size()) * iters / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * k * m * n * iters / 1e9, benchmark::Counter::kIsRate);
+}
+
 int register_all() {
   const DType types[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0,
                          DType::Q4_0, DType::Q4_K, DType::Q6_K};
@@ -122,6 +159,14 @@ int register_all() {
             ->UseRealTime()
             ->Unit(benchmark::kMicrosecond);
       }
+    }
+  }
+  for (int64_t n : {1, 64}) {
+    for (DType t : ml::kAllDTypes) {
+      if (!backend::cpu::simd::scalar_kernels(t)) continue;
+      const std::string name = "Gemm/" + std::string(ml::dtype_name(t)) + "/k2048_m256/n" +
+                               std::to_string(n) + "/1thread_hot";
+      benchmark::RegisterBenchmark(name.c_str(), BM_Gemm, t, n)->Unit(benchmark::kMicrosecond);
     }
   }
   return 0;
