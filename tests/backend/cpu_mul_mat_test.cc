@@ -178,6 +178,17 @@ TEST(CpuMulMat, SingleThreadGivesTheSameResultAsTwo) {
   check({DType::F32, 64, 65, 13}, *one, 1e-8, 1e-8);
 }
 
+TEST(CpuMulMatSimd, EveryWeightDtypeHasKernelsOnEveryInstructionSet) {
+  for (simd::Isa isa : {simd::Isa::kScalar, simd::best_isa()}) {
+    for (DType t : kWeightTypes) {
+      const simd::MatMulKernels& k = simd::matmul_kernels(t, isa);
+      EXPECT_NE(k.gemm, nullptr) << ml::dtype_name(t) << " " << simd::isa_name(isa);
+      EXPECT_EQ(k.from_f32 == nullptr, k.vec_type == DType::F32)
+          << ml::dtype_name(t) << " " << simd::isa_name(isa);
+    }
+  }
+}
+
 // ---- SIMD kernels against the scalar ones, on random block bytes ----
 
 // Random blocks: random bytes with the scale fields replaced by modest halves (random bits
