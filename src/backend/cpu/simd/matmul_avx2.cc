@@ -247,11 +247,12 @@ struct Q8Tile {
     const __m256i ones = _mm256_set1_epi16(1);
     const int64_t nb = k / q::kQK;
     for (int64_t i = 0; i < nb; ++i) {
-      float dx[RN], sx[RN];
+      __m256 dx[RN];
+      float sx[RN];
       __m256i corr[RN];
       for (int c = 0; c < RN; ++c) {
         const XBlock& y = at<XBlock>(x, c * ldx)[i];
-        dx[c] = half_to_float(y.d);
+        dx[c] = _mm256_set1_ps(half_to_float(y.d));
         if constexpr (kMin) sx[c] = half_to_float(y.s);
         if constexpr (Unpack::kOffset != 0) {
           corr[c] =
@@ -262,7 +263,7 @@ struct Q8Tile {
       for (int r = 0; r < RM; ++r) {
         const Block& b = at<Block>(w, r * ldw)[i];
         const __m256i wq = Unpack::quants(b);
-        const float dw = half_to_float(b.d);
+        const __m256 dw = _mm256_set1_ps(half_to_float(b.d));
         for (int c = 0; c < RN; ++c) {
           const __m256i xq =
               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at<XBlock>(x, c * ldx)[i].qs));
@@ -274,7 +275,7 @@ struct Q8Tile {
             if constexpr (Unpack::kOffset != 0) p = _mm256_sub_epi16(p, corr[c]);
             dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
           }
-          acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), dot, acc[r][c]);
+          acc[r][c] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[c]), dot, acc[r][c]);
         }
         if constexpr (kMin) {
           const float m = half_to_float(b.m);
