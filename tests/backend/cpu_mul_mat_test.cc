@@ -60,7 +60,7 @@ struct Case {
   DType w;
   int64_t k, m, n;
   int64_t b2 = 1, B2 = 1;
-  bool strided = false;  // activations with padded rows and batches
+  bool strided = false;  // weights and activations with padded rows, activations padded batches
 };
 
 std::string describe(const Case& c) {
@@ -93,7 +93,18 @@ void check(const Case& c, ml::Backend& cpu, double exact_limit, double quant_lim
   std::vector<float> xbuf = random_floats(batch_stride * c.B2, 99 + static_cast<uint32_t>(n));
 
   ml::Graph g;
-  ml::Tensor w = g.leaf(c.w, {k, m, c.b2, 1}, wq.data());
+  // Strided weights (a view of a matrix with one spare block per row, as a K cache is) keep the
+  // same values.
+  const size_t ts = ml::type_size(c.w);
+  const size_t wstride = c.strided ? wrow + ts : wrow;
+  std::vector<unsigned char> wbuf(wstride * m * c.b2, 0xA5);
+  for (int64_t r = 0; r < m * c.b2; ++r) {
+    std::memcpy(wbuf.data() + r * wstride, wq.data() + r * wrow, wrow);
+  }
+  ml::Tensor wleaf =
+      g.leaf(c.w, {k + (c.strided ? ml::block_size(c.w) : 0), m, c.b2, 1}, wbuf.data());
+  ml::Tensor w =
+      ml::view(wleaf, {k, m, c.b2, 1}, {ts, wstride, wstride * m, wstride * m * c.b2}, 0);
   ml::Tensor xs = g.leaf(DType::F32, {batch_stride * c.B2}, xbuf.data());
   ml::Tensor x =
       ml::view(xs, {k, n, c.B2, 1},
@@ -156,7 +167,7 @@ TEST(CpuMulMat, MatchesDequantizedDotForEveryDtypeAndAwkwardShape) {
   }
 }
 
-TEST(CpuMulMat, BroadcastsWeightsOverBatchAndReadsStridedActivations) {
+TEST(CpuMulMat, BroadcastsWeightsOverBatchAndReadsStridedOperands) {
   auto cpu = make_backend({.n_threads = 2});
   for (DType t : kWeightTypes) {
     const int64_t k = ml::block_size(t) == 256 ? 512 : 96;
