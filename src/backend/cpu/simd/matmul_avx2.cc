@@ -13,7 +13,6 @@
 #include <type_traits>
 
 #include "backend/cpu/simd/matmul_kernels.h"
-#include "ml/fp16.h"
 #include "ml/quant/blocks.h"
 
 namespace corral::backend::cpu::simd {
@@ -36,7 +35,17 @@ inline int hsum_i32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
+// Conversions local to this file: the shared inline ones (ml/fp16.h) must not be instantiated
+// here, or the linker could keep this AVX2-compiled copy for callers on CPUs without AVX2.
+// F16C rounds to nearest even, as the reference conversion does.
 inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+inline uint16_t float_to_half(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+inline float bf16_to_float(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
 
 template <class T>
 inline const T* at(const void* base, size_t offset) {
@@ -145,7 +154,7 @@ struct FloatTile {
           } else if constexpr (std::is_same_v<Load, LoadF16>) {
             wf = half_to_float(wj);
           } else {
-            wf = ml::bf16_to_fp32(wj);
+            wf = bf16_to_float(wj);
           }
           s += wf * at<float>(x, c * ldx)[j];
         }
@@ -578,7 +587,7 @@ void quantize_q8_0(const float* x, void* y, int64_t k) {
     }
     const float d = hmax(m) / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    out[i].d = ml::fp32_to_fp16(d);
+    out[i].d = float_to_half(d);
     const __m256 idv = _mm256_set1_ps(id);
     __m256i qi[4];
     for (int j = 0; j < 4; ++j) qi[j] = round_away(_mm256_mul_ps(v[j], idv));
@@ -598,13 +607,13 @@ void quantize_q8_1(const float* x, void* y, int64_t k) {
     }
     const float d = hmax(m) / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    out[i].d = ml::fp32_to_fp16(d);
+    out[i].d = float_to_half(d);
     const __m256 idv = _mm256_set1_ps(id);
     __m256i qi[4];
     for (int j = 0; j < 4; ++j) qi[j] = round_away(_mm256_mul_ps(v[j], idv));
     const int sum =
         hsum_i32(_mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3])));
-    out[i].s = ml::fp32_to_fp16(static_cast<float>(sum) * d);
+    out[i].s = float_to_half(static_cast<float>(sum) * d);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[i].qs), pack_i8(qi[0], qi[1], qi[2], qi[3]));
   }
 }
