@@ -1,11 +1,10 @@
-#include <stdexcept>
-
 #include "backend/reference/reference.h"
+#include "backend/reference/tensor_access.h"
 
 namespace corral::backend::reference {
 
-void sub(const ml::Graph&, const ml::Node&) {
-  throw std::logic_error("reference sub: not implemented");
+void sub(const ml::Graph& g, const ml::Node& n) {
+  binary_op(g, n, [](float x, float y) { return x - y; });
 }
 
 }  // namespace corral::backend::reference

@@ -3,6 +3,7 @@
 // `llama-quantize` takes without an importance matrix) and dequantize_row_<fmt> the floats
 // ggml's dequantize_row_<fmt> produces. n is the element count, a multiple of the block size
 // (32 for the 32-wide formats, 256 for the K formats). Scalar, allocation-free, never throw.
+// Quantizers expect finite input, as ggml's do (NaN or infinity gives unspecified levels).
 #pragma once
 
 #include <cstdint>

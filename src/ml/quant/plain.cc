@@ -55,12 +55,14 @@ void quantize_row_plain(DType t, const float* x, void* y, int64_t n) {
     case DType::F32:
       std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
       return;
-    case DType::F16:
+    case DType::F16: {
+      uint16_t* out = static_cast<uint16_t*>(y);
+      for (int64_t i = 0; i < n; ++i) out[i] = fp32_to_fp16(x[i]);
+      return;
+    }
     case DType::BF16: {
       uint16_t* out = static_cast<uint16_t*>(y);
-      for (int64_t i = 0; i < n; ++i) {
-        out[i] = t == DType::F16 ? fp32_to_fp16(x[i]) : fp32_to_bf16(x[i]);
-      }
+      for (int64_t i = 0; i < n; ++i) out[i] = fp32_to_bf16(x[i]);
       return;
     }
     case DType::F64:
@@ -87,12 +89,14 @@ void dequantize_row_plain(DType t, const void* x, float* y, int64_t n) {
     case DType::F32:
       std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
       return;
-    case DType::F16:
+    case DType::F16: {
+      const uint16_t* in = static_cast<const uint16_t*>(x);
+      for (int64_t i = 0; i < n; ++i) y[i] = fp16_to_fp32(in[i]);
+      return;
+    }
     case DType::BF16: {
       const uint16_t* in = static_cast<const uint16_t*>(x);
-      for (int64_t i = 0; i < n; ++i) {
-        y[i] = t == DType::F16 ? fp16_to_fp32(in[i]) : bf16_to_fp32(in[i]);
-      }
+      for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_fp32(in[i]);
       return;
     }
     case DType::F64:

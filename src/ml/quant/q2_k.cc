@@ -79,17 +79,18 @@ void quantize_row_q2_K(const float* x, BlockQ2_K* y, int64_t n) {
 
 void dequantize_row_q2_K(const BlockQ2_K* x, float* y, int64_t n) {
   assert(n % kQKK == 0);
-  for (int64_t b = 0; b < n / kQKK; ++b, y += kQKK) {
+  for (int64_t b = 0; b < n / kQKK; ++b) {
     const float d = fp16_to_fp32(x[b].d);
     const float dmin = fp16_to_fp32(x[b].dmin);
-    for (int e = 0; e < kQKK; ++e) {
-      const int half = e / 128;
-      const int shift = 2 * ((e % 128) / 32);
-      const int q = (x[b].qs[32 * half + e % 32] >> shift) & 3;
-      const uint8_t sc = x[b].scales[e / 16];
+    // Group g (16 values, e = 16g..16g+15) lies in half g / 8, quarter (g % 8) / 2, and the
+    // first or second 16 bytes of that half's 32 (g % 2).
+    for (int g = 0; g < kQKK / 16; ++g, y += 16) {
+      const uint8_t* q = x[b].qs + 32 * (g / 8) + 16 * (g % 2);
+      const int shift = 2 * ((g % 8) / 2);
+      const uint8_t sc = x[b].scales[g];
       const float dl = d * static_cast<float>(sc & 0xF);
       const float ml = dmin * static_cast<float>(sc >> 4);
-      y[e] = dl * static_cast<float>(q) - ml;
+      for (int l = 0; l < 16; ++l) y[l] = dl * static_cast<float>((q[l] >> shift) & 3) - ml;
     }
   }
 }

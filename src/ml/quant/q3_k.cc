@@ -80,16 +80,23 @@ void quantize_row_q3_K(const float* x, BlockQ3_K* y, int64_t n) {
 void dequantize_row_q3_K(const BlockQ3_K* x, float* y, int64_t n) {
   assert(n % kQKK == 0);
   int8_t sc[16];
-  for (int64_t b = 0; b < n / kQKK; ++b, y += kQKK) {
+  for (int64_t b = 0; b < n / kQKK; ++b) {
     const float d_all = fp16_to_fp32(x[b].d);
     unpack_q3_K_scales(x[b].scales, sc);
-    for (int e = 0; e < kQKK; ++e) {
-      const int half = e / 128;
-      const int shift = 2 * ((e % 128) / 32);
-      const int low = (x[b].qs[32 * half + e % 32] >> shift) & 3;
-      const bool high = (x[b].hmask[e % 32] >> (e / 32)) & 1;
-      const float dl = d_all * static_cast<float>(sc[e / 16]);
-      y[e] = dl * static_cast<float>(low - (high ? 0 : 4));
+    // Group g (16 values) lies in half g / 8, quarter (g % 8) / 2, and the first or second
+    // 16 bytes of that half's 32 qs (g % 2); its high bits are bit g / 2 of the same 16 of
+    // hmask's 32 bytes.
+    for (int g = 0; g < kQKK / 16; ++g, y += 16) {
+      const uint8_t* q = x[b].qs + 32 * (g / 8) + 16 * (g % 2);
+      const uint8_t* hm = x[b].hmask + 16 * (g % 2);
+      const int shift = 2 * ((g % 8) / 2);
+      const int hbit = g / 2;
+      const float dl = d_all * static_cast<float>(sc[g]);
+      for (int l = 0; l < 16; ++l) {
+        const int low = (q[l] >> shift) & 3;
+        const int minus = (hm[l] >> hbit) & 1 ? 0 : 4;
+        y[l] = dl * static_cast<float>(low - minus);
+      }
     }
   }
 }

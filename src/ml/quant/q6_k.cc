@@ -72,16 +72,15 @@ void dequantize_row_q6_K(const BlockQ6_K* x, float* y, int64_t n) {
       const uint8_t* ql = x[b].ql + 64 * h;
       const uint8_t* qh = x[b].qh + 32 * h;
       const int8_t* sc = x[b].scales + 8 * h;
-      for (int l = 0; l < 32; ++l) {
-        const int is = l / 16;
-        const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-        const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-        y[l] = d * static_cast<float>(sc[is]) * static_cast<float>(q1);
-        y[l + 32] = d * static_cast<float>(sc[is + 2]) * static_cast<float>(q2);
-        y[l + 64] = d * static_cast<float>(sc[is + 4]) * static_cast<float>(q3);
-        y[l + 96] = d * static_cast<float>(sc[is + 6]) * static_cast<float>(q4);
+      // Quarter k (32 values) of the half: low nibbles of ql[0..31] / ql[32..63] for k = 0 / 1,
+      // high nibbles for k = 2 / 3; top bits at bit 2k of qh[l]; scales 2k and 2k + 1.
+      for (int k = 0; k < 4; ++k) {
+        const uint8_t* qlk = ql + 32 * (k % 2);
+        const int nibble_shift = 4 * (k / 2);
+        for (int l = 0; l < 32; ++l) {
+          const int q = (((qlk[l] >> nibble_shift) & 0xF) | (((qh[l] >> (2 * k)) & 3) << 4)) - 32;
+          y[32 * k + l] = d * static_cast<float>(sc[2 * k + l / 16]) * static_cast<float>(q);
+        }
       }
     }
   }

@@ -1,14 +1,173 @@
-#include <stdexcept>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 
+#include "backend/cpu/kernels/convert.h"
 #include "backend/cpu/kernels/kernels.h"
+#include "backend/cpu/kernels/rows.h"
+#include "backend/cpu/kernels/vec.h"
 
 namespace corral::backend::cpu {
+namespace {
 
-void flash_attn(const KernelContext&, const ml::Graph&, const ml::Node&) {
-  throw std::logic_error("cpu flash_attn: not implemented");
+// Keys scored per step: the scores of one tile live in the work buffer, never a whole row of
+// n_kv (nor the n_tokens x n_kv matrix). 128 keys of a 128-wide f16 head are 32 KiB, so a tile
+// stays in cache while every query head of its group uses it.
+constexpr int64_t kTile = 128;
+
+struct Dims {
+  int64_t d, dv, n_kv, n_tokens, n_head, n_head_kv, b3;
+  int64_t group() const { return n_head / n_head_kv; }
+};
+
+Dims dims_of(const ml::Graph& g, const ml::Node& n) {
+  const ml::Node& q = g.node(n.src[0]);
+  const ml::Node& k = g.node(n.src[1]);
+  const ml::Node& v = g.node(n.src[2]);
+  return {q.ne[0], v.ne[0], k.ne[1], q.ne[1], q.ne[2], k.ne[2], q.ne[3]};
 }
 
-}  // namespace corral::backend::cpu
-namespace corral::backend::cpu {
-size_t flash_attn_work_size(const ml::Graph&, const ml::Node&, int) { return 0; }
+// Query tokens a unit of work takes through each K/V tile (prefill): the tile is read once for
+// all of them while it is in cache.
+constexpr int64_t kTokens = 8;
+
+// Floats of scratch per thread, rounded to a cache line: scores and mask of a tile, then per
+// (token, query head) of a unit its q, accumulator, running max and sum, then one K and one V
+// row for strided caches.
+size_t per_thread_floats(const Dims& d) {
+  const size_t rows = static_cast<size_t>(kTokens * d.group());
+  const size_t f = static_cast<size_t>(2 * kTile + d.d + d.dv) + rows * (d.d + d.dv + 2);
+  return (f + 15) / 16 * 16;
+}
+
+// How a thread's work is cut: units of `tokens` query tokens x `heads` query heads of one KV
+// head. Whole groups and blocks of tokens while that leaves every thread a unit; decode (one
+// token) splits the group instead.
+struct Split {
+  int64_t tokens, heads, token_blocks, head_splits;
+};
+Split split_of(const Dims& d, int nth) {
+  Split s{d.n_tokens >= kTokens * nth ? kTokens : 1, d.group(), 0, 1};
+  s.token_blocks = (d.n_tokens + s.tokens - 1) / s.tokens;
+  const int64_t base = d.n_head_kv * s.token_blocks * d.b3;
+  for (int64_t k = 1; k <= d.group(); ++k) {
+    if (d.group() % k == 0 && (base * k >= nth || k == d.group())) {
+      s.head_splits = k;
+      break;
+    }
+  }
+  s.heads = d.group() / s.head_splits;
+  return s;
+}
+
+}  // namespace
+
+size_t flash_attn_work_size(const ml::Graph& g, const ml::Node& n, int nth) {
+  return per_thread_floats(dims_of(g, n)) * sizeof(float) * static_cast<size_t>(nth);
+}
+
+// Online softmax (the FlashAttention recurrence) per (query token, head): running maximum m,
+// running sum s and accumulator acc = sum_j e^{x_j - m} v_j, rescaled by e^{m_old - m_new}
+// whenever a tile raises the maximum; the output is acc / s. One pass over K and V, tile by
+// tile, with the query heads that share a KV head (grouped-query attention) and a block of
+// query tokens taking turns on each tile while it is in cache.
+void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
+  const ml::Node& q = g.node(n.src[0]);
+  const ml::Node& k = g.node(n.src[1]);
+  const ml::Node& vt = g.node(n.src[2]);
+  const ml::Node* mask = n.src[3] >= 0 ? &g.node(n.src[3]) : nullptr;
+  const auto& p = n.params<ml::op::FlashAttn>();
+  const Dims d = dims_of(g, n);
+  const vec::Ops& v = vec::ops();
+  const bool k_half = k.dtype == ml::DType::F16, v_half = vt.dtype == ml::DType::F16;
+  const bool k_packed = k.nb[0] == ml::type_size(k.dtype);
+  const bool v_packed = vt.nb[0] == ml::type_size(vt.dtype);
+  const auto dot_rows = k_half ? v.dot_rows_f16 : v.dot_rows;
+  const auto acc_rows = v_half ? v.acc_rows_f16 : v.acc_rows;
+
+  const Split sp = split_of(d, ctx.nth);
+  const int64_t hp = sp.heads;
+  float* scores = static_cast<float*>(ctx.wdata) + per_thread_floats(d) * ctx.ith;
+  float* mbuf = scores + kTile;
+  float* ktmp = mbuf + kTile;                   // one K row as f32 (strided K)
+  float* vtmp = ktmp + d.d;                     // one V row as f32 (strided V)
+  float* qs = vtmp + d.dv;                      // per (token, head) row r: q at qs + r * d
+  float* acc = qs + kTokens * d.group() * d.d;  // accumulator at acc + r * dv
+  float* m = acc + kTokens * d.group() * d.dv;  // running maximum
+  float* s = m + kTokens * d.group();           // running sum
+
+  int64_t u0, u1;
+  ctx.split(d.n_head_kv * sp.head_splits * sp.token_blocks * d.b3, u0, u1);
+  for (int64_t u = u0; u < u1; ++u) {
+    const int64_t hk = u % d.n_head_kv;
+    const int64_t sub = (u / d.n_head_kv) % sp.head_splits;
+    const int64_t tb = (u / (d.n_head_kv * sp.head_splits)) % sp.token_blocks;
+    const int64_t b = u / (d.n_head_kv * sp.head_splits * sp.token_blocks);
+    const int64_t h0 = hk * d.group() + sub * hp;
+    const int64_t t0 = tb * sp.tokens;
+    const int64_t nt = std::min(sp.tokens, d.n_tokens - t0);
+
+    for (int64_t r = 0; r < nt * hp; ++r) {
+      const int64_t t = t0 + r / hp, h = h0 + r % hp;
+      load_f32(ml::DType::F32, row_ptr(q, t, h, b), q.nb[0], qs + r * d.d, d.d);
+      v.scale(qs + r * d.d, qs + r * d.d, d.d, p.scale, 0.0f);
+      std::fill(acc + r * d.dv, acc + (r + 1) * d.dv, 0.0f);
+      m[r] = -INFINITY;
+      s[r] = 0.0f;
+    }
+    // Query t sees keys [0, kv_end(t)); the last token of the block sees the most.
+    auto kv_end = [&](int64_t t) { return p.causal ? d.n_kv - d.n_tokens + t + 1 : d.n_kv; };
+
+    for (int64_t c0 = 0; c0 < kv_end(t0 + nt - 1); c0 += kTile) {
+      const char* kp = row_ptr(k, c0, hk, b);
+      const char* vp = row_ptr(vt, c0, hk, b);
+      for (int64_t ti = 0; ti < nt; ++ti) {
+        const int64_t t = t0 + ti;
+        const int64_t len = std::min(kTile, kv_end(t) - c0);
+        if (len <= 0) continue;
+        if (mask) {
+          load_f32(mask->dtype, row_ptr(*mask, t, 0, 0) + c0 * mask->nb[0], mask->nb[0], mbuf, len);
+          if (v.max(mbuf, len) == -INFINITY) continue;  // the whole tile is masked
+        }
+        for (int64_t i = 0; i < hp; ++i) {
+          const int64_t r = ti * hp + i;
+          const float* qi = qs + r * d.d;
+          float* ai = acc + r * d.dv;
+          if (k_packed) {
+            dot_rows(kp, k.nb[1], len, qi, d.d, scores);
+          } else {
+            for (int64_t j = 0; j < len; ++j) {
+              load_f32(k.dtype, kp + j * k.nb[1], k.nb[0], ktmp, d.d);
+              scores[j] = v.dot(ktmp, qi, d.d);
+            }
+          }
+          if (mask) v.add(scores, mbuf, scores, len);
+          const float tile_max = v.max(scores, len);
+          if (tile_max > m[r]) {
+            const float f = m[r] == -INFINITY ? 0.0f : std::exp(m[r] - tile_max);
+            v.scale(ai, ai, d.dv, f, 0.0f);
+            s[r] *= f;
+            m[r] = tile_max;
+          }
+          s[r] += v.exp_sum(scores, scores, len, m[r]);
+          if (v_packed) {
+            acc_rows(vp, vt.nb[1], len, scores, d.dv, ai);
+          } else {
+            for (int64_t j = 0; j < len; ++j) {
+              if (scores[j] == 0.0f) continue;
+              load_f32(vt.dtype, vp + j * vt.nb[1], vt.nb[0], vtmp, d.dv);
+              v.axpy(scores[j], vtmp, ai, d.dv);
+            }
+          }
+        }
+      }
+    }
+    // A query that sees no key (all masked) gets zeros rather than 0/0.
+    for (int64_t r = 0; r < nt * hp; ++r) {
+      auto* out = reinterpret_cast<float*>(row_ptr(n, h0 + r % hp, t0 + r / hp, b));
+      v.scale(acc + r * d.dv, out, d.dv, s[r] > 0.0f ? 1.0f / s[r] : 0.0f, 0.0f);
+    }
+  }
+}
+
 }  // namespace corral::backend::cpu

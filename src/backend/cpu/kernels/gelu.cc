@@ -1,11 +1,10 @@
-#include <stdexcept>
-
-#include "backend/cpu/kernels/kernels.h"
+#include "backend/cpu/kernels/elementwise.h"
 
 namespace corral::backend::cpu {
 
-void gelu(const KernelContext&, const ml::Graph&, const ml::Node&) {
-  throw std::logic_error("cpu gelu: not implemented");
+void gelu(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
+  const bool erf = n.params<ml::op::Gelu>().form == ml::op::GeluForm::kErf;
+  unary_rows(ctx, g, n, erf ? vec::ops().gelu_erf : vec::ops().gelu_tanh);
 }
 
 }  // namespace corral::backend::cpu

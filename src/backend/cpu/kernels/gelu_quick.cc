@@ -1,11 +1,9 @@
-#include <stdexcept>
-
-#include "backend/cpu/kernels/kernels.h"
+#include "backend/cpu/kernels/elementwise.h"
 
 namespace corral::backend::cpu {
 
-void gelu_quick(const KernelContext&, const ml::Graph&, const ml::Node&) {
-  throw std::logic_error("cpu gelu_quick: not implemented");
+void gelu_quick(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
+  unary_rows(ctx, g, n, vec::ops().gelu_quick);
 }
 
 }  // namespace corral::backend::cpu

@@ -1,11 +1,9 @@
-#include <stdexcept>
-
-#include "backend/cpu/kernels/kernels.h"
+#include "backend/cpu/kernels/reduce.h"
 
 namespace corral::backend::cpu {
 
-void mean(const KernelContext&, const ml::Graph&, const ml::Node&) {
-  throw std::logic_error("cpu mean: not implemented");
+void mean(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
+  reduce_rows(ctx, g, n, true);
 }
 
 }  // namespace corral::backend::cpu

@@ -1,11 +1,9 @@
-#include <stdexcept>
-
-#include "backend/cpu/kernels/kernels.h"
+#include "backend/cpu/kernels/elementwise.h"
 
 namespace corral::backend::cpu {
 
-void mul(const KernelContext&, const ml::Graph&, const ml::Node&) {
-  throw std::logic_error("cpu mul: not implemented");
+void mul(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
+  binary_rows(ctx, g, n, vec::ops().mul);
 }
 
 }  // namespace corral::backend::cpu

@@ -1,11 +1,11 @@
-#include <stdexcept>
-
-#include "backend/cpu/kernels/kernels.h"
+#include "backend/cpu/kernels/elementwise.h"
 
 namespace corral::backend::cpu {
 
-void scale(const KernelContext&, const ml::Graph&, const ml::Node&) {
-  throw std::logic_error("cpu scale: not implemented");
+void scale(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
+  const auto& p = n.params<ml::op::Scale>();
+  const auto fn = vec::ops().scale;
+  unary_rows(ctx, g, n, [&](const float* x, float* y, int64_t m) { fn(x, y, m, p.scale, p.bias); });
 }
 
 }  // namespace corral::backend::cpu

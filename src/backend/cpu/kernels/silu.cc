@@ -1,11 +1,9 @@
-#include <stdexcept>
-
-#include "backend/cpu/kernels/kernels.h"
+#include "backend/cpu/kernels/elementwise.h"
 
 namespace corral::backend::cpu {
 
-void silu(const KernelContext&, const ml::Graph&, const ml::Node&) {
-  throw std::logic_error("cpu silu: not implemented");
+void silu(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
+  unary_rows(ctx, g, n, vec::ops().silu);
 }
 
 }  // namespace corral::backend::cpu

@@ -1,11 +1,9 @@
-#include <stdexcept>
-
-#include "backend/cpu/kernels/kernels.h"
+#include "backend/cpu/kernels/elementwise.h"
 
 namespace corral::backend::cpu {
 
-void sub(const KernelContext&, const ml::Graph&, const ml::Node&) {
-  throw std::logic_error("cpu sub: not implemented");
+void sub(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
+  binary_rows(ctx, g, n, vec::ops().sub);
 }
 
 }  // namespace corral::backend::cpu

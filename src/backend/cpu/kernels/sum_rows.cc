@@ -1,11 +1,9 @@
-#include <stdexcept>
-
-#include "backend/cpu/kernels/kernels.h"
+#include "backend/cpu/kernels/reduce.h"
 
 namespace corral::backend::cpu {
 
-void sum_rows(const KernelContext&, const ml::Graph&, const ml::Node&) {
-  throw std::logic_error("cpu sum_rows: not implemented");
+void sum_rows(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
+  reduce_rows(ctx, g, n, false);
 }
 
 }  // namespace corral::backend::cpu

@@ -1,11 +1,11 @@
-#include <stdexcept>
-
-#include "backend/cpu/kernels/kernels.h"
+#include "backend/cpu/kernels/elementwise.h"
 
 namespace corral::backend::cpu {
 
-void swiglu(const KernelContext&, const ml::Graph&, const ml::Node&) {
-  throw std::logic_error("cpu swiglu: not implemented");
+// Same shapes (checked when recorded), so the broadcasting loop runs with src1's row as long as
+// src0's.
+void swiglu(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
+  binary_rows(ctx, g, n, vec::ops().swiglu);
 }
 
 }  // namespace corral::backend::cpu
