@@ -184,6 +184,14 @@ TEST(CpuMulMat, LargeMatrixSplitIntoManyChunksMatches) {
   }
 }
 
+TEST(CpuMulMat, LongRowsMatchInMatrixVectorProducts) {
+  // 133 blocks of 32: more than one segment of the matrix-vector kernels' precomputed terms.
+  auto cpu = make_backend({.n_threads = 2});
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0}) {
+    check({t, 4256, 37, 1}, *cpu, exact_limit(t), quant_limit(t));
+  }
+}
+
 TEST(CpuMulMat, SingleThreadGivesTheSameResultAsTwo) {
   auto one = make_backend({.n_threads = 1});
   check({DType::Q4_K, 512, 129, 9}, *one, 1e-8, 1e-3);

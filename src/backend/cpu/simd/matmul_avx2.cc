@@ -8,6 +8,7 @@
 // DRAM for Q4_0); float rows are long (4-8 KiB) and 4 rows at a time measured faster.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -84,7 +85,11 @@ template <class Tile, int RM, int RN, int RM_VEC>
 void gemm(int64_t k, const void* w, size_t ldw, const void* x, size_t ldx, float* out, size_t ldo,
           int nr, int nc) {
   if (nc == 1) {
-    Walker<Tile, RM_VEC, 1>::template tile<RM_VEC, 1>(k, w, ldw, x, ldx, out, ldo, nr);
+    if constexpr (requires { Tile::matvec; }) {
+      Tile::matvec(k, w, ldw, x, out, nr);
+    } else {
+      Walker<Tile, RM_VEC, 1>::template tile<RM_VEC, 1>(k, w, ldw, x, ldx, out, ldo, nr);
+    }
   } else {
     Walker<Tile, RM, RN>::template cols<RN>(k, w, ldw, x, ldx, out, ldo, nr, nc);
   }
@@ -294,6 +299,54 @@ struct Q8Tile {
     }
     for (int r = 0; r < RM; ++r) {
       for (int c = 0; c < RN; ++c) out[c * ldo + r] = hsum(acc[r][c]) + acc_min[r][c];
+    }
+  }
+
+  // One column, one row at a time (one sequential stream): what depends on the activations
+  // alone (their scales, sums and offset corrections) is computed once per segment of blocks
+  // for all rows, leaving per weight block only its unpacking and dot product.
+  static void matvec(int64_t k, const void* w, size_t ldw, const void* x, float* out, int nr) {
+    constexpr int64_t kSeg = 128;  // blocks per segment: 4.5 KiB of precomputed terms, in L1
+    __m256 dx[kSeg];
+    float sx[kSeg];
+    __m256i corr[kSeg];
+    const auto* xb = static_cast<const XBlock*>(x);
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int64_t nb = k / q::kQK;
+    for (int r = 0; r < nr; ++r) out[r] = 0.0f;
+    for (int64_t s0 = 0; s0 < nb; s0 += kSeg) {
+      const int64_t ns = std::min(kSeg, nb - s0);
+      for (int64_t b = 0; b < ns; ++b) {
+        const XBlock& y = xb[s0 + b];
+        dx[b] = _mm256_set1_ps(half_to_float(y.d));
+        if constexpr (kMin) sx[b] = half_to_float(y.s);
+        if constexpr (Unpack::kOffset != 0) {
+          corr[b] =
+              _mm256_maddubs_epi16(_mm256_set1_epi8(Unpack::kOffset),
+                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs)));
+        }
+      }
+      for (int r = 0; r < nr; ++r) {
+        const Block* wr = at<Block>(w, r * ldw) + s0;
+        __m256 acc = _mm256_setzero_ps();
+        float acc_min = 0.0f;
+        for (int64_t b = 0; b < ns; ++b) {
+          const __m256i wq = Unpack::quants(wr[b]);
+          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[s0 + b].qs));
+          __m256 dot;
+          if constexpr (Unpack::kSigned) {
+            dot = dot_i8(wq, xq);
+          } else {
+            __m256i p = _mm256_maddubs_epi16(wq, xq);
+            if constexpr (Unpack::kOffset != 0) p = _mm256_sub_epi16(p, corr[b]);
+            dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+          }
+          const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(half_to_float(wr[b].d)), dx[b]);
+          acc = _mm256_fmadd_ps(scale, dot, acc);
+          if constexpr (kMin) acc_min += half_to_float(wr[b].m) * sx[b];
+        }
+        out[r] += hsum(acc) + acc_min;
+      }
     }
   }
 };
