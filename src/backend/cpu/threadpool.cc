@@ -20,6 +20,21 @@ inline void cpu_relax() {
 
 // Spin this many rounds before sleeping on the condition variable.
 constexpr int kSpinRounds = 1 << 16;
+// Inside a task, spin this many rounds before yielding the core: on an oversubscribed machine a
+// thread that only spins keeps the one it waits for off the CPU.
+constexpr int kYieldAfter = 1 << 10;
+
+// Waits until done() holds: pause-spins first (a step's ops take microseconds), then yields.
+template <class Done>
+void spin_until(Done done) {
+  for (int spin = 0; !done(); ++spin) {
+    if (spin < kYieldAfter) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
 
 }  // namespace
 
@@ -55,7 +70,7 @@ void ThreadPool::run(int nth, Task task, void* ctx) {
   }
   cv_.notify_all();
   task(ctx, 0, nth);
-  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
+  spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; });
 }
 
 void ThreadPool::worker(int ith) {
@@ -89,7 +104,7 @@ void ThreadPool::barrier() {
     barrier_phase_.fetch_add(1, std::memory_order_acq_rel);
     return;
   }
-  while (barrier_phase_.load(std::memory_order_acquire) == phase) cpu_relax();
+  spin_until([&] { return barrier_phase_.load(std::memory_order_acquire) != phase; });
 }
 
 int physical_cores() {
