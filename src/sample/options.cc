@@ -47,8 +47,8 @@ const std::array<Field, 20> kFields = {{
 // Ollama's parser/parser.go deprecatedParameters, plus tfs_z (dropped from api.Options along
 // with llama.cpp's tail-free sampler) and numa (dropped from the Runner options).
 constexpr std::array<std::string_view, 11> kRemoved = {
-    "mirostat",   "mirostat_eta", "mirostat_tau", "tfs_z",     "penalize_newline", "low_vram",
-    "f16_kv",     "logits_all",   "vocab_only",   "use_mlock", "numa",
+    "mirostat",   "mirostat_eta", "mirostat_tau", "tfs_z", "penalize_newline", "low_vram", "f16_kv",
+    "logits_all", "vocab_only",   "use_mlock",    "numa",
 };
 
 const Field* find_field(std::string_view key) {
@@ -254,38 +254,37 @@ nlohmann::json params_to_json(std::span<const std::pair<std::string, std::string
       if (is_removed_option(key)) continue;
       throw std::invalid_argument("unknown parameter \"" + key + "\"");
     }
-    std::visit(Overloaded{
-                   [&](int Options::*) {
-                     const int64_t v = text_integer(key, value);
-                     if (v < std::numeric_limits<int>::min() ||
-                         v > std::numeric_limits<int>::max()) {
-                       fail(key, "is out of range: \"" + value + "\"");
-                     }
-                     out[key] = v;
-                   },
-                   [&](std::optional<int> Options::*) {
-                     const int64_t v = text_integer(key, value);
-                     if (v < std::numeric_limits<int>::min() ||
-                         v > std::numeric_limits<int>::max()) {
-                       fail(key, "is out of range: \"" + value + "\"");
-                     }
-                     out[key] = v;
-                   },
-                   [&](int64_t Options::*) { out[key] = text_integer(key, value); },
-                   [&](float Options::*) {
-                     const double v = text_float(key, value);
-                     if (std::abs(v) > std::numeric_limits<float>::max()) {
-                       fail(key, "is out of range: \"" + value + "\"");
-                     }
-                     out[key] = v;
-                   },
-                   [&](std::optional<bool> Options::*) { out[key] = text_bool(key, value); },
-                   [&](std::vector<std::string> Options::*) {
-                     if (!out.contains(key)) out[key] = nlohmann::json::array();
-                     out[key].push_back(value);
-                   },
-               },
-               field->member);
+    std::visit(
+        Overloaded{
+            [&](int Options::*) {
+              const int64_t v = text_integer(key, value);
+              if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
+                fail(key, "is out of range: \"" + value + "\"");
+              }
+              out[key] = v;
+            },
+            [&](std::optional<int> Options::*) {
+              const int64_t v = text_integer(key, value);
+              if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
+                fail(key, "is out of range: \"" + value + "\"");
+              }
+              out[key] = v;
+            },
+            [&](int64_t Options::*) { out[key] = text_integer(key, value); },
+            [&](float Options::*) {
+              const double v = text_float(key, value);
+              if (std::abs(v) > std::numeric_limits<float>::max()) {
+                fail(key, "is out of range: \"" + value + "\"");
+              }
+              out[key] = v;
+            },
+            [&](std::optional<bool> Options::*) { out[key] = text_bool(key, value); },
+            [&](std::vector<std::string> Options::*) {
+              if (!out.contains(key)) out[key] = nlohmann::json::array();
+              out[key].push_back(value);
+            },
+        },
+        field->member);
   }
   return out;
 }

@@ -34,7 +34,7 @@ class StopMatcher {
 
   std::vector<std::string> stops_;
   std::string pending_;  // pushed text not emitted yet
-  std::string out_;  // backing store of the last returned view
+  std::string out_;      // backing store of the last returned view
   bool stopped_ = false;
   std::string stop_hit_;
 };

@@ -63,7 +63,7 @@ TEST(Options, JsonLayersPresentKeysOverCurrentValues) {
   EXPECT_EQ(o.stop, (std::vector<std::string>{"</s>", "User:"}));  // replaced, not appended
   EXPECT_EQ(o.use_mmap, false);
   EXPECT_EQ(o.main_gpu, 1);
-  EXPECT_EQ(o.num_ctx, 8192);  // an integral float is a fine integer
+  EXPECT_EQ(o.num_ctx, 8192);      // an integral float is a fine integer
   EXPECT_FLOAT_EQ(o.min_p, 0.0f);  // null leaves the value alone
   EXPECT_EQ(o.top_p, 1.0f);
   EXPECT_FLOAT_EQ(o.repeat_penalty, 1.0f);  // absent keys leave values alone
@@ -110,7 +110,7 @@ TEST(Options, JsonRejectsUnknownKeysAndWrongTypesNamingTheKey) {
 }
 
 TEST(Options, ParamsAreTypedByTheOptionAndStopAccumulates) {
-  const Params params = {{"temperature", "0.7"}, {"top_k", " 20 "}, {"stop", "<|im_start|>"},
+  const Params params = {{"temperature", "0.7"}, {"top_k", " 20 "},    {"stop", "<|im_start|>"},
                          {"stop", "<|im_end|>"}, {"use_mmap", "True"}, {"seed", "-1"},
                          {"num_ctx", "4096"},    {"num_ctx", "+8192"}};
   const json j = params_to_json(params);
@@ -144,8 +144,8 @@ TEST(Options, ParamsRejectUnknownKeysAndUnparsableValuesNamingBoth) {
 }
 
 TEST(Options, SplitParamTakesKeyBeforeTheFirstEquals) {
-  EXPECT_EQ(split_param("temperature=0.5"), (std::pair<std::string, std::string>{"temperature",
-                                                                                  "0.5"}));
+  EXPECT_EQ(split_param("temperature=0.5"),
+            (std::pair<std::string, std::string>{"temperature", "0.5"}));
   EXPECT_EQ(split_param("stop=a=b"), (std::pair<std::string, std::string>{"stop", "a=b"}));
   EXPECT_EQ(split_param("stop="), (std::pair<std::string, std::string>{"stop", ""}));
   expect_error([] { split_param("temperature"); }, {"temperature", "key=value"});
