@@ -66,7 +66,6 @@ template <class Int>
 Int json_integer(std::string_view key, const nlohmann::json& v) {
   // JSON has one number type; clients written in JavaScript send 40.0 for 40. A fractional
   // value is a mistake, not something to truncate silently.
-  double d = 0;
   if (v.is_number_integer()) {
     if (v.is_number_unsigned()) {
       if (v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<Int>::max())) {
@@ -81,7 +80,7 @@ Int json_integer(std::string_view key, const nlohmann::json& v) {
     return static_cast<Int>(i);
   }
   if (!v.is_number_float()) fail(key, "must be an integer, got " + v.dump());
-  d = v.get<double>();
+  const double d = v.get<double>();
   if (d != std::trunc(d)) fail(key, "must be an integer, got " + v.dump());
   if (d < static_cast<double>(std::numeric_limits<Int>::min()) ||
       d >= -static_cast<double>(std::numeric_limits<Int>::min())) {
@@ -93,7 +92,7 @@ Int json_integer(std::string_view key, const nlohmann::json& v) {
 float json_float(std::string_view key, const nlohmann::json& v) {
   if (!v.is_number()) fail(key, "must be a number, got " + v.dump());
   const double d = v.get<double>();
-  if (std::abs(d) > std::numeric_limits<float>::max()) {
+  if (!std::isfinite(d) || std::abs(d) > std::numeric_limits<float>::max()) {
     fail(key, "is out of range: " + v.dump());
   }
   return static_cast<float>(d);

@@ -20,7 +20,7 @@ bool before_by_logit(const Candidate& a, const Candidate& b) {
 constexpr size_t kSortBelow = 32;
 
 // Reorders c[0, n) so that its first r elements are the shortest prefix, in the strict order
-// `before`, whose total `weight` reaches `target` (exceeds it when `strict`), and returns r; n
+// `before`, whose total of `p` reaches `target` (exceeds it when `strict`), and returns r; n
 // when the total falls short. The prefix itself is left unordered. A quickselect that sums the
 // weights of the part it keeps: expected linear time, where sorting would be n log n and would
 // dominate on a 150k vocabulary with a flat distribution.
@@ -121,8 +121,8 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   if (temperature_ <= 0.0f && !(typical_p_ < 1.0f)) {
     // The first maximum, so ties go to the lowest id.
     int32_t best = 0;
-    float best_logit = row[0];
-    for (int32_t i = 1; i < n_vocab_; ++i) {
+    float best_logit = -INFINITY;
+    for (int32_t i = 0; i < n_vocab_; ++i) {
       if (row[i] > best_logit) {
         best_logit = row[i];
         best = i;
