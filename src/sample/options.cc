@@ -156,7 +156,7 @@ bool is_removed_option(std::string_view key) {
   return false;
 }
 
-void Options::apply(const nlohmann::json& options) {
+void Options::apply(const nlohmann::json& options, std::vector<std::string>* unknown) {
   if (options.is_null()) return;
   if (!options.is_object()) {
     throw std::invalid_argument("options must be a JSON object, got " + options.dump());
@@ -167,7 +167,9 @@ void Options::apply(const nlohmann::json& options) {
     const Field* field = find_field(key);
     if (field == nullptr) {
       if (is_removed_option(key)) continue;
-      throw std::invalid_argument("unknown option \"" + key + "\"");
+      if (unknown == nullptr) throw std::invalid_argument("unknown option \"" + key + "\"");
+      unknown->push_back(key);
+      continue;
     }
     if (value.is_null()) continue;
     std::visit(Overloaded{

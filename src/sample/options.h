@@ -45,8 +45,10 @@ struct Options {
 
   // Layers a JSON object of options over these values: each present key replaces the value
   // (`stop` replaces the whole list), null values are skipped, removed options are ignored.
-  // Throws std::invalid_argument naming the key for an unknown key or a value of the wrong type.
-  void apply(const nlohmann::json& options);
+  // Throws std::invalid_argument naming the key for a value of the wrong type, and for an unknown
+  // key unless `unknown` is given: then unknown keys are appended to it and skipped, which is
+  // what Ollama's server does with request options (it logs them and carries on).
+  void apply(const nlohmann::json& options, std::vector<std::string>* unknown = nullptr);
 
   // Layers text parameters over these values (see params_to_json).
   void apply_params(std::span<const std::pair<std::string, std::string>> params);

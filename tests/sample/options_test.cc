@@ -109,6 +109,16 @@ TEST(Options, JsonRejectsUnknownKeysAndWrongTypesNamingTheKey) {
   EXPECT_EQ(o.num_ctx, 0);
 }
 
+TEST(Options, UnknownKeysCanBeCollectedInsteadOfRejected) {
+  Options o;
+  std::vector<std::string> unknown;
+  o.apply(json::parse(R"({"top_k": 3, "foo": 1, "mirostat": 1, "bar": null})"), &unknown);
+  EXPECT_EQ(o.top_k, 3);
+  EXPECT_EQ(unknown, (std::vector<std::string>{"bar", "foo"}));  // removed ones are not unknown
+  // Wrong types still fail.
+  expect_error([&] { o.apply(json::parse(R"({"top_k": true})"), &unknown); }, {"top_k"});
+}
+
 TEST(Options, ParamsAreTypedByTheOptionAndStopAccumulates) {
   const Params params = {{"temperature", "0.7"}, {"top_k", " 20 "},    {"stop", "<|im_start|>"},
                          {"stop", "<|im_end|>"}, {"use_mmap", "True"}, {"seed", "-1"},

@@ -277,6 +277,8 @@ TEST(Sampler, FixedSeedReproducesAndDifferentSeedsDiffer) {
   EXPECT_EQ(run(42), run(42));
   EXPECT_NE(run(42), run(43));
   EXPECT_NE(run(0), run(1));
+  // seed -1: a fresh random seed each time (two equal 200-token runs would be a 1e-100 event).
+  EXPECT_NE(run(-1), run(-1));
 
   Options o = plain(1.0f, 9);
   Sampler s(o, 256);
