@@ -162,6 +162,49 @@ TEST(Options, SplitParamTakesKeyBeforeTheFirstEquals) {
   expect_error([] { split_param("=5"); }, {"no key"});
 }
 
+TEST(Options, AnyValueForAnyKeyEitherAppliesOrThrowsInvalidArgument) {
+  // Request options are untrusted: whatever arrives, the only failure is a clear message.
+  const std::vector<json> values = {json(),
+                                    json(true),
+                                    json(0),
+                                    json(-1),
+                                    json(40),
+                                    json(uint64_t{1} << 63),
+                                    json(int64_t{-1} << 40),
+                                    json(0.5),
+                                    json(-1e30),
+                                    json(1e300),
+                                    json("x"),
+                                    json("4"),
+                                    json::array(),
+                                    json::array({"a", "b"}),
+                                    json::array({1}),
+                                    json::object({{"a", 1}})};
+  Options every;  // to_json leaves out unset optionals
+  every.main_gpu = 0;
+  every.use_mmap = true;
+  const json keys = every.to_json();
+  ASSERT_EQ(keys.size(), 20u);
+  for (const auto& [key, _] : keys.items()) {
+    for (const json& v : values) {
+      Options o;
+      try {
+        o.apply(json{{key, v}});
+      } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+      }
+    }
+    for (const char* text : {"", "1", "-1", "1.5", "true", "abc", "1e99", "99999999999999999999"}) {
+      try {
+        Options o;
+        o.apply_params(Params{{key, text}});
+      } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+      }
+    }
+  }
+}
+
 TEST(Options, ToJsonRoundTrips) {
   Options a;
   a.temperature = 0.3f;
