@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernels/convert.h"
 #include "ml/fp16.h"
 
@@ -175,14 +176,7 @@ constexpr Ops kScalar = {
     .rotate_pairs = rotate_pairs,
 };
 
-bool has_avx2() {
-#if defined(__x86_64__) || defined(__i386__)
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
-#else
-  return false;
-#endif
-}
+bool has_avx2() { return cpu_features().avx2; }
 
 }  // namespace
 

@@ -1,7 +1,8 @@
-// Runtime choice of the matmul kernels: the instruction set is read once from CPUID (through
-// __builtin_cpu_supports), so one binary runs on any x86-64.
+// Runtime choice of the matmul kernels: the instruction set is read once from CPUID
+// (cpu_features.h), so one binary runs on any x86-64.
 #include <array>
 
+#include "backend/cpu/cpu_features.h"
 #include "backend/cpu/simd/matmul_kernels.h"
 
 namespace corral::backend::cpu::simd {
@@ -9,16 +10,7 @@ namespace {
 
 using ml::DType;
 
-Isa detect_isa() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2")) {
-    return Isa::kAvx2;
-  }
-#endif
-  return Isa::kScalar;
-}
+Isa detect_isa() { return cpu_features().avx2 ? Isa::kAvx2 : Isa::kScalar; }
 
 constexpr size_t kTypes = 64;  // DType numbers are below this
 
