@@ -161,6 +161,13 @@ std::string Tokenizer::normalize(std::string_view text) const {
   return std::string(text);
 }
 
+void Tokenizer::add_space_prefix(std::string& text, bool after_special) const {
+  if (!vocab_.add_space_prefix || text.empty()) return;
+  if (!after_special && !vocab_.space_prefix_every_fragment) return;
+  if (vocab_.space_prefix_unless_present && text.front() == ' ') return;
+  text.insert(text.begin(), ' ');
+}
+
 void Tokenizer::encode_fragment(std::string_view raw, bool after_special,
                                 std::vector<TokenId>& out) const {
   std::string text = normalize(raw);
@@ -178,12 +185,13 @@ void Tokenizer::encode_fragment(std::string_view raw, bool after_special,
         text.swap(collapsed);
         if (text.empty()) return;
       }
-      if (vocab_.add_space_prefix && after_special) text.insert(text.begin(), ' ');
+      add_space_prefix(text, after_special);
       if (vocab_.escape_whitespaces) replace_all(text, " ", kSpaceMark);
       encode_spm(text, out);
       break;
     }
     case Model::kBpe: {
+      add_space_prefix(text, after_special);
       if (vocab_.escape_whitespaces) replace_all(text, " ", kSpaceMark);
       if (regexes_.empty()) {
         encode_bpe_word(vocab_.byte_level ? byte_level_encode(text) : text, out);
@@ -220,8 +228,13 @@ std::string Tokenizer::token_to_piece(TokenId id, bool render_special) const {
     case TokenType::kControl:
     case TokenType::kUnknown:
       return render_special ? tok.text : std::string();
-    case TokenType::kUserDefined:
-      return tok.text;
+    case TokenType::kUserDefined: {
+      // Added tokens are verbatim text, except that vocabularies which spell spaces as U+2581
+      // also do so in added tokens (Gemma's runs of spaces).
+      std::string piece = tok.text;
+      if (vocab_.escape_whitespaces) replace_all(piece, kSpaceMark, " ");
+      return piece;
+    }
     case TokenType::kByte:
       if (tok.text.size() == 6 && tok.text.starts_with("<0x")) {
         return std::string(

@@ -50,6 +50,7 @@ class Tokenizer {
   std::vector<Fragment> partition(std::string_view text, bool parse_special) const;
   void encode_fragment(std::string_view text, bool after_special, std::vector<TokenId>& out) const;
   std::string normalize(std::string_view text) const;
+  void add_space_prefix(std::string& text, bool after_special) const;
 
   void encode_spm(std::string_view text, std::vector<TokenId>& out) const;
   void encode_bpe_word(std::string_view word, std::vector<TokenId>& out) const;

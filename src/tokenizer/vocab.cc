@@ -32,13 +32,14 @@ TokenId Vocab::byte_token(uint8_t byte) const {
   return find(std::string(1, static_cast<char>(byte)));
 }
 
-void Vocab::index(const std::string& source) {
+void Vocab::index(const std::string& source, bool allow_duplicates) {
   token_ids.clear();
   token_ids.reserve(tokens.size());
   max_token_bytes = 0;
   for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i].text.empty()) continue;
     const auto [it, inserted] = token_ids.emplace(tokens[i].text, static_cast<TokenId>(i));
-    if (!inserted) {
+    if (!inserted && !allow_duplicates) {
       throw VocabError(source + ": duplicate token '" + tokens[i].text + "' has ids " +
                        std::to_string(it->second) + " and " + std::to_string(i));
     }

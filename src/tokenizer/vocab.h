@@ -86,10 +86,15 @@ struct Vocab {
   std::vector<std::string> pre_regexes;
 
   Normalizer normalizer;
-  bool byte_level = false;                // GPT-2 byte<->unicode alphabet around BPE
-  bool byte_fallback = false;             // unknown characters become <0xXX> tokens
-  bool ignore_merges = false;             // a pre-token that is itself a token is emitted whole
-  bool add_space_prefix = false;          // SentencePiece dummy prefix " " before the text
+  bool byte_level = false;        // GPT-2 byte<->unicode alphabet around BPE
+  bool byte_fallback = false;     // unknown characters become <0xXX> tokens
+  bool ignore_merges = false;     // a pre-token that is itself a token is emitted whole
+  bool add_space_prefix = false;  // SentencePiece dummy prefix " " before the text
+  // Where the prefix goes: llama.cpp puts it before the first fragment and after each special
+  // token; Hugging Face's Metaspace ("always") before every fragment not already starting with
+  // a space.
+  bool space_prefix_every_fragment = false;
+  bool space_prefix_unless_present = false;
   bool remove_extra_whitespaces = false;  // SentencePiece: strip and collapse spaces
   bool escape_whitespaces = false;        // ' ' -> U+2581 before the model
   bool clean_spaces = false;              // decode: " ." -> "." and friends (clean_up_tokenization)
@@ -112,7 +117,9 @@ struct Vocab {
 
   // Fills token_ids and max_token_bytes from tokens; throws VocabError naming `source` on a
   // duplicate token.
-  void index(const std::string& source);
+  // With allow_duplicates (Hugging Face files, where an added token may repeat a vocabulary
+  // entry) the first id of a text wins.
+  void index(const std::string& source, bool allow_duplicates = false);
   // Adds the merge of two token texts at `rank`; skipped when either half or the merged text is
   // not a token (such a merge can never apply).
   void add_merge(std::string_view left, std::string_view right, int32_t rank);

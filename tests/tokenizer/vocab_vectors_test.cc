@@ -83,5 +83,39 @@ INSTANTIATE_TEST_SUITE_P(Vocab, GgufVocabVectors,
                            return name;
                          });
 
+// Vectors whose GGUF files are not in the fixtures: the same vocabularies from the real
+// tokenizer.json files. deepseek-r1-qwen uses Qwen2.5's BPE vocabulary and pre-tokenizer (llama.cpp
+// maps it to the qwen2 regex); its vectors are identical to qwen2's and run on the Qwen3 files.
+struct HfVectorsCase {
+  const char* vectors;
+  const char* tokenizer_dir;
+  const char* pre;
+};
+
+class HfVocabVectors : public ::testing::TestWithParam<HfVectorsCase> {};
+
+TEST_P(HfVocabVectors, EncodeMatchesLlamaCppTestVectors) {
+  const HfVectorsCase& c = GetParam();
+  const Tokenizer tok = Tokenizer::from_hf(testing::testdata_path(c.tokenizer_dir));
+  EXPECT_EQ(tok.vocab().pre, c.pre);
+  // Only the .inp/.out pair exists: locate the stem through the .inp file.
+  const std::string inp = testing::testdata_path(std::string("vocab/vectors-only/ggml-vocab-") +
+                                                 c.vectors + ".gguf.inp");
+  expect_vectors(tok, inp.substr(0, inp.size() - std::string_view(".inp").size()));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Vocab, HfVocabVectors,
+    ::testing::Values(HfVectorsCase{"llama-bpe", "tokenizers/llama3", "llama-bpe"},
+                      HfVectorsCase{"qwen2", "tokenizers/qwen3", "qwen2"},
+                      HfVectorsCase{"deepseek-r1-qwen", "tokenizers/qwen3", "qwen2"}),
+    [](const auto& info) {
+      std::string name = info.param.vectors;
+      for (char& c : name) {
+        if (c == '-') c = '_';
+      }
+      return name;
+    });
+
 }  // namespace
 }  // namespace corral::tokenizer
