@@ -31,8 +31,10 @@ constexpr const char* kHfGpt2 =
 json read_json(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw VocabError(path + ": cannot open");
+  // Parsing from memory is several times faster than from the stream adapter.
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   try {
-    return json::parse(in);
+    return json::parse(text);
   } catch (const json::exception& e) {
     throw VocabError(path + ": invalid JSON: " + e.what());
   }

@@ -9,7 +9,7 @@
 namespace corral::tokenizer {
 
 TokenId Vocab::find(std::string_view text) const {
-  const auto it = token_ids.find(std::string(text));
+  const auto it = token_ids.find(text);
   return it == token_ids.end() ? kNoToken : it->second;
 }
 
