@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdio>
 
 #include "ml/gguf/metadata.h"
@@ -274,6 +275,18 @@ Vocab load_gguf_vocab(const ml::gguf::Metadata& md) {
     v.add_eos = md.get_or<bool>("tokenizer.ggml.add_eos_token", v.add_eos);
     v.add_sep = md.get_or<bool>("tokenizer.ggml.add_sep_token", v.add_sep);
     find_eot(v);
+    // GGUF has no per-token lstrip/rstrip; llama.cpp restores Phi-3's (its tokenizer.json gives
+    // the chat tokens rstrip, so "<|user|>\n" loses the newline) from the model name.
+    std::string name = md.get_or<std::string>("general.name", "");
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
+      for (Token& t : v.tokens) {
+        if (t.type == TokenType::kControl || t.type == TokenType::kUserDefined ||
+            t.type == TokenType::kUnknown || t.text == "</s>") {
+          t.rstrip = t.text != "<unk>" && t.text != "<s>" && t.text != "<|endoftext|>";
+        }
+      }
+    }
     if (v.add_bos && v.bos == kNoToken) v.add_bos = false;
     if (v.add_eos && v.eos == kNoToken) v.add_eos = false;
     if (v.add_sep && v.sep == kNoToken) v.add_sep = false;

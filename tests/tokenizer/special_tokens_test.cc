@@ -85,6 +85,15 @@ TEST(SpecialTokens, GgufFlagsGiveBosEosAndSep) {
   EXPECT_EQ(bpe.encode("Hello"), bpe.encode("Hello", false));
 }
 
+TEST(SpecialTokens, Phi3ChatTokensSwallowTheFollowingNewline) {
+  const auto file = ml::gguf::File::open(testing::testdata_path("vocab/ggml-vocab-phi-3.gguf"));
+  const Tokenizer tok = Tokenizer::from_gguf(file.metadata());
+  // As llama.cpp: "<|user|>" (a control token) rstrips, and the text after it gets the prefix
+  // space: the same ids as "<|user|>" followed by "Hello".
+  EXPECT_EQ(tok.encode("<|user|>\nHello", false, true), (std::vector<TokenId>{32010, 15043}));
+  EXPECT_EQ(tok.encode("Hello", false, false), std::vector<TokenId>{15043});
+}
+
 // Degenerate inputs that make naive merge loops quadratic (one 200k-character word, a 200k-space
 // run) must still encode, and losslessly. Speed itself is measured by bench/tokenizer_bench.
 TEST(LongInputs, DegenerateInputsEncodeAndRoundTrip) {
