@@ -194,7 +194,14 @@ Vocab load_gguf_vocab(const ml::gguf::Metadata& md) {
       }
       for (size_t i = 0; i < texts.size(); ++i) {
         const ml::gguf::Value& s = a.items[i];
-        v.tokens[i].score = s.is<float>() ? s.as<float>() : static_cast<float>(*s.as_integer());
+        if (s.is<float>()) {
+          v.tokens[i].score = s.as<float>();
+        } else if (const auto n = s.as_integer()) {
+          v.tokens[i].score = static_cast<float>(*n);
+        } else {
+          throw VocabError(source + ": tokenizer.ggml.scores[" + std::to_string(i) + "] is " +
+                           s.type_string() + ", expected f32 or an integer");
+        }
       }
     }
     if (md.contains("tokenizer.ggml.token_type")) {
