@@ -145,7 +145,8 @@ struct HfCheckpoint {
   }
 
   // Within each head, row half * (d / 2) + i moves to 2 i + half.
-  static void permute_rows(std::vector<float>& v, const std::vector<int64_t>& shape, int64_t n_head) {
+  static void permute_rows(std::vector<float>& v, const std::vector<int64_t>& shape,
+                           int64_t n_head) {
     const int64_t rows = shape[0], cols = shape[1], d = rows / n_head;
     std::vector<float> out(v.size());
     for (int64_t h = 0; h < n_head; ++h) {

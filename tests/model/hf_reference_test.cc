@@ -23,7 +23,8 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.folder << " on " << c.b
 class HfReference : public ::testing::TestWithParam<Case> {};
 
 TEST_P(HfReference, LogitsAndGreedyIdsMatchTransformers) {
-  const HfCheckpoint ck(corral::testing::testdata_path(std::string("reference/") + GetParam().folder));
+  const HfCheckpoint ck(
+      corral::testing::testdata_path(std::string("reference/") + GetParam().folder));
   const auto m = load(ck.file);
   EXPECT_TRUE(m->unused_tensors().empty());
   const int64_t n_vocab = m->config().n_vocab;
