@@ -47,8 +47,8 @@ std::string load_error(const ml::gguf::File& f) {
 
 TEST(ModelLoad, MissingTensorIsNamedWithItsExpectedShape) {
   Edited e;
-  const auto f = e.make([](auto&) {},
-                        [](const std::string& n, auto&) { return n != "blk.2.ffn_up.weight"; });
+  const auto f =
+      e.make([](auto&) {}, [](const std::string& n, auto&) { return n != "blk.2.ffn_up.weight"; });
   const std::string msg = load_error(f);
   EXPECT_NE(msg.find("missing tensor blk.2.ffn_up.weight"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[64, 172]"), std::string::npos) << msg;
@@ -57,10 +57,12 @@ TEST(ModelLoad, MissingTensorIsNamedWithItsExpectedShape) {
 
 TEST(ModelLoad, MisShapedTensorIsNamedWithBothShapes) {
   Edited e;
-  const auto f = e.make([](auto&) {}, [](const std::string& n, std::vector<int64_t>& shape) {
-    if (n == "blk.1.attn_k.weight") shape = {32, 64};  // transposed: same bytes
-    return true;
-  });
+  const auto f = e.make([](auto&) {},
+                        [](const std::string& n, std::vector<int64_t>& shape) {
+                          if (n == "blk.1.attn_k.weight")
+                            shape = {32, 64};  // transposed: same bytes
+                          return true;
+                        });
   const std::string msg = load_error(f);
   EXPECT_NE(msg.find("tensor blk.1.attn_k.weight has shape [32, 64], expected [64, 32]"),
             std::string::npos)
@@ -69,7 +71,8 @@ TEST(ModelLoad, MisShapedTensorIsNamedWithBothShapes) {
 
 TEST(ModelLoad, AbsentOutputFallsBackToTheEmbeddingsAndLeavesNothingUnused) {
   Edited e;
-  const auto f = e.make([](auto&) {}, [](const std::string& n, auto&) { return n != "output.weight"; });
+  const auto f =
+      e.make([](auto&) {}, [](const std::string& n, auto&) { return n != "output.weight"; });
   const auto m = load(f);
   EXPECT_TRUE(m->unused_tensors().empty());
 }
@@ -77,12 +80,12 @@ TEST(ModelLoad, AbsentOutputFallsBackToTheEmbeddingsAndLeavesNothingUnused) {
 TEST(ModelLoad, TensorsNothingConsumesAreReported) {
   Edited e;
   const std::vector<float> extra(64, 1.0f);
-  const auto f = e.make(
-      [](auto&) {}, [](const std::string&, auto&) { return true; },
-      [&](ml::gguf::Writer& w) {
-        w.add_tensor("blk.0.mystery.weight", ml::DType::F32, {64},
-                     {reinterpret_cast<const uint8_t*>(extra.data()), extra.size() * 4});
-      });
+  const auto f =
+      e.make([](auto&) {}, [](const std::string&, auto&) { return true; },
+             [&](ml::gguf::Writer& w) {
+               w.add_tensor("blk.0.mystery.weight", ml::DType::F32, {64},
+                            {reinterpret_cast<const uint8_t*>(extra.data()), extra.size() * 4});
+             });
   const auto m = load(f);
   EXPECT_EQ(m->unused_tensors(), std::vector<std::string>{"blk.0.mystery.weight"});
 }
