@@ -107,6 +107,25 @@ TEST(ModelLoad, MissingHyperparameterNamesTheKey) {
   EXPECT_NE(msg.find("llama.embedding_length"), std::string::npos) << msg;
 }
 
+TEST(ModelLoad, HostileHyperparametersAreRejectedBeforeSizingAnything) {
+  const std::pair<const char*, uint32_t> cases[] = {
+      {"llama.attention.head_count", 0},     // would divide by zero
+      {"llama.attention.head_count_kv", 3},  // 8 heads do not group by 3
+      {"llama.block_count", 4000000},        // more layers than the file has tensors
+      {"llama.rope.dimension_count", 7},     // odd rotation
+      {"llama.rope.dimension_count", 16},    // wider than the head
+      {"llama.embedding_length", 0xFFFFFFFF},
+  };
+  for (const auto& [key, value] : cases) {
+    Edited e;
+    const auto f = e.make([&](ml::gguf::Metadata& md) { md.set(key, value); },
+                          [](const std::string&, auto&) { return true; });
+    const std::string msg = load_error(f);
+    const std::string short_key = std::string(key).substr(std::string("llama.").size());
+    EXPECT_NE(msg.find(short_key), std::string::npos) << key << ": " << msg;
+  }
+}
+
 TEST(ModelLoad, EveryArchitectureOfTheRegistryIsListedOnce) {
   std::vector<std::string> names;
   for (const Architecture& a : architectures()) names.emplace_back(a.name);

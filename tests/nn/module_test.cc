@@ -92,7 +92,7 @@ TEST(Binder, BindsIntoTheMappingWithoutCopyingAndUsesAnOptionalBiasWhenPresent) 
 TEST(Binder, ReportsEveryProblemByFullNameAndTheUnconsumedTensors) {
   MemoryFile mf;
   mf.add("blk.0.attn_norm.weight", {8}, ml::DType::F16);  // norms must be f32
-  mf.add("blk.0.attn_q.weight", {8, 15});                  // wrong shape
+  mf.add("blk.0.attn_q.weight", {8, 15});                 // wrong shape
   mf.add("blk.1.attn_norm.weight", {8});
   mf.add("blk.1.extra.weight", {4});
   const auto file = mf.file();
