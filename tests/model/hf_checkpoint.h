@@ -15,6 +15,7 @@
 
 #include "ml/gguf/reader.h"
 #include "ml/gguf/writer.h"
+#include "nn/rope.h"
 
 namespace corral::model::testing {
 
@@ -48,15 +49,25 @@ inline std::string gguf_name(const std::string& hf) {
 }
 
 struct HfCheckpoint {
+  // How Llama 3 RoPE scaling is written: rope.scaling.* keys, or (as llama.cpp's converter
+  // does) the per-pair factors as rope_freqs.weight.
+  enum class Llama3Rope { kKeys, kTensor };
+
   nlohmann::json config;
   nlohmann::json reference;
   std::vector<std::vector<float>> data;
   std::vector<uint8_t> bytes;
+
+ private:
+  Llama3Rope llama3_;
+
+ public:
   ml::gguf::File file;
 
-  explicit HfCheckpoint(const std::string& dir)
+  explicit HfCheckpoint(const std::string& dir, Llama3Rope llama3 = Llama3Rope::kKeys)
       : config(read_json(dir + "/config.json")),
         reference(read_json(dir + "/reference.json")),
+        llama3_(llama3),
         file(convert(dir)) {}
 
   static nlohmann::json read_json(const std::string& path) {
@@ -92,7 +103,15 @@ struct HfCheckpoint {
       md.set(arch + ".attention.key_length", static_cast<uint32_t>(head_dim));
       md.set(arch + ".attention.value_length", static_cast<uint32_t>(head_dim));
     }
-    if (rope.value("rope_type", "default") == "llama3") {
+    if (rope.value("rope_type", "default") == "llama3" && llama3_ == Llama3Rope::kTensor) {
+      auto& f = data.emplace_back(nn::llama3_freq_factors(
+          static_cast<int>(head_dim), rope.at("rope_theta").get<float>(),
+          rope.at("factor").get<float>(), rope.at("low_freq_factor").get<float>(),
+          rope.at("high_freq_factor").get<float>(),
+          rope.at("original_max_position_embeddings").get<int>()));
+      w.add_tensor("rope_freqs.weight", ml::DType::F32, {static_cast<int64_t>(f.size())},
+                   {reinterpret_cast<const uint8_t*>(f.data()), f.size() * sizeof(float)});
+    } else if (rope.value("rope_type", "default") == "llama3") {
       md.set(arch + ".rope.scaling.type", "llama3");
       md.set(arch + ".rope.scaling.factor", rope.at("factor").get<float>());
       md.set(arch + ".rope.scaling.low_freq_factor", rope.at("low_freq_factor").get<float>());
@@ -108,7 +127,7 @@ struct HfCheckpoint {
     in.read(header.data(), static_cast<std::streamsize>(header_len));
     const auto tensors = nlohmann::json::parse(header);
     const std::streamoff base = 8 + static_cast<std::streamoff>(header_len);
-    data.reserve(tensors.size());
+    data.reserve(tensors.size() + 1);
     for (const auto& [name, t] : tensors.items()) {
       if (name == "__metadata__") continue;
       const std::string to = gguf_name(name);

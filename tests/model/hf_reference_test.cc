@@ -55,6 +55,27 @@ TEST_P(HfReference, LogitsAndGreedyIdsMatchTransformers) {
   }
 }
 
+// llama.cpp's converter writes Llama 3 scaling as rope_freqs.weight: bound, consumed and giving
+// the logits of the computed factors (which match transformers above).
+TEST(HfReferenceLlama3, RopeFreqsTensorGivesTheLogitsOfTheScalingKeys) {
+  const std::string dir = corral::testing::testdata_path("reference/tiny-llama3");
+  const HfCheckpoint keys(dir, HfCheckpoint::Llama3Rope::kKeys);
+  const HfCheckpoint tensor(dir, HfCheckpoint::Llama3Rope::kTensor);
+  ASSERT_NE(tensor.file.find_tensor("rope_freqs.weight"), nullptr);
+  const auto a = load(keys.file);
+  const auto b = load(tensor.file);
+  EXPECT_TRUE(b->unused_tensors().empty());
+  const std::vector<int32_t> ids = keys.reference.at("cases")[1].at("input_ids");
+  Batch batch;
+  for (size_t i = 0; i < ids.size(); ++i) batch.add(ids[i], static_cast<int32_t>(i), 0, true);
+  Runner r("reference");
+  auto ca = a->make_cache({.num_ctx = 16, .dtype = ml::DType::F32});
+  auto cb = b->make_cache({.num_ctx = 16, .dtype = ml::DType::F32});
+  const std::vector<float> la = r.logits(*a, batch, ca);
+  const std::vector<float> lb = r.logits(*b, batch, cb);
+  EXPECT_EQ(la, lb);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Checkpoints, HfReference,
     ::testing::Values(Case{"stories260K", "cpu"}, Case{"stories260K", "reference"},

@@ -2,12 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 
 #include "backend/reference/reference.h"
 #include "ml/gguf/writer.h"
 #include "nn/attention.h"
+#include "nn/conv.h"
 #include "nn/linear.h"
 #include "nn/norm.h"
 
@@ -131,6 +133,68 @@ TEST(Binder, AnAlternateSiblingStandsInForAnAbsentTensor) {
   Binder binder(file);
   binder.bind(root);
   EXPECT_EQ(output.weight.info(), &file.tensor("token_embd.weight"));
+}
+
+// PyTorch's Conv2d (cross-correlation, zero padding) plus a per-channel bias, and LayerNorm with
+// weight and bias, each against plain loops.
+TEST(Layers, Conv2DAndLayerNormComputeWhatPyTorchDefines) {
+  MemoryFile mf;
+  mf.add("patch.weight", {3, 3, 2, 4}, ml::DType::F32, 11);
+  mf.add("patch.bias", {4}, ml::DType::F32, 12);
+  mf.add("ln.weight", {4}, ml::DType::F32, 13);
+  mf.add("ln.bias", {4}, ml::DType::F32, 14);
+  const auto file = mf.file();
+  Module root;
+  Conv2D patch(root, "patch", {.s0 = 2, .s1 = 1, .p0 = 1, .p1 = 1}, 3, 3, 2, 4);
+  LayerNorm ln(root, "ln", 4, 1e-5f);
+  Binder binder(file);
+  binder.bind(root);
+  EXPECT_TRUE(binder.unused().empty());
+
+  constexpr int W = 6, H = 5, C = 2;
+  std::vector<float> image(W * H * C);
+  for (size_t i = 0; i < image.size(); ++i) image[i] = std::sin(0.7f * static_cast<float>(i));
+  ml::Graph g;
+  ml::Tensor img = g.leaf(ml::DType::F32, {W, H, C, 1}, image.data());
+  ml::Tensor y = patch.forward(img);  // [OW, OH, 4]
+  ASSERT_EQ(y.shape(), (ml::Shape{3, 5, 4, 1}));
+  // Channels first for the norm: [4, OW * OH].
+  ml::Tensor z = ln.forward(ml::cont(ml::permute(ml::reshape(y, {15, 4}), 1, 0, 2, 3)));
+  auto backend = backend::reference::make_backend();
+  ml::Executor ex({backend.get()});
+  ex.compute(g, {y, z});
+
+  auto f = [&](const char* name) { return reinterpret_cast<const float*>(file.tensor(name).data); };
+  const float *k = f("patch.weight"), *bias = f("patch.bias");
+  std::vector<float> want(15 * 4);
+  for (int co = 0; co < 4; ++co) {
+    for (int oy = 0; oy < 5; ++oy) {
+      for (int ox = 0; ox < 3; ++ox) {
+        double acc = bias[co];
+        for (int ci = 0; ci < C; ++ci) {
+          for (int ky = 0; ky < 3; ++ky) {
+            for (int kx = 0; kx < 3; ++kx) {
+              const int ix = ox * 2 + kx - 1, iy = oy + ky - 1;
+              if (ix < 0 || ix >= W || iy < 0 || iy >= H) continue;
+              acc += k[((co * C + ci) * 3 + ky) * 3 + kx] * image[(ci * H + iy) * W + ix];
+            }
+          }
+        }
+        want[co * 15 + oy * 3 + ox] = static_cast<float>(acc);
+        EXPECT_NEAR(static_cast<const float*>(y.data())[co * 15 + oy * 3 + ox], acc, 1e-5);
+      }
+    }
+  }
+  const float *lw = f("ln.weight"), *lb = f("ln.bias");
+  for (int p = 0; p < 15; ++p) {
+    double mean = 0, var = 0;
+    for (int c = 0; c < 4; ++c) mean += want[c * 15 + p] / 4.0;
+    for (int c = 0; c < 4; ++c) var += (want[c * 15 + p] - mean) * (want[c * 15 + p] - mean) / 4.0;
+    for (int c = 0; c < 4; ++c) {
+      const double norm = (want[c * 15 + p] - mean) / std::sqrt(var + 1e-5) * lw[c] + lb[c];
+      EXPECT_NEAR(static_cast<const float*>(z.data())[p * 4 + c], norm, 1e-4);
+    }
+  }
 }
 
 }  // namespace

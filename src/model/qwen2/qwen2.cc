@@ -106,8 +106,9 @@ class Qwen2 final : public Model {
   std::vector<std::unique_ptr<Block>> blocks_;
   nn::RMSNorm output_norm{*this, "output_norm", o_.config.n_embd, o_.eps};
   // Tied embeddings: without output.weight the embedding table projects back to the vocabulary.
-  nn::Linear output{*this,       "output", o_.config.n_embd, o_.config.n_vocab, nn::Bias::kOptional,
-                    "token_embd"};
+  nn::Linear output{
+      *this, "output", o_.config.n_embd, o_.config.n_vocab, nn::Bias::kOptional, "token_embd",
+  };
   // Qwen2 has no frequency factors; the module's optional rope_freqs tensor stays unbound.
   nn::RoPE rope_{*this, "rope_freqs", o_.rope};
 };
