@@ -16,6 +16,14 @@ struct OpParam {
   size_t op_case;
 };
 
+const std::vector<OpCase>& cases();
+const std::vector<BackendUnderTest>& backends();
+
+// Test listings print the case, not the parameter's bytes.
+void PrintTo(const OpParam& p, std::ostream* os) {
+  *os << backends()[p.backend].name << " " << cases()[p.op_case].name;
+}
+
 const std::vector<OpCase>& cases() {
   static const std::vector<OpCase> kCases = all_op_cases();
   return kCases;

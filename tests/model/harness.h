@@ -24,7 +24,7 @@ namespace corral::model::testing {
 inline std::unique_ptr<ml::Backend> make_backend(const std::string& name) {
   if (name == "reference") return backend::reference::make_backend();
   // One thread: the test machine is shared, and the kernels' threading has tests of its own.
-  return backend::cpu::make_backend({.n_threads = 1});
+  return backend::cpu::make_backend({.n_threads = 2});
 }
 
 // Runs batches of one model on one backend and copies the logits out.

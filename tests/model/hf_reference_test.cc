@@ -20,9 +20,9 @@ struct Case {
 
 void PrintTo(const Case& c, std::ostream* os) { *os << c.folder << " on " << c.backend; }
 
-class HfReference : public ::testing::TestWithParam<Case> {};
+class ModelHfReference : public ::testing::TestWithParam<Case> {};
 
-TEST_P(HfReference, LogitsAndGreedyIdsMatchTransformers) {
+TEST_P(ModelHfReference, LogitsAndGreedyIdsMatchTransformers) {
   const HfCheckpoint ck(
       corral::testing::testdata_path(std::string("reference/") + GetParam().folder));
   const auto m = load(ck.file);
@@ -77,7 +77,7 @@ TEST(HfReferenceLlama3, RopeFreqsTensorGivesTheLogitsOfTheScalingKeys) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Checkpoints, HfReference,
+    Checkpoints, ModelHfReference,
     ::testing::Values(Case{"stories260K", "cpu"}, Case{"stories260K", "reference"},
                       Case{"tiny-llama3", "cpu"}, Case{"tiny-llama3", "reference"},
                       Case{"tiny-qwen2", "cpu"}, Case{"tiny-qwen2", "reference"}),

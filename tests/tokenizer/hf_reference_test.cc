@@ -16,9 +16,9 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
-class HfReference : public ::testing::TestWithParam<std::string> {};
+class TokenizerHfReference : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(HfReference, EncodeAndDecodeMatchTransformers) {
+TEST_P(TokenizerHfReference, EncodeAndDecodeMatchTransformers) {
   const std::string name = GetParam();
   const Tokenizer tok = Tokenizer::from_hf(testing::testdata_path("tokenizers/" + name));
   const auto ref = read_json(testing::testdata_path("reference/tokenizers/" + name + ".json"));
@@ -34,7 +34,8 @@ TEST_P(HfReference, EncodeAndDecodeMatchTransformers) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Tokenizers, HfReference, ::testing::Values("llama3", "qwen3", "gemma3"));
+INSTANTIATE_TEST_SUITE_P(Tokenizers, TokenizerHfReference,
+                         ::testing::Values("llama3", "qwen3", "gemma3"));
 
 class CheckpointReference : public ::testing::TestWithParam<std::string> {};
 

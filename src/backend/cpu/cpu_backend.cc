@@ -50,6 +50,23 @@ constexpr std::array<Entry, static_cast<size_t>(OpKind::kCount)> make_table() {
 }
 constexpr auto kTable = make_table();
 
+// Threads worth waking for a node: an op that touches little memory finishes on one thread
+// before another could be woken (a small model's decode step is hundreds of such ops, and on a
+// busy machine each hand-off can wait for a scheduler slice).
+int threads_for(const ml::Graph& g, const ml::Node& n, int max_threads) {
+  constexpr size_t kMinBytesPerExtraThread = 64 * 1024;
+  size_t bytes = n.nbytes();
+  for (int s : n.src) {
+    if (s >= 0) bytes += g.node(s).nbytes();
+  }
+  if (n.kind() == OpKind::kMulMat || n.kind() == OpKind::kFlashAttn) {
+    // Work grows with both operands: weights (or keys) are read once per output column.
+    bytes += g.node(n.src[0]).nbytes() * static_cast<size_t>(n.ne[1] * n.ne[2] * n.ne[3]);
+  }
+  const size_t useful = 1 + bytes / kMinBytesPerExtraThread;
+  return static_cast<int>(std::min<size_t>(useful, static_cast<size_t>(max_threads)));
+}
+
 class CpuBackend final : public ml::Backend {
  public:
   explicit CpuBackend(int n_threads) : pool_(n_threads) {}
@@ -64,7 +81,7 @@ class CpuBackend final : public ml::Backend {
       const ml::Node& n = g.node(id);
       const Entry& e = kTable[static_cast<size_t>(n.kind())];
       if (!e.kernel) continue;
-      const int nth = pool_.size();
+      const int nth = threads_for(g, n, pool_.size());
       const size_t need = e.work ? e.work(g, n, nth) : 0;
       if (need > work_size_) {  // grows to the largest need, then stays
         work_.reset(static_cast<unsigned char*>(::operator new[](need, kWorkAlign)));

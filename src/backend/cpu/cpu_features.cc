@@ -16,8 +16,8 @@ CpuFeatures detect() {
   if (!osxsave) return f;
   unsigned xcr0_lo, xcr0_hi;
   __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-  const bool ymm = (xcr0_lo & 0x6) == 0x6;     // SSE and AVX state
-  const bool zmm = (xcr0_lo & 0xE6) == 0xE6;   // plus opmask and ZMM state
+  const bool ymm = (xcr0_lo & 0x6) == 0x6;    // SSE and AVX state
+  const bool zmm = (xcr0_lo & 0xE6) == 0xE6;  // plus opmask and ZMM state
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
   const bool avx2 = b & (1u << 5), bmi2 = b & (1u << 8);
   const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17), avx512bw = b & (1u << 30),

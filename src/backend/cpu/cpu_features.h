@@ -5,7 +5,7 @@
 namespace corral::backend::cpu {
 
 struct CpuFeatures {
-  bool avx2 = false;  // with FMA, F16C and BMI2, and the OS saving YMM state
+  bool avx2 = false;    // with FMA, F16C and BMI2, and the OS saving YMM state
   bool avx512 = false;  // F, BW, VL, DQ with the OS saving ZMM state
   bool avx512_vnni = false;
 };
