@@ -163,7 +163,10 @@ void Options::apply(const nlohmann::json& options, std::vector<std::string>* unk
   }
   // Parse into a copy so that a bad value leaves *this untouched.
   Options next = *this;
-  for (const auto& [key, value] : options.items()) {
+  for (const auto& item : options.items()) {
+    // Named references rather than a structured binding: clang 14 cannot capture those.
+    const std::string& key = item.key();
+    const nlohmann::json& value = item.value();
     const Field* field = find_field(key);
     if (field == nullptr) {
       if (is_removed_option(key)) continue;
