@@ -252,7 +252,9 @@ std::pair<std::string, std::string> split_param(std::string_view key_value) {
 
 nlohmann::json params_to_json(std::span<const std::pair<std::string, std::string>> params) {
   nlohmann::json out = nlohmann::json::object();
-  for (const auto& [key, value] : params) {
+  for (const auto& param : params) {
+    const std::string& key = param.first;  // not a structured binding: lambdas capture it
+    const std::string& value = param.second;
     const Field* field = find_field(key);
     if (field == nullptr) {
       if (is_removed_option(key)) continue;

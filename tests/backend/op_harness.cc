@@ -371,7 +371,9 @@ void add_binary_cases(std::vector<OpCase>& cases) {
                                                                {"col", {1, 3, 2, 1}},
                                                                {"tile", {11, 1, 2, 1}},
                                                                {"scalar", {1, 1, 1, 1}}};
-    for (const auto& [label, bshape] : bcasts) {
+    for (const auto& bcast : bcasts) {
+      const auto& label = bcast.first;  // named copies: clang 14 cannot capture bindings
+      const auto bshape = bcast.second;
       cases.push_back({o.name + "_w33_bcast_" + label, kFloat, [=](CaseBuilder& b) {
                          Tensor x = b.uniform(DType::F32, {33, 3, 2, 2});
                          return o.op(x, b.uniform(DType::F32, bshape, o.lo, o.hi));
@@ -496,7 +498,9 @@ void add_mul_mat_cases(std::vector<OpCase>& cases) {
         {{1, 1, 2, 1}, {1, 1, 8, 2}},  // GQA 4 and dim-3 repeat
         {{1, 1, 1, 1}, {1, 1, 3, 2}},  // one weight for all
     };
-    for (const auto& [wb, xb] : batches) {
+    for (const auto& batch : batches) {
+      const auto wb = batch.first;  // named copies: clang 14 cannot capture bindings
+      const auto xb = batch.second;
       for (int64_t n : {1, 5}) {
         const std::string label = "_b" + num(wb[2]) + "x" + num(wb[3]) + "_B" + num(xb[2]) + "x" +
                                   num(xb[3]) + "_n" + num(n);

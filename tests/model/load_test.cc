@@ -119,7 +119,9 @@ TEST(ModelLoad, HostileHyperparametersAreRejectedBeforeSizingAnything) {
       {"llama.rope.dimension_count", 16},    // wider than the head
       {"llama.embedding_length", 0xFFFFFFFF},
   };
-  for (const auto& [key, value] : cases) {
+  for (const auto& c : cases) {
+    const auto& key = c.first;  // not a structured binding: the lambda below captures it
+    const auto& value = c.second;
     Edited e;
     const auto f = e.make([&](ml::gguf::Metadata& md) { md.set(key, value); },
                           [](const std::string&, auto&) { return true; });
