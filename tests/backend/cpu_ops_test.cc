@@ -753,7 +753,7 @@ std::vector<uint8_t> naive_q8_0(const std::vector<float>& x) {
     out.push_back(dh & 0xff);
     out.push_back(dh >> 8);
     for (int j = 0; j < 32; ++j)
-      out.push_back(static_cast<uint8_t>(std::roundf(x[b * 32 + j] * id)));
+      out.push_back(static_cast<uint8_t>(static_cast<int8_t>(std::roundf(x[b * 32 + j] * id))));
   }
   return out;
 }

@@ -25,11 +25,13 @@ inline void im2col_column(const ml::Node& image, const ConvGeometry& c, int64_t 
     for (int64_t ky = 0; ky < c.kh; ++ky) {
       const int64_t iy = oy * c.s1 + ky * c.d1 - c.p1;
       const int64_t out = (ci * c.kh + ky) * c.kw;
-      const char* row = base + ci * image.nb[2] + iy * image.nb[1];
+      // Rows in the padding are never addressed (a pointer before the image is undefined).
+      const bool row_inside = iy >= 0 && iy < h;
+      const char* row = row_inside ? base + ci * image.nb[2] + iy * image.nb[1] : nullptr;
       for (int64_t kx = 0; kx < c.kw; ++kx) {
         const int64_t ix = ox * c.s0 + kx * c.d0 - c.p0;
         float v = 0.0f;
-        if (iy >= 0 && iy < h && ix >= 0 && ix < w) std::memcpy(&v, row + ix * image.nb[0], 4);
+        if (row_inside && ix >= 0 && ix < w) std::memcpy(&v, row + ix * image.nb[0], 4);
         store(out + kx, v);
       }
     }
