@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <array>
-#include <vector>
+#include <memory>
+#include <new>
 
 #include "backend/cpu/cpu.h"
 #include "backend/cpu/kernels/kernels.h"
@@ -65,7 +66,10 @@ class CpuBackend final : public ml::Backend {
       if (!e.kernel) continue;
       const int nth = pool_.size();
       const size_t need = e.work ? e.work(g, n, nth) : 0;
-      if (need > work_.size()) work_.resize(need);  // grows to the largest need, then stays
+      if (need > work_size_) {  // grows to the largest need, then stays
+        work_.reset(static_cast<unsigned char*>(::operator new[](need, kWorkAlign)));
+        work_size_ = need;
+      }
       struct Job {
         const Entry* e;
         const ml::Graph* g;
@@ -77,7 +81,7 @@ class CpuBackend final : public ml::Backend {
           nth,
           [](void* c, int ith, int nth) {
             auto* j = static_cast<Job*>(c);
-            KernelContext ctx{ith, nth, j->self->work_.data(), j->need, &j->self->pool_};
+            KernelContext ctx{ith, nth, j->self->work_.get(), j->need, &j->self->pool_};
             j->e->kernel(ctx, *j->g, *j->n);
           },
           &job);
@@ -85,8 +89,14 @@ class CpuBackend final : public ml::Backend {
   }
 
  private:
+  // Scratch is 64-byte aligned (a cache line): kernels keep shared counters and SIMD rows in it.
+  static constexpr std::align_val_t kWorkAlign{64};
+  struct AlignedDelete {
+    void operator()(unsigned char* p) const { ::operator delete[](p, kWorkAlign); }
+  };
   ThreadPool pool_;
-  std::vector<unsigned char> work_;
+  std::unique_ptr<unsigned char[], AlignedDelete> work_;
+  size_t work_size_ = 0;
 };
 
 }  // namespace

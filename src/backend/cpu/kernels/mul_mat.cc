@@ -1,14 +1,102 @@
-#include <stdexcept>
+// mul_mat: dst [m, n, B2, B3] = w [k, m, b2, b3] x [k, n, B2, B3] (ops.h), weights broadcast
+// over the batch dims. Two phases, as ggml runs it:
+//  1. the threads convert the activations once into the weight's vec-dot type (kernels in
+//     simd/), into the shared scratch; float weights read f32 activations in place;
+//  2. after a barrier the threads take chunks of (rows x columns) of each batch from a shared
+//     counter (so a thread slowed by another process does not hold the others up) and compute
+//     them with the register-tiled gemm of the weight dtype.
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
 
 #include "backend/cpu/kernels/kernels.h"
+#include "backend/cpu/simd/matmul_kernels.h"
 
 namespace corral::backend::cpu {
+namespace {
 
-void mul_mat(const KernelContext&, const ml::Graph&, const ml::Node&) {
-  throw std::logic_error("cpu mul_mat: not implemented");
+// The chunk counter sits at the start of the scratch; the converted activations follow.
+constexpr size_t kHeader = 64;
+
+// Rows of a chunk: enough chunks for balance between threads, few enough that taking one
+// costs little next to computing it.
+constexpr int64_t kRowsPerChunk = 64;
+// Columns of a chunk: the chunk's converted activations stay in L2 (~256 KiB) while its weight
+// rows stream past them.
+int64_t cols_per_chunk(size_t row_bytes, int64_t n) {
+  int64_t c = static_cast<int64_t>((256u << 10) / std::max<size_t>(row_bytes, 1));
+  c = std::clamp<int64_t>(c, 4, 256) / 4 * 4;
+  return std::min(c, n);
 }
 
-}  // namespace corral::backend::cpu
-namespace corral::backend::cpu {
-size_t mul_mat_work_size(const ml::Graph&, const ml::Node&, int) { return 0; }
+size_t converted_row_bytes(const simd::MatMulKernels& kern, int64_t k) {
+  return kern.vec_type == ml::DType::F32 ? 0 : ml::row_size(kern.vec_type, k);
+}
+
+}  // namespace
+
+size_t mul_mat_work_size(const ml::Graph& g, const ml::Node& n, int) {
+  const ml::Node& w = g.node(n.src[0]);
+  const ml::Node& x = g.node(n.src[1]);
+  const simd::MatMulKernels& kern = simd::matmul_kernels(w.dtype);
+  return kHeader + converted_row_bytes(kern, x.ne[0]) * static_cast<size_t>(x.nrows());
+}
+
+void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
+  const ml::Node& w = g.node(n.src[0]);
+  const ml::Node& x = g.node(n.src[1]);
+  const int64_t k = w.ne[0], m = w.ne[1];
+  const int64_t ncols = x.ne[1], B2 = x.ne[2], B3 = x.ne[3];
+  const int64_t r2 = B2 / w.ne[2], r3 = B3 / w.ne[3];
+  const simd::MatMulKernels& kern = simd::matmul_kernels(w.dtype);
+
+  auto* scratch = static_cast<unsigned char*>(ctx.wdata);
+  std::atomic_ref<int64_t> next_chunk(*reinterpret_cast<int64_t*>(scratch));
+
+  // Phase 1: activations to the vec-dot type, rows split over the threads.
+  const size_t row_bytes = converted_row_bytes(kern, k);
+  const auto* xdata = static_cast<const unsigned char*>(x.data);
+  if (row_bytes) {
+    int64_t begin, end;
+    ctx.split(x.nrows(), begin, end);
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t i1 = r % ncols, i2 = (r / ncols) % B2, i3 = r / (ncols * B2);
+      const auto* src =
+          reinterpret_cast<const float*>(xdata + i1 * x.nb[1] + i2 * x.nb[2] + i3 * x.nb[3]);
+      kern.from_f32(src, scratch + kHeader + r * row_bytes, k);
+    }
+  }
+  if (ctx.ith == 0) next_chunk.store(ctx.nth, std::memory_order_relaxed);
+  ctx.barrier();
+
+  // Phase 2: chunks of rows x columns; column chunks outer so a chunk's activations are reused
+  // by consecutive row chunks.
+  const size_t ldx = row_bytes ? row_bytes : x.nb[1];
+  const size_t xb2 = row_bytes ? row_bytes * ncols : x.nb[2];
+  const size_t xb3 = row_bytes ? row_bytes * ncols * B2 : x.nb[3];
+  const unsigned char* xbase = row_bytes ? scratch + kHeader : xdata;
+  const int64_t col_chunk = cols_per_chunk(row_bytes ? row_bytes : k * sizeof(float), ncols);
+  const int64_t n_row_chunks = (m + kRowsPerChunk - 1) / kRowsPerChunk;
+  const int64_t n_col_chunks = (ncols + col_chunk - 1) / col_chunk;
+  const int64_t per_batch = n_row_chunks * n_col_chunks;
+  const int64_t total = per_batch * B2 * B3;
+  const size_t ldo = n.nb[1] / sizeof(float);
+  const auto* wdata = static_cast<const unsigned char*>(w.data);
+  auto* ddata = static_cast<unsigned char*>(n.data);
+
+  for (int64_t chunk = ctx.ith; chunk < total;
+       chunk = next_chunk.fetch_add(1, std::memory_order_relaxed)) {
+    const int64_t batch = chunk / per_batch, within = chunk % per_batch;
+    const int64_t i2 = batch % B2, i3 = batch / B2;
+    const int64_t c0 = (within / n_row_chunks) * col_chunk;
+    const int64_t r0 = (within % n_row_chunks) * kRowsPerChunk;
+    const int nr = static_cast<int>(std::min(kRowsPerChunk, m - r0));
+    const int nc = static_cast<int>(std::min(col_chunk, ncols - c0));
+    const unsigned char* wp = wdata + (i2 / r2) * w.nb[2] + (i3 / r3) * w.nb[3] + r0 * w.nb[1];
+    const unsigned char* xp = xbase + i2 * xb2 + i3 * xb3 + c0 * ldx;
+    float* out = reinterpret_cast<float*>(ddata + i2 * n.nb[2] + i3 * n.nb[3] + c0 * n.nb[1]) + r0;
+    kern.gemm(k, wp, w.nb[1], xp, ldx, out, ldo, nr, nc);
+  }
+}
+
 }  // namespace corral::backend::cpu

@@ -1,0 +1,80 @@
+// Runtime choice of the matmul kernels: the instruction set is read once from CPUID (through
+// __builtin_cpu_supports), so one binary runs on any x86-64.
+#include <array>
+
+#include "backend/cpu/simd/matmul_kernels.h"
+
+namespace corral::backend::cpu::simd {
+namespace {
+
+using ml::DType;
+
+Isa detect_isa() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2")) {
+    return Isa::kAvx2;
+  }
+#endif
+  return Isa::kScalar;
+}
+
+constexpr size_t kTypes = 64;  // DType numbers are below this
+
+// Kernels of one instruction set for every dtype: the set's own where it has them, else the
+// scalar gemm with the set's activation quantizer for the same vec-dot type (the quantizers of
+// all sets produce the same bytes, so any gemm can read any of them).
+std::array<MatMulKernels, kTypes> build_table(Isa isa) {
+  std::array<MatMulKernels, kTypes> table{};
+  auto native = [isa](DType t) -> const MatMulKernels* {
+    return isa == Isa::kScalar ? nullptr : avx2_kernels(t);
+  };
+  for (DType t : ml::kAllDTypes) {
+    const MatMulKernels* scalar = scalar_kernels(t);
+    if (!scalar) continue;
+    MatMulKernels k = *scalar;
+    if (const MatMulKernels* fast = native(t)) {
+      k = *fast;
+    } else {
+      for (DType other : ml::kAllDTypes) {
+        const MatMulKernels* f = native(other);
+        if (f && f->vec_type == k.vec_type && f->from_f32) {
+          k.from_f32 = f->from_f32;
+          break;
+        }
+      }
+    }
+    table[static_cast<size_t>(t)] = k;
+  }
+  return table;
+}
+
+}  // namespace
+
+Isa best_isa() {
+  static const Isa isa = detect_isa();
+  return isa;
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return "scalar";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kAvx512:
+      return "avx512";
+  }
+  return "?";
+}
+
+const MatMulKernels& matmul_kernels(DType w, Isa isa) {
+  static const std::array<MatMulKernels, kTypes> scalar = build_table(Isa::kScalar);
+  static const std::array<MatMulKernels, kTypes> avx2 = build_table(Isa::kAvx2);
+  const size_t i = static_cast<size_t>(w) < kTypes ? static_cast<size_t>(w) : 0;
+  if (isa == Isa::kScalar || best_isa() == Isa::kScalar) return scalar[i];
+  return avx2[i];
+}
+
+}  // namespace corral::backend::cpu::simd

@@ -1,0 +1,175 @@
+#include "kvcache/causal.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <string>
+
+namespace corral::kvcache {
+
+bool Causal::Cell::has(int32_t s) const {
+  return std::find(seqs.begin(), seqs.end(), s) != seqs.end();
+}
+
+Causal::Causal(int n_layer, int64_t n_head_kv, int64_t head_dim_k, int64_t head_dim_v,
+               CausalOptions options)
+    : n_head_kv_(n_head_kv),
+      head_dim_k_(head_dim_k),
+      head_dim_v_(head_dim_v),
+      dtype_(options.dtype),
+      pad_(std::max<int64_t>(1, options.pad)),
+      cells_(static_cast<size_t>(options.num_ctx)) {
+  if (dtype_ != ml::DType::F16 && dtype_ != ml::DType::F32) {
+    throw std::invalid_argument("kv cache: storage must be f16 or f32, not " +
+                                std::string(ml::dtype_name(dtype_)));
+  }
+  if (options.num_ctx <= 0 || n_layer <= 0) {
+    throw std::invalid_argument("kv cache: num_ctx and the layer count must be positive");
+  }
+  const auto bytes = [&](int64_t head_dim) {
+    return ml::row_size(dtype_, head_dim * n_head_kv) * static_cast<size_t>(options.num_ctx);
+  };
+  for (int il = 0; il < n_layer; ++il) {
+    // Zeroed: cells never written are read under a -inf mask, and 0 * anything stays finite.
+    keys_.push_back(std::make_unique<ml::HostBuffer>(bytes(head_dim_k)));
+    values_.push_back(std::make_unique<ml::HostBuffer>(bytes(head_dim_v)));
+    std::memset(keys_.back()->data(), 0, keys_.back()->size());
+    std::memset(values_.back()->data(), 0, values_.back()->size());
+  }
+}
+
+ml::Tensor Causal::layer_leaf(ml::Graph& g, int layer, bool value) const {
+  const int64_t row = (value ? head_dim_v_ : head_dim_k_) * n_head_kv_;
+  ml::Buffer& buf = value ? *values_[layer] : *keys_[layer];
+  return g.leaf(dtype_, {row, num_ctx()}, buf.data(),
+                (value ? "cache_v_l" : "cache_k_l") + std::to_string(layer));
+}
+
+void Causal::start_forward(ml::Graph& g, std::span<const int32_t> positions,
+                           std::span<const int32_t> seq_ids) {
+  if (positions.size() != seq_ids.size() || positions.empty()) {
+    throw std::invalid_argument("kv cache: a batch needs one position and sequence per token");
+  }
+  const size_t n = positions.size();
+  cell_of_token_.clear();
+  for (size_t c = 0; c < cells_.size() && cell_of_token_.size() < n; ++c) {
+    if (cells_[c].pos < 0) cell_of_token_.push_back(static_cast<int32_t>(c));
+  }
+  if (cell_of_token_.size() < n) {
+    throw FullError("kv cache full: " + std::to_string(n) + " tokens need cells, " +
+                    std::to_string(cell_of_token_.size()) + " of " + std::to_string(cells_.size()) +
+                    " are free");
+  }
+  int64_t last = 0;
+  for (size_t c = 0; c < cells_.size(); ++c) {
+    if (cells_[c].pos >= 0) last = static_cast<int64_t>(c);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    Cell& cell = cells_[static_cast<size_t>(cell_of_token_[i])];
+    cell.pos = positions[i];
+    cell.seqs.assign(1, seq_ids[i]);
+    last = std::max<int64_t>(last, cell_of_token_[i]);
+  }
+  n_kv_ = std::min(num_ctx(), (last + 1 + pad_ - 1) / pad_ * pad_);
+  n_tokens_ = static_cast<int64_t>(n);
+
+  constexpr float kHidden = -std::numeric_limits<float>::infinity();
+  mask_.assign(static_cast<size_t>(n_kv_ * n_tokens_), kHidden);
+  for (size_t t = 0; t < n; ++t) {
+    float* row = mask_.data() + t * static_cast<size_t>(n_kv_);
+    for (int64_t c = 0; c < n_kv_; ++c) {
+      const Cell& cell = cells_[static_cast<size_t>(c)];
+      if (cell.pos >= 0 && cell.pos <= positions[t] && cell.has(seq_ids[t])) row[c] = 0.0f;
+    }
+  }
+  graph_ = &g;
+  cells_leaf_ = g.leaf(ml::DType::I32, {n_tokens_}, cell_of_token_.data(), "kv_cells");
+  mask_leaf_ = g.leaf(ml::DType::F32, {n_kv_, n_tokens_}, mask_.data(), "kv_mask");
+}
+
+Causal::Entries Causal::update(int layer, ml::Tensor k, ml::Tensor v) {
+  ml::Graph& g = *graph_;
+  const size_t es = ml::type_size(dtype_);  // f16/f32: one element per "block"
+  auto write = [&](ml::Tensor cur, bool value) {
+    const int64_t head_dim = value ? head_dim_v_ : head_dim_k_;
+    if (!cur.node().is_contiguous()) cur = ml::cont(cur);
+    ml::Tensor rows = ml::reshape(cur, {head_dim * n_head_kv_, n_tokens_});
+    ml::Tensor all = ml::set_rows(layer_leaf(g, layer, value), rows, cells_leaf_);
+    // [head_dim, n_kv, n_head_kv]: cell rows hold the heads one after another.
+    const size_t row_bytes = es * static_cast<size_t>(head_dim * n_head_kv_);
+    return ml::view(
+        all, {head_dim, n_kv_, n_head_kv_, 1},
+        {es, row_bytes, es * static_cast<size_t>(head_dim), row_bytes * static_cast<size_t>(n_kv_)},
+        0);
+  };
+  return {write(k, false), write(v, true), mask_leaf_};
+}
+
+void Causal::remove(int32_t seq, int32_t p0, int32_t p1) {
+  for (Cell& cell : cells_) {
+    if (cell.pos < p0 || (p1 >= 0 && cell.pos >= p1) || !cell.has(seq)) continue;
+    std::erase(cell.seqs, seq);
+    if (cell.seqs.empty()) cell.pos = -1;
+  }
+}
+
+void Causal::copy_prefix(int32_t src, int32_t dst, int32_t len) {
+  for (Cell& cell : cells_) {
+    if (cell.pos >= 0 && cell.pos < len && cell.has(src) && !cell.has(dst)) {
+      cell.seqs.push_back(dst);
+    }
+  }
+}
+
+int32_t Causal::next_position(int32_t seq) const {
+  int32_t next = 0;
+  for (const Cell& cell : cells_) {
+    if (cell.pos >= 0 && cell.has(seq)) next = std::max(next, cell.pos + 1);
+  }
+  return next;
+}
+
+int64_t Causal::used_cells() const {
+  return std::count_if(cells_.begin(), cells_.end(), [](const Cell& c) { return c.pos >= 0; });
+}
+
+int32_t Causal::shift(ml::Executor& executor, int32_t seq, int32_t num_keep,
+                      const ShiftFn& rotate) {
+  const int32_t n_past = next_position(seq);
+  const int32_t discard = (n_past - num_keep) / 2;
+  if (discard <= 0) return 0;
+  std::vector<int32_t> moved;
+  for (size_t c = 0; c < cells_.size(); ++c) {
+    const Cell& cell = cells_[c];
+    if (cell.pos >= num_keep + discard && cell.has(seq)) {
+      if (cell.seqs.size() > 1) {
+        throw std::logic_error("kv cache: cannot shift sequence " + std::to_string(seq) +
+                               ": position " + std::to_string(cell.pos) +
+                               " is shared with another sequence");
+      }
+      moved.push_back(static_cast<int32_t>(c));
+    }
+  }
+  remove(seq, num_keep, num_keep + discard);
+  for (int32_t c : moved) cells_[static_cast<size_t>(c)].pos -= discard;
+  if (moved.empty()) return discard;
+
+  // Keys carry their rotation: rotating again by -discard gives the rotation of the new
+  // position (RoPE angles are linear in the position). Values carry none.
+  ml::Graph g;
+  const auto n = static_cast<int64_t>(moved.size());
+  std::vector<int32_t> delta(moved.size(), -discard);
+  ml::Tensor cells = g.leaf(ml::DType::I32, {n}, moved.data(), "shift_cells");
+  ml::Tensor d = g.leaf(ml::DType::I32, {n}, delta.data(), "shift_delta");
+  std::vector<ml::Tensor> outs;
+  for (int il = 0; il < static_cast<int>(keys_.size()); ++il) {
+    ml::Tensor leaf = layer_leaf(g, il, false);
+    ml::Tensor keys = ml::reshape(ml::get_rows(leaf, cells), {head_dim_k_, n_head_kv_, n});
+    ml::Tensor rotated = ml::reshape(ml::cont(rotate(keys, d, il)), {head_dim_k_ * n_head_kv_, n});
+    outs.push_back(ml::set_rows(leaf, rotated, cells));
+  }
+  executor.compute(g, outs);
+  return discard;
+}
+
+}  // namespace corral::kvcache

@@ -1,0 +1,329 @@
+// The CPU backend's mul_mat against a dequantize-and-dot computed here in double precision, for
+// every weight dtype, awkward shapes, batch broadcast and strided activations; and the SIMD
+// kernels and activation quantizers against the scalar ones.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu.h"
+#include "backend/cpu/simd/matmul_kernels.h"
+#include "ml/backend.h"
+#include "ml/fp16.h"
+#include "ml/graph.h"
+#include "ml/quant/blocks.h"
+#include "ml/quant/quant.h"
+
+namespace corral::backend::cpu {
+namespace {
+
+using ml::DType;
+
+constexpr DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
+                                  DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q8_1, DType::Q2_K,
+                                  DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_K};
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& f : v) f = dist(rng);
+  return v;
+}
+
+// Squared error of the outputs relative to the sum over outputs of sum_l (w_l x_l)^2: the scale
+// of a dot product's rounding and quantization noise, which does not shrink when the terms of
+// a dot cancel (as the squared result does), so single short dots are judged fairly too.
+double relative_error(const std::vector<double>& ref, const std::vector<float>& out,
+                      double terms2) {
+  double err = 0;
+  for (size_t i = 0; i < out.size(); ++i) err += (out[i] - ref[i]) * (out[i] - ref[i]);
+  return err / terms2;
+}
+
+// What the activations become before the dot products: quantized to the vec-dot type and back
+// (f32 for float weights), so the exact comparison isolates the kernels' arithmetic.
+std::vector<float> as_seen_by_kernel(DType w, const float* x, int64_t k) {
+  const simd::MatMulKernels& kern = simd::matmul_kernels(w, simd::Isa::kScalar);
+  std::vector<float> out(x, x + k);
+  if (kern.vec_type == DType::F32) return out;
+  std::vector<unsigned char> q(ml::row_size(kern.vec_type, k));
+  kern.from_f32(x, q.data(), k);
+  ml::quant::dequantize_row(kern.vec_type, q.data(), out.data(), k);
+  return out;
+}
+
+struct Case {
+  DType w;
+  int64_t k, m, n;
+  int64_t b2 = 1, B2 = 1;
+  bool strided = false;  // activations with padded rows and batches
+};
+
+std::string describe(const Case& c) {
+  return std::string(ml::dtype_name(c.w)) + " k=" + std::to_string(c.k) +
+         " m=" + std::to_string(c.m) + " n=" + std::to_string(c.n) + " b2=" + std::to_string(c.b2) +
+         " B2=" + std::to_string(c.B2) + (c.strided ? " strided" : "");
+}
+
+// Runs mul_mat on the CPU backend and checks it (a) against dequantized weights times the
+// activations as the kernel sees them (only float rounding may differ) and (b) against
+// dequantized weights times the original f32 activations (activation quantization noise).
+void check(const Case& c, ml::Backend& cpu, double exact_limit, double quant_limit) {
+  SCOPED_TRACE(describe(c));
+  const int64_t k = c.k, m = c.m, n = c.n;
+  const size_t wrow = ml::row_size(c.w, k);
+  std::vector<float> wf = random_floats(k * m * c.b2, 1234 + static_cast<uint32_t>(k + m));
+  std::vector<unsigned char> wq(wrow * m * c.b2);
+  for (int64_t r = 0; r < m * c.b2; ++r) {
+    ml::quant::quantize_row(c.w, wf.data() + r * k, wq.data() + r * wrow, k);
+  }
+  std::vector<float> wd(k * m * c.b2);
+  for (int64_t r = 0; r < m * c.b2; ++r) {
+    ml::quant::dequantize_row(c.w, wq.data() + r * wrow, wd.data() + r * k, k);
+  }
+
+  // Activations [k, n, B2], optionally with 8 floats of padding after each row and 3 rows of
+  // padding after each batch.
+  const int64_t row_stride = c.strided ? k + 8 : k;
+  const int64_t batch_stride = row_stride * (n + (c.strided ? 3 : 0));
+  std::vector<float> xbuf = random_floats(batch_stride * c.B2, 99 + static_cast<uint32_t>(n));
+
+  ml::Graph g;
+  ml::Tensor w = g.leaf(c.w, {k, m, c.b2, 1}, wq.data());
+  ml::Tensor xs = g.leaf(DType::F32, {batch_stride * c.B2}, xbuf.data());
+  ml::Tensor x =
+      ml::view(xs, {k, n, c.B2, 1},
+               {4, static_cast<size_t>(row_stride) * 4, static_cast<size_t>(batch_stride) * 4,
+                static_cast<size_t>(batch_stride * c.B2) * 4},
+               0);
+  ml::Tensor y = ml::mul_mat(w, x);
+  ml::Executor ex({&cpu});
+  ex.compute(g, {y});
+  ASSERT_EQ(y.shape(), (ml::Shape{m, n, c.B2, 1}));
+
+  std::vector<double> ref_exact(m * n * c.B2), ref_f32(m * n * c.B2);
+  double terms2 = 0;
+  std::vector<float> out(m * n * c.B2);
+  const int64_t bcast = c.B2 / c.b2;
+  for (int64_t i2 = 0; i2 < c.B2; ++i2) {
+    for (int64_t j = 0; j < n; ++j) {
+      const float* xr = xbuf.data() + i2 * batch_stride + j * row_stride;
+      const std::vector<float> xk = as_seen_by_kernel(c.w, xr, k);
+      for (int64_t i = 0; i < m; ++i) {
+        const float* wr = wd.data() + ((i2 / bcast) * m + i) * k;
+        double se = 0, sf = 0;
+        for (int64_t l = 0; l < k; ++l) {
+          se += static_cast<double>(wr[l]) * xk[l];
+          sf += static_cast<double>(wr[l]) * xr[l];
+          terms2 += static_cast<double>(wr[l]) * xr[l] * wr[l] * xr[l];
+        }
+        const size_t o = (i2 * n + j) * m + i;
+        ref_exact[o] = se;
+        ref_f32[o] = sf;
+        out[o] = *reinterpret_cast<const float*>(static_cast<const char*>(y.data()) + i * y.nb(0) +
+                                                 j * y.nb(1) + i2 * y.nb(2));
+      }
+    }
+  }
+  EXPECT_LT(relative_error(ref_exact, out, terms2), exact_limit) << "kernel arithmetic";
+  EXPECT_LT(relative_error(ref_f32, out, terms2), quant_limit) << "activation quantization";
+}
+
+bool float_weights(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+// Against the exact reference only f32 rounding differs (~k * 2^-48 relative), except that
+// Q4_1/Q5_1 use the Q8_1 block sums stored as halves (ggml's format): a relative 2^-12 on the
+// offset term. Quantized weights see q8 activations: their noise relative to the squared terms
+// is (amax/127)^2/12 / E[x^2], 2e-5..5e-5 for Gaussian activations (Q8_0..Q8_K), more for one
+// short dot; a wrong scale or group gives 1e-1 or more.
+double exact_limit(DType t) { return t == DType::Q4_1 || t == DType::Q5_1 ? 1e-5 : 1e-8; }
+double quant_limit(DType t) { return float_weights(t) ? 1e-8 : 1e-3; }
+
+TEST(CpuMulMat, MatchesDequantizedDotForEveryDtypeAndAwkwardShape) {
+  auto cpu = make_backend({.n_threads = 2});
+  for (DType t : kWeightTypes) {
+    const int64_t bs = ml::block_size(t);
+    for (int64_t k : {int64_t{32}, int64_t{256}, int64_t{288}, int64_t{2048}}) {
+      if (k % bs != 0) continue;
+      for (int64_t m : {1, 3, 17}) {
+        for (int64_t n : {1, 7, 33}) check({t, k, m, n}, *cpu, exact_limit(t), quant_limit(t));
+      }
+    }
+  }
+}
+
+TEST(CpuMulMat, BroadcastsWeightsOverBatchAndReadsStridedActivations) {
+  auto cpu = make_backend({.n_threads = 2});
+  for (DType t : kWeightTypes) {
+    const int64_t k = ml::block_size(t) == 256 ? 512 : 96;
+    check({t, k, 33, 5, 2, 6, true}, *cpu, exact_limit(t), quant_limit(t));
+    check({t, k, 7, 1, 2, 6, true}, *cpu, exact_limit(t), quant_limit(t));
+  }
+}
+
+TEST(CpuMulMat, LargeMatrixSplitIntoManyChunksMatches) {
+  auto cpu = make_backend({.n_threads = 2});
+  for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    check({t, 2048, 300, 70}, *cpu, exact_limit(t), quant_limit(t));
+  }
+}
+
+TEST(CpuMulMat, SingleThreadGivesTheSameResultAsTwo) {
+  auto one = make_backend({.n_threads = 1});
+  check({DType::Q4_K, 512, 129, 9}, *one, 1e-8, 1e-3);
+  check({DType::F32, 64, 65, 13}, *one, 1e-8, 1e-8);
+}
+
+TEST(CpuMulMatSimd, EveryWeightDtypeHasKernelsOnEveryInstructionSet) {
+  for (simd::Isa isa : {simd::Isa::kScalar, simd::best_isa()}) {
+    for (DType t : kWeightTypes) {
+      const simd::MatMulKernels& k = simd::matmul_kernels(t, isa);
+      EXPECT_NE(k.gemm, nullptr) << ml::dtype_name(t) << " " << simd::isa_name(isa);
+      EXPECT_EQ(k.from_f32 == nullptr, k.vec_type == DType::F32)
+          << ml::dtype_name(t) << " " << simd::isa_name(isa);
+    }
+  }
+}
+
+// ---- SIMD kernels against the scalar ones, on random block bytes ----
+
+// Random blocks: random bytes with the scale fields replaced by modest halves (random bits
+// would give infinities and NaNs).
+std::vector<unsigned char> random_blocks(DType t, int64_t k, int64_t rows, uint32_t seed) {
+  namespace q = ml::quant;
+  const size_t row = ml::row_size(t, k);
+  std::vector<unsigned char> buf(row * rows);
+  std::mt19937 rng(seed);
+  for (auto& b : buf) b = static_cast<unsigned char>(rng());
+  if (t == DType::F32 || t == DType::F16 || t == DType::BF16) {
+    std::vector<float> f = random_floats(k * rows, seed);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t i = 0; i < k; ++i) {
+        const float v = f[r * k + i];
+        if (t == DType::F32) std::memcpy(buf.data() + r * row + 4 * i, &v, 4);
+        const uint16_t h = t == DType::F16 ? ml::fp32_to_fp16(v) : ml::fp32_to_bf16(v);
+        if (t != DType::F32) std::memcpy(buf.data() + r * row + 2 * i, &h, 2);
+      }
+    }
+    return buf;
+  }
+  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+  auto put_half = [&](unsigned char* p) {
+    const uint16_t h = ml::fp32_to_fp16(scale(rng));
+    std::memcpy(p, &h, 2);
+  };
+  const size_t bsz = ml::type_size(t);
+  for (size_t off = 0; off < buf.size(); off += bsz) {
+    unsigned char* b = buf.data() + off;
+    switch (t) {
+      case DType::Q4_0:
+      case DType::Q5_0:
+      case DType::Q8_0:
+        put_half(b);
+        break;
+      case DType::Q4_1:
+      case DType::Q5_1:
+      case DType::Q8_1:
+      case DType::Q4_K:
+      case DType::Q5_K:
+        put_half(b);
+        put_half(b + 2);
+        break;
+      case DType::Q2_K:
+        put_half(b + offsetof(q::BlockQ2_K, d));
+        put_half(b + offsetof(q::BlockQ2_K, dmin));
+        break;
+      case DType::Q3_K:
+        put_half(b + offsetof(q::BlockQ3_K, d));
+        break;
+      case DType::Q6_K:
+        put_half(b + offsetof(q::BlockQ6_K, d));
+        break;
+      case DType::Q8_K: {
+        const float d = scale(rng);
+        std::memcpy(b, &d, 4);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return buf;
+}
+
+TEST(CpuMulMatSimd, Avx2GemmMatchesScalarOnRandomBlocks) {
+  if (simd::best_isa() == simd::Isa::kScalar) GTEST_SKIP() << "this CPU has no AVX2";
+  for (DType t : kWeightTypes) {
+    SCOPED_TRACE(std::string(ml::dtype_name(t)));
+    const simd::MatMulKernels& fast = simd::matmul_kernels(t, simd::Isa::kAvx2);
+    const simd::MatMulKernels& slow = simd::matmul_kernels(t, simd::Isa::kScalar);
+    ASSERT_EQ(fast.vec_type, slow.vec_type);
+    for (int64_t k : {int64_t{256}, int64_t{768}}) {
+      for (int nr : {1, 5}) {
+        for (int nc : {1, 2, 7}) {
+          const std::vector<unsigned char> w = random_blocks(t, k, nr, 7 + nr * 10 + nc);
+          const std::vector<float> x = random_floats(k * nc, 3 + nc);
+          const size_t xrow = fast.vec_type == DType::F32 ? k * 4 : ml::row_size(fast.vec_type, k);
+          std::vector<unsigned char> xq(xrow * nc);
+          for (int c = 0; c < nc; ++c) {
+            if (fast.vec_type == DType::F32) {
+              std::memcpy(xq.data() + c * xrow, x.data() + c * k, k * 4);
+            } else {
+              slow.from_f32(x.data() + c * k, xq.data() + c * xrow, k);
+            }
+          }
+          // Output with a leading dimension larger than nr, as the backend's chunks have.
+          const size_t ldo = nr + 3;
+          std::vector<float> a(ldo * nc, -1.0f), b(ldo * nc, -1.0f);
+          fast.gemm(k, w.data(), ml::row_size(t, k), xq.data(), xrow, a.data(), ldo, nr, nc);
+          slow.gemm(k, w.data(), ml::row_size(t, k), xq.data(), xrow, b.data(), ldo, nr, nc);
+          for (size_t i = 0; i < a.size(); ++i) {
+            EXPECT_NEAR(a[i], b[i], 1e-4 * (1.0 + std::fabs(b[i])))
+                << "k=" << k << " nr=" << nr << " nc=" << nc << " i=" << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Activations that exercise the rounding edges: exact halves, ties between +max and -max,
+// zeros and a block of only zeros.
+std::vector<float> tricky_activations(int64_t k, uint32_t seed) {
+  std::vector<float> x = random_floats(k, seed, 3.0f);
+  for (int64_t i = 0; i < k; i += 7) x[i] = std::round(x[i] * 2.0f) * 0.5f;
+  for (int64_t i = 0; i < std::min<int64_t>(k, 256); ++i) x[i] = 0.0f;  // a zero block
+  if (k >= 512) {
+    // A block whose scale is exactly 1, so x * (1/d) lands on exact halves (roundf and
+    // round-to-even differ there).
+    x[256] = 127.0f;
+    for (int j = 1; j < 32; ++j) x[256 + j] = static_cast<float>(j - 16) + 0.5f;
+    x[300] = 10.0f;  // +max then -max of the same magnitude in one super-block
+    x[301] = -10.0f;
+    x[600] = -12.0f;
+    x[601] = 12.0f;
+  }
+  return x;
+}
+
+TEST(CpuMulMatSimd, Avx2ActivationQuantizersProduceTheReferenceBytes) {
+  if (simd::best_isa() == simd::Isa::kScalar) GTEST_SKIP() << "this CPU has no AVX2";
+  const int64_t k = 1024;
+  for (DType w : {DType::Q4_0, DType::Q4_1, DType::Q4_K}) {
+    const simd::MatMulKernels& fast = simd::matmul_kernels(w, simd::Isa::kAvx2);
+    for (uint32_t seed = 0; seed < 20; ++seed) {
+      const std::vector<float> x = tricky_activations(k, seed);
+      std::vector<unsigned char> a(ml::row_size(fast.vec_type, k)), b(a.size());
+      fast.from_f32(x.data(), a.data(), k);
+      ml::quant::quantize_row(fast.vec_type, x.data(), b.data(), k);
+      ASSERT_EQ(a, b) << ml::dtype_name(fast.vec_type) << " seed " << seed;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace corral::backend::cpu
