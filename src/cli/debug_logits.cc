@@ -68,8 +68,8 @@ void run_logits(const LogitsArgs& a) {
   if (a.json) {
     Json rows = Json::array();
     for (size_t p = 0; p < ids.size(); ++p) {
-      rows.push_back(std::vector<float>(logits.begin() + p * n_vocab,
-                                        logits.begin() + (p + 1) * n_vocab));
+      rows.push_back(
+          std::vector<float>(logits.begin() + p * n_vocab, logits.begin() + (p + 1) * n_vocab));
     }
     Json doc{{"model", a.model},
              {"n_vocab", n_vocab},
@@ -88,11 +88,12 @@ void run_logits(const LogitsArgs& a) {
     const float* row = logits.data() + p * n_vocab;
     std::iota(order.begin(), order.end(), 0);
     const size_t k = std::min<size_t>(5, n_vocab);
-    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
-                      [row](int32_t x, int32_t y) { return row[x] > row[y] || (row[x] == row[y] && x < y); });
+    std::partial_sort(
+        order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
+        [row](int32_t x, int32_t y) { return row[x] > row[y] || (row[x] == row[y] && x < y); });
     std::printf("pos %zu token %d %s:", p, ids[p],
-                Json(tok.token_to_piece(ids[p])).dump(-1, ' ', false,
-                                                     Json::error_handler_t::replace)
+                Json(tok.token_to_piece(ids[p]))
+                    .dump(-1, ' ', false, Json::error_handler_t::replace)
                     .c_str());
     for (size_t i = 0; i < k; ++i) std::printf("  %d=%.6f", order[i], row[order[i]]);
     std::printf("\n");
@@ -117,7 +118,8 @@ void add_debug_logits_command(CLI::App& debug) {
   auto a = std::make_shared<LogitsArgs>();
   cmd->add_option("model", a->model, "GGUF model file")->required();
   auto* tokens = cmd->add_option("--tokens", a->tokens, "Token ids, comma-separated (1,403,407)");
-  auto* text = cmd->add_option("--text", a->text, "Text to tokenize instead (BOS as the model asks)");
+  auto* text =
+      cmd->add_option("--text", a->text, "Text to tokenize instead (BOS as the model asks)");
   tokens->excludes(text);
   cmd->add_flag("--json", a->json,
                 "Print {\"tokens\", \"logits_shape\": [n_tokens, n_vocab], \"logits\": rows}");

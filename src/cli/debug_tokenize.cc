@@ -50,8 +50,8 @@ std::vector<int32_t> parse_ids(const std::vector<std::string>& args) {
       int32_t v = 0;
       const auto r = std::from_chars(arg.data() + i, arg.data() + arg.size(), v);
       if (r.ec != std::errc()) {
-        throw std::invalid_argument("not a token id: '" + arg.substr(i, arg.find_first_of(", ", i) - i) +
-                                    "'");
+        throw std::invalid_argument("not a token id: '" +
+                                    arg.substr(i, arg.find_first_of(", ", i) - i) + "'");
       }
       ids.push_back(v);
       i = static_cast<size_t>(r.ptr - arg.data());
@@ -103,7 +103,8 @@ void run_detokenize(const DetokenizeArgs& a) {
   const std::vector<int32_t> ids = parse_ids(a.ids);
   for (int32_t id : ids) {
     if (id < 0 || static_cast<size_t>(id) >= tok.vocab().size()) {
-      throw std::invalid_argument("token id " + std::to_string(id) + " is outside the vocabulary (" +
+      throw std::invalid_argument("token id " + std::to_string(id) +
+                                  " is outside the vocabulary (" +
                                   std::to_string(tok.vocab().size()) + " tokens)");
     }
   }

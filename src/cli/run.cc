@@ -194,7 +194,11 @@ class LineEditor {
         return -1;
       }
       if (have == 0) {
-        need = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+        need = c < 0x80             ? 1
+               : (c & 0xE0) == 0xC0 ? 2
+               : (c & 0xF0) == 0xE0 ? 3
+               : (c & 0xF8) == 0xF0 ? 4
+                                    : 1;
       } else if ((c & 0xC0) != 0x80) {
         have = 0;  // a broken sequence: start over at this byte
         need = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
@@ -239,8 +243,7 @@ std::vector<std::string> split_words(const std::string& line) {
 }
 
 // A /command; returns false when the session should end.
-bool run_command(const std::string& line, Engine& engine, sample::Options& options,
-                 RunArgs& args) {
+bool run_command(const std::string& line, Engine& engine, sample::Options& options, RunArgs& args) {
   const std::vector<std::string> w = split_words(line);
   const std::string& cmd = w[0];
   if (cmd == "/bye" || cmd == "/exit") return false;

@@ -28,8 +28,8 @@ Engine::Engine(const std::string& path, EngineOptions options) : options_(option
   file_ = open_gguf(path);
   model_ = model::load(*file_);
   try {
-    tokenizer_ = std::make_unique<tokenizer::Tokenizer>(
-        tokenizer::Tokenizer::from_gguf(file_->metadata()));
+    tokenizer_ =
+        std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(file_->metadata()));
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": tokenizer: " + e.what());
   }
@@ -148,7 +148,8 @@ Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options
         stats.done_reason = "cancel";
         break;
       }
-      const int32_t token = sampler.sample(std::span(logits, static_cast<size_t>(n_vocab)), history);
+      const int32_t token =
+          sampler.sample(std::span(logits, static_cast<size_t>(n_vocab)), history);
       if (stats.eval_count++ == 0) t_first = Clock::now();
       if (is_end_of_generation(token)) {
         stats.done_reason = "stop";
@@ -169,7 +170,8 @@ Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options
           stats.done_reason = "length";
           break;
         }
-        const int32_t keep = std::clamp<int32_t>(options.num_keep, 0, static_cast<int32_t>(num_ctx) - 1);
+        const int32_t keep =
+            std::clamp<int32_t>(options.num_keep, 0, static_cast<int32_t>(num_ctx) - 1);
         const int32_t discarded = cache_->shift(
             *executor_, 0, keep, [this](ml::Tensor keys, ml::Tensor delta, int layer) {
               return model_->shift(keys, delta, layer);
@@ -180,8 +182,8 @@ Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options
         }
         cached_.erase(cached_.begin() + keep, cached_.begin() + keep + discarded);
       }
-      logits = evaluate(std::span(&token, 1), static_cast<int32_t>(cached_.size()),
-                        options.num_batch);
+      logits =
+          evaluate(std::span(&token, 1), static_cast<int32_t>(cached_.size()), options.num_batch);
     }
     if (!stop.stopped()) {
       emit(stop.push(decoder.flush()));
@@ -210,8 +212,9 @@ std::vector<float> Engine::logits(std::span<const int32_t> tokens) {
   const int64_t n_vocab = model_->config().n_vocab;
   for (int32_t t : tokens) {
     if (t < 0 || t >= n_vocab) {
-      throw std::invalid_argument("logits: token " + std::to_string(t) + " is outside the vocabulary (" +
-                                  std::to_string(n_vocab) + " tokens)");
+      throw std::invalid_argument("logits: token " + std::to_string(t) +
+                                  " is outside the vocabulary (" + std::to_string(n_vocab) +
+                                  " tokens)");
     }
   }
   auto cache = model_->make_cache(
