@@ -32,6 +32,10 @@ struct BigramOrder {
 }  // namespace
 
 void Tokenizer::encode_spm(std::string_view text, std::vector<TokenId>& out) const {
+  for (const std::string_view chunk : independent_chunks(text)) encode_spm_chunk(chunk, out);
+}
+
+void Tokenizer::encode_spm_chunk(std::string_view text, std::vector<TokenId>& out) const {
   std::vector<Symbol> symbols;
   symbols.reserve(text.size());
   for (size_t pos = 0; pos < text.size();) {

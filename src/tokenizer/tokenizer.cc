@@ -11,12 +11,18 @@ namespace {
 
 constexpr std::string_view kSpaceMark = "\xE2\x96\x81";  // U+2581, SentencePiece's space
 
+// Builds a new string: replacing in place would shift the tail once per match (quadratic).
 void replace_all(std::string& s, std::string_view from, std::string_view to) {
+  if (s.find(from) == std::string::npos) return;
+  std::string out;
+  out.reserve(s.size() + s.size() / 2);
   size_t pos = 0;
-  while ((pos = s.find(from, pos)) != std::string::npos) {
-    s.replace(pos, from.size(), to);
-    pos += to.size();
+  for (size_t hit; (hit = s.find(from, pos)) != std::string::npos; pos = hit + from.size()) {
+    out.append(s, pos, hit - pos);
+    out.append(to);
   }
+  out.append(s, pos);
+  s.swap(out);
 }
 
 bool is_ascii_space(char c) {
@@ -63,6 +69,16 @@ std::string clean_up_spaces(std::string s) {
 Tokenizer::Tokenizer(Vocab vocab) : vocab_(std::move(vocab)) {
   regexes_.reserve(vocab_.pre_regexes.size());
   for (const std::string& p : vocab_.pre_regexes) regexes_.emplace_back(p);
+
+  for (const Token& t : vocab_.tokens) {
+    size_t pos = 0;
+    uint32_t prev = 0;
+    for (bool first = true; pos < t.text.size(); first = false) {
+      const uint32_t cp = utf8_decode(t.text, pos);
+      if (!first) joined_pairs_.insert((static_cast<uint64_t>(prev) << 32) | cp);
+      prev = cp;
+    }
+  }
 
   // Special and added tokens are found by a byte trie, so that cutting them out of a long
   // prompt costs one walk per position instead of one search per special token.
@@ -194,7 +210,15 @@ void Tokenizer::encode_fragment(std::string_view raw, bool after_special,
       add_space_prefix(text, after_special);
       if (vocab_.escape_whitespaces) replace_all(text, " ", kSpaceMark);
       if (regexes_.empty()) {
-        encode_bpe_word(vocab_.byte_level ? byte_level_encode(text) : text, out);
+        const std::string word = vocab_.byte_level ? byte_level_encode(text) : text;
+        // Unknown characters fuse into one unknown token only when they stay in one chunk.
+        if (vocab_.byte_level || vocab_.byte_fallback) {
+          for (const std::string_view chunk : independent_chunks(word)) {
+            encode_bpe_word(chunk, out);
+          }
+        } else {
+          encode_bpe_word(word, out);
+        }
         break;
       }
       for (const std::string_view piece : split_sequence(text, regexes_)) {
@@ -210,6 +234,25 @@ void Tokenizer::encode_fragment(std::string_view raw, bool after_special,
       encode_wordpiece(text, out);
       break;
   }
+}
+
+std::vector<std::string_view> Tokenizer::independent_chunks(std::string_view text) const {
+  std::vector<std::string_view> chunks;
+  size_t chunk_start = 0;
+  size_t pos = 0;
+  uint32_t prev = 0;
+  while (pos < text.size()) {
+    const size_t char_start = pos;
+    const uint32_t cp = utf8_decode(text, pos);
+    if (char_start > chunk_start &&
+        !joined_pairs_.contains((static_cast<uint64_t>(prev) << 32) | cp)) {
+      chunks.push_back(text.substr(chunk_start, char_start - chunk_start));
+      chunk_start = char_start;
+    }
+    prev = cp;
+  }
+  if (chunk_start < text.size()) chunks.push_back(text.substr(chunk_start));
+  return chunks;
 }
 
 void Tokenizer::push_bytes(std::string_view bytes, std::vector<TokenId>& out) const {

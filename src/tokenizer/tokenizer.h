@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "tokenizer/pretokenize.h"
@@ -52,13 +53,20 @@ class Tokenizer {
   std::string normalize(std::string_view text) const;
   void add_space_prefix(std::string& text, bool after_special) const;
 
+  // Cuts text where no token can span the boundary (no token holds that pair of adjacent
+  // characters). Merging each chunk alone gives exactly the result of merging the whole text,
+  // with small priority queues instead of one the size of the prompt.
+  std::vector<std::string_view> independent_chunks(std::string_view text) const;
   void encode_spm(std::string_view text, std::vector<TokenId>& out) const;
+  void encode_spm_chunk(std::string_view text, std::vector<TokenId>& out) const;
   void encode_bpe_word(std::string_view word, std::vector<TokenId>& out) const;
   void encode_wordpiece(std::string_view text, std::vector<TokenId>& out) const;
   void push_bytes(std::string_view bytes, std::vector<TokenId>& out) const;
 
   Vocab vocab_;
   std::vector<Regex> regexes_;
+  // Adjacent code-point pairs (first << 32 | second) found inside any token.
+  std::unordered_set<uint64_t> joined_pairs_;
   // Trie over the texts of special/added tokens: node -> (byte -> child), node -> token.
   std::vector<std::vector<std::pair<uint8_t, int32_t>>> trie_children_;
   std::vector<TokenId> trie_token_;

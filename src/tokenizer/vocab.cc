@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdio>
 
 #include "ml/gguf/metadata.h"
@@ -9,7 +10,7 @@
 namespace corral::tokenizer {
 
 TokenId Vocab::find(std::string_view text) const {
-  const auto it = token_ids.find(std::string(text));
+  const auto it = token_ids.find(text);
   return it == token_ids.end() ? kNoToken : it->second;
 }
 
@@ -193,7 +194,14 @@ Vocab load_gguf_vocab(const ml::gguf::Metadata& md) {
       }
       for (size_t i = 0; i < texts.size(); ++i) {
         const ml::gguf::Value& s = a.items[i];
-        v.tokens[i].score = s.is<float>() ? s.as<float>() : static_cast<float>(*s.as_integer());
+        if (s.is<float>()) {
+          v.tokens[i].score = s.as<float>();
+        } else if (const auto n = s.as_integer()) {
+          v.tokens[i].score = static_cast<float>(*n);
+        } else {
+          throw VocabError(source + ": tokenizer.ggml.scores[" + std::to_string(i) + "] is " +
+                           s.type_string() + ", expected f32 or an integer");
+        }
       }
     }
     if (md.contains("tokenizer.ggml.token_type")) {
@@ -274,6 +282,18 @@ Vocab load_gguf_vocab(const ml::gguf::Metadata& md) {
     v.add_eos = md.get_or<bool>("tokenizer.ggml.add_eos_token", v.add_eos);
     v.add_sep = md.get_or<bool>("tokenizer.ggml.add_sep_token", v.add_sep);
     find_eot(v);
+    // GGUF has no per-token lstrip/rstrip; llama.cpp restores Phi-3's (its tokenizer.json gives
+    // the chat tokens rstrip, so "<|user|>\n" loses the newline) from the model name.
+    std::string name = md.get_or<std::string>("general.name", "");
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
+      for (Token& t : v.tokens) {
+        if (t.type == TokenType::kControl || t.type == TokenType::kUserDefined ||
+            t.type == TokenType::kUnknown || t.text == "</s>") {
+          t.rstrip = t.text != "<unk>" && t.text != "<s>" && t.text != "<|endoftext|>";
+        }
+      }
+    }
     if (v.add_bos && v.bos == kNoToken) v.add_bos = false;
     if (v.add_eos && v.eos == kNoToken) v.add_eos = false;
     if (v.add_sep && v.sep == kNoToken) v.add_sep = false;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -63,10 +64,16 @@ class VocabError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Lets token_ids be searched with a string_view, without building a std::string per lookup.
+struct TextHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 struct Vocab {
   Model model = Model::kSentencePiece;
   std::vector<Token> tokens;
-  std::unordered_map<std::string, TokenId> token_ids;
+  std::unordered_map<std::string, TokenId, TextHash, std::equal_to<>> token_ids;
   struct Merge {
     int32_t rank;
     TokenId merged;  // the token spelling left text + right text
