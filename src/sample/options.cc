@@ -47,8 +47,8 @@ const std::array<Field, 20> kFields = {{
 // Ollama's parser/parser.go deprecatedParameters, plus tfs_z (dropped from api.Options along
 // with llama.cpp's tail-free sampler) and numa (dropped from the Runner options).
 constexpr std::array<std::string_view, 11> kRemoved = {
-    "mirostat",   "mirostat_eta", "mirostat_tau", "tfs_z",     "penalize_newline", "low_vram",
-    "f16_kv",     "logits_all",   "vocab_only",   "use_mlock", "numa",
+    "mirostat",   "mirostat_eta", "mirostat_tau", "tfs_z", "penalize_newline", "low_vram", "f16_kv",
+    "logits_all", "vocab_only",   "use_mlock",    "numa",
 };
 
 const Field* find_field(std::string_view key) {
@@ -66,7 +66,6 @@ template <class Int>
 Int json_integer(std::string_view key, const nlohmann::json& v) {
   // JSON has one number type; clients written in JavaScript send 40.0 for 40. A fractional
   // value is a mistake, not something to truncate silently.
-  double d = 0;
   if (v.is_number_integer()) {
     if (v.is_number_unsigned()) {
       if (v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<Int>::max())) {
@@ -81,7 +80,7 @@ Int json_integer(std::string_view key, const nlohmann::json& v) {
     return static_cast<Int>(i);
   }
   if (!v.is_number_float()) fail(key, "must be an integer, got " + v.dump());
-  d = v.get<double>();
+  const double d = v.get<double>();
   if (d != std::trunc(d)) fail(key, "must be an integer, got " + v.dump());
   if (d < static_cast<double>(std::numeric_limits<Int>::min()) ||
       d >= -static_cast<double>(std::numeric_limits<Int>::min())) {
@@ -93,7 +92,7 @@ Int json_integer(std::string_view key, const nlohmann::json& v) {
 float json_float(std::string_view key, const nlohmann::json& v) {
   if (!v.is_number()) fail(key, "must be a number, got " + v.dump());
   const double d = v.get<double>();
-  if (std::abs(d) > std::numeric_limits<float>::max()) {
+  if (!std::isfinite(d) || std::abs(d) > std::numeric_limits<float>::max()) {
     fail(key, "is out of range: " + v.dump());
   }
   return static_cast<float>(d);
@@ -157,7 +156,7 @@ bool is_removed_option(std::string_view key) {
   return false;
 }
 
-void Options::apply(const nlohmann::json& options) {
+void Options::apply(const nlohmann::json& options, std::vector<std::string>* unknown) {
   if (options.is_null()) return;
   if (!options.is_object()) {
     throw std::invalid_argument("options must be a JSON object, got " + options.dump());
@@ -168,7 +167,9 @@ void Options::apply(const nlohmann::json& options) {
     const Field* field = find_field(key);
     if (field == nullptr) {
       if (is_removed_option(key)) continue;
-      throw std::invalid_argument("unknown option \"" + key + "\"");
+      if (unknown == nullptr) throw std::invalid_argument("unknown option \"" + key + "\"");
+      unknown->push_back(key);
+      continue;
     }
     if (value.is_null()) continue;
     std::visit(Overloaded{
@@ -254,38 +255,37 @@ nlohmann::json params_to_json(std::span<const std::pair<std::string, std::string
       if (is_removed_option(key)) continue;
       throw std::invalid_argument("unknown parameter \"" + key + "\"");
     }
-    std::visit(Overloaded{
-                   [&](int Options::*) {
-                     const int64_t v = text_integer(key, value);
-                     if (v < std::numeric_limits<int>::min() ||
-                         v > std::numeric_limits<int>::max()) {
-                       fail(key, "is out of range: \"" + value + "\"");
-                     }
-                     out[key] = v;
-                   },
-                   [&](std::optional<int> Options::*) {
-                     const int64_t v = text_integer(key, value);
-                     if (v < std::numeric_limits<int>::min() ||
-                         v > std::numeric_limits<int>::max()) {
-                       fail(key, "is out of range: \"" + value + "\"");
-                     }
-                     out[key] = v;
-                   },
-                   [&](int64_t Options::*) { out[key] = text_integer(key, value); },
-                   [&](float Options::*) {
-                     const double v = text_float(key, value);
-                     if (std::abs(v) > std::numeric_limits<float>::max()) {
-                       fail(key, "is out of range: \"" + value + "\"");
-                     }
-                     out[key] = v;
-                   },
-                   [&](std::optional<bool> Options::*) { out[key] = text_bool(key, value); },
-                   [&](std::vector<std::string> Options::*) {
-                     if (!out.contains(key)) out[key] = nlohmann::json::array();
-                     out[key].push_back(value);
-                   },
-               },
-               field->member);
+    std::visit(
+        Overloaded{
+            [&](int Options::*) {
+              const int64_t v = text_integer(key, value);
+              if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
+                fail(key, "is out of range: \"" + value + "\"");
+              }
+              out[key] = v;
+            },
+            [&](std::optional<int> Options::*) {
+              const int64_t v = text_integer(key, value);
+              if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
+                fail(key, "is out of range: \"" + value + "\"");
+              }
+              out[key] = v;
+            },
+            [&](int64_t Options::*) { out[key] = text_integer(key, value); },
+            [&](float Options::*) {
+              const double v = text_float(key, value);
+              if (std::abs(v) > std::numeric_limits<float>::max()) {
+                fail(key, "is out of range: \"" + value + "\"");
+              }
+              out[key] = v;
+            },
+            [&](std::optional<bool> Options::*) { out[key] = text_bool(key, value); },
+            [&](std::vector<std::string> Options::*) {
+              if (!out.contains(key)) out[key] = nlohmann::json::array();
+              out[key].push_back(value);
+            },
+        },
+        field->member);
   }
   return out;
 }

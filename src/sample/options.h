@@ -27,14 +27,14 @@ struct Options {
   int draft_num_predict = 4;
 
   // Per-request options.
-  int num_keep = 4;  // prompt tokens kept when the context shifts
-  int64_t seed = -1;  // -1: a random seed per request
-  int num_predict = -1;  // tokens to generate; -1: unlimited, -2: until the context is full
-  int top_k = 40;  // <= 0 disables
-  float top_p = 0.9f;  // >= 1 disables
-  float min_p = 0.0f;  // <= 0 disables
-  float typical_p = 1.0f;  // >= 1 disables
-  int repeat_last_n = 64;  // window of the penalties; 0 disables, -1: num_ctx
+  int num_keep = 4;          // prompt tokens kept when the context shifts
+  int64_t seed = -1;         // -1: a random seed per request
+  int num_predict = -1;      // tokens to generate; -1: unlimited, -2: until the context is full
+  int top_k = 40;            // <= 0 disables
+  float top_p = 0.9f;        // >= 1 disables
+  float min_p = 0.0f;        // <= 0 disables
+  float typical_p = 1.0f;    // >= 1 disables
+  int repeat_last_n = 64;    // window of the penalties; 0 disables, -1: num_ctx
   float temperature = 0.8f;  // <= 0: greedy
   // Ollama's default was 1.1 until August 2026 (commit 6a261db7 "api: stop applying
   // repeat_penalty 1.1 to models that don't set one"); it is now 1.0, i.e. no penalty.
@@ -45,8 +45,10 @@ struct Options {
 
   // Layers a JSON object of options over these values: each present key replaces the value
   // (`stop` replaces the whole list), null values are skipped, removed options are ignored.
-  // Throws std::invalid_argument naming the key for an unknown key or a value of the wrong type.
-  void apply(const nlohmann::json& options);
+  // Throws std::invalid_argument naming the key for a value of the wrong type, and for an unknown
+  // key unless `unknown` is given: then unknown keys are appended to it and skipped, which is
+  // what Ollama's server does with request options (it logs them and carries on).
+  void apply(const nlohmann::json& options, std::vector<std::string>* unknown = nullptr);
 
   // Layers text parameters over these values (see params_to_json).
   void apply_params(std::span<const std::pair<std::string, std::string>> params);

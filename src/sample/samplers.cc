@@ -9,14 +9,58 @@
 namespace corral::sample {
 namespace {
 
-// First chunk sorted when top_p or typical_p needs candidates in order; doubled until the
-// kept mass is reached, so a peaked distribution over a 150k vocabulary sorts a few dozen.
-constexpr size_t kFirstChunk = 64;
+using Candidate = Sampler::Candidate;
 
 // Probability order: larger logit first, ties to the lower id (so top_k = 1 is greedy).
-template <class C>
-bool before_by_logit(const C& a, const C& b) {
+bool before_by_logit(const Candidate& a, const Candidate& b) {
   return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
+
+// Ranges this short are sorted and scanned rather than partitioned.
+constexpr size_t kSortBelow = 32;
+
+// Reorders c[0, n) so that its first r elements are the shortest prefix, in the strict order
+// `before`, whose total of `p` reaches `target` (exceeds it when `strict`), and returns r; n
+// when the total falls short. The prefix itself is left unordered. A quickselect that sums the
+// weights of the part it keeps: expected linear time, where sorting would be n log n and would
+// dominate on a 150k vocabulary with a flat distribution.
+template <class Before>
+size_t select_mass(Candidate* c, size_t n, double target, bool strict, Before before) {
+  auto reached = [&](double mass) { return strict ? mass > target : mass >= target; };
+  size_t lo = 0;
+  size_t hi = n;
+  double acc = 0;  // weight of c[0, lo), all of which precedes c[lo, hi)
+  while (hi - lo > kSortBelow) {
+    // Median of three as the pivot, moved out of the way to c[hi - 1].
+    Candidate* a = c + lo;
+    Candidate* b = c + lo + (hi - lo) / 2;
+    Candidate* z = c + hi - 1;
+    if (before(*b, *a)) std::swap(*a, *b);
+    if (before(*z, *b)) std::swap(*b, *z);
+    if (before(*b, *a)) std::swap(*a, *b);
+    std::swap(*b, *z);
+    const Candidate pivot = *z;
+    Candidate* mid =
+        std::partition(c + lo, z, [&](const Candidate& x) { return before(x, pivot); });
+    std::swap(*mid, *z);
+    const size_t m = static_cast<size_t>(mid - c);
+    double left = 0;
+    for (size_t i = lo; i < m; ++i) left += c[i].p;
+    if (reached(acc + left)) {
+      hi = m;
+    } else if (reached(acc + left + pivot.p)) {
+      return m + 1;
+    } else {
+      acc += left + pivot.p;
+      lo = m + 1;
+    }
+  }
+  std::sort(c + lo, c + hi, before);
+  for (size_t i = lo; i < hi; ++i) {
+    acc += c[i].p;
+    if (reached(acc)) return i + 1;
+  }
+  return n;
 }
 
 }  // namespace
@@ -46,6 +90,7 @@ Sampler::Sampler(const Options& options, int32_t n_vocab)
   }
   cands_.resize(n_vocab);
   if (penalty_window_ != 0) {
+    penalized_.resize(n_vocab);
     counts_.assign(n_vocab, 0);
     const size_t distinct = penalty_window_ > 0 ? static_cast<size_t>(penalty_window_) : n_vocab;
     seen_.reserve(std::min(distinct, static_cast<size_t>(n_vocab)));
@@ -68,21 +113,37 @@ double Sampler::next_uniform() {
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
   assert(logits.size() == static_cast<size_t>(n_vocab_));
-  for (int32_t i = 0; i < n_vocab_; ++i) cands_[i] = {logits[i], i, 0.0f};
-  n_ = static_cast<size_t>(n_vocab_);
-  sorted_ = 0;
+  const float* row = logits.data();
+  if (penalty_window_ != 0 && apply_penalties(logits, history)) row = penalized_.data();
+  front_is_max_ = false;
 
-  if (penalty_window_ != 0) apply_penalties(history);
   // top_k, top_p and min_p always keep the most likely token, so greedy decoding can skip them.
-  if (temperature_ <= 0.0f && !(typical_p_ < 1.0f)) return argmax();
-  top_k();
+  if (temperature_ <= 0.0f && !(typical_p_ < 1.0f)) {
+    // The first maximum, so ties go to the lowest id.
+    int32_t best = 0;
+    float best_logit = -INFINITY;
+    for (int32_t i = 0; i < n_vocab_; ++i) {
+      if (row[i] > best_logit) {
+        best_logit = row[i];
+        best = i;
+      }
+    }
+    n_ = 0;
+    return best;
+  }
+  if (top_k_ > 0 && top_k_ < n_vocab_) {
+    top_k(row);
+  } else {
+    for (int32_t i = 0; i < n_vocab_; ++i) cands_[i] = {row[i], i, 0.0f, 0.0f};
+    n_ = static_cast<size_t>(n_vocab_);
+  }
   typical();
   top_p();
   min_p();
   return temperature_ <= 0.0f ? argmax() : draw();
 }
 
-void Sampler::apply_penalties(std::span<const int32_t> history) {
+bool Sampler::apply_penalties(std::span<const float> logits, std::span<const int32_t> history) {
   size_t first = 0;
   if (penalty_window_ > 0 && history.size() > static_cast<size_t>(penalty_window_)) {
     first = history.size() - penalty_window_;
@@ -92,10 +153,12 @@ void Sampler::apply_penalties(std::span<const int32_t> history) {
     if (t < 0 || t >= n_vocab_) continue;
     if (counts_[t]++ == 0) seen_.push_back(t);
   }
+  if (seen_.empty()) return false;
+  std::copy(logits.begin(), logits.end(), penalized_.begin());
   for (int32_t t : seen_) {
-    // Candidates are still in id order here. CTRL's repetition penalty divided every logit,
-    // which makes a negative logit more likely; llama.cpp multiplies those instead.
-    float& logit = cands_[t].logit;
+    // CTRL's repetition penalty divided every logit, which makes a negative logit more likely;
+    // llama.cpp multiplies those instead.
+    float& logit = penalized_[t];
     logit = logit <= 0.0f ? logit * repeat_penalty_ : logit / repeat_penalty_;
     // OpenAI's presence and frequency penalties: mu[j] -= c[j] * alpha_frequency +
     // (c[j] > 0) * alpha_presence.
@@ -103,32 +166,35 @@ void Sampler::apply_penalties(std::span<const int32_t> history) {
     counts_[t] = 0;
   }
   seen_.clear();
-}
-
-void Sampler::sort_prefix_by_logit(size_t m) {
-  m = std::min(m, n_);
-  if (m <= sorted_) return;
-  Candidate* c = cands_.data();
-  auto cmp = [](const Candidate& a, const Candidate& b) { return before_by_logit(a, b); };
-  if (m < n_) std::nth_element(c + sorted_, c + m, c + n_, cmp);
-  std::sort(c + sorted_, c + m, cmp);
-  sorted_ = m;
+  return true;
 }
 
 float Sampler::max_logit() const {
-  if (sorted_ > 0) return cands_[0].logit;
+  if (front_is_max_) return cands_[0].logit;
   float m = -INFINITY;
   for (size_t i = 0; i < n_; ++i) m = std::max(m, cands_[i].logit);
   return m;
 }
 
-void Sampler::top_k() {
-  if (top_k_ <= 0 || static_cast<size_t>(top_k_) >= n_) return;
+void Sampler::top_k(const float* row) {
+  // One pass with a heap of the k best so far, its worst on top: almost every logit loses the
+  // single comparison against that worst one, so this costs little more than reading the row.
   const size_t k = static_cast<size_t>(top_k_);
-  std::partial_sort(cands_.begin(), cands_.begin() + k, cands_.begin() + n_,
-                    [](const Candidate& a, const Candidate& b) { return before_by_logit(a, b); });
+  auto cmp = [](const Candidate& a, const Candidate& b) { return before_by_logit(a, b); };
+  Candidate* heap = cands_.data();
+  for (size_t i = 0; i < k; ++i) heap[i] = {row[i], static_cast<int32_t>(i), 0.0f, 0.0f};
+  std::make_heap(heap, heap + k, cmp);
+  for (size_t i = k; i < static_cast<size_t>(n_vocab_); ++i) {
+    // A later id with an equal logit ranks below, so only a strictly larger logit gets in.
+    if (row[i] > heap[0].logit) {
+      std::pop_heap(heap, heap + k, cmp);
+      heap[k - 1] = {row[i], static_cast<int32_t>(i), 0.0f, 0.0f};
+      std::push_heap(heap, heap + k, cmp);
+    }
+  }
+  std::sort_heap(heap, heap + k, cmp);
   n_ = k;
-  sorted_ = k;
+  front_is_max_ = true;
 }
 
 void Sampler::typical() {
@@ -137,59 +203,35 @@ void Sampler::typical() {
   // closest to the entropy H, until their mass exceeds typical_p.
   const float mx = max_logit();
   double sum = 0;
-  for (size_t i = 0; i < n_; ++i) sum += std::exp(static_cast<double>(cands_[i].logit - mx));
+  for (size_t i = 0; i < n_; ++i) sum += cands_[i].p = std::exp(cands_[i].logit - mx);
+  if (!(sum > 0)) return;  // every logit is -inf or NaN: nothing to rank by
   const double log_sum = std::log(sum);
   double entropy = 0;
   for (size_t i = 0; i < n_; ++i) {
+    cands_[i].p = static_cast<float>(cands_[i].p / sum);
     const double log_p = static_cast<double>(cands_[i].logit - mx) - log_sum;
-    if (std::isfinite(log_p)) entropy -= std::exp(log_p) * log_p;
+    if (cands_[i].p > 0.0f) entropy -= cands_[i].p * log_p;
   }
   for (size_t i = 0; i < n_; ++i) {
     const double log_p = static_cast<double>(cands_[i].logit - mx) - log_sum;
     cands_[i].key = static_cast<float>(std::abs(-log_p - entropy));
   }
-  auto cmp = [](const Candidate& a, const Candidate& b) {
+  auto more_typical = [](const Candidate& a, const Candidate& b) {
     return a.key < b.key || (a.key == b.key && a.id < b.id);
   };
-  Candidate* c = cands_.data();
-  size_t done = 0;
-  double cum = 0;
-  for (size_t chunk = kFirstChunk;; chunk *= 2) {
-    const size_t m = std::min(done + chunk, n_);
-    if (m < n_) std::nth_element(c + done, c + m, c + n_, cmp);
-    std::sort(c + done, c + m, cmp);
-    for (; done < m; ++done) {
-      cum += std::exp(static_cast<double>(c[done].logit - mx) - log_sum);
-      if (cum > typical_p_) {
-        n_ = done + 1;
-        sorted_ = 0;
-        return;
-      }
-    }
-    if (m == n_) break;
-  }
-  sorted_ = 0;
+  n_ = select_mass(cands_.data(), n_, typical_p_, /*strict=*/true, more_typical);
+  front_is_max_ = false;
 }
 
 void Sampler::top_p() {
   if (!(top_p_ < 1.0f)) return;
+  // Keep the smallest set of most likely tokens whose mass reaches top_p.
   const float mx = max_logit();
   double sum = 0;
-  for (size_t i = 0; i < n_; ++i) sum += std::exp(static_cast<double>(cands_[i].logit - mx));
-  // Keep the smallest prefix, in probability order, whose mass reaches top_p.
-  const double target = static_cast<double>(top_p_) * sum;
-  double cum = 0;
-  size_t i = 0;
-  for (size_t chunk = kFirstChunk; i < n_; chunk *= 2) {
-    sort_prefix_by_logit(i + chunk);
-    for (; i < sorted_; ++i) {
-      cum += std::exp(static_cast<double>(cands_[i].logit - mx));
-      if (cum >= target) {
-        n_ = i + 1;
-        return;
-      }
-    }
-  }
+  for (size_t i = 0; i < n_; ++i) sum += cands_[i].p = std::exp(cands_[i].logit - mx);
+  if (!(sum > 0)) return;  // every logit is -inf or NaN: nothing to rank by
+  n_ = select_mass(cands_.data(), n_, top_p_ * sum, /*strict=*/false, before_by_logit);
+  front_is_max_ = false;
 }
 
 void Sampler::min_p() {
@@ -199,22 +241,15 @@ void Sampler::min_p() {
   const Candidate top = cands_[best];
   const float threshold = top.logit + std::log(min_p_);
   size_t kept = 0;
-  size_t kept_sorted = 0;
   for (size_t i = 0; i < n_; ++i) {
-    if (cands_[i].logit >= threshold) {
-      if (i < sorted_) ++kept_sorted;
-      cands_[kept++] = cands_[i];
-    }
+    if (cands_[i].logit >= threshold) cands_[kept++] = cands_[i];
   }
-  // Filtering in place keeps the relative order, so what survives of a sorted prefix stays a
-  // sorted prefix.
-  sorted_ = kept_sorted;
+  // Filtering in place keeps the relative order, so a maximum in front stays in front.
   n_ = kept;
   if (n_ == 0) {
     // Only min_p > 1 removes everything; the most likely token always stays.
     cands_[0] = top;
     n_ = 1;
-    sorted_ = 1;
   }
 }
 
@@ -230,23 +265,23 @@ int32_t Sampler::argmax() const { return cands_[argmax_index()].id; }
 
 int32_t Sampler::draw() {
   const float mx = max_logit();
-  const double inv_t = 1.0 / static_cast<double>(temperature_);
+  const float inv_t = 1.0f / temperature_;
   double sum = 0;
   for (size_t i = 0; i < n_; ++i) {
-    const float w = static_cast<float>(std::exp(static_cast<double>(cands_[i].logit - mx) * inv_t));
-    cands_[i].key = w;
+    const float w = std::exp((cands_[i].logit - mx) * inv_t);
+    cands_[i].p = w;
     sum += w;
   }
   if (!(sum > 0) || !std::isfinite(sum)) return argmax();
   const double u = next_uniform() * sum;
   double cum = 0;
   for (size_t i = 0; i < n_; ++i) {
-    cum += cands_[i].key;
+    cum += cands_[i].p;
     if (u < cum) return cands_[i].id;
   }
   // Rounding can leave u just above the final sum: the last candidate with weight takes it.
   for (size_t i = n_; i-- > 0;) {
-    if (cands_[i].key > 0) return cands_[i].id;
+    if (cands_[i].p > 0) return cands_[i].id;
   }
   return argmax();
 }

@@ -23,7 +23,8 @@ class Sampler {
   struct Candidate {
     float logit;  // after the penalties
     int32_t id;
-    float key;  // scratch: a draw weight, or the typical-sampling score
+    float p;    // scratch: a probability or an unnormalized weight
+    float key;  // scratch: the typical-sampling score
   };
 
   // Takes the sampling fields of `options` (and num_ctx for repeat_last_n = -1). A negative seed
@@ -40,14 +41,15 @@ class Sampler {
 
   int32_t n_vocab() const { return n_vocab_; }
 
-  // The candidates the last call chose among, after truncation (in no particular order). With
-  // temperature <= 0 and typical_p >= 1 the truncation steps are skipped, as they cannot change
-  // the most likely token, and this is the whole vocabulary.
+  // The candidates the last call chose among, after truncation (in no particular order), with
+  // their penalized logits. Empty after a greedy pick (temperature <= 0 and typical_p >= 1),
+  // which skips truncation, as truncation cannot remove the most likely token.
   std::span<const Candidate> last_candidates() const { return {cands_.data(), n_}; }
 
  private:
-  void apply_penalties(std::span<const int32_t> history);
-  void top_k();
+  // Writes the penalized row to penalized_; false when no token of the window is in the vocabulary.
+  bool apply_penalties(std::span<const float> logits, std::span<const int32_t> history);
+  void top_k(const float* row);
   void typical();
   void top_p();
   void min_p();
@@ -55,9 +57,6 @@ class Sampler {
   int32_t argmax() const;
   int32_t draw();
   float max_logit() const;
-  // Sorts cands_[0, m) by logit (descending, ties by ascending id), extending the sorted prefix
-  // that earlier calls left.
-  void sort_prefix_by_logit(size_t m);
   double next_uniform();
 
   int32_t n_vocab_;
@@ -66,11 +65,12 @@ class Sampler {
   float repeat_penalty_, presence_penalty_, frequency_penalty_;
   int penalty_window_;  // tokens of history penalized; -1: all of it
 
+  std::vector<float> penalized_;  // the logits after the penalties
   std::vector<Candidate> cands_;
-  size_t n_ = 0;  // live candidates: cands_[0, n_)
-  size_t sorted_ = 0;  // cands_[0, sorted_) is sorted by logit and precedes the rest
+  size_t n_ = 0;                 // live candidates: cands_[0, n_)
+  bool front_is_max_ = false;    // cands_[0] has the largest logit (top_k left them sorted)
   std::vector<int32_t> counts_;  // per token id, occurrences in the penalty window
-  std::vector<int32_t> seen_;  // ids with a non-zero count, to reset counts_ cheaply
+  std::vector<int32_t> seen_;    // ids with a non-zero count, to reset counts_ cheaply
   std::mt19937_64 rng_;
 };
 

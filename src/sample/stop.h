@@ -15,9 +15,10 @@ class StopMatcher {
   explicit StopMatcher(std::vector<std::string> stops);
 
   // Adds a decoded piece and returns the text that can be shown now (a view valid until the
-  // next call). Generation stops at the first point where some stop string is complete; the text
-  // returned then ends just before the earliest stop string that completes there, and stopped()
-  // turns true. Pieces pushed after that are ignored.
+  // next call). Generation stops at the first byte where some stop string is complete; the text
+  // returned then ends just before that stop string (the longest one, when several complete at
+  // the same byte), and stopped() turns true. Pieces pushed after that are ignored. The result
+  // does not depend on how the text was split into pieces.
   std::string_view push(std::string_view piece);
 
   // The held-back text, when generation ends for another reason (end of sequence, num_predict):
@@ -34,7 +35,7 @@ class StopMatcher {
 
   std::vector<std::string> stops_;
   std::string pending_;  // pushed text not emitted yet
-  std::string out_;  // backing store of the last returned view
+  std::string out_;      // backing store of the last returned view
   bool stopped_ = false;
   std::string stop_hit_;
 };

@@ -63,7 +63,7 @@ TEST(Options, JsonLayersPresentKeysOverCurrentValues) {
   EXPECT_EQ(o.stop, (std::vector<std::string>{"</s>", "User:"}));  // replaced, not appended
   EXPECT_EQ(o.use_mmap, false);
   EXPECT_EQ(o.main_gpu, 1);
-  EXPECT_EQ(o.num_ctx, 8192);  // an integral float is a fine integer
+  EXPECT_EQ(o.num_ctx, 8192);      // an integral float is a fine integer
   EXPECT_FLOAT_EQ(o.min_p, 0.0f);  // null leaves the value alone
   EXPECT_EQ(o.top_p, 1.0f);
   EXPECT_FLOAT_EQ(o.repeat_penalty, 1.0f);  // absent keys leave values alone
@@ -109,8 +109,18 @@ TEST(Options, JsonRejectsUnknownKeysAndWrongTypesNamingTheKey) {
   EXPECT_EQ(o.num_ctx, 0);
 }
 
+TEST(Options, UnknownKeysCanBeCollectedInsteadOfRejected) {
+  Options o;
+  std::vector<std::string> unknown;
+  o.apply(json::parse(R"({"top_k": 3, "foo": 1, "mirostat": 1, "bar": null})"), &unknown);
+  EXPECT_EQ(o.top_k, 3);
+  EXPECT_EQ(unknown, (std::vector<std::string>{"bar", "foo"}));  // removed ones are not unknown
+  // Wrong types still fail.
+  expect_error([&] { o.apply(json::parse(R"({"top_k": true})"), &unknown); }, {"top_k"});
+}
+
 TEST(Options, ParamsAreTypedByTheOptionAndStopAccumulates) {
-  const Params params = {{"temperature", "0.7"}, {"top_k", " 20 "}, {"stop", "<|im_start|>"},
+  const Params params = {{"temperature", "0.7"}, {"top_k", " 20 "},    {"stop", "<|im_start|>"},
                          {"stop", "<|im_end|>"}, {"use_mmap", "True"}, {"seed", "-1"},
                          {"num_ctx", "4096"},    {"num_ctx", "+8192"}};
   const json j = params_to_json(params);
@@ -144,12 +154,55 @@ TEST(Options, ParamsRejectUnknownKeysAndUnparsableValuesNamingBoth) {
 }
 
 TEST(Options, SplitParamTakesKeyBeforeTheFirstEquals) {
-  EXPECT_EQ(split_param("temperature=0.5"), (std::pair<std::string, std::string>{"temperature",
-                                                                                  "0.5"}));
+  EXPECT_EQ(split_param("temperature=0.5"),
+            (std::pair<std::string, std::string>{"temperature", "0.5"}));
   EXPECT_EQ(split_param("stop=a=b"), (std::pair<std::string, std::string>{"stop", "a=b"}));
   EXPECT_EQ(split_param("stop="), (std::pair<std::string, std::string>{"stop", ""}));
   expect_error([] { split_param("temperature"); }, {"temperature", "key=value"});
   expect_error([] { split_param("=5"); }, {"no key"});
+}
+
+TEST(Options, AnyValueForAnyKeyEitherAppliesOrThrowsInvalidArgument) {
+  // Request options are untrusted: whatever arrives, the only failure is a clear message.
+  const std::vector<json> values = {json(),
+                                    json(true),
+                                    json(0),
+                                    json(-1),
+                                    json(40),
+                                    json(uint64_t{1} << 63),
+                                    json(int64_t{-1} << 40),
+                                    json(0.5),
+                                    json(-1e30),
+                                    json(1e300),
+                                    json("x"),
+                                    json("4"),
+                                    json::array(),
+                                    json::array({"a", "b"}),
+                                    json::array({1}),
+                                    json::object({{"a", 1}})};
+  Options every;  // to_json leaves out unset optionals
+  every.main_gpu = 0;
+  every.use_mmap = true;
+  const json keys = every.to_json();
+  ASSERT_EQ(keys.size(), 20u);
+  for (const auto& [key, _] : keys.items()) {
+    for (const json& v : values) {
+      Options o;
+      try {
+        o.apply(json{{key, v}});
+      } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+      }
+    }
+    for (const char* text : {"", "1", "-1", "1.5", "true", "abc", "1e99", "99999999999999999999"}) {
+      try {
+        Options o;
+        o.apply_params(Params{{key, text}});
+      } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+      }
+    }
+  }
 }
 
 TEST(Options, ToJsonRoundTrips) {

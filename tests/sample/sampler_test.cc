@@ -79,7 +79,8 @@ TEST(Sampler, TopKKeepsExactlyTheKLargest) {
   s.sample(logits, {});
   std::vector<int32_t> order(500);
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  std::sort(order.begin(), order.end(),
+            [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
   EXPECT_EQ(survivors(s), std::set<int32_t>(order.begin(), order.begin() + 17));
 }
 
@@ -115,12 +116,8 @@ TEST(Sampler, TopPKeepsSmallestSetReachingTheMass) {
   // Sorted: 0.3 (1), 0.25 (3), 0.18 (4), 0.12 (5), 0.08 (6), 0.05 (0), 0.02 (2).
   // Cumulative: 0.3, 0.55, 0.73, 0.85, 0.93, 0.98, 1.0.
   const std::vector<std::pair<float, std::set<int32_t>>> cases = {
-      {0.1f, {1}},
-      {0.5f, {1, 3}},
-      {0.6f, {1, 3, 4}},
-      {0.84f, {1, 3, 4, 5}},
-      {0.9f, {1, 3, 4, 5, 6}},
-      {0.99f, {0, 1, 2, 3, 4, 5, 6}},
+      {0.1f, {1}},           {0.5f, {1, 3}},          {0.6f, {1, 3, 4}},
+      {0.84f, {1, 3, 4, 5}}, {0.9f, {1, 3, 4, 5, 6}}, {0.99f, {0, 1, 2, 3, 4, 5, 6}},
   };
   for (const auto& [top_p, expected] : cases) {
     Options o = plain(1.0f);
@@ -131,24 +128,61 @@ TEST(Sampler, TopPKeepsSmallestSetReachingTheMass) {
   }
 }
 
-TEST(Sampler, TopPOnLargeVocabularyMatchesDefinition) {
-  // Larger than the first sorted chunk, so the prefix sort has to grow.
-  const std::vector<float> logits = random_logits(20000, 5, 1.0f);
+// Logits on a grid of 0.25, so that many tokens tie and the cut falls inside a run of equal
+// logits: the lower ids of the run must be the ones kept.
+std::vector<float> tied_logits(int n, uint32_t seed) {
+  std::vector<float> logits = random_logits(n, seed, 1.0f);
+  for (float& l : logits) l = std::round(l * 4.0f) / 4.0f;
+  return logits;
+}
+
+TEST(Sampler, TopPOnLargeVocabularyMatchesDefinitionWithTiesToLowerIds) {
+  const std::vector<float> logits = tied_logits(20000, 5);
   std::vector<int32_t> order(logits.size());
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
   double sum = 0;
   for (float l : logits) sum += std::exp(static_cast<double>(l));
   for (float top_p : {0.3f, 0.8f, 0.95f}) {
     size_t n = 0;
     double cum = 0;
     while (cum < top_p) cum += std::exp(static_cast<double>(logits[order[n++]])) / sum;
+    // The cut is inside a run of ties, not at its end.
+    ASSERT_EQ(logits[order[n - 1]], logits[order[n]]);
     Options o = plain(1.0f);
     o.top_p = top_p;
     Sampler s(o, static_cast<int32_t>(logits.size()));
     s.sample(logits, {});
     EXPECT_EQ(survivors(s), std::set<int32_t>(order.begin(), order.begin() + n)) << top_p;
-    EXPECT_GT(n, 64u);
+  }
+}
+
+TEST(Sampler, TypicalPOnLargeVocabularyMatchesDefinition) {
+  const std::vector<float> logits = tied_logits(20000, 8);
+  double sum = 0;
+  for (float l : logits) sum += std::exp(static_cast<double>(l));
+  std::vector<double> p(logits.size()), score(logits.size());
+  double entropy = 0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    p[i] = std::exp(static_cast<double>(logits[i])) / sum;
+    entropy -= p[i] * std::log(p[i]);
+  }
+  for (size_t i = 0; i < p.size(); ++i) score[i] = std::abs(-std::log(p[i]) - entropy);
+  std::vector<int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t a, int32_t b) { return score[a] < score[b]; });
+  for (float typical_p : {0.2f, 0.7f}) {
+    size_t n = 0;
+    double cum = 0;
+    while (!(cum > typical_p)) cum += p[order[n++]];
+    Options o = plain(1.0f);
+    o.typical_p = typical_p;
+    Sampler s(o, static_cast<int32_t>(logits.size()));
+    s.sample(logits, {});
+    EXPECT_EQ(survivors(s), std::set<int32_t>(order.begin(), order.begin() + n)) << typical_p;
+    EXPECT_GT(n, 1000u);
   }
 }
 
@@ -243,6 +277,8 @@ TEST(Sampler, FixedSeedReproducesAndDifferentSeedsDiffer) {
   EXPECT_EQ(run(42), run(42));
   EXPECT_NE(run(42), run(43));
   EXPECT_NE(run(0), run(1));
+  // seed -1: a fresh random seed each time (two equal 200-token runs would be a 1e-100 event).
+  EXPECT_NE(run(-1), run(-1));
 
   Options o = plain(1.0f, 9);
   Sampler s(o, 256);
