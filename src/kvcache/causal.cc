@@ -1,6 +1,7 @@
 #include "kvcache/causal.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -88,6 +89,7 @@ void Causal::start_forward(ml::Graph& g, std::span<const int32_t> positions,
 }
 
 Causal::Entries Causal::update(int layer, ml::Tensor k, ml::Tensor v) {
+  assert(graph_ == k.graph() && "start_forward records the batch's inputs first");
   ml::Graph& g = *graph_;
   const size_t es = ml::type_size(dtype_);  // f16/f32: one element per "block"
   auto write = [&](ml::Tensor cur, bool value) {

@@ -70,8 +70,10 @@ class Causal {
   int64_t num_ctx() const { return static_cast<int64_t>(cells_.size()); }
   int64_t used_cells() const;
   ml::DType dtype() const { return dtype_; }
-  // Cell of each token of the last batch.
+  // Of the last batch: the cell of each token, the attended cells and the mask [n_kv, n_tokens].
   std::span<const int32_t> batch_cells() const { return cell_of_token_; }
+  int64_t n_kv() const { return n_kv_; }
+  std::span<const float> mask() const { return mask_; }
 
  private:
   struct Cell {

@@ -32,6 +32,19 @@ int64_t Keys::integer_or(std::string_view key, int64_t fallback) const {
   return has(key) ? integer(key) : fallback;
 }
 
+int64_t Keys::positive(std::string_view key, int64_t max) const {
+  const int64_t v = integer(key);
+  if (v <= 0 || v > max) {
+    throw std::runtime_error(meta_.source() + ": " + full(key) + " = " + std::to_string(v) +
+                             " is out of range (1.." + std::to_string(max) + ")");
+  }
+  return v;
+}
+
+int64_t Keys::positive_or(std::string_view key, int64_t fallback, int64_t max) const {
+  return has(key) ? positive(key, max) : fallback;
+}
+
 float Keys::number(std::string_view key) const {
   const std::string k = full(key);
   const ml::gguf::Value& v = meta_.at(k);
@@ -45,6 +58,26 @@ float Keys::number_or(std::string_view key, float fallback) const {
 
 std::string Keys::string_or(std::string_view key, std::string fallback) const {
   return has(key) ? meta_.get_string(full(key)) : fallback;
+}
+
+void check_config(const ml::gguf::File& file, const Config& c, const ml::op::Rope& rope) {
+  auto fail = [&](const std::string& what) {
+    throw std::runtime_error(file.source() + ": " + c.architecture + ": " + what);
+  };
+  // Each layer has several tensors; more layers than tensors cannot be a real file.
+  if (c.n_layer <= 0 || static_cast<size_t>(c.n_layer) > file.tensors().size()) {
+    fail("block_count " + std::to_string(c.n_layer) + " does not fit the file's " +
+         std::to_string(file.tensors().size()) + " tensors");
+  }
+  if (c.n_head % c.n_head_kv != 0) {
+    fail("attention.head_count " + std::to_string(c.n_head) +
+         " is not a multiple of attention.head_count_kv " + std::to_string(c.n_head_kv));
+  }
+  if (c.head_dim_k <= 0 || c.head_dim_v <= 0) fail("the attention head size is zero");
+  if (rope.n_dims <= 0 || rope.n_dims % 2 != 0 || rope.n_dims > c.head_dim_k) {
+    fail("rope.dimension_count " + std::to_string(rope.n_dims) +
+         " must be even and at most the head size " + std::to_string(c.head_dim_k));
+  }
 }
 
 int64_t vocab_size(const ml::gguf::File& file) {

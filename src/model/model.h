@@ -74,6 +74,9 @@ class Keys {
       : meta_(file.metadata()), arch_(std::move(arch)) {}
   int64_t integer(std::string_view key) const;
   int64_t integer_or(std::string_view key, int64_t fallback) const;
+  // A count or size: positive and at most `max` (hostile files must not size allocations).
+  int64_t positive(std::string_view key, int64_t max = int64_t{1} << 24) const;
+  int64_t positive_or(std::string_view key, int64_t fallback, int64_t max = int64_t{1} << 24) const;
   float number(std::string_view key) const;  // f32 or f64
   float number_or(std::string_view key, float fallback) const;
   std::string string_or(std::string_view key, std::string fallback) const;
@@ -87,6 +90,10 @@ class Keys {
 
 // The vocabulary size: rows of token_embd.weight, else the tokenizer's token count.
 int64_t vocab_size(const ml::gguf::File& file);
+
+// Checks what every decoder's options must satisfy (head counts that divide, a layer count the
+// file can hold, a rotation that fits the head); throws naming the file and the values.
+void check_config(const ml::gguf::File& file, const Config& c, const ml::op::Rope& rope);
 
 // One row of the registry: general.architecture and the constructor of its module tree.
 struct Architecture {

@@ -85,7 +85,7 @@ class Weight {
   // A leaf of graph g holding the bound tensor (present() must be true).
   ml::Tensor leaf(ml::Graph& g) const;
 
-  // Binds to a tensor, or to host data the weight does not own (computed constants).
+  // Called by the Binder; nullptr unbinds.
   void bind(const ml::gguf::TensorInfo* info) { info_ = info; }
 
  private:

@@ -25,22 +25,22 @@ struct Options {
     const Keys k(file, "qwen2");
     Config& c = config;
     c.architecture = "qwen2";
-    c.n_layer = static_cast<int>(k.integer("block_count"));
-    c.n_embd = k.integer("embedding_length");
+    c.n_layer = static_cast<int>(k.positive("block_count"));
+    c.n_embd = k.positive("embedding_length");
     c.n_vocab = vocab_size(file);
-    c.n_head = k.integer("attention.head_count");
-    c.n_head_kv = k.integer_or("attention.head_count_kv", c.n_head);
-    c.head_dim_k = k.integer_or("attention.key_length", c.n_embd / c.n_head);
-    c.head_dim_v = k.integer_or("attention.value_length", c.head_dim_k);
-    c.n_ctx_train = k.integer_or("context_length", 32768);
-    n_ff = k.integer("feed_forward_length");
+    c.n_head = k.positive("attention.head_count");
+    c.n_head_kv = k.positive_or("attention.head_count_kv", c.n_head);
+    c.head_dim_k = k.positive_or("attention.key_length", c.n_embd / c.n_head);
+    c.head_dim_v = k.positive_or("attention.value_length", c.head_dim_k);
+    c.n_ctx_train = k.positive_or("context_length", 32768);
+    n_ff = k.positive("feed_forward_length");
     eps = k.number_or("attention.layer_norm_rms_epsilon", 1e-6f);
 
     rope.mode = ml::op::RopeMode::kNeox;
-    rope.n_dims = static_cast<int32_t>(k.integer_or("rope.dimension_count", c.head_dim_k));
+    rope.n_dims = static_cast<int32_t>(k.positive_or("rope.dimension_count", c.head_dim_k));
     rope.freq_base = k.number_or("rope.freq_base", 1000000.0f);
     rope.n_ctx_orig =
-        static_cast<int32_t>(k.integer_or("rope.scaling.original_context_length", c.n_ctx_train));
+        static_cast<int32_t>(k.positive_or("rope.scaling.original_context_length", c.n_ctx_train));
     if (k.string_or("rope.scaling.type", "none") == "linear") {
       rope.freq_scale = 1.0f / k.number("rope.scaling.factor");
     }
@@ -106,8 +106,9 @@ class Qwen2 final : public Model {
   std::vector<std::unique_ptr<Block>> blocks_;
   nn::RMSNorm output_norm{*this, "output_norm", o_.config.n_embd, o_.eps};
   // Tied embeddings: without output.weight the embedding table projects back to the vocabulary.
-  nn::Linear output{*this,       "output", o_.config.n_embd, o_.config.n_vocab, nn::Bias::kOptional,
-                    "token_embd"};
+  nn::Linear output{
+      *this, "output", o_.config.n_embd, o_.config.n_vocab, nn::Bias::kOptional, "token_embd",
+  };
   // Qwen2 has no frequency factors; the module's optional rope_freqs tensor stays unbound.
   nn::RoPE rope_{*this, "rope_freqs", o_.rope};
 };
@@ -115,7 +116,9 @@ class Qwen2 final : public Model {
 }  // namespace
 
 std::unique_ptr<Model> make(const ml::gguf::File& file) {
-  return std::make_unique<Qwen2>(Options(file));
+  Options o(file);
+  check_config(file, o.config, o.rope);
+  return std::make_unique<Qwen2>(std::move(o));
 }
 
 }  // namespace corral::model::qwen2
