@@ -75,10 +75,12 @@ void Engine::ensure_cache(int64_t num_ctx) {
   cache_.emplace(model_->make_cache({.num_ctx = num_ctx, .dtype = options_.cache_dtype}));
 }
 
-const float* Engine::evaluate(std::span<const int32_t> tokens, int32_t pos, int num_batch) {
+const float* Engine::evaluate(std::span<const int32_t> tokens, int32_t pos, int num_batch,
+                              const std::atomic<bool>* cancel) {
   const size_t step = static_cast<size_t>(std::max(1, num_batch));
   const float* last = nullptr;
   for (size_t i = 0; i < tokens.size(); i += step) {
+    if (cancel && cancel->load(std::memory_order_relaxed)) return nullptr;
     const size_t n = std::min(step, tokens.size() - i);
     batch_.clear();
     // Only the chunk's last token asks for logits; only the final chunk's are used.
@@ -123,7 +125,10 @@ Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options
   cached_.resize(common);
 
   Stats stats;
-  sample::Sampler sampler(options, n_vocab);
+  // repeat_last_n = -1 means the whole context: the one in use, not the one asked for.
+  sample::Options sampling = options;
+  sampling.num_ctx = static_cast<int>(num_ctx);
+  sample::Sampler sampler(sampling, n_vocab);
   sample::StopMatcher stop(options.stop);
   // Control tokens (a BOS between stories, a template's markers) are not shown. The decoder
   // sees the prompt first, so that the continuation is decoded as the middle of the text (a
@@ -137,14 +142,14 @@ Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options
   const float* logits = nullptr;
   try {
     logits = evaluate(std::span(prompt).subspan(common), static_cast<int32_t>(common),
-                      options.num_batch);
-    stats.prompt_eval_count = static_cast<int>(prompt.size() - common);
+                      options.num_batch, cancel);
+    stats.prompt_eval_count = static_cast<int>(cached_.size() - common);
 
     const auto emit = [&](std::string_view text) {
       if (!text.empty()) sink(text);
     };
     for (;;) {
-      if (cancel && cancel->load(std::memory_order_relaxed)) {
+      if (!logits || (cancel && cancel->load(std::memory_order_relaxed))) {
         stats.done_reason = "cancel";
         break;
       }

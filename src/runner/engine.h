@@ -85,8 +85,9 @@ class Engine {
 
  private:
   // Evaluates tokens at positions [pos, pos + n) of sequence 0 in batches of num_batch; returns
-  // the last token's logits.
-  const float* evaluate(std::span<const int32_t> tokens, int32_t pos, int num_batch);
+  // the last token's logits, or nullptr when *cancel turned true before a batch.
+  const float* evaluate(std::span<const int32_t> tokens, int32_t pos, int num_batch,
+                        const std::atomic<bool>* cancel = nullptr);
   bool is_end_of_generation(int32_t token) const;
   void ensure_cache(int64_t num_ctx);
 

@@ -130,6 +130,24 @@ TEST(Engine, CancelFlagStopsBetweenTokens) {
   EXPECT_EQ(pieces, 10);
 }
 
+TEST(Engine, CancelBeforeThePrefillEvaluatesNothing) {
+  Engine e = make_engine();
+  std::atomic<bool> cancel{true};
+  std::string text;
+  const Stats s = e.generate(
+      std::vector<int32_t>{1, 403, 407}, greedy(5), [&](std::string_view p) { text += p; },
+      &cancel);
+  EXPECT_EQ(s.done_reason, "cancel");
+  EXPECT_EQ(s.prompt_eval_count, 0);
+  EXPECT_EQ(s.eval_count, 0);
+  EXPECT_EQ(text, "");
+  // Nothing half-done stays behind: the next run evaluates the whole prompt.
+  cancel = false;
+  const Stats next = e.generate(
+      std::vector<int32_t>{1, 403, 407}, greedy(1), [](std::string_view) {}, &cancel);
+  EXPECT_EQ(next.prompt_eval_count, 3);
+}
+
 TEST(Engine, StopStringEndsTheTextBeforeIt) {
   Engine e = make_engine();
   sample::Options o = greedy(100);
