@@ -184,8 +184,9 @@ struct Loader {
   void identify_pre() {
     if (v.model != Model::kBpe) return;
     const auto& r = v.pre_regexes;
+    // An empty list is not llama.cpp's "default" (which has regexes of its own).
     if (r.empty()) {
-      v.pre = "default";
+      v.pre = "custom";
     } else if (r.size() == 1 && r[0] == kHfLlama3) {
       v.pre = "llama-bpe";
     } else if (r.size() == 1 && r[0] == kHfQwen2) {
