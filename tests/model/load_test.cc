@@ -1,8 +1,11 @@
 // Loading models that do not fit their architecture: each failure names what is wrong.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 
+#include "backend/reference/reference.h"
+#include "ml/backend.h"
 #include "ml/gguf/reader.h"
 #include "ml/gguf/writer.h"
 #include "model/model.h"
@@ -124,6 +127,45 @@ TEST(ModelLoad, HostileHyperparametersAreRejectedBeforeSizingAnything) {
     const std::string short_key = std::string(key).substr(std::string("llama.").size());
     EXPECT_NE(msg.find(short_key), std::string::npos) << key << ": " << msg;
   }
+}
+
+// Linear RoPE scaling by 2 halves every angle: tokens at positions 0, 2, 4, ... of the scaled
+// model get the logits of positions 0, 1, 2, ... of the plain one.
+TEST(ModelLoad, LinearRopeScalingDividesThePositions) {
+  Edited plain_file, scaled_file;
+  const auto plain_gguf =
+      plain_file.make([](auto&) {}, [](const std::string&, auto&) { return true; });
+  const auto scaled_gguf = scaled_file.make(
+      [](ml::gguf::Metadata& md) {
+        md.set("llama.rope.scaling.type", "linear");
+        md.set("llama.rope.scaling.factor", 2.0f);
+      },
+      [](const std::string&, auto&) { return true; });
+  const auto plain = load(plain_gguf);
+  const auto scaled = load(scaled_gguf);
+  auto backend = backend::reference::make_backend();
+  ml::Executor ex({backend.get()});
+  auto run = [&](Model& m, int32_t stride) {
+    auto cache = m.make_cache({.num_ctx = 16, .dtype = ml::DType::F32});
+    Batch b;
+    const int32_t ids[] = {1, 403, 407, 261, 378, 432};
+    for (int32_t i = 0; i < 6; ++i) b.add(ids[i], i * stride, 0, true);
+    ml::Graph g;
+    ml::Tensor out = m.forward(g, b, cache);
+    ex.compute(g, {out});
+    const auto* p = static_cast<const float*>(out.data());
+    return std::vector<float>(p, p + out.nelements());
+  };
+  const std::vector<float> want = run(*plain, 1);
+  const std::vector<float> got = run(*scaled, 2);
+  const std::vector<float> unscaled = run(*plain, 2);
+  float d = 0.0f, d_unscaled = 0.0f;
+  for (size_t i = 0; i < want.size(); ++i) {
+    d = std::max(d, std::abs(got[i] - want[i]));
+    d_unscaled = std::max(d_unscaled, std::abs(unscaled[i] - want[i]));
+  }
+  EXPECT_LE(d, 1e-4f);
+  EXPECT_GT(d_unscaled, 1e-2f);
 }
 
 TEST(ModelLoad, EveryArchitectureOfTheRegistryIsListedOnce) {
