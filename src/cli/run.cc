@@ -6,6 +6,7 @@
 #include <histedit.h>
 #include <poll.h>
 #include <signal.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -136,6 +137,17 @@ class LineEditor {
   // whether nothing had been typed; kEnd on Ctrl+D at an empty line.
   Result read(std::string& line, bool continuation, bool& was_empty) {
     continuation_ = continuation;
+    // libedit prints the prompt before it switches the terminal to its editing mode (on the first
+    // character read); keys typed in between would be echoed twice and a Ctrl+D there would be
+    // taken by the terminal's line discipline. Leaving canonical mode first closes that window;
+    // libedit restores the terminal's own settings when the line is done.
+    termios t;
+    if (tcgetattr(STDIN_FILENO, &t) == 0) {
+      t.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
+      t.c_cc[VMIN] = 1;
+      t.c_cc[VTIME] = 0;
+      tcsetattr(STDIN_FILENO, TCSANOW, &t);
+    }
     int count = 0;
     const char* s = el_gets(el_, &count);
     if (take_interrupt()) {
