@@ -4,10 +4,24 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <ostream>
+
+namespace corral::ml::gguf {
+class File;
+}
 
 namespace corral::cli {
 
 void add_show_command(CLI::App& app);   // show.cc
 void add_debug_command(CLI::App& app);  // debug.cc
+void add_run_command(CLI::App& app);    // run.cc
+
+// `corral debug tokenize|detokenize|logits` (debug_tokenize.cc, debug_logits.cc), registered by
+// add_debug_command.
+void add_debug_tokenize_commands(CLI::App& debug);
+void add_debug_logits_command(CLI::App& debug);
+
+// The `corral show` summary of a model file (show.cc); also the REPL's `/show info`.
+void print_model_summary(const ml::gguf::File& file, std::ostream& out);
 
 }  // namespace corral::cli

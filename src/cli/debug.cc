@@ -198,6 +198,8 @@ void add_debug_command(CLI::App& app) {
                  "Print one JSON document with \"metadata\" (key -> type, value) and \"tensors\"");
   gguf->add_flag("-v,--verbose", opts->verbose,
                  "Print every array item (default: the first 8, then the item count)");
+  add_debug_tokenize_commands(*debug);
+  add_debug_logits_command(*debug);
   gguf->callback([opts] {
     const File f = File::open(opts->path);
     if (opts->json) {

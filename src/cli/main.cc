@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   CLI::App app{"corral: run large language models locally"};
   app.set_version_flag("--version", std::string("corral ") + CORRAL_VERSION);
   app.require_subcommand(0, 1);
+  corral::cli::add_run_command(app);
   corral::cli::add_show_command(app);
   corral::cli::add_debug_command(app);
   try {

@@ -105,8 +105,9 @@ void row(std::ostream& out, const std::string& label, const std::string& value) 
       << "\n";
 }
 
-void run_show(const std::string& path) {
-  const File f = File::open(path);
+}  // namespace
+
+void print_model_summary(const ml::gguf::File& f, std::ostream& out) {
   const Metadata& m = f.metadata();
   const std::string arch = m.contains("general.architecture") ? m.get_string("general.architecture")
                                                               : std::string("unknown");
@@ -122,7 +123,6 @@ void run_show(const std::string& path) {
     quant = predominant_dtype(f);
   }
 
-  std::ostream& out = std::cout;
   out << "  Model\n";
   row(out, "architecture", arch);
   row(out, "parameters", human_number(n_params));
@@ -147,8 +147,6 @@ void run_show(const std::string& path) {
   out << "\n";
 }
 
-}  // namespace
-
 void add_show_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("show",
                                  "Show a model's summary: architecture, parameters, "
@@ -156,7 +154,7 @@ void add_show_command(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   cmd->add_option("file", *path, "GGUF model file")->required();
   cmd->footer("Example: corral show stories260K-f32.gguf");
-  cmd->callback([path] { run_show(*path); });
+  cmd->callback([path] { print_model_summary(File::open(*path), std::cout); });
 }
 
 }  // namespace corral::cli

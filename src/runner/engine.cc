@@ -1,0 +1,296 @@
+#include "runner/engine.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <stdexcept>
+
+#include "backend/cpu/cpu.h"
+#include "sample/samplers.h"
+#include "sample/stop.h"
+
+namespace corral::runner {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Ollama's context window when a request names none (without a large GPU).
+constexpr int64_t kDefaultContext = 4096;
+
+std::unique_ptr<ml::gguf::File> open_gguf(const std::string& path) {
+  return std::make_unique<ml::gguf::File>(ml::gguf::File::open(path));
+}
+
+}  // namespace
+
+Engine::Engine(const std::string& path, EngineOptions options) : options_(options) {
+  const auto t0 = Clock::now();
+  file_ = open_gguf(path);
+  model_ = model::load(*file_);
+  try {
+    tokenizer_ =
+        std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(file_->metadata()));
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": tokenizer: " + e.what());
+  }
+  if (tokenizer_->vocab().size() > static_cast<size_t>(model_->config().n_vocab)) {
+    throw std::runtime_error(path + ": the tokenizer has " +
+                             std::to_string(tokenizer_->vocab().size()) +
+                             " tokens, more than the model's " +
+                             std::to_string(model_->config().n_vocab) + " output rows");
+  }
+  set_threads(options.n_threads);
+  load_duration_ = Clock::now() - t0;
+}
+
+Engine::~Engine() = default;
+
+void Engine::set_threads(int n_threads) {
+  if (backend_ && n_threads == n_threads_) return;
+  executor_.reset();
+  backend_ = backend::cpu::make_backend({.n_threads = std::max(0, n_threads)});
+  executor_ = std::make_unique<ml::Executor>(std::vector<ml::Backend*>{backend_.get()});
+  n_threads_ = n_threads;
+}
+
+std::vector<int32_t> Engine::tokenize(std::string_view text) const {
+  return tokenizer_->encode(text, /*add_special=*/true, /*parse_special=*/true);
+}
+
+int64_t Engine::context_size(const sample::Options& options) const {
+  const int64_t want = options.num_ctx > 0 ? options.num_ctx : kDefaultContext;
+  const int64_t train = model_->config().n_ctx_train;
+  return train > 0 ? std::min(want, train) : want;
+}
+
+bool Engine::is_end_of_generation(int32_t token) const {
+  const tokenizer::Vocab& v = tokenizer_->vocab();
+  return token == v.eos || token == v.eot || token == v.eom;
+}
+
+void Engine::ensure_cache(int64_t num_ctx) {
+  if (cache_ && cache_->num_ctx() == num_ctx) return;
+  cache_.reset();
+  cached_.clear();
+  cache_.emplace(model_->make_cache({.num_ctx = num_ctx, .dtype = options_.cache_dtype}));
+}
+
+const float* Engine::evaluate(std::span<const int32_t> tokens, int32_t pos, int num_batch,
+                              const std::atomic<bool>* cancel) {
+  const size_t step = static_cast<size_t>(std::max(1, num_batch));
+  const float* last = nullptr;
+  for (size_t i = 0; i < tokens.size(); i += step) {
+    if (cancel && cancel->load(std::memory_order_relaxed)) return nullptr;
+    const size_t n = std::min(step, tokens.size() - i);
+    batch_.clear();
+    // Only the chunk's last token asks for logits; only the final chunk's are used.
+    for (size_t j = 0; j < n; ++j) {
+      batch_.add(tokens[i + j], pos + static_cast<int32_t>(i + j), 0, j + 1 == n);
+    }
+    graph_.clear();
+    ml::Tensor out = model_->forward(graph_, batch_, *cache_);
+    executor_->compute(graph_, {out});
+    cached_.insert(cached_.end(), tokens.begin() + i, tokens.begin() + i + n);
+    last = static_cast<const float*>(out.data());
+  }
+  return last;
+}
+
+Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options& options,
+                       const TextSink& sink, const std::atomic<bool>* cancel) {
+  const auto t_start = Clock::now();
+  if (prompt_in.empty()) throw std::invalid_argument("generate: the prompt has no tokens");
+  const int64_t num_ctx = context_size(options);
+  ensure_cache(num_ctx);
+  const int n_vocab = static_cast<int>(model_->config().n_vocab);
+
+  // A prompt longer than the context keeps its first num_keep tokens and its end (Ollama's
+  // truncation), leaving room for one generated token.
+  std::vector<int32_t> prompt(prompt_in.begin(), prompt_in.end());
+  if (static_cast<int64_t>(prompt.size()) >= num_ctx) {
+    const size_t room = static_cast<size_t>(num_ctx - 1);
+    const size_t keep = std::min(static_cast<size_t>(std::max(0, options.num_keep)), room);
+    const size_t discard = prompt.size() - room;
+    prompt.erase(prompt.begin() + static_cast<std::ptrdiff_t>(keep),
+                 prompt.begin() + static_cast<std::ptrdiff_t>(keep + discard));
+  }
+
+  // Reuse the cached prefix; at least the last prompt token is evaluated, for its logits.
+  size_t common = 0;
+  while (common < cached_.size() && common < prompt.size() && cached_[common] == prompt[common]) {
+    ++common;
+  }
+  common = std::min(common, prompt.size() - 1);
+  cache_->remove(0, static_cast<int32_t>(common));
+  cached_.resize(common);
+
+  Stats stats;
+  // repeat_last_n = -1 means the whole context: the one in use, not the one asked for.
+  sample::Options sampling = options;
+  sampling.num_ctx = static_cast<int>(num_ctx);
+  sample::Sampler sampler(sampling, n_vocab);
+  sample::StopMatcher stop(options.stop);
+  // Control tokens (a BOS between stories, a template's markers) are not shown. The decoder
+  // sees the prompt first, so that the continuation is decoded as the middle of the text (a
+  // leading space is kept) rather than as its start.
+  tokenizer::StreamingDecoder decoder(*tokenizer_, /*skip_special=*/true);
+  for (int32_t t : prompt) decoder.push(t);
+  decoder.flush();
+
+  std::vector<int32_t> history(prompt.begin(), prompt.end());
+  Clock::time_point t_first{};
+  const float* logits = nullptr;
+  try {
+    logits = evaluate(std::span(prompt).subspan(common), static_cast<int32_t>(common),
+                      options.num_batch, cancel);
+    stats.prompt_eval_count = static_cast<int>(cached_.size() - common);
+
+    const auto emit = [&](std::string_view text) {
+      if (!text.empty()) sink(text);
+    };
+    for (;;) {
+      if (!logits || (cancel && cancel->load(std::memory_order_relaxed))) {
+        stats.done_reason = "cancel";
+        break;
+      }
+      const int32_t token =
+          sampler.sample(std::span(logits, static_cast<size_t>(n_vocab)), history);
+      if (stats.eval_count++ == 0) t_first = Clock::now();
+      if (is_end_of_generation(token)) {
+        stats.done_reason = "stop";
+        break;
+      }
+      history.push_back(token);
+      emit(stop.push(decoder.push(token)));
+      if (stop.stopped()) {
+        stats.done_reason = "stop";
+        break;
+      }
+      if (options.num_predict > 0 && stats.eval_count >= options.num_predict) {
+        stats.done_reason = "length";
+        break;
+      }
+      if (static_cast<int64_t>(cached_.size()) >= num_ctx) {
+        if (options.num_predict == -2) {
+          stats.done_reason = "length";
+          break;
+        }
+        const int32_t keep =
+            std::clamp<int32_t>(options.num_keep, 0, static_cast<int32_t>(num_ctx) - 1);
+        const int32_t discarded = cache_->shift(
+            *executor_, 0, keep, [this](ml::Tensor keys, ml::Tensor delta, int layer) {
+              return model_->shift(keys, delta, layer);
+            });
+        if (discarded <= 0) {
+          stats.done_reason = "length";
+          break;
+        }
+        cached_.erase(cached_.begin() + keep, cached_.begin() + keep + discarded);
+      }
+      logits =
+          evaluate(std::span(&token, 1), static_cast<int32_t>(cached_.size()), options.num_batch);
+    }
+    if (!stop.stopped()) {
+      emit(stop.push(decoder.flush()));
+      if (!stop.stopped()) emit(stop.flush());
+    }
+  } catch (...) {
+    // The cache may hold part of a batch: forget it rather than trust it.
+    cache_->remove(0);
+    cached_.clear();
+    throw;
+  }
+
+  const auto t_end = Clock::now();
+  if (stats.eval_count > 0) {
+    stats.prompt_eval_duration = t_first - t_start;
+    stats.eval_duration = t_end - t_first;
+  } else {
+    stats.prompt_eval_duration = t_end - t_start;
+  }
+  stats.total_duration = t_end - t_start;
+  return stats;
+}
+
+std::vector<float> Engine::logits(std::span<const int32_t> tokens) {
+  if (tokens.empty()) throw std::invalid_argument("logits: no tokens");
+  const int64_t n_vocab = model_->config().n_vocab;
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= n_vocab) {
+      throw std::invalid_argument("logits: token " + std::to_string(t) +
+                                  " is outside the vocabulary (" + std::to_string(n_vocab) +
+                                  " tokens)");
+    }
+  }
+  auto cache = model_->make_cache(
+      {.num_ctx = static_cast<int64_t>(tokens.size()), .dtype = ml::DType::F32, .pad = 1});
+  model::Batch batch;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    batch.add(tokens[i], static_cast<int32_t>(i), 0, true);
+  }
+  ml::Graph g;
+  ml::Tensor out = model_->forward(g, batch, cache);
+  executor_->compute(g, {out});
+  const auto* p = static_cast<const float*>(out.data());
+  return {p, p + out.nelements()};
+}
+
+std::string go_duration(std::chrono::nanoseconds d) {
+  int64_t ns = d.count();
+  if (ns == 0) return "0s";
+  std::string sign = ns < 0 ? "-" : "";
+  if (ns < 0) ns = -ns;
+  // Integer part, then the fraction with trailing zeros dropped.
+  const auto with_fraction = [](int64_t whole, int64_t frac, int digits) {
+    std::string s = std::to_string(whole);
+    if (frac == 0) return s;
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%0*" PRId64, digits, frac);
+    std::string f(buf);
+    while (!f.empty() && f.back() == '0') f.pop_back();
+    return s + "." + f;
+  };
+  if (ns < 1000) return sign + std::to_string(ns) + "ns";
+  if (ns < 1000000) return sign + with_fraction(ns / 1000, ns % 1000, 3) + "\xC2\xB5s";
+  if (ns < 1000000000) return sign + with_fraction(ns / 1000000, ns % 1000000, 6) + "ms";
+  const int64_t total_s = ns / 1000000000;
+  const int64_t h = total_s / 3600, m = (total_s / 60) % 60, s = total_s % 60;
+  std::string out = sign;
+  if (h > 0) out += std::to_string(h) + "h";
+  if (h > 0 || m > 0) out += std::to_string(m) + "m";
+  return out + with_fraction(s, ns % 1000000000, 9) + "s";
+}
+
+std::string format_stats(const Stats& stats, std::chrono::nanoseconds load_duration) {
+  std::string out;
+  char line[128];
+  const auto seconds = [](std::chrono::nanoseconds d) {
+    return std::chrono::duration<double>(d).count();
+  };
+  const std::chrono::nanoseconds total = stats.total_duration + load_duration;
+  if (total.count() > 0) out += "total duration:       " + go_duration(total) + "\n";
+  if (load_duration.count() > 0) {
+    out += "load duration:        " + go_duration(load_duration) + "\n";
+  }
+  if (stats.prompt_eval_count > 0) {
+    out += "prompt eval count:    " + std::to_string(stats.prompt_eval_count) + " token(s)\n";
+  }
+  if (stats.prompt_eval_duration.count() > 0) {
+    out += "prompt eval duration: " + go_duration(stats.prompt_eval_duration) + "\n";
+    std::snprintf(line, sizeof line, "prompt eval rate:     %.2f tokens/s\n",
+                  stats.prompt_eval_count / seconds(stats.prompt_eval_duration));
+    out += line;
+  }
+  if (stats.eval_count > 0) {
+    out += "eval count:           " + std::to_string(stats.eval_count) + " token(s)\n";
+  }
+  if (stats.eval_duration.count() > 0) {
+    out += "eval duration:        " + go_duration(stats.eval_duration) + "\n";
+    std::snprintf(line, sizeof line, "eval rate:            %.2f tokens/s\n",
+                  stats.eval_count / seconds(stats.eval_duration));
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace corral::runner

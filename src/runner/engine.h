@@ -1,0 +1,115 @@
+// One loaded model and its generation loop: the GGUF file (mmapped), the model bound to it, its
+// tokenizer, a CPU backend and one sequence's KV cache. generate() runs a prompt through prefill
+// and decode, samples each token, and streams the decoded text through the stop matcher; it
+// reports Ollama's counters and durations.
+//
+// One sequence at a time: the KV cache keeps the last sequence, so a prompt that starts with it
+// (a REPL turn, a repeated request) evaluates only the tokens after the shared prefix.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvcache/causal.h"
+#include "ml/backend.h"
+#include "ml/gguf/reader.h"
+#include "model/model.h"
+#include "sample/options.h"
+#include "tokenizer/tokenizer.h"
+
+namespace corral::runner {
+
+struct EngineOptions {
+  int n_threads = 0;  // 0: the number of physical cores
+  ml::DType cache_dtype = ml::DType::F16;
+};
+
+// Ollama's generation statistics (api.Metrics), and why generation ended.
+struct Stats {
+  int prompt_eval_count = 0;  // prompt tokens evaluated (those after a cached prefix)
+  std::chrono::nanoseconds prompt_eval_duration{0};
+  int eval_count = 0;  // tokens sampled
+  std::chrono::nanoseconds eval_duration{0};
+  std::chrono::nanoseconds total_duration{0};  // of this generate() call
+  // "stop": end of sequence or a stop string; "length": num_predict or a full context;
+  // "cancel": the caller's flag.
+  std::string done_reason;
+};
+
+// Sink of streamed text; every call holds complete UTF-8 characters.
+using TextSink = std::function<void(std::string_view)>;
+
+class Engine {
+ public:
+  // Opens and binds a GGUF model. Throws naming the file: missing, not GGUF, an unknown
+  // architecture, missing tensors, or a tokenizer it cannot read.
+  explicit Engine(const std::string& path, EngineOptions options = {});
+  ~Engine();
+
+  const ml::gguf::File& file() const { return *file_; }
+  const model::Model& model() const { return *model_; }
+  const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
+  std::chrono::nanoseconds load_duration() const { return load_duration_; }
+  int n_threads() const { return n_threads_; }
+
+  // Rebuilds the backend with another thread count (0: physical cores).
+  void set_threads(int n_threads);
+
+  // The prompt's tokens: BOS/EOS as the vocabulary asks; special tokens written in the text are
+  // parsed.
+  std::vector<int32_t> tokenize(std::string_view text) const;
+
+  // The context window options.num_ctx asks for (0: 4096), capped at the training context.
+  int64_t context_size(const sample::Options& options) const;
+
+  // Generates a continuation of `prompt` (which must not be empty), streaming its text to
+  // `sink`. Stops at an end-of-generation token, a stop string (neither is emitted),
+  // options.num_predict tokens, or when *cancel turns true (checked between tokens). With
+  // num_predict -1 a full context is shifted (keeping num_keep tokens) and generation goes on;
+  // with -2 it ends there. Throws std::invalid_argument for an empty prompt, or one that does
+  // not fit the context.
+  Stats generate(std::span<const int32_t> prompt, const sample::Options& options,
+                 const TextSink& sink, const std::atomic<bool>* cancel = nullptr);
+
+  // Logits of every position of `tokens`, evaluated from scratch as one sequence with an f32
+  // cache: [n_tokens][n_vocab]. For comparing the forward pass with other implementations.
+  std::vector<float> logits(std::span<const int32_t> tokens);
+
+ private:
+  // Evaluates tokens at positions [pos, pos + n) of sequence 0 in batches of num_batch; returns
+  // the last token's logits, or nullptr when *cancel turned true before a batch.
+  const float* evaluate(std::span<const int32_t> tokens, int32_t pos, int num_batch,
+                        const std::atomic<bool>* cancel = nullptr);
+  bool is_end_of_generation(int32_t token) const;
+  void ensure_cache(int64_t num_ctx);
+
+  EngineOptions options_;
+  int n_threads_ = 0;
+  std::unique_ptr<ml::gguf::File> file_;
+  std::unique_ptr<model::Model> model_;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  std::unique_ptr<ml::Backend> backend_;
+  std::unique_ptr<ml::Executor> executor_;
+  std::optional<kvcache::Causal> cache_;
+  std::vector<int32_t> cached_;  // the tokens of sequence 0 in the cache, in position order
+  ml::Graph graph_;
+  model::Batch batch_;
+  std::chrono::nanoseconds load_duration_{0};
+};
+
+// Ollama's `--verbose` block: total and load duration, prompt eval count/duration/rate, eval
+// count/duration/rate, one per line.
+std::string format_stats(const Stats& stats, std::chrono::nanoseconds load_duration);
+
+// A duration as Go's time.Duration.String() spells it ("1.5s", "12.345ms", "850µs").
+std::string go_duration(std::chrono::nanoseconds d);
+
+}  // namespace corral::runner
