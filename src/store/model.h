@@ -1,0 +1,33 @@
+// What running a model needs, gathered from the store (its manifest's layers) or from a plain
+// GGUF file path.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/store.h"
+
+namespace corral::store {
+
+struct ModelInfo {
+  std::string name;               // as the user should see it ("my-model:latest", or the path)
+  std::filesystem::path gguf;     // the model layer's blob, or the file given
+  std::optional<ModelName> ref;   // set when it came from the store
+  std::optional<Manifest> manifest;
+  std::optional<std::string> template_text;  // TEMPLATE layer (Go text/template)
+  std::optional<std::string> system;         // SYSTEM layer
+  nlohmann::ordered_json parameters = nlohmann::ordered_json::object();  // params layer
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();     // messages layer
+  std::vector<std::string> licenses;
+};
+
+// An existing file path (or anything ending in .gguf) is used as it is; anything else is parsed
+// as a model name and looked up in `store`. Throws with a clear message ("model 'x' not found,
+// try 'corral list'", a bad name, a missing blob).
+ModelInfo resolve(const Store& store, const std::string& name_or_path);
+
+}  // namespace corral::store
