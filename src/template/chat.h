@@ -16,7 +16,8 @@ struct ChatInput {
   // [{"role", "content", "thinking"?, "images"?, "tool_calls"?: [{"type"?, "function": {"name",
   // "arguments"}}], "tool_name"?, "tool_call_id"?}], as Ollama's and OpenAI's APIs send them.
   Json messages = Json::array();
-  Json tools = nullptr;  // array of {"type": "function", "function": {...}} or null
+  Json tools = nullptr;      // array of {"type": "function", "function": {...}} or null
+  Json documents = nullptr;  // RAG documents (Jinja templates see `documents`), or null
   bool add_generation_prompt = true;
   // Extra template variables (Jinja: bos_token, eos_token, date_string, ...).
   Json context = Json::object();
