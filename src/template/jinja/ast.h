@@ -14,25 +14,25 @@ using ExprPtr = std::unique_ptr<Expr>;
 
 struct Expr {
   enum class Kind {
-    kLiteral,   // literal
-    kName,      // name
-    kList,      // children
-    kTuple,     // children
-    kDict,      // children: key, value, key, value, ...
-    kGetAttr,   // children[0].name
-    kGetItem,   // children[0][children[1]]
-    kSlice,     // children[0][children[1]:children[2]:children[3]] (null when omitted)
-    kCall,      // children[0](args); see Expr::kwnames
-    kFilter,    // children[0] | name(args)
-    kTest,      // children[0] is name(args); `negated` for `is not`
-    kNeg,       // -children[0]
-    kPos,       // +children[0]
-    kNot,       // not children[0]
-    kBinary,    // children[0] op children[1]: + - * / // % ** ~
-    kAnd,       // children[0] and children[1]
-    kOr,        // children[0] or children[1]
-    kCompare,   // children[0] ops[0] children[1] ops[1] children[2] ... (chained)
-    kCond,      // children[1] if children[0] else children[2] (null: undefined)
+    kLiteral,  // literal
+    kName,     // name
+    kList,     // children
+    kTuple,    // children
+    kDict,     // children: key, value, key, value, ...
+    kGetAttr,  // children[0].name
+    kGetItem,  // children[0][children[1]]
+    kSlice,    // children[0][children[1]:children[2]:children[3]] (null when omitted)
+    kCall,     // children[0](args); see Expr::kwnames
+    kFilter,   // children[0] | name(args)
+    kTest,     // children[0] is name(args); `negated` for `is not`
+    kNeg,      // -children[0]
+    kPos,      // +children[0]
+    kNot,      // not children[0]
+    kBinary,   // children[0] op children[1]: + - * / // % ** ~
+    kAnd,      // children[0] and children[1]
+    kOr,       // children[0] or children[1]
+    kCompare,  // children[0] ops[0] children[1] ops[1] children[2] ... (chained)
+    kCond,     // children[1] if children[0] else children[2] (null: undefined)
   };
   Kind kind;
   int line = 0, column = 0;

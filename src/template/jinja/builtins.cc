@@ -139,9 +139,7 @@ ValueList py_split(const std::string& s, const Value* sep, int64_t maxsplit) {
       while (i < n && is_py_space(static_cast<unsigned char>(s[i]))) ++i;
       if (i >= n) break;
       if (maxsplit >= 0 && static_cast<int64_t>(out.size()) >= maxsplit) {
-        size_t end = n;
-        while (end > i && is_py_space(static_cast<unsigned char>(s[end - 1]))) --end;
-        out.push_back(Value(s.substr(i, end - i)));
+        out.push_back(Value(s.substr(i)));
         break;
       }
       size_t j = i;
@@ -238,7 +236,8 @@ std::string py_format(const std::string& fmt, const CallArgs& args) {
         continue;
       }
       size_t close = fmt.find('}', i);
-      if (close == std::string::npos) throw Error("ValueError", "Single '{' encountered in format string");
+      if (close == std::string::npos)
+        throw Error("ValueError", "Single '{' encountered in format string");
       std::string field = fmt.substr(i + 1, close - i - 1);
       bool as_repr = false;
       size_t bang = field.find('!');
@@ -252,7 +251,8 @@ std::string py_format(const std::string& fmt, const CallArgs& args) {
       if (field.empty()) {
         if (auto_index < args.args.size()) v = &args.args[auto_index];
         ++auto_index;
-      } else if (std::all_of(field.begin(), field.end(), [](char d) { return d >= '0' && d <= '9'; })) {
+      } else if (std::all_of(field.begin(), field.end(),
+                             [](char d) { return d >= '0' && d <= '9'; })) {
         size_t index = std::stoul(field);
         if (index < args.args.size()) v = &args.args[index];
       } else {
@@ -321,8 +321,9 @@ std::string py_percent(const std::string& fmt, const Value& operand) {
       case 'i':
         if (!v->is_number() && !v->is_bool())
           type_error("%d format: a real number is required, not " + v->type_name());
-        std::snprintf(buf, sizeof(buf), ("%" + spec + "lld").c_str(),
-                      static_cast<long long>(v->is_float() ? std::trunc(v->as_float()) : v->as_int()));
+        std::snprintf(
+            buf, sizeof(buf), ("%" + spec + "lld").c_str(),
+            static_cast<long long>(v->is_float() ? std::trunc(v->as_float()) : v->as_int()));
         out += buf;
         break;
       case 'f':
@@ -372,14 +373,14 @@ bool parse_py_float(const std::string& text, double& out) {
 // ---- methods ---------------------------------------------------------------------------------
 
 bool string_method_exists(const std::string& name) {
-  static const char* kNames[] = {"startswith", "endswith", "strip",      "lstrip",  "rstrip",
-                                 "split",      "rsplit",   "replace",    "upper",   "lower",
-                                 "title",      "capitalize", "format",   "join",    "find",
-                                 "rfind",      "count",    "splitlines", "isdigit", "isalpha",
-                                 "isalnum",    "isspace",  "isupper",    "islower", "center",
-                                 "ljust",      "rjust",    "zfill",      "index",   "removeprefix",
-                                 "removesuffix", "partition", "rpartition", "swapcase", "casefold",
-                                 "encode",     "expandtabs"};
+  static const char* kNames[] = {
+      "startswith",   "endswith",  "strip",      "lstrip",   "rstrip",   "split",
+      "rsplit",       "replace",   "upper",      "lower",    "title",    "capitalize",
+      "format",       "join",      "find",       "rfind",    "count",    "splitlines",
+      "isdigit",      "isalpha",   "isalnum",    "isspace",  "isupper",  "islower",
+      "center",       "ljust",     "rjust",      "zfill",    "index",    "removeprefix",
+      "removesuffix", "partition", "rpartition", "swapcase", "casefold", "encode",
+      "expandtabs"};
   return std::find_if(std::begin(kNames), std::end(kNames),
                       [&](const char* n) { return name == n; }) != std::end(kNames);
 }
@@ -392,7 +393,8 @@ int64_t int_arg(const Value* v, int64_t fallback) {
 
 const std::string& str_arg(const Value* v, const char* method) {
   if (!v) type_error(std::string(method) + "() missing required argument");
-  if (!v->is_string()) type_error(std::string(method) + "() argument must be str, not " + v->type_name());
+  if (!v->is_string())
+    type_error(std::string(method) + "() argument must be str, not " + v->type_name());
   return v->as_string();
 }
 
@@ -405,8 +407,9 @@ Value call_string_method(const std::string& s, const std::string& name, CallArgs
       if (!option.is_string())
         type_error(name + " first arg must be str or a tuple of str, not " + option.type_name());
       const std::string& o = option.as_string();
-      bool hit = name == "startswith" ? s.compare(0, o.size(), o) == 0
-                                      : s.size() >= o.size() && s.compare(s.size() - o.size(), o.size(), o) == 0;
+      bool hit = name == "startswith"
+                     ? s.compare(0, o.size(), o) == 0
+                     : s.size() >= o.size() && s.compare(s.size() - o.size(), o.size(), o) == 0;
       if (hit) return Value(true);
     }
     return Value(false);
@@ -414,7 +417,8 @@ Value call_string_method(const std::string& s, const std::string& name, CallArgs
   if (name == "strip") return Value(py_strip(s, a.get("chars", 0), true, true));
   if (name == "lstrip") return Value(py_strip(s, a.get("chars", 0), true, false));
   if (name == "rstrip") return Value(py_strip(s, a.get("chars", 0), false, true));
-  if (name == "split") return Value::list(py_split(s, a.get("sep", 0), int_arg(a.get("maxsplit", 1), -1)));
+  if (name == "split")
+    return Value::list(py_split(s, a.get("sep", 0), int_arg(a.get("maxsplit", 1), -1)));
   if (name == "rsplit") {
     int64_t maxsplit = int_arg(a.get("maxsplit", 1), -1);
     const Value* sep = a.get("sep", 0);
@@ -433,8 +437,8 @@ Value call_string_method(const std::string& s, const std::string& name, CallArgs
     return Value::list(std::move(parts));
   }
   if (name == "replace")
-    return Value(py_replace(s, str_arg(a.get("old", 0), "replace"), str_arg(a.get("new", 1), "replace"),
-                            int_arg(a.get("count", 2), -1)));
+    return Value(py_replace(s, str_arg(a.get("old", 0), "replace"),
+                            str_arg(a.get("new", 1), "replace"), int_arg(a.get("count", 2), -1)));
   if (name == "upper") return Value(ascii_upper(s));
   if (name == "lower" || name == "casefold") return Value(ascii_lower(s));
   if (name == "title") return Value(py_title(s));
@@ -442,7 +446,9 @@ Value call_string_method(const std::string& s, const std::string& name, CallArgs
   if (name == "swapcase") {
     std::string out = s;
     for (char& c : out)
-      c = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+      c = (c >= 'a' && c <= 'z')   ? static_cast<char>(c - 32)
+          : (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32)
+                                   : c;
     return Value(out);
   }
   if (name == "format") return Value(py_format(s, a));
@@ -519,7 +525,8 @@ Value call_string_method(const std::string& s, const std::string& name, CallArgs
   }
   if (name == "removesuffix") {
     const std::string& p = str_arg(a.get("suffix", 0), "removesuffix");
-    bool hit = !p.empty() && s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
+    bool hit =
+        !p.empty() && s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
     return Value(hit ? s.substr(0, s.size() - p.size()) : s);
   }
   if (name == "partition" || name == "rpartition") {
@@ -551,7 +558,8 @@ Value bound_method(const Value& object, const std::string& name) {
       if (name == "items") return dict_items(object);
       if (name == "keys" || name == "values") {
         ValueList out;
-        for (const auto& [key, value] : object.entries()) out.push_back(name == "keys" ? key : value);
+        for (const auto& [key, value] : object.entries())
+          out.push_back(name == "keys" ? key : value);
         return Value::list(std::move(out));
       }
       if (name == "get") {
@@ -567,7 +575,8 @@ Value bound_method(const Value& object, const std::string& name) {
       const Value* x = a.get("value", 0);
       if (!x) type_error(name + "() takes exactly one argument (0 given)");
       const ValueList& items = object.items();
-      if (name == "count") return Value(static_cast<int64_t>(std::count(items.begin(), items.end(), *x)));
+      if (name == "count")
+        return Value(static_cast<int64_t>(std::count(items.begin(), items.end(), *x)));
       auto it = std::find(items.begin(), items.end(), *x);
       if (it == items.end()) throw Error("ValueError", x->repr() + " is not in list");
       return Value(static_cast<int64_t>(it - items.begin()));
@@ -604,7 +613,8 @@ Value get_path(const Value& object, const Value& path) {
     size_t dot = p.find('.', start);
     std::string part = p.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     int64_t index;
-    bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    bool numeric = !part.empty() && std::all_of(part.begin(), part.end(),
+                                                [](char c) { return c >= '0' && c <= '9'; });
     if (numeric && parse_py_int(part, 10, index)) {
       current = get_item(current, Value(index));
     } else {
@@ -623,7 +633,9 @@ Value sort_key(const Value& v, bool case_sensitive) {
   return v;
 }
 
-Value generator(ValueList items) { return Value::list(std::move(items), Value::ListKind::kGenerator); }
+Value generator(ValueList items) {
+  return Value::list(std::move(items), Value::ListKind::kGenerator);
+}
 
 // The arguments after the first `skip` positional ones (for select/map's test or filter args).
 CallArgs rest_args(const CallArgs& a, size_t skip) {
@@ -701,13 +713,14 @@ std::string to_json_filter(const Value& value, const CallArgs& a) {
 }
 
 Value py_round(const Value& v, int64_t precision, const std::string& method) {
-  if (!v.is_number() && !v.is_bool()) type_error("type " + v.type_name() + " doesn't define __round__ method");
+  if (!v.is_number() && !v.is_bool())
+    type_error("type " + v.type_name() + " doesn't define __round__ method");
   if (method == "common") {
     if (!v.is_float()) return Value(v.as_int());
     // "%.*f" rounds the exact binary value, ties to even: what Python's round() does.
     char buf[512];
-    std::snprintf(buf, sizeof(buf), "%.*f", static_cast<int>(std::clamp<int64_t>(precision, 0, 300)),
-                  v.as_float());
+    std::snprintf(buf, sizeof(buf), "%.*f",
+                  static_cast<int>(std::clamp<int64_t>(precision, 0, 300)), v.as_float());
     return Value(std::strtod(buf, nullptr));
   }
   if (method != "floor" && method != "ceil")
@@ -718,8 +731,12 @@ Value py_round(const Value& v, int64_t precision, const std::string& method) {
 }
 
 std::string indent_filter(const std::string& text, const Value* width, bool first, bool blank) {
-  std::string indention = width && width->is_string() ? width->as_string()
-                                                      : std::string(static_cast<size_t>(std::clamp<int64_t>(width ? width->as_int() : 4, 0, 4096)), ' ');
+  std::string indention =
+      width && width->is_string()
+          ? width->as_string()
+          : std::string(
+                static_cast<size_t>(std::clamp<int64_t>(width ? width->as_int() : 4, 0, 4096)),
+                ' ');
   std::vector<std::string> lines = py_splitlines(text + "\n");
   std::string out;
   if (blank) {
@@ -746,8 +763,8 @@ using FilterFn = Value (*)(const Value&, CallArgs&);
 const std::unordered_map<std::string, FilterFn>& filters() {
   static const std::unordered_map<std::string, FilterFn> kFilters = {
       {"tojson", [](const Value& v, CallArgs& a) { return Value(to_json_filter(v, a)); }},
-      {"trim",
-       [](const Value& v, CallArgs& a) { return Value(py_strip(v.str(), a.get("chars", 0), true, true)); }},
+      {"trim", [](const Value& v,
+                  CallArgs& a) { return Value(py_strip(v.str(), a.get("chars", 0), true, true)); }},
       {"length", [](const Value& v, CallArgs&) { return Value(v.size()); }},
       {"count", [](const Value& v, CallArgs&) { return Value(v.size()); }},
       {"join",
@@ -773,14 +790,16 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       {"first",
        [](const Value& v, CallArgs&) {
          ValueList items = iterate(v);
-         return items.empty() ? Value::undefined("No first item, sequence was empty.") : items.front();
+         return items.empty() ? Value::undefined("No first item, sequence was empty.")
+                              : items.front();
        }},
       {"last",
        [](const Value& v, CallArgs&) {
          if (v.is_list() && v.list_kind() == Value::ListKind::kGenerator)
            type_error("'generator' object is not reversible");
          ValueList items = iterate(v);
-         return items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
+         return items.empty() ? Value::undefined("No last item, sequence was empty.")
+                              : items.back();
        }},
       {"upper", [](const Value& v, CallArgs&) { return Value(ascii_upper(v.str())); }},
       {"lower", [](const Value& v, CallArgs&) { return Value(ascii_lower(v.str())); }},
@@ -826,7 +845,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       {"items",
        [](const Value& v, CallArgs&) {
          if (v.is_undefined()) return Value::list({});
-         if (!v.is_dict() || v.is_namespace()) type_error("Can only get item pairs from a mapping.");
+         if (!v.is_dict() || v.is_namespace())
+           type_error("Can only get item pairs from a mapping.");
          return dict_items(v);
        }},
       {"dictsort",
@@ -881,7 +901,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
          bool cs = case_sensitive && case_sensitive->truthy();
          ValueList out, seen;
          for (const Value& item : iterate(v)) {
-           Value key = sort_key(attribute && !attribute->is_none() ? get_path(item, *attribute) : item, cs);
+           Value key =
+               sort_key(attribute && !attribute->is_none() ? get_path(item, *attribute) : item, cs);
            if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
            seen.push_back(key);
            out.push_back(item);
@@ -954,7 +975,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
          const Value* start = a.get("start", 1);
          Value total = start ? *start : Value(0);
          for (const Value& item : iterate(v))
-           total = binary_op("+", total, attribute && !attribute->is_none() ? get_path(item, *attribute) : item);
+           total = binary_op(
+               "+", total, attribute && !attribute->is_none() ? get_path(item, *attribute) : item);
          return total;
        }},
       {"min",
@@ -1027,7 +1049,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
 }
 
 bool test_sequence(const Value& v) {
-  return v.is_undefined() || v.is_string() || (v.is_list() && v.list_kind() != Value::ListKind::kGenerator) ||
+  return v.is_undefined() || v.is_string() ||
+         (v.is_list() && v.list_kind() != Value::ListKind::kGenerator) ||
          (v.is_dict() && !v.is_namespace());
 }
 
@@ -1154,7 +1177,11 @@ Value negate(const Value& v) {
 }
 
 Value binary_op(const std::string& op, const Value& a, const Value& b) {
-  if (op == "~") return Value(a.str() + b.str());
+  if (op == "~") {
+    std::string left = a.str(), right = b.str();
+    if (left.size() + right.size() > kMaxRepeat) throw Error("MemoryError", "string is too large");
+    return Value(left + right);
+  }
   check_defined(a);
   check_defined(b);
   bool numbers = (a.is_number() || a.is_bool()) && (b.is_number() || b.is_bool());
@@ -1167,19 +1194,24 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     if (numbers) {
       if (floats) return Value(a.as_float() + b.as_float());
       int64_t r;
-      if (__builtin_add_overflow(a.as_int(), b.as_int(), &r)) throw Error("OverflowError", "integer overflow");
+      if (__builtin_add_overflow(a.as_int(), b.as_int(), &r))
+        throw Error("OverflowError", "integer overflow");
       return Value(r);
     }
     if (a.is_string()) {
-      if (!b.is_string()) type_error("can only concatenate str (not \"" + b.type_name() + "\") to str");
+      if (!b.is_string())
+        type_error("can only concatenate str (not \"" + b.type_name() + "\") to str");
       if (a.as_string().size() + b.as_string().size() > kMaxRepeat)
         throw Error("MemoryError", "string is too large");
       return Value(a.as_string() + b.as_string());
     }
     if (a.is_list() && a.list_kind() != Value::ListKind::kGenerator) {
-      if (!b.is_list() || (b.list_kind() == Value::ListKind::kTuple) != (a.list_kind() == Value::ListKind::kTuple) ||
+      if (!b.is_list() ||
+          (b.list_kind() == Value::ListKind::kTuple) !=
+              (a.list_kind() == Value::ListKind::kTuple) ||
           b.list_kind() == Value::ListKind::kGenerator)
-        type_error("can only concatenate " + a.type_name() + " (not \"" + b.type_name() + "\") to " + a.type_name());
+        type_error("can only concatenate " + a.type_name() + " (not \"" + b.type_name() +
+                   "\") to " + a.type_name());
       ValueList items = a.items();
       items.insert(items.end(), b.items().begin(), b.items().end());
       return Value::list(std::move(items), a.list_kind());
@@ -1190,14 +1222,16 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     if (!numbers) return unsupported();
     if (floats) return Value(a.as_float() - b.as_float());
     int64_t r;
-    if (__builtin_sub_overflow(a.as_int(), b.as_int(), &r)) throw Error("OverflowError", "integer overflow");
+    if (__builtin_sub_overflow(a.as_int(), b.as_int(), &r))
+      throw Error("OverflowError", "integer overflow");
     return Value(r);
   }
   if (op == "*") {
     if (numbers) {
       if (floats) return Value(a.as_float() * b.as_float());
       int64_t r;
-      if (__builtin_mul_overflow(a.as_int(), b.as_int(), &r)) throw Error("OverflowError", "integer overflow");
+      if (__builtin_mul_overflow(a.as_int(), b.as_int(), &r))
+        throw Error("OverflowError", "integer overflow");
       return Value(r);
     }
     const Value* seq = (a.is_int() || a.is_bool()) ? &b : &a;
@@ -1207,9 +1241,11 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     if (seq->is_list() && seq->list_kind() != Value::ListKind::kGenerator) {
       ValueList items;
       int64_t n = count->as_int();
-      if (n > 0 && !seq->items().empty() && static_cast<size_t>(n) > kMaxRepeat / seq->items().size() / 64)
+      if (n > 0 && !seq->items().empty() &&
+          static_cast<size_t>(n) > kMaxRepeat / seq->items().size() / 64)
         throw Error("MemoryError", "repeated list is too large");
-      for (int64_t i = 0; i < n; ++i) items.insert(items.end(), seq->items().begin(), seq->items().end());
+      for (int64_t i = 0; i < n; ++i)
+        items.insert(items.end(), seq->items().begin(), seq->items().end());
       return Value::list(std::move(items), seq->list_kind());
     }
     return unsupported();
@@ -1223,7 +1259,8 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     if (op == "%" && a.is_string()) return Value(py_percent(a.as_string(), b));
     if (!numbers) return unsupported();
     if (b.as_float() == 0)
-      throw Error("ZeroDivisionError", op == "//" ? "integer division or modulo by zero" : "integer modulo by zero");
+      throw Error("ZeroDivisionError",
+                  op == "//" ? "integer division or modulo by zero" : "integer modulo by zero");
     if (floats) {
       double x = a.as_float(), y = b.as_float();
       double mod = std::fmod(x, y);
@@ -1232,7 +1269,8 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
       return Value(std::floor((x - mod) / y + 0.5));
     }
     int64_t x = a.as_int(), y = b.as_int();
-    if (x == std::numeric_limits<int64_t>::min() && y == -1) throw Error("OverflowError", "integer overflow");
+    if (x == std::numeric_limits<int64_t>::min() && y == -1)
+      throw Error("OverflowError", "integer overflow");
     int64_t q = x / y, r = x % y;
     if (r != 0 && ((r < 0) != (y < 0))) {
       --q;
@@ -1250,9 +1288,11 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     int64_t base = a.as_int(), exponent = b.as_int(), result = 1;
     while (exponent > 0) {
       if (exponent & 1)
-        if (__builtin_mul_overflow(result, base, &result)) throw Error("OverflowError", "integer overflow");
+        if (__builtin_mul_overflow(result, base, &result))
+          throw Error("OverflowError", "integer overflow");
       exponent >>= 1;
-      if (exponent && __builtin_mul_overflow(base, base, &base)) throw Error("OverflowError", "integer overflow");
+      if (exponent && __builtin_mul_overflow(base, base, &base))
+        throw Error("OverflowError", "integer overflow");
     }
     return Value(result);
   }
@@ -1315,7 +1355,8 @@ bool compare(const std::string& op, const Value& a, const Value& b) {
   throw Error("TemplateSyntaxError", "unknown comparison " + op);
 }
 
-// ---- filters and tests ----------------------------------------------------------------------------
+// ---- filters and tests
+// ----------------------------------------------------------------------------
 
 Value call_filter(const std::string& name, const Value& input, CallArgs& args) {
   const auto& table = filters();
@@ -1342,7 +1383,8 @@ bool call_test(const std::string& name, const Value& v, CallArgs& a) {
   if (name == "true") return v.is_bool() && v.as_bool();
   if (name == "false") return v.is_bool() && !v.as_bool();
   if (name == "mapping") return v.is_dict() && !v.is_namespace();
-  if (name == "iterable") return v.is_undefined() || v.is_string() || v.is_list() || (v.is_dict() && !v.is_namespace());
+  if (name == "iterable")
+    return v.is_undefined() || v.is_string() || v.is_list() || (v.is_dict() && !v.is_namespace());
   if (name == "sequence") return test_sequence(v);
   if (name == "callable") return v.is_function();
   if (name == "odd" || name == "even") {
@@ -1367,14 +1409,15 @@ bool call_test(const std::string& name, const Value& v, CallArgs& a) {
   if (name == "lower") return v.is_string() && ascii_lower(v.as_string()) == v.as_string();
   if (name == "upper") return v.is_string() && ascii_upper(v.as_string()) == v.as_string();
   if (name == "escaped") return false;
-  if (name == "filter") return need_arg().is_string() && (filters().count(arg->as_string()) || arg->as_string() == "d");
+  if (name == "filter")
+    return need_arg().is_string() && (filters().count(arg->as_string()) || arg->as_string() == "d");
   if (name == "test") {
-    static const char* kTests[] = {"defined", "undefined", "none", "string", "number", "integer",
-                                   "float", "boolean", "true", "false", "mapping", "iterable",
-                                   "sequence", "callable", "odd", "even", "divisibleby", "eq",
-                                   "equalto", "ne", "lt", "lessthan", "le", "gt", "greaterthan",
-                                   "ge", "in", "sameas", "lower", "upper", "escaped", "filter",
-                                   "test"};
+    static const char* kTests[] = {
+        "defined",  "undefined", "none",        "string",      "number",   "integer",  "float",
+        "boolean",  "true",      "false",       "mapping",     "iterable", "sequence", "callable",
+        "odd",      "even",      "divisibleby", "eq",          "equalto",  "ne",       "lt",
+        "lessthan", "le",        "gt",          "greaterthan", "ge",       "in",       "sameas",
+        "lower",    "upper",     "escaped",     "filter",      "test"};
     const Value& t = need_arg();
     return t.is_string() && std::find_if(std::begin(kTests), std::end(kTests), [&](const char* n) {
                               return t.as_string() == n;
@@ -1385,31 +1428,33 @@ bool call_test(const std::string& name, const Value& v, CallArgs& a) {
 
 Value builtin_globals() {
   Value globals = Value::dict();
-  globals.set(Value("range"), Value::function("range", [](CallArgs& a) {
-                if (!a.kwargs.empty()) type_error("range() takes no keyword arguments");
-                for (const Value& arg : a.args)
-                  if (!arg.is_int() && !arg.is_bool())
-                    type_error("'" + arg.type_name() + "' object cannot be interpreted as an integer");
-                int64_t start = 0, stop = 0, step = 1;
-                if (a.args.size() == 1) {
-                  stop = a.args[0].as_int();
-                } else if (a.args.size() == 2 || a.args.size() == 3) {
-                  start = a.args[0].as_int();
-                  stop = a.args[1].as_int();
-                  if (a.args.size() == 3) step = a.args[2].as_int();
-                } else {
-                  type_error("range expected 1 to 3 arguments, got " + std::to_string(a.args.size()));
-                }
-                if (step == 0) throw Error("ValueError", "range() arg 3 must not be zero");
-                double count = std::ceil((static_cast<double>(stop) - static_cast<double>(start)) /
-                                         static_cast<double>(step));
-                if (count > static_cast<double>(kMaxRange))
-                  throw Error("OverflowError",
-                              "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
-                ValueList items;
-                for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) items.push_back(Value(i));
-                return Value::list(std::move(items));
-              }));
+  globals.set(
+      Value("range"), Value::function("range", [](CallArgs& a) {
+        if (!a.kwargs.empty()) type_error("range() takes no keyword arguments");
+        for (const Value& arg : a.args)
+          if (!arg.is_int() && !arg.is_bool())
+            type_error("'" + arg.type_name() + "' object cannot be interpreted as an integer");
+        int64_t start = 0, stop = 0, step = 1;
+        if (a.args.size() == 1) {
+          stop = a.args[0].as_int();
+        } else if (a.args.size() == 2 || a.args.size() == 3) {
+          start = a.args[0].as_int();
+          stop = a.args[1].as_int();
+          if (a.args.size() == 3) step = a.args[2].as_int();
+        } else {
+          type_error("range expected 1 to 3 arguments, got " + std::to_string(a.args.size()));
+        }
+        if (step == 0) throw Error("ValueError", "range() arg 3 must not be zero");
+        double count = std::ceil((static_cast<double>(stop) - static_cast<double>(start)) /
+                                 static_cast<double>(step));
+        if (count > static_cast<double>(kMaxRange))
+          throw Error("OverflowError",
+                      "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
+        ValueList items;
+        for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
+          items.push_back(Value(i));
+        return Value::list(std::move(items));
+      }));
   auto from_kwargs = [](Value target, CallArgs& a) {
     for (const Value& arg : a.args) {
       if (!arg.is_dict()) type_error("cannot convert " + arg.type_name() + " to a dict");

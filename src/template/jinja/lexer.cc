@@ -64,8 +64,8 @@ class Lexer {
         break;
       }
       char kind = src_[tag + 1];  // '{', '%' or '#'
-      char modifier = tag + 2 < n && (src_[tag + 2] == '-' || src_[tag + 2] == '+') ? src_[tag + 2]
-                                                                                   : 0;
+      char modifier =
+          tag + 2 < n && (src_[tag + 2] == '-' || src_[tag + 2] == '+') ? src_[tag + 2] : 0;
       std::string text = src_.substr(pos, tag - pos);
       if (modifier == '-') {
         while (!text.empty() && is_space(text.back())) text.pop_back();
@@ -73,8 +73,8 @@ class Lexer {
         size_t l_pos = text.rfind('\n');
         l_pos = l_pos == std::string::npos ? 0 : l_pos + 1;
         if (l_pos > 0 || line_starting) {
-          bool blank = l_pos < text.size() &&
-                       std::all_of(text.begin() + l_pos, text.end(), [](char c) { return is_space(c); });
+          bool blank = l_pos < text.size() && std::all_of(text.begin() + l_pos, text.end(),
+                                                          [](char c) { return is_space(c); });
           if (blank) text.resize(l_pos);
         }
       }
@@ -151,8 +151,10 @@ class Lexer {
   size_t lex_raw(size_t tag, size_t p) {
     p = skip_spaces(skip_spaces(p) + 3);
     // The raw tag's own end: `-%}` strips what follows; plain `%}` keeps even the newline.
-    if (src_[p] == '-') p = skip_spaces(p + 3);
-    else p += 2;
+    if (src_[p] == '-')
+      p = skip_spaces(p + 3);
+    else
+      p += 2;
     size_t content = p;
     for (size_t i = find_tag(p); i != std::string::npos; i = find_tag(i + 1)) {
       if (src_[i + 1] != '%') continue;
@@ -248,12 +250,15 @@ class Lexer {
     const size_t n = src_.size();
     auto digits = [&](size_t q) {
       while (q < n && (std::isdigit(static_cast<unsigned char>(src_[q])) ||
-                       (src_[q] == '_' && q + 1 < n && std::isdigit(static_cast<unsigned char>(src_[q + 1])))))
+                       (src_[q] == '_' && q + 1 < n &&
+                        std::isdigit(static_cast<unsigned char>(src_[q + 1])))))
         ++q;
       return q;
     };
     if (src_[p] == '0' && p + 1 < n && std::strchr("xXoObB", src_[p + 1]) && src_[p + 1] != 0) {
-      int base = (src_[p + 1] == 'x' || src_[p + 1] == 'X') ? 16 : (src_[p + 1] == 'o' || src_[p + 1] == 'O') ? 8 : 2;
+      int base = (src_[p + 1] == 'x' || src_[p + 1] == 'X')   ? 16
+                 : (src_[p + 1] == 'o' || src_[p + 1] == 'O') ? 8
+                                                              : 2;
       size_t q = p + 2;
       std::string value;
       while (q < n && (std::isxdigit(static_cast<unsigned char>(src_[q])) || src_[q] == '_')) {
@@ -270,9 +275,10 @@ class Lexer {
     }
     size_t q = digits(p);
     bool is_float = false;
-    bool after_dot = !tokens_.empty() && tokens_.back().type == Token::Type::kOp &&
-                     tokens_.back().value == ".";
-    if (!after_dot && q + 1 < n && src_[q] == '.' && std::isdigit(static_cast<unsigned char>(src_[q + 1]))) {
+    bool after_dot =
+        !tokens_.empty() && tokens_.back().type == Token::Type::kOp && tokens_.back().value == ".";
+    if (!after_dot && q + 1 < n && src_[q] == '.' &&
+        std::isdigit(static_cast<unsigned char>(src_[q + 1]))) {
       q = digits(q + 1);
       is_float = true;
     }
@@ -302,7 +308,8 @@ class Lexer {
       for (int i = 0; i < count; ++i) {
         char h = src_[at + i];
         if (!std::isxdigit(static_cast<unsigned char>(h))) return false;
-        cp = cp * 16 + (std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
+        cp = cp * 16 +
+             (std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
       }
       return true;
     };

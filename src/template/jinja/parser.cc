@@ -60,7 +60,8 @@ class Parser {
     if (!skip_op(op)) fail(std::string("expected '") + op + "', got " + describe(cur()));
   }
   void expect_block_end() {
-    if (cur().type != TT::kBlockEnd) fail("expected end of statement block, got " + describe(cur()));
+    if (cur().type != TT::kBlockEnd)
+      fail("expected end of statement block, got " + describe(cur()));
     advance();
   }
   std::string expect_name() {
@@ -142,7 +143,8 @@ class Parser {
         auto s = stmt(Stmt::Kind::kOutput, t);
         advance();
         s->expr = parse_tuple(true);
-        if (cur().type != TT::kVarEnd) fail("expected end of print statement, got " + describe(cur()));
+        if (cur().type != TT::kVarEnd)
+          fail("expected end of print statement, got " + describe(cur()));
         advance();
         body.push_back(std::move(s));
       } else if (t.type == TT::kBlockBegin) {
@@ -352,8 +354,8 @@ class Parser {
     auto tuple = node(Expr::Kind::kTuple, at);
     add(*tuple, std::move(first));
     while (skip_op(",")) {
-      if (cur().type == TT::kVarEnd || cur().type == TT::kBlockEnd || is_op(")") ||
-          is_name("if") || is_name("in"))
+      if (cur().type == TT::kVarEnd || cur().type == TT::kBlockEnd || is_op(")") || is_name("if") ||
+          is_name("in"))
         break;
       add(*tuple, parse_one());
     }
@@ -406,9 +408,9 @@ class Parser {
     ExprPtr cmp;
     while (true) {
       std::string op;
-      if (cur().type == TT::kOp && (cur().value == "==" || cur().value == "!=" ||
-                                    cur().value == "<" || cur().value == "<=" ||
-                                    cur().value == ">" || cur().value == ">=")) {
+      if (cur().type == TT::kOp &&
+          (cur().value == "==" || cur().value == "!=" || cur().value == "<" ||
+           cur().value == "<=" || cur().value == ">" || cur().value == ">=")) {
         op = cur().value;
         advance();
       } else if (is_name("in")) {
@@ -576,15 +578,19 @@ class Parser {
         const Token& at = cur();
         advance();
         if (cur().type == TT::kName) {
-          auto g = node(Expr::Kind::kGetAttr, at);
+          auto g = node(Expr::Kind::kGetAttr, e->line, e->column);
           g->name = cur().value;
           advance();
           add(*g, std::move(e));
           e = std::move(g);
         } else if (cur().type == TT::kInt) {
-          auto g = node(Expr::Kind::kGetItem, at);
+          auto g = node(Expr::Kind::kGetItem, e->line, e->column);
           auto index = node(Expr::Kind::kLiteral, cur());
-          index->literal = Value(static_cast<int64_t>(std::stoll(cur().value)));
+          try {
+            index->literal = Value(static_cast<int64_t>(std::stoll(cur().value)));
+          } catch (const std::exception&) {
+            fail("integer index out of range");
+          }
           advance();
           add(*g, std::move(e));
           add(*g, std::move(index));
@@ -618,12 +624,12 @@ class Parser {
     advance();
     if (colons == 0) {
       if (!parts[0]) fail("expected subscript expression");
-      auto g = node(Expr::Kind::kGetItem, at);
+      auto g = node(Expr::Kind::kGetItem, target->line, target->column);
       add(*g, std::move(target));
       add(*g, std::move(parts[0]));
       return g;
     }
-    auto s = node(Expr::Kind::kSlice, at);
+    auto s = node(Expr::Kind::kSlice, target->line, target->column);
     add(*s, std::move(target));
     for (auto& part : parts) add(*s, std::move(part));
     return s;
@@ -652,7 +658,7 @@ class Parser {
   }
 
   ExprPtr parse_call(ExprPtr callee) {
-    auto c = node(Expr::Kind::kCall, cur());
+    auto c = node(Expr::Kind::kCall, callee->line, callee->column);
     add(*c, std::move(callee));
     parse_args(*c);
     return c;

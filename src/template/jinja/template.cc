@@ -144,12 +144,12 @@ class Renderer {
     }
     ValueList items = iterate(value);
     if (items.size() != s.targets.size())
-      throw Error("ValueError", items.size() > s.targets.size()
-                                    ? "too many values to unpack (expected " +
-                                          std::to_string(s.targets.size()) + ")"
-                                    : "not enough values to unpack (expected " +
-                                          std::to_string(s.targets.size()) + ", got " +
-                                          std::to_string(items.size()) + ")");
+      throw Error(
+          "ValueError",
+          items.size() > s.targets.size()
+              ? "too many values to unpack (expected " + std::to_string(s.targets.size()) + ")"
+              : "not enough values to unpack (expected " + std::to_string(s.targets.size()) +
+                    ", got " + std::to_string(items.size()) + ")");
     for (size_t i = 0; i < items.size(); ++i) frame.set(s.targets[i], items[i]);
   }
 
@@ -249,7 +249,7 @@ class Renderer {
         }
         scope->set(param, arg);
       }
-      scope->set("varargs", Value::list(std::move(varargs)));
+      scope->set("varargs", Value::list(std::move(varargs), Value::ListKind::kTuple));
       scope->set("kwargs", kwargs);
       ++call_depth_;
       std::string rendered;
@@ -396,15 +396,25 @@ class Renderer {
 
 }  // namespace
 
+// Library exceptions that escape a builtin (a number out of range, say) become template errors,
+// so callers only ever see jinja::Error.
 Template Template::parse(const std::string& source) {
   Template t;
-  t.body_ = std::make_shared<const Body>(jinja::parse(source));
+  try {
+    t.body_ = std::make_shared<const Body>(jinja::parse(source));
+  } catch (const std::logic_error& e) {
+    throw Error("TemplateSyntaxError", e.what());
+  }
   return t;
 }
 
 std::string Template::render(const Value& context) const {
   std::string out;
-  Renderer(context, out).run(*body_);
+  try {
+    Renderer(context, out).run(*body_);
+  } catch (const std::logic_error& e) {
+    throw Error("TemplateRuntimeError", e.what());
+  }
   return out;
 }
 

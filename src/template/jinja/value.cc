@@ -436,8 +436,8 @@ void Value::json_into(std::string& out, int indent, int depth, const std::string
             k = "null";
             break;
           default:
-            throw Error("TypeError", "keys must be str, int, float, bool or None, not " +
-                                         key.type_name());
+            throw Error("TypeError",
+                        "keys must be str, int, float, bool or None, not " + key.type_name());
         }
         items.emplace_back(std::move(k), &value);
       }
@@ -466,7 +466,11 @@ std::vector<std::string> utf8_chars(const std::string& s) {
   std::vector<std::string> out;
   for (size_t i = 0; i < s.size();) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+    size_t n = c < 0x80             ? 1
+               : (c & 0xE0) == 0xC0 ? 2
+               : (c & 0xF0) == 0xE0 ? 3
+               : (c & 0xF8) == 0xF0 ? 4
+                                    : 1;
     n = std::min(n, s.size() - i);
     out.push_back(s.substr(i, n));
     i += n;

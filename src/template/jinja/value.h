@@ -98,7 +98,7 @@ class Value {
   const std::vector<std::pair<Value, Value>>& entries() const { return dict_->entries; }
   const Value* find(const Value& key) const;
   void set(const Value& key, Value value) const;  // dicts are shared, as Python objects are
-  size_t size() const;                           // len(): code points of a string
+  size_t size() const;                            // len(): code points of a string
 
   bool truthy() const;
   // Python's ==, where 1 == 1.0 == True.
