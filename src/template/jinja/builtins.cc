@@ -216,9 +216,12 @@ std::string repeat(const std::string& s, int64_t n) {
   if (n <= 0 || s.empty()) return "";
   if (static_cast<size_t>(n) > kMaxRepeat / s.size())
     throw Error("MemoryError", "repeated string is too large");
+  const size_t total = s.size() * static_cast<size_t>(n);
   std::string out;
-  out.reserve(s.size() * static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) out += s;
+  out.reserve(total);
+  out = s;
+  while (out.size() * 2 <= total) out.append(out.data(), out.size());
+  out.append(out.data(), total - out.size());
   return out;
 }
 

@@ -575,7 +575,6 @@ class Parser {
   ExprPtr parse_postfix(ExprPtr e) {
     while (true) {
       if (is_op(".")) {
-        const Token& at = cur();
         advance();
         if (cur().type == TT::kName) {
           auto g = node(Expr::Kind::kGetAttr, e->line, e->column);
@@ -609,7 +608,6 @@ class Parser {
   }
 
   ExprPtr parse_subscript(ExprPtr target) {
-    const Token& at = cur();
     advance();
     ExprPtr parts[3];
     int colons = 0;
