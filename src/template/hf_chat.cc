@@ -8,7 +8,11 @@ using jinja::Value;
 
 std::string render_hf_chat(const std::string& template_text, const ChatInput& input,
                            const HfChatOptions& options) {
-  jinja::Template tmpl = jinja::Template::parse(template_text);
+  return render_hf_chat(jinja::Template::parse(template_text), input, options);
+}
+
+std::string render_hf_chat(const jinja::Template& chat_template, const ChatInput& input,
+                           const HfChatOptions& options) {
   Value context = Value::dict();
   if (input.context.is_object())
     for (const auto& [key, value] : input.context.items())
@@ -34,7 +38,7 @@ std::string render_hf_chat(const std::string& template_text, const ChatInput& in
                 size_t n = std::strftime(buf, sizeof(buf), format->as_string().c_str(), &local);
                 return Value(std::string(buf, n));
               }));
-  return tmpl.render(context);
+  return chat_template.render(context);
 }
 
 }  // namespace corral::tmpl

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "template/chat.h"
+#include "template/jinja/template.h"
 
 namespace corral::tmpl {
 
@@ -21,6 +22,9 @@ struct HfChatOptions {
 // Throws jinja::Error for a syntax error, a runtime error or raise_exception, with the template
 // line and column.
 std::string render_hf_chat(const std::string& template_text, const ChatInput& input,
+                           const HfChatOptions& options = {});
+// The same with a template parsed once (jinja::Template::parse), for rendering many prompts.
+std::string render_hf_chat(const jinja::Template& chat_template, const ChatInput& input,
                            const HfChatOptions& options = {});
 
 }  // namespace corral::tmpl

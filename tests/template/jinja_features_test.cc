@@ -130,6 +130,16 @@ TEST(JinjaStatements, RenderAsJinja2Does) {
        "banana  {% endfilter %}",
        "{}", "HELLO X|bonono"},
       {"generation_block_renders_content", "{% generation %}abc{% endgeneration %}", "{}", "abc"},
+      {"loop_scope_reads_outer_until_set",
+       "{% set x = 9 %}{% for i in range(3) %}{{ x }}{% set x = i %}{{ x }};{% endfor %}{{ x }}",
+       "{}", "90;91;92;9"},
+      {"set_in_iteration_does_not_carry_over",
+       "{% for i in range(2) %}{% if i == 0 %}{% set y = 'a' %}{% endif %}[{{ y }}]{% endfor %}",
+       "{}", "[a][]"},
+      {"outer_loop_object_can_be_saved",
+       "{% for a in [1] %}{% set outer = loop %}{% for b in [1, 2] %}{{ outer.index }}{{ "
+       "loop.index }}{% endfor %}{% endfor %}",
+       "{}", "1112"},
       {"macro_sees_outer_variables",
        "{% set g = 'G' %}{% macro m() %}{{ g }}{% endmacro %}{{ m() }}", "{}", "G"},
   });
@@ -394,6 +404,10 @@ TEST(JinjaErrors, RaiseWhereJinja2Raises) {
       {"division_by_zero", "{{ 1 / 0 }}", "{}", nullptr},
       {"mutating_method_refused", "{{ [].append(1) }}", "{}", nullptr},
       {"tilde_binds_tighter_than_plus", "{{ 1 + 2 ~ 3 }}", "{}", nullptr},
+      {"macro_does_not_see_callers_loop",
+       "{% macro m() %}{{ loop.index }}{% endmacro %}{% for i in 'ab' %}{{ m() }}{% endfor %}",
+       "{}", nullptr},
+      {"in_none", "{{ 'x' in none }}", "{}", nullptr},
       {"range_too_big", "{% for i in range(1000000) %}{% endfor %}", "{}", nullptr},
       {"assign_attribute_of_non_namespace", "{% set d = {} %}{% set d.x = 1 %}", "{}", nullptr},
   });
