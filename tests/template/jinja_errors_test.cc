@@ -97,6 +97,10 @@ TEST(JinjaErrors, DeepNestingIsRejectedNotOverflowingTheStack) {
 TEST(JinjaErrors, RunawayRecursionAndAllocationAreStopped) {
   EXPECT_EQ(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").kind(),
             "RecursionError");
+  std::string tall = "f(n + 1)";
+  for (int i = 0; i < 250; ++i) tall += " + 1";
+  EXPECT_EQ(error_of("{% macro f(n) %}{{ " + tall + " }}{% endmacro %}{{ f(0) }}").kind(),
+            "RecursionError");
   EXPECT_EQ(error_of("{{ 'abc' * 1000000000 }}").kind(), "MemoryError");
   EXPECT_EQ(error_of("{{ [1, 2] * 1000000000 }}").kind(), "MemoryError");
   EXPECT_EQ(error_of("{{ 2 ** 64 }}").kind(), "OverflowError");

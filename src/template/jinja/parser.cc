@@ -11,7 +11,7 @@ namespace {
 // Bounds on nesting: the parser and evaluator recurse once per level, so these keep a hostile
 // template far from the stack limit (Python's own recursion limit stops Jinja2 similarly).
 constexpr int kMaxNesting = 100;
-constexpr int kMaxTreeHeight = 400;
+constexpr int kMaxTreeHeight = 256;
 
 using TT = Token::Type;
 

@@ -7,6 +7,9 @@ namespace corral::tmpl::jinja {
 namespace {
 
 constexpr int kMaxCallDepth = 100;
+// Bound on nested evaluation (expression nodes, statements and macro calls together), so that
+// macro recursion through tall expressions cannot exhaust the stack.
+constexpr int kMaxEvalDepth = 1000;
 constexpr size_t kMaxOutput = size_t{64} << 20;
 
 // Variables of one scope. Loop iterations and macro calls open a child scope; `set` writes to
@@ -61,6 +64,7 @@ class Renderer {
     for (const auto& stmt : body) {
       Flow flow;
       try {
+        DepthGuard guard(eval_depth_);
         flow = exec_stmt(*stmt, frame);
       } catch (const Error& e) {
         if (e.line() == 0) throw e.at(stmt->line, stmt->column);
@@ -289,8 +293,20 @@ class Renderer {
     throw Error("TypeError", "'" + callee.type_name() + "' object is not callable");
   }
 
+  struct DepthGuard {
+    explicit DepthGuard(int& depth) : depth(depth) {
+      if (++depth > kMaxEvalDepth) {
+        --depth;
+        throw Error("RecursionError", "maximum recursion depth exceeded");
+      }
+    }
+    ~DepthGuard() { --depth; }
+    int& depth;
+  };
+
   Value eval(const Expr& e, const FramePtr& frame) {
     try {
+      DepthGuard guard(eval_depth_);
       return eval_node(e, frame);
     } catch (const Error& err) {
       if (err.line() == 0) throw err.at(e.line, e.column);
@@ -392,6 +408,7 @@ class Renderer {
   std::string* out_;
   FramePtr root_;
   int call_depth_ = 0;
+  int eval_depth_ = 0;
 };
 
 }  // namespace
