@@ -21,6 +21,10 @@ std::string render_hf_chat(const jinja::Template& chat_template, const ChatInput
   context.set(Value("tools"), Value::from_json(input.tools));
   context.set(Value("documents"), Value::from_json(input.documents));
   context.set(Value("add_generation_prompt"), Value(input.add_generation_prompt));
+  // Ollama's think reaches HF templates as the kwarg they read (Qwen3: enable_thinking), unless
+  // the caller passed that variable itself.
+  if (input.think && !context.find(Value("enable_thinking")))
+    context.set(Value("enable_thinking"), Value(*input.think));
   context.set(Value("raise_exception"),
               Value::function("raise_exception", [](jinja::CallArgs& args) -> Value {
                 const Value* message = args.get("message", 0);

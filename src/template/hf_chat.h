@@ -18,7 +18,8 @@ struct HfChatOptions {
 
 // The template sees `messages`, `tools` and `documents` (None when not given, as transformers
 // passes them), `add_generation_prompt`, every variable of input.context (bos_token,
-// eos_token, ...), and the functions raise_exception(message) and strftime_now(format).
+// eos_token, ...), `enable_thinking` when input.think is set (and context lacks it), and the
+// functions raise_exception(message) and strftime_now(format).
 // Throws jinja::Error for a syntax error, a runtime error or raise_exception, with the template
 // line and column.
 std::string render_hf_chat(const std::string& template_text, const ChatInput& input,

@@ -96,6 +96,17 @@ TEST(HfChat, ToolsAndDocumentsAreNoneWhenNotGiven) {
       "True True True hi");
 }
 
+TEST(HfChat, ThinkBecomesEnableThinkingForQwen3) {
+  Json config = read_json("tokenizers/qwen3/tokenizer_config.json");
+  std::string text = config["chat_template"].get<std::string>();
+  ChatInput input;
+  input.messages = Json::array({{{"role", "user"}, {"content", "hi"}}});
+  EXPECT_EQ(render_hf_chat(text, input), "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+  input.think = false;
+  EXPECT_EQ(render_hf_chat(text, input),
+            "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+}
+
 TEST(HfChat, ContextVariablesAndStrftimeNowAreAvailable) {
   ChatInput input;
   input.context = {{"bos_token", "<s>"}, {"custom", {1, 2}}};
