@@ -182,22 +182,22 @@ Value tool_property(const Json& j, std::string& json) {
   json += "}";
   const bool no_any_of = any_of.empty();
   const bool no_enum = enum_items.empty();
-  return Value::object(
-             "api.ToolProperty",
-             {{"AnyOf", Value::list(std::move(any_of), no_any_of)},
-              {"Type", type_value},
-              {"Items", items ? any_value(*items) : Value::nil()},
-              {"Description", Value(description)},
-              {"Enum", Value::list(std::move(enum_items), no_enum)},
-              {"Properties", props},
-              {"Required", string_list(required, "[]string")}})
+  return Value::object("api.ToolProperty", {{"AnyOf", Value::list(std::move(any_of), no_any_of)},
+                                            {"Type", type_value},
+                                            {"Items", items ? any_value(*items) : Value::nil()},
+                                            {"Description", Value(description)},
+                                            {"Enum", Value::list(std::move(enum_items), no_enum)},
+                                            {"Properties", props},
+                                            {"Required", string_list(required, "[]string")}})
       .with_json(json);
 }
 
 // templateProperties: map[string]api.ToolProperty, printing as JSON ("{}" when nil).
 Value template_properties(const Json* j) {
   if (!j || !j->is_object()) {
-    return Value::map({}, true).with_type_name("template.templateProperties").with_text("{}")
+    return Value::map({}, true)
+        .with_type_name("template.templateProperties")
+        .with_text("{}")
         .with_json("null");
   }
   Value::Map m;
@@ -213,7 +213,9 @@ Value template_properties(const Json* j) {
     json += gotmpl::json_quote(k) + ":" + v;
   }
   json += "}";
-  return Value::map(std::move(m)).with_type_name("template.templateProperties").with_text(json)
+  return Value::map(std::move(m))
+      .with_type_name("template.templateProperties")
+      .with_text(json)
       .with_json(json);
 }
 
@@ -235,19 +237,18 @@ Value template_tool(const Json& tool, std::string& json) {
   }
   const Value props = template_properties(member(*params, "properties"));
   pj += ",\"properties\":" + *props.json() + "}";
-  const Value parameters =
-      Value::object("template.templateToolFunctionParameters",
-                    {{"Type", Value(str_or_empty(*params, "type"))},
-                     {"Defs", defs ? any_value(*defs) : Value::nil()},
-                     {"Items", pitems ? any_value(*pitems) : Value::nil()},
-                     {"Required", string_list(required, "[]string")},
-                     {"Properties", props}})
-          .with_json(pj);
+  const Value parameters = Value::object("template.templateToolFunctionParameters",
+                                         {{"Type", Value(str_or_empty(*params, "type"))},
+                                          {"Defs", defs ? any_value(*defs) : Value::nil()},
+                                          {"Items", pitems ? any_value(*pitems) : Value::nil()},
+                                          {"Required", string_list(required, "[]string")},
+                                          {"Properties", props}})
+                               .with_json(pj);
 
-  const std::string fj = "{\"name\":" + gotmpl::json_quote(str_or_empty(*fn, "name")) +
-                         ",\"description\":" +
-                         gotmpl::json_quote(str_or_empty(*fn, "description")) +
-                         ",\"parameters\":" + pj + "}";
+  const std::string fj =
+      "{\"name\":" + gotmpl::json_quote(str_or_empty(*fn, "name")) +
+      ",\"description\":" + gotmpl::json_quote(str_or_empty(*fn, "description")) +
+      ",\"parameters\":" + pj + "}";
   const Value function = Value::object("template.templateToolFunction",
                                        {{"Name", Value(str_or_empty(*fn, "name"))},
                                         {"Description", Value(str_or_empty(*fn, "description"))},
@@ -258,9 +259,10 @@ Value template_tool(const Json& tool, std::string& json) {
   json = "{\"type\":" + gotmpl::json_quote(str_or_empty(tool, "type"));
   if (!omit_any(items)) json += ",\"items\":" + any_json(*items);
   json += ",\"function\":" + fj + "}";
-  return Value::object("template.templateTool", {{"Type", Value(str_or_empty(tool, "type"))},
-                                                 {"Items", items ? any_value(*items) : Value::nil()},
-                                                 {"Function", function}})
+  return Value::object("template.templateTool",
+                       {{"Type", Value(str_or_empty(tool, "type"))},
+                        {"Items", items ? any_value(*items) : Value::nil()},
+                        {"Function", function}})
       .with_text(json)
       .with_json(json);
 }
@@ -273,8 +275,10 @@ Value template_args(const Json* args) {
     args = parsed.is_discarded() ? nullptr : &parsed;
   }
   if (!args || !args->is_object()) {
-    return Value::map({}, true).with_type_name("template.templateArgs").with_text("{}").with_json(
-        "null");
+    return Value::map({}, true)
+        .with_type_name("template.templateArgs")
+        .with_text("{}")
+        .with_json("null");
   }
   Value m = any_value(*args);
   const std::string json = gotmpl::marshal_json(m);
@@ -340,8 +344,8 @@ Value message_value(const Message& m) {
   Value::List images;
   if (m.images.is_array()) {
     for (const Json& i : m.images) {
-      images.push_back(Value(i.is_string() ? i.get<std::string>() : "").with_type_name(
-          "api.ImageData"));
+      images.push_back(
+          Value(i.is_string() ? i.get<std::string>() : "").with_type_name("api.ImageData"));
     }
   }
   Value::List calls;
@@ -357,8 +361,9 @@ Value message_value(const Message& m) {
                         {{"Index", Value(idx)},
                          {"Name", Value(str_or_empty(*fn, "name"))},
                          {"Arguments", template_args(member(*fn, "arguments"))}});
-      calls.push_back(Value::object("template.templateToolCall",
-                                    {{"ID", Value(str_or_empty(tc, "id"))}, {"Function", function}}));
+      calls.push_back(
+          Value::object("template.templateToolCall",
+                        {{"ID", Value(str_or_empty(tc, "id"))}, {"Function", function}}));
     }
   }
   const bool no_images = images.empty();
@@ -452,14 +457,14 @@ gotmpl::FuncMap ollama_funcs() {
                               return Value(date_string(1));
                             },
                             0, -1};
-  funcs["toTypeScriptType"] = {[](std::span<const Value> a) {
-                                 if (a[0].kind() == gotmpl::Kind::kObject &&
-                                     a[0].type_name() == "api.ToolProperty") {
-                                   return Value(to_typescript_type(a[0]));
-                                 }
-                                 return Value("any");
-                               },
-                               1, 1};
+  funcs["toTypeScriptType"] = {
+      [](std::span<const Value> a) {
+        if (a[0].kind() == gotmpl::Kind::kObject && a[0].type_name() == "api.ToolProperty") {
+          return Value(to_typescript_type(a[0]));
+        }
+        return Value("any");
+      },
+      1, 1};
   return funcs;
 }
 
@@ -582,7 +587,9 @@ gotmpl::Value ollama_messages_value(const Json& messages) {
 
 gotmpl::Value ollama_tools_value(const Json& tools) {
   if (!tools.is_array()) {
-    return Value::list({}, true).with_type_name("template.templateTools").with_text("null")
+    return Value::list({}, true)
+        .with_type_name("template.templateTools")
+        .with_text("null")
         .with_json("null");
   }
   Value::List items;
@@ -594,7 +601,9 @@ gotmpl::Value ollama_tools_value(const Json& tools) {
     json += tj;
   }
   json += "]";
-  return Value::list(std::move(items)).with_type_name("template.templateTools").with_text(json)
+  return Value::list(std::move(items))
+      .with_type_name("template.templateTools")
+      .with_text(json)
       .with_json(json);
 }
 

@@ -32,7 +32,7 @@ struct Arg {
   bool is_float = false;  // a number constant with . e E p P (Go: float64), else int
   int64_t int_value = 0;
   double float_value = 0;
-  std::string str;   // string literal value; number text as written
+  std::string str;  // string literal value; number text as written
   std::shared_ptr<Pipe> pipe;
 };
 

@@ -414,9 +414,9 @@ class Executor {
       fail("wrong number of args for " + name + ": want at least " + std::to_string(min_args) +
            " got " + std::to_string(n_args));
     }
-    const bool allow_nil =
-        !builtin || name == "print" || name == "printf" || name == "println" || name == "html" ||
-        name == "js" || name == "urlquery";
+    // Every parameter of the built-ins and of Ollama's functions accepts nil (Go: reflect.Value
+    // and interface parameters).
+    const bool allow_nil = true;
     if (builtin && (name == "and" || name == "or")) {
       const bool want = name == "or";
       Value v;

@@ -343,18 +343,6 @@ std::string fmt_float(double f, const Spec& sp) {
     if (verb == 'G') {
       for (char& c : s) c = c == 'e' ? 'E' : c;
     }
-  } else if ((verb == 'e' || verb == 'E') && sp.prec < 0) {
-    // Shortest digits in scientific form.
-    std::string g = format_float_shortest(f);
-    char buf[64];
-    for (int p = 0; p < 17; ++p) {
-      std::snprintf(buf, sizeof buf, "%.*e", p, f);
-      if (std::strtod(buf, nullptr) == f) break;
-    }
-    s = buf;
-    if (verb == 'E') {
-      for (char& c : s) c = c == 'e' ? 'E' : c;
-    }
   } else {
     const int prec = sp.prec < 0 ? 6 : sp.prec;
     char fmtbuf[8] = {'%', '.', '*', verb == 'F' ? 'f' : verb, 0};
@@ -800,8 +788,8 @@ std::string sprintf(std::string_view format, std::span<const Value> args) {
     sp.verb = verb < 0x80 ? static_cast<char>(verb) : '?';
     const Value v = normalize_fmt_arg(args[arg++]);
     if (verb >= 0x80) {
-      out += "%!" + encode_rune(verb) + "(" + v.type_name() + "=" + format_value(v, false, true) +
-             ")";
+      out +=
+          "%!" + encode_rune(verb) + "(" + v.type_name() + "=" + format_value(v, false, true) + ")";
       continue;
     }
     out += fmt_value(v, sp, 0);
@@ -824,8 +812,8 @@ std::string sprintf(std::string_view format, std::span<const Value> args) {
 
 bool is_builtin(std::string_view name) {
   static const std::string_view kNames[] = {
-      "and", "call", "eq",   "ge",  "gt",    "html",    "index", "js",    "le",      "len",
-      "lt",  "ne",   "not",  "or",  "print", "printf",  "println", "slice", "urlquery"};
+      "and", "call", "eq",  "ge", "gt",    "html",   "index",   "js",    "le",      "len",
+      "lt",  "ne",   "not", "or", "print", "printf", "println", "slice", "urlquery"};
   for (std::string_view n : kNames) {
     if (n == name) return true;
   }
@@ -839,8 +827,8 @@ void builtin_arity(std::string_view name, int& min_args, int& max_args) {
     min_args = max_args = 1;
   } else if (name == "ne" || name == "lt" || name == "le" || name == "gt" || name == "ge") {
     min_args = max_args = 2;
-  } else if (name == "and" || name == "or" || name == "index" || name == "slice" ||
-             name == "eq" || name == "call" || name == "printf") {
+  } else if (name == "and" || name == "or" || name == "index" || name == "slice" || name == "eq" ||
+             name == "call" || name == "printf") {
     min_args = 1;
   }
 }

@@ -59,11 +59,17 @@ bool is_alnum(unsigned char c) {
 }
 
 Tok keyword(std::string_view w) {
-  static const std::pair<std::string_view, Tok> kKeywords[] = {
-      {"block", Tok::kBlock}, {"break", Tok::kBreak},       {"continue", Tok::kContinue},
-      {"define", Tok::kDefine}, {"else", Tok::kElse},       {"end", Tok::kEnd},
-      {"if", Tok::kIf},       {"nil", Tok::kNil},           {"range", Tok::kRange},
-      {"template", Tok::kTemplate}, {"with", Tok::kWith}};
+  static const std::pair<std::string_view, Tok> kKeywords[] = {{"block", Tok::kBlock},
+                                                               {"break", Tok::kBreak},
+                                                               {"continue", Tok::kContinue},
+                                                               {"define", Tok::kDefine},
+                                                               {"else", Tok::kElse},
+                                                               {"end", Tok::kEnd},
+                                                               {"if", Tok::kIf},
+                                                               {"nil", Tok::kNil},
+                                                               {"range", Tok::kRange},
+                                                               {"template", Tok::kTemplate},
+                                                               {"with", Tok::kWith}};
   for (const auto& [word, tok] : kKeywords) {
     if (word == w) return tok;
   }
@@ -101,7 +107,8 @@ class Lexer {
   }
   // At "}}" or " -}}": returns whether at a delimiter and sets trim.
   bool at_right_delim(bool& trim) const {
-    trim = pos_ + 1 < in_.size() && is_space(in_[pos_]) && in_[pos_ + 1] == '-' && at("}}", pos_ + 2);
+    trim =
+        pos_ + 1 < in_.size() && is_space(in_[pos_]) && in_[pos_ + 1] == '-' && at("}}", pos_ + 2);
     return trim || at("}}", pos_);
   }
   void skip_space_after_trim() {
@@ -123,7 +130,8 @@ class Lexer {
     if (trim) {
       while (end > start_ && is_space(in_[end - 1])) --end;
     }
-    if (end > start_) tokens_.push_back({Tok::kText, start_, std::string(in_.substr(start_, end - start_))});
+    if (end > start_)
+      tokens_.push_back({Tok::kText, start_, std::string(in_.substr(start_, end - start_))});
     start_ = pos_ = x;
     size_t after = x + 2 + (trim ? 2 : 0);
     if (at("/*", after)) return lex_comment(after);
@@ -321,8 +329,7 @@ class Lexer {
     }
     if (pos_ < in_.size() && is_alnum(static_cast<unsigned char>(in_[pos_]))) {
       ++pos_;
-      return error("bad number syntax: \"" + std::string(in_.substr(start_, pos_ - start_)) +
-                   "\"");
+      return error("bad number syntax: \"" + std::string(in_.substr(start_, pos_ - start_)) + "\"");
     }
     emit(Tok::kNumber);
     return true;
@@ -467,6 +474,8 @@ bool parse_number(std::string_view text, Arg& arg) {
   arg.is_float = true;
   return true;
 }
+
+std::string quote_go(std::string_view s);
 
 struct ParseError {
   size_t pos;
@@ -613,7 +622,8 @@ class Parser {
       defs_[name] = std::move(body);
       return;
     }
-    if (!is_empty_tree(body)) fail(pos, "template: multiple definition of template \"" + name + "\"");
+    if (!is_empty_tree(body))
+      fail(pos, "template: multiple definition of template \"" + name + "\"");
   }
 
   std::string string_value(const Token& t) {
@@ -729,7 +739,9 @@ class Parser {
         vars_.resize(saved_vars);
         return;
       }
-      if (else_kind_ != Tok::kElse) fail(end.pos, "unexpected <" + std::string(else_kind_ == Tok::kIf ? "if" : "with") + "> in else");
+      if (else_kind_ != Tok::kElse)
+        fail(end.pos,
+             "unexpected <" + std::string(else_kind_ == Tok::kIf ? "if" : "with") + "> in else");
       ctl = item_list(n.else_list, end);
       if (ctl != Ctl::kEnd) fail(end.pos, "expected end; found {{else}}");
     }
@@ -882,7 +894,7 @@ class Parser {
         case ArgKind::kNumber:
         case ArgKind::kNil:
         case ArgKind::kDot:
-          fail(a.pos, "unexpected . after term \"" + to_string(a) + "\"");
+          fail(a.pos, "unexpected . after term " + quote_go(to_string(a)));
         default: {
           Arg chain;
           chain.kind = ArgKind::kChain;
@@ -1018,8 +1030,8 @@ std::string to_string(const Arg& a) {
       return "(" + to_string(*a.pipe) + ")";
     case ArgKind::kChain: {
       std::string base = to_string(*a.pipe);
-      if (!(a.pipe->cmds.size() == 1 && a.pipe->cmds[0].args.size() == 1 &&
-            a.pipe->decl.empty() && a.pipe->cmds[0].args[0].kind == ArgKind::kIdent)) {
+      if (!(a.pipe->cmds.size() == 1 && a.pipe->cmds[0].args.size() == 1 && a.pipe->decl.empty() &&
+            a.pipe->cmds[0].args[0].kind == ArgKind::kIdent)) {
         base = "(" + base + ")";
       }
       return base + join(a.ident, 0);

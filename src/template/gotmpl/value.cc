@@ -120,8 +120,12 @@ const Value* Value::field(std::string_view name) const {
   return nullptr;
 }
 
-const std::string* Value::text() const { return data_ && data_->text ? data_->text.get() : nullptr; }
-const std::string* Value::json() const { return data_ && data_->json ? data_->json.get() : nullptr; }
+const std::string* Value::text() const {
+  return data_ && data_->text ? data_->text.get() : nullptr;
+}
+const std::string* Value::json() const {
+  return data_ && data_->json ? data_->json.get() : nullptr;
+}
 
 std::string Value::type_name() const {
   if (data_ && !data_->type_name.empty()) return data_->type_name;

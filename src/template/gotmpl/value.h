@@ -42,12 +42,12 @@ class Value {
   using Fields = std::vector<std::pair<std::string, Value>>;
 
   Value() = default;
-  Value(bool b) : kind_(Kind::kBool), int_(b) {}  // NOLINT: implicit like Go's untyped constants
-  Value(int i) : kind_(Kind::kInt), int_(i) {}    // NOLINT
+  Value(bool b) : kind_(Kind::kBool), int_(b) {}    // NOLINT: implicit like Go's untyped constants
+  Value(int i) : kind_(Kind::kInt), int_(i) {}      // NOLINT
   Value(int64_t i) : kind_(Kind::kInt), int_(i) {}  // NOLINT
-  Value(double f) : kind_(Kind::kFloat), float_(f) {}  // NOLINT
-  Value(std::string s);                                // NOLINT
-  Value(const char* s) : Value(std::string(s)) {}      // NOLINT
+  Value(double f) : kind_(Kind::kFloat), float_(f) {}   // NOLINT
+  Value(std::string s);                                 // NOLINT
+  Value(const char* s) : Value(std::string(s)) {}       // NOLINT
   Value(std::string_view s) : Value(std::string(s)) {}  // NOLINT
 
   static Value nil() {
