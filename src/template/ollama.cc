@@ -92,6 +92,7 @@ std::string string_list_json(const Json* j) {
 
 // api.ToolProperty, with its JSON (omitempty fields) and its PropertyType's String().
 Value tool_property(const Json& j, std::string& json);
+std::string to_typescript_type(const Value& prop);
 
 // *api.ToolPropertiesMap: insertion-ordered in JSON; templates cannot index it (Go's struct has
 // no exported fields).
@@ -182,14 +183,16 @@ Value tool_property(const Json& j, std::string& json) {
   json += "}";
   const bool no_any_of = any_of.empty();
   const bool no_enum = enum_items.empty();
-  return Value::object("api.ToolProperty", {{"AnyOf", Value::list(std::move(any_of), no_any_of)},
-                                            {"Type", type_value},
-                                            {"Items", items ? any_value(*items) : Value::nil()},
-                                            {"Description", Value(description)},
-                                            {"Enum", Value::list(std::move(enum_items), no_enum)},
-                                            {"Properties", props},
-                                            {"Required", string_list(required, "[]string")}})
-      .with_json(json);
+  const Value prop =
+      Value::object("api.ToolProperty", {{"AnyOf", Value::list(std::move(any_of), no_any_of)},
+                                         {"Type", type_value},
+                                         {"Items", items ? any_value(*items) : Value::nil()},
+                                         {"Description", Value(description)},
+                                         {"Enum", Value::list(std::move(enum_items), no_enum)},
+                                         {"Properties", props},
+                                         {"Required", string_list(required, "[]string")}})
+          .with_json(json);
+  return prop.with_method("ToTypeScriptType", [prop] { return Value(to_typescript_type(prop)); });
 }
 
 // templateProperties: map[string]api.ToolProperty, printing as JSON ("{}" when nil).

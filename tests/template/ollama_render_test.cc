@@ -236,6 +236,12 @@ TEST(OllamaTools, PrintAsJsonAndExposeFunctionFields) {
             "get_weather(city: string [string] - City name, unit: [string null] [string | null], "
             ") required=[city]");
   EXPECT_EQ(render("{{ toTypeScriptType \"x\" }}{{ range .Messages }}{{ end }}", in), "any");
+  // Go methods are callable as fields: ToolProperty.ToTypeScriptType, String of the wrappers.
+  EXPECT_EQ(render("{{ range .Tools }}{{ .Function.Parameters.Properties.unit.ToTypeScriptType }}"
+                   "{{ end }}{{ range .Messages }}{{ end }}",
+                   in),
+            "string | null");
+  EXPECT_EQ(render("{{ .Tools.String }}{{ range .Messages }}{{ end }}", in), tools_json);
   // No tools: .Tools is false and prints as JSON null.
   EXPECT_EQ(
       render("{{ if .Tools }}yes{{ else }}no{{ end }} {{ .Tools }}{{ .Messages }}", chat("[]")),

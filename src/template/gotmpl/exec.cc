@@ -304,6 +304,12 @@ class Executor {
   }
 
   Value eval_field(const std::string& name, const Value& receiver, bool has_args) {
+    // Methods first, as Go looks them up before map keys and fields.
+    const std::function<Value()>* method = receiver.method(name);
+    if (method || (name == "String" && receiver.text())) {
+      if (has_args) fail("wrong number of args for " + name + ": want 0 got 1");
+      return method ? (*method)() : Value(*receiver.text());
+    }
     switch (receiver.kind()) {
       case Kind::kInvalid:
         if (opts_.missing_key == MissingKey::kError) {
@@ -335,11 +341,6 @@ class Executor {
       }
       default:
         break;
-    }
-    // Go's String() method, where the value's type has one.
-    if (name == "String" && receiver.text()) {
-      if (has_args) fail("wrong number of args for String: want 0 got 1");
-      return Value(*receiver.text());
     }
     fail("can't evaluate field " + name + " in type " + receiver.type_name());
   }

@@ -17,6 +17,7 @@ struct Value::Composite {
   std::string type_name;
   std::shared_ptr<const std::string> text;
   std::shared_ptr<const std::string> json;
+  std::vector<std::pair<std::string, std::function<Value()>>> methods;
 };
 
 namespace {
@@ -112,6 +113,22 @@ const Function& Value::function() const {
   return kind_ == Kind::kFunc && data_ ? data_->fn : kNoFunction;
 }
 bool Value::is_nil_container() const { return data_ && data_->nil_container; }
+
+Value Value::with_method(std::string name, std::function<Value()> fn) const {
+  Value v = *this;
+  auto c = data_ ? std::make_shared<Composite>(*data_) : std::make_shared<Composite>();
+  c->methods.emplace_back(std::move(name), std::move(fn));
+  v.data_ = std::move(c);
+  return v;
+}
+
+const std::function<Value()>* Value::method(std::string_view name) const {
+  if (!data_) return nullptr;
+  for (const auto& [key, fn] : data_->methods) {
+    if (key == name) return &fn;
+  }
+  return nullptr;
+}
 
 const Value* Value::field(std::string_view name) const {
   for (const auto& [key, value] : fields()) {

@@ -68,6 +68,9 @@ class Value {
   Value with_json(std::string json) const;
   // Go's %T of the value.
   Value with_type_name(std::string type_name) const;
+  // A method without parameters that templates may call as a field (.Name), taking precedence
+  // over map keys and struct fields as Go's method lookup does. A value with text has String.
+  Value with_method(std::string name, std::function<Value()> fn) const;
 
   Kind kind() const { return kind_; }
   bool is_invalid() const { return kind_ == Kind::kInvalid; }
@@ -84,6 +87,8 @@ class Value {
 
   // A struct field by name, or nullptr.
   const Value* field(std::string_view name) const;
+  // A method added by with_method (String where text is set), or nullptr.
+  const std::function<Value()>* method(std::string_view name) const;
   // Go's String() text, JSON override and type name, where set.
   const std::string* text() const;
   const std::string* json() const;
