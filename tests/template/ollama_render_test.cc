@@ -252,6 +252,13 @@ TEST(OllamaTools, PrintAsJsonAndExposeFunctionFields) {
                    in),
             "get_weather(city: string [string] - City name, unit: [string null] [string | null], "
             ") required=[city]");
+  // templateToolFunction has no String method: Go's fmt prints it as a struct, with the
+  // properties (which do have one) as JSON.
+  EXPECT_EQ(
+      render("{{ range .Tools }}{{ .Function }}{{ end }}{{ range .Messages }}{{ end }}", in),
+      "{get_weather Get the weather {object <nil> <nil> [city] {\"city\":{\"type\":\"string\","
+      "\"description\":\"City name\"},\"unit\":{\"type\":[\"string\",\"null\"],\"enum\":["
+      "\"C\",\"F\"]}}}}");
   EXPECT_EQ(render("{{ toTypeScriptType \"x\" }}{{ range .Messages }}{{ end }}", in), "any");
   // Go methods are callable as fields: ToolProperty.ToTypeScriptType, String of the wrappers.
   EXPECT_EQ(render("{{ range .Tools }}{{ .Function.Parameters.Properties.unit.ToTypeScriptType }}"
