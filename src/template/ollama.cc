@@ -744,6 +744,22 @@ size_t levenshtein_distance(std::string_view a, std::string_view b, size_t limit
   return std::min(prev[m], big);
 }
 
+std::vector<BuiltinTemplate> parse_builtin_index(std::string_view index_json) {
+  const Json index = Json::parse(index_json, nullptr, false);
+  if (!index.is_array()) throw std::runtime_error("built-in template index: not a JSON array");
+  std::vector<BuiltinTemplate> table;
+  for (const Json& e : index) {
+    const Json* name = member(e, "name");
+    const Json* jinja = member(e, "template");
+    if (!name || !name->is_string() || !jinja || !jinja->is_string()) {
+      throw std::runtime_error("built-in template index: entry " + std::to_string(table.size()) +
+                               " lacks a string \"name\" or \"template\"");
+    }
+    table.push_back({name->get<std::string>(), jinja->get<std::string>()});
+  }
+  return table;
+}
+
 std::optional<std::string> detect_builtin(std::string_view jinja,
                                           std::span<const BuiltinTemplate> table) {
   constexpr size_t kThreshold = 100;  // Ollama accepts the nearest template below this distance

@@ -49,6 +49,10 @@ struct BuiltinTemplate {
   std::string jinja;  // the Jinja chat template that stands for it (Ollama's index.json)
 };
 
+// The detection table from the text of Ollama's index.json ([{"name", "template"}, ...]), in file
+// order. Throws std::runtime_error naming what is malformed.
+std::vector<BuiltinTemplate> parse_builtin_index(std::string_view index_json);
+
 // Ollama's template.Named: the built-in whose Jinja template is nearest to jinja by Levenshtein
 // distance over code points (the first such entry on ties), if that distance is below 100.
 std::optional<std::string> detect_builtin(std::string_view jinja,

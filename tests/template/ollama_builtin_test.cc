@@ -32,10 +32,7 @@ std::vector<std::string> builtin_names() {
 }
 
 std::vector<BuiltinTemplate> detection_table() {
-  const Json index = Json::parse(read_file(ollama_dir() + "/index.json"));
-  std::vector<BuiltinTemplate> table;
-  for (const Json& e : index) table.push_back({e["name"], e["template"]});
-  return table;
+  return parse_builtin_index(read_file(ollama_dir() + "/index.json"));
 }
 
 TEST(OllamaBuiltins, EveryTemplateRendersEveryCaseByteIdentical) {
@@ -114,6 +111,13 @@ TEST(OllamaDetection, NearTemplateWithinDistanceIsDetectedBeyondItIsNot) {
             "p");
   EXPECT_EQ(detect_builtin("abcd", std::vector<BuiltinTemplate>{{"p", "abXY"}, {"q", "aYcd"}}),
             "q");
+}
+
+TEST(OllamaDetection, MalformedIndexIsRejected) {
+  EXPECT_THROW(parse_builtin_index("{}"), std::runtime_error);
+  EXPECT_THROW(parse_builtin_index("[{\"name\": \"x\"}]"), std::runtime_error);
+  EXPECT_THROW(parse_builtin_index("[not json"), std::runtime_error);
+  EXPECT_EQ(parse_builtin_index("[{\"name\": \"x\", \"template\": \"t\"}]").at(0).jinja, "t");
 }
 
 TEST(OllamaDetection, LevenshteinCountsCodePointsNotBytes) {

@@ -114,6 +114,13 @@ TEST(OllamaRender, LegacyCutDropsACommandLeftWithoutArguments) {
             "<Hello friend!>Hello human!<What is your name?>");
 }
 
+TEST(OllamaRender, LegacyCutInsideABranchWithElseFailsAsInOllama) {
+  // Ollama's deleteNode panics on the deleted else list; the request fails instead of crashing.
+  const ChatInput in = chat(R"([{"role": "user", "content": "a"}])");
+  EXPECT_THROW(render("{{ if .Prompt }}{{ .Response }}{{ else }}none{{ end }}", in), gotmpl::Error);
+  EXPECT_EQ(render("{{ if .Prompt }}[{{ .Prompt }}]{{ .Response }}tail{{ end }}after", in), "[a]");
+}
+
 TEST(OllamaRender, SuffixSelectsFillInTheMiddle) {
   const gotmpl::Template t = parse_ollama(
       "{{- if .Suffix }}<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>\n"
@@ -216,6 +223,16 @@ constexpr const char* kTools = R"([{"type": "function", "function": {
     "properties": {"unit": {"type": ["string", "null"], "enum": ["C", "F"]},
                    "city": {"type": "string", "description": "City name"}}}}}])";
 
+TEST(OllamaMessages, ImagesAndPrintingAMessageAsAGoStructPointer) {
+  const ChatInput in = chat(R"([{"role": "user", "content": "look", "images": ["aGk="]},
+                               {"role": "assistant", "content": "ok"}])");
+  // (Go holds image bytes; here an image is its base64 text, so only its presence is asserted.)
+  EXPECT_EQ(render("{{ range .Messages }}{{ len .Images }}{{ if .Images }} image{{ end }};{{ end }}"
+                   "{{ index .Messages 1 }}",
+                   in),
+            "1 image;0;&{assistant ok  [] []  }");
+}
+
 TEST(OllamaTools, PrintAsJsonAndExposeFunctionFields) {
   ChatInput in = chat(R"([{"role": "user", "content": "hi"}])");
   in.tools = Json::parse(kTools);
@@ -235,6 +252,13 @@ TEST(OllamaTools, PrintAsJsonAndExposeFunctionFields) {
                    in),
             "get_weather(city: string [string] - City name, unit: [string null] [string | null], "
             ") required=[city]");
+  // templateToolFunction has no String method: Go's fmt prints it as a struct, with the
+  // properties (which do have one) as JSON.
+  EXPECT_EQ(
+      render("{{ range .Tools }}{{ .Function }}{{ end }}{{ range .Messages }}{{ end }}", in),
+      "{get_weather Get the weather {object <nil> <nil> [city] {\"city\":{\"type\":\"string\","
+      "\"description\":\"City name\"},\"unit\":{\"type\":[\"string\",\"null\"],\"enum\":["
+      "\"C\",\"F\"]}}}}");
   EXPECT_EQ(render("{{ toTypeScriptType \"x\" }}{{ range .Messages }}{{ end }}", in), "any");
   // Go methods are callable as fields: ToolProperty.ToTypeScriptType, String of the wrappers.
   EXPECT_EQ(render("{{ range .Tools }}{{ .Function.Parameters.Properties.unit.ToTypeScriptType }}"

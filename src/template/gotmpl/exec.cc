@@ -244,12 +244,12 @@ class Executor {
     switch (first.kind) {
       case ArgKind::kField:
         at(first.pos, to_string(first));
-        return eval_field_chain(dot, dot, first.ident, 0, c, final);
+        return eval_field_chain(dot, first.ident, 0, c, final);
       case ArgKind::kChain: {
         at(first.pos, to_string(first));
         const Value base = eval_pipeline(dot, *first.pipe);
         at(first.pos, to_string(first));
-        return eval_field_chain(dot, base, first.ident, 0, c, final);
+        return eval_field_chain(base, first.ident, 0, c, final);
       }
       case ArgKind::kIdent:
         return eval_function(dot, c, final);
@@ -265,7 +265,7 @@ class Executor {
           return v;
         }
         const Value base = v;
-        return eval_field_chain(dot, base, first.ident, 1, c, final);
+        return eval_field_chain(base, first.ident, 1, c, final);
       }
       default:
         break;
@@ -293,13 +293,12 @@ class Executor {
   }
 
   // Evaluates receiver.ident[from].ident[from+1]...; the last field gets the command's arguments.
-  Value eval_field_chain(const Value& dot, Value receiver, const std::vector<std::string>& ident,
-                         size_t from, const Command& c, const Value* final) {
+  Value eval_field_chain(Value receiver, const std::vector<std::string>& ident, size_t from,
+                         const Command& c, const Value* final) {
     for (size_t i = from; i + 1 < ident.size(); ++i) {
       receiver = eval_field(ident[i], receiver, false);
     }
     const bool has_args = c.args.size() > 1 || final;
-    (void)dot;
     return eval_field(ident.back(), receiver, has_args);
   }
 
@@ -346,7 +345,7 @@ class Executor {
   }
 
   // An argument as Go's evalArg passes it to a function parameter of type any / reflect.Value.
-  Value eval_arg(const Value& dot, const Arg& a, bool allow_nil) {
+  Value eval_arg(const Value& dot, const Arg& a) {
     at(a.pos, to_string(a));
     switch (a.kind) {
       case ArgKind::kBool:
@@ -354,7 +353,8 @@ class Executor {
       case ArgKind::kDot:
         return dot;
       case ArgKind::kNil:
-        if (!allow_nil) fail("cannot assign nil to reflect.Value");
+        // Every parameter of the built-ins and of Ollama's functions accepts nil (Go:
+        // reflect.Value and interface parameters).
         return Value::nil();
       case ArgKind::kNumber:
         return number(a);
@@ -364,14 +364,14 @@ class Executor {
         Command c;
         c.pos = a.pos;
         c.args.push_back(a);
-        return eval_field_chain(dot, dot, a.ident, 0, c, nullptr);
+        return eval_field_chain(dot, a.ident, 0, c, nullptr);
       }
       case ArgKind::kVariable: {
         const Value v = var_value(a.ident[0]);
         if (a.ident.size() == 1) return v;
         Command c;
         c.args.push_back(a);
-        return eval_field_chain(dot, v, a.ident, 1, c, nullptr);
+        return eval_field_chain(v, a.ident, 1, c, nullptr);
       }
       case ArgKind::kIdent: {
         Command c;
@@ -386,7 +386,7 @@ class Executor {
         at(a.pos, to_string(a));
         Command c;
         c.args.push_back(a);
-        return eval_field_chain(dot, base, a.ident, 0, c, nullptr);
+        return eval_field_chain(base, a.ident, 0, c, nullptr);
       }
     }
     return Value();
@@ -415,14 +415,11 @@ class Executor {
       fail("wrong number of args for " + name + ": want at least " + std::to_string(min_args) +
            " got " + std::to_string(n_args));
     }
-    // Every parameter of the built-ins and of Ollama's functions accepts nil (Go: reflect.Value
-    // and interface parameters).
-    const bool allow_nil = true;
     if (builtin && (name == "and" || name == "or")) {
       const bool want = name == "or";
       Value v;
       for (size_t i = 1; i < c.args.size(); ++i) {
-        v = eval_arg(dot, c.args[i], false);
+        v = eval_arg(dot, c.args[i]);
         if (v.truthy() == want) return v;
       }
       if (final) v = *final;
@@ -430,7 +427,7 @@ class Executor {
     }
     std::vector<Value> args;
     args.reserve(static_cast<size_t>(n_args));
-    for (size_t i = 1; i < c.args.size(); ++i) args.push_back(eval_arg(dot, c.args[i], allow_nil));
+    for (size_t i = 1; i < c.args.size(); ++i) args.push_back(eval_arg(dot, c.args[i]));
     if (final) args.push_back(*final);
     at(c.pos, to_string(c));
     if (builtin && name == "printf" && args[0].kind() != Kind::kString) {

@@ -1,7 +1,6 @@
 // Lexer and parser of Go's text/template syntax (text/template/parse's lex.go and parse.go rules:
 // trim markers, comments, keywords, chained fields, declarations, else-if/else-with chains).
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <cstdlib>
 
@@ -466,7 +465,6 @@ bool parse_number(std::string_view text, Arg& arg) {
     arg.is_float = false;
     return true;
   }
-  errno = 0;
   char* end = nullptr;
   const double f = std::strtod(t.c_str(), &end);
   if (end != t.c_str() + t.size()) return false;
