@@ -12,6 +12,12 @@ using Body = ToolCallParser::Body;
 using Opener = ToolCallParser::Opener;
 
 constexpr std::string_view kFence = "```json";
+constexpr std::string_view kMistralTag = "[TOOL_CALLS]";
+constexpr std::string_view kMistralArgs = "[ARGS]";
+constexpr std::string_view kMistralCallId = "[CALL_ID]";
+// Sub-states shared by the bodies that read a name and then arguments.
+constexpr int kPhaseArguments = 20;
+constexpr int kPhaseClosing = 100;
 constexpr std::string_view kFenceEnd = "```";
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -182,6 +188,25 @@ bool looks_like_call(const Json& v) {
   const Json* name = member(src, {"name"});
   return name != nullptr && name->is_string() &&
          (src.contains("parameters") || src.contains("arguments"));
+}
+
+// Whether the start of a leading JSON value already shows it is not a call: an object whose
+// first key is not one a call object starts with, or an array that does not hold objects.
+bool starts_unlike_call(std::string_view s) {
+  size_t i = 1;
+  while (i < s.size() && is_space(s[i])) ++i;
+  if (i >= s.size()) return false;
+  if (s[0] == '[') {
+    if (s[i] != '{') return true;
+    return starts_unlike_call(s.substr(i));
+  }
+  if (s[i] != '"') return true;
+  constexpr std::string_view kKeys[] = {"name",       "type",      "function",
+                                        "parameters", "arguments", "id"};
+  const std::string_view key = s.substr(i + 1, s.find('"', i + 1) - i - 1);
+  const bool key_done = s.find('"', i + 1) != std::string_view::npos;
+  return std::none_of(std::begin(kKeys), std::end(kKeys),
+                      [&](std::string_view k) { return key_done ? k == key : k.starts_with(key); });
 }
 
 // name.call(key=value, ...) as Llama 3.1 writes built-in tool calls: values are Python literals
@@ -452,7 +477,7 @@ ToolCallParser::ToolCallParser(ToolCallFormat format)
   if (format_.style == ToolCallStyle::kFunctionaryV32) {
     // The generation prompt ends in ">>>": the output opens with a recipient line.
     state_ = State::kBody;
-    opener_ = &openers_.front();
+    opener_ = 0;
   }
 }
 
@@ -505,9 +530,9 @@ void ToolCallParser::add_error(ToolCallDelta& out, std::string message, std::str
 
 void ToolCallParser::end_body() {
   state_ = State::kContent;
-  opener_ = nullptr;
   phase_ = 0;
   name_.clear();
+  call_id_.clear();
 }
 
 bool ToolCallParser::step_content(ToolCallDelta& out, bool at_end) {
@@ -532,7 +557,7 @@ bool ToolCallParser::step_content(ToolCallDelta& out, bool at_end) {
       if (op.leading_only && buf_[i] == op.tag.front()) {
         buf_.erase(0, i);
         state_ = State::kBody;
-        opener_ = &op;
+        opener_ = static_cast<size_t>(&op - openers_.data());
         return true;
       }
     }
@@ -551,7 +576,7 @@ bool ToolCallParser::step_content(ToolCallDelta& out, bool at_end) {
     emit_content(out, std::string_view(buf_).substr(0, best));
     buf_.erase(0, best + (found->keep_tag ? 0 : found->tag.size()));
     state_ = State::kBody;
-    opener_ = found;
+    opener_ = static_cast<size_t>(found - openers_.data());
     return true;
   }
   size_t hold = 0;
@@ -572,7 +597,7 @@ bool ToolCallParser::step_content(ToolCallDelta& out, bool at_end) {
 }
 
 bool ToolCallParser::step_body(ToolCallDelta& out, bool at_end) {
-  switch (opener_->body) {
+  switch (opener().body) {
     case Body::kJsonValues:
       return step_json_values(out, at_end);
     case Body::kFunctionName:
@@ -594,7 +619,7 @@ bool ToolCallParser::step_body(ToolCallDelta& out, bool at_end) {
 // (waiting for it), else the `extent` bytes that were examined.
 bool ToolCallParser::skip_broken(ToolCallDelta& out, std::string message, size_t extent,
                                  bool at_end) {
-  const std::string& closer = opener_->closer;
+  const std::string& closer = opener().closer;
   size_t end = std::min(extent, buf_.size());
   size_t consumed = end;
   if (!closer.empty()) {
@@ -608,7 +633,7 @@ bool ToolCallParser::skip_broken(ToolCallDelta& out, std::string message, size_t
       end = consumed = buf_.size();
     }
   }
-  const std::string tag = opener_->keep_tag ? std::string() : opener_->tag;
+  const std::string tag = opener().keep_tag ? std::string() : opener().tag;
   add_error(out, std::move(message), tag + buf_.substr(0, end));
   buf_.erase(0, consumed);
   end_body();
@@ -616,7 +641,8 @@ bool ToolCallParser::skip_broken(ToolCallDelta& out, std::string message, size_t
 }
 
 bool ToolCallParser::step_json_values(ToolCallDelta& out, bool at_end) {
-  const Opener& op = *opener_;
+  const Opener& op = opener();
+  if (phase_ == kPhaseArguments) return take_arguments(out, 0, at_end);
   bool need_more = false;
   const size_t skip = op.leading_only ? 0 : filler(buf_, true, at_end, need_more);
   if (need_more) return false;
@@ -640,7 +666,30 @@ bool ToolCallParser::step_json_values(ToolCallDelta& out, bool at_end) {
     }
     if (!at_end && op.closer.starts_with(rest)) return false;
   }
+  if (phase_ > 0 && op.closer.empty() && rest.starts_with(op.tag)) {
+    buf_.erase(0, skip);  // the next call's tag: the content state opens it
+    end_body();
+    return true;
+  }
   const char c = rest.front();
+  if (op.tag == kMistralTag && is_ident(c)) {
+    // Mistral's newer syntax: [TOOL_CALLS]name[CALL_ID]id[ARGS]{arguments}.
+    const size_t args = rest.find(kMistralArgs);
+    if (args == std::string_view::npos) {
+      if (!at_end && rest.size() < 256) return false;
+      buf_.erase(0, skip);
+      return skip_broken(out, "tool call name is not followed by [ARGS]", buf_.size(), at_end);
+    }
+    const std::string_view head = rest.substr(0, args);
+    const size_t id_at = head.find(kMistralCallId);
+    name_ = std::string(trim(head.substr(0, id_at)));
+    if (id_at != std::string_view::npos) {
+      call_id_ = std::string(trim(head.substr(id_at + kMistralCallId.size())));
+    }
+    buf_.erase(0, skip + args + kMistralArgs.size());
+    phase_ = kPhaseArguments;
+    return true;
+  }
   if (c != '{' && c != '[') {
     if (phase_ > 0 && op.closer.empty()) {
       // The calls are over; what follows is content.
@@ -659,6 +708,14 @@ bool ToolCallParser::step_json_values(ToolCallDelta& out, bool at_end) {
     return skip_broken(out, "tool call is not JSON", buf_.size(), at_end);
   }
   const ScanResult scan = scan_json(rest);
+  if (op.leading_only && scan.status == Scan::kIncomplete && starts_unlike_call(rest)) {
+    // A JSON answer: stream it now rather than at its end.
+    emit_content(out, buf_);
+    leading_ = false;
+    buf_.clear();
+    end_body();
+    return true;
+  }
   Json value;
   if (scan.status == Scan::kIncomplete && !at_end) return false;
   if (scan.status == Scan::kComplete) {
@@ -713,13 +770,14 @@ bool ToolCallParser::take_arguments(ToolCallDelta& out, size_t skip, bool at_end
   if (scan.status == Scan::kIncomplete && !at_end) return false;
   buf_.erase(0, skip);
   Json value;
-  if (scan.status == Scan::kComplete) value = Json::parse(buf_.substr(0, scan.size), nullptr, false);
+  if (scan.status == Scan::kComplete)
+    value = Json::parse(buf_.substr(0, scan.size), nullptr, false);
   if (scan.status != Scan::kComplete || value.is_discarded()) {
     return skip_broken(out, "arguments of " + name_ + " are not valid JSON", scan.size, at_end);
   }
   buf_.erase(0, scan.size);
-  add_call(out, {name_, std::move(value), ""});
-  phase_ = 100;
+  add_call(out, {name_, std::move(value), call_id_});
+  phase_ = kPhaseClosing;
   return true;
 }
 
@@ -729,7 +787,7 @@ bool ToolCallParser::take_closer(bool at_end) {
   const size_t skip = filler(buf_, false, at_end, need_more);
   if (need_more) return false;
   const std::string_view rest = std::string_view(buf_).substr(skip);
-  const std::string& closer = opener_->closer;
+  const std::string& closer = opener().closer;
   if (!closer.empty()) {
     if (rest.starts_with(closer)) {
       buf_.erase(0, skip + closer.size());
@@ -742,7 +800,7 @@ bool ToolCallParser::take_closer(bool at_end) {
 }
 
 bool ToolCallParser::step_function_name(ToolCallDelta& out, bool at_end) {
-  if (phase_ == 100) return take_closer(at_end);
+  if (phase_ == kPhaseClosing) return take_closer(at_end);
   if (phase_ == 1) return take_arguments(out, 0, at_end);
   const size_t gt = buf_.find('>');
   if (gt == std::string::npos) {
@@ -756,17 +814,16 @@ bool ToolCallParser::step_function_name(ToolCallDelta& out, bool at_end) {
 }
 
 bool ToolCallParser::step_recipient(ToolCallDelta& out, bool at_end) {
-  if (phase_ == 100) {
+  if (phase_ == kPhaseClosing) {
     end_body();
     return true;
   }
   if (phase_ == 0) {
     const size_t nl = buf_.find('\n');
     const std::string_view head = std::string_view(buf_).substr(0, nl);
-    const bool plausible =
-        head.size() <= 64 && std::all_of(head.begin(), head.end(), [](char c) {
-          return is_ident(c) || c == '-' || c == '.';
-        });
+    const bool plausible = head.size() <= 64 && std::all_of(head.begin(), head.end(), [](char c) {
+                             return is_ident(c) || c == '-' || c == '.';
+                           });
     if (!plausible || (nl == std::string::npos && at_end) || (nl == 0)) {
       end_body();  // not a recipient line: plain text
       return true;
@@ -809,7 +866,7 @@ bool ToolCallParser::step_python_tag(ToolCallDelta& out, bool at_end) {
     if (i == std::string::npos) {
       if (!at_end) return false;
       buf_.clear();
-      add_error(out, "empty <|python_tag|> call", opener_->tag);
+      add_error(out, "empty <|python_tag|> call", opener().tag);
       end_body();
       return true;
     }
@@ -825,7 +882,7 @@ bool ToolCallParser::step_python_tag(ToolCallDelta& out, bool at_end) {
       if (!value.is_discarded() && scan.status == Scan::kComplete && to_call(value, call, error)) {
         add_call(out, std::move(call));
       } else {
-        add_error(out, error, opener_->tag + buf_.substr(0, i + scan.size));
+        add_error(out, error, opener().tag + buf_.substr(0, i + scan.size));
       }
       buf_.erase(0, i + scan.size);
       end_body();
@@ -853,7 +910,7 @@ bool ToolCallParser::step_python_tag(ToolCallDelta& out, bool at_end) {
       buf_.erase(0, scan.size);
     } else {
       add_error(out, "built-in tool call " + name_ + " is malformed",
-                opener_->tag + name_ + ".call(" + buf_);
+                opener().tag + name_ + ".call(" + buf_);
       buf_.clear();
     }
     end_body();
@@ -869,7 +926,7 @@ bool ToolCallParser::step_python_tag(ToolCallDelta& out, bool at_end) {
 
 bool ToolCallParser::step_deepseek_call(ToolCallDelta& out, bool at_end) {
   constexpr std::string_view kSep = "<｜tool▁sep｜>";
-  if (phase_ == 100) return take_closer(at_end);
+  if (phase_ == kPhaseClosing) return take_closer(at_end);
   if (phase_ == 0) {
     const size_t sep = buf_.find(kSep);
     if (sep == std::string::npos) {

@@ -23,14 +23,14 @@ enum class ToolCallStyle {
   kJson,            // Llama 3.2/3.3: output that starts with {"name": .., "parameters": ..}
   kLlama31,         // kJson plus <|python_tag|> (JSON, name.call(k=v), or raw python code)
   kHermes,          // Qwen 2.5/3, Hermes 2/3: <tool_call>{"name", "arguments"}</tool_call>
-  kMistral,         // [TOOL_CALLS][{"name", "arguments", "id"}, ...]
+  kMistral,         // [TOOL_CALLS][{"name", "arguments", "id"}, ...] or [TOOL_CALLS]name[ARGS]{..}
   kFireFunction,    // functools[{"name", "arguments"}, ...]
   kFunctionaryV31,  // <function=name>{args}</function>, <|python_tag|>code
   kFunctionaryV32,  // name\n{args} after the prompt's >>>, then >>>name\n{args} ...; all\n text
   kCommandR,        // Action: ```json [{"tool_name", "parameters"}, ...] ```
   kCommandR7B,      // <|START_ACTION|>[{"tool_call_id", "tool_name", "parameters"}]<|END_ACTION|>
-  kDeepSeekR1,      // <｜tool▁call▁begin｜>function<｜tool▁sep｜>name\n```json\n{args}\n```...
-  kTagged,          // an Ollama template's own tag, followed by JSON call objects
+  kDeepSeekR1,  // <｜tool▁call▁begin｜>function<｜tool▁sep｜>name\n```json\n{args}\n```...
+  kTagged,      // an Ollama template's own tag, followed by JSON call objects
 };
 
 struct ToolCallFormat {
@@ -86,12 +86,12 @@ class ToolCallParser {
 
   // What an opener starts; public only so the implementation's tables can name it.
   enum class Body {
-    kJsonValues,     // one or more JSON call objects/arrays, then the closer if there is one
-    kFunctionName,   // name up to '>', then a JSON arguments object, then the closer
-    kRecipient,      // functionary v3.2: name\n then JSON arguments, python code, or all\n text
-    kPythonTag,      // JSON call, name.call(k=v, ...), or python code to the end of output
-    kDeepSeekCall,   // type<｜tool▁sep｜>name\n```json\n{args}\n``` then the closer
-    kMarker,         // a token that only frames calls: dropped
+    kJsonValues,    // one or more JSON call objects/arrays, then the closer if there is one
+    kFunctionName,  // name up to '>', then a JSON arguments object, then the closer
+    kRecipient,     // functionary v3.2: name\n then JSON arguments, python code, or all\n text
+    kPythonTag,     // JSON call, name.call(k=v, ...), or python code to the end of output
+    kDeepSeekCall,  // type<｜tool▁sep｜>name\n```json\n{args}\n``` then the closer
+    kMarker,        // a token that only frames calls: dropped
   };
   struct Opener {
     std::string tag;
@@ -121,15 +121,17 @@ class ToolCallParser {
   void add_error(ToolCallDelta& out, std::string message, std::string_view text);
   void end_body();
   void run(ToolCallDelta& out, bool at_end);
+  const Opener& opener() const { return openers_[opener_]; }
 
   ToolCallFormat format_;
   std::vector<Opener> openers_;
   std::string buf_;
   State state_ = State::kContent;
-  const Opener* opener_ = nullptr;
-  int phase_ = 0;         // progress inside the current body
-  std::string name_;      // the call's name once the body has read it
-  bool leading_ = true;   // only whitespace and calls so far (leading-JSON calls allowed)
+  size_t opener_ = 0;    // the body being parsed: an index into openers_ (copies stay valid)
+  int phase_ = 0;        // progress inside the current body
+  std::string name_;     // the call's name once the body has read it
+  std::string call_id_;  // and its id, where the syntax carries one outside the JSON
+  bool leading_ = true;  // only whitespace and calls so far (leading-JSON calls allowed)
   bool after_call_ = false;
   bool finished_ = false;
   size_t n_calls_ = 0;

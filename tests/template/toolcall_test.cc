@@ -113,7 +113,8 @@ TEST(ToolCallFormat, DetectedOnOllamaBuiltinsOnlyWhereTheyTakeTools) {
     ++seen;
     const std::string name = entry.path().stem().string();
     const std::string text = read_text(entry.path().string());
-    const ToolCallStyle want = name == "command-r" ? ToolCallStyle::kCommandR : ToolCallStyle::kNone;
+    const ToolCallStyle want =
+        name == "command-r" ? ToolCallStyle::kCommandR : ToolCallStyle::kNone;
     EXPECT_EQ(to_string(detect_tool_call_format(text).style), to_string(want)) << name;
   }
   EXPECT_GE(seen, 20u);
@@ -126,7 +127,8 @@ TEST(ToolCallFormat, DetectedOnTokenizerConfigChatTemplates) {
       {"gemma3", ToolCallStyle::kNone},
   };
   for (const auto& [model, style] : expected) {
-    const Json config = Json::parse(
+    // Plain (sorted) json: gemma3's config holds 260k keys, which ordered_json inserts slowly.
+    const nlohmann::json config = nlohmann::json::parse(
         read_text(testing::testdata_path("tokenizers/" + model + "/tokenizer_config.json")));
     const std::string tmpl = config.at("chat_template").get<std::string>();
     EXPECT_EQ(to_string(detect_tool_call_format(tmpl).style), to_string(style)) << model;
@@ -176,8 +178,10 @@ TEST(ToolCallParser, ParsesToolCallsAsTheirOwnTemplatesRenderThem) {
   const std::map<std::string, Turn> turns = {
       {"CohereForAI-c4ai-command-r7b-12-2024-tool_use.jinja",
        {"<|CHATBOT_TOKEN|>", "<|END_OF_TURN_TOKEN|>"}},
-      {"NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja", {"<|im_start|>assistant\n", "<|im_end|>"}},
-      {"NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja", {"<|im_start|>assistant\n", "<|im_end|>"}},
+      {"NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja",
+       {"<|im_start|>assistant\n", "<|im_end|>"}},
+      {"NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja",
+       {"<|im_start|>assistant\n", "<|im_end|>"}},
       {"Qwen-Qwen2.5-7B-Instruct.jinja", {"<|im_start|>assistant\n", "<|im_end|>"}},
       {"meta-llama-Llama-3.1-8B-Instruct.jinja",
        {"<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>"}},
@@ -186,7 +190,8 @@ TEST(ToolCallParser, ParsesToolCallsAsTheirOwnTemplatesRenderThem) {
       {"meta-llama-Llama-3.3-70B-Instruct.jinja",
        {"<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>"}},
   };
-  const Json rendered = Json::parse(read_text(testing::testdata_path("chat-templates/hf-rendered.json")));
+  const Json rendered =
+      Json::parse(read_text(testing::testdata_path("chat-templates/hf-rendered.json")));
   for (const auto& [name, turn] : turns) {
     SCOPED_TRACE(name);
     std::string text;
@@ -312,8 +317,9 @@ TEST(ToolCallParser, ParsesSeveralCallsOneAfterAnotherAndInArrays) {
   EXPECT_EQ(p.calls[1].name, "b");
   EXPECT_EQ(p.content, "");
 
-  p = parse(ToolCallStyle::kJson, "[{\"name\": \"a\", \"parameters\": {}}, {\"name\": \"b\", "
-                                  "\"arguments\": {\"k\": true}}]");
+  p = parse(ToolCallStyle::kJson,
+            "[{\"name\": \"a\", \"parameters\": {}}, {\"name\": \"b\", "
+            "\"arguments\": {\"k\": true}}]");
   ASSERT_EQ(p.calls.size(), 2u) << describe(p);
   EXPECT_EQ(p.calls[1].arguments, (Json{{"k", true}}));
 
@@ -332,14 +338,54 @@ TEST(ToolCallParser, ParsesSeveralCallsOneAfterAnotherAndInArrays) {
   EXPECT_EQ(p.calls[1].name, "get_time");
   EXPECT_EQ(p.content, "");
 
-  p = parse(ToolCallStyle::kDeepSeekR1,
-            "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n"
-            "{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>function<｜tool▁sep｜>"
-            "b\n```json\n{}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>");
+  p = parse(
+      ToolCallStyle::kDeepSeekR1,
+      "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n"
+      "{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>function<｜tool▁sep｜>"
+      "b\n```json\n{}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>");
   ASSERT_EQ(p.calls.size(), 2u) << describe(p);
   EXPECT_EQ(p.calls[0].arguments, (Json{{"city", "Paris"}}));
   EXPECT_EQ(p.calls[1].name, "b");
   EXPECT_EQ(p.content, "");
+}
+
+TEST(ToolCallParser, MistralNameAndArgsSyntax) {
+  const std::string text =
+      "[TOOL_CALLS]get_weather[CALL_ID]abcDEF123[ARGS]{\"city\": \"Paris\", \"unit\": "
+      "\"celsius\"}[TOOL_CALLS]get_time[ARGS]{}";
+  const Parsed p = parse(ToolCallStyle::kMistral, text);
+  ASSERT_EQ(p.calls.size(), 2u) << describe(p);
+  EXPECT_EQ(p.calls[0].name, "get_weather");
+  EXPECT_EQ(p.calls[0].id, "abcDEF123");
+  EXPECT_EQ(p.calls[0].arguments, kParis);
+  EXPECT_EQ(p.calls[1].name, "get_time");
+  EXPECT_EQ(p.calls[1].id, "");
+  EXPECT_TRUE(p.errors.empty());
+  EXPECT_EQ(p.content, "");
+  expect_same_for_every_split({ToolCallStyle::kMistral, ""}, text);
+}
+
+TEST(ToolCallParser, LeadingJsonAnswerStreamsOnceItsFirstKeyRulesOutACall) {
+  ToolCallParser parser({ToolCallStyle::kJson, ""});
+  EXPECT_EQ(parser.push("{\"na").content, "");  // could still be "name"
+  EXPECT_EQ(parser.push("tion\": \"Fr").content, "{\"nation\": \"Fr");
+  EXPECT_EQ(parser.push("ance\"}").content, "ance\"}");
+  EXPECT_TRUE(parser.finish().empty());
+
+  ToolCallParser array({ToolCallStyle::kJson, ""});
+  EXPECT_EQ(array.push("[1, ").content, "[1, ");
+}
+
+TEST(ToolCallParser, CopiesParseIndependently) {
+  ToolCallParser a({ToolCallStyle::kHermes, ""});
+  EXPECT_TRUE(a.push("<tool_call>{\"name\": \"f\", ").empty());
+  ToolCallParser b = a;
+  const ToolCallDelta da = a.push("\"arguments\": {\"n\": 1}}</tool_call>");
+  const ToolCallDelta db = b.push("\"arguments\": {\"n\": 2}}</tool_call>");
+  ASSERT_EQ(da.calls.size(), 1u);
+  ASSERT_EQ(db.calls.size(), 1u);
+  EXPECT_EQ(da.calls[0].arguments, (Json{{"n", 1}}));
+  EXPECT_EQ(db.calls[0].arguments, (Json{{"n", 2}}));
 }
 
 TEST(ToolCallParser, ArgumentsGivenAsAJsonStringAreParsed) {
@@ -391,8 +437,8 @@ TEST(ToolCallParser, ReportsMalformedCallsAndCarriesOn) {
 }
 
 TEST(ToolCallParser, TemplateWithoutToolsPassesEverythingThrough) {
-  const ToolCallFormat format =
-      detect_tool_call_format(read_text(testing::testdata_path("chat-templates/hf/google-gemma-2-2b-it.jinja")));
+  const ToolCallFormat format = detect_tool_call_format(
+      read_text(testing::testdata_path("chat-templates/hf/google-gemma-2-2b-it.jinja")));
   ASSERT_FALSE(format.supports_tools());
   ToolCallParser parser(format);
   // Nothing is held back, not even what looks like the start of a tag.
@@ -457,15 +503,17 @@ TEST(ToolCallParser, FunctionaryFormats) {
   EXPECT_TRUE(p.calls.empty());
   EXPECT_EQ(p.content, "Hello there >> friend");
 
-  p = parse(ToolCallStyle::kFunctionaryV32, "all\nChecking.\n>>>get_weather\n{\"city\": \"Paris\"}");
+  p = parse(ToolCallStyle::kFunctionaryV32,
+            "all\nChecking.\n>>>get_weather\n{\"city\": \"Paris\"}");
   ASSERT_EQ(p.calls.size(), 1u) << describe(p);
   EXPECT_EQ(p.content, "Checking.\n");
 }
 
 TEST(ToolCallParser, CommandRFormats) {
-  Parsed p = parse(ToolCallStyle::kCommandR,
-                   "Action: ```json\n[\n    {\n        \"tool_name\": \"get_weather\",\n"
-                   "        \"parameters\": {\"city\": \"Paris\", \"unit\": \"celsius\"}\n    }\n]```");
+  Parsed p =
+      parse(ToolCallStyle::kCommandR,
+            "Action: ```json\n[\n    {\n        \"tool_name\": \"get_weather\",\n"
+            "        \"parameters\": {\"city\": \"Paris\", \"unit\": \"celsius\"}\n    }\n]```");
   ASSERT_EQ(p.calls.size(), 1u) << describe(p);
   EXPECT_EQ(p.calls[0].arguments, kParis);
   EXPECT_EQ(p.content, "");
