@@ -113,6 +113,33 @@ size_t filler(std::string_view s, bool separators, bool at_end, bool& need_more)
   return i;
 }
 
+// JSON as models write it: control characters inside strings (a raw newline in generated code)
+// are invalid JSON but unambiguous, so they are escaped before a second attempt. Discarded when
+// the text is not JSON either way.
+Json parse_json(std::string_view text) {
+  Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!value.is_discarded()) return value;
+  std::string fixed;
+  bool in_string = false, escaped = false, changed = false;
+  for (const char c : text) {
+    if (in_string && !escaped && static_cast<unsigned char>(c) < 0x20) {
+      fixed += c == '\n' ? "\\n" : c == '\t' ? "\\t" : c == '\r' ? "\\r" : " ";
+      changed = true;
+      continue;
+    }
+    fixed += c;
+    if (escaped) {
+      escaped = false;
+    } else if (in_string && c == '\\') {
+      escaped = true;
+    } else if (c == '"') {
+      in_string = !in_string;
+    }
+  }
+  if (!changed) return value;
+  return Json::parse(fixed, nullptr, false);
+}
+
 const Json* member(const Json& obj, std::initializer_list<const char*> keys) {
   for (const char* key : keys) {
     const auto it = obj.find(key);
@@ -133,7 +160,7 @@ bool to_arguments(const Json* value, Json& args, std::string& error) {
       args = Json::object();
       return true;
     }
-    args = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+    args = parse_json(text);
     if (args.is_discarded()) {
       error = "arguments are a string that is not valid JSON";
       return false;
@@ -256,7 +283,7 @@ ScanResult scan_kwargs(std::string_view s, Json& args) {
     } else if (c == '{' || c == '[') {
       const ScanResult r = scan_json(s.substr(i));
       if (r.status != Scan::kComplete) return {r.status, i + r.size};
-      value = Json::parse(s.substr(i, r.size), nullptr, false);
+      value = parse_json(s.substr(i, r.size));
       if (value.is_discarded()) return {Scan::kInvalid, i + r.size};
       i += r.size;
     } else {
@@ -354,9 +381,9 @@ ToolCallFormat style_from_tag(std::string tag) {
   return {ToolCallStyle::kTagged, tag};
 }
 
-// The first literal text inside a Go template's `{{ if .ToolCalls }}` block, as Go's parser
-// would see it (trim markers applied, empty text nodes gone), looking into nested range/if/with
-// blocks but stopping at any other action. Empty when there is none.
+// The first non-blank literal text inside a Go template's `{{ if .ToolCalls }}` block, as Go's
+// parser would split it (trim markers applied), looking into nested range/if/with blocks but
+// stopping at any other action, as Ollama's tools package does. Empty when there is none.
 std::string go_tool_call_text(std::string_view t) {
   static const std::regex kToolCallsIf(
       R"(\{\{-?\s*(?:else\s+)?(?:if|with)\b[^}]*\.ToolCalls\b[^}]*\}\})");
@@ -387,7 +414,7 @@ std::string go_tool_call_text(std::string_view t) {
     if (t.substr(next).starts_with("{{-")) {
       while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
     }
-    if (!text.empty()) return std::string(text);
+    if (!trim(text).empty()) return std::string(text);  // blank text nodes are skipped
     pos = next;
     trim_left = false;
   }
@@ -719,7 +746,7 @@ bool ToolCallParser::step_json_values(ToolCallDelta& out, bool at_end) {
   Json value;
   if (scan.status == Scan::kIncomplete && !at_end) return false;
   if (scan.status == Scan::kComplete) {
-    value = Json::parse(rest.substr(0, scan.size), nullptr, false);
+    value = parse_json(rest.substr(0, scan.size));
   }
   const bool valid = scan.status == Scan::kComplete && !value.is_discarded();
   if (op.leading_only && (!valid || !looks_like_call(value))) {
@@ -770,8 +797,7 @@ bool ToolCallParser::take_arguments(ToolCallDelta& out, size_t skip, bool at_end
   if (scan.status == Scan::kIncomplete && !at_end) return false;
   buf_.erase(0, skip);
   Json value;
-  if (scan.status == Scan::kComplete)
-    value = Json::parse(buf_.substr(0, scan.size), nullptr, false);
+  if (scan.status == Scan::kComplete) value = parse_json(buf_.substr(0, scan.size));
   if (scan.status != Scan::kComplete || value.is_discarded()) {
     return skip_broken(out, "arguments of " + name_ + " are not valid JSON", scan.size, at_end);
   }
@@ -875,7 +901,7 @@ bool ToolCallParser::step_python_tag(ToolCallDelta& out, bool at_end) {
       if (scan.status == Scan::kIncomplete && !at_end) return false;
       Json value;
       if (scan.status == Scan::kComplete) {
-        value = Json::parse(buf_.substr(i, scan.size), nullptr, false);
+        value = parse_json(buf_.substr(i, scan.size));
       }
       ToolCall call;
       std::string error = "tool call is not valid JSON";

@@ -72,8 +72,10 @@ struct ToolCallDelta {
 // Splits streamed model output into content and tool calls. push() takes each decoded piece and
 // returns what is certain so far: text that could still become a tool-call tag (the tail of a
 // chunk that is a prefix of one) is held back until the next piece decides it. finish() flushes
-// whatever is held at the end of generation. Whitespace next to a call is not content. With
-// style kNone every byte passes straight through.
+// whatever is held at the end of generation. Whitespace after a call is not content. With
+// style kNone every byte passes straight through: a server builds the parser from the detected
+// format only when the request offers tools (as Ollama does), so a plain JSON answer from a
+// Llama 3.2 model is never taken for a call.
 class ToolCallParser {
  public:
   explicit ToolCallParser(ToolCallFormat format);

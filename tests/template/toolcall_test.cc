@@ -162,6 +162,25 @@ TEST(ToolCallFormat, OllamaGoTemplateTagIsTheTextInsideTheToolCallsBlock) {
   EXPECT_EQ(detect_tool_call_format(custom),
             (ToolCallFormat{ToolCallStyle::kTagged, "<functioncall>"}));
 
+  // Where Ollama's tag search stops: blank text is skipped, nested blocks are entered, any other
+  // action ends the search (then a leading JSON object is the call).
+  const std::map<std::string, ToolCallFormat> tags = {
+      {"{{if .ToolCalls}}{{end}}", {ToolCallStyle::kJson, ""}},
+      {"{{if .ToolCalls}} \n {{range .ToolCalls}}{{ . }}{{end}}]{{end}}",
+       {ToolCallStyle::kJson, ""}},
+      {"{{if .ToolCalls}}\r\n{{range .ToolCalls}}\r\n<tool_call>{{ . }}{{end}}{{end}}",
+       {ToolCallStyle::kHermes, ""}},
+      {"{{if .ToolCalls}}Action: ```json\n{{end}}", {ToolCallStyle::kCommandR, ""}},
+      {"{{if .ToolCalls}} functools[{{end}}", {ToolCallStyle::kFireFunction, ""}},
+      {"{{if .ToolCalls}}[TOOL_CALL] [{{end}}", {ToolCallStyle::kTagged, "[TOOL_CALL]"}},
+      {"{{if .ToolCalls}}Calls:{{if .X}}inner{{end}}{{end}}", {ToolCallStyle::kTagged, "Calls:"}},
+      {"{{ if .ToolCalls -}}\n[{{range .ToolCalls}}{{ . }}{{end}}]{{end}}",
+       {ToolCallStyle::kJson, ""}},
+  };
+  for (const auto& [body, want] : tags) {
+    EXPECT_EQ(detect_tool_call_format("{{ .Tools }}" + body), want) << body;
+  }
+
   // Renders tool calls but never offers tools: no tool support.
   const std::string no_tools = "{{ if .ToolCalls }}<tool_call>{{ end }}";
   EXPECT_FALSE(detect_tool_call_format(no_tools).supports_tools());
@@ -394,6 +413,14 @@ TEST(ToolCallParser, ArgumentsGivenAsAJsonStringAreParsed) {
                          "\\\"Paris\\\", \\\"unit\\\": \\\"celsius\\\"}\"}</tool_call>");
   ASSERT_EQ(p.calls.size(), 1u) << describe(p);
   EXPECT_EQ(p.calls[0].arguments, kParis);
+}
+
+TEST(ToolCallParser, ToleratesRawNewlinesInsideJsonStrings) {
+  const Parsed p = parse(ToolCallStyle::kHermes,
+                         "<tool_call>\n{\"name\": \"run\", \"arguments\": {\"code\": "
+                         "\"x = 1\n\tprint(x)\"}}\n</tool_call>");
+  ASSERT_EQ(p.calls.size(), 1u) << describe(p);
+  EXPECT_EQ(p.calls[0].arguments, (Json{{"code", "x = 1\n\tprint(x)"}}));
 }
 
 TEST(ToolCallParser, ReportsMalformedCallsAndCarriesOn) {
