@@ -1,7 +1,6 @@
 #include "template/toolcall.h"
 
 #include <algorithm>
-#include <regex>
 #include <utility>
 
 namespace corral::tmpl {
@@ -381,27 +380,64 @@ ToolCallFormat style_from_tag(std::string tag) {
   return {ToolCallStyle::kTagged, tag};
 }
 
+// Whether word occurs in s on its own, not as part of a longer identifier.
+bool has_word(std::string_view s, std::string_view word) {
+  for (size_t p = s.find(word); p != std::string_view::npos; p = s.find(word, p + 1)) {
+    const size_t e = p + word.size();
+    const bool left = p == 0 || !is_ident(word.front()) || !is_ident(s[p - 1]);
+    if (left && (e == s.size() || !is_ident(s[e]))) return true;
+  }
+  return false;
+}
+
+bool starts_with_keyword(std::string_view action, std::string_view keyword) {
+  return action.starts_with(keyword) && action.size() > keyword.size() &&
+         (is_space(action[keyword.size()]) || action[keyword.size()] == '(');
+}
+
+// A Go template action's words: the text between {{ and }} without trim markers.
+struct GoAction {
+  std::string_view words;
+  bool trims_after;  // ends with "-}}": the next text loses its leading whitespace
+};
+
+GoAction go_action(std::string_view t, size_t open, size_t close) {
+  std::string_view a = t.substr(open + 2, close - open - 2);
+  const bool trims_after = a.ends_with('-');
+  if (a.starts_with('-')) a.remove_prefix(1);
+  if (trims_after) a.remove_suffix(1);
+  return {trim(a), trims_after};
+}
+
 // The first non-blank literal text inside a Go template's `{{ if .ToolCalls }}` block, as Go's
 // parser would split it (trim markers applied), looking into nested range/if/with blocks but
 // stopping at any other action, as Ollama's tools package does. Empty when there is none.
 std::string go_tool_call_text(std::string_view t) {
-  static const std::regex kToolCallsIf(
-      R"(\{\{-?\s*(?:else\s+)?(?:if|with)\b[^}]*\.ToolCalls\b[^}]*\}\})");
-  std::match_results<std::string_view::const_iterator> m;
-  if (!std::regex_search(t.begin(), t.end(), m, kToolCallsIf)) return {};
-  size_t pos = static_cast<size_t>(m.position(0) + m.length(0));
-  bool trim_left = m.str(0).ends_with("-}}");
+  size_t pos = std::string_view::npos;
+  bool trim_left = false;
+  for (size_t open = t.find("{{"); open != std::string_view::npos; open = t.find("{{", open + 2)) {
+    const size_t close = t.find("}}", open + 2);
+    if (close == std::string_view::npos) return {};
+    const GoAction action = go_action(t, open, close);
+    std::string_view words = action.words;
+    if (starts_with_keyword(words, "else")) words = trim(words.substr(4));
+    if ((starts_with_keyword(words, "if") || starts_with_keyword(words, "with")) &&
+        has_word(words, ".ToolCalls")) {
+      pos = close + 2;
+      trim_left = action.trims_after;
+      break;
+    }
+  }
   while (pos < t.size()) {
     if (t.substr(pos).starts_with("{{")) {
-      const size_t close = t.find("}}", pos);
+      const size_t close = t.find("}}", pos + 2);
       if (close == std::string_view::npos) return {};
-      std::string_view action = t.substr(pos + 2, close - pos - 2);
-      trim_left = action.ends_with('-');
-      if (action.starts_with('-')) action.remove_prefix(1);
-      action = trim(action);
-      const bool opens_block =
-          action.starts_with("range") || action.starts_with("if") || action.starts_with("with");
+      const GoAction action = go_action(t, pos, close);
+      const bool opens_block = starts_with_keyword(action.words, "range") ||
+                               starts_with_keyword(action.words, "if") ||
+                               starts_with_keyword(action.words, "with");
       if (!opens_block) return {};
+      trim_left = action.trims_after;
       pos = close + 2;
       continue;
     }
@@ -422,8 +458,7 @@ std::string go_tool_call_text(std::string_view t) {
 }
 
 ToolCallFormat detect_go(std::string_view t) {
-  static const std::regex kTools(R"(\.Tools\b)");
-  if (!std::regex_search(t.begin(), t.end(), kTools)) return {};
+  if (!has_word(t, ".Tools")) return {};
   std::string text = go_tool_call_text(t);
   // Ollama's tag: the text up to the first '{' (where the call's JSON begins), trimmed.
   std::string tag;
@@ -454,8 +489,7 @@ ToolCallFormat detect_jinja(std::string_view t) {
   if (has("<|CHATBOT_TOKEN|>") && has("Action:")) return {ToolCallStyle::kCommandR, ""};
   // A template that takes tools but shows no syntax of its own: Ollama then tries any leading
   // JSON object as a call.
-  static const std::regex kToolsVar(R"(\btools\b)");
-  if (std::regex_search(t.begin(), t.end(), kToolsVar)) return {ToolCallStyle::kJson, ""};
+  if (has_word(t, "tools")) return {ToolCallStyle::kJson, ""};
   return {};
 }
 
