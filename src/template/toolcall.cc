@@ -17,6 +17,8 @@ constexpr std::string_view kMistralCallId = "[CALL_ID]";
 // Sub-states shared by the bodies that read a name and then arguments.
 constexpr int kPhaseArguments = 20;
 constexpr int kPhaseClosing = 100;
+// Longest name (or type) read before the text that ends it; past that the call is malformed.
+constexpr size_t kMaxName = 256;
 constexpr std::string_view kFenceEnd = "```";
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -110,6 +112,41 @@ size_t filler(std::string_view s, bool separators, bool at_end, bool& need_more)
     }
   }
   return i;
+}
+
+// Text cut from the output (names, python code, keyword arguments) as valid UTF-8: a JSON
+// serializer throws on anything else. Invalid bytes become U+FFFD.
+std::string clean_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size() && !(n == 2 && b < 0xC2);
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+    if (ok && n >= 3) {
+      const auto b1 = static_cast<unsigned char>(s[i + 1]);
+      // Overlong forms, UTF-16 surrogates and code points past U+10FFFF.
+      ok = !(b == 0xE0 && b1 < 0xA0) && !(b == 0xED && b1 >= 0xA0) && !(b == 0xF0 && b1 < 0x90) &&
+           !(b == 0xF4 && b1 >= 0x90) && b <= 0xF4;
+    }
+    if (ok) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+void clean_strings(Json& v) {
+  if (v.is_string()) {
+    v = clean_utf8(v.get_ref<const std::string&>());
+  } else if (v.is_structured()) {
+    for (Json& e : v) clean_strings(e);
+  }
 }
 
 // JSON as models write it: control characters inside strings (a raw newline in generated code)
@@ -579,6 +616,9 @@ void ToolCallParser::emit_content(ToolCallDelta& out, std::string_view text) {
 }
 
 void ToolCallParser::add_call(ToolCallDelta& out, ToolCall call) {
+  call.name = clean_utf8(call.name);
+  call.id = clean_utf8(call.id);
+  clean_strings(call.arguments);
   out.calls.push_back(std::move(call));
   ++n_calls_;
   after_call_ = true;
@@ -735,19 +775,28 @@ bool ToolCallParser::step_json_values(ToolCallDelta& out, bool at_end) {
   const char c = rest.front();
   if (op.tag == kMistralTag && is_ident(c)) {
     // Mistral's newer syntax: [TOOL_CALLS]name[CALL_ID]id[ARGS]{arguments}.
-    const size_t args = rest.find(kMistralArgs);
-    if (args == std::string_view::npos) {
-      if (!at_end && rest.size() < 256) return false;
+    size_t j = 0;
+    while (j < rest.size() && (is_ident(rest[j]) || rest[j] == '-' || rest[j] == '.')) ++j;
+    const size_t name_end = j;
+    std::string_view after = rest.substr(j);
+    std::string id;
+    if (after.starts_with(kMistralCallId)) {
+      size_t k = kMistralCallId.size();
+      while (k < after.size() && is_ident(after[k])) ++k;
+      id = std::string(after.substr(kMistralCallId.size(), k - kMistralCallId.size()));
+      j += k;
+      after = rest.substr(j);
+    }
+    if (!after.starts_with(kMistralArgs)) {
+      const bool may_follow = after.empty() || kMistralArgs.starts_with(after) ||
+                              (kMistralCallId.starts_with(after) && id.empty());
+      if (!at_end && may_follow) return false;
       buf_.erase(0, skip);
-      return skip_broken(out, "tool call name is not followed by [ARGS]", buf_.size(), at_end);
+      return skip_broken(out, "tool call name is not followed by [ARGS]", j, at_end);
     }
-    const std::string_view head = rest.substr(0, args);
-    const size_t id_at = head.find(kMistralCallId);
-    name_ = std::string(trim(head.substr(0, id_at)));
-    if (id_at != std::string_view::npos) {
-      call_id_ = std::string(trim(head.substr(id_at + kMistralCallId.size())));
-    }
-    buf_.erase(0, skip + args + kMistralArgs.size());
+    name_ = std::string(rest.substr(0, name_end));
+    call_id_ = id;
+    buf_.erase(0, skip + j + kMistralArgs.size());
     phase_ = kPhaseArguments;
     return true;
   }
@@ -765,15 +814,14 @@ bool ToolCallParser::step_json_values(ToolCallDelta& out, bool at_end) {
       end_body();
       return true;
     }
+    // Reported as the tag alone when there is no closer: what follows is content.
     buf_.erase(0, skip);
-    return skip_broken(out, "tool call is not JSON", buf_.size(), at_end);
+    return skip_broken(out, "tool call is not JSON", 0, at_end);
   }
   const ScanResult scan = scan_json(rest);
   if (op.leading_only && scan.status == Scan::kIncomplete && starts_unlike_call(rest)) {
-    // A JSON answer: stream it now rather than at its end.
-    emit_content(out, buf_);
+    // A JSON answer: the content state streams it now rather than at its end.
     leading_ = false;
-    buf_.clear();
     end_body();
     return true;
   }
@@ -784,11 +832,8 @@ bool ToolCallParser::step_json_values(ToolCallDelta& out, bool at_end) {
   }
   const bool valid = scan.status == Scan::kComplete && !value.is_discarded();
   if (op.leading_only && (!valid || !looks_like_call(value))) {
-    // A JSON answer (or something that only starts like one), not a call.
-    const size_t n = valid ? scan.size : buf_.size();
-    emit_content(out, std::string_view(buf_).substr(0, n));
+    // A JSON answer (or something that only starts like one), not a call: content.
     leading_ = false;
-    buf_.erase(0, n);
     end_body();
     return true;
   }
@@ -863,9 +908,9 @@ bool ToolCallParser::step_function_name(ToolCallDelta& out, bool at_end) {
   if (phase_ == kPhaseClosing) return take_closer(at_end);
   if (phase_ == 1) return take_arguments(out, 0, at_end);
   const size_t gt = buf_.find('>');
-  if (gt == std::string::npos) {
-    if (!at_end && buf_.size() < 256) return false;
-    return skip_broken(out, "tool call name is not closed by '>'", buf_.size(), at_end);
+  if (gt == std::string::npos || gt > kMaxName) {
+    if (!at_end && buf_.size() <= kMaxName) return false;
+    return skip_broken(out, "tool call name is not closed by '>'", 0, at_end);
   }
   name_ = std::string(trim(std::string_view(buf_).substr(0, gt)));
   buf_.erase(0, gt + 1);
@@ -969,9 +1014,10 @@ bool ToolCallParser::step_python_tag(ToolCallDelta& out, bool at_end) {
       add_call(out, {name_, std::move(args), ""});
       buf_.erase(0, scan.size);
     } else {
+      const size_t n = std::min(buf_.size(), scan.size + 1);
       add_error(out, "built-in tool call " + name_ + " is malformed",
-                opener().tag + name_ + ".call(" + buf_);
-      buf_.clear();
+                opener().tag + name_ + ".call(" + buf_.substr(0, n));
+      buf_.erase(0, n);
     }
     end_body();
     return true;
@@ -989,18 +1035,18 @@ bool ToolCallParser::step_deepseek_call(ToolCallDelta& out, bool at_end) {
   if (phase_ == kPhaseClosing) return take_closer(at_end);
   if (phase_ == 0) {
     const size_t sep = buf_.find(kSep);
-    if (sep == std::string::npos) {
-      if (!at_end && buf_.size() < 64) return false;
-      return skip_broken(out, "tool call without <｜tool▁sep｜>", buf_.size(), at_end);
+    if (sep == std::string::npos || sep > kMaxName) {
+      if (!at_end && buf_.size() <= kMaxName + kSep.size()) return false;
+      return skip_broken(out, "tool call without <｜tool▁sep｜>", 0, at_end);
     }
     buf_.erase(0, sep + kSep.size());
     phase_ = 1;
   }
   if (phase_ == 1) {
     const size_t nl = buf_.find('\n');
-    if (nl == std::string::npos) {
-      if (!at_end && buf_.size() < 256) return false;
-      return skip_broken(out, "tool call name is not followed by a newline", buf_.size(), at_end);
+    if (nl == std::string::npos || nl > kMaxName) {
+      if (!at_end && buf_.size() <= kMaxName) return false;
+      return skip_broken(out, "tool call name is not followed by a newline", 0, at_end);
     }
     name_ = std::string(trim(std::string_view(buf_).substr(0, nl)));
     buf_.erase(0, nl + 1);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 
 #include "testdata.h"
@@ -47,10 +48,17 @@ Parsed parse(ToolCallStyle style, const std::string& text) {
   return parse_chunks({style, ""}, {text});
 }
 
+// Raw model text need not be valid UTF-8; shown escaped, with bad bytes replaced.
+std::string quoted(const std::string& text) {
+  return Json(text).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 std::string describe(const Parsed& p) {
-  std::string s = "content=" + Json(p.content).dump();
-  for (const ToolCall& c : p.calls) s += " call=" + c.name + c.arguments.dump() + "#" + c.id;
-  for (const ToolCallError& e : p.errors) s += " error=" + e.message + ":" + Json(e.text).dump();
+  std::string s = "content=" + quoted(p.content);
+  // Throws if the parser let invalid UTF-8 into a call.
+  for (const ToolCall& c : p.calls)
+    s += " call=" + Json(c.name).dump() + c.arguments.dump() + "#" + Json(c.id).dump();
+  for (const ToolCallError& e : p.errors) s += " error=" + e.message + ":" + quoted(e.text);
   return s;
 }
 
@@ -60,7 +68,7 @@ void expect_same_for_every_split(const ToolCallFormat& format, const std::string
   const std::string whole = describe(parse_chunks(format, {text}));
   for (size_t i = 0; i <= text.size(); ++i) {
     ASSERT_EQ(describe(parse_chunks(format, {text.substr(0, i), text.substr(i)})), whole)
-        << "split at byte " << i << " of " << Json(text).dump();
+        << "split at byte " << i << " of " << quoted(text);
   }
   std::vector<std::string> bytes;
   for (const char c : text) bytes.emplace_back(1, c);
@@ -553,6 +561,81 @@ TEST(ToolCallParser, CommandRFormats) {
 
   p = parse(ToolCallStyle::kCommandR7B, "<|START_RESPONSE|>Hello!<|END_RESPONSE|>");
   EXPECT_EQ(p.content, "Hello!");
+}
+
+// Random outputs built from every syntax's pieces, JSON punctuation and text: the parser must
+// never crash (this runs under the sanitizers in CI) and must give the same result however the
+// output is chunked.
+TEST(ToolCallParser, RandomOutputsParseTheSameInAnyChunking) {
+  const std::vector<std::string> pieces = {"<tool_call>",
+                                           "</tool_call>",
+                                           "[TOOL_CALLS]",
+                                           "[ARGS]",
+                                           "[CALL_ID]",
+                                           "<|python_tag|>",
+                                           "<function=",
+                                           "</function>",
+                                           ">>>",
+                                           "all\n",
+                                           "Action:",
+                                           "```json",
+                                           "```",
+                                           "functools",
+                                           "<|START_ACTION|>",
+                                           "<|END_ACTION|>",
+                                           "<｜tool▁calls▁begin｜>",
+                                           "<｜tool▁call▁begin｜>",
+                                           "<｜tool▁sep｜>",
+                                           "<｜tool▁call▁end｜>",
+                                           "{",
+                                           "}",
+                                           "[",
+                                           "]",
+                                           "\"",
+                                           "\\",
+                                           ":",
+                                           ",",
+                                           ";",
+                                           "\"name\"",
+                                           "\"arguments\"",
+                                           "\"parameters\"",
+                                           "\"f\"",
+                                           "1",
+                                           " ",
+                                           "\n",
+                                           "x",
+                                           ".call(",
+                                           "=",
+                                           ")",
+                                           "<",
+                                           ">",
+                                           "{\"name\": \"f\", \"arguments\": {\"a\": 1}}",
+                                           "\xe2\x96"};
+  const ToolCallStyle styles[] = {
+      ToolCallStyle::kJson,           ToolCallStyle::kLlama31,      ToolCallStyle::kHermes,
+      ToolCallStyle::kMistral,        ToolCallStyle::kFireFunction, ToolCallStyle::kFunctionaryV31,
+      ToolCallStyle::kFunctionaryV32, ToolCallStyle::kCommandR,     ToolCallStyle::kCommandR7B,
+      ToolCallStyle::kDeepSeekR1,     ToolCallStyle::kNone};
+  std::mt19937 rng(1234);
+  for (const ToolCallStyle style : styles) {
+    const ToolCallFormat format{style, ""};
+    for (int trial = 0; trial < 300; ++trial) {
+      std::string text;
+      const int n = static_cast<int>(rng() % 24);
+      for (int i = 0; i < n; ++i) text += pieces[rng() % pieces.size()];
+      const std::string whole = describe(parse_chunks(format, {text}));
+      for (int cut = 0; cut < 3; ++cut) {
+        std::vector<std::string> chunks;
+        for (size_t pos = 0; pos < text.size();) {
+          const size_t len = 1 + rng() % 7;
+          chunks.push_back(text.substr(pos, len));
+          pos += len;
+        }
+        ASSERT_EQ(describe(parse_chunks(format, chunks)), whole)
+            << to_string(style) << " " << quoted(text);
+      }
+    }
+  }
 }
 
 }  // namespace
