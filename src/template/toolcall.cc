@@ -11,6 +11,7 @@ using Body = ToolCallParser::Body;
 using Opener = ToolCallParser::Opener;
 
 constexpr std::string_view kFence = "```json";
+constexpr std::string_view kFenceEnd = "```";
 constexpr std::string_view kMistralTag = "[TOOL_CALLS]";
 constexpr std::string_view kMistralArgs = "[ARGS]";
 constexpr std::string_view kMistralCallId = "[CALL_ID]";
@@ -19,7 +20,6 @@ constexpr int kPhaseArguments = 20;
 constexpr int kPhaseClosing = 100;
 // Longest name (or type) read before the text that ends it; past that the call is malformed.
 constexpr size_t kMaxName = 256;
-constexpr std::string_view kFenceEnd = "```";
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool is_ident(char c) {
@@ -364,7 +364,7 @@ std::vector<Opener> openers_for(const ToolCallFormat& format) {
     case ToolCallStyle::kHermes:
       return {{"<tool_call>", Body::kJsonValues, "</tool_call>"}};
     case ToolCallStyle::kMistral:
-      return {{"[TOOL_CALLS]", Body::kJsonValues, ""}};
+      return {{std::string(kMistralTag), Body::kJsonValues, ""}};
     case ToolCallStyle::kFireFunction:
       return {{"functools", Body::kJsonValues, ""}};
     case ToolCallStyle::kFunctionaryV31:

@@ -20,7 +20,7 @@ namespace corral::tmpl {
 
 enum class ToolCallStyle {
   kNone,            // the template has no tool support: everything is content
-  kJson,            // Llama 3.2/3.3: output that starts with {"name": .., "parameters": ..}
+  kJson,            // Llama 3.2: output that starts with {"name": .., "parameters": ..} or [..]
   kLlama31,         // kJson plus <|python_tag|> (JSON, name.call(k=v), or raw python code)
   kHermes,          // Qwen 2.5/3, Hermes 2/3: <tool_call>{"name", "arguments"}</tool_call>
   kMistral,         // [TOOL_CALLS][{"name", "arguments", "id"}, ...] or [TOOL_CALLS]name[ARGS]{..}
@@ -48,6 +48,8 @@ std::string_view to_string(ToolCallStyle style);
 // tool-call syntax its model uses; kNone when the template does not take tools.
 ToolCallFormat detect_tool_call_format(std::string_view template_text);
 
+// Names, ids and argument strings are valid UTF-8 (bad bytes replaced), ready to serialize;
+// content and error text are the model's bytes as generated.
 struct ToolCall {
   std::string name;
   nlohmann::ordered_json arguments = nlohmann::ordered_json::object();
