@@ -668,7 +668,7 @@ class Parser {
       first = false;
       auto f = node(Expr::Kind::kFilter, cur());
       f->name = expect_name();
-      while (skip_op(".")) f->name += "." + expect_name();
+      while (skip_op(".")) f->name.append(".").append(expect_name());
       add(*f, std::move(input));
       if (is_op("(")) parse_args(*f);
       input = std::move(f);
@@ -685,7 +685,7 @@ class Parser {
         advance();
         t->negated = skip_name("not");
         t->name = expect_name();
-        while (skip_op(".")) t->name += "." + expect_name();
+        while (skip_op(".")) t->name.append(".").append(expect_name());
         add(*t, std::move(e));
         if (is_op("(")) {
           parse_args(*t);
