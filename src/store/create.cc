@@ -103,10 +103,11 @@ class Creator {
     status(label + " " + std::to_string(pct) + "%", done, total);
   }
 
-  Layer quantize(const Layer& model, const convert::QuantType& type) {
-    const fs::path src = store_.blob_path(model.digest);
+  // The model in `src` (a blob, or a file outside the store that is then never copied in)
+  // quantized into a new blob; nullopt when it already has that type.
+  std::optional<Layer> quantize(const fs::path& src, const convert::QuantType& type) {
     const GgufFacts facts = describe(src);
-    if (facts.file_type == type.name) return model;
+    if (facts.file_type == type.name) return std::nullopt;
     const std::string label = "quantizing " + facts.file_type + " model to " + type.name;
     status(label);
     ScratchDir scratch(store_.root());
@@ -142,8 +143,7 @@ class Creator {
   }
 
   void report_layer(const Layer& l) const {
-    status((created_.count(l.digest) ? "creating new layer " : "using existing layer ") +
-           l.digest);
+    status((created_.count(l.digest) ? "creating new layer " : "using existing layer ") + l.digest);
   }
 
  private:
@@ -202,14 +202,17 @@ void create_model(Store& store, const ModelName& name, const Modelfile& mf, cons
                                            "*.safetensors) or .gguf file in this folder")
                              : std::string("several .gguf files in this folder; name one")));
         }
-        model = c.import_gguf(ggufs[0]);
+        std::optional<Layer> quantized;
+        if (qtype) quantized = c.quantize(ggufs[0], *qtype);
+        model = quantized ? *quantized : c.import_gguf(ggufs[0]);
       }
     } else if (is_gguf_file(path)) {
-      model = c.import_gguf(path);
+      std::optional<Layer> quantized;
+      if (qtype) quantized = c.quantize(path, *qtype);
+      model = quantized ? *quantized : c.import_gguf(path);
     } else {
       throw std::runtime_error("FROM " + path.string() + ": not a GGUF file");
     }
-    if (qtype) model = c.quantize(model, *qtype);
     base_layers.push_back(model);
   } else {
     const bool path_like = mf.from.starts_with(".") || mf.from.starts_with("/") ||
@@ -232,9 +235,8 @@ void create_model(Store& store, const ModelName& name, const Modelfile& mf, cons
         throw std::runtime_error("FROM " + mf.from + ": blob " + l.digest + " is missing");
       }
       if (l.media_type == kMediaModel && qtype) {
-        const Layer q = c.quantize(l, *qtype);
-        if (q.digest != l.digest) {
-          l = q;
+        if (const std::optional<Layer> q = c.quantize(store.blob_path(l.digest), *qtype)) {
+          l = *q;
           config.erase("file_type");
           config.erase("model_type");
         }

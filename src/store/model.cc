@@ -50,7 +50,8 @@ ModelInfo resolve(const Store& store, const std::string& name_or_path) {
       info.gguf = store.blob_path(l.digest);
       have_model = true;
     } else if (l.media_type == kMediaAdapter) {
-      throw std::runtime_error("model '" + info.name + "' has an adapter layer: adapters are not "
+      throw std::runtime_error("model '" + info.name +
+                               "' has an adapter layer: adapters are not "
                                "supported yet");
     } else if (l.media_type == kMediaTemplate) {
       info.template_text = store.read_blob(l.digest);

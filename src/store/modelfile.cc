@@ -284,8 +284,9 @@ std::string quote(const std::string& v, const std::string& what) {
   if (v.find('"') == std::string::npos && single_ok) return "\"" + v + "\"";
   if (!closes_early(v, "\"\"\"")) return "\"\"\"" + v + "\"\"\"";
   if (single_ok) return "\"" + v + "\"";
-  throw ModelfileError(what + " cannot be written in a Modelfile: lines of its text end in "
-                              "quotes that would close it early");
+  throw ModelfileError(what +
+                       " cannot be written in a Modelfile: lines of its text end in "
+                       "quotes that would close it early");
 }
 
 std::string value_text(const Json& v) {

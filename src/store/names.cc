@@ -111,7 +111,8 @@ ModelName ModelName::parse(std::string_view text) {
     fail("it has " + std::to_string(parts.size()) +
          " parts separated by '/' (at most 3: host/namespace/model)");
   }
-  static const Part kKinds[3][3] = {{Part::kModel}, {Part::kNamespace, Part::kModel},
+  static const Part kKinds[3][3] = {{Part::kModel},
+                                    {Part::kNamespace, Part::kModel},
                                     {Part::kHost, Part::kNamespace, Part::kModel}};
   for (size_t i = 0; i < parts.size(); ++i) {
     const Part kind = kKinds[parts.size() - 1][i];

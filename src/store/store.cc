@@ -213,8 +213,8 @@ Layer Store::add_blob_file(const fs::path& file, const std::string& media_type,
 std::string Store::read_blob(const std::string& digest) const {
   const fs::path path = blob_path(digest);
   if (!fs::exists(path)) {
-    throw std::runtime_error("blob " + canonical_digest(digest) + " is missing (" +
-                             path.string() + ")");
+    throw std::runtime_error("blob " + canonical_digest(digest) + " is missing (" + path.string() +
+                             ")");
   }
   std::string bytes = read_file(path);
   const std::string actual = sha256_digest(bytes);
@@ -228,8 +228,8 @@ std::string Store::read_blob(const std::string& digest) const {
 void Store::verify_blob(const std::string& digest, const ByteProgress& progress) const {
   const fs::path path = blob_path(digest);
   if (!fs::exists(path)) {
-    throw std::runtime_error("blob " + canonical_digest(digest) + " is missing (" +
-                             path.string() + ")");
+    throw std::runtime_error("blob " + canonical_digest(digest) + " is missing (" + path.string() +
+                             ")");
   }
   if (is_marked_verified(path)) return;
   const std::string actual = sha256_file(path, progress);
@@ -301,8 +301,8 @@ std::vector<ModelEntry> Store::list() const {
   const fs::path base = root_ / "manifests";
   std::error_code ec;
   if (!fs::is_directory(base, ec)) return out;
-  for (auto it = fs::recursive_directory_iterator(base, ec); it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(base, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
     if (it.depth() != 3 || !it->is_regular_file(ec)) continue;
     const fs::path rel = fs::relative(it->path(), base, ec);

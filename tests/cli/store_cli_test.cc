@@ -71,13 +71,16 @@ TEST(CliStore, CreateListShowRunCopyRemove) {
   const fs::path rel = fs::relative(stories(), work.path());
   write_text(work.path() / "Modelfile",
              "# a story model\n"
-             "FROM " + rel.string() + "\n"
-             "PARAMETER temperature 0\n"
-             "PARAMETER num_predict 24\n"
-             "PARAMETER stop \"<never>\"\n"
-             "SYSTEM Once upon a time\n"
-             "LICENSE MIT\n");
-  Result r = corral(store_dir.path(), "create story -f '" + (work.path() / "Modelfile").string() + "'");
+             "FROM " +
+                 rel.string() +
+                 "\n"
+                 "PARAMETER temperature 0\n"
+                 "PARAMETER num_predict 24\n"
+                 "PARAMETER stop \"<never>\"\n"
+                 "SYSTEM Once upon a time\n"
+                 "LICENSE MIT\n");
+  Result r =
+      corral(store_dir.path(), "create story -f '" + (work.path() / "Modelfile").string() + "'");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const std::string model_digest = store::sha256_file(stories());
   EXPECT_EQ(r.out.rfind("gathering model components\n", 0), 0u) << r.out;
@@ -105,7 +108,7 @@ TEST(CliStore, CreateListShowRunCopyRemove) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(r.out.rfind("NAME            ID              SIZE      MODIFIED\n", 0), 0u) << r.out;
   EXPECT_TRUE(contains(r.out, "story:latest    ")) << r.out;
-  EXPECT_TRUE(contains(r.out, " MB      ")) << r.out;
+  EXPECT_TRUE(contains(r.out, " MB    ")) << r.out;
   EXPECT_TRUE(contains(r.out, " ago\n")) << r.out;
 
   r = corral(store_dir.path(), "show story --modelfile");
@@ -113,8 +116,7 @@ TEST(CliStore, CreateListShowRunCopyRemove) {
   const store::Modelfile back = store::parse_modelfile(r.out);
   EXPECT_EQ(back.from, st.blob_path(model_digest).string());
   EXPECT_EQ(back.system, "Once upon a time");
-  EXPECT_EQ(back.parameters.dump(),
-            R"({"num_predict":24,"stop":["<never>"],"temperature":0.0})");
+  EXPECT_EQ(back.parameters.dump(), R"({"num_predict":24,"stop":["<never>"],"temperature":0.0})");
   EXPECT_EQ(back.licenses, std::vector<std::string>{"MIT"});
 
   r = corral(store_dir.path(), "show story");
@@ -168,9 +170,9 @@ TEST(CliStore, CreateListShowRunCopyRemove) {
 
 TEST(CliStore, CreateFromAModelInheritsAndOverridesItsLayers) {
   TempDir store_dir, work;
-  write_text(work.path() / "Modelfile",
-             "FROM " + stories() + "\nPARAMETER temperature 0\nPARAMETER num_predict 8\n"
-             "SYSTEM first\nMESSAGE user hi\n");
+  write_text(work.path() / "Modelfile", "FROM " + stories() +
+                                            "\nPARAMETER temperature 0\nPARAMETER num_predict 8\n"
+                                            "SYSTEM first\nMESSAGE user hi\n");
   ASSERT_EQ(corral(store_dir.path(), "create base", work.path()).exit_code, 0);
   write_text(work.path() / "Modelfile", "FROM base\nSYSTEM second\nPARAMETER num_predict 12\n");
   const Result r = corral(store_dir.path(), "create derived", work.path());
@@ -185,6 +187,29 @@ TEST(CliStore, CreateFromAModelInheritsAndOverridesItsLayers) {
   EXPECT_EQ(mf.messages[0].content, "hi");
   // The base is untouched.
   EXPECT_EQ(corral(store_dir.path(), "show base --system").out, "first");
+  expect_store_consistent(store_dir.path());
+}
+
+TEST(CliStore, CreateQuantizesWithDashQ) {
+  TempDir store_dir, work;
+  write_text(work.path() / "Modelfile", "FROM " + stories() + "\nPARAMETER num_predict 8\n");
+  Result r = corral(store_dir.path(), "create sq -q q8_0", work.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "quantizing F32 model to Q8_0")) << r.out;
+  const store::Store st(store_dir.path());
+  const store::Manifest m = st.manifest(store::ModelName::parse("sq"));
+  EXPECT_NE(m.layers[0].digest, store::sha256_file(stories()));
+  const auto cfg = nlohmann::json::parse(st.read_blob(m.config.digest));
+  EXPECT_EQ(cfg["file_type"], "Q8_0");
+  EXPECT_TRUE(contains(corral(store_dir.path(), "show sq").out, "quantization        Q8_0\n"));
+  r = corral(store_dir.path(), "run sq --option temperature=0 Lily");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_GT(r.out.size(), 8u) << r.out;
+  // The f32 source was only read: its blob was not kept.
+  EXPECT_FALSE(st.has_blob(store::sha256_file(stories())));
+  r = corral(store_dir.path(), "create bad -q Q9_Z", work.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.out, "Q9_Z")) << r.out;
   expect_store_consistent(store_dir.path());
 }
 
@@ -205,8 +230,8 @@ TEST(CliStore, BadNamesAreRefusedWithAClearError) {
   TempDir store_dir, work;
   write_text(work.path() / "Modelfile", "FROM " + stories() + "\n");
   const std::string long_name(81, 'x');
-  for (const std::string name : {"../x", "/etc/passwd", "a/b/c/d/e", long_name.c_str(), "bad!name",
-                                 "a/../../b", "x:.."}) {
+  for (const std::string name :
+       {"../x", "/etc/passwd", "a/b/c/d/e", long_name.c_str(), "bad!name", "a/../../b", "x:.."}) {
     Result r = corral(store_dir.path(), "create '" + name + "'", work.path());
     EXPECT_EQ(r.exit_code, 1) << name;
     EXPECT_EQ(r.out.rfind("Error: invalid model name '" + name + "': ", 0), 0u) << r.out;
@@ -216,9 +241,9 @@ TEST(CliStore, BadNamesAreRefusedWithAClearError) {
     r = corral(store_dir.path(), "rm '" + name + "'");
     EXPECT_EQ(r.exit_code, 1) << name;
   }
-  // Nothing was written anywhere, inside the store or beside it.
+  // Nothing was written: no manifest, no blob.
   EXPECT_FALSE(fs::exists(store_dir.path() / "manifests"));
-  EXPECT_FALSE(fs::exists(store_dir.path().parent_path() / "x"));
+  EXPECT_FALSE(fs::exists(store_dir.path() / "blobs"));
   const Result r = corral(store_dir.path(), "run nosuchmodel hello");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.out, "Error: model 'nosuchmodel' not found")) << r.out;
@@ -280,7 +305,8 @@ TEST(CliStore, OllamaStoreListsAndRuns) {
   Result r = corral(root.path(), "list");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, "\nstories:260k    " + store::sha256_digest(manifest).substr(7, 12) +
-                                  "    1.2 MB    ")) << r.out;
+                                  "    1.2 MB    "))
+      << r.out;
   r = corral(root.path(), "run stories:260k 'Once upon a time'");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const Result direct = corral(root.path(), "run '" + stories() +
@@ -368,7 +394,8 @@ void kill_create_at(const std::string& line_prefix) {
               fs::recursive_directory_iterator(store_dir.path() / "manifests") ==
                   fs::recursive_directory_iterator() ||
               [&] {
-                for (const auto& e : fs::recursive_directory_iterator(store_dir.path() / "manifests"))
+                for (const auto& e :
+                     fs::recursive_directory_iterator(store_dir.path() / "manifests"))
                   if (e.is_regular_file()) return false;
                 return true;
               }());

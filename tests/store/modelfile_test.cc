@@ -95,7 +95,8 @@ TEST(Modelfile, EveryErrorNamesItsLine) {
   EXPECT_EQ(error_of("FROM m\nMESSAGE user\n"), "Modelfile line 2: MESSAGE user has no message");
   EXPECT_EQ(error_of("FROM m\nADAPTER ./lora.gguf\n"),
             "Modelfile line 2: ADAPTER is not supported yet");
-  EXPECT_EQ(error_of("FROM m\nDRAFT ./small.gguf\n"), "Modelfile line 2: DRAFT is not supported yet");
+  EXPECT_EQ(error_of("FROM m\nDRAFT ./small.gguf\n"),
+            "Modelfile line 2: DRAFT is not supported yet");
   EXPECT_EQ(error_of("FROM m\nREQUIRES latest\n"),
             "Modelfile line 2: REQUIRES must be a valid version (e.g. 0.14.0), not 'latest'");
   EXPECT_EQ(error_of("FROM m\nREQUIRES 01.2\n").substr(0, 29), "Modelfile line 2: REQUIRES mu");
