@@ -12,9 +12,10 @@ class File;
 
 namespace corral::cli {
 
-void add_show_command(CLI::App& app);   // show.cc
-void add_debug_command(CLI::App& app);  // debug.cc
-void add_run_command(CLI::App& app);    // run.cc
+void add_show_command(CLI::App& app);      // show.cc
+void add_debug_command(CLI::App& app);     // debug.cc
+void add_run_command(CLI::App& app);       // run.cc
+void add_quantize_command(CLI::App& app);  // quantize.cc
 
 // `corral debug tokenize|detokenize|logits` (debug_tokenize.cc, debug_logits.cc), registered by
 // add_debug_command.
