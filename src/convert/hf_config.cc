@@ -29,8 +29,8 @@ HfConfig::HfConfig(Json j, std::string path) : json_(std::move(j)), path_(std::m
   rope_ = Json::object();
   if (has("rope_parameters") && json_["rope_parameters"].is_object()) {
     const Json& p = json_["rope_parameters"];
-    rope_ = p.contains("full_attention") && p["full_attention"].is_object() ? p["full_attention"]
-                                                                            : p;
+    rope_ =
+        p.contains("full_attention") && p["full_attention"].is_object() ? p["full_attention"] : p;
   } else if (has("rope_scaling") && json_["rope_scaling"].is_object()) {
     rope_ = json_["rope_scaling"];
   }

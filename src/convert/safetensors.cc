@@ -28,10 +28,9 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 // Element sizes of every dtype the format defines; 0 for names it does not.
 size_t dtype_size(std::string_view dtype) {
   static const std::pair<std::string_view, size_t> kSizes[] = {
-      {"BOOL", 1},    {"U8", 1},      {"I8", 1},   {"F8_E4M3", 1}, {"F8_E5M2", 1},
-      {"F8_E8M0", 1}, {"I16", 2},     {"U16", 2},  {"F16", 2},     {"BF16", 2},
-      {"I32", 4},     {"U32", 4},     {"F32", 4},  {"I64", 8},     {"U64", 8},
-      {"F64", 8},     {"C64", 8},
+      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F8_E8M0", 1},
+      {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},     {"U32", 4},
+      {"F32", 4},  {"I64", 8}, {"U64", 8}, {"F64", 8},     {"C64", 8},
   };
   for (const auto& entry : kSizes) {
     if (entry.first == dtype) return entry.second;
@@ -118,8 +117,8 @@ void SafetensorsFile::parse_header() {
   const auto fail = [&](const std::string& what) -> void {
     throw SafetensorsError(path_ + ": " + what);
   };
-  if (bytes_.size() < 8) fail("too short for a safetensors header (" +
-                              std::to_string(bytes_.size()) + " bytes)");
+  if (bytes_.size() < 8)
+    fail("too short for a safetensors header (" + std::to_string(bytes_.size()) + " bytes)");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = header_len << 8 | bytes_[static_cast<size_t>(i)];
   if (header_len > kMaxHeaderBytes) {
@@ -181,8 +180,8 @@ void SafetensorsFile::parse_header() {
     // Count bytes in unsigned arithmetic, refusing anything that would wrap.
     uint64_t n_bytes = elem;
     for (const ordered_json& d : *shape) {
-      if (!d.is_number_integer() || (d.is_number_integer() && !d.is_number_unsigned() &&
-                                     d.get<int64_t>() < 0)) {
+      if (!d.is_number_integer() ||
+          (d.is_number_integer() && !d.is_number_unsigned() && d.get<int64_t>() < 0)) {
         fail(where + ": shape " + shape->dump() + " has a negative or non-integer dimension");
       }
       const uint64_t dim = d.get<uint64_t>();
@@ -194,8 +193,8 @@ void SafetensorsFile::parse_header() {
       tensor.shape.push_back(static_cast<int64_t>(dim));
     }
     for (const ordered_json& o : *offsets) {
-      if (!o.is_number_unsigned()) fail(where + ": data_offsets " + offsets->dump() +
-                                        " are not non-negative integers");
+      if (!o.is_number_unsigned())
+        fail(where + ": data_offsets " + offsets->dump() + " are not non-negative integers");
     }
     const uint64_t begin = (*offsets)[0].get<uint64_t>(), end = (*offsets)[1].get<uint64_t>();
     if (begin > end || end > data.size()) {
@@ -268,8 +267,8 @@ Checkpoint Checkpoint::open(const std::string& dir) {
     const SafetensorsFile& shard = *c.files_[shard_ids.at(file.get<std::string>())];
     const SafetensorsTensor* t = shard.find(name);
     if (t == nullptr) {
-      throw SafetensorsError(index_path + ": tensor '" + name + "' is mapped to " +
-                             shard.path() + ", which does not hold it");
+      throw SafetensorsError(index_path + ": tensor '" + name + "' is mapped to " + shard.path() +
+                             ", which does not hold it");
     }
     c.tensors_.push_back(t);
     c.index_.emplace(name, t);

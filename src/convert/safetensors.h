@@ -45,8 +45,7 @@ class SafetensorsFile {
   // duplicate names.
   static std::unique_ptr<SafetensorsFile> open(const std::string& path);
   // The same checks over bytes the caller keeps alive (tests, fuzzing).
-  static std::unique_ptr<SafetensorsFile> parse(std::span<const uint8_t> bytes,
-                                                std::string source);
+  static std::unique_ptr<SafetensorsFile> parse(std::span<const uint8_t> bytes, std::string source);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;

@@ -207,8 +207,9 @@ void add_tokenizer(const std::string& dir, const HfConfig& config, int64_t n_voc
       pre = v.pre;
       if (pre == "custom") {
         throw std::runtime_error(
-            json_path + ": its pre-tokenizer is not one llama.cpp knows by name "
-                        "(llama-bpe, qwen2, gpt-2), so the converted file could not be loaded");
+            json_path +
+            ": its pre-tokenizer is not one llama.cpp knows by name "
+            "(llama-bpe, qwen2, gpt-2), so the converted file could not be loaded");
       }
     } else if (v.byte_fallback) {
       // A SentencePiece model exported as BPE: GGUF's "llama" tokenizer, which merges by score;
@@ -296,12 +297,12 @@ void add_tokenizer(const std::string& dir, const HfConfig& config, int64_t n_voc
     md.set("tokenizer.ggml.add_bos_token", hf->add_bos);
     md.set("tokenizer.ggml.add_eos_token", hf->add_eos);
   } else {
-    if (const auto it = tok_config.find("add_bos_token"); it != tok_config.end() &&
-                                                          it->is_boolean()) {
+    if (const auto it = tok_config.find("add_bos_token");
+        it != tok_config.end() && it->is_boolean()) {
       md.set("tokenizer.ggml.add_bos_token", it->get<bool>());
     }
-    if (const auto it = tok_config.find("add_eos_token"); it != tok_config.end() &&
-                                                          it->is_boolean()) {
+    if (const auto it = tok_config.find("add_eos_token");
+        it != tok_config.end() && it->is_boolean()) {
       md.set("tokenizer.ggml.add_eos_token", it->get<bool>());
     }
   }

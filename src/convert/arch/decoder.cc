@@ -17,8 +17,8 @@ using nlohmann::json;
 
 uint32_t to_u32(const HfConfig& config, std::string_view key, int64_t v) {
   if (v < 0 || v > static_cast<int64_t>(UINT32_MAX)) {
-    throw std::runtime_error(config.path() + ": key '" + std::string(key) + "' = " +
-                             std::to_string(v) + " is out of range");
+    throw std::runtime_error(config.path() + ": key '" + std::string(key) +
+                             "' = " + std::to_string(v) + " is out of range");
   }
   return static_cast<uint32_t>(v);
 }
@@ -111,9 +111,10 @@ Layout decoder_layout(const HfConfig& c, bool qkv_bias) {
   const int64_t head_dim = c.head_dim();
   if (n_embd <= 0 || n_layer <= 0 || n_head <= 0 || n_head_kv <= 0 || n_ff <= 0 || n_vocab <= 0 ||
       head_dim <= 0 || n_layer > 100000) {
-    throw std::runtime_error(c.path() + ": hidden_size, num_hidden_layers, num_attention_heads, "
-                                        "num_key_value_heads, intermediate_size, vocab_size and "
-                                        "head_dim must be positive");
+    throw std::runtime_error(c.path() +
+                             ": hidden_size, num_hidden_layers, num_attention_heads, "
+                             "num_key_value_heads, intermediate_size, vocab_size and "
+                             "head_dim must be positive");
   }
   const int64_t n_q = n_head * head_dim, n_kv = n_head_kv * head_dim;
 
@@ -154,9 +155,9 @@ Layout decoder_layout(const HfConfig& c, bool qkv_bias) {
                                          {b + "ffn_up.weight", {n_embd, n_ff}},
                                          {b + "ffn_down.weight", {n_ff, n_embd}}});
     if (qkv_bias) {
-      l.expected.insert(l.expected.end(), {{b + "attn_q.bias", {n_q}},
-                                           {b + "attn_k.bias", {n_kv}},
-                                           {b + "attn_v.bias", {n_kv}}});
+      l.expected.insert(
+          l.expected.end(),
+          {{b + "attn_q.bias", {n_q}}, {b + "attn_k.bias", {n_kv}}, {b + "attn_v.bias", {n_kv}}});
     }
   }
   return l;
@@ -249,9 +250,7 @@ std::vector<TensorSource> map_tensors(const HfConfig& config, const Checkpoint& 
   return out;
 }
 
-std::string supported_classes() {
-  return "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM";
-}
+std::string supported_classes() { return "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM"; }
 
 const Arch* find(std::string_view hf_class) {
   static const Arch kLlama = llama();

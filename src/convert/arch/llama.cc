@@ -54,8 +54,8 @@ Arch llama() {
     const int64_t head_dim = c.head_dim();
     if (head_dim % 2 != 0) throw std::runtime_error(c.path() + ": head_dim must be even");
     layout.transforms = [](const std::string& hf) { return is_q(hf) || is_k(hf); };
-    layout.transform = [n_head, n_head_kv](const std::string& hf,
-                                           const std::vector<int64_t>& shape, float* data) {
+    layout.transform = [n_head, n_head_kv](const std::string& hf, const std::vector<int64_t>& shape,
+                                           float* data) {
       const int64_t rows = shape.at(0);
       const int64_t cols = shape.size() > 1 ? shape[1] : 1;
       permute_rows(data, rows, cols, is_q(hf) ? n_head : n_head_kv);
