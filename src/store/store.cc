@@ -4,6 +4,7 @@
 #include "store/store.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -130,8 +131,13 @@ Store::Store(fs::path root) : root_(std::move(root)) {}
 
 fs::path Store::default_root() {
   if (const char* env = std::getenv("CORRAL_MODELS"); env && *env) return fs::path(env);
-  const char* home = std::getenv("HOME");
-  if (!home || !*home) {
+  std::string home;
+  if (const char* h = std::getenv("HOME"); h && *h) {
+    home = h;
+  } else if (const passwd* pw = getpwuid(getuid()); pw && pw->pw_dir) {
+    home = pw->pw_dir;
+  }
+  if (home.empty()) {
     throw std::runtime_error("cannot find the model store: set CORRAL_MODELS or HOME");
   }
   return fs::path(home) / ".corral" / "models";

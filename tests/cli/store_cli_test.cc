@@ -213,6 +213,31 @@ TEST(CliStore, CreateQuantizesWithDashQ) {
   expect_store_consistent(store_dir.path());
 }
 
+TEST(CliStore, CreateConvertsASafetensorsFolder) {
+  TempDir store_dir, work;
+  const fs::path hf = testdata_path("reference/stories260K");
+  write_text(work.path() / "Modelfile", "FROM " + fs::relative(hf, work.path()).string() + "\n");
+  const Result r = corral(store_dir.path(), "create conv", work.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "gathering model components\nconverting model\n")) << r.out;
+  EXPECT_TRUE(r.out.ends_with("writing manifest\nsuccess\n")) << r.out;
+  const store::Store st(store_dir.path());
+  const store::Manifest m = st.manifest(store::ModelName::parse("conv"));
+  const auto cfg = nlohmann::json::parse(st.read_blob(m.config.digest));
+  EXPECT_EQ(cfg["file_type"], "F16");
+  EXPECT_EQ(cfg["model_family"], "llama");
+  // The converted F16 model generates what llama.cpp's F16 conversion of it generates.
+  const Result by_name =
+      corral(store_dir.path(), "run conv --option temperature=0 --option num_predict=16 Lily");
+  const Result by_file =
+      corral(store_dir.path(), "run '" + testdata_path("tinystories260k/stories260K-f16.gguf") +
+                                   "' --option temperature=0 --option num_predict=16 Lily");
+  ASSERT_EQ(by_name.exit_code, 0) << by_name.out;
+  EXPECT_EQ(by_name.out, by_file.out);
+  expect_store_consistent(store_dir.path());
+  EXPECT_TRUE(fs::is_empty(store_dir.path() / "tmp"));
+}
+
 TEST(CliStore, RecreatingAModelDropsBlobsOnlyItUsed) {
   TempDir store_dir, work;
   write_text(work.path() / "Modelfile", "FROM " + stories() + "\nSYSTEM old text\n");
