@@ -76,6 +76,7 @@ TEST(CliStore, CreateListShowRunCopyRemove) {
                  "\n"
                  "PARAMETER temperature 0\n"
                  "PARAMETER num_predict 24\n"
+                 "PARAMETER num_thread 1\n"
                  "PARAMETER stop \"<never>\"\n"
                  "SYSTEM Once upon a time\n"
                  "LICENSE MIT\n");
@@ -116,7 +117,8 @@ TEST(CliStore, CreateListShowRunCopyRemove) {
   const store::Modelfile back = store::parse_modelfile(r.out);
   EXPECT_EQ(back.from, st.blob_path(model_digest).string());
   EXPECT_EQ(back.system, "Once upon a time");
-  EXPECT_EQ(back.parameters.dump(), R"({"num_predict":24,"stop":["<never>"],"temperature":0.0})");
+  EXPECT_EQ(back.parameters.dump(),
+            R"({"num_predict":24,"num_thread":1,"stop":["<never>"],"temperature":0.0})");
   EXPECT_EQ(back.licenses, std::vector<std::string>{"MIT"});
 
   r = corral(store_dir.path(), "show story");
@@ -134,7 +136,7 @@ TEST(CliStore, CreateListShowRunCopyRemove) {
   ASSERT_EQ(by_name.exit_code, 0) << by_name.out;
   const Result by_file =
       corral(store_dir.path(), "run '" + stories() +
-                                   "' --option temperature=0 --option num_predict=24 "
+                                   "' -t 1 --option temperature=0 --option num_predict=24 "
                                    "'Once upon a time\nLily'");
   ASSERT_EQ(by_file.exit_code, 0) << by_file.out;
   EXPECT_EQ(by_name.out, by_file.out);
@@ -202,7 +204,7 @@ TEST(CliStore, CreateQuantizesWithDashQ) {
   const auto cfg = nlohmann::json::parse(st.read_blob(m.config.digest));
   EXPECT_EQ(cfg["file_type"], "Q8_0");
   EXPECT_TRUE(contains(corral(store_dir.path(), "show sq").out, "quantization        Q8_0\n"));
-  r = corral(store_dir.path(), "run sq --option temperature=0 Lily");
+  r = corral(store_dir.path(), "run sq -t 1 --option temperature=0 Lily");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_GT(r.out.size(), 8u) << r.out;
   // The f32 source was only read: its blob was not kept.
@@ -228,10 +230,10 @@ TEST(CliStore, CreateConvertsASafetensorsFolder) {
   EXPECT_EQ(cfg["model_family"], "llama");
   // The converted F16 model generates what llama.cpp's F16 conversion of it generates.
   const Result by_name =
-      corral(store_dir.path(), "run conv --option temperature=0 --option num_predict=16 Lily");
+      corral(store_dir.path(), "run conv -t 1 --option temperature=0 --option num_predict=16 Lily");
   const Result by_file =
       corral(store_dir.path(), "run '" + testdata_path("tinystories260k/stories260K-f16.gguf") +
-                                   "' --option temperature=0 --option num_predict=16 Lily");
+                                   "' -t 1 --option temperature=0 --option num_predict=16 Lily");
   ASSERT_EQ(by_name.exit_code, 0) << by_name.out;
   EXPECT_EQ(by_name.out, by_file.out);
   expect_store_consistent(store_dir.path());
@@ -307,7 +309,8 @@ TEST(CliStore, OllamaStoreListsAndRuns) {
     return d;
   };
   const std::string tmpl = "{{ .Prompt }}";
-  const std::string params = "{\"num_predict\":16,\"stop\":[\"<|end|>\"],\"temperature\":0}\n";
+  const std::string params =
+      "{\"num_predict\":16,\"num_thread\":1,\"stop\":[\"<|end|>\"],\"temperature\":0}\n";
   const std::string tmpl_d = blob(tmpl), params_d = blob(params);
   const std::string config =
       "{\"model_format\":\"gguf\",\"model_family\":\"llama\",\"model_families\":[\"llama\"],"
@@ -334,9 +337,10 @@ TEST(CliStore, OllamaStoreListsAndRuns) {
       << r.out;
   r = corral(root.path(), "run stories:260k 'Once upon a time'");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  const Result direct = corral(root.path(), "run '" + stories() +
-                                                "' --option temperature=0 --option num_predict=16 "
-                                                "'Once upon a time'");
+  const Result direct =
+      corral(root.path(), "run '" + stories() +
+                              "' -t 1 --option temperature=0 --option num_predict=16 "
+                              "'Once upon a time'");
   EXPECT_EQ(r.out, direct.out);
   EXPECT_GT(r.out.size(), 16u) << r.out;
   EXPECT_EQ(corral(root.path(), "show stories:260k --template").out, tmpl);
