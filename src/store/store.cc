@@ -155,7 +155,11 @@ bool Store::has_blob(const std::string& digest) const {
 }
 
 Layer Store::adopt_blob_file(const fs::path& file, const std::string& media_type, bool* created) {
-  const std::string digest = sha256_file(file);
+  return adopt_hashed(file, sha256_file(file), media_type, created);
+}
+
+Layer Store::adopt_hashed(const fs::path& file, const std::string& digest,
+                          const std::string& media_type, bool* created) {
   Layer layer{media_type, digest, fs::file_size(file), {}};
   const fs::path dest = blob_path(digest);
   fs::create_directories(dest.parent_path());
@@ -184,7 +188,7 @@ Layer Store::add_blob_bytes(const std::string& bytes, const std::string& media_t
   ScratchDir scratch(root_);
   const fs::path tmp = scratch.file("blob");
   write_synced(tmp, bytes);
-  return adopt_blob_file(tmp, media_type, created);
+  return adopt_hashed(tmp, digest, media_type, created);
 }
 
 Layer Store::add_blob_file(const fs::path& file, const std::string& media_type,
@@ -193,6 +197,7 @@ Layer Store::add_blob_file(const fs::path& file, const std::string& media_type,
   const fs::path tmp = scratch.file("blob");
   std::error_code ec;
   const uint64_t total = fs::file_size(file, ec);
+  Sha256 hash;
   if (ec) throw std::runtime_error(file.string() + ": cannot read: " + ec.message());
   {
     std::ifstream in(file, std::ios::binary);
@@ -206,14 +211,17 @@ Layer Store::add_blob_file(const fs::path& file, const std::string& media_type,
       in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
       const auto n = static_cast<size_t>(in.gcount());
       if (n == 0) break;
+      hash.update(buf.data(), n);
       out.write(buf.data(), static_cast<std::streamsize>(n));
       if (!out) throw_errno("write failed", tmp);
       done += n;
       if (progress) progress(done, total);
     }
     if (in.bad()) throw std::runtime_error(file.string() + ": read error");
+    out.close();
+    if (!out) throw_errno("write failed", tmp);
   }
-  return adopt_blob_file(tmp, media_type, created);
+  return adopt_hashed(tmp, hash.digest(), media_type, created);
 }
 
 std::string Store::read_blob(const std::string& digest) const {

@@ -120,6 +120,8 @@ class Store {
   void remove_unreferenced(const std::vector<std::string>& digests);
 
  private:
+  Layer adopt_hashed(const std::filesystem::path& file, const std::string& digest,
+                     const std::string& media_type, bool* created);
   std::filesystem::path manifest_file(const ModelName& name) const;
   // The name's manifest file, matching names case-insensitively as Ollama does; empty if none.
   std::filesystem::path find_manifest_file(const ModelName& name) const;
