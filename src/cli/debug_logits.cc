@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "runner/engine.h"
+#include "store/model.h"
 
 namespace corral::cli {
 namespace {
@@ -54,7 +55,8 @@ std::vector<int32_t> parse_token_list(const std::string& s) {
 }
 
 void run_logits(const LogitsArgs& a) {
-  runner::Engine engine(a.model, {.n_threads = a.threads.value_or(0)});
+  const store::ModelInfo info = store::resolve(store::Store(store::Store::default_root()), a.model);
+  runner::Engine engine(info.gguf.string(), {.n_threads = a.threads.value_or(0)});
   std::vector<int32_t> ids;
   if (a.text) {
     ids = engine.tokenize(*a.text);
@@ -116,7 +118,7 @@ void add_debug_logits_command(CLI::App& debug) {
       "Print the logits of every position of one prefill (f32 KV cache): top 5 per position "
       "and checksums, or every value with --json");
   auto a = std::make_shared<LogitsArgs>();
-  cmd->add_option("model", a->model, "GGUF model file")->required();
+  cmd->add_option("model", a->model, "GGUF model file, or a model in the store")->required();
   auto* tokens = cmd->add_option("--tokens", a->tokens, "Token ids, comma-separated (1,403,407)");
   auto* text =
       cmd->add_option("--text", a->text, "Text to tokenize instead (BOS as the model asks)");

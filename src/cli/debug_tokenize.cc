@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "ml/gguf/reader.h"
+#include "store/model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace corral::cli {
@@ -30,9 +31,15 @@ Tokenizer load_tokenizer(const std::string& path) {
     }
     throw std::runtime_error(path + ": no tokenizer.json or tokenizer.model in this folder");
   }
-  if (!fs::exists(path, ec)) throw std::runtime_error(path + ": no such file or folder");
-  if (path.ends_with(".model")) return Tokenizer::from_sentencepiece(path);
-  const ml::gguf::File file = ml::gguf::File::open(path);
+  if (path.ends_with(".model") && fs::exists(path, ec)) {
+    return Tokenizer::from_sentencepiece(path);
+  }
+  // A GGUF file, or a model in the store.
+  if (!fs::exists(path, ec) && !store::ModelName::valid(path)) {
+    throw std::runtime_error(path + ": no such file or folder");
+  }
+  const store::ModelInfo info = store::resolve(store::Store(store::Store::default_root()), path);
+  const ml::gguf::File file = ml::gguf::File::open(info.gguf.string());
   return Tokenizer::from_gguf(file.metadata());
 }
 
@@ -121,7 +128,7 @@ void run_detokenize(const DetokenizeArgs& a) {
 void add_debug_tokenize_commands(CLI::App& debug) {
   const char* kModelHelp =
       "GGUF file, Hugging Face folder (tokenizer.json [+ tokenizer_config.json], or "
-      "tokenizer.model) or SentencePiece .model file";
+      "tokenizer.model), SentencePiece .model file, or a model in the store";
 
   auto* tok = debug.add_subcommand("tokenize", "Print the token ids of a text");
   auto ta = std::make_shared<TokenizeArgs>();

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   corral::cli::add_run_command(app);
   corral::cli::add_show_command(app);
   corral::cli::add_debug_command(app);
+  corral::cli::add_quantize_command(app);
+  corral::cli::add_store_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -22,8 +22,10 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/prompt.h"
 #include "runner/engine.h"
 #include "sample/options.h"
+#include "store/model.h"
 
 namespace corral::cli {
 namespace {
@@ -39,6 +41,7 @@ struct RunArgs {
   bool verbose = false;
   std::optional<int64_t> seed;
   std::optional<int> threads;
+  store::ModelInfo info;  // resolved from `model`
 };
 
 // A signal handler can reach nothing but static storage: Ctrl+C in the interactive session sets
@@ -55,8 +58,11 @@ extern "C" void on_sigint(int) {
   }
 }
 
+// The model's PARAMETERs first, the user's --option over them.
 sample::Options make_options(const RunArgs& a) {
   sample::Options o;
+  std::vector<std::string> unknown;  // options of a newer Ollama: skipped, as its server does
+  o.apply(nlohmann::json::parse(a.info.parameters.dump()), &unknown);
   std::vector<std::pair<std::string, std::string>> params;
   for (const std::string& p : a.params) params.push_back(sample::split_param(p));
   o.apply_params(params);
@@ -298,6 +304,13 @@ bool run_command(const std::string& line, Engine& engine, sample::Options& optio
   return true;
 }
 
+// What the model is given for one message: the text itself with --raw, else the chat (the model's
+// SYSTEM and MESSAGEs, then this message) rendered as its prompt.
+std::string prompt_for(const RunArgs& args, const std::string& text) {
+  if (args.raw) return text;
+  return render_prompt(args.info, chat_for(args.info, text));
+}
+
 void run_interactive(Engine& engine, sample::Options& options, RunArgs& args) {
   std::setlocale(LC_CTYPE, "");
   LineEditor editor;
@@ -372,7 +385,7 @@ void run_interactive(Engine& engine, sample::Options& options, RunArgs& args) {
     editor.take_interrupt();
     out.reset();
     try {
-      const Stats stats = generate(engine, message, options, out, &g_interrupted);
+      const Stats stats = generate(engine, prompt_for(args, message), options, out, &g_interrupted);
       out.end_line();
       std::cout << "\n" << std::flush;
       if (args.verbose) {
@@ -391,10 +404,11 @@ void run_interactive(Engine& engine, sample::Options& options, RunArgs& args) {
 }
 
 void run(RunArgs& args) {
+  args.info = store::resolve(store::Store(store::Store::default_root()), args.model);
   sample::Options options = make_options(args);
   runner::EngineOptions eo;
   eo.n_threads = thread_count(args, options);
-  Engine engine(args.model, eo);
+  Engine engine(args.info.gguf.string(), eo);
 
   const bool have_prompt = !args.prompt.empty();
   if (!have_prompt && isatty(STDIN_FILENO)) {
@@ -408,7 +422,7 @@ void run(RunArgs& args) {
     prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   }
   Output out;
-  const Stats stats = generate(engine, prompt, options, out, nullptr);
+  const Stats stats = generate(engine, prompt_for(args, prompt), options, out, nullptr);
   out.end_line();
   if (args.verbose) print_stats(stats, engine.load_duration());
 }
@@ -418,7 +432,8 @@ void run(RunArgs& args) {
 void add_run_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Run a model: complete a prompt, or chat interactively");
   auto args = std::make_shared<RunArgs>();
-  cmd->add_option("model", args->model, "GGUF model file")->required();
+  cmd->add_option("model", args->model, "GGUF model file, or a model in the store (corral list)")
+      ->required();
   cmd->add_option("prompt", args->prompt,
                   "Prompt (the words are joined by spaces). Without one: an interactive session "
                   "on a terminal, else the whole of stdin");
@@ -441,9 +456,11 @@ void add_run_command(CLI::App& app) {
       "  corral run stories260K-f32.gguf \"Once upon a time\"\n"
       "  corral run model.gguf --option temperature=0 --option num_predict=64 \"Hello\"\n"
       "  echo \"Once upon a time\" | corral run model.gguf --verbose\n"
+      "  corral run my-model \"Hello\"   (a model made by corral create)\n"
       "  corral run model.gguf          (interactive: /? for help, /bye to exit)\n"
       "\n"
-      "Templates are not applied yet: every prompt is completed as raw text.");
+      "A model from the store brings its SYSTEM, MESSAGEs and PARAMETERs (--option overrides\n"
+      "them). Templates are not applied yet: the messages are joined as plain text.");
   cmd->callback([args] { run(*args); });
 }
 

@@ -1,14 +1,19 @@
-// `corral show FILE.gguf`: a model summary in the layout of `ollama show`.
+// `corral show MODEL`: a model summary in the layout of `ollama show`, or one part of a store
+// model (--modelfile, --template, --system, --parameters, --license).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "cli/commands.h"
 #include "ml/gguf/reader.h"
+#include "store/model.h"
+#include "store/modelfile.h"
 
 namespace corral::cli {
 namespace {
@@ -147,14 +152,127 @@ void print_model_summary(const ml::gguf::File& f, std::ostream& out) {
   out << "\n";
 }
 
+namespace {
+
+struct ShowArgs {
+  std::string model;
+  bool modelfile = false, template_text = false, system = false, parameters = false,
+       license = false, verbose = false;
+};
+
+// Ollama's show --parameters: the name padded to 30 columns, then the value (strings quoted).
+std::string format_parameters(const nlohmann::ordered_json& params) {
+  std::string out;
+  const auto line = [&](const std::string& k, const nlohmann::ordered_json& v) {
+    char key[64];
+    std::snprintf(key, sizeof key, "%-30s", k.c_str());
+    out += std::string(key) + " " + v.dump() + "\n";
+  };
+  for (const auto& item : params.items()) {
+    if (item.value().is_array()) {
+      for (const auto& v : item.value()) line(item.key(), v);
+    } else {
+      line(item.key(), item.value());
+    }
+  }
+  return out;
+}
+
+void print_text_section(std::ostream& out, const std::string& header, const std::string& text) {
+  out << "  " << header << "\n";
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t nl = text.find('\n', start);
+    out << "    " << text.substr(start, nl == std::string::npos ? nl : nl - start) << "\n";
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  out << "\n";
+}
+
+void print_all_metadata(const File& f, std::ostream& out) {
+  out << "  Metadata (all keys)\n";
+  for (const auto& entry : f.metadata()) {
+    std::optional<std::string> v = scalar_text(f.metadata(), entry.first);
+    row(out, entry.first, v ? *v : entry.second.type_string());
+  }
+  out << "\n";
+}
+
+void show(const ShowArgs& a) {
+  const int flags = a.modelfile + a.template_text + a.system + a.parameters + a.license;
+  if (flags > 1) {
+    throw std::runtime_error(
+        "only one of '--license', '--modelfile', '--parameters', '--system', or '--template' can "
+        "be specified");
+  }
+  const store::ModelInfo info = store::resolve(store::Store(store::Store::default_root()), a.model);
+  if (a.modelfile) {
+    store::Modelfile mf;
+    mf.from = std::filesystem::absolute(info.gguf).string();
+    mf.template_text = info.template_text;
+    mf.system = info.system;
+    mf.parameters = info.parameters;
+    for (const auto& m : info.messages) {
+      mf.messages.push_back({m.value("role", ""), m.value("content", "")});
+    }
+    mf.licenses = info.licenses;
+    if (info.config.contains("requires") && info.config["requires"].is_string()) {
+      mf.requires_version = info.config["requires"].get<std::string>();
+    }
+    std::cout << store::format_modelfile(mf, info.name) << "\n";
+    return;
+  }
+  if (a.template_text) {
+    std::cout << info.template_text.value_or("");
+    return;
+  }
+  if (a.system) {
+    std::cout << info.system.value_or("");
+    return;
+  }
+  if (a.parameters) {
+    std::cout << format_parameters(info.parameters) << "\n";
+    return;
+  }
+  if (a.license) {
+    std::string all;
+    for (size_t i = 0; i < info.licenses.size(); ++i) all += (i ? "\n" : "") + info.licenses[i];
+    std::cout << all << "\n";
+    return;
+  }
+  const File f = File::open(info.gguf.string());
+  print_model_summary(f, std::cout);
+  if (!info.parameters.empty()) {
+    std::string p = format_parameters(info.parameters);
+    p.pop_back();
+    print_text_section(std::cout, "Parameters", p);
+  }
+  if (info.system) print_text_section(std::cout, "System", *info.system);
+  for (const std::string& l : info.licenses) print_text_section(std::cout, "License", l);
+  if (a.verbose) print_all_metadata(f, std::cout);
+}
+
+}  // namespace
+
 void add_show_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("show",
                                  "Show a model's summary: architecture, parameters, "
                                  "context and embedding length, quantization");
-  auto path = std::make_shared<std::string>();
-  cmd->add_option("file", *path, "GGUF model file")->required();
-  cmd->footer("Example: corral show stories260K-f32.gguf");
-  cmd->callback([path] { print_model_summary(File::open(*path), std::cout); });
+  auto a = std::make_shared<ShowArgs>();
+  cmd->add_option("model", a->model, "GGUF model file, or a model in the store (corral list)")
+      ->required();
+  cmd->add_flag("--modelfile", a->modelfile, "Show the model's Modelfile");
+  cmd->add_flag("--template", a->template_text, "Show the model's prompt template");
+  cmd->add_flag("--system", a->system, "Show the model's system message");
+  cmd->add_flag("--parameters", a->parameters, "Show the model's parameters");
+  cmd->add_flag("--license", a->license, "Show the model's license");
+  cmd->add_flag("-v,--verbose", a->verbose, "Also list every metadata key of the model file");
+  cmd->footer(
+      "Examples:\n"
+      "  corral show stories260K-f32.gguf\n"
+      "  corral show my-model --modelfile");
+  cmd->callback([a] { show(*a); });
 }
 
 }  // namespace corral::cli

@@ -65,7 +65,8 @@ int64_t Engine::context_size(const sample::Options& options) const {
 
 bool Engine::is_end_of_generation(int32_t token) const {
   const tokenizer::Vocab& v = tokenizer_->vocab();
-  return token == v.eos || token == v.eot || token == v.eom;
+  return token == v.eos || token == v.eot || token == v.eom ||
+         std::find(v.eos_ids.begin(), v.eos_ids.end(), token) != v.eos_ids.end();
 }
 
 void Engine::ensure_cache(int64_t num_ctx) {

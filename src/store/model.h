@@ -23,11 +23,16 @@ struct ModelInfo {
   nlohmann::ordered_json parameters = nlohmann::ordered_json::object();  // params layer
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();     // messages layer
   std::vector<std::string> licenses;
+  nlohmann::ordered_json config = nlohmann::ordered_json::object();  // the config blob
 };
 
 // An existing file path (or anything ending in .gguf) is used as it is; anything else is parsed
-// as a model name and looked up in `store`. Throws with a clear message ("model 'x' not found,
-// try 'corral list'", a bad name, a missing blob).
+// as a model name and looked up in `store`. Throws with a clear message ("model 'x' not found",
+// a bad name, a missing or corrupt blob). The model blob's digest is verified (see
+// Store::verify_blob); the small layers are verified as they are read.
 ModelInfo resolve(const Store& store, const std::string& name_or_path);
+
+// Whether `text` names an existing file or ends in .gguf (then it is used as a path).
+bool is_model_path(const std::string& text);
 
 }  // namespace corral::store

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,7 @@ struct Layer {
   std::string media_type;
   std::string digest;  // "sha256:<64 hex>"
   uint64_t size = 0;
+  std::string from;  // Ollama's optional "from" (the source a layer was taken from)
 };
 
 struct Manifest {
@@ -39,17 +41,44 @@ struct Manifest {
   Layer config;
   std::vector<Layer> layers;
 
+  // Compact JSON as Ollama writes it (Go's encoding/json, with its trailing newline).
   std::string to_json() const;
-  static Manifest parse(const std::string& json, const std::string& source);  // throws naming it
+  // Throws std::runtime_error naming `source` on bad JSON, a missing field, a digest that is not
+  // sha256:<64 hex> (digests name files, so nothing else is let through) or a manifest list.
+  static Manifest parse(const std::string& json, const std::string& source);
+  // The first layer of this media type, or nullptr.
+  const Layer* find_layer(const std::string& media_type) const;
 };
 
 struct ModelEntry {
   ModelName name;
   Manifest manifest;
-  uint64_t size = 0;  // sum of layer sizes
+  uint64_t size = 0;  // sum of the config's and the layers' sizes, as Ollama's list shows
   std::filesystem::file_time_type modified;
   std::string digest;  // sha256 of the manifest file, hex
 };
+
+// A private scratch folder under <store>/tmp for work files that become blobs (same filesystem,
+// so a finished file is renamed into blobs/, never copied). It is locked (flock) while this object
+// lives and removed with it; folders left by a killed process are unlocked and are swept by the
+// next ScratchDir. Nothing in tmp/ is ever seen by list or run.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::filesystem::path& store_root);
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path file(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+  int lock_fd_ = -1;
+};
+
+// Bytes done out of a total, for copies and hashes of large files.
+using ByteProgress = std::function<void(uint64_t done, uint64_t total)>;
 
 class Store {
  public:
@@ -59,28 +88,44 @@ class Store {
 
   const std::filesystem::path& root() const { return root_; }
 
-  // Copies a file into blobs/ (hashing as it copies; atomic). Returns the layer.
-  Layer add_blob_file(const std::filesystem::path& file, const std::string& media_type);
-  Layer add_blob_bytes(const std::string& bytes, const std::string& media_type);
-  // Moves a finished file (in the same filesystem, e.g. a temp file under root()/tmp) into
-  // blobs/ under its digest.
-  Layer adopt_blob_file(const std::filesystem::path& file, const std::string& media_type);
-  // A scratch path under the store for work files (removed by the caller; stale ones are swept).
-  std::filesystem::path temp_path(const std::string& hint);
+  // Copies a file into blobs/ (hashing as it copies; temp file + fsync + rename). `created` is set
+  // to whether the blob was new (false: an identical blob was already there).
+  Layer add_blob_file(const std::filesystem::path& file, const std::string& media_type,
+                      const ByteProgress& progress = {}, bool* created = nullptr);
+  Layer add_blob_bytes(const std::string& bytes, const std::string& media_type,
+                       bool* created = nullptr);
+  // Moves a finished file on the store's filesystem (a ScratchDir file) into blobs/ under its
+  // digest.
+  Layer adopt_blob_file(const std::filesystem::path& file, const std::string& media_type,
+                        bool* created = nullptr);
 
   std::filesystem::path blob_path(const std::string& digest) const;  // validates the digest
   bool has_blob(const std::string& digest) const;
-  std::string read_blob(const std::string& digest) const;  // small blobs (text layers, config)
+  // Small blobs (text layers, config), checked against their digest.
+  std::string read_blob(const std::string& digest) const;
+  // Checks that a blob's content hashes to its name (throws saying it is corrupt). A blob that
+  // passed is marked (extended attribute holding its size and mtime) so that large model blobs
+  // are hashed once, not on every run; a changed file loses the mark.
+  void verify_blob(const std::string& digest, const ByteProgress& progress = {}) const;
 
   std::optional<Manifest> find_manifest(const ModelName& name) const;
   Manifest manifest(const ModelName& name) const;  // throws "model 'x' not found"
   void write_manifest(const ModelName& name, const Manifest& manifest);  // atomic
   std::vector<ModelEntry> list() const;
   void copy(const ModelName& from, const ModelName& to);
-  // Removes the manifest and every blob no other manifest references.
+  // Removes the manifest and every blob no other manifest references. Throws "model 'x' not
+  // found" when there is no such model.
   void remove(const ModelName& name);
+  // Deletes those of `digests` that no manifest references (after a manifest was replaced).
+  void remove_unreferenced(const std::vector<std::string>& digests);
 
  private:
+  Layer adopt_hashed(const std::filesystem::path& file, const std::string& digest,
+                     const std::string& media_type, bool* created);
+  std::filesystem::path manifest_file(const ModelName& name) const;
+  // The name's manifest file, matching names case-insensitively as Ollama does; empty if none.
+  std::filesystem::path find_manifest_file(const ModelName& name) const;
+
   std::filesystem::path root_;
 };
 

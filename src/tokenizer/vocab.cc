@@ -278,6 +278,14 @@ Vocab load_gguf_vocab(const ml::gguf::Metadata& md) {
     v.pad = optional_id(md, "tokenizer.ggml.padding_token_id", pad, n);
     v.eot = optional_id(md, "tokenizer.ggml.eot_token_id", kNoToken, n);
     v.eom = optional_id(md, "tokenizer.ggml.eom_token_id", kNoToken, n);
+    if (const ml::gguf::Value* ids = md.find("tokenizer.ggml.eos_token_ids")) {
+      for (const ml::gguf::Value& id : ids->as_array().items) {
+        const auto n_id = id.as_integer();
+        if (n_id && *n_id >= 0 && static_cast<size_t>(*n_id) < n) {
+          v.eos_ids.push_back(static_cast<TokenId>(*n_id));
+        }
+      }
+    }
     v.add_bos = md.get_or<bool>("tokenizer.ggml.add_bos_token", v.add_bos);
     v.add_eos = md.get_or<bool>("tokenizer.ggml.add_eos_token", v.add_eos);
     v.add_sep = md.get_or<bool>("tokenizer.ggml.add_sep_token", v.add_sep);

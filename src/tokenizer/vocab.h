@@ -83,6 +83,9 @@ struct Vocab {
 
   TokenId bos = kNoToken, eos = kNoToken, unk = kNoToken, sep = kNoToken, pad = kNoToken;
   TokenId eot = kNoToken, eom = kNoToken;
+  // Every end-of-generation id a model names (tokenizer.ggml.eos_token_ids, as Ollama's and
+  // corral's converters write it from generation_config.json); may repeat eos.
+  std::vector<TokenId> eos_ids;
   bool add_bos = false, add_eos = false, add_sep = false;
 
   // `tokenizer.ggml.pre` (pre-tokenizer name); for Hugging Face folders the name llama.cpp's

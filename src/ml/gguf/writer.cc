@@ -146,8 +146,8 @@ void check_array(const std::string& key, const Value& v, int depth) {
 
 }  // namespace
 
-void Writer::add_tensor(std::string name, DType dtype, std::span<const int64_t> ne,
-                        std::span<const uint8_t> data) {
+uint64_t Writer::check_tensor(const std::string& name, DType dtype,
+                              std::span<const int64_t> ne) const {
   const std::string what = "tensor '" + name + "'";
   if (name.size() > kMaxTensorName) {
     throw std::invalid_argument(what + ": name longer than " + std::to_string(kMaxTensorName) +
@@ -175,12 +175,25 @@ void Writer::add_tensor(std::string name, DType dtype, std::span<const int64_t> 
                              &nbytes)) {
     throw std::invalid_argument(what + ": byte size overflows 64 bits");
   }
+  return nbytes;
+}
+
+void Writer::add_tensor(std::string name, DType dtype, std::span<const int64_t> ne,
+                        std::span<const uint8_t> data) {
+  const uint64_t nbytes = check_tensor(name, dtype, ne);
   if (data.size() != nbytes) {
-    throw std::invalid_argument(what + ": " + std::to_string(data.size()) +
+    throw std::invalid_argument("tensor '" + name + "': " + std::to_string(data.size()) +
                                 " data bytes given, shape and dtype need " +
                                 std::to_string(nbytes));
   }
-  tensors_.push_back({std::move(name), dtype, std::vector<int64_t>(ne.begin(), ne.end()), data});
+  tensors_.push_back(
+      {std::move(name), dtype, std::vector<int64_t>(ne.begin(), ne.end()), nbytes, data, false});
+}
+
+void Writer::declare_tensor(std::string name, DType dtype, std::span<const int64_t> ne) {
+  const uint64_t nbytes = check_tensor(name, dtype, ne);
+  tensors_.push_back(
+      {std::move(name), dtype, std::vector<int64_t>(ne.begin(), ne.end()), nbytes, {}, true});
 }
 
 uint32_t Writer::alignment() const {
@@ -195,7 +208,7 @@ uint32_t Writer::alignment() const {
 }
 
 template <class Sink>
-void Writer::emit(Sink& s) const {
+void Writer::emit_header(Sink& s) const {
   const uint32_t align = alignment();
   for (const auto& [key, value] : metadata_) {
     if (key.empty()) throw std::invalid_argument("empty metadata key");
@@ -217,10 +230,21 @@ void Writer::emit(Sink& s) const {
     for (int64_t d : t.ne) put_pod<Sink, int64_t>(s, d);
     put_pod<Sink, uint32_t>(s, static_cast<uint32_t>(t.dtype));
     put_pod<Sink, uint64_t>(s, offset);
-    offset += align_up(t.data.size(), align);
+    offset += align_up(t.nbytes, align);
   }
-  if (tensors_.empty()) return;
-  pad_to(s, align);
+  if (!tensors_.empty()) pad_to(s, align);
+}
+
+template <class Sink>
+void Writer::emit(Sink& s) const {
+  for (const PendingTensor& t : tensors_) {
+    if (t.declared_only) {
+      throw std::logic_error("gguf writer: tensor '" + t.name +
+                             "' was declared without data; write it through a StreamWriter");
+    }
+  }
+  emit_header(s);
+  const uint32_t align = alignment();
   for (const PendingTensor& t : tensors_) {
     s.put(t.data.data(), t.data.size());
     pad_to(s, align);
@@ -229,7 +253,9 @@ void Writer::emit(Sink& s) const {
 
 uint64_t Writer::file_size() const {
   CountingSink s;
-  emit(s);
+  emit_header(s);
+  const uint32_t align = alignment();
+  for (const PendingTensor& t : tensors_) s.n += align_up(t.nbytes, align);
   return s.n;
 }
 
@@ -246,31 +272,108 @@ std::vector<uint8_t> Writer::to_bytes() const {
   return std::vector<uint8_t>(s.begin(), s.end());
 }
 
-void Writer::write(const std::string& path) const {
-  const std::filesystem::path target(path);
-  std::string tmpl = (target.has_parent_path() ? target.parent_path().string() + "/" : "") + "." +
-                     target.filename().string() + ".tmp-XXXXXX";
-  const int fd = mkstemp(tmpl.data());
-  if (fd < 0) throw std::runtime_error(path + ": cannot create temp file: " + std::strerror(errno));
-  try {
-    FdSink s{fd, path};
-    emit(s);
-    s.flush();
-    if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
-      throw std::runtime_error(path + ": cannot sync: " + std::strerror(errno));
+namespace {
+
+// A temp file beside the target, removed unless commit() renamed it into place.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& path) : path_(path) {
+    const std::filesystem::path target(path);
+    tmp_ = (target.has_parent_path() ? target.parent_path().string() + "/" : "") + "." +
+           target.filename().string() + ".tmp-XXXXXX";
+    fd_ = mkstemp(tmp_.data());
+    if (fd_ < 0) {
+      throw std::runtime_error(path + ": cannot create temp file: " + std::strerror(errno));
     }
-    if (::close(fd) != 0)
-      throw std::runtime_error(path + ": close failed: " + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmpl.c_str());
-    throw;
   }
-  if (std::rename(tmpl.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmpl.c_str());
-    throw std::runtime_error(path + ": cannot rename temp file into place: " + std::strerror(err));
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(tmp_.c_str());
   }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  int fd() const { return fd_; }
+
+  void commit() {
+    if (fchmod(fd_, 0644) != 0 || fsync(fd_) != 0) {
+      throw std::runtime_error(path_ + ": cannot sync: " + std::strerror(errno));
+    }
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) {
+      throw std::runtime_error(path_ + ": close failed: " + std::strerror(errno));
+    }
+    if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+      throw std::runtime_error(path_ +
+                               ": cannot rename temp file into place: " + std::strerror(errno));
+    }
+    committed_ = true;
+  }
+
+ private:
+  std::string path_;
+  std::string tmp_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+void Writer::write(const std::string& path) const {
+  TempFile file(path);
+  FdSink s{file.fd(), path};
+  emit(s);
+  s.flush();
+  file.commit();
 }
+
+struct StreamWriter::Impl {
+  const Writer& header;
+  std::string path;
+  uint32_t align;
+  TempFile file;
+  FdSink sink;
+  size_t next = 0;
+
+  Impl(const Writer& h, const std::string& p, uint32_t a)
+      : header(h), path(p), align(a), file(p), sink{file.fd(), path} {}
+};
+
+StreamWriter::StreamWriter(const Writer& header, const std::string& path)
+    : impl_(std::make_unique<Impl>(header, path, header.alignment())) {
+  header.emit_header(impl_->sink);
+}
+
+StreamWriter::~StreamWriter() = default;
+
+void StreamWriter::write_tensor(std::span<const uint8_t> bytes) {
+  Impl& m = *impl_;
+  const auto& tensors = m.header.tensors_;
+  if (m.next >= tensors.size()) {
+    throw std::invalid_argument(m.path + ": more tensors written than declared");
+  }
+  const Writer::PendingTensor& t = tensors[m.next];
+  if (bytes.size() != t.nbytes) {
+    throw std::invalid_argument(m.path + ": tensor '" + t.name +
+                                "': " + std::to_string(bytes.size()) + " bytes given, declared " +
+                                std::to_string(t.nbytes));
+  }
+  m.sink.put(bytes.data(), bytes.size());
+  pad_to(m.sink, m.align);
+  ++m.next;
+}
+
+void StreamWriter::finish() {
+  Impl& m = *impl_;
+  if (m.next != m.header.tensors_.size()) {
+    throw std::logic_error(m.path + ": " + std::to_string(m.next) + " of " +
+                           std::to_string(m.header.tensors_.size()) + " tensors written");
+  }
+  m.sink.flush();
+  m.file.commit();
+}
+
+uint64_t StreamWriter::bytes_written() const { return impl_->sink.n; }
 
 }  // namespace corral::ml::gguf
