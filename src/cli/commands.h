@@ -4,7 +4,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <ostream>
+#include <string>
+
+#include "template/prompt.h"
 
 namespace corral::ml::gguf {
 class File;
@@ -22,6 +26,21 @@ void add_store_commands(CLI::App& app);    // create.cc list.cc cp.cc rm.cc: cre
 // add_debug_command.
 void add_debug_tokenize_commands(CLI::App& debug);
 void add_debug_logits_command(CLI::App& debug);
+void add_debug_render_command(CLI::App& debug);  // debug_render.cc
+
+// What `corral debug render` renders with: a model's chat template and the variables it sees
+// (bos_token, eos_token...). From a Hugging Face folder (chat_template.jinja or
+// tokenizer_config.json), a .gguf file or a store name (TEMPLATE layer, else
+// tokenizer.chat_template).
+struct RenderSource {
+  tmpl::PromptTemplate chat_template;
+  tmpl::Json context = tmpl::Json::object();
+};
+RenderSource render_source(const std::string& model_or_dir);
+// Renders a chat file's {"messages", "tools", "documents", "add_generation_prompt", "context",
+// "think"} with `source`. Throws std::invalid_argument for a malformed chat, and the template
+// engine's error.
+std::string render_chat_file(const RenderSource& source, const tmpl::Json& chat);
 
 void add_create_command(CLI::App& app);  // create.cc
 void add_list_command(CLI::App& app);    // list.cc

@@ -1,28 +1,40 @@
 #include "cli/prompt.h"
 
+#include "ml/gguf/metadata.h"
+#include "tokenizer/vocab.h"
+
 namespace corral::cli {
 
-tmpl::ChatInput chat_for(const store::ModelInfo& model, const std::string& user) {
+Conversation::Conversation(const store::ModelInfo& model, const ml::gguf::Metadata& metadata,
+                           const tokenizer::Vocab& vocab)
+    : template_(*tmpl::choose_template(model.template_text, metadata)),
+      system_(model.system),
+      model_messages_(model.messages.is_array() ? model.messages : tmpl::Json::array()) {
+  tmpl::add_special_tokens(vocab, context_);
+}
+
+// As Ollama's chat handler: the model's MESSAGEs come first, and its SYSTEM is put in front
+// unless the conversation already starts with a system message.
+tmpl::ChatInput Conversation::input_for(const std::string& user) const {
   tmpl::ChatInput in;
-  const bool messages_have_system =
-      !model.messages.empty() && model.messages.front().value("role", "") == "system";
-  if (model.system && !messages_have_system) {
-    in.messages.push_back({{"role", "system"}, {"content", *model.system}});
-  }
-  for (const auto& m : model.messages) in.messages.push_back(m);
+  in.context = context_;
+  const bool has_system =
+      !model_messages_.empty() && model_messages_.front().value("role", "") == "system";
+  if (system_ && !system_->empty() && !has_system)
+    in.messages.push_back({{"role", "system"}, {"content", *system_}});
+  for (const auto& m : model_messages_) in.messages.push_back(m);
+  for (const auto& m : turns_) in.messages.push_back(m);
   in.messages.push_back({{"role", "user"}, {"content", user}});
   return in;
 }
 
-std::string render_prompt(const store::ModelInfo& model, const tmpl::ChatInput& input) {
-  std::string out;
-  for (const auto& m : input.messages) {
-    const std::string content = m.value("content", "");
-    if (content.empty()) continue;
-    if (!out.empty()) out += "\n";
-    out += content;
-  }
-  return out;
+std::string Conversation::prompt_for(const std::string& user) const {
+  return tmpl::render_prompt(template_, input_for(user));
+}
+
+void Conversation::add_turn(const std::string& user, const std::string& assistant) {
+  turns_.push_back({{"role", "user"}, {"content", user}});
+  turns_.push_back({{"role", "assistant"}, {"content", assistant}});
 }
 
 }  // namespace corral::cli

@@ -1,19 +1,47 @@
-// The prompt `corral run` sends for one user message: the model's SYSTEM and MESSAGEs and the
-// user's text, assembled through the model's template.
+// The conversation `corral run` keeps and the prompt it gives the model for each message: the
+// model's SYSTEM and MESSAGEs, the turns of this session, then the new message, rendered through
+// the model's template (its TEMPLATE layer, else its own chat template, else the message as it
+// is).
 #pragma once
 
 #include <string>
 
 #include "store/model.h"
 #include "template/chat.h"
+#include "template/prompt.h"
+
+namespace corral::ml::gguf {
+class Metadata;
+}
+namespace corral::tokenizer {
+struct Vocab;
+}
 
 namespace corral::cli {
 
-// The chat for one user turn: the model's system message (if any), its MESSAGEs, then `user`.
-tmpl::ChatInput chat_for(const store::ModelInfo& model, const std::string& user);
+class Conversation {
+ public:
+  Conversation(const store::ModelInfo& model, const ml::gguf::Metadata& metadata,
+               const tokenizer::Vocab& vocab);
 
-// The prompt text for `input`. For now the messages' contents are joined plainly, one per line;
-// the template engines replace this.
-std::string render_prompt(const store::ModelInfo& model, const tmpl::ChatInput& input);
+  // The prompt for `user` after the turns so far (not yet recorded: see add_turn).
+  std::string prompt_for(const std::string& user) const;
+  // Records a finished exchange, so that the next prompt continues the conversation.
+  void add_turn(const std::string& user, const std::string& assistant);
+  // Forgets this session's turns (the model's own MESSAGEs stay).
+  void clear() { turns_ = tmpl::Json::array(); }
+  void set_system(std::string system) { system_ = std::move(system); }
+
+  const tmpl::PromptTemplate& chat_template() const { return template_; }
+
+ private:
+  tmpl::ChatInput input_for(const std::string& user) const;
+
+  tmpl::PromptTemplate template_;
+  std::optional<std::string> system_;
+  tmpl::Json model_messages_;
+  tmpl::Json turns_ = tmpl::Json::array();
+  tmpl::Json context_ = tmpl::Json::object();
+};
 
 }  // namespace corral::cli

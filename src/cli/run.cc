@@ -42,6 +42,7 @@ struct RunArgs {
   std::optional<int64_t> seed;
   std::optional<int> threads;
   store::ModelInfo info;  // resolved from `model`
+  std::unique_ptr<Conversation> chat;  // once the model is loaded
 };
 
 // A signal handler can reach nothing but static storage: Ctrl+C in the interactive session sets
@@ -93,14 +94,24 @@ class Output {
   char last_ = 0;
 };
 
+// Streams the reply to `out`; the whole reply is left in *reply when given.
 Stats generate(Engine& engine, const std::string& prompt, const sample::Options& options,
-               Output& out, const std::atomic<bool>* cancel) {
-  const std::vector<int32_t> ids = engine.tokenize(prompt);
+               Output& out, const std::atomic<bool>* cancel, std::string* reply = nullptr) {
+  std::vector<int32_t> ids = engine.tokenize(prompt);
+  // A chat template that writes {{ bos_token }} itself, on a vocabulary that also adds BOS,
+  // would start the prompt with two: keep one, as transformers' tokenizer would.
+  const int32_t bos = engine.tokenizer().vocab().bos;
+  if (ids.size() >= 2 && bos >= 0 && ids[0] == bos && ids[1] == bos) ids.erase(ids.begin());
   if (ids.empty()) {
     throw std::runtime_error("the prompt gives no tokens (this model adds no BOS token)");
   }
   return engine.generate(
-      ids, options, [&out](std::string_view text) { out.write(text); }, cancel);
+      ids, options,
+      [&out, reply](std::string_view text) {
+        out.write(text);
+        if (reply) reply->append(text);
+      },
+      cancel);
 }
 
 void print_stats(const Stats& stats, std::chrono::nanoseconds load_duration) {
@@ -241,7 +252,10 @@ constexpr const char* kReplHelp =
     "  /set parameter K V   Set a parameter (e.g. /set parameter temperature 0.5)\n"
     "  /set verbose         Show timings after each response\n"
     "  /set quiet           Hide timings\n"
+    "  /set system TEXT     Set the system message\n"
     "  /show info           Show details for this model\n"
+    "  /show template       Show the prompt template in use\n"
+    "  /clear               Forget this session's conversation\n"
     "  /bye                 Exit\n"
     "  /?, /help            Help for a command\n"
     "\n"
@@ -291,12 +305,22 @@ bool run_command(const std::string& line, Engine& engine, sample::Options& optio
     } catch (const std::exception& e) {
       std::cout << "Couldn't set parameter: " << e.what() << "\n";
     }
+  } else if (cmd == "/set" && w.size() >= 3 && w[1] == "system") {
+    const size_t at = line.find("system") + 6;
+    args.chat->set_system(line.substr(line.find_first_not_of(" \t", at)));
+    std::cout << "Set system message.\n";
   } else if (cmd == "/set") {
-    std::cout << "Available Commands:\n  /set parameter K V\n  /set verbose\n  /set quiet\n";
+    std::cout << "Available Commands:\n  /set parameter K V\n  /set system TEXT\n"
+                 "  /set verbose\n  /set quiet\n";
+  } else if (cmd == "/clear") {
+    args.chat->clear();
+    std::cout << "Cleared session context\n";
+  } else if (cmd == "/show" && w.size() >= 2 && w[1] == "template") {
+    std::cout << args.chat->chat_template().text << "\n";
   } else if (cmd == "/show" && w.size() >= 2 && w[1] == "info") {
     print_model_summary(engine.file(), std::cout);
   } else if (cmd == "/show") {
-    std::cout << "Available Commands:\n  /show info\n";
+    std::cout << "Available Commands:\n  /show info\n  /show template\n";
   } else {
     std::cout << "Unknown command '" << cmd << "'. Type /? for help\n";
   }
@@ -304,11 +328,12 @@ bool run_command(const std::string& line, Engine& engine, sample::Options& optio
   return true;
 }
 
-// What the model is given for one message: the text itself with --raw, else the chat (the model's
-// SYSTEM and MESSAGEs, then this message) rendered as its prompt.
+// What the model is given for one message: the text itself with --raw, else the conversation
+// (the model's SYSTEM and MESSAGEs, this session's turns, then this message) rendered through the
+// model's template.
 std::string prompt_for(const RunArgs& args, const std::string& text) {
   if (args.raw) return text;
-  return render_prompt(args.info, chat_for(args.info, text));
+  return args.chat->prompt_for(text);
 }
 
 void run_interactive(Engine& engine, sample::Options& options, RunArgs& args) {
@@ -385,7 +410,10 @@ void run_interactive(Engine& engine, sample::Options& options, RunArgs& args) {
     editor.take_interrupt();
     out.reset();
     try {
-      const Stats stats = generate(engine, prompt_for(args, message), options, out, &g_interrupted);
+      std::string reply;
+      const Stats stats =
+          generate(engine, prompt_for(args, message), options, out, &g_interrupted, &reply);
+      if (stats.done_reason != "cancel") args.chat->add_turn(message, reply);
       out.end_line();
       std::cout << "\n" << std::flush;
       if (args.verbose) {
@@ -409,6 +437,8 @@ void run(RunArgs& args) {
   runner::EngineOptions eo;
   eo.n_threads = thread_count(args, options);
   Engine engine(args.info.gguf.string(), eo);
+  args.chat = std::make_unique<Conversation>(args.info, engine.file().metadata(),
+                                             engine.tokenizer().vocab());
 
   const bool have_prompt = !args.prompt.empty();
   if (!have_prompt && isatty(STDIN_FILENO)) {
