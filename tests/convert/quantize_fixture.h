@@ -59,7 +59,8 @@ inline void add_bpe_tokenizer(ml::gguf::Metadata& md, const std::string& dir,
     texts[static_cast<size_t>(id)] = text;
     types[static_cast<size_t>(id)] = type;
   };
-  for (const auto& [text, id] : tok.at("model").at("vocab").items()) put(id.get<int64_t>(), text, 1);
+  for (const auto& [text, id] : tok.at("model").at("vocab").items())
+    put(id.get<int64_t>(), text, 1);
   for (const auto& a : tok.at("added_tokens")) {
     put(a.at("id").get<int64_t>(), a.at("content"), a.value("special", false) ? 3 : 4);
   }

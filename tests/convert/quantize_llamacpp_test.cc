@@ -56,7 +56,10 @@ NodeRun llamacpp_generate(const std::vector<Job>& jobs, const std::string& err_f
   std::string cmd = "node '" + kDir + "/generate.mjs'";
   for (const Job& j : jobs) {
     std::string ids;
-    for (int32_t t : j.prompt) ids += (ids.empty() ? "" : " ") + std::to_string(t);
+    for (int32_t t : j.prompt) {
+      if (!ids.empty()) ids += ' ';
+      ids += std::to_string(t);
+    }
     cmd += " '" + j.model + "' '" + ids + "' " + std::to_string(j.n);
   }
   cmd += " 2> '" + err_file + "'";

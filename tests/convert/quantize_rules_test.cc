@@ -19,12 +19,12 @@ using ml::DType;
 
 TEST(QuantType, ParsesEveryNameCaseInsensitivelyWithLlamaFtypeNumbers) {
   const std::map<std::string, std::pair<DType, uint32_t>> want = {
-      {"F32", {DType::F32, 0}},      {"F16", {DType::F16, 1}},       {"BF16", {DType::BF16, 32}},
-      {"Q8_0", {DType::Q8_0, 7}},    {"Q4_0", {DType::Q4_0, 2}},     {"Q4_1", {DType::Q4_1, 3}},
-      {"Q5_0", {DType::Q5_0, 8}},    {"Q5_1", {DType::Q5_1, 9}},     {"Q2_K", {DType::Q2_K, 10}},
-      {"Q2_K_S", {DType::Q2_K, 21}}, {"Q3_K_S", {DType::Q3_K, 11}},  {"Q3_K_M", {DType::Q3_K, 12}},
-      {"Q3_K_L", {DType::Q3_K, 13}}, {"Q4_K_S", {DType::Q4_K, 14}},  {"Q4_K_M", {DType::Q4_K, 15}},
-      {"Q5_K_S", {DType::Q5_K, 16}}, {"Q5_K_M", {DType::Q5_K, 17}},  {"Q6_K", {DType::Q6_K, 18}},
+      {"F32", {DType::F32, 0}},      {"F16", {DType::F16, 1}},      {"BF16", {DType::BF16, 32}},
+      {"Q8_0", {DType::Q8_0, 7}},    {"Q4_0", {DType::Q4_0, 2}},    {"Q4_1", {DType::Q4_1, 3}},
+      {"Q5_0", {DType::Q5_0, 8}},    {"Q5_1", {DType::Q5_1, 9}},    {"Q2_K", {DType::Q2_K, 10}},
+      {"Q2_K_S", {DType::Q2_K, 21}}, {"Q3_K_S", {DType::Q3_K, 11}}, {"Q3_K_M", {DType::Q3_K, 12}},
+      {"Q3_K_L", {DType::Q3_K, 13}}, {"Q4_K_S", {DType::Q4_K, 14}}, {"Q4_K_M", {DType::Q4_K, 15}},
+      {"Q5_K_S", {DType::Q5_K, 16}}, {"Q5_K_M", {DType::Q5_K, 17}}, {"Q6_K", {DType::Q6_K, 18}},
   };
   for (const auto& [name, t] : want) {
     std::string lower = name;
@@ -215,8 +215,7 @@ TEST(TensorTypes, Llama32LayersGetLlamaCppTypesUnderEveryTarget) {
 
 TEST(TensorTypes, TiedTokenEmbeddingTakesTheOutputRule) {
   const auto tensors = llama_tensors(4, 4096, 14336, 1024, /*tied=*/true);
-  EXPECT_EQ(types_by_name("Q4_K_M", llama_shape(4), tensors).at("token_embd.weight"),
-            DType::Q6_K);
+  EXPECT_EQ(types_by_name("Q4_K_M", llama_shape(4), tensors).at("token_embd.weight"), DType::Q6_K);
   EXPECT_EQ(types_by_name("Q4_0", llama_shape(4), tensors).at("token_embd.weight"), DType::Q6_K);
   EXPECT_EQ(types_by_name("Q8_0", llama_shape(4), tensors).at("token_embd.weight"), DType::Q8_0);
   EXPECT_EQ(types_by_name("F16", llama_shape(4), tensors).at("token_embd.weight"), DType::F16);
@@ -227,11 +226,11 @@ TEST(TensorTypes, RowsThatDoNotFitTheBlockFallBackAsLlamaCppDoes) {
   const auto tensors = llama_tensors(8, 288, 768, 96, /*tied=*/false);
   const ModelShape shape = llama_shape(8, 6, 2);
   auto got = types_by_name("Q4_K_M", shape, tensors);
-  EXPECT_EQ(got.at("blk.1.attn_q.weight"), DType::Q5_0);        // Q4_K -> Q5_0
-  EXPECT_EQ(got.at("blk.0.attn_v.weight"), DType::Q8_0);        // Q6_K -> Q8_0
-  EXPECT_EQ(got.at("blk.0.ffn_down.weight"), DType::Q6_K);      // fits
-  EXPECT_EQ(got.at("blk.1.ffn_down.weight"), DType::Q4_K);      // fits
-  EXPECT_EQ(got.at("output.weight"), DType::Q8_0);              // output rule: 288 % 256
+  EXPECT_EQ(got.at("blk.1.attn_q.weight"), DType::Q5_0);    // Q4_K -> Q5_0
+  EXPECT_EQ(got.at("blk.0.attn_v.weight"), DType::Q8_0);    // Q6_K -> Q8_0
+  EXPECT_EQ(got.at("blk.0.ffn_down.weight"), DType::Q6_K);  // fits
+  EXPECT_EQ(got.at("blk.1.ffn_down.weight"), DType::Q4_K);  // fits
+  EXPECT_EQ(got.at("output.weight"), DType::Q8_0);          // output rule: 288 % 256
   EXPECT_EQ(types_by_name("Q5_K_S", shape, tensors).at("blk.1.attn_q.weight"), DType::Q5_1);
   EXPECT_EQ(types_by_name("Q3_K_S", shape, tensors).at("blk.1.attn_q.weight"), DType::Q4_0);
   EXPECT_EQ(types_by_name("Q2_K", shape, tensors).at("blk.1.attn_q.weight"), DType::Q4_0);
@@ -281,7 +280,7 @@ TEST(TensorTypes, FewerKvHeadsMoreExpertsAnd70BChangeAttnV) {
   EXPECT_EQ(m.at("blk.3.attn_v.weight"), DType::Q8_0);
   EXPECT_EQ(m.at("blk.3.attn_k.weight"), DType::Q8_0);
   EXPECT_EQ(m.at("blk.3.attn_output.weight"), DType::Q5_K);
-  EXPECT_EQ(m.at("blk.3.ffn_gate_inp.weight"), DType::F32);   // the router is never quantized
+  EXPECT_EQ(m.at("blk.3.ffn_gate_inp.weight"), DType::F32);    // the router is never quantized
   EXPECT_EQ(m.at("blk.0.ffn_down_exps.weight"), DType::Q6_K);  // use_more_bits(0, 8)
   EXPECT_EQ(m.at("blk.1.ffn_down_exps.weight"), DType::Q4_K);
   EXPECT_EQ(m.at("blk.3.ffn_down_exps.weight"), DType::Q6_K);  // (3-1)%3 == 2

@@ -83,7 +83,8 @@ TEST(WriteModel, EachTensorHoldsTheReferenceQuantizationOfItsValues) {
   TempDir dir;
   const Model m;
   const std::string path = dir.file("m.gguf");
-  write_model(llama_metadata(), m.sources, parse_quant_type("Q4_K_M"), path, {.n_threads = 2, .progress = {}});
+  write_model(llama_metadata(), m.sources, parse_quant_type("Q4_K_M"), path,
+              {.n_threads = 2, .progress = {}});
 
   const auto f = ml::gguf::File::open(path);
   EXPECT_EQ(f.metadata().get_u32("general.file_type"), 15u);
@@ -160,9 +161,7 @@ TEST(WriteModel, FailureMidwayLeavesNoTempFileAndKeepsTheOldTarget) {
   TempDir dir;
   Model m;
   const std::string path = dir.file("m.gguf");
-  {
-    std::ofstream(path) << "old";
-  }
+  { std::ofstream(path) << "old"; }
   m.sources[2].raw = {};
   m.sources[2].read_f32 = [](float*) { throw std::runtime_error("disk went away"); };
   EXPECT_THROW(write_model(llama_metadata(), m.sources, parse_quant_type("Q8_0"), path),
@@ -233,23 +232,23 @@ TEST(QuantizeFile, ClearErrorsForBadInputs) {
     return std::string("no exception");
   };
   const QuantType q = parse_quant_type("Q4_0");
-  EXPECT_NE(message([&] { quantize_file(dir.file("in.gguf"), dir.file("in.gguf"), q); })
-                .find("is the input"),
-            std::string::npos);
   EXPECT_NE(message([&] {
-              quantize_file(dir.file("in.gguf"), dir.file("../" + dir.path().filename().string() +
-                                                          "/in.gguf"),
-                            q);
+              quantize_file(dir.file("in.gguf"), dir.file("in.gguf"), q);
             }).find("is the input"),
             std::string::npos);
-  {
-    std::ofstream(dir.file("text.gguf")) << "hello, not a model";
-  }
-  EXPECT_NE(message([&] { quantize_file(dir.file("text.gguf"), dir.file("o.gguf"), q); })
-                .find("not a GGUF"),
+  EXPECT_NE(message([&] {
+              quantize_file(dir.file("in.gguf"),
+                            dir.file("../" + dir.path().filename().string() + "/in.gguf"), q);
+            }).find("is the input"),
             std::string::npos);
-  EXPECT_NE(message([&] { quantize_file(dir.file("missing.gguf"), dir.file("o.gguf"), q); })
-                .find("missing.gguf"),
+  { std::ofstream(dir.file("text.gguf")) << "hello, not a model"; }
+  EXPECT_NE(message([&] {
+              quantize_file(dir.file("text.gguf"), dir.file("o.gguf"), q);
+            }).find("not a GGUF"),
+            std::string::npos);
+  EXPECT_NE(message([&] {
+              quantize_file(dir.file("missing.gguf"), dir.file("o.gguf"), q);
+            }).find("missing.gguf"),
             std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(dir.file("o.gguf")));
 }
