@@ -25,7 +25,7 @@ struct Logits {
 };
 
 Logits run_cases(const std::string& path, const nlohmann::json& reference) {
-  runner::Engine e(path, {.n_threads = 2, .cache_dtype = ml::DType::F32});
+  runner::Engine e(path, {.n_threads = 1, .cache_dtype = ml::DType::F32});
   Logits out;
   for (const auto& c : reference.at("cases")) {
     const std::vector<int32_t> ids = c.at("input_ids");

@@ -40,9 +40,7 @@ TEST(QuantizeCli, BadArgumentsGiveOneLineErrors) {
   r = run_corral("quantize '" + in + "' '" + in + "' Q8_0");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("is the input file"), std::string::npos) << r.out;
-  {
-    std::ofstream(dir.file("notes.txt")) << "not a model";
-  }
+  { std::ofstream(dir.file("notes.txt")) << "not a model"; }
   r = run_corral("quantize '" + dir.file("notes.txt") + "' '" + dir.file("o.gguf") + "' Q8_0");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("not a GGUF model file"), std::string::npos) << r.out;

@@ -86,7 +86,7 @@ NodeRun llamacpp_generate(const std::vector<Job>& jobs, const std::string& err_f
 // corral's greedy continuation from full-sequence logits, with each step's top-2 margin.
 std::vector<int32_t> corral_greedy(const std::string& model, std::vector<int32_t> seq, int n,
                                    std::vector<float>& margins) {
-  runner::Engine e(model, {.n_threads = 2, .cache_dtype = ml::DType::F32});
+  runner::Engine e(model, {.n_threads = 1, .cache_dtype = ml::DType::F32});
   const size_t n_vocab = static_cast<size_t>(e.model().config().n_vocab);
   const int32_t eos =
       static_cast<int32_t>(e.file().metadata().get_integer("tokenizer.ggml.eos_token_id"));
@@ -156,12 +156,7 @@ const Fixture& fixture() {
   return *f;
 }
 
-TEST(LlamaCpp, GreedyTokensOfCorralQ8_0FilesMatchCorral) {
-  const Fixture& f = fixture();
-  ASSERT_TRUE(f.missing.empty()) << f.missing;
-  ASSERT_EQ(f.run.status, 0) << f.run.output;
-  ASSERT_EQ(f.run.ids.size(), 5u) << f.run.output;
-
+void check_q8_0_greedy_matches_corral(const Fixture& f) {
   // stories260K (trained: clear margins), Q8_0 but for ffn_down, whose 172-wide rows fit no
   // 32-block and fall back to F16. Both engines quantize activations for Q8_0 products and
   // differ by up to ~0.1 in a logit, so steps are compared up to the first closer call.
@@ -183,10 +178,7 @@ TEST(LlamaCpp, GreedyTokensOfCorralQ8_0FilesMatchCorral) {
               n);
 }
 
-TEST(LlamaCpp, GreedyTokensOfCorralF32FileMatchTransformers) {
-  const Fixture& f = fixture();
-  ASSERT_TRUE(f.missing.empty()) << f.missing;
-  ASSERT_EQ(f.run.ids.size(), 5u) << f.run.output;
+void check_f32_greedy_matches_transformers(const Fixture& f) {
   const auto& c = small_llama().reference.at("cases")[0];
   const std::vector<int32_t> want = c.at("greedy_ids");
   const std::vector<float> margins = c.at("greedy_top2_margin");
@@ -196,14 +188,32 @@ TEST(LlamaCpp, GreedyTokensOfCorralF32FileMatchTransformers) {
   EXPECT_EQ(head(f.run.ids[1], n), head(want, n)) << f.run.output;
 }
 
-TEST(LlamaCpp, LoadsAndGeneratesFromCorral4BitFiles) {
-  const Fixture& f = fixture();
-  ASSERT_TRUE(f.missing.empty()) << f.missing;
-  ASSERT_EQ(f.run.ids.size(), 5u) << f.run.output;
+void check_4bit_files_generate(const Fixture& f) {
   for (size_t i : {3, 4}) {
     EXPECT_FALSE(f.run.ids[i].empty()) << f.run.output;
     EXPECT_LE(f.run.ids[i].size(), static_cast<size_t>(kSmallSteps));
     for (int32_t t : f.run.ids[i]) EXPECT_TRUE(t >= 0 && t < 400) << t;
+  }
+}
+
+// One test, so that llama.cpp starts once however the suite is run (ctest runs each test in a
+// process of its own).
+TEST(LlamaCpp, LoadsCorralQuantizedFilesAndGeneratesAsCorralAndTransformersDo) {
+  const Fixture& f = fixture();
+  ASSERT_TRUE(f.missing.empty()) << f.missing;
+  ASSERT_EQ(f.run.status, 0) << f.run.output;
+  ASSERT_EQ(f.run.ids.size(), 5u) << f.run.output;
+  {
+    SCOPED_TRACE("Q8_0: llama.cpp's greedy tokens are corral's");
+    check_q8_0_greedy_matches_corral(f);
+  }
+  {
+    SCOPED_TRACE("F32 written by corral quantize: llama.cpp's greedy tokens are transformers'");
+    check_f32_greedy_matches_transformers(f);
+  }
+  {
+    SCOPED_TRACE("Q4_0 and Q4_K_M: llama.cpp loads and generates");
+    check_4bit_files_generate(f);
   }
 }
 

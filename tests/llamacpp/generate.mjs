@@ -21,7 +21,9 @@ for (let i = 0; i < args.length; i += 3) {
   const prompt = args[i + 1].trim().split(/\s+/).map(Number);
   const n = Number(args[i + 2]);
   const model = await llama.loadModel({modelPath: args[i], gpuLayers: 0});
-  const context = await model.createContext({contextSize: 256, threads: 2});
+  // One thread: the models are tiny, and llama.cpp's waiting worker threads spin, which on a
+  // busy machine costs ten times the work itself.
+  const context = await model.createContext({contextSize: 256, threads: 1});
   const out = [];
   if (n > 0) {
     for await (const token of context.getSequence().evaluate(prompt, {temperature: 0})) {
