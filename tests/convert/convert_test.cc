@@ -17,6 +17,7 @@
 #include "model/harness.h"
 #include "runner/engine.h"
 #include "testdata.h"
+#include "tokenizer/tokenizer.h"
 
 namespace corral::convert {
 namespace {
@@ -296,6 +297,36 @@ TEST(ConvertHf, LegacyRopeThetaAndScalingKeysAreRead) {
   EXPECT_EQ(md.get_f32("qwen2.rope.scaling.yarn_beta_fast"), 32.0f);
   EXPECT_FALSE(md.contains("qwen2.vocab_size"));
   EXPECT_TRUE(f.find_tensor("blk.1.attn_k.bias") != nullptr);
+}
+
+// A SentencePiece model exported as tokenizer.json (BPE with byte fallback, no tokenizer.model
+// beside it) becomes GGUF's score-driven "llama" tokenizer and must encode as the conversion of
+// the SentencePiece model itself does (scores there are SentencePiece's, here minus merge ranks).
+TEST(ConvertHf, ByteFallbackBpeTokenizerEncodesAsSentencePiece) {
+  const std::string src = corral::testing::testdata_path("reference/stories260K");
+  TempDir tmp;
+  const fs::path dir = tmp.path / "model";
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(src)) {
+    if (e.path().filename() != "tokenizer.model") fs::copy(e.path(), dir);
+  }
+  convert_hf(dir.string(), tmp / "bpe.gguf", options_for("F32"));
+  convert_hf(src, tmp / "spm.gguf", options_for("F32"));
+  const ml::gguf::File bpe_file = ml::gguf::File::open(tmp / "bpe.gguf");
+  const ml::gguf::File spm_file = ml::gguf::File::open(tmp / "spm.gguf");
+  EXPECT_EQ(bpe_file.metadata().get_string("tokenizer.ggml.model"), "llama");
+  EXPECT_EQ(bpe_file.metadata().at("tokenizer.ggml.tokens"),
+            spm_file.metadata().at("tokenizer.ggml.tokens"));
+  EXPECT_EQ(bpe_file.metadata().at("tokenizer.ggml.token_type"),
+            spm_file.metadata().at("tokenizer.ggml.token_type"));
+  const auto bpe = tokenizer::Tokenizer::from_gguf(bpe_file.metadata());
+  const auto spm = tokenizer::Tokenizer::from_gguf(spm_file.metadata());
+  const json cases =
+      read_json(corral::testing::testdata_path("reference/tokenizers/tok512.json")).at("cases");
+  for (const json& c : cases) {
+    const std::string text = c.at("text");
+    EXPECT_EQ(bpe.encode(text, false), spm.encode(text, false)) << text;
+  }
 }
 
 }  // namespace
