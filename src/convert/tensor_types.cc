@@ -144,9 +144,7 @@ DType mixture_type(State& s, DType t, const TensorDesc& tensor, Category cat) {
     } else if (ftype == kFtypeQ2_K_S) {
       if (i < n / 8) t = DType::Q4_K;
     } else if (ftype == kFtypeQ3_K_M) {
-      t = i < n / 16                            ? DType::Q5_K
-          : !s.falcon() || use_more_bits(i, n) ? DType::Q4_K
-                                                : DType::Q3_K;
+      t = i < n / 16 ? DType::Q5_K : !s.falcon() || use_more_bits(i, n) ? DType::Q4_K : DType::Q3_K;
     } else if (ftype == kFtypeQ3_K_L) {
       t = s.falcon() ? DType::Q4_K : DType::Q5_K;
     } else if (ftype == kFtypeQ4_K_M) {
