@@ -78,6 +78,10 @@ TEST(Safetensors, RejectsHostileHeaders) {
       file_bytes(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})",
                  4),
       "overflows");
+  expect_rejected(
+      file_bytes(R"({"t":{"dtype":"F32","shape":[4611686018427387904,3,0],"data_offsets":[0,0]}})",
+                 0),
+      "overflows");
   expect_rejected(file_bytes(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}})", 4),
                   "outside the data section");
   expect_rejected(file_bytes(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", 4),
