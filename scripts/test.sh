@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${1:-build}"
+# llama.cpp (node-llama-cpp) for the tests that load corral's GGUF files with it.
+bash scripts/setup_llamacpp.sh
 export CORRAL_TESTDATA="${CORRAL_TESTDATA:-$(cd .. && pwd)/shared/testdata}"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"

@@ -33,8 +33,7 @@ void quantize(const QuantizeArgs& args) {
     const int shown = tty ? percent : percent / 10 * 10;
     if (shown == last_percent) return;
     last_percent = shown;
-    std::fprintf(stderr, "%s%s %d%%%s", tty ? "\r" : "", p.status.c_str(), shown,
-                 tty ? "" : "\n");
+    std::fprintf(stderr, "%s%s %d%%%s", tty ? "\r" : "", p.status.c_str(), shown, tty ? "" : "\n");
     std::fflush(stderr);
   };
   const auto start = std::chrono::steady_clock::now();

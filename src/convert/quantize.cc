@@ -111,8 +111,8 @@ class TensorConverter {
       if (raw) row.resize(static_cast<size_t>(ncols));
       for (int64_t r = r0; r < r1; ++r) {
         const float* x = f32 ? f32 + r * ncols : row.data();
-        if (!f32) ml::quant::dequantize_row(from, raw + static_cast<size_t>(r) * in_row,
-                                            row.data(), ncols);
+        if (!f32)
+          ml::quant::dequantize_row(from, raw + static_cast<size_t>(r) * in_row, row.data(), ncols);
         ml::quant::quantize_row(to, x, dst + static_cast<size_t>(r) * out_row, ncols);
       }
     };
@@ -131,8 +131,8 @@ void check_source(const TensorSource& t) {
     throw std::invalid_argument("tensor '" + t.name + "': needs 1 to 4 dimensions");
   }
   for (int64_t d : t.ne) {
-    if (d <= 0) throw std::invalid_argument("tensor '" + t.name + "': dimension " +
-                                            std::to_string(d));
+    if (d <= 0)
+      throw std::invalid_argument("tensor '" + t.name + "': dimension " + std::to_string(d));
   }
   if (!t.raw.empty()) {
     const int64_t n = n_elements(t.ne);
@@ -174,8 +174,7 @@ void write_model(ml::gguf::Metadata metadata, std::span<const TensorSource> tens
     check_source(t);
     descs.push_back({t.name, t.ne, t.dtype});
   }
-  const std::vector<DType> types =
-      tensor_types(type, ModelShape::from_metadata(metadata), descs);
+  const std::vector<DType> types = tensor_types(type, ModelShape::from_metadata(metadata), descs);
 
   const bool any_quantized =
       std::any_of(types.begin(), types.end(), [](DType t) { return ml::is_quantized(t); });
@@ -248,19 +247,19 @@ void quantize_file(const std::string& in, const std::string& out, const QuantTyp
     if (t.n_dims >= 2) bytes_by_type[t.dtype] += t.nbytes;
     const ml::gguf::TensorInfo* info = &t;
     sources.push_back({t.name, t.shape(), t.dtype, t.bytes(), [info](float* y) {
-                         ml::quant::dequantize_row(info->dtype, info->data, y,
-                                                   info->n_elements());
+                         ml::quant::dequantize_row(info->dtype, info->data, y, info->n_elements());
                        }});
   }
 
   // "quantizing F16 model to Q4_K_M", as llama-quantize and Ollama say it.
-  std::string from = ftype_name(static_cast<uint32_t>(
-      file.metadata().contains("general.file_type")
-          ? file.metadata().get_integer("general.file_type")
-          : 9999));
+  std::string from =
+      ftype_name(static_cast<uint32_t>(file.metadata().contains("general.file_type")
+                                           ? file.metadata().get_integer("general.file_type")
+                                           : 9999));
   if (from.empty() && !bytes_by_type.empty()) {
-    const auto most = std::max_element(bytes_by_type.begin(), bytes_by_type.end(),
-                                       [](const auto& a, const auto& b) { return a.second < b.second; });
+    const auto most =
+        std::max_element(bytes_by_type.begin(), bytes_by_type.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; });
     from = upper(ml::dtype_name(most->first));
   }
   WriteOptions write = options;

@@ -56,10 +56,15 @@ struct WriteOptions {
   ProgressFn progress;
 };
 
-// Writes a GGUF to `path` (atomically: temp file + rename) holding `metadata` (general.file_type
-// and general.quantization_version set for `type`) and every tensor converted to the dtype
-// llama.cpp's rules give it under `type`. Streams: memory stays near the size of the largest
-// tensors being converted, never the whole model.
+// Writes a GGUF to `path` (atomically: temp file + fsync + rename; the temp file is removed on
+// any exception) holding `metadata` (general.file_type set to type.ftype, and
+// general.quantization_version 2 when any tensor is quantized, else removed) and every tensor,
+// in the order given, converted to the dtype llama.cpp's rules give it under `type` (see
+// convert/tensor_types.h). Streams: the header goes out first, then one tensor at a time,
+// converted with its rows split over n_threads; memory stays near the size of the largest tensor
+// (its f32 values where only read_f32 is given, plus its converted bytes), never the whole model.
+// A source whose dtype is already its target is copied from `raw`. Progress is reported before
+// the first tensor and after each one, in output bytes out of the output's data size.
 void write_model(ml::gguf::Metadata metadata, std::span<const TensorSource> tensors,
                  const QuantType& type, const std::string& path, const WriteOptions& options = {});
 

@@ -177,7 +177,8 @@ void SafetensorsFile::parse_header() {
     const size_t elem = dtype_size(tensor.dtype);
     if (elem == 0) fail(where + ": unknown dtype '" + tensor.dtype + "'");
 
-    // Count bytes in unsigned arithmetic, refusing anything that would wrap.
+    // Count bytes, refusing any partial product above INT64_MAX: n_elements() multiplies the
+    // same dimensions in the same order in int64, even when a later dimension is 0.
     uint64_t n_bytes = elem;
     for (const ordered_json& d : *shape) {
       if (!d.is_number_integer() ||
@@ -186,7 +187,8 @@ void SafetensorsFile::parse_header() {
       }
       const uint64_t dim = d.get<uint64_t>();
       if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-          (dim != 0 && n_bytes > std::numeric_limits<uint64_t>::max() / dim)) {
+          (dim != 0 &&
+           n_bytes > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / dim)) {
         fail(where + ": shape " + shape->dump() + " overflows");
       }
       n_bytes *= dim;

@@ -144,9 +144,7 @@ DType mixture_type(State& s, DType t, const TensorDesc& tensor, Category cat) {
     } else if (ftype == kFtypeQ2_K_S) {
       if (i < n / 8) t = DType::Q4_K;
     } else if (ftype == kFtypeQ3_K_M) {
-      t = i < n / 16                            ? DType::Q5_K
-          : !s.falcon() || use_more_bits(i, n) ? DType::Q4_K
-                                                : DType::Q3_K;
+      t = i < n / 16 ? DType::Q5_K : !s.falcon() || use_more_bits(i, n) ? DType::Q4_K : DType::Q3_K;
     } else if (ftype == kFtypeQ3_K_L) {
       t = s.falcon() ? DType::Q4_K : DType::Q5_K;
     } else if (ftype == kFtypeQ4_K_M) {
@@ -181,8 +179,9 @@ DType mixture_type(State& s, DType t, const TensorDesc& tensor, Category cat) {
   return t;
 }
 
-// A row must hold whole blocks (llama.cpp's tensor_type_fallback). llama.cpp's own fallbacks
-// all exist in corral: Q4_0 for the 2- and 3-bit K types, then Q5_0, Q5_1, Q8_0 for 4, 5, 6 bits.
+// A row must hold whole blocks (llama.cpp's tensor_type_fallback): Q4_0 for the 2- and 3-bit K
+// types (current llama.cpp; releases before it used IQ4_NL, which corral lacks), then Q5_0,
+// Q5_1, Q8_0 for 4, 5, 6 bits; F16 where the fallback's 32-block does not fit either.
 DType fit_row(DType t, int64_t ncols) {
   if (ncols % ml::block_size(t) == 0) return t;
   DType fallback = DType::F16;

@@ -226,7 +226,9 @@ void add_tokenizer(const std::string& dir, const HfConfig& config, int64_t n_voc
       const tokenizer::Token& token = v.tokens[i];
       std::string text = token.text;
       TokenType type = token.type;
-      if (type == TokenType::kUnused && text.empty()) {
+      if (static_cast<TokenId>(i) == v.unk) {
+        type = TokenType::kUnknown;
+      } else if (type == TokenType::kUnused && text.empty()) {
         text = "[PAD" + std::to_string(i) + "]";
       } else if (type == TokenType::kUserDefined) {
         if (looks_special(text)) {

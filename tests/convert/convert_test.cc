@@ -17,6 +17,7 @@
 #include "model/harness.h"
 #include "runner/engine.h"
 #include "testdata.h"
+#include "tokenizer/tokenizer.h"
 
 namespace corral::convert {
 namespace {
@@ -64,6 +65,13 @@ float max_abs_diff(const float* a, const float* b, size_t n) {
   return m;
 }
 
+ConvertOptions options_for(const char* type) {
+  ConvertOptions options;
+  options.type = type;
+  options.write.n_threads = 1;
+  return options;
+}
+
 struct Case {
   const char* folder;
   const char* type;
@@ -79,18 +87,15 @@ TEST_P(ConvertHfReference, ConvertedFileGivesTransformersLogitsTokensAndGreedyId
   const std::string dir = corral::testing::testdata_path(std::string("reference/") + p.folder);
   TempDir tmp;
   const std::string out = tmp / "model.gguf";
-  ConvertOptions options;
-  options.type = p.type;
-  options.write.n_threads = 2;
-  convert_hf(dir, out, options);
+  convert_hf(dir, out, options_for(p.type));
 
-  runner::Engine engine(out, {.n_threads = 2});
+  runner::Engine engine(out, {.n_threads = 1});
   const json reference = read_json(dir + "/reference.json");
   const bool exact = std::string(p.type) == "F32";
   const ml::gguf::File file = ml::gguf::File::open(out);
   const auto m = model::load(file);
   EXPECT_TRUE(m->unused_tensors().empty());
-  model::testing::Runner r("cpu");
+  model::testing::Runner r("reference");
   for (const json& c : reference.at("cases")) {
     const std::vector<int32_t> ids = c.at("input_ids");
     if (c.contains("text")) {
@@ -105,8 +110,8 @@ TEST_P(ConvertHfReference, ConvertedFileGivesTransformersLogitsTokensAndGreedyId
           << c.value("name", "") << " position " << i;
     }
     if (!exact) continue;
-    // Cached decoding (one token at a time after the prompt) up to the first step whose top-2
-    // margin is too small to decide.
+    // Cached decoding (one token at a time after the prompt, on the reference backend) up to the
+    // first step whose top-2 margin is too small to decide.
     const std::vector<int32_t> greedy_want = c.at("greedy_ids");
     const std::vector<float> margin = c.at("greedy_top2_margin");
     size_t decidable = 0;
@@ -134,7 +139,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ConvertHf, Stories260KEqualsLlamaCppConversion) {
   TempDir tmp;
   const std::string out = tmp / "stories.gguf";
-  convert_hf(corral::testing::testdata_path("reference/stories260K"), out, {.type = "F32"});
+  convert_hf(corral::testing::testdata_path("reference/stories260K"), out, options_for("F32"));
   const ml::gguf::File ours = ml::gguf::File::open(out);
   const ml::gguf::File theirs =
       ml::gguf::File::open(corral::testing::testdata_path("tinystories260k/stories260K-f32.gguf"));
@@ -206,8 +211,8 @@ TEST(ConvertHf, ShardedCheckpointConvertsToTheSameFile) {
       << json{{"metadata", {{"total_size", 0}}}, {"weight_map", weight_map}}.dump();
 
   EXPECT_TRUE(is_hf_folder(sharded.string()));
-  convert_hf(src, tmp / "single.gguf", {.type = "F32"});
-  convert_hf(sharded.string(), tmp / "sharded.gguf", {.type = "F32"});
+  convert_hf(src, tmp / "single.gguf", options_for("F32"));
+  convert_hf(sharded.string(), tmp / "sharded.gguf", options_for("F32"));
   const ml::gguf::File a = ml::gguf::File::open(tmp / "single.gguf");
   const ml::gguf::File b = ml::gguf::File::open(tmp / "sharded.gguf");
   ASSERT_EQ(a.tensors().size(), b.tensors().size());
@@ -226,18 +231,18 @@ TEST(ConvertHf, EveryEndOfGenerationIdOfGenerationConfigStopsTheEngine) {
   for (const auto& e : fs::directory_iterator(src)) fs::copy(e.path(), dir);
   fs::permissions(dir / "generation_config.json", fs::perms::owner_write, fs::perm_options::add);
   std::ofstream(dir / "generation_config.json") << R"({"eos_token_id": [4, 1, 3]})";
-  convert_hf(dir.string(), tmp / "m.gguf", {.type = "F32"});
+  convert_hf(dir.string(), tmp / "m.gguf", options_for("F32"));
   const ml::gguf::File f = ml::gguf::File::open(tmp / "m.gguf");
   EXPECT_EQ(f.metadata().get_integer("tokenizer.ggml.eos_token_id"), 4);
   EXPECT_EQ(f.metadata().get_array_of<int32_t>(kEosTokenIdsKey), (std::vector<int32_t>{4, 1, 3}));
-  runner::Engine engine(tmp / "m.gguf", {.n_threads = 2});
+  runner::Engine engine(tmp / "m.gguf", {.n_threads = 1});
   EXPECT_EQ(engine.tokenizer().vocab().eos_ids, (std::vector<int32_t>{4, 1, 3}));
 }
 
 TEST(ConvertHf, MetadataHasLlamaCppKeys) {
   TempDir tmp;
   convert_hf(corral::testing::testdata_path("reference/tiny-llama3"), tmp / "m.gguf",
-             {.type = "F16"});
+             options_for("F16"));
   const ml::gguf::File f = ml::gguf::File::open(tmp / "m.gguf");
   const auto& md = f.metadata();
   EXPECT_EQ(md.get_string("general.architecture"), "llama");
@@ -282,7 +287,7 @@ TEST(ConvertHf, LegacyRopeThetaAndScalingKeysAreRead) {
                             {"beta_fast", 32.0}};
   fs::permissions(dir / "config.json", fs::perms::owner_write, fs::perm_options::add);
   std::ofstream(dir / "config.json") << config.dump();
-  convert_hf(dir.string(), tmp / "m.gguf", {.type = "F32"});
+  convert_hf(dir.string(), tmp / "m.gguf", options_for("F32"));
   const ml::gguf::File f = ml::gguf::File::open(tmp / "m.gguf");
   const auto& md = f.metadata();
   EXPECT_EQ(md.get_f32("qwen2.rope.freq_base"), 12345.0f);
@@ -292,6 +297,36 @@ TEST(ConvertHf, LegacyRopeThetaAndScalingKeysAreRead) {
   EXPECT_EQ(md.get_f32("qwen2.rope.scaling.yarn_beta_fast"), 32.0f);
   EXPECT_FALSE(md.contains("qwen2.vocab_size"));
   EXPECT_TRUE(f.find_tensor("blk.1.attn_k.bias") != nullptr);
+}
+
+// A SentencePiece model exported as tokenizer.json (BPE with byte fallback, no tokenizer.model
+// beside it) becomes GGUF's score-driven "llama" tokenizer and must encode as the conversion of
+// the SentencePiece model itself does (scores there are SentencePiece's, here minus merge ranks).
+TEST(ConvertHf, ByteFallbackBpeTokenizerEncodesAsSentencePiece) {
+  const std::string src = corral::testing::testdata_path("reference/stories260K");
+  TempDir tmp;
+  const fs::path dir = tmp.path / "model";
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(src)) {
+    if (e.path().filename() != "tokenizer.model") fs::copy(e.path(), dir);
+  }
+  convert_hf(dir.string(), tmp / "bpe.gguf", options_for("F32"));
+  convert_hf(src, tmp / "spm.gguf", options_for("F32"));
+  const ml::gguf::File bpe_file = ml::gguf::File::open(tmp / "bpe.gguf");
+  const ml::gguf::File spm_file = ml::gguf::File::open(tmp / "spm.gguf");
+  EXPECT_EQ(bpe_file.metadata().get_string("tokenizer.ggml.model"), "llama");
+  EXPECT_EQ(bpe_file.metadata().at("tokenizer.ggml.tokens"),
+            spm_file.metadata().at("tokenizer.ggml.tokens"));
+  EXPECT_EQ(bpe_file.metadata().at("tokenizer.ggml.token_type"),
+            spm_file.metadata().at("tokenizer.ggml.token_type"));
+  const auto bpe = tokenizer::Tokenizer::from_gguf(bpe_file.metadata());
+  const auto spm = tokenizer::Tokenizer::from_gguf(spm_file.metadata());
+  const json cases =
+      read_json(corral::testing::testdata_path("reference/tokenizers/tok512.json")).at("cases");
+  for (const json& c : cases) {
+    const std::string text = c.at("text");
+    EXPECT_EQ(bpe.encode(text, false), spm.encode(text, false)) << text;
+  }
 }
 
 }  // namespace

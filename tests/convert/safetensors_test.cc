@@ -22,10 +22,9 @@ using nlohmann::json;
 std::vector<uint8_t> file_bytes(const std::string& header, size_t data_bytes,
                                 std::optional<uint64_t> declared_len = std::nullopt) {
   const uint64_t len = declared_len.value_or(header.size());
-  std::vector<uint8_t> out(8);
+  std::vector<uint8_t> out(8 + header.size() + data_bytes, 0);
   for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<uint8_t>(len >> (8 * i));
-  out.insert(out.end(), header.begin(), header.end());
-  out.resize(out.size() + data_bytes, 0);
+  std::memcpy(out.data() + 8, header.data(), header.size());
   return out;
 }
 
@@ -79,6 +78,10 @@ TEST(Safetensors, RejectsHostileHeaders) {
       file_bytes(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})",
                  4),
       "overflows");
+  expect_rejected(
+      file_bytes(R"({"t":{"dtype":"F32","shape":[4611686018427387904,3,0],"data_offsets":[0,0]}})",
+                 0),
+      "overflows");
   expect_rejected(file_bytes(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}})", 4),
                   "outside the data section");
   expect_rejected(file_bytes(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", 4),
@@ -116,8 +119,8 @@ struct BrokenFolder {
   fs::path dir;
   explicit BrokenFolder(const std::string& name) {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir = fs::temp_directory_path() / ("corral-broken-" + std::string(info->name()) + "-" +
-                                       std::to_string(::getpid()));
+    dir = fs::temp_directory_path() /
+          ("corral-broken-" + std::string(info->name()) + "-" + std::to_string(::getpid()));
     fs::remove_all(dir);
     fs::create_directories(dir);
     for (const auto& e :
@@ -132,7 +135,10 @@ struct BrokenFolder {
 
 void expect_convert_error(const BrokenFolder& f, const std::vector<std::string>& parts) {
   try {
-    convert_hf(f.dir.string(), f.path("out.gguf"), {.type = "F32"});
+    ConvertOptions options;
+    options.type = "F32";
+    options.write.n_threads = 1;
+    convert_hf(f.dir.string(), f.path("out.gguf"), options);
     ADD_FAILURE() << "converted a broken folder";
   } catch (const std::exception& e) {
     for (const std::string& p : parts) {
@@ -188,8 +194,8 @@ TEST(ConvertHfErrors, ShardOutsideTheFolderIsRefused) {
   BrokenFolder f("tiny-qwen2");
   std::ofstream(f.path("model.safetensors.index.json"))
       << R"({"weight_map": {"model.norm.weight": "../model.safetensors"}})";
-  expect_convert_error(f, {"model.safetensors.index.json", "../model.safetensors",
-                           "not a file name inside"});
+  expect_convert_error(
+      f, {"model.safetensors.index.json", "../model.safetensors", "not a file name inside"});
 }
 
 TEST(ConvertHfErrors, ShardMissingAMappedTensorIsNamed) {

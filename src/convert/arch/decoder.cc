@@ -1,6 +1,7 @@
 // Shared decoder plumbing for the converters in this folder. Key names and order follow
 // llama.cpp's convert_hf_to_gguf.py (TextModel.set_gguf_parameters) and gguf-py's constants.py.
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <unordered_map>
@@ -223,7 +224,10 @@ std::vector<TensorSource> map_tensors(const HfConfig& config, const Checkpoint& 
                                ", which cannot be converted (supported: F32, F16, BF16)");
     }
     const bool transformed = layout.transforms && layout.transforms(hf);
-    if (!transformed) s.raw = t->data;
+    // Safetensors data starts wherever the header ends, so a tensor may sit at an odd address;
+    // write_model reads raw bytes as arrays of their type, which must then be aligned.
+    const bool aligned = reinterpret_cast<uintptr_t>(t->data.data()) % ml::type_size(s.dtype) == 0;
+    if (!transformed && aligned) s.raw = t->data;
     s.read_f32 = [t, transformed, transform = layout.transform](float* values) {
       t->read_f32(values);
       if (transformed) transform(t->name, t->shape, values);
