@@ -8,7 +8,9 @@ packages=(
   g++ cmake ninja-build ccache pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libedit-dev
+  libssl-dev
   clang clang-format libclang-rt-14-dev
+  nodejs
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -20,6 +22,14 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The llama.cpp compatibility tests run node-llama-cpp through npm: Debian's nodejs comes without
+# npm (NodeSource's includes it).
+if ! command -v npm > /dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm
 fi
 
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1

@@ -144,8 +144,8 @@ void add_debug_render_command(CLI::App& debug) {
     RenderSource source = render_source(args->model);
     if (!args->template_file.empty()) {
       const std::string text = read_text(args->template_file);
-      source.chat_template = tmpl::PromptTemplate{tmpl::detect_syntax(text), text,
-                                                  args->template_file};
+      source.chat_template =
+          tmpl::PromptTemplate{tmpl::detect_syntax(text), text, args->template_file};
     }
     std::cout << render_chat_file(source, chat);
     std::cout.flush();

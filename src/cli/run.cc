@@ -41,7 +41,7 @@ struct RunArgs {
   bool verbose = false;
   std::optional<int64_t> seed;
   std::optional<int> threads;
-  store::ModelInfo info;  // resolved from `model`
+  store::ModelInfo info;               // resolved from `model`
   std::unique_ptr<Conversation> chat;  // once the model is loaded
 };
 

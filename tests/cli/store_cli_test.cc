@@ -79,6 +79,7 @@ TEST(CliStore, CreateListShowRunCopyRemove) {
                  "PARAMETER num_thread 1\n"
                  "PARAMETER stop \"<never>\"\n"
                  "SYSTEM Once upon a time\n"
+                 "TEMPLATE \"\"\"{{ if .System }}{{ .System }}\n{{ end }}{{ .Prompt }}\"\"\"\n"
                  "LICENSE MIT\n");
   Result r =
       corral(store_dir.path(), "create story -f '" + (work.path() / "Modelfile").string() + "'");
@@ -131,7 +132,11 @@ TEST(CliStore, CreateListShowRunCopyRemove) {
   EXPECT_TRUE(contains(corral(store_dir.path(), "show story --parameters").out,
                        "temperature                    0.0\n"));
 
-  // run applies the SYSTEM and PARAMETERs: it matches the file run with them spelled out.
+  EXPECT_EQ(corral(store_dir.path(), "show story --template").out,
+            "{{ if .System }}{{ .System }}\n{{ end }}{{ .Prompt }}");
+
+  // run renders the TEMPLATE with the SYSTEM and applies the PARAMETERs: it matches the file run
+  // with them spelled out.
   const Result by_name = corral(store_dir.path(), "run story Lily");
   ASSERT_EQ(by_name.exit_code, 0) << by_name.out;
   const Result by_file =
