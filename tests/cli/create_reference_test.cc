@@ -58,8 +58,8 @@ TEST_P(CreateReference, CreateF32ThenDebugLogitsAndTokenizeMatchTransformers) {
     double max_err = 0;
     for (size_t t = 0; t < rows.size(); ++t)
       for (size_t v = 0; v < n_vocab; ++v)
-        max_err = std::max(max_err, std::fabs(rows[t][v].get<double>() -
-                                              want[t * n_vocab + v].get<double>()));
+        max_err = std::max(
+            max_err, std::fabs(rows[t][v].get<double>() - want[t * n_vocab + v].get<double>()));
     EXPECT_LT(max_err, 1e-4) << "case with " << c["input_ids"].size() << " tokens";
 
     if (c.contains("text")) {
