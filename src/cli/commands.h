@@ -27,6 +27,7 @@ void add_store_commands(CLI::App& app);    // create.cc list.cc cp.cc rm.cc: cre
 void add_debug_tokenize_commands(CLI::App& debug);
 void add_debug_logits_command(CLI::App& debug);
 void add_debug_render_command(CLI::App& debug);  // debug_render.cc
+void add_debug_synth_command(CLI::App& debug);   // debug_synth.cc
 
 // What `corral debug render` renders with: a model's chat template and the variables it sees
 // (bos_token, eos_token...). From a Hugging Face folder (chat_template.jinja or

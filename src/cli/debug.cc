@@ -201,6 +201,7 @@ void add_debug_command(CLI::App& app) {
   add_debug_tokenize_commands(*debug);
   add_debug_logits_command(*debug);
   add_debug_render_command(*debug);
+  add_debug_synth_command(*debug);
   gguf->callback([opts] {
     const File f = File::open(opts->path);
     if (opts->json) {
