@@ -44,7 +44,7 @@ struct ModelFacts {
   std::string name;  // as given (a store name or a path)
   std::string path;  // the GGUF file
   std::string arch;
-  std::string type;  // general.file_type's name, else the dtype most weights have
+  std::string type;   // general.file_type's name, else the dtype most weights have
   uint64_t size = 0;  // bytes of all tensors
   uint64_t n_params = 0;
   int threads = 0;
@@ -81,9 +81,9 @@ ModelFacts model_facts(const runner::Engine& engine, const store::ModelInfo& inf
     }
     m.type = "unknown";
     if (!weights.empty()) {
-      auto best = std::max_element(weights.begin(), weights.end(), [](const auto& a, const auto& b) {
-        return a.second < b.second;
-      });
+      auto best =
+          std::max_element(weights.begin(), weights.end(),
+                           [](const auto& a, const auto& b) { return a.second < b.second; });
       m.type = std::string(ml::dtype_name(best->first));
       std::transform(m.type.begin(), m.type.end(), m.type.begin(), ::toupper);
     }
@@ -125,7 +125,8 @@ struct TestResult {
   std::vector<double> samples_ts() const {
     const int n = n_prompt + n_gen;
     std::vector<double> ts;
-    for (int64_t ns : samples_ns) ts.push_back(n * 1e9 / static_cast<double>(std::max<int64_t>(1, ns)));
+    for (int64_t ns : samples_ns)
+      ts.push_back(n * 1e9 / static_cast<double>(std::max<int64_t>(1, ns)));
     return ts;
   }
   double mean_ts() const {
@@ -165,10 +166,11 @@ TestResult run_prompt_test(runner::Engine& engine, int n_prompt, int reps, int n
   return r;
 }
 
-TestResult run_gen_test(runner::Engine& engine, int n_gen, int reps, int num_batch,
-                        int64_t num_ctx, std::mt19937& rng) {
+TestResult run_gen_test(runner::Engine& engine, int n_gen, int reps, int num_batch, int64_t num_ctx,
+                        std::mt19937& rng) {
   TestResult r{"tg" + std::to_string(n_gen), 0, n_gen, {}};
-  const std::vector<int32_t> tokens = random_tokens(n_gen + 1, engine.model().config().n_vocab, rng);
+  const std::vector<int32_t> tokens =
+      random_tokens(n_gen + 1, engine.model().config().n_vocab, rng);
   for (int rep = -1; rep < reps; ++rep) {
     engine.bench_evaluate(std::span(tokens).first(1), 0, num_batch, num_ctx);
     const auto t0 = Clock::now();
