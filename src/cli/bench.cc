@@ -234,7 +234,9 @@ void run_bench(const BenchArgs& a) {
   }
   std::mt19937 rng(42);
   if (!a.json) {
-    std::cout << "model: " << facts.name << " (" << facts.path << ")\n\n";
+    std::cout << "model: " << facts.name;
+    if (facts.path != facts.name) std::cout << " (" << facts.path << ")";
+    std::cout << "\n\n";
     print_table_header();
   }
   auto report = [&](const TestResult& r) {
