@@ -7,6 +7,10 @@
 // so one batch as corral's num_batch 512 gives); tg<N>: N single-token decode steps after a
 // one-token prompt. One warm-up of each, then REPS timed runs; prints one JSON object per test
 // with the fields of `corral bench --json`.
+//
+// Each decode step of tg is one call from JavaScript into the native addon, which adds a fixed
+// cost per token (about a millisecond): it dominates tg on tiny models such as stories260K, so
+// compare tg there with that in mind; on a 1B model it is a few percent.
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 
 const [modelPath, threadsArg, pArg = "512", nArg = "128", repsArg = "1"] = process.argv.slice(2);
