@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   corral::cli::add_debug_command(app);
   corral::cli::add_quantize_command(app);
   corral::cli::add_store_commands(app);
+  corral::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -97,6 +97,14 @@ const float* Engine::evaluate(std::span<const int32_t> tokens, int32_t pos, int 
   return last;
 }
 
+void Engine::bench_evaluate(std::span<const int32_t> tokens, int32_t pos, int num_batch,
+                            int64_t num_ctx) {
+  ensure_cache(num_ctx);
+  cache_->remove(0, pos);
+  cached_.resize(std::min(cached_.size(), static_cast<size_t>(std::max(0, pos))));
+  evaluate(tokens, pos, num_batch);
+}
+
 Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options& options,
                        const TextSink& sink, const std::atomic<bool>* cancel) {
   const auto t_start = Clock::now();

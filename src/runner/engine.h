@@ -83,6 +83,11 @@ class Engine {
   // cache: [n_tokens][n_vocab]. For comparing the forward pass with other implementations.
   std::vector<float> logits(std::span<const int32_t> tokens);
 
+  // For `corral bench`: evaluates `tokens` (valid ids) as sequence 0 at positions [pos, pos + n)
+  // in batches of num_batch, with a cache of num_ctx cells; the cache keeps positions below
+  // `pos` and drops the rest first, so pos 0 starts from an empty cache.
+  void bench_evaluate(std::span<const int32_t> tokens, int32_t pos, int num_batch, int64_t num_ctx);
+
  private:
   // Evaluates tokens at positions [pos, pos + n) of sequence 0 in batches of num_batch; returns
   // the last token's logits, or nullptr when *cancel turned true before a batch.

@@ -1,0 +1,271 @@
+// `corral bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]`: llama-bench's two
+// throughput tests on the CPU backend. pp<p>: one prefill of p tokens from an empty cache in
+// batches of num_batch; tg<n>: n decode steps of one token each after a one-token prompt. Each
+// test runs once to warm up (page in the mmapped weights, plan the graph), then `reps` times;
+// the report is the mean and standard deviation of tokens per second. Token ids are random
+// (fixed seed) and valid: throughput does not depend on which tokens are evaluated.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/threadpool.h"
+#include "cli/commands.h"
+#include "ml/gguf/reader.h"
+#include "runner/engine.h"
+#include "sample/options.h"
+#include "store/model.h"
+#include "store/store.h"
+
+namespace corral::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct BenchArgs {
+  std::string model;
+  int n_prompt = 512;
+  int n_gen = 128;
+  int threads = 0;  // 0: physical cores
+  int reps = 5;
+  bool json = false;
+};
+
+// What every row of the report says about the model and the machine.
+struct ModelFacts {
+  std::string name;  // as given (a store name or a path)
+  std::string path;  // the GGUF file
+  std::string arch;
+  std::string type;   // general.file_type's name, else the dtype most weights have
+  uint64_t size = 0;  // bytes of all tensors
+  uint64_t n_params = 0;
+  int threads = 0;
+};
+
+// llama.cpp's llama_ftype numbers (general.file_type), as llama-bench names them.
+std::string file_type_name(int64_t ftype) {
+  static const std::map<int64_t, const char*> kNames = {
+      {0, "F32"},     {1, "F16"},     {2, "Q4_0"},    {3, "Q4_1"},    {7, "Q8_0"},
+      {8, "Q5_0"},    {9, "Q5_1"},    {10, "Q2_K"},   {11, "Q3_K_S"}, {12, "Q3_K_M"},
+      {13, "Q3_K_L"}, {14, "Q4_K_S"}, {15, "Q4_K_M"}, {16, "Q5_K_S"}, {17, "Q5_K_M"},
+      {18, "Q6_K"},   {32, "BF16"},
+  };
+  auto it = kNames.find(ftype);
+  return it == kNames.end() ? "ftype " + std::to_string(ftype) : it->second;
+}
+
+ModelFacts model_facts(const runner::Engine& engine, const store::ModelInfo& info, int threads) {
+  const ml::gguf::File& f = engine.file();
+  ModelFacts m;
+  m.name = info.name;
+  m.path = info.gguf.string();
+  m.arch = engine.model().config().architecture;
+  for (const auto& t : f.tensors()) {
+    m.size += t.nbytes;
+    m.n_params += static_cast<uint64_t>(t.n_elements());
+  }
+  if (const ml::gguf::Value* ft = f.metadata().find("general.file_type"); ft && ft->as_integer()) {
+    m.type = file_type_name(*ft->as_integer());
+  } else {
+    std::map<ml::DType, int64_t> weights;
+    for (const auto& t : f.tensors()) {
+      if (t.n_dims >= 2) weights[t.dtype] += t.n_elements();
+    }
+    m.type = "unknown";
+    if (!weights.empty()) {
+      auto best =
+          std::max_element(weights.begin(), weights.end(),
+                           [](const auto& a, const auto& b) { return a.second < b.second; });
+      m.type = std::string(ml::dtype_name(best->first));
+      std::transform(m.type.begin(), m.type.end(), m.type.begin(), ::toupper);
+    }
+  }
+  m.threads = threads > 0 ? threads : backend::cpu::physical_cores();
+  return m;
+}
+
+// llama-bench's units: "1.61 GiB", "12.50 MiB"; "1.24 B", "292.46 K".
+std::string human_size(uint64_t bytes) {
+  char buf[32];
+  if (bytes >= (1ull << 30)) {
+    std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1ull << 30));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(bytes) / (1ull << 20));
+  }
+  return buf;
+}
+
+std::string human_params(uint64_t n) {
+  char buf[32];
+  const double x = static_cast<double>(n);
+  if (x >= 1e9) {
+    std::snprintf(buf, sizeof buf, "%.2f B", x / 1e9);
+  } else if (x >= 1e6) {
+    std::snprintf(buf, sizeof buf, "%.2f M", x / 1e6);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2f K", x / 1e3);
+  }
+  return buf;
+}
+
+struct TestResult {
+  std::string name;  // pp512, tg128
+  int n_prompt = 0;
+  int n_gen = 0;
+  std::vector<int64_t> samples_ns;
+
+  std::vector<double> samples_ts() const {
+    const int n = n_prompt + n_gen;
+    std::vector<double> ts;
+    for (int64_t ns : samples_ns)
+      ts.push_back(n * 1e9 / static_cast<double>(std::max<int64_t>(1, ns)));
+    return ts;
+  }
+  double mean_ts() const {
+    const std::vector<double> ts = samples_ts();
+    double s = 0;
+    for (double t : ts) s += t;
+    return ts.empty() ? 0 : s / static_cast<double>(ts.size());
+  }
+  // Sample standard deviation, as llama-bench reports it (0 for a single sample).
+  double stddev_ts() const {
+    const std::vector<double> ts = samples_ts();
+    if (ts.size() < 2) return 0;
+    const double mean = mean_ts();
+    double s = 0;
+    for (double t : ts) s += (t - mean) * (t - mean);
+    return std::sqrt(s / static_cast<double>(ts.size() - 1));
+  }
+};
+
+std::vector<int32_t> random_tokens(int n, int64_t n_vocab, std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(n_vocab - 1));
+  std::vector<int32_t> tokens(static_cast<size_t>(n));
+  for (int32_t& t : tokens) t = dist(rng);
+  return tokens;
+}
+
+TestResult run_prompt_test(runner::Engine& engine, int n_prompt, int reps, int num_batch,
+                           int64_t num_ctx, std::mt19937& rng) {
+  TestResult r{"pp" + std::to_string(n_prompt), n_prompt, 0, {}};
+  const std::vector<int32_t> tokens = random_tokens(n_prompt, engine.model().config().n_vocab, rng);
+  for (int rep = -1; rep < reps; ++rep) {  // rep -1: the warm-up
+    const auto t0 = Clock::now();
+    engine.bench_evaluate(tokens, 0, num_batch, num_ctx);
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
+    if (rep >= 0) r.samples_ns.push_back(ns.count());
+  }
+  return r;
+}
+
+TestResult run_gen_test(runner::Engine& engine, int n_gen, int reps, int num_batch, int64_t num_ctx,
+                        std::mt19937& rng) {
+  TestResult r{"tg" + std::to_string(n_gen), 0, n_gen, {}};
+  const std::vector<int32_t> tokens =
+      random_tokens(n_gen + 1, engine.model().config().n_vocab, rng);
+  for (int rep = -1; rep < reps; ++rep) {
+    engine.bench_evaluate(std::span(tokens).first(1), 0, num_batch, num_ctx);
+    const auto t0 = Clock::now();
+    for (int i = 1; i <= n_gen; ++i) {
+      engine.bench_evaluate(std::span(tokens).subspan(static_cast<size_t>(i), 1), i, num_batch,
+                            num_ctx);
+    }
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
+    if (rep >= 0) r.samples_ns.push_back(ns.count());
+  }
+  return r;
+}
+
+void print_json(const ModelFacts& m, const TestResult& r) {
+  nlohmann::ordered_json j;
+  j["model"] = m.name;
+  j["model_path"] = m.path;
+  j["model_arch"] = m.arch;
+  j["model_type"] = m.type;
+  j["model_size"] = m.size;
+  j["model_n_params"] = m.n_params;
+  j["backend"] = "CPU";
+  j["n_threads"] = m.threads;
+  j["test"] = r.name;
+  j["n_prompt"] = r.n_prompt;
+  j["n_gen"] = r.n_gen;
+  j["avg_ts"] = r.mean_ts();
+  j["stddev_ts"] = r.stddev_ts();
+  j["samples_ns"] = r.samples_ns;
+  j["samples_ts"] = r.samples_ts();
+  std::cout << j.dump() << "\n" << std::flush;
+}
+
+void print_table_header() {
+  std::cout << "| model | size | params | backend | threads | test | t/s |\n"
+            << "| --- | ---: | ---: | --- | ---: | ---: | ---: |\n";
+}
+
+void print_table_row(const ModelFacts& m, const TestResult& r) {
+  char ts[64];
+  std::snprintf(ts, sizeof ts, "%.2f ± %.2f", r.mean_ts(), r.stddev_ts());
+  std::cout << "| " << m.arch << " " << m.type << " | " << human_size(m.size) << " | "
+            << human_params(m.n_params) << " | CPU | " << m.threads << " | " << r.name << " | "
+            << ts << " |\n"
+            << std::flush;
+}
+
+void run_bench(const BenchArgs& a) {
+  if (a.n_prompt < 0 || a.n_gen < 0) throw std::invalid_argument("-p and -n must not be negative");
+  if (a.reps < 1) throw std::invalid_argument("-r must be at least 1");
+  const store::ModelInfo info = store::resolve(store::Store(store::Store::default_root()), a.model);
+  runner::Engine engine(info.gguf.string(), {.n_threads = a.threads});
+  const ModelFacts facts = model_facts(engine, info, a.threads);
+  const int num_batch = sample::Options{}.num_batch;
+  // Room for the longer test; the cache size does not change between tests, so the warm-up of
+  // the first also allocates it for the second.
+  const int64_t num_ctx = std::max(a.n_prompt, a.n_gen + 1);
+  if (engine.model().config().n_ctx_train > 0 && num_ctx > engine.model().config().n_ctx_train) {
+    std::cerr << "warning: " << num_ctx << " tokens exceed the training context ("
+              << engine.model().config().n_ctx_train << ")\n";
+  }
+  std::mt19937 rng(42);
+  if (!a.json) {
+    std::cout << "model: " << facts.name;
+    if (facts.path != facts.name) std::cout << " (" << facts.path << ")";
+    std::cout << "\n\n";
+    print_table_header();
+  }
+  auto report = [&](const TestResult& r) {
+    if (a.json) {
+      print_json(facts, r);
+    } else {
+      print_table_row(facts, r);
+    }
+  };
+  if (a.n_prompt > 0) report(run_prompt_test(engine, a.n_prompt, a.reps, num_batch, num_ctx, rng));
+  if (a.n_gen > 0) report(run_gen_test(engine, a.n_gen, a.reps, num_batch, num_ctx, rng));
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Measure prompt processing and generation throughput, as llama-bench does");
+  cmd->add_option("model", args->model, "A .gguf file or a model name in the store")->required();
+  cmd->add_option("-p,--n-prompt", args->n_prompt, "Prompt tokens of the pp test (0: skip it)")
+      ->capture_default_str();
+  cmd->add_option("-n,--n-gen", args->n_gen, "Generated tokens of the tg test (0: skip it)")
+      ->capture_default_str();
+  cmd->add_option("-t,--threads", args->threads, "CPU threads (default: physical cores)");
+  cmd->add_option("-r,--repetitions", args->reps, "Timed repetitions of each test")
+      ->capture_default_str();
+  cmd->add_flag("--json", args->json, "One JSON object per test, with every sample");
+  cmd->callback([args] { run_bench(*args); });
+}
+
+}  // namespace corral::cli

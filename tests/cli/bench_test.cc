@@ -1,0 +1,79 @@
+// `corral bench` through the binary: its --json report (one object per test, with every sample)
+// and the error for a model that does not exist. No timing assertions: the machine is shared.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/run_corral.h"
+#include "testdata.h"
+
+namespace corral::testing {
+namespace {
+
+using Json = nlohmann::json;
+
+std::vector<Json> json_lines(const std::string& out) {
+  std::vector<Json> lines;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) lines.push_back(Json::parse(line));
+  }
+  return lines;
+}
+
+TEST(BenchCli, JsonReportsBothTestsWithPositiveThroughput) {
+  const std::string model = testdata_path("tinystories260k/stories260K-f32.gguf");
+  const CommandResult r =
+      run_corral("bench '" + model + "' -p 16 -n 8 -r 2 -t 1 --json", /*merge_stderr=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::vector<Json> tests;
+  ASSERT_NO_THROW(tests = json_lines(r.out)) << r.out;
+  ASSERT_EQ(tests.size(), 2u) << r.out;
+  EXPECT_EQ(tests[0]["test"], "pp16");
+  EXPECT_EQ(tests[0]["n_prompt"], 16);
+  EXPECT_EQ(tests[0]["n_gen"], 0);
+  EXPECT_EQ(tests[1]["test"], "tg8");
+  EXPECT_EQ(tests[1]["n_prompt"], 0);
+  EXPECT_EQ(tests[1]["n_gen"], 8);
+  for (const Json& t : tests) {
+    EXPECT_EQ(t["model_path"], model);
+    EXPECT_EQ(t["model_arch"], "llama");
+    EXPECT_EQ(t["model_type"], "F32");
+    EXPECT_EQ(t["backend"], "CPU");
+    EXPECT_EQ(t["n_threads"], 1);
+    // stories260K: 292,480 parameters as llama.cpp counts them, 4 bytes each.
+    EXPECT_GT(t["model_n_params"].get<uint64_t>(), 250'000u);
+    EXPECT_EQ(t["model_size"].get<uint64_t>(), 4 * t["model_n_params"].get<uint64_t>());
+    ASSERT_EQ(t["samples_ns"].size(), 2u);
+    ASSERT_EQ(t["samples_ts"].size(), 2u);
+    for (const Json& ns : t["samples_ns"]) EXPECT_GT(ns.get<int64_t>(), 0);
+    for (const Json& ts : t["samples_ts"]) EXPECT_GT(ts.get<double>(), 0);
+    EXPECT_GT(t["avg_ts"].get<double>(), 0);
+    EXPECT_GE(t["stddev_ts"].get<double>(), 0);
+  }
+}
+
+TEST(BenchCli, TableHasOneRowPerTestAndZeroSkipsATest) {
+  const std::string model = testdata_path("tinystories260k/stories260K-f32.gguf");
+  const CommandResult r = run_corral("bench '" + model + "' -p 8 -n 0 -r 1 -t 1", false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("| model | size | params | backend | threads | test | t/s |"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("| llama F32 | "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| CPU | 1 | pp8 | "), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("| tg"), std::string::npos) << r.out;
+}
+
+TEST(BenchCli, MissingModelFailsNamingIt) {
+  const CommandResult r = run_corral("bench /nonexistent/model.gguf -p 4 -n 2 -r 1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("/nonexistent/model.gguf"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace corral::testing
