@@ -50,18 +50,6 @@ struct ModelFacts {
   int threads = 0;
 };
 
-// llama.cpp's llama_ftype numbers (general.file_type), as llama-bench names them.
-std::string file_type_name(int64_t ftype) {
-  static const std::map<int64_t, const char*> kNames = {
-      {0, "F32"},     {1, "F16"},     {2, "Q4_0"},    {3, "Q4_1"},    {7, "Q8_0"},
-      {8, "Q5_0"},    {9, "Q5_1"},    {10, "Q2_K"},   {11, "Q3_K_S"}, {12, "Q3_K_M"},
-      {13, "Q3_K_L"}, {14, "Q4_K_S"}, {15, "Q4_K_M"}, {16, "Q5_K_S"}, {17, "Q5_K_M"},
-      {18, "Q6_K"},   {32, "BF16"},
-  };
-  auto it = kNames.find(ftype);
-  return it == kNames.end() ? "ftype " + std::to_string(ftype) : it->second;
-}
-
 ModelFacts model_facts(const runner::Engine& engine, const store::ModelInfo& info, int threads) {
   const ml::gguf::File& f = engine.file();
   ModelFacts m;
@@ -73,7 +61,8 @@ ModelFacts model_facts(const runner::Engine& engine, const store::ModelInfo& inf
     m.n_params += static_cast<uint64_t>(t.n_elements());
   }
   if (const ml::gguf::Value* ft = f.metadata().find("general.file_type"); ft && ft->as_integer()) {
-    m.type = file_type_name(*ft->as_integer());
+    m.type =
+        file_type_name(*ft->as_integer()).value_or("ftype " + std::to_string(*ft->as_integer()));
   } else {
     std::map<ml::DType, int64_t> weights;
     for (const auto& t : f.tensors()) {

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <string>
 
@@ -48,6 +50,9 @@ void add_create_command(CLI::App& app);  // create.cc
 void add_list_command(CLI::App& app);    // list.cc
 void add_cp_command(CLI::App& app);      // cp.cc
 void add_rm_command(CLI::App& app);      // rm.cc
+
+// The name llama.cpp gives a general.file_type number ("Q4_K_M"), if it is one (show.cc).
+std::optional<std::string> file_type_name(int64_t ftype);
 
 // The `corral show` summary of a model file (show.cc); also the REPL's `/show info`.
 void print_model_summary(const ml::gguf::File& file, std::ostream& out);

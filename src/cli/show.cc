@@ -16,10 +16,6 @@
 #include "store/modelfile.h"
 
 namespace corral::cli {
-namespace {
-
-using ml::gguf::File;
-using ml::gguf::Metadata;
 
 // llama.cpp's llama_ftype numbers (general.file_type) and the names quantize prints.
 std::optional<std::string> file_type_name(int64_t ftype) {
@@ -36,6 +32,11 @@ std::optional<std::string> file_type_name(int64_t ftype) {
   if (it == kNames.end()) return std::nullopt;
   return std::string(it->second);
 }
+
+namespace {
+
+using ml::gguf::File;
+using ml::gguf::Metadata;
 
 // The dtype holding most weights of the 2-D tensors (norms and biases are kept in f32 by every
 // quantizer, so they would outvote nothing but tiny models).

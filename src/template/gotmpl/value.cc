@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "tokenizer/pretokenize.h"
+
 namespace corral::tmpl::gotmpl {
 
 struct Value::Composite {
@@ -267,24 +269,6 @@ std::string special_float(double f) {
   return f > 0 ? "+Inf" : "-Inf";
 }
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 }  // namespace
 
 uint32_t decode_rune(std::string_view s, size_t& pos, size_t* size_out) {
@@ -517,7 +501,7 @@ std::string format_value(const Value& v, bool plus, bool nested) {
 
 std::string encode_rune(uint32_t cp) {
   std::string out;
-  append_utf8(out, cp);
+  tokenizer::utf8_append(out, cp);
   return out;
 }
 

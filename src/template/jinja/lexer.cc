@@ -6,30 +6,13 @@
 #include <cstring>
 
 #include "template/jinja/value.h"
+#include "tokenizer/pretokenize.h"
 
 namespace corral::tmpl::jinja {
 namespace {
 
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 class Lexer {
@@ -360,7 +343,7 @@ class Lexer {
         case 'U': {
           int count = e == 'x' ? 2 : e == 'u' ? 4 : 8;
           if (!hex(q, count, cp) || cp > 0x10FFFF) fail("invalid escape in string literal", q - 2);
-          append_utf8(out, cp);
+          tokenizer::utf8_append(out, cp);
           q += count;
           break;
         }
@@ -369,7 +352,7 @@ class Lexer {
             cp = e - '0';
             for (int i = 0; i < 2 && q < n && src_[q] >= '0' && src_[q] <= '7'; ++i)
               cp = cp * 8 + (src_[q++] - '0');
-            append_utf8(out, cp);
+            tokenizer::utf8_append(out, cp);
           } else {
             out += '\\';
             out += e;
