@@ -8,7 +8,7 @@ packages=(
   g++ cmake ninja-build ccache pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libedit-dev
-  libssl-dev
+  libssl-dev libcpp-httplib-dev
   clang clang-format libclang-rt-14-dev
   nodejs
 )

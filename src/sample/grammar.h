@@ -1,0 +1,94 @@
+// Grammar-constrained sampling: a context-free grammar in GBNF (llama.cpp's notation), compiled
+// from a JSON schema where a request gives one (Ollama's `format`, OpenAI's response_format and
+// tool_choice), and a matcher that tells which tokens may come next.
+//
+// How the runner uses it: sample as usual; if the grammar does not accept the token, mask the
+// logits (every token the grammar rejects gets -inf) and sample again; then accept(). End of
+// generation is allowed only where the grammar is complete; when nothing can follow, the
+// sequence ends.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace corral::tokenizer {
+class Tokenizer;
+}
+
+namespace corral::sample {
+
+// A compiled grammar (immutable, shared by the sequences that use it).
+class Grammar {
+ public:
+  // Parses GBNF (rules `name ::= alternatives`, literals "..", classes [a-z] [^"\\], groups,
+  // `*` `+` `?` `{m,n}`, comments). Throws std::invalid_argument naming the line and column of an
+  // error, an undefined rule, or a missing root.
+  static std::shared_ptr<const Grammar> parse(std::string_view gbnf,
+                                              std::string_view root = "root");
+
+  // Any JSON object (Ollama's format "json" and OpenAI's json_object), whitespace limited so a
+  // model cannot ramble in it.
+  static std::shared_ptr<const Grammar> json_object();
+  // Output that validates against a JSON schema (types, properties + required, items,
+  // enum/const, anyOf/oneOf, $ref to $defs/definitions, string/array length limits, formats
+  // date/time/uuid where simple). Throws std::invalid_argument naming what it cannot express.
+  static std::shared_ptr<const Grammar> json_schema(const nlohmann::json& schema);
+
+  // The GBNF text of a JSON schema (for `corral debug` and tests).
+  static std::string json_schema_to_gbnf(const nlohmann::json& schema);
+
+  struct Impl;
+  explicit Grammar(std::unique_ptr<Impl> impl);
+  ~Grammar();
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// The bytes each token id decodes to (special/control tokens: empty, never allowed by a grammar
+// except as end of generation). Built once per loaded model.
+class TokenPieces {
+ public:
+  explicit TokenPieces(const tokenizer::Tokenizer& tokenizer);
+  size_t size() const { return pieces_.size(); }
+  const std::string& operator[](size_t id) const { return pieces_[id]; }
+  // Whether the token ends generation (EOS, EOT, ...).
+  bool is_end(int32_t id) const {
+    return id >= 0 && static_cast<size_t>(id) < end_.size() && end_[id];
+  }
+
+ private:
+  std::vector<std::string> pieces_;
+  std::vector<char> end_;
+};
+
+// The state of one sequence inside a grammar.
+class GrammarMatcher {
+ public:
+  GrammarMatcher(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenPieces> pieces);
+  ~GrammarMatcher();
+  GrammarMatcher(GrammarMatcher&&) noexcept;
+  GrammarMatcher& operator=(GrammarMatcher&&) noexcept;
+
+  // Whether the token may come next (an end token: whether the grammar is complete here).
+  bool accepts(int32_t token) const;
+  // Sets logits[i] = -inf for every token that may not come next.
+  void mask(std::span<float> logits) const;
+  // Advances past an accepted token.
+  void accept(int32_t token);
+  // The grammar is complete and nothing more can follow (the sequence should end).
+  bool done() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace corral::sample

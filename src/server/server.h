@@ -1,0 +1,93 @@
+// `corral serve`: Ollama's HTTP API and the OpenAI-compatible one over one scheduler and one
+// model store. cpp-httplib serves each connection on its own thread; handlers parse and validate
+// the request, hand generation to the model's Runner (which batches all sequences of a model) and
+// stream its pieces back. Every handler turns an exception into {"error": "..."} with a status
+// (400 bad request, 404 unknown model, 413 body too large, 500, 503 queue full) and the server
+// keeps serving.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "runner/scheduler.h"
+#include "store/store.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace corral::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";  // CORRAL_HOST "host:port", "host", ":port", "http://host:port"
+  int port = 11434;
+  std::vector<std::string> origins;  // CORRAL_ORIGINS, added to Ollama's default allow-list
+  std::string api_key;               // CORRAL_API_KEY: when set, Authorization: Bearer <key>
+  size_t max_body_bytes = size_t{32} << 20;  // larger bodies get 413 (blobs are streamed)
+  std::filesystem::path models;              // the store root (CORRAL_MODELS)
+  runner::SchedulerOptions scheduler;
+};
+
+// CORRAL_HOST, CORRAL_ORIGINS, CORRAL_API_KEY, CORRAL_MODELS and the scheduler's variables.
+// Throws naming a variable with a bad value.
+ServerOptions server_options_from_env();
+
+// An error with the HTTP status it should be answered with.
+class HttpError : public std::runtime_error {
+ public:
+  HttpError(int status, const std::string& message) : std::runtime_error(message), status(status) {}
+  int status;
+};
+
+// What every route handler shares.
+struct Context {
+  ServerOptions options;
+  store::Store store;
+  runner::Scheduler scheduler;
+  std::atomic<bool> stopping{false};
+  explicit Context(ServerOptions o);
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();
+  // Binds (port 0: any free port) and serves until stop(). Throws when it cannot bind.
+  void listen();
+  // Binds without serving yet, returning the port (for tests: bind(), then listen() on a thread).
+  int bind();
+  void stop();
+  Context& context() { return *context_; }
+
+ private:
+  std::unique_ptr<Context> context_;
+  std::unique_ptr<httplib::Server> http_;
+};
+
+// Route tables, one per file (server/routes_*.cc).
+// routes_ollama.cc: /, /api/version, /api/tags, /api/show, /api/create, /api/blobs/:digest,
+// /api/copy, /api/delete, /api/ps, /api/pull and /api/push (501 until a registry client exists).
+void add_ollama_routes(httplib::Server& http, Context& ctx);
+// routes_generate.cc: /api/generate, /api/chat, /api/embed, /api/embeddings.
+void add_generate_routes(httplib::Server& http, Context& ctx);
+// routes_openai.cc: /v1/chat/completions, /v1/completions, /v1/models, /v1/models/{id},
+// /v1/embeddings.
+void add_openai_routes(httplib::Server& http, Context& ctx);
+
+// Helpers every route file uses (http.cc).
+// Parses the body as a JSON object; HttpError 400 naming the problem otherwise.
+nlohmann::json parse_body(const httplib::Request& req);
+// {"error": message} with the status.
+void send_error(httplib::Response& res, int status, const std::string& message);
+void send_json(httplib::Response& res, const nlohmann::json& body, int status = 200);
+
+}  // namespace corral::server
