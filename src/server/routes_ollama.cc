@@ -592,10 +592,10 @@ void add_ollama_routes(httplib::Server& http, Context& ctx) {
   http.Post("/api/create", [c](const httplib::Request& req, httplib::Response& res) {
     handle_create(*c, req, res);
   });
-  http.Get(R"(/api/blobs/([^/]+))", [c](const httplib::Request& req, httplib::Response& res) {
+  http.Get(R"(/api/blobs/(.*))", [c](const httplib::Request& req, httplib::Response& res) {
     handle_head_blob(*c, req, res);
   });
-  http.Post(R"(/api/blobs/([^/]+))",
+  http.Post(R"(/api/blobs/(.*))",
             [c](const httplib::Request& req, httplib::Response& res,
                 const httplib::ContentReader& read) { handle_post_blob(*c, req, res, read); });
   http.Post("/api/copy", [c](const httplib::Request& req, httplib::Response& res) {

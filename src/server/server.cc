@@ -162,6 +162,10 @@ Server::Server(ServerOptions options)
   // Each streaming response holds a thread for its whole length; httplib's default pool (8) would
   // let a few long generations starve every other request.
   http.new_task_queue = [] { return new httplib::ThreadPool(64); };
+  // httplib gives up on a socket silent for 5 s; a busy machine (or a client uploading a large
+  // blob from a slow disk) can stall longer than that without being gone.
+  http.set_read_timeout(60);
+  http.set_write_timeout(60);
   http.set_pre_routing_handler([policy](const httplib::Request& req, httplib::Response& res) {
     return check_request(*policy, req, res);
   });

@@ -23,8 +23,15 @@ const sha256 = (bytes) => "sha256:" + createHash("sha256").update(bytes).digest(
 
 async function call(method, route, body, headers = {}) {
   const init = { method, headers: { "Content-Type": "application/json", ...headers } };
-  if (body !== undefined) init.body = typeof body === "string" ? body : JSON.stringify(body);
-  const r = await fetch(`${server.url}${route}`, init);
+  if (body !== undefined) {
+    init.body = typeof body === "string" || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+  }
+  let r;
+  try {
+    r = await fetch(`${server.url}${route}`, init);
+  } catch (e) {
+    throw new Error(`${method} ${route}: ${e.message} (${e.cause?.message ?? e.cause})\n${server.output().slice(-2000)}`);
+  }
   const text = await r.text();
   let json = null;
   try {
