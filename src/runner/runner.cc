@@ -365,6 +365,7 @@ struct Runner::Impl {
   // when it threw: its sequences have failed.
   bool forward(const std::vector<Slot*>& members, model::Output output, const float*& out) {
     try {
+      if (options.on_batch) options.on_batch(batch);
       graph.clear();
       ml::Tensor t = model->forward(graph, batch, *cache, output);
       executor->compute(graph, {t});
