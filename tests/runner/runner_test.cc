@@ -7,15 +7,16 @@
 
 #include <atomic>
 #include <cmath>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "backend/cpu/cpu.h"
 #include "convert/convert.h"
-#include "ml/gguf/writer.h"
 #include "kvcache/causal.h"
+#include "ml/gguf/writer.h"
+#include "sample/grammar.h"
 #include "store/temp_store.h"
 #include "testdata.h"
 
@@ -325,6 +326,25 @@ TEST(Runner, AFailingForwardPassFailsItsSequencesAndTheWorkerGoesOn) {
   EXPECT_EQ(again.text, first.text);
   EXPECT_EQ(again.text, engine_text(engine, prompt, greedy(8)));
   EXPECT_EQ(runner.active(), 0u);
+}
+
+TEST(Runner, GrammarConstrainsTheTextAndEndsItWhenComplete) {
+  Runner runner(stories_path(), {.num_parallel = 3, .n_threads = 1});
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  SequenceRequest fixed = request(prompt, greedy(50));
+  fixed.grammar = sample::Grammar::parse(R"(root ::= "The end." )");
+  SequenceRequest choice = request(prompt, greedy(50));
+  choice.grammar = sample::Grammar::parse(R"(root ::= ("yes" | "no") "!" )");
+  // Beside them, a free sequence keeps its own text.
+  auto free = runner.submit(request(prompt, greedy(20)));
+  auto a = runner.submit(fixed);
+  auto b = runner.submit(choice);
+  const Output oa = collect(*a), ob = collect(*b);
+  EXPECT_EQ(oa.text, "The end.");
+  EXPECT_EQ(oa.result.stats.done_reason, "stop");
+  EXPECT_TRUE(ob.text == "yes!" || ob.text == "no!") << ob.text;
+  Engine engine(stories_path(), {.n_threads = 1});
+  EXPECT_EQ(collect(*free).text, engine_text(engine, prompt, greedy(20)));
 }
 
 // The final hidden state of the last token after the output norm, from a forward pass of its
