@@ -20,14 +20,14 @@ namespace corral::kvcache {
 struct CausalOptions {
   int64_t num_ctx = 2048;            // cells
   ml::DType dtype = ml::DType::F16;  // F16 or F32
-  // The attended range is rounded up to a multiple of this, so that consecutive decode steps
-  // record graphs of the same shape.
-  int64_t pad = 32;
   // When > 0, sequence s keeps its cells in [s * seq_cells, (s + 1) * seq_cells) (then num_ctx
   // should be a multiple of it). A sequence's cells then sit where they would if it were alone,
   // so other sequences in the same batches do not change the order in which attention sums over
   // them: its results are bit-identical whatever runs beside it.
   int64_t seq_cells = 0;
+  // The attended range is rounded up to a multiple of this, so that consecutive decode steps
+  // record graphs of the same shape.
+  int64_t pad = 32;
 };
 
 // No free cells left for a batch: the caller shifts the context or removes a sequence.

@@ -61,7 +61,18 @@ Engine::Engine(const std::string& path, EngineOptions options) : options_(option
   const auto t0 = Clock::now();
   file_ = open_gguf(path);
   model_ = model::load(*file_);
-  tokenizer_ = load_tokenizer(*file_, *model_, path);
+  try {
+    tokenizer_ =
+        std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(file_->metadata()));
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": tokenizer: " + e.what());
+  }
+  if (tokenizer_->vocab().size() > static_cast<size_t>(model_->config().n_vocab)) {
+    throw std::runtime_error(path + ": the tokenizer has " +
+                             std::to_string(tokenizer_->vocab().size()) +
+                             " tokens, more than the model's " +
+                             std::to_string(model_->config().n_vocab) + " output rows");
+  }
   set_threads(options.n_threads);
   load_duration_ = Clock::now() - t0;
 }
