@@ -66,7 +66,7 @@ store::ModelInfo find_model(Context& ctx, const std::string& name) {
   }
 }
 
-sample::Options request_options(const store::ModelInfo& info, const nlohmann::json& options) {
+sample::Options request_options(const store::ModelInfo& info, const OJson& options) {
   sample::Options o;
   std::vector<std::string> unknown;
   try {
@@ -78,24 +78,24 @@ sample::Options request_options(const store::ModelInfo& info, const nlohmann::js
   if (options.is_null()) return o;
   if (!options.is_object()) throw HttpError(400, "options must be an object");
   try {
-    o.apply(options, &unknown);
+    o.apply(nlohmann::json::parse(options.dump()), &unknown);
   } catch (const std::invalid_argument& e) {
     throw HttpError(400, e.what());
   }
   return o;
 }
 
-std::optional<runner::Duration> request_keep_alive(const nlohmann::json& body) {
+std::optional<runner::Duration> request_keep_alive(const OJson& body) {
   const auto it = body.find("keep_alive");
   if (it == body.end() || it->is_null()) return std::nullopt;
   try {
-    return runner::parse_keep_alive(*it);
+    return runner::parse_keep_alive(nlohmann::json::parse(it->dump()));
   } catch (const std::exception& e) {
     throw HttpError(400, e.what());
   }
 }
 
-std::shared_ptr<const sample::Grammar> format_grammar(const nlohmann::json& format) {
+std::shared_ptr<const sample::Grammar> format_grammar(const OJson& format) {
   if (format.is_null()) return nullptr;
   if (format.is_string()) {
     const std::string f = format.get<std::string>();
@@ -111,21 +111,33 @@ std::shared_ptr<const sample::Grammar> format_grammar(const nlohmann::json& form
   }
 }
 
-std::string string_field(const nlohmann::json& body, const char* key) {
+OJson parse_ordered_body(const httplib::Request& req) {
+  if (req.body.empty()) throw HttpError(400, "missing request body");
+  OJson body;
+  try {
+    body = OJson::parse(req.body);
+  } catch (const nlohmann::json::exception& e) {
+    throw HttpError(400, std::string("invalid JSON in request body: ") + e.what());
+  }
+  if (!body.is_object()) throw HttpError(400, "the request body must be a JSON object");
+  return body;
+}
+
+std::string string_field(const OJson& body, const char* key) {
   const auto it = body.find(key);
   if (it == body.end() || it->is_null()) return "";
   if (!it->is_string()) throw HttpError(400, std::string(key) + " must be a string");
   return it->get<std::string>();
 }
 
-bool bool_field(const nlohmann::json& body, const char* key, bool fallback) {
+bool bool_field(const OJson& body, const char* key, bool fallback) {
   const auto it = body.find(key);
   if (it == body.end() || it->is_null()) return fallback;
   if (!it->is_boolean()) throw HttpError(400, std::string(key) + " must be a boolean");
   return it->get<bool>();
 }
 
-Think parse_think(const nlohmann::json& value) {
+Think parse_think(const OJson& value) {
   Think t;
   if (value.is_null()) return t;
   if (value.is_boolean()) {
@@ -174,7 +186,7 @@ tmpl::Json chat_messages(const store::ModelInfo& info, const tmpl::Json& request
   return out;
 }
 
-tmpl::Json normalize_messages(const nlohmann::json& messages, const std::string& model_name) {
+tmpl::Json normalize_messages(const OJson& messages, const std::string& model_name) {
   if (messages.is_null()) return tmpl::Json::array();
   if (!messages.is_array()) throw HttpError(400, "messages must be an array");
   tmpl::Json out = tmpl::Json::array();
@@ -193,7 +205,7 @@ tmpl::Json normalize_messages(const nlohmann::json& messages, const std::string&
     }
     if (const auto it = m.find("tool_calls"); it != m.end() && !it->is_null()) {
       if (!it->is_array()) throw HttpError(400, "tool_calls must be an array");
-      msg["tool_calls"] = tmpl::Json::parse(it->dump());
+      msg["tool_calls"] = *it;
     }
     for (const char* key : {"tool_name", "tool_call_id", "name"}) {
       const std::string v = string_field(m, key);
@@ -390,7 +402,7 @@ std::string gbnf_literal(std::string_view s) {
 
 }  // namespace
 
-std::string tool_call_gbnf(const tmpl::ToolCallFormat& format, const nlohmann::json& tools,
+std::string tool_call_gbnf(const tmpl::ToolCallFormat& format, const OJson& tools,
                            const std::string& only) {
   // What goes around {"name": "f", "arguments": {..}} in each syntax this can force.
   std::string before, after, args_key = "arguments";
@@ -420,10 +432,10 @@ std::string tool_call_gbnf(const tmpl::ToolCallFormat& format, const nlohmann::j
   std::string rules, alternatives;
   int n = 0;
   for (const auto& tool : tools) {
-    const nlohmann::json fn = tool.value("function", nlohmann::json::object());
+    const OJson fn = tool.value("function", OJson::object());
     const std::string name = fn.value("name", "");
     if (name.empty() || (!only.empty() && name != only)) continue;
-    nlohmann::json params = fn.value("parameters", nlohmann::json::object());
+    OJson params = fn.value("parameters", OJson::object());
     if (!params.is_object() || params.empty()) params = {{"type", "object"}};
     std::string schema_gbnf;
     try {
@@ -438,7 +450,7 @@ std::string tool_call_gbnf(const tmpl::ToolCallFormat& format, const nlohmann::j
       call = gbnf_literal("<function=" + name + ">") + " " + prefix + "root " +
              gbnf_literal("</function>");
     } else {
-      call = gbnf_literal(before + "{\"name\": " + nlohmann::json(name).dump() + ", \"" +
+      call = gbnf_literal(before + "{\"name\": " + OJson(name).dump() + ", \"" +
                           args_key + "\": ") +
              " " + prefix + "root " + gbnf_literal("}" + after);
     }
@@ -816,6 +828,7 @@ int error_status(const std::exception& e) {
   if (const auto* h = dynamic_cast<const HttpError*>(&e)) return h->status;
   if (dynamic_cast<const runner::QueueFullError*>(&e)) return 503;
   if (dynamic_cast<const std::invalid_argument*>(&e)) return 400;
+  if (dynamic_cast<const nlohmann::json::exception*>(&e)) return 400;  // a field of a wrong type
   return 500;
 }
 

@@ -27,6 +27,7 @@
 #include "template/toolcall.h"
 
 namespace httplib {
+struct Request;
 struct Response;
 }
 
@@ -54,18 +55,23 @@ store::ModelInfo find_model(Context& ctx, const std::string& name);
 
 // The model's PARAMETERs with the request's `options` over them. Unknown keys are skipped (as
 // Ollama's server does), removed ones ignored; a value of the wrong type is a 400.
-sample::Options request_options(const store::ModelInfo& info, const nlohmann::json& options);
+sample::Options request_options(const store::ModelInfo& info, const OJson& options);
 
 // The request's keep_alive (absent or null: the server's default); 400 for a bad value.
-std::optional<runner::Duration> request_keep_alive(const nlohmann::json& body);
+std::optional<runner::Duration> request_keep_alive(const OJson& body);
 
 // Ollama's `format`: absent, null or "": none; "json": any JSON object; an object: a JSON schema.
 // 400 for anything else or a schema the grammar compiler cannot express.
-std::shared_ptr<const sample::Grammar> format_grammar(const nlohmann::json& format);
+std::shared_ptr<const sample::Grammar> format_grammar(const OJson& format);
+
+// The request body as a JSON object keeping its key order (schemas and tools reach the grammar
+// compiler and the template in the client's order); 400 for a missing body, bad JSON or another
+// type.
+OJson parse_ordered_body(const httplib::Request& req);
 
 // A string field (absent or null: empty); 400 naming the field when it is another type.
-std::string string_field(const nlohmann::json& body, const char* key);
-bool bool_field(const nlohmann::json& body, const char* key, bool fallback);
+std::string string_field(const OJson& body, const char* key);
+bool bool_field(const OJson& body, const char* key, bool fallback);
 
 // Ollama's think: true/false or a level "low" | "medium" | "high" | "max".
 struct Think {
@@ -73,7 +79,7 @@ struct Think {
   std::string level;
   bool on() const { return enabled.value_or(false); }
 };
-Think parse_think(const nlohmann::json& value);
+Think parse_think(const OJson& value);
 
 // ---- Prompts --------------------------------------------------------------------------------
 
@@ -92,7 +98,7 @@ tmpl::Json chat_messages(const store::ModelInfo& info, const tmpl::Json& request
 // Normalizes API messages for the template (role lower-cased, content a string, thinking also as
 // reasoning_content for Hugging Face templates). HttpError 400 for a message without a role, with
 // content that is not text, or with images (no model here has a vision encoder).
-tmpl::Json normalize_messages(const nlohmann::json& messages, const std::string& model_name);
+tmpl::Json normalize_messages(const OJson& messages, const std::string& model_name);
 
 // Renders `input`; when truncate and the prompt's tokens exceed num_ctx, drops the oldest
 // messages (system messages stay, the last message always stays) until it fits, as Ollama's
@@ -134,7 +140,7 @@ std::string prefix_gbnf_rules(std::string_view gbnf, std::string_view prefix);
 // "parameters"}}]; only the one named `only` when given) in the model's own tool-call syntax,
 // the arguments constrained by the tool's parameters schema. HttpError 400 when the syntax is
 // one this cannot force, or `only` names no tool.
-std::string tool_call_gbnf(const tmpl::ToolCallFormat& format, const nlohmann::json& tools,
+std::string tool_call_gbnf(const tmpl::ToolCallFormat& format, const OJson& tools,
                            const std::string& only = "");
 
 // Ollama's tool call ids: "call_" and 8 random lowercase letters and digits.
@@ -281,8 +287,8 @@ using StreamWrite = std::function<bool(std::string_view)>;
 void stream_response(httplib::Response& res, const char* content_type,
                      std::function<void(const StreamWrite&)> produce);
 
-// Maps an exception from a request to its status: HttpError's own, 400 for invalid_argument
-// (bad input), 503 for a full queue, 500 otherwise.
+// Maps an exception from a request to its status: HttpError's own, 400 for invalid_argument and
+// JSON type errors (bad input), 503 for a full queue, 500 otherwise.
 int error_status(const std::exception& e);
 
 }  // namespace corral::server

@@ -15,7 +15,7 @@
 namespace corral::server {
 namespace {
 
-using nlohmann::json;
+using json = OJson;
 
 std::string now_rfc3339() { return rfc3339_nano(std::chrono::system_clock::now()); }
 
@@ -68,7 +68,7 @@ void respond(httplib::Response& res, std::shared_ptr<Generation> g, bool stream,
 }
 
 void handle_generate(Context& ctx, const httplib::Request& req, httplib::Response& res) {
-  const json body = parse_body(req);
+  const json body = parse_ordered_body(req);
   const std::string model = string_field(body, "model");
   const std::string prompt = string_field(body, "prompt");
   const std::string suffix = string_field(body, "suffix");
@@ -184,7 +184,7 @@ OJson chat_message(const Delta& d, size_t first_call_index) {
 }
 
 void handle_chat(Context& ctx, const httplib::Request& req, httplib::Response& res) {
-  const json body = parse_body(req);
+  const json body = parse_ordered_body(req);
   const std::string model = string_field(body, "model");
   const bool stream = bool_field(body, "stream", true);
   const bool render_only = bool_field(body, "_debug_render_only", false);
@@ -196,7 +196,7 @@ void handle_chat(Context& ctx, const httplib::Request& req, httplib::Response& r
   spec.truncate = bool_field(body, "truncate", true);
   if (const auto it = body.find("tools"); it != body.end() && !it->is_null()) {
     if (!it->is_array()) throw HttpError(400, "tools must be an array");
-    spec.tools = tmpl::Json::parse(it->dump());
+    spec.tools = *it;
   }
 
   store::ModelInfo info = find_model(ctx, model);
@@ -283,7 +283,7 @@ std::vector<std::string> embed_inputs(const json& input) {
 }
 
 void handle_embed(Context& ctx, const httplib::Request& req, httplib::Response& res) {
-  const json body = parse_body(req);
+  const json body = parse_ordered_body(req);
   const std::string model = string_field(body, "model");
   const std::vector<std::string> inputs = embed_inputs(body.value("input", json()));
   int dimensions = 0;
@@ -308,7 +308,7 @@ void handle_embed(Context& ctx, const httplib::Request& req, httplib::Response& 
 }
 
 void handle_embeddings(Context& ctx, const httplib::Request& req, httplib::Response& res) {
-  const json body = parse_body(req);
+  const json body = parse_ordered_body(req);
   const std::string model = string_field(body, "model");
   const std::string prompt = string_field(body, "prompt");
   store::ModelInfo info = find_model(ctx, model);

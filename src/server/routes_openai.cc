@@ -20,7 +20,7 @@
 namespace corral::server {
 namespace {
 
-using nlohmann::json;
+using json = OJson;
 
 class OpenAiError : public HttpError {
  public:
@@ -260,7 +260,7 @@ OJson openai_tool_calls(const std::vector<tmpl::ToolCall>& calls, size_t first_i
 }
 
 void handle_chat_completions(Context& ctx, const httplib::Request& req, httplib::Response& res) {
-  const json body = parse_body(req);
+  const json body = parse_ordered_body(req);
   const std::string model = string_field(body, "model");
   const bool stream = bool_field(body, "stream", false);
   const bool usage_in_stream = include_usage(body);
@@ -276,7 +276,7 @@ void handle_chat_completions(Context& ctx, const httplib::Request& req, httplib:
                                      model);
   if (const auto it = body.find("tools"); it != body.end() && !it->is_null()) {
     if (!it->is_array()) throw OpenAiError(400, "tools must be an array", "tools");
-    spec.tools = tmpl::Json::parse(it->dump());
+    spec.tools = *it;
   }
   spec.tool_choice = tool_choice_of(body);
   if (spec.tool_choice.mode == ToolChoice::Mode::kRequired ||
@@ -400,7 +400,7 @@ void handle_chat_completions(Context& ctx, const httplib::Request& req, httplib:
 // ---- /v1/completions ------------------------------------------------------------------------
 
 void handle_completions(Context& ctx, const httplib::Request& req, httplib::Response& res) {
-  const json body = parse_body(req);
+  const json body = parse_ordered_body(req);
   const std::string model = string_field(body, "model");
   const bool stream = bool_field(body, "stream", false);
   const bool usage_in_stream = include_usage(body);
@@ -566,7 +566,7 @@ void handle_model(Context& ctx, const httplib::Request& req, httplib::Response& 
 // ---- /v1/embeddings -------------------------------------------------------------------------
 
 void handle_embeddings(Context& ctx, const httplib::Request& req, httplib::Response& res) {
-  const json body = parse_body(req);
+  const json body = parse_ordered_body(req);
   const std::string model = string_field(body, "model");
   std::vector<std::string> inputs;
   const json input = body.value("input", json());
