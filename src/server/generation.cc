@@ -56,14 +56,15 @@ std::string rfc3339_nano(std::chrono::system_clock::time_point t) {
 store::ModelInfo find_model(Context& ctx, const std::string& name) {
   if (name.empty()) throw HttpError(400, "model is required");
   const std::string not_found = "model '" + name + "' not found";
-  if (!store::ModelName::valid(name) || store::is_model_path(name)) throw HttpError(404, not_found);
+  store::ModelName parsed;
   try {
-    const store::ModelName parsed = store::ModelName::parse(name);
-    if (!ctx.store.find_manifest(parsed)) throw HttpError(404, not_found);
-    return store::resolve(ctx.store, name);
+    parsed = store::ModelName::parse(name);
   } catch (const store::NameError&) {
     throw HttpError(404, not_found);
   }
+  std::optional<store::Manifest> manifest = ctx.store.find_manifest(parsed);
+  if (!manifest) throw HttpError(404, not_found);
+  return store::resolve_manifest(ctx.store, parsed, std::move(*manifest));
 }
 
 sample::Options request_options(const store::ModelInfo& info, const OJson& options) {
