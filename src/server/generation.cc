@@ -104,7 +104,8 @@ std::shared_ptr<const sample::Grammar> format_grammar(const OJson& format) {
     if (f == "json") return sample::Grammar::json_object();
     throw HttpError(400, "invalid format '" + f + "': expected \"json\" or a JSON schema");
   }
-  if (!format.is_object()) throw HttpError(400, "invalid format: expected \"json\" or a JSON schema");
+  if (!format.is_object())
+    throw HttpError(400, "invalid format: expected \"json\" or a JSON schema");
   try {
     return sample::Grammar::json_schema(format);
   } catch (const std::invalid_argument& e) {
@@ -198,7 +199,8 @@ tmpl::Json normalize_messages(const OJson& messages, const std::string& model_na
     for (char& c : role) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     tmpl::Json msg = {{"role", role}, {"content", string_field(m, "content")}};
     if (const auto it = m.find("images"); it != m.end() && !it->is_null() && !it->empty())
-      throw HttpError(400, "\"" + model_name + "\" does not support images (it has no vision encoder)");
+      throw HttpError(400,
+                      "\"" + model_name + "\" does not support images (it has no vision encoder)");
     const std::string thinking = string_field(m, "thinking");
     if (!thinking.empty()) {
       msg["thinking"] = thinking;
@@ -426,8 +428,9 @@ std::string tool_call_gbnf(const tmpl::ToolCallFormat& format, const OJson& tool
     case tmpl::ToolCallStyle::kFunctionaryV31:
       break;
     default:
-      throw HttpError(400, std::string("cannot force a tool call in this model's tool-call syntax (") +
-                               std::string(tmpl::to_string(format.style)) + ")");
+      throw HttpError(400,
+                      std::string("cannot force a tool call in this model's tool-call syntax (") +
+                          std::string(tmpl::to_string(format.style)) + ")");
   }
   if (!tools.is_array() || tools.empty()) throw HttpError(400, "tool_choice needs tools");
   std::string rules, alternatives;
@@ -451,9 +454,9 @@ std::string tool_call_gbnf(const tmpl::ToolCallFormat& format, const OJson& tool
       call = gbnf_literal("<function=" + name + ">") + " " + prefix + "root " +
              gbnf_literal("</function>");
     } else {
-      call = gbnf_literal(before + "{\"name\": " + OJson(name).dump() + ", \"" +
-                          args_key + "\": ") +
-             " " + prefix + "root " + gbnf_literal("}" + after);
+      call =
+          gbnf_literal(before + "{\"name\": " + OJson(name).dump() + ", \"" + args_key + "\": ") +
+          " " + prefix + "root " + gbnf_literal("}" + after);
     }
     alternatives += (alternatives.empty() ? "" : " | ") + call;
   }
@@ -558,8 +561,7 @@ OJson logprobs_json(std::span<const runner::Logprob> logprobs) {
 
 OJson ollama_tool_call(const tmpl::ToolCall& call, size_t index) {
   return {{"id", call.id.empty() ? tool_call_id() : call.id},
-          {"function",
-           {{"index", index}, {"name", call.name}, {"arguments", call.arguments}}}};
+          {"function", {{"index", index}, {"name", call.name}, {"arguments", call.arguments}}}};
 }
 
 // ---- Running a request ----------------------------------------------------------------------
@@ -683,8 +685,7 @@ PreparedGenerate prepare_generate(const Generation& g, GenerateSpec spec) {
   PreparedGenerate out;
   const runner::Runner& runner = g.runner();
   const tmpl::PromptTemplate model_tmpl = model_template(g.info(), runner);
-  const std::optional<ThinkTags> tags =
-      spec.raw ? std::nullopt : thinking_tags(model_tmpl);
+  const std::optional<ThinkTags> tags = spec.raw ? std::nullopt : thinking_tags(model_tmpl);
   if (spec.think.on() && !tags)
     throw HttpError(400, "\"" + g.model() + "\" does not support thinking");
   if (tags && !spec.think.enabled) spec.think.enabled = true;

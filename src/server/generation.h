@@ -29,7 +29,7 @@
 namespace httplib {
 struct Request;
 struct Response;
-}
+}  // namespace httplib
 
 namespace corral::server {
 
@@ -122,8 +122,13 @@ class ThinkingParser {
   void finish(std::string& thinking, std::string& content);
 
  private:
-  enum class State { kLookingForOpen, kEatingSpaceAfterOpen, kThinking, kEatingSpaceAfterClose,
-                     kDone };
+  enum class State {
+    kLookingForOpen,
+    kEatingSpaceAfterOpen,
+    kThinking,
+    kEatingSpaceAfterClose,
+    kDone
+  };
   void run(std::string& thinking, std::string& content, bool at_end);
 
   ThinkTags tags_;

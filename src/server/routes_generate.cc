@@ -49,8 +49,8 @@ void respond(httplib::Response& res, std::shared_ptr<Generation> g, bool stream,
     return;
   }
   stream_response(res, "application/x-ndjson",
-                  [g, chunk = std::move(chunk), final_object = std::move(final_object)](
-                      const StreamWrite& write) {
+                  [g, chunk = std::move(chunk),
+                   final_object = std::move(final_object)](const StreamWrite& write) {
                     try {
                       Delta d;
                       while (g->next(d)) {
@@ -156,8 +156,7 @@ void handle_generate(Context& ctx, const httplib::Request& req, httplib::Respons
     if (with_logprobs && !d.logprobs.empty()) j["logprobs"] = logprobs_json(d.logprobs);
     return j;
   };
-  auto final_object = [model, raw, with_logprobs](Generation& gen,
-                                                  const runner::SequenceResult& r,
+  auto final_object = [model, raw, with_logprobs](Generation& gen, const runner::SequenceResult& r,
                                                   const Delta& all) {
     OJson j = {{"model", model}, {"created_at", now_rfc3339()}, {"response", all.content}};
     if (!all.thinking.empty()) j["thinking"] = all.thinking;
@@ -296,8 +295,7 @@ void handle_embed(Context& ctx, const httplib::Request& req, httplib::Response& 
   store::ModelInfo info = find_model(ctx, model);
   const auto keep_alive = request_keep_alive(body);
   const sample::Options options = request_options(info, body.value("options", json()));
-  const Embeddings e =
-      embed_texts(ctx, info, options, keep_alive, inputs, truncate, dimensions);
+  const Embeddings e = embed_texts(ctx, info, options, keep_alive, inputs, truncate, dimensions);
   OJson out = {{"model", model}, {"embeddings", e.vectors}};
   if (!inputs.empty()) {
     out["total_duration"] = static_cast<int64_t>(e.total_duration.count());

@@ -194,10 +194,14 @@ ToolChoice tool_choice_of(const json& body) {
   if (it == body.end() || it->is_null()) return c;
   if (it->is_string()) {
     const std::string s = it->get<std::string>();
-    if (s == "none") c.mode = ToolChoice::Mode::kNone;
-    else if (s == "auto") c.mode = ToolChoice::Mode::kAuto;
-    else if (s == "required") c.mode = ToolChoice::Mode::kRequired;
-    else throw OpenAiError(400, "invalid tool_choice '" + s + "'", "tool_choice");
+    if (s == "none")
+      c.mode = ToolChoice::Mode::kNone;
+    else if (s == "auto")
+      c.mode = ToolChoice::Mode::kAuto;
+    else if (s == "required")
+      c.mode = ToolChoice::Mode::kRequired;
+    else
+      throw OpenAiError(400, "invalid tool_choice '" + s + "'", "tool_choice");
     return c;
   }
   if (it->is_object() && it->contains("function") && (*it)["function"].is_object()) {
@@ -247,14 +251,14 @@ Think think_of(const json& body) {
 OJson openai_tool_calls(const std::vector<tmpl::ToolCall>& calls, size_t first_index) {
   OJson out = OJson::array();
   for (size_t i = 0; i < calls.size(); ++i) {
-    out.push_back({{"index", first_index + i},
-                   {"id", calls[i].id.empty() ? tool_call_id() : calls[i].id},
-                   {"type", "function"},
-                   {"function",
-                    {{"name", calls[i].name},
-                     {"arguments",
-                      calls[i].arguments.dump(-1, ' ', false,
-                                              nlohmann::ordered_json::error_handler_t::replace)}}}});
+    out.push_back(
+        {{"index", first_index + i},
+         {"id", calls[i].id.empty() ? tool_call_id() : calls[i].id},
+         {"type", "function"},
+         {"function",
+          {{"name", calls[i].name},
+           {"arguments", calls[i].arguments.dump(
+                             -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)}}}});
   }
   return out;
 }
@@ -272,8 +276,8 @@ void handle_chat_completions(Context& ctx, const httplib::Request& req, httplib:
   }
 
   ChatSpec spec;
-  spec.messages = normalize_messages(chat_messages_from_openai(body.value("messages", json())),
-                                     model);
+  spec.messages =
+      normalize_messages(chat_messages_from_openai(body.value("messages", json())), model);
   if (const auto it = body.find("tools"); it != body.end() && !it->is_null()) {
     if (!it->is_array()) throw OpenAiError(400, "tools must be an array", "tools");
     spec.tools = *it;
@@ -333,15 +337,15 @@ void handle_chat_completions(Context& ctx, const httplib::Request& req, httplib:
     }
     const runner::SequenceResult& r = g->result();
     OJson message = {{"role", "assistant"}};
-    message["content"] = all.content.empty() && !all.calls.empty() ? OJson(nullptr)
-                                                                   : OJson(all.content);
+    message["content"] =
+        all.content.empty() && !all.calls.empty() ? OJson(nullptr) : OJson(all.content);
     if (!all.thinking.empty()) message["reasoning"] = all.thinking;
     if (!all.calls.empty()) message["tool_calls"] = openai_tool_calls(all.calls, 0);
     OJson choice = {{"index", 0},
                     {"message", std::move(message)},
                     {"finish_reason", finish_reason(r.stats.done_reason, !all.calls.empty())}};
-    choice["logprobs"] = top_logprobs >= 0 ? OJson{{"content", logprobs_json(all.logprobs)}}
-                                           : OJson(nullptr);
+    choice["logprobs"] =
+        top_logprobs >= 0 ? OJson{{"content", logprobs_json(all.logprobs)}} : OJson(nullptr);
     OJson out = base("chat.completion");
     out["choices"] = OJson::array({std::move(choice)});
     out["usage"] = usage_json(prompt_tokens, r.stats.eval_count);
@@ -349,52 +353,55 @@ void handle_chat_completions(Context& ctx, const httplib::Request& req, httplib:
     return;
   }
 
-  stream_response(res, "text/event-stream", [g, base, top_logprobs, usage_in_stream,
-                                             prompt_tokens](const StreamWrite& write) {
-    size_t n_calls = 0;
-    bool first = true;
-    auto chunk = [&](OJson delta, const OJson& finish, const Delta* d) {
-      OJson c = base("chat.completion.chunk");
-      OJson choice = {{"index", 0}, {"delta", std::move(delta)}};
-      if (d && top_logprobs >= 0 && !d->logprobs.empty())
-        choice["logprobs"] = {{"content", logprobs_json(d->logprobs)}};
-      choice["finish_reason"] = finish;
-      c["choices"] = OJson::array({std::move(choice)});
-      return sse(c);
-    };
-    try {
-      Delta d;
-      while (g->next(d)) {
-        OJson delta = OJson::object();
-        if (first) delta["role"] = "assistant";
-        first = false;
-        if (!d.content.empty() || d.calls.empty()) delta["content"] = d.content;
-        if (!d.thinking.empty()) delta["reasoning"] = d.thinking;
-        if (!d.calls.empty()) {
-          delta["tool_calls"] = openai_tool_calls(d.calls, n_calls);
-          n_calls += d.calls.size();
-        }
-        if (!write(chunk(std::move(delta), nullptr, &d))) {
+  stream_response(
+      res, "text/event-stream",
+      [g, base, top_logprobs, usage_in_stream, prompt_tokens](const StreamWrite& write) {
+        size_t n_calls = 0;
+        bool first = true;
+        auto chunk = [&](OJson delta, const OJson& finish, const Delta* d) {
+          OJson c = base("chat.completion.chunk");
+          OJson choice = {{"index", 0}, {"delta", std::move(delta)}};
+          if (d && top_logprobs >= 0 && !d->logprobs.empty())
+            choice["logprobs"] = {{"content", logprobs_json(d->logprobs)}};
+          choice["finish_reason"] = finish;
+          c["choices"] = OJson::array({std::move(choice)});
+          return sse(c);
+        };
+        try {
+          Delta d;
+          while (g->next(d)) {
+            OJson delta = OJson::object();
+            if (first) delta["role"] = "assistant";
+            first = false;
+            if (!d.content.empty() || d.calls.empty()) delta["content"] = d.content;
+            if (!d.thinking.empty()) delta["reasoning"] = d.thinking;
+            if (!d.calls.empty()) {
+              delta["tool_calls"] = openai_tool_calls(d.calls, n_calls);
+              n_calls += d.calls.size();
+            }
+            if (!write(chunk(std::move(delta), nullptr, &d))) {
+              g->cancel();
+              return;
+            }
+          }
+          const runner::SequenceResult& r = g->result();
+          if (first && !write(chunk({{"role", "assistant"}, {"content", ""}}, nullptr, nullptr)))
+            return;
+          if (!write(
+                  chunk(OJson::object(), finish_reason(r.stats.done_reason, n_calls > 0), nullptr)))
+            return;
+          if (usage_in_stream) {
+            OJson u = base("chat.completion.chunk");
+            u["choices"] = OJson::array();
+            u["usage"] = usage_json(prompt_tokens, r.stats.eval_count);
+            if (!write(sse(u))) return;
+          }
+          write("data: [DONE]\n\n");
+        } catch (const std::exception& e) {
           g->cancel();
-          return;
+          write(sse(error_body(error_status(e), e.what())));
         }
-      }
-      const runner::SequenceResult& r = g->result();
-      if (first && !write(chunk({{"role", "assistant"}, {"content", ""}}, nullptr, nullptr))) return;
-      if (!write(chunk(OJson::object(), finish_reason(r.stats.done_reason, n_calls > 0), nullptr)))
-        return;
-      if (usage_in_stream) {
-        OJson u = base("chat.completion.chunk");
-        u["choices"] = OJson::array();
-        u["usage"] = usage_json(prompt_tokens, r.stats.eval_count);
-        if (!write(sse(u))) return;
-      }
-      write("data: [DONE]\n\n");
-    } catch (const std::exception& e) {
-      g->cancel();
-      write(sse(error_body(error_status(e), e.what())));
-    }
-  });
+      });
 }
 
 // ---- /v1/completions ------------------------------------------------------------------------
@@ -450,8 +457,7 @@ void handle_completions(Context& ctx, const httplib::Request& req, httplib::Resp
   auto choice = [top_logprobs](const std::string& text, const OJson& finish,
                                std::span<const runner::Logprob> lps) {
     OJson c = {{"text", text}, {"index", 0}};
-    c["logprobs"] =
-        top_logprobs >= 0 ? OJson{{"content", logprobs_json(lps)}} : OJson(nullptr);
+    c["logprobs"] = top_logprobs >= 0 ? OJson{{"content", logprobs_json(lps)}} : OJson(nullptr);
     c["finish_reason"] = finish;
     return c;
   };
@@ -464,48 +470,49 @@ void handle_completions(Context& ctx, const httplib::Request& req, httplib::Resp
     }
     const runner::SequenceResult& r = g->result();
     OJson out = base();
-    out["choices"] = OJson::array(
-        {choice((echo ? prompt : "") + all.content, finish_reason(r.stats.done_reason, false),
-                all.logprobs)});
+    out["choices"] =
+        OJson::array({choice((echo ? prompt : "") + all.content,
+                             finish_reason(r.stats.done_reason, false), all.logprobs)});
     out["usage"] = usage_json(prompt_tokens, r.stats.eval_count);
     send_ordered(res, out);
     return;
   }
 
-  stream_response(res, "text/event-stream", [g, base, choice, echo, prompt, usage_in_stream,
-                                             prompt_tokens](const StreamWrite& write) {
-    try {
-      auto send = [&](const std::string& text, const OJson& finish,
-                      std::span<const runner::Logprob> lps) {
-        OJson c = base();
-        c["choices"] = OJson::array({choice(text, finish, lps)});
-        return write(sse(c));
-      };
-      if (echo && !send(prompt, nullptr, {})) {
-        g->cancel();
-        return;
-      }
-      Delta d;
-      while (g->next(d)) {
-        if (!send(d.content, nullptr, d.logprobs)) {
+  stream_response(
+      res, "text/event-stream",
+      [g, base, choice, echo, prompt, usage_in_stream, prompt_tokens](const StreamWrite& write) {
+        try {
+          auto send = [&](const std::string& text, const OJson& finish,
+                          std::span<const runner::Logprob> lps) {
+            OJson c = base();
+            c["choices"] = OJson::array({choice(text, finish, lps)});
+            return write(sse(c));
+          };
+          if (echo && !send(prompt, nullptr, {})) {
+            g->cancel();
+            return;
+          }
+          Delta d;
+          while (g->next(d)) {
+            if (!send(d.content, nullptr, d.logprobs)) {
+              g->cancel();
+              return;
+            }
+          }
+          const runner::SequenceResult& r = g->result();
+          if (!send("", finish_reason(r.stats.done_reason, false), {})) return;
+          if (usage_in_stream) {
+            OJson u = base();
+            u["choices"] = OJson::array();
+            u["usage"] = usage_json(prompt_tokens, r.stats.eval_count);
+            if (!write(sse(u))) return;
+          }
+          write("data: [DONE]\n\n");
+        } catch (const std::exception& e) {
           g->cancel();
-          return;
+          write(sse(error_body(error_status(e), e.what())));
         }
-      }
-      const runner::SequenceResult& r = g->result();
-      if (!send("", finish_reason(r.stats.done_reason, false), {})) return;
-      if (usage_in_stream) {
-        OJson u = base();
-        u["choices"] = OJson::array();
-        u["usage"] = usage_json(prompt_tokens, r.stats.eval_count);
-        if (!write(sse(u))) return;
-      }
-      write("data: [DONE]\n\n");
-    } catch (const std::exception& e) {
-      g->cancel();
-      write(sse(error_body(error_status(e), e.what())));
-    }
-  });
+      });
 }
 
 // ---- /v1/models -----------------------------------------------------------------------------
@@ -531,12 +538,12 @@ std::optional<int64_t> context_length(Context& ctx, const store::Manifest& manif
 
 OJson model_object(Context& ctx, const store::ModelEntry& e) {
   const auto modified = std::chrono::file_clock::to_sys(e.modified);
-  OJson m = {{"id", e.name.display()},
-             {"object", "model"},
-             {"created", std::chrono::duration_cast<std::chrono::seconds>(
-                             modified.time_since_epoch())
-                             .count()},
-             {"owned_by", e.name.ns}};
+  OJson m = {
+      {"id", e.name.display()},
+      {"object", "model"},
+      {"created",
+       std::chrono::duration_cast<std::chrono::seconds>(modified.time_since_epoch()).count()},
+      {"owned_by", e.name.ns}};
   if (const auto n = context_length(ctx, e.manifest)) m["context_length"] = *n;
   return m;
 }
@@ -601,11 +608,11 @@ void handle_embeddings(Context& ctx, const httplib::Request& req, httplib::Respo
     item["index"] = i;
     data.push_back(std::move(item));
   }
-  send_ordered(res, {{"object", "list"},
-                     {"data", std::move(data)},
-                     {"model", model},
-                     {"usage", {{"prompt_tokens", e.prompt_tokens},
-                                {"total_tokens", e.prompt_tokens}}}});
+  send_ordered(
+      res, {{"object", "list"},
+            {"data", std::move(data)},
+            {"model", model},
+            {"usage", {{"prompt_tokens", e.prompt_tokens}, {"total_tokens", e.prompt_tokens}}}});
 }
 
 using Handler = void (*)(Context&, const httplib::Request&, httplib::Response&);

@@ -118,9 +118,8 @@ TEST(GenerationPrompt, LongChatsLoseTheirOldestMessagesButKeepSystemAndLast) {
   const auto file =
       ml::gguf::File::open(testing::testdata_path("tinystories260k/stories260K-f32.gguf"));
   const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(file.metadata());
-  const tmpl::PromptTemplate t{tmpl::Syntax::kGo,
-                               "{{ range .Messages }}[{{ .Role }}] {{ .Content }}\n{{ end }}",
-                               "test"};
+  const tmpl::PromptTemplate t{
+      tmpl::Syntax::kGo, "{{ range .Messages }}[{{ .Role }}] {{ .Content }}\n{{ end }}", "test"};
   tmpl::ChatInput in;
   std::string long_text;
   for (int i = 0; i < 40; ++i) long_text += "the cat sat on the mat. ";
@@ -255,15 +254,14 @@ TEST(GenerationToolChoice, ForcingNeedsAKnownToolAndASyntaxThatCanBeForced) {
 }
 
 TEST(GenerationToolChoice, ForcedHermesCallGrammarParses) {
-  const json tools = json::array(
-      {{{"type", "function"},
-        {"function",
-         {{"name", "get_weather"},
-          {"parameters",
-           {{"type", "object"},
-            {"properties", {{"city", {{"type", "string"}}}}},
-            {"required", {"city"}}}}}}},
-       {{"type", "function"}, {"function", {{"name", "now"}}}}});
+  const json tools = json::array({{{"type", "function"},
+                                   {"function",
+                                    {{"name", "get_weather"},
+                                     {"parameters",
+                                      {{"type", "object"},
+                                       {"properties", {{"city", {{"type", "string"}}}}},
+                                       {"required", {"city"}}}}}}},
+                                  {{"type", "function"}, {"function", {{"name", "now"}}}}});
   const std::string gbnf = tool_call_gbnf({tmpl::ToolCallStyle::kHermes, ""}, tools);
   EXPECT_NE(gbnf.find("<tool_call>\\n{\\\"name\\\": \\\"get_weather\\\""), std::string::npos)
       << gbnf;
