@@ -576,10 +576,16 @@ Generation::~Generation() {
 void Generation::load(const sample::Options& options, std::optional<runner::Duration> keep_alive) {
   const auto t0 = Clock::now();
   lease_ = ctx_.scheduler.acquire(info_, options, keep_alive);
+  requested_ctx_ = options.num_ctx;
   load_duration_ = Clock::now() - t0;
 }
 
-int64_t Generation::num_ctx() const { return runner().options().num_ctx; }
+int64_t Generation::num_ctx() const {
+  const int64_t loaded = runner().options().num_ctx;
+  // A loaded instance with a larger context serves a request for a smaller one; the prompt is
+  // still cut to what the request asked for, as Ollama does.
+  return requested_ctx_ > 0 ? std::min<int64_t>(requested_ctx_, loaded) : loaded;
+}
 
 void Generation::submit(runner::SequenceRequest request, OutputParser parser) {
   try {
@@ -749,7 +755,9 @@ Embeddings embed_texts(Context& ctx, const store::ModelInfo& info, const sample:
   runner::Lease lease = ctx.scheduler.acquire(info, options, keep_alive);
   out.load_duration = Clock::now() - start;
   runner::Runner& runner = *lease->runner;
-  const int64_t num_ctx = runner.options().num_ctx;
+  const int64_t num_ctx = options.num_ctx > 0
+                              ? std::min<int64_t>(options.num_ctx, runner.options().num_ctx)
+                              : runner.options().num_ctx;
 
   std::vector<std::shared_ptr<runner::Sequence>> sequences;
   std::vector<size_t> lengths;

@@ -216,6 +216,7 @@ class Generation {
   store::ModelInfo info_;
   Clock::time_point start_;
   std::chrono::nanoseconds load_duration_{0};
+  int64_t requested_ctx_ = 0;
   runner::Lease lease_;
   std::shared_ptr<runner::Sequence> sequence_;
   std::optional<OutputParser> parser_;
