@@ -77,6 +77,7 @@ struct Runner::Impl {
     std::optional<sample::Sampler> sampler;
     std::optional<sample::StopMatcher> stop;
     std::optional<tokenizer::StreamingDecoder> decoder;
+    std::optional<sample::GrammarMatcher> grammar;
     std::vector<int32_t> history;   // prompt and generated tokens, for the penalties
     std::vector<Logprob> logprobs;  // of tokens whose text is still held back
     std::vector<double> pooled;     // embeddings: the sum of the pooled rows
@@ -105,6 +106,9 @@ struct Runner::Impl {
   Pooling pooling = Pooling::kLast;
   std::chrono::nanoseconds load_duration{0};
   uint64_t memory_bytes = 0;
+  // The bytes of every token, for grammars; built at the first request that has one.
+  std::shared_ptr<const sample::TokenPieces> pieces;
+  std::vector<float> masked;  // a row of logits with the grammar's mask applied
 
   mutable std::mutex mu;
   std::condition_variable wake;
@@ -212,6 +216,7 @@ struct Runner::Impl {
     slot.sampler.reset();
     slot.stop.reset();
     slot.decoder.reset();
+    slot.grammar.reset();
     slot.request = {};
     slot.prompt.clear();
     slot.history.clear();
@@ -294,6 +299,10 @@ struct Runner::Impl {
       slot.decoder.emplace(*tokenizer, /*skip_special=*/true);
       for (int32_t t : slot.prompt) slot.decoder->push(t);
       slot.decoder->flush();
+      if (r.grammar) {
+        if (!pieces) pieces = std::make_shared<const sample::TokenPieces>(*tokenizer);
+        slot.grammar.emplace(r.grammar, pieces);
+      }
     }
     slot.request = std::move(r);
   }
@@ -365,6 +374,7 @@ struct Runner::Impl {
   // when it threw: its sequences have failed.
   bool forward(const std::vector<Slot*>& members, model::Output output, const float*& out) {
     try {
+      if (options.on_batch) options.on_batch(batch);
       graph.clear();
       ml::Tensor t = model->forward(graph, batch, *cache, output);
       executor->compute(graph, {t});
@@ -420,16 +430,27 @@ struct Runner::Impl {
   // the token or the limits say so.
   void sample_next(Slot& slot, const float* logits) {
     const std::span<const float> row(logits, static_cast<size_t>(n_vocab()));
-    const int32_t token = slot.sampler->sample(row, slot.history);
+    int32_t token = slot.sampler->sample(row, slot.history);
+    if (slot.grammar && !slot.grammar->accepts(token)) {
+      // Sampling from the masked row only when the free choice is refused keeps the common case
+      // (the model already follows the grammar) at the cost of one accepts() call.
+      masked.assign(row.begin(), row.end());
+      slot.grammar->mask(masked);
+      token = slot.sampler->sample(masked, slot.history);
+    }
     if (slot.stats.eval_count++ == 0) slot.t_first = Clock::now();
     if (slot.request.top_logprobs >= 0) {
       slot.logprobs.push_back(logprob_of(row, token, slot.request.top_logprobs));
     }
     if (is_end_of_generation(tokenizer->vocab(), token)) return finish(slot, "stop");
+    // Nothing the grammar allows (every token masked): the output ends here.
+    if (slot.grammar && !slot.grammar->accept(token)) return finish(slot, "stop");
     slot.history.push_back(token);
     const std::string_view text = slot.stop->push(slot.decoder->push(token));
     emit(slot, text, false);
     if (slot.stop->stopped()) return finish(slot, "stop");
+    // A complete grammar that admits nothing more ends the output as an end token would.
+    if (slot.grammar && slot.grammar->done()) return finish(slot, "stop");
     const sample::Options& o = slot.request.options;
     if (o.num_predict > 0 && slot.stats.eval_count >= o.num_predict) {
       return finish(slot, "length");
@@ -617,9 +638,6 @@ std::shared_ptr<Sequence> Runner::submit(SequenceRequest request) {
       throw std::invalid_argument("token " + std::to_string(t) + " is outside the vocabulary (" +
                                   std::to_string(n_vocab) + " tokens)");
     }
-  }
-  if (request.grammar) {
-    throw std::invalid_argument("grammar-constrained sampling is not available in this build");
   }
   if (request.top_logprobs > kMaxTopLogprobs) {
     throw std::invalid_argument("top_logprobs must be at most " + std::to_string(kMaxTopLogprobs));

@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,6 +43,9 @@ struct RunnerOptions {
   int num_batch = 512;     // most tokens in one forward pass
   int n_threads = 0;       // 0: physical cores
   ml::DType cache_dtype = ml::DType::F16;
+  // Called on the worker with each batch before its forward pass; what it throws fails that
+  // batch as a failing forward pass would (tests observe and break batches with it).
+  std::function<void(const model::Batch&)> on_batch = nullptr;
 };
 
 // The log-probability of one token (Ollama's api.TokenLogprob / OpenAI's logprobs content).

@@ -28,7 +28,7 @@ constexpr uint32_t kMaxCodePoint = 0x10FFFF;
 // counts and the total size of the expanded grammar are bounded.
 constexpr int kMaxNesting = 256;
 constexpr int64_t kMaxRepetition = 10000;
-constexpr size_t kMaxElements = size_t{1} << 21;
+constexpr size_t kMaxElements = size_t{1} << 20;
 
 bool is_name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -131,15 +131,15 @@ class Parser {
     return id;
   }
 
+  // Groups and repetitions become rules named after the rule they appear in. The names only
+  // label errors: helpers are never looked up by name, so one equal to a user's rule is harmless.
   int32_t new_helper_rule(int32_t parent) {
-    const std::string base = rules_[parent].name;
-    std::string name;
-    do {
-      name = base + "-" + std::to_string(++helper_count_);
-    } while (ids_.count(name));
-    const int32_t id = rule_id(name, pos_);
-    rules_[id].defined = true;
-    return id;
+    RuleDef rule;
+    rule.name = rules_[parent].name + "-" + std::to_string(++helper_count_);
+    rule.defined = true;
+    rule.first_use = pos_;
+    rules_.push_back(std::move(rule));
+    return static_cast<int32_t>(rules_.size() - 1);
   }
 
   void count(size_t n) {
@@ -547,7 +547,7 @@ char   ::= [^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" unicode )
 unicode ::= [0-9a-cA-Ce-fE-F] hex hex hex | [dD] [0-7] hex hex
           | [dD] [89abAB] hex hex "\\u" [dD] [c-fC-F] hex hex
 hex    ::= [0-9a-fA-F]
-number ::= "-"? ( "0" | [1-9] [0-9]{0,15} ) ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?
+number ::= "-"? ( "0" | [1-9] [0-9]{0,15} ) ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,2} )?
 ws     ::= ( " " | "\n" [ \t]{0,20} )?
 )";
 

@@ -53,7 +53,7 @@ const std::vector<Primitive>& primitives() {
       {"char", R"([^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" unicode ))", {"unicode"}},
       {"string", R"("\"" char* "\"")", {"char"}},
       {"integer", R"("-"? ( "0" | [1-9] [0-9]{0,15} ))", {}},
-      {"number", R"(integer ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?)", {"integer"}},
+      {"number", R"(integer ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,2} )?)", {"integer"}},
       {"boolean", R"("true" | "false")", {}},
       {"null", R"("null")", {}},
       {"value",

@@ -5,14 +5,18 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "backend/cpu/cpu.h"
 #include "convert/convert.h"
 #include "kvcache/causal.h"
+#include "ml/gguf/writer.h"
+#include "sample/grammar.h"
 #include "store/temp_store.h"
 #include "testdata.h"
 
@@ -78,7 +82,14 @@ void expect_batched_equals_alone(const std::string& path, const std::vector<std:
     prompts.push_back(engine.tokenize(texts[i]));
     alone.push_back(engine_text(engine, prompts.back(), greedy(24 + 5 * static_cast<int>(i))));
   }
-  Runner runner(path, {.num_parallel = parallel, .n_threads = 1});
+  // The most sequences one forward pass served.
+  auto widest = std::make_shared<std::atomic<size_t>>(0);
+  RunnerOptions ro{.num_parallel = parallel, .n_threads = 1};
+  ro.on_batch = [widest](const model::Batch& b) {
+    std::set<int32_t> seqs(b.seq_ids.begin(), b.seq_ids.end());
+    if (seqs.size() > widest->load()) widest->store(seqs.size());
+  };
+  Runner runner(path, ro);
   std::vector<std::shared_ptr<Sequence>> seqs;
   for (size_t i = 0; i < prompts.size(); ++i) {
     seqs.push_back(runner.submit(request(prompts[i], greedy(24 + 5 * static_cast<int>(i)))));
@@ -89,6 +100,9 @@ void expect_batched_equals_alone(const std::string& path, const std::vector<std:
     EXPECT_EQ(out.result.stats.done_reason, "length");
     EXPECT_EQ(out.result.stats.eval_count, 24 + 5 * static_cast<int>(i));
   }
+  // All were submitted before the first finished: the decode steps of `parallel` of them ran
+  // in one graph.
+  EXPECT_EQ(widest->load(), std::min(static_cast<size_t>(parallel), texts.size()));
 }
 
 TEST(Runner, OneSequenceGivesTheEnginesGreedyTextAndCounters) {
@@ -280,6 +294,59 @@ TEST(Runner, LogprobsAreTheLogSoftmaxOfTheChosenAndTopTokens) {
   EXPECT_NE(joined.find(text.substr(1)), std::string::npos);
 }
 
+TEST(Runner, AFailingForwardPassFailsItsSequencesAndTheWorkerGoesOn) {
+  Engine engine(stories_path(), {.n_threads = 1});
+  // Token 499 in a batch breaks it.
+  RunnerOptions ro{.num_parallel = 2, .n_threads = 1};
+  ro.on_batch = [](const model::Batch& b) {
+    for (int32_t t : b.tokens) {
+      if (t == 499) throw std::runtime_error("injected failure");
+    }
+  };
+  Runner runner(stories_path(), ro);
+  const std::vector<int32_t> prompt = engine.tokenize("Once upon a time");
+  // The conversation's cells are cached in one slot; its next turn fails there.
+  const Output first = collect(*runner.submit(request(prompt, greedy(8))));
+  std::vector<int32_t> poisoned = first.result.context;
+  poisoned.push_back(499);
+  auto bad = runner.submit(request(poisoned, greedy(8)));
+  Piece p;
+  try {
+    while (bad->next(p)) {
+    }
+    ADD_FAILURE() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "injected failure");
+  }
+  EXPECT_THROW(bad->result(), std::runtime_error);
+  // Its cells are dropped, not trusted: the prompt is evaluated again, and the text is still
+  // the engine's.
+  const Output again = collect(*runner.submit(request(prompt, greedy(8))));
+  EXPECT_EQ(again.result.stats.prompt_eval_count, 5);
+  EXPECT_EQ(again.text, first.text);
+  EXPECT_EQ(again.text, engine_text(engine, prompt, greedy(8)));
+  EXPECT_EQ(runner.active(), 0u);
+}
+
+TEST(Runner, GrammarConstrainsTheTextAndEndsItWhenComplete) {
+  Runner runner(stories_path(), {.num_parallel = 3, .n_threads = 1});
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  SequenceRequest fixed = request(prompt, greedy(50));
+  fixed.grammar = sample::Grammar::parse(R"(root ::= "The end." )");
+  SequenceRequest choice = request(prompt, greedy(50));
+  choice.grammar = sample::Grammar::parse(R"(root ::= ("yes" | "no") "!" )");
+  // Beside them, a free sequence keeps its own text.
+  auto free = runner.submit(request(prompt, greedy(20)));
+  auto a = runner.submit(fixed);
+  auto b = runner.submit(choice);
+  const Output oa = collect(*a), ob = collect(*b);
+  EXPECT_EQ(oa.text, "The end.");
+  EXPECT_EQ(oa.result.stats.done_reason, "stop");
+  EXPECT_TRUE(ob.text == "yes!" || ob.text == "no!") << ob.text;
+  Engine engine(stories_path(), {.n_threads = 1});
+  EXPECT_EQ(collect(*free).text, engine_text(engine, prompt, greedy(20)));
+}
+
 // The final hidden state of the last token after the output norm, from a forward pass of its
 // own with an f32 cache, L2-normalized.
 std::vector<float> direct_last_embedding(const Runner& r, const std::vector<int32_t>& tokens) {
@@ -324,6 +391,56 @@ TEST(Runner, EmbeddingIsTheNormalizedLastHiddenStateBesideGeneration) {
   EXPECT_EQ(out.result.stats.prompt_eval_count, 6);
   EXPECT_EQ(out.text, "");
   EXPECT_EQ(collect(*gen).result.stats.eval_count, 20);
+}
+
+// stories260K with `llama.pooling_type` = 1 (mean), written beside the test.
+std::string mean_pooled_copy(const corral::testing::TempDir& tmp) {
+  const ml::gguf::File src = ml::gguf::File::open(stories_path());
+  ml::gguf::Writer w(src.metadata());
+  w.metadata().set("llama.pooling_type", uint32_t{1});
+  for (const auto& t : src.tensors()) {
+    w.add_tensor(t.name, t.dtype, std::span<const int64_t>(t.ne.data(), t.n_dims), t.bytes());
+  }
+  const std::string out = (tmp.path() / "mean.gguf").string();
+  w.write(out);
+  return out;
+}
+
+TEST(Runner, MeanPoolingAveragesEveryTokensHiddenState) {
+  corral::testing::TempDir tmp;
+  Runner runner(mean_pooled_copy(tmp),
+                {.num_parallel = 2, .num_batch = 4, .n_threads = 1, .cache_dtype = ml::DType::F32});
+  ASSERT_EQ(runner.pooling(), Pooling::kMean);
+  // Longer than num_batch: the mean spans several chunks.
+  const std::vector<int32_t> tokens = {1, 403, 407, 261, 378, 309, 290, 400, 261};
+  const model::Model& m = runner.model();
+  auto cache = m.make_cache({.num_ctx = 64, .dtype = ml::DType::F32});
+  model::Batch batch;
+  for (size_t i = 0; i < tokens.size(); ++i) batch.add(tokens[i], static_cast<int32_t>(i), 0, true);
+  auto backend = backend::cpu::make_backend({.n_threads = 1});
+  ml::Executor exec({backend.get()});
+  ml::Graph g;
+  ml::Tensor out =
+      const_cast<model::Model&>(m).forward(g, batch, cache, model::Output::kEmbeddings);
+  exec.compute(g, {out});
+  const auto* h = static_cast<const float*>(out.data());
+  const auto n_embd = static_cast<size_t>(m.config().n_embd);
+  std::vector<double> mean(n_embd, 0.0);
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    for (size_t i = 0; i < n_embd; ++i) mean[i] += h[t * n_embd + i] / tokens.size();
+  }
+  double norm = 0;
+  for (double v : mean) norm += v * v;
+  for (int round = 0; round < 2; ++round) {  // the second reuses nothing: every state is needed
+    SequenceRequest r = request(tokens, {});
+    r.embed = true;
+    const Output got = collect(*runner.submit(r));
+    ASSERT_EQ(got.result.embedding.size(), n_embd);
+    for (size_t i = 0; i < n_embd; ++i) {
+      EXPECT_NEAR(got.result.embedding[i], mean[i] / std::sqrt(norm), 1e-5) << i;
+    }
+    EXPECT_EQ(got.result.stats.prompt_eval_count, 9);
+  }
 }
 
 TEST(CausalSeqCells, EachSequenceTakesCellsOfItsOwnRange) {
