@@ -25,6 +25,7 @@ void add_run_command(CLI::App& app);       // run.cc
 void add_quantize_command(CLI::App& app);  // quantize.cc
 void add_store_commands(CLI::App& app);    // create, list, cp, rm, ps, stop (create.cc)
 void add_bench_command(CLI::App& app);     // bench.cc
+void add_serve_command(CLI::App& app);     // serve.cc
 
 // `corral debug tokenize|detokenize|logits` (debug_tokenize.cc, debug_logits.cc), registered by
 // add_debug_command.

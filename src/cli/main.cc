@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   corral::cli::add_quantize_command(app);
   corral::cli::add_store_commands(app);
   corral::cli::add_bench_command(app);
+  corral::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -17,6 +17,7 @@
 #include "ml/gguf/reader.h"
 #include "store/model.h"
 #include "store/modelfile.h"
+#include "store/show.h"
 
 namespace corral::cli {
 
@@ -164,24 +165,6 @@ struct ShowArgs {
        license = false, verbose = false;
 };
 
-// Ollama's show --parameters: the name padded to 30 columns, then the value (strings quoted).
-std::string format_parameters(const nlohmann::ordered_json& params) {
-  std::string out;
-  const auto line = [&](const std::string& k, const nlohmann::ordered_json& v) {
-    char key[64];
-    std::snprintf(key, sizeof key, "%-30s", k.c_str());
-    out += std::string(key) + " " + v.dump() + "\n";
-  };
-  for (const auto& item : params.items()) {
-    if (item.value().is_array()) {
-      for (const auto& v : item.value()) line(item.key(), v);
-    } else {
-      line(item.key(), item.value());
-    }
-  }
-  return out;
-}
-
 void print_text_section(std::ostream& out, const std::string& header, const std::string& text) {
   out << "  " << header << "\n";
   size_t start = 0;
@@ -311,19 +294,7 @@ void show(const ShowArgs& a) {
   }
   const store::ModelInfo info = store::resolve(store::Store(store::Store::default_root()), a.model);
   if (a.modelfile) {
-    store::Modelfile mf;
-    mf.from = std::filesystem::absolute(info.gguf).string();
-    mf.template_text = info.template_text;
-    mf.system = info.system;
-    mf.parameters = info.parameters;
-    for (const auto& m : info.messages) {
-      mf.messages.push_back({m.value("role", ""), m.value("content", "")});
-    }
-    mf.licenses = info.licenses;
-    if (info.config.contains("requires") && info.config["requires"].is_string()) {
-      mf.requires_version = info.config["requires"].get<std::string>();
-    }
-    std::cout << store::format_modelfile(mf, info.name) << "\n";
+    std::cout << store::format_modelfile(store::modelfile_of(info), info.name) << "\n";
     return;
   }
   if (a.template_text) {
@@ -335,7 +306,7 @@ void show(const ShowArgs& a) {
     return;
   }
   if (a.parameters) {
-    std::cout << format_parameters(info.parameters) << "\n";
+    std::cout << store::format_parameters(info.parameters) << "\n";
     return;
   }
   if (a.license) {
@@ -347,7 +318,7 @@ void show(const ShowArgs& a) {
   const File f = File::open(info.gguf.string());
   print_model_summary(f, std::cout);
   if (!info.parameters.empty()) {
-    std::string p = format_parameters(info.parameters);
+    std::string p = store::format_parameters(info.parameters);
     p.pop_back();
     print_text_section(std::cout, "Parameters", p);
   }

@@ -19,6 +19,7 @@ Causal::Causal(int n_layer, int64_t n_head_kv, int64_t head_dim_k, int64_t head_
       head_dim_v_(head_dim_v),
       dtype_(options.dtype),
       pad_(std::max<int64_t>(1, options.pad)),
+      seq_cells_(std::max<int64_t>(0, options.seq_cells)),
       cells_(static_cast<size_t>(options.num_ctx)) {
   if (dtype_ != ml::DType::F16 && dtype_ != ml::DType::F32) {
     throw std::invalid_argument("kv cache: storage must be f16 or f32, not " +
@@ -53,13 +54,40 @@ void Causal::start_forward(ml::Graph& g, std::span<const int32_t> positions,
   }
   const size_t n = positions.size();
   cell_of_token_.clear();
-  for (size_t c = 0; c < cells_.size() && cell_of_token_.size() < n; ++c) {
-    if (cells_[c].pos < 0) cell_of_token_.push_back(static_cast<int32_t>(c));
-  }
-  if (cell_of_token_.size() < n) {
-    throw FullError("kv cache full: " + std::to_string(n) + " tokens need cells, " +
-                    std::to_string(cell_of_token_.size()) + " of " + std::to_string(cells_.size()) +
-                    " are free");
+  if (seq_cells_ == 0) {
+    for (size_t c = 0; c < cells_.size() && cell_of_token_.size() < n; ++c) {
+      if (cells_[c].pos < 0) cell_of_token_.push_back(static_cast<int32_t>(c));
+    }
+    if (cell_of_token_.size() < n) {
+      throw FullError("kv cache full: " + std::to_string(n) + " tokens need cells, " +
+                      std::to_string(cell_of_token_.size()) + " of " +
+                      std::to_string(cells_.size()) + " are free");
+    }
+  } else {
+    // Each sequence takes the first free cells of its own range, in batch order; the cursor of
+    // a sequence remembers where its last pick was.
+    std::vector<std::pair<int32_t, int64_t>> cursors;
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t s = seq_ids[i];
+      const int64_t begin = static_cast<int64_t>(s) * seq_cells_;
+      const int64_t end = std::min(begin + seq_cells_, num_ctx());
+      if (s < 0 || begin >= num_ctx()) {
+        throw std::invalid_argument("kv cache: sequence " + std::to_string(s) + " has no cells (" +
+                                    std::to_string(num_ctx()) + " cells of " +
+                                    std::to_string(seq_cells_) + " per sequence)");
+      }
+      auto it =
+          std::find_if(cursors.begin(), cursors.end(), [s](const auto& c) { return c.first == s; });
+      if (it == cursors.end()) it = cursors.insert(cursors.end(), {s, begin});
+      int64_t c = it->second;
+      while (c < end && cells_[static_cast<size_t>(c)].pos >= 0) ++c;
+      if (c >= end) {
+        throw FullError("kv cache full: sequence " + std::to_string(s) +
+                        " has no free cell of its " + std::to_string(seq_cells_));
+      }
+      cell_of_token_.push_back(static_cast<int32_t>(c));
+      it->second = c + 1;
+    }
   }
   int64_t last = 0;
   for (size_t c = 0; c < cells_.size(); ++c) {

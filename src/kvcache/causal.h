@@ -23,6 +23,11 @@ struct CausalOptions {
   // The attended range is rounded up to a multiple of this, so that consecutive decode steps
   // record graphs of the same shape.
   int64_t pad = 32;
+  // When > 0, sequence s keeps its cells in [s * seq_cells, (s + 1) * seq_cells) (then num_ctx
+  // should be a multiple of it). A sequence's cells then sit where they would if it were alone,
+  // so other sequences in the same batches do not change the order in which attention sums over
+  // them: its results are bit-identical whatever runs beside it.
+  int64_t seq_cells = 0;
 };
 
 // No free cells left for a batch: the caller shifts the context or removes a sequence.
@@ -86,6 +91,7 @@ class Causal {
   int64_t n_head_kv_, head_dim_k_, head_dim_v_;
   ml::DType dtype_;
   int64_t pad_;
+  int64_t seq_cells_;
   std::vector<Cell> cells_;
   std::vector<std::unique_ptr<ml::Buffer>> keys_, values_;
 

@@ -4,7 +4,7 @@
 
 namespace corral::model {
 
-ml::Tensor Model::forward(ml::Graph& g, const Batch& batch, kvcache::Causal& cache) {
+ml::Tensor Model::forward(ml::Graph& g, const Batch& batch, kvcache::Causal& cache, Output output) {
   const size_t n = batch.tokens.size();
   if (n == 0 || batch.positions.size() != n || batch.seq_ids.size() != n) {
     throw std::invalid_argument("forward: a batch needs a position and a sequence per token");
@@ -21,7 +21,7 @@ ml::Tensor Model::forward(ml::Graph& g, const Batch& batch, kvcache::Causal& cac
     return g.leaf(ml::DType::I32, {static_cast<int64_t>(v.size())}, const_cast<int32_t*>(v.data()),
                   name);
   };
-  Inputs in{leaf(batch.tokens, "tokens"), leaf(batch.positions, "positions"), {}};
+  Inputs in{leaf(batch.tokens, "tokens"), leaf(batch.positions, "positions"), {}, output};
   if (batch.outputs.size() != n) in.outputs = leaf(batch.outputs, "outputs");
   return build(in, cache);
 }

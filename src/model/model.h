@@ -30,20 +30,29 @@ struct Config {
   int64_t n_ctx_train = 0;
 };
 
+// What a forward pass returns for the batch's output rows.
+enum class Output {
+  kLogits,      // f32 [n_vocab, n_outputs]
+  kEmbeddings,  // the final hidden states after the output norm, f32 [n_embd, n_outputs]
+};
+
 // The graph inputs of a batch, as leaves.
 struct Inputs {
   ml::Tensor tokens;     // I32 [n_tokens]
   ml::Tensor positions;  // I32 [n_tokens]
   ml::Tensor outputs;    // I32 [n_outputs]; empty when every token's logits are wanted, in order
+  Output output = Output::kLogits;
 };
 
 class Model : public nn::Module {
  public:
   const Config& config() const { return config_; }
 
-  // Records the forward pass of a batch into g; returns logits f32 [n_vocab, n_outputs]. The
-  // batch's vectors are the graph's inputs: keep them unchanged until it is computed.
-  ml::Tensor forward(ml::Graph& g, const Batch& batch, kvcache::Causal& cache);
+  // Records the forward pass of a batch into g; returns logits f32 [n_vocab, n_outputs] (or the
+  // hidden states, see Output). The batch's vectors are the graph's inputs: keep them unchanged
+  // until it is computed.
+  ml::Tensor forward(ml::Graph& g, const Batch& batch, kvcache::Causal& cache,
+                     Output output = Output::kLogits);
 
   // Rotates cached keys [head_dim_k, n_head_kv, n] by positions delta I32 [n] (context shift).
   virtual ml::Tensor shift(ml::Tensor keys, ml::Tensor delta, int layer) const = 0;

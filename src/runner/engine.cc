@@ -23,22 +23,45 @@ std::unique_ptr<ml::gguf::File> open_gguf(const std::string& path) {
 
 }  // namespace
 
+std::unique_ptr<tokenizer::Tokenizer> load_tokenizer(const ml::gguf::File& file,
+                                                     const model::Model& model,
+                                                     const std::string& path) {
+  std::unique_ptr<tokenizer::Tokenizer> tok;
+  try {
+    tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(file.metadata()));
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": tokenizer: " + e.what());
+  }
+  if (tok->vocab().size() > static_cast<size_t>(model.config().n_vocab)) {
+    throw std::runtime_error(path + ": the tokenizer has " + std::to_string(tok->vocab().size()) +
+                             " tokens, more than the model's " +
+                             std::to_string(model.config().n_vocab) + " output rows");
+  }
+  return tok;
+}
+
+bool is_end_of_generation(const tokenizer::Vocab& v, int32_t token) {
+  return token == v.eos || token == v.eot || token == v.eom ||
+         std::find(v.eos_ids.begin(), v.eos_ids.end(), token) != v.eos_ids.end();
+}
+
+std::vector<int32_t> fit_prompt(std::span<const int32_t> prompt_in, int64_t num_ctx, int num_keep) {
+  std::vector<int32_t> prompt(prompt_in.begin(), prompt_in.end());
+  if (static_cast<int64_t>(prompt.size()) >= num_ctx) {
+    const size_t room = static_cast<size_t>(num_ctx - 1);
+    const size_t keep = std::min(static_cast<size_t>(std::max(0, num_keep)), room);
+    const size_t discard = prompt.size() - room;
+    prompt.erase(prompt.begin() + static_cast<std::ptrdiff_t>(keep),
+                 prompt.begin() + static_cast<std::ptrdiff_t>(keep + discard));
+  }
+  return prompt;
+}
+
 Engine::Engine(const std::string& path, EngineOptions options) : options_(options) {
   const auto t0 = Clock::now();
   file_ = open_gguf(path);
   model_ = model::load(*file_);
-  try {
-    tokenizer_ =
-        std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(file_->metadata()));
-  } catch (const std::exception& e) {
-    throw std::runtime_error(path + ": tokenizer: " + e.what());
-  }
-  if (tokenizer_->vocab().size() > static_cast<size_t>(model_->config().n_vocab)) {
-    throw std::runtime_error(path + ": the tokenizer has " +
-                             std::to_string(tokenizer_->vocab().size()) +
-                             " tokens, more than the model's " +
-                             std::to_string(model_->config().n_vocab) + " output rows");
-  }
+  tokenizer_ = load_tokenizer(*file_, *model_, path);
   set_threads(options.n_threads);
   load_duration_ = Clock::now() - t0;
 }
@@ -64,9 +87,7 @@ int64_t Engine::context_size(const sample::Options& options) const {
 }
 
 bool Engine::is_end_of_generation(int32_t token) const {
-  const tokenizer::Vocab& v = tokenizer_->vocab();
-  return token == v.eos || token == v.eot || token == v.eom ||
-         std::find(v.eos_ids.begin(), v.eos_ids.end(), token) != v.eos_ids.end();
+  return runner::is_end_of_generation(tokenizer_->vocab(), token);
 }
 
 void Engine::ensure_cache(int64_t num_ctx) {
@@ -115,14 +136,7 @@ Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options
 
   // A prompt longer than the context keeps its first num_keep tokens and its end (Ollama's
   // truncation), leaving room for one generated token.
-  std::vector<int32_t> prompt(prompt_in.begin(), prompt_in.end());
-  if (static_cast<int64_t>(prompt.size()) >= num_ctx) {
-    const size_t room = static_cast<size_t>(num_ctx - 1);
-    const size_t keep = std::min(static_cast<size_t>(std::max(0, options.num_keep)), room);
-    const size_t discard = prompt.size() - room;
-    prompt.erase(prompt.begin() + static_cast<std::ptrdiff_t>(keep),
-                 prompt.begin() + static_cast<std::ptrdiff_t>(keep + discard));
-  }
+  std::vector<int32_t> prompt = fit_prompt(prompt_in, num_ctx, options.num_keep);
 
   // Reuse the cached prefix; at least the last prompt token is evaluated, for its logits.
   size_t common = 0;

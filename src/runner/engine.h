@@ -110,6 +110,19 @@ class Engine {
   std::chrono::nanoseconds load_duration_{0};
 };
 
+// Pieces of the generation loop that Engine and Runner share.
+
+// The tokenizer of a model file; throws naming `path` when it cannot be read or has more tokens
+// than the model has output rows.
+std::unique_ptr<tokenizer::Tokenizer> load_tokenizer(const ml::gguf::File& file,
+                                                     const model::Model& model,
+                                                     const std::string& path);
+// Whether a token ends generation (EOS, EOT, EOM or one of the file's EOS ids).
+bool is_end_of_generation(const tokenizer::Vocab& vocab, int32_t token);
+// A prompt that fits a context of num_ctx cells: one longer keeps its first num_keep tokens and
+// its end (Ollama's truncation), leaving room for one generated token.
+std::vector<int32_t> fit_prompt(std::span<const int32_t> prompt, int64_t num_ctx, int num_keep);
+
 // Ollama's `--verbose` block: total and load duration, prompt eval count/duration/rate, eval
 // count/duration/rate, one per line.
 std::string format_stats(const Stats& stats, std::chrono::nanoseconds load_duration);

@@ -38,10 +38,16 @@ class Grammar {
   // Output that validates against a JSON schema (types, properties + required, items,
   // enum/const, anyOf/oneOf, $ref to $defs/definitions, string/array length limits, formats
   // date/time/uuid where simple). Throws std::invalid_argument naming what it cannot express.
+  // Properties come out in the schema's order only when the schema keeps it: pass an
+  // nlohmann::ordered_json (nlohmann::json sorts keys) or the schema's text.
   static std::shared_ptr<const Grammar> json_schema(const nlohmann::json& schema);
+  static std::shared_ptr<const Grammar> json_schema(const nlohmann::ordered_json& schema);
+  // The schema as JSON text (parsed keeping key order); throws std::invalid_argument on bad JSON.
+  static std::shared_ptr<const Grammar> json_schema_text(std::string_view schema_json);
 
   // The GBNF text of a JSON schema (for `corral debug` and tests).
   static std::string json_schema_to_gbnf(const nlohmann::json& schema);
+  static std::string json_schema_to_gbnf(const nlohmann::ordered_json& schema);
 
   struct Impl;
   explicit Grammar(std::unique_ptr<Impl> impl);
@@ -57,16 +63,29 @@ class Grammar {
 class TokenPieces {
  public:
   explicit TokenPieces(const tokenizer::Tokenizer& tokenizer);
+  // Explicit pieces (tests, synthetic vocabularies); the end tokens' pieces are ignored.
+  TokenPieces(std::vector<std::string> pieces, std::span<const int32_t> end_ids);
   size_t size() const { return pieces_.size(); }
   const std::string& operator[](size_t id) const { return pieces_[id]; }
   // Whether the token ends generation (EOS, EOT, ...).
   bool is_end(int32_t id) const {
     return id >= 0 && static_cast<size_t>(id) < end_.size() && end_[id];
   }
+  // Token ids sorted by piece (bytewise), and for each position in that order the length of the
+  // prefix its piece shares with the previous one: mask() walks this order so tokens with a
+  // common prefix share the matching work.
+  std::span<const int32_t> sorted() const { return sorted_; }
+  std::span<const uint32_t> shared_prefix() const { return shared_prefix_; }
+  size_t max_piece_size() const { return max_piece_size_; }
 
  private:
+  void index();
+
   std::vector<std::string> pieces_;
   std::vector<char> end_;
+  std::vector<int32_t> sorted_;
+  std::vector<uint32_t> shared_prefix_;
+  size_t max_piece_size_ = 0;
 };
 
 // The state of one sequence inside a grammar.
@@ -81,8 +100,8 @@ class GrammarMatcher {
   bool accepts(int32_t token) const;
   // Sets logits[i] = -inf for every token that may not come next.
   void mask(std::span<float> logits) const;
-  // Advances past an accepted token.
-  void accept(int32_t token);
+  // Advances past a token; false (state unchanged) when the grammar does not accept it.
+  bool accept(int32_t token);
   // The grammar is complete and nothing more can follow (the sequence should end).
   bool done() const;
 

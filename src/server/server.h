@@ -9,7 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <memory>
 #include <stdexcept>
@@ -71,6 +73,7 @@ class Server {
  private:
   std::unique_ptr<Context> context_;
   std::unique_ptr<httplib::Server> http_;
+  bool bound_ = false;
 };
 
 // Route tables, one per file (server/routes_*.cc).
@@ -89,5 +92,20 @@ nlohmann::json parse_body(const httplib::Request& req);
 // {"error": message} with the status.
 void send_error(httplib::Response& res, int status, const std::string& message);
 void send_json(httplib::Response& res, const nlohmann::json& body, int status = 200);
+
+// The status an exception is answered with, and its message: HttpError's own status; 400 for
+// std::invalid_argument (bad names, options, templates' arguments) and nlohmann::json errors (a
+// field of the wrong type); 503 for runner::QueueFullError; 500 for anything else.
+int error_status(std::exception_ptr error, std::string* message);
+// send_error for an exception (the server's exception handler does this for every route; a
+// streaming content provider must catch and report its own errors: an exception escaping one
+// ends the process).
+void send_exception(httplib::Response& res, std::exception_ptr error);
+
+// The model name of a request: `model`, else the older `name`; HttpError 400 when neither is a
+// non-empty string.
+std::string request_model(const nlohmann::json& body);
+// Ollama's timestamps: RFC 3339 with nanoseconds, UTC ("2026-11-28T12:00:00.123456789Z").
+std::string format_time(std::chrono::system_clock::time_point t);
 
 }  // namespace corral::server

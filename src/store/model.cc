@@ -28,6 +28,12 @@ ModelInfo resolve(const Store& store, const std::string& name_or_path) {
     throw std::runtime_error("model '" + name_or_path +
                              "' not found (see 'corral list'; 'corral create' makes one)");
   }
+  return resolve_manifest(store, name, std::move(*m));
+}
+
+ModelInfo resolve_manifest(const Store& store, const ModelName& name, Manifest manifest) {
+  ModelInfo info;
+  std::optional<Manifest> m = std::move(manifest);
   info.name = name.display();
   info.ref = name;
   using Json = nlohmann::ordered_json;

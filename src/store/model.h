@@ -32,6 +32,10 @@ struct ModelInfo {
 // Store::verify_blob); the small layers are verified as they are read.
 ModelInfo resolve(const Store& store, const std::string& name_or_path);
 
+// The ModelInfo of a store model whose manifest was already read (resolve's second half; the
+// server uses it so that a request's name is never taken for a file path).
+ModelInfo resolve_manifest(const Store& store, const ModelName& name, Manifest manifest);
+
 // Whether `text` names an existing file or ends in .gguf (then it is used as a path).
 bool is_model_path(const std::string& text);
 

@@ -99,6 +99,10 @@ class Store {
   Layer adopt_blob_file(const std::filesystem::path& file, const std::string& media_type,
                         bool* created = nullptr);
 
+  // adopt_blob_file for a file whose digest the caller computed while writing it (an upload).
+  Layer adopt_hashed(const std::filesystem::path& file, const std::string& digest,
+                     const std::string& media_type, bool* created = nullptr);
+
   std::filesystem::path blob_path(const std::string& digest) const;  // validates the digest
   bool has_blob(const std::string& digest) const;
   // Small blobs (text layers, config), checked against their digest.
@@ -120,8 +124,6 @@ class Store {
   void remove_unreferenced(const std::vector<std::string>& digests);
 
  private:
-  Layer adopt_hashed(const std::filesystem::path& file, const std::string& digest,
-                     const std::string& media_type, bool* created);
   std::filesystem::path manifest_file(const ModelName& name) const;
   // The name's manifest file, matching names case-insensitively as Ollama does; empty if none.
   std::filesystem::path find_manifest_file(const ModelName& name) const;

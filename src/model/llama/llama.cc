@@ -106,7 +106,9 @@ class Llama final : public Model {
       x = blocks_[il]->forward(x, in.positions, rope_freqs, cache, static_cast<int>(il));
     }
     if (in.outputs.valid()) x = ml::get_rows(x, in.outputs);  // [n_embd, n_outputs]
-    return output.forward(output_norm.forward(x));            // [n_vocab, n_outputs]
+    x = output_norm.forward(x);
+    if (in.output == Output::kEmbeddings) return x;
+    return output.forward(x);  // [n_vocab, n_outputs]
   }
 
   Options o_;

@@ -97,7 +97,9 @@ class Qwen2 final : public Model {
       x = blocks_[il]->forward(x, in.positions, rope_, cache, static_cast<int>(il));
     }
     if (in.outputs.valid()) x = ml::get_rows(x, in.outputs);  // [n_embd, n_outputs]
-    return output.forward(output_norm.forward(x));            // [n_vocab, n_outputs]
+    x = output_norm.forward(x);
+    if (in.output == Output::kEmbeddings) return x;
+    return output.forward(x);  // [n_vocab, n_outputs]
   }
 
   Options o_;

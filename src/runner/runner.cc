@@ -1,0 +1,640 @@
+#include "runner/runner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "backend/cpu/cpu.h"
+#include "kvcache/causal.h"
+#include "sample/samplers.h"
+#include "sample/stop.h"
+
+namespace corral::runner {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A slot's cells start at a multiple of this, a multiple of every tile the attention kernels
+// walk the cache in: a sequence's cells then fall into the same tiles, at the same offsets, in
+// every slot, and its attention sums run in the same order whichever slot it is in.
+constexpr int64_t kSlotAlign = 256;
+
+// llama.cpp's LLAMA_POOLING_TYPE_MEAN in `<arch>.pooling_type`.
+constexpr int64_t kPoolingMean = 1;
+
+constexpr int kMaxTopLogprobs = 20;
+
+}  // namespace
+
+// ---- Sequence ----
+
+bool Sequence::next(Piece& out) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return !pieces_.empty() || done_; });
+  if (!pieces_.empty()) {
+    out = std::move(pieces_.front());
+    pieces_.pop_front();
+    return true;
+  }
+  if (error_) std::rethrow_exception(error_);
+  return false;
+}
+
+const SequenceResult& Sequence::result() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return done_; });
+  if (error_) std::rethrow_exception(error_);
+  return result_;
+}
+
+void Sequence::cancel() { cancel_.store(true); }
+
+// ---- Runner ----
+
+struct Runner::Impl {
+  // A request waiting for a slot.
+  struct Pending {
+    SequenceRequest request;
+    std::shared_ptr<Sequence> sequence;
+    Clock::time_point submitted;
+  };
+
+  // One sequence id of the cache. `cached` outlives the request that filled it: the next
+  // request whose prompt starts with it reuses those cells.
+  struct Slot {
+    int32_t id = 0;
+    std::vector<int32_t> cached;  // the tokens in this slot's cells, in position order
+    Clock::time_point last_used{};
+
+    // The request being served; null when idle.
+    std::shared_ptr<Sequence> sequence;
+    SequenceRequest request;
+    int64_t num_ctx = 0;
+    std::vector<int32_t> prompt;  // as evaluated (fitted to the context)
+    size_t next_prompt = 0;       // prompt[next_prompt..] are still to be evaluated
+    int32_t next_token = -1;      // sampled, to be evaluated in the next step
+    std::optional<sample::Sampler> sampler;
+    std::optional<sample::StopMatcher> stop;
+    std::optional<tokenizer::StreamingDecoder> decoder;
+    std::vector<int32_t> history;   // prompt and generated tokens, for the penalties
+    std::vector<Logprob> logprobs;  // of tokens whose text is still held back
+    std::vector<double> pooled;     // embeddings: the sum of the pooled rows
+    int64_t n_pooled = 0;
+    Stats stats;
+    Clock::time_point t_submit{}, t_start{}, t_first{};
+
+    // Of the current step: the first output column of this slot, and how many it has.
+    int64_t out_col = -1;
+    int64_t n_out = 0;
+    size_t n_batched = 0;  // tokens this slot put in the batch
+
+    bool busy() const { return sequence != nullptr; }
+    bool prompt_done() const { return next_prompt >= prompt.size(); }
+  };
+
+  RunnerOptions options;
+  std::string path;
+  std::unique_ptr<ml::gguf::File> file;
+  std::unique_ptr<model::Model> model;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer;
+  std::unique_ptr<ml::Backend> backend;
+  std::unique_ptr<ml::Executor> executor;
+  std::optional<kvcache::Causal> cache;
+  int64_t slot_cells = 0;
+  Pooling pooling = Pooling::kLast;
+  std::chrono::nanoseconds load_duration{0};
+  uint64_t memory_bytes = 0;
+
+  mutable std::mutex mu;
+  std::condition_variable wake;
+  std::deque<Pending> queue;
+  size_t max_queue = std::numeric_limits<size_t>::max();
+  size_t busy_slots = 0;
+  bool stopping = false;
+
+  // The worker's alone.
+  std::vector<Slot> slots;
+  ml::Graph graph;
+  model::Batch batch;
+  std::thread worker;
+
+  int32_t n_vocab() const { return static_cast<int32_t>(model->config().n_vocab); }
+
+  // ---- output to a sequence ----
+
+  static void push_piece(Sequence& s, Piece piece) {
+    {
+      std::lock_guard lock(s.mu_);
+      s.pieces_.push_back(std::move(piece));
+    }
+    s.cv_.notify_all();
+  }
+
+  static void fail(Sequence& s, std::exception_ptr error) {
+    {
+      std::lock_guard lock(s.mu_);
+      s.error_ = std::move(error);
+      s.done_ = true;
+    }
+    s.cv_.notify_all();
+  }
+
+  // Emits text (and the logprobs gathered so far when there is text to carry them).
+  void emit(Slot& slot, std::string_view text, bool last) {
+    if (text.empty() && !(last && !slot.logprobs.empty())) return;
+    Piece piece;
+    piece.text = std::string(text);
+    piece.logprobs = std::move(slot.logprobs);
+    slot.logprobs.clear();
+    push_piece(*slot.sequence, std::move(piece));
+  }
+
+  // Ends the slot's request: the held-back text goes out (unless a stop string ended it), the
+  // result is set and the slot turns idle, keeping its cells for a later prompt.
+  void finish(Slot& slot, const std::string& reason) {
+    if (!slot.request.embed && slot.stop && !slot.stop->stopped()) {
+      std::string tail(slot.stop->push(slot.decoder->flush()));
+      if (!slot.stop->stopped()) tail += slot.stop->flush();
+      emit(slot, tail, true);
+    } else {
+      emit(slot, "", true);
+    }
+    const auto t_end = Clock::now();
+    Stats& st = slot.stats;
+    st.done_reason = reason;
+    if (st.eval_count > 0) {
+      st.prompt_eval_duration = slot.t_first - slot.t_start;
+      st.eval_duration = t_end - slot.t_first;
+    } else {
+      st.prompt_eval_duration = t_end - slot.t_start;
+    }
+    st.total_duration = t_end - slot.t_submit;
+    SequenceResult result;
+    result.stats = st;
+    result.context = std::move(slot.history);
+    if (slot.request.embed && slot.n_pooled > 0) {
+      // The mean (or the one last row), L2-normalized.
+      double norm = 0;
+      for (double& v : slot.pooled) {
+        v /= static_cast<double>(slot.n_pooled);
+        norm += v * v;
+      }
+      norm = std::sqrt(norm);
+      result.embedding.reserve(slot.pooled.size());
+      for (double v : slot.pooled)
+        result.embedding.push_back(static_cast<float>(norm > 0 ? v / norm : 0.0));
+    }
+    // The slot is free before the sequence says it is done: whoever waits on it finds the
+    // runner idle.
+    std::shared_ptr<Sequence> seq = slot.sequence;
+    release(slot);
+    {
+      std::lock_guard lock(seq->mu_);
+      seq->result_ = std::move(result);
+      seq->done_ = true;
+    }
+    seq->cv_.notify_all();
+  }
+
+  // Ends the slot's request with an error; its cells are dropped, as a failed batch may have
+  // written part of them.
+  void fail_slot(Slot& slot, std::exception_ptr error) {
+    cache->remove(slot.id);
+    slot.cached.clear();
+    std::shared_ptr<Sequence> seq = slot.sequence;
+    release(slot);
+    fail(*seq, std::move(error));
+  }
+
+  void release(Slot& slot) {
+    slot.sequence.reset();
+    slot.sampler.reset();
+    slot.stop.reset();
+    slot.decoder.reset();
+    slot.request = {};
+    slot.prompt.clear();
+    slot.history.clear();
+    slot.logprobs.clear();
+    slot.pooled.clear();
+    slot.last_used = Clock::now();
+    std::lock_guard lock(mu);
+    --busy_slots;
+  }
+
+  // ---- admission ----
+
+  static size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+    size_t n = 0;
+    while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+    return n;
+  }
+
+  // The idle slot for a prompt: the one whose cells are a prefix of it (a conversation's next
+  // turn) or of which it is a prefix (a repeated request), the longest such; else an empty one;
+  // else the least recently used. A slot holding another conversation is not taken for a
+  // shorter shared start (a BOS, a system prompt) while another slot is free.
+  Slot* pick_slot(const std::vector<int32_t>& prompt) {
+    Slot* best = nullptr;
+    size_t best_score = 0;
+    for (Slot& s : slots) {
+      if (s.busy()) continue;
+      const size_t c = common_prefix(s.cached, prompt);
+      const size_t score = c > 0 && (c == s.cached.size() || c == prompt.size()) ? c : 0;
+      const auto better = [&] {
+        if (!best) return true;
+        if (score != best_score) return score > best_score;
+        if (s.cached.empty() != best->cached.empty()) return s.cached.empty();
+        return s.last_used < best->last_used;
+      };
+      if (better()) {
+        best = &s;
+        best_score = score;
+      }
+    }
+    return best;
+  }
+
+  void start(Slot& slot, Pending p) {
+    SequenceRequest& r = p.request;
+    slot.sequence = std::move(p.sequence);
+    slot.t_submit = p.submitted;
+    slot.t_start = Clock::now();
+    slot.stats = {};
+    slot.num_ctx = r.options.num_ctx > 0 ? std::min<int64_t>(r.options.num_ctx, options.num_ctx)
+                                         : options.num_ctx;
+    if (r.embed) {
+      // Embeddings keep the start of a long input (Ollama's truncate).
+      slot.prompt.assign(
+          r.prompt.begin(),
+          r.prompt.begin() + static_cast<std::ptrdiff_t>(std::min<int64_t>(
+                                 static_cast<int64_t>(r.prompt.size()), slot.num_ctx)));
+    } else {
+      slot.prompt = fit_prompt(r.prompt, slot.num_ctx, r.options.num_keep);
+    }
+    // Reuse the cached prefix; at least the last prompt token is evaluated, for its logits. Mean
+    // pooling needs every token's hidden state, so it evaluates them all.
+    size_t common = std::min(common_prefix(slot.cached, slot.prompt), slot.prompt.size() - 1);
+    if (r.embed && pooling == Pooling::kMean) common = 0;
+    cache->remove(slot.id, static_cast<int32_t>(common));
+    slot.cached.resize(common);
+    slot.next_prompt = common;
+    slot.next_token = -1;
+    slot.history = slot.prompt;
+    slot.pooled.clear();
+    slot.n_pooled = 0;
+    if (!r.embed) {
+      // repeat_last_n = -1 means the whole context: the one in use.
+      sample::Options sampling = r.options;
+      sampling.num_ctx = static_cast<int>(slot.num_ctx);
+      slot.sampler.emplace(sampling, n_vocab());
+      slot.stop.emplace(r.options.stop);
+      // The decoder sees the prompt first, so that the continuation is decoded as the middle of
+      // the text (a leading space is kept); control tokens are not shown.
+      slot.decoder.emplace(*tokenizer, /*skip_special=*/true);
+      for (int32_t t : slot.prompt) slot.decoder->push(t);
+      slot.decoder->flush();
+    }
+    slot.request = std::move(r);
+  }
+
+  // Under the lock: drops cancelled requests from the queue and moves waiting ones into idle
+  // slots.
+  void admit() {
+    for (auto it = queue.begin(); it != queue.end();) {
+      if (it->sequence->cancelled()) {
+        Sequence& s = *it->sequence;
+        {
+          std::lock_guard lock(s.mu_);
+          s.result_.stats.done_reason = "cancel";
+          s.result_.context = it->request.prompt;
+          s.done_ = true;
+        }
+        s.cv_.notify_all();
+        it = queue.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    while (!queue.empty() && busy_slots < slots.size()) {
+      Pending p = std::move(queue.front());
+      queue.pop_front();
+      // pick_slot needs the fitted prompt; fitting again in start() is cheap.
+      const int64_t ctx = p.request.options.num_ctx > 0
+                              ? std::min<int64_t>(p.request.options.num_ctx, options.num_ctx)
+                              : options.num_ctx;
+      Slot* slot = pick_slot(fit_prompt(p.request.prompt, ctx, p.request.options.num_keep));
+      ++busy_slots;
+      start(*slot, std::move(p));
+    }
+  }
+
+  // ---- one step ----
+
+  // Adds the slot's work to the batch: its sampled token, or the next chunk of its prompt
+  // (at most `budget` tokens). Returns the tokens added.
+  size_t add_to_batch(Slot& slot, size_t budget) {
+    slot.out_col = -1;
+    slot.n_out = 0;
+    slot.n_batched = 0;
+    const auto pos = static_cast<int32_t>(slot.cached.size());
+    if (slot.next_token >= 0) {
+      slot.out_col = static_cast<int64_t>(batch.outputs.size());
+      slot.n_out = 1;
+      batch.add(slot.next_token, pos, slot.id, true);
+      slot.n_batched = 1;
+      return 1;
+    }
+    const size_t n = std::min(budget, slot.prompt.size() - slot.next_prompt);
+    if (n == 0) return 0;
+    const bool completes = slot.next_prompt + n == slot.prompt.size();
+    const bool every = slot.request.embed && pooling == Pooling::kMean;
+    for (size_t j = 0; j < n; ++j) {
+      const bool out = every || (completes && j + 1 == n);
+      if (out) {
+        if (slot.out_col < 0) slot.out_col = static_cast<int64_t>(batch.outputs.size());
+        ++slot.n_out;
+      }
+      batch.add(slot.prompt[slot.next_prompt + j], pos + static_cast<int32_t>(j), slot.id, out);
+    }
+    slot.n_batched = n;
+    return n;
+  }
+
+  // Runs one forward pass over the work of `members` (all embedding requests or none). False
+  // when it threw: its sequences have failed.
+  bool forward(const std::vector<Slot*>& members, model::Output output, const float*& out) {
+    try {
+      graph.clear();
+      ml::Tensor t = model->forward(graph, batch, *cache, output);
+      executor->compute(graph, {t});
+      out = static_cast<const float*>(t.data());
+      return true;
+    } catch (...) {
+      const std::exception_ptr error = std::current_exception();
+      for (Slot* s : members) fail_slot(*s, error);
+      return false;
+    }
+  }
+
+  void record_evaluated(Slot& slot) {
+    if (slot.next_token >= 0) {
+      slot.cached.push_back(slot.next_token);
+      slot.next_token = -1;
+      return;
+    }
+    slot.cached.insert(
+        slot.cached.end(), slot.prompt.begin() + static_cast<std::ptrdiff_t>(slot.next_prompt),
+        slot.prompt.begin() + static_cast<std::ptrdiff_t>(slot.next_prompt + slot.n_batched));
+    slot.next_prompt += slot.n_batched;
+    slot.stats.prompt_eval_count += static_cast<int>(slot.n_batched);
+  }
+
+  Logprob logprob_of(std::span<const float> row, int32_t token, int top) const {
+    float max = -std::numeric_limits<float>::infinity();
+    for (float v : row) max = std::max(max, v);
+    double sum = 0;
+    for (float v : row) sum += std::exp(static_cast<double>(v - max));
+    const float log_z = max + static_cast<float>(std::log(sum));
+    const auto entry = [&](int32_t id) {
+      return TokenLogprob{id, tokenizer->token_to_piece(id), row[static_cast<size_t>(id)] - log_z};
+    };
+    Logprob lp;
+    lp.chosen = entry(token);
+    if (top > 0) {
+      std::vector<int32_t> ids(row.size());
+      std::iota(ids.begin(), ids.end(), 0);
+      const size_t k = std::min(static_cast<size_t>(top), ids.size());
+      std::partial_sort(
+          ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
+          [&](int32_t a, int32_t b) {
+            return row[static_cast<size_t>(a)] > row[static_cast<size_t>(b)] ||
+                   (row[static_cast<size_t>(a)] == row[static_cast<size_t>(b)] && a < b);
+          });
+      for (size_t i = 0; i < k; ++i) lp.top.push_back(entry(ids[i]));
+    }
+    return lp;
+  }
+
+  // Samples the slot's next token from its logits and streams its text; ends the request when
+  // the token or the limits say so.
+  void sample_next(Slot& slot, const float* logits) {
+    const std::span<const float> row(logits, static_cast<size_t>(n_vocab()));
+    const int32_t token = slot.sampler->sample(row, slot.history);
+    if (slot.stats.eval_count++ == 0) slot.t_first = Clock::now();
+    if (slot.request.top_logprobs >= 0) {
+      slot.logprobs.push_back(logprob_of(row, token, slot.request.top_logprobs));
+    }
+    if (is_end_of_generation(tokenizer->vocab(), token)) return finish(slot, "stop");
+    slot.history.push_back(token);
+    const std::string_view text = slot.stop->push(slot.decoder->push(token));
+    emit(slot, text, false);
+    if (slot.stop->stopped()) return finish(slot, "stop");
+    const sample::Options& o = slot.request.options;
+    if (o.num_predict > 0 && slot.stats.eval_count >= o.num_predict) {
+      return finish(slot, "length");
+    }
+    if (static_cast<int64_t>(slot.cached.size()) >= slot.num_ctx) {
+      if (o.num_predict == -2) return finish(slot, "length");
+      const int32_t keep =
+          std::clamp<int32_t>(o.num_keep, 0, static_cast<int32_t>(slot.num_ctx) - 1);
+      int32_t discarded = 0;
+      try {
+        discarded = cache->shift(*executor, slot.id, keep,
+                                 [this](ml::Tensor keys, ml::Tensor delta, int layer) {
+                                   return model->shift(keys, delta, layer);
+                                 });
+      } catch (...) {
+        return fail_slot(slot, std::current_exception());
+      }
+      if (discarded <= 0) return finish(slot, "length");
+      slot.cached.erase(slot.cached.begin() + keep, slot.cached.begin() + keep + discarded);
+    }
+    slot.next_token = token;
+  }
+
+  // Adds an embedding chunk's output rows to the slot's pool.
+  void pool(Slot& slot, const float* hidden) {
+    const auto n_embd = static_cast<size_t>(model->config().n_embd);
+    slot.pooled.resize(n_embd, 0.0);
+    if (pooling == Pooling::kLast) {
+      if (slot.n_out == 0) return;
+      const float* r = hidden + static_cast<size_t>(slot.out_col + slot.n_out - 1) * n_embd;
+      std::copy(r, r + n_embd, slot.pooled.begin());
+      slot.n_pooled = 1;
+      return;
+    }
+    for (int64_t c = 0; c < slot.n_out; ++c) {
+      const float* r = hidden + static_cast<size_t>(slot.out_col + c) * n_embd;
+      for (size_t i = 0; i < n_embd; ++i) slot.pooled[i] += r[i];
+    }
+    slot.n_pooled += slot.n_out;
+  }
+
+  // One forward pass over the sequences of one kind (generation or embedding).
+  void run_pass(bool embed) {
+    batch.clear();
+    std::vector<Slot*> members;
+    size_t budget = static_cast<size_t>(std::max(1, options.num_batch));
+    // Decoding sequences first, a token each, so that a long prompt never stalls them.
+    for (Slot& s : slots) {
+      if (s.busy() && s.request.embed == embed && s.next_token >= 0) {
+        budget -= std::min(budget, add_to_batch(s, budget));
+        members.push_back(&s);
+      }
+    }
+    for (Slot& s : slots) {
+      if (budget == 0) break;
+      if (s.busy() && s.request.embed == embed && s.next_token < 0 && !s.prompt_done()) {
+        budget -= std::min(budget, add_to_batch(s, budget));
+        members.push_back(&s);
+      }
+    }
+    if (members.empty()) return;
+    const float* out = nullptr;
+    if (!forward(members, embed ? model::Output::kEmbeddings : model::Output::kLogits, out)) {
+      return;
+    }
+    const size_t width =
+        static_cast<size_t>(embed ? model->config().n_embd : model->config().n_vocab);
+    for (Slot* s : members) {
+      record_evaluated(*s);
+      if (embed) {
+        pool(*s, out);
+        if (s->prompt_done()) finish(*s, "stop");
+      } else if (s->n_out > 0) {
+        sample_next(*s, out + static_cast<size_t>(s->out_col) * width);
+      }
+    }
+  }
+
+  void step() {
+    for (Slot& s : slots) {
+      if (s.busy() && s.sequence->cancelled()) finish(s, "cancel");
+    }
+    run_pass(false);
+    run_pass(true);
+  }
+
+  void loop() {
+    for (;;) {
+      {
+        std::unique_lock lock(mu);
+        wake.wait(lock, [&] { return stopping || !queue.empty() || busy_slots > 0; });
+        if (stopping) break;
+        admit();
+      }
+      step();
+    }
+    // Shutting down: every sequence ends as cancelled.
+    for (Slot& s : slots) {
+      if (s.busy()) finish(s, "cancel");
+    }
+    std::lock_guard lock(mu);
+    for (Pending& p : queue) {
+      Sequence& s = *p.sequence;
+      {
+        std::lock_guard seq_lock(s.mu_);
+        s.result_.stats.done_reason = "cancel";
+        s.done_ = true;
+      }
+      s.cv_.notify_all();
+    }
+    queue.clear();
+  }
+};
+
+Runner::Runner(const std::string& gguf_path, RunnerOptions options)
+    : options_(options), impl_(std::make_unique<Impl>()) {
+  const auto t0 = Clock::now();
+  Impl& m = *impl_;
+  m.path = gguf_path;
+  m.file = std::make_unique<ml::gguf::File>(ml::gguf::File::open(gguf_path));
+  m.model = model::load(*m.file);
+  m.tokenizer = load_tokenizer(*m.file, *m.model, gguf_path);
+  const model::Config& c = m.model->config();
+  if (options_.num_ctx <= 0) options_.num_ctx = 4096;
+  if (c.n_ctx_train > 0) options_.num_ctx = std::min(options_.num_ctx, c.n_ctx_train);
+  options_.num_parallel = std::max(1, options_.num_parallel);
+  options_.num_batch = std::max(1, options_.num_batch);
+  m.options = options_;
+  const std::string pooling_key = c.architecture + ".pooling_type";
+  if (const ml::gguf::Value* v = m.file->metadata().find(pooling_key)) {
+    if (auto p = v->as_integer(); p && *p == kPoolingMean) m.pooling = Pooling::kMean;
+  }
+
+  m.backend = backend::cpu::make_backend({.n_threads = std::max(0, options_.n_threads)});
+  m.executor = std::make_unique<ml::Executor>(std::vector<ml::Backend*>{m.backend.get()});
+  m.slot_cells = (options_.num_ctx + kSlotAlign - 1) / kSlotAlign * kSlotAlign;
+  m.cache.emplace(m.model->make_cache({.num_ctx = m.slot_cells * options_.num_parallel,
+                                       .dtype = options_.cache_dtype,
+                                       .seq_cells = m.slot_cells}));
+  m.slots.resize(static_cast<size_t>(options_.num_parallel));
+  for (size_t i = 0; i < m.slots.size(); ++i) m.slots[i].id = static_cast<int32_t>(i);
+
+  uint64_t weights = 0;
+  for (const auto& t : m.file->tensors()) weights += t.nbytes;
+  const uint64_t kv = static_cast<uint64_t>(c.n_layer) *
+                      (ml::row_size(options_.cache_dtype, c.head_dim_k * c.n_head_kv) +
+                       ml::row_size(options_.cache_dtype, c.head_dim_v * c.n_head_kv)) *
+                      static_cast<uint64_t>(m.slot_cells * options_.num_parallel);
+  m.memory_bytes = weights + kv;
+  m.load_duration = Clock::now() - t0;
+  m.worker = std::thread([&m] { m.loop(); });
+}
+
+Runner::~Runner() {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->wake.notify_all();
+  if (impl_->worker.joinable()) impl_->worker.join();
+}
+
+const ml::gguf::File& Runner::file() const { return *impl_->file; }
+const model::Model& Runner::model() const { return *impl_->model; }
+const tokenizer::Tokenizer& Runner::tokenizer() const { return *impl_->tokenizer; }
+std::chrono::nanoseconds Runner::load_duration() const { return impl_->load_duration; }
+Pooling Runner::pooling() const { return impl_->pooling; }
+uint64_t Runner::memory_bytes() const { return impl_->memory_bytes; }
+
+void Runner::set_max_queue(size_t n) {
+  std::lock_guard lock(impl_->mu);
+  impl_->max_queue = n;
+}
+
+size_t Runner::active() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->busy_slots + impl_->queue.size();
+}
+
+std::shared_ptr<Sequence> Runner::submit(SequenceRequest request) {
+  if (request.prompt.empty()) throw std::invalid_argument("the prompt has no tokens");
+  const int64_t n_vocab = impl_->model->config().n_vocab;
+  for (int32_t t : request.prompt) {
+    if (t < 0 || t >= n_vocab) {
+      throw std::invalid_argument("token " + std::to_string(t) + " is outside the vocabulary (" +
+                                  std::to_string(n_vocab) + " tokens)");
+    }
+  }
+  if (request.grammar) {
+    throw std::invalid_argument("grammar-constrained sampling is not available in this build");
+  }
+  if (request.top_logprobs > kMaxTopLogprobs) {
+    throw std::invalid_argument("top_logprobs must be at most " + std::to_string(kMaxTopLogprobs));
+  }
+  auto sequence = std::make_shared<Sequence>();
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->queue.size() >= impl_->max_queue) {
+      throw QueueFullError("server busy: " + std::to_string(impl_->queue.size()) +
+                           " requests are waiting (CORRAL_MAX_QUEUE)");
+    }
+    impl_->queue.push_back({std::move(request), sequence, Clock::now()});
+  }
+  impl_->wake.notify_all();
+  return sequence;
+}
+
+}  // namespace corral::runner

@@ -1,0 +1,99 @@
+// The helpers every route file shares: JSON bodies in and out, and one mapping from exceptions to
+// HTTP statuses.
+#include <httplib.h>
+
+#include <cstdio>
+#include <ctime>
+
+#include "runner/runner.h"
+#include "server/server.h"
+
+namespace corral::server {
+
+nlohmann::json parse_body(const httplib::Request& req) {
+  if (req.body.empty()) throw HttpError(400, "missing request body");
+  nlohmann::json body;
+  try {
+    body = nlohmann::json::parse(req.body);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw HttpError(400, std::string("invalid JSON in the request body: ") + e.what());
+  }
+  if (!body.is_object()) {
+    throw HttpError(400,
+                    std::string("the request body must be a JSON object, not ") + body.type_name());
+  }
+  return body;
+}
+
+void send_json(httplib::Response& res, const nlohmann::json& body, int status) {
+  res.status = status;
+  // Invalid UTF-8 from a model or a file is replaced rather than ending the request.
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json; charset=utf-8");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& message) {
+  send_json(res, nlohmann::json{{"error", message}}, status);
+}
+
+int error_status(std::exception_ptr error, std::string* message) {
+  std::string what;
+  int status = 500;
+  try {
+    std::rethrow_exception(error);
+  } catch (const HttpError& e) {
+    status = e.status;
+    what = e.what();
+  } catch (const runner::QueueFullError& e) {
+    status = 503;
+    what = e.what();
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the wrong type (get<std::string>() on a number, ...).
+    status = 400;
+    what = std::string("invalid request: ") + e.what();
+  } catch (const std::invalid_argument& e) {
+    status = 400;
+    what = e.what();
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "unknown error";
+  }
+  if (message) *message = what;
+  return status;
+}
+
+void send_exception(httplib::Response& res, std::exception_ptr error) {
+  std::string message;
+  const int status = error_status(error, &message);
+  send_error(res, status, message);
+}
+
+std::string request_model(const nlohmann::json& body) {
+  for (const char* key : {"model", "name"}) {
+    const auto it = body.find(key);
+    if (it == body.end() || it->is_null()) continue;
+    if (!it->is_string()) throw HttpError(400, std::string("'") + key + "' must be a string");
+    if (!it->get_ref<const std::string&>().empty()) return it->get<std::string>();
+  }
+  throw HttpError(400, "model is required");
+}
+
+std::string format_time(std::chrono::system_clock::time_point t) {
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ns / 1000000000);
+  long frac = static_cast<long>(ns % 1000000000);
+  if (frac < 0) {
+    frac += 1000000000;
+    --secs;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  return buf;
+}
+
+}  // namespace corral::server

@@ -1,0 +1,612 @@
+// Ollama's management API (server/routes.go): /, /api/version, /api/tags, /api/show,
+// /api/create, /api/blobs/:digest, /api/copy, /api/delete, /api/ps, and /api/pull and /api/push,
+// which answer 501 until corral has a registry client. Field names and shapes follow Ollama's
+// api/types.go so that its clients (ollama-js, ollama-python, the Ollama CLI) work unchanged.
+#include <httplib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <optional>
+
+#include "convert/quantize.h"
+#include "ml/gguf/reader.h"
+#include "sample/options.h"
+#include "server/server.h"
+#include "store/create.h"
+#include "store/digest.h"
+#include "store/model.h"
+#include "store/show.h"
+
+namespace corral::server {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
+
+// Throws HttpError 400 unless `body[key]` is absent, null or of the wanted kind.
+const nlohmann::json* field(const nlohmann::json& body, const char* key, nlohmann::json::value_t t,
+                            const char* kind) {
+  const auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return nullptr;
+  const bool ok = t == nlohmann::json::value_t::number_integer ? it->is_number_integer()
+                  : t == nlohmann::json::value_t::number_float ? it->is_number()
+                                                               : it->type() == t;
+  if (!ok) {
+    throw HttpError(400, std::string("'") + key + "' must be " + kind + ", not " + it->type_name());
+  }
+  return &*it;
+}
+
+std::optional<std::string> string_field(const nlohmann::json& body, const char* key) {
+  const nlohmann::json* v = field(body, key, nlohmann::json::value_t::string, "a string");
+  if (!v) return std::nullopt;
+  return v->get<std::string>();
+}
+
+bool bool_field(const nlohmann::json& body, const char* key, bool fallback) {
+  const nlohmann::json* v = field(body, key, nlohmann::json::value_t::boolean, "true or false");
+  return v ? v->get<bool>() : fallback;
+}
+
+store::ModelName parse_name(const std::string& text) {
+  try {
+    return store::ModelName::parse(text);
+  } catch (const store::NameError& e) {
+    throw HttpError(400, e.what());
+  }
+}
+
+// A model in the store by name (never a file path: a request may not open files by name).
+store::ModelInfo lookup_model(Context& ctx, const std::string& name) {
+  const store::ModelName parsed = parse_name(name);
+  std::optional<store::Manifest> manifest = ctx.store.find_manifest(parsed);
+  if (!manifest) throw HttpError(404, "model '" + name + "' not found");
+  return store::resolve_manifest(ctx.store, parsed, std::move(*manifest));
+}
+
+Json config_of(const store::Store& st, const store::Manifest& m) {
+  try {
+    Json c = Json::parse(st.read_blob(m.config.digest));
+    if (c.is_object()) return c;
+  } catch (const std::exception&) {
+    // The config only describes the model; a missing or broken one leaves the details empty.
+  }
+  return Json::object();
+}
+
+// Ollama's api.ModelDetails from a model's config blob.
+Json details_of(const Json& config) {
+  const auto str = [&](const char* key) {
+    const auto it = config.find(key);
+    return it != config.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  Json d = Json::object();
+  d["parent_model"] = str("parent_model");
+  d["format"] = str("model_format").empty() ? std::string("gguf") : str("model_format");
+  d["family"] = str("model_family");
+  const auto families = config.find("model_families");
+  d["families"] = families != config.end() && families->is_array() ? *families : Json(nullptr);
+  d["parameter_size"] = str("model_type");
+  d["quantization_level"] = str("file_type");
+  return d;
+}
+
+std::chrono::system_clock::time_point to_system(fs::file_time_type t) {
+  return std::chrono::time_point_cast<std::chrono::system_clock::duration>(
+      std::chrono::file_clock::to_sys(t));
+}
+
+// One GGUF metadata value as JSON; arrays become null unless `arrays` (Ollama leaves the
+// vocabulary out of /api/show unless verbose).
+Json gguf_value(const ml::gguf::Value& v, bool arrays) {
+  using ml::gguf::ValueType;
+  switch (v.type()) {
+    case ValueType::kUint8:
+      return v.as<uint8_t>();
+    case ValueType::kInt8:
+      return v.as<int8_t>();
+    case ValueType::kUint16:
+      return v.as<uint16_t>();
+    case ValueType::kInt16:
+      return v.as<int16_t>();
+    case ValueType::kUint32:
+      return v.as<uint32_t>();
+    case ValueType::kInt32:
+      return v.as<int32_t>();
+    case ValueType::kFloat32:
+      return v.as<float>();
+    case ValueType::kBool:
+      return v.as<bool>();
+    case ValueType::kString:
+      return v.as_string();
+    case ValueType::kUint64:
+      return v.as<uint64_t>();
+    case ValueType::kInt64:
+      return v.as<int64_t>();
+    case ValueType::kFloat64:
+      return v.as<double>();
+    case ValueType::kArray: {
+      if (!arrays) return nullptr;
+      Json a = Json::array();
+      for (const ml::gguf::Value& item : v.as_array().items) a.push_back(gguf_value(item, true));
+      return a;
+    }
+  }
+  return nullptr;
+}
+
+// Ollama's capabilities: what the model file and its template can do.
+Json capabilities_of(const store::ModelInfo& info, const ml::gguf::File& f) {
+  const ml::gguf::Metadata& m = f.metadata();
+  std::string arch;
+  if (const ml::gguf::Value* a = m.find("general.architecture"); a && a->is<std::string>()) {
+    arch = a->as_string();
+  }
+  Json caps = Json::array();
+  caps.push_back(m.contains(arch + ".pooling_type") ? "embedding" : "completion");
+  std::string tmpl = info.template_text.value_or("");
+  if (const ml::gguf::Value* t = m.find("tokenizer.chat_template"); t && t->is<std::string>()) {
+    if (!info.template_text) tmpl = t->as_string();
+  }
+  if (tmpl.find(".Tools") != std::string::npos || tmpl.find("tools") != std::string::npos) {
+    caps.push_back("tools");
+  }
+  if (tmpl.find(".Suffix") != std::string::npos) caps.push_back("insert");
+  if (tmpl.find(".Think") != std::string::npos ||
+      tmpl.find("enable_thinking") != std::string::npos) {
+    caps.push_back("thinking");
+  }
+  return caps;
+}
+
+void handle_tags(Context& ctx, httplib::Response& res) {
+  Json models = Json::array();
+  for (const store::ModelEntry& e : ctx.store.list()) {
+    Json m = Json::object();
+    m["name"] = e.name.display();
+    m["model"] = e.name.display();
+    m["modified_at"] = format_time(to_system(e.modified));
+    m["size"] = e.size;
+    m["digest"] = e.digest;
+    m["details"] = details_of(config_of(ctx.store, e.manifest));
+    models.push_back(std::move(m));
+  }
+  send_json(res, nlohmann::json{{"models", nlohmann::json::parse(models.dump())}});
+}
+
+void handle_show(Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  const nlohmann::json body = parse_body(req);
+  const std::string name = request_model(body);
+  const bool verbose = bool_field(body, "verbose", false);
+  const store::ModelInfo info = lookup_model(ctx, name);
+  const ml::gguf::File f = ml::gguf::File::open(info.gguf.string());
+
+  Json out = Json::object();
+  if (!info.licenses.empty()) {
+    std::string all;
+    for (size_t i = 0; i < info.licenses.size(); ++i) all += (i ? "\n" : "") + info.licenses[i];
+    out["license"] = all;
+  }
+  try {
+    out["modelfile"] = store::format_modelfile(store::modelfile_of(info), info.name);
+  } catch (const store::ModelfileError&) {
+    // A value no Modelfile can quote; the other fields still describe the model.
+  }
+  if (!info.parameters.empty()) {
+    std::string p = store::format_parameters(info.parameters);
+    if (!p.empty()) p.pop_back();
+    out["parameters"] = p;
+  }
+  if (info.template_text) {
+    out["template"] = *info.template_text;
+  } else if (const ml::gguf::Value* t = f.metadata().find("tokenizer.chat_template");
+             t && t->is<std::string>()) {
+    out["template"] = t->as_string();
+  }
+  if (info.system) out["system"] = *info.system;
+  out["details"] = details_of(info.config);
+  if (!info.messages.empty()) out["messages"] = info.messages;
+
+  Json model_info = Json::object();
+  uint64_t n_params = 0;
+  for (const auto& t : f.tensors()) n_params += static_cast<uint64_t>(t.n_elements());
+  for (const auto& [key, value] : f.metadata()) {
+    if (key == "general.name" || key == "tokenizer.chat_template") continue;
+    model_info[key] = gguf_value(value, verbose);
+  }
+  model_info["general.parameter_count"] = n_params;
+  out["model_info"] = model_info;
+  if (verbose) {
+    Json tensors = Json::array();
+    for (const auto& t : f.tensors()) {
+      std::string type(ml::dtype_name(t.dtype));
+      std::transform(type.begin(), type.end(), type.begin(), ::toupper);
+      tensors.push_back({{"name", t.name}, {"type", type}, {"shape", t.shape()}});
+    }
+    out["tensors"] = tensors;
+  }
+  out["capabilities"] = capabilities_of(info, f);
+  for (const store::ModelEntry& e : ctx.store.list()) {
+    if (info.ref && e.name == *info.ref) out["modified_at"] = format_time(to_system(e.modified));
+  }
+  send_json(res, nlohmann::json::parse(out.dump(-1, ' ', false, Json::error_handler_t::replace)));
+}
+
+// ---- Blobs ----------------------------------------------------------------------------------
+
+std::string digest_param(const httplib::Request& req) {
+  const std::string text = req.matches.size() > 1 ? std::string(req.matches[1]) : std::string();
+  try {
+    return store::canonical_digest(text);
+  } catch (const std::invalid_argument&) {
+    throw HttpError(400, "invalid digest '" + text + "': expected sha256:<64 hex digits>");
+  }
+}
+
+void handle_head_blob(Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  if (req.method != "HEAD") throw HttpError(405, "use HEAD to ask for a blob, POST to upload one");
+  const std::string digest = digest_param(req);
+  res.status = ctx.store.has_blob(digest) ? 200 : 404;
+}
+
+// The body goes to a scratch file while it is hashed; the file becomes the blob only when its
+// hash is the digest it was sent under. A blob that is already there is not written again.
+void handle_post_blob(Context& ctx, const httplib::Request& req, httplib::Response& res,
+                      const httplib::ContentReader& read) {
+  std::string digest;
+  try {
+    digest = digest_param(req);
+  } catch (const HttpError& e) {
+    read([](const char*, size_t) { return true; });
+    throw;
+  }
+  if (ctx.store.has_blob(digest)) {
+    read([](const char*, size_t) { return true; });
+    res.status = 200;
+    return;
+  }
+  store::ScratchDir scratch(ctx.store.root());
+  const fs::path file = scratch.file("upload");
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> out(std::fopen(file.c_str(), "wb"), std::fclose);
+  if (!out) throw std::runtime_error("cannot write " + file.string());
+  store::Sha256 hash;
+  bool write_failed = false;
+  const bool complete = read([&](const char* data, size_t n) {
+    hash.update(data, n);
+    if (!write_failed && std::fwrite(data, 1, n, out.get()) != n) write_failed = true;
+    return true;  // keep reading even after a write error, so that the answer reaches the client
+  });
+  if (std::fflush(out.get()) != 0) write_failed = true;
+  out.reset();
+  if (!complete) throw HttpError(400, "the upload of " + digest + " ended early");
+  if (write_failed) throw std::runtime_error("cannot write " + file.string() + " (disk full?)");
+  const std::string actual = hash.digest();
+  if (actual != digest) {
+    throw HttpError(400, "digest mismatch, expected \"" + digest + "\", got \"" + actual + "\"");
+  }
+  ctx.store.adopt_hashed(file, digest, store::kMediaModel);
+  res.status = 201;
+}
+
+// ---- Create ---------------------------------------------------------------------------------
+
+bool is_gguf_blob(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && std::string(magic, 4) == "GGUF";
+}
+
+// A filename of `files`: relative, no "..", no empty parts (it becomes a path in a scratch
+// folder).
+void check_filename(const std::string& name) {
+  const fs::path p(name);
+  bool ok = !name.empty() && p.is_relative() && name.find('\\') == std::string::npos &&
+            name.find('\0') == std::string::npos;
+  for (const auto& part : p) {
+    if (part == ".." || part == "." || part.empty()) ok = false;
+  }
+  if (!ok) throw HttpError(400, "invalid file name '" + name + "' in 'files'");
+}
+
+struct CreateJob {
+  store::ModelName name;
+  store::Modelfile modelfile;
+  std::string quantize;
+  std::unique_ptr<store::ScratchDir> scratch;  // links to uploaded files; relative FROMs see it
+};
+
+// The model layer given by blobs: one GGUF is used in place; several files (safetensors,
+// config.json, tokenizer files) are linked under their names into a folder that is converted.
+std::string from_files(Context& ctx, const nlohmann::json& files, const fs::path& scratch) {
+  if (files.empty()) throw HttpError(400, "'files' is empty");
+  std::vector<std::pair<std::string, fs::path>> blobs;
+  for (const auto& [filename, digest_json] : files.items()) {
+    check_filename(filename);
+    if (!digest_json.is_string()) {
+      throw HttpError(400,
+                      "'files' maps file names to digests; '" + filename + "' is not a string");
+    }
+    std::string digest;
+    try {
+      digest = store::canonical_digest(digest_json.get<std::string>());
+    } catch (const std::invalid_argument& e) {
+      throw HttpError(400, "'files' " + filename + ": " + e.what());
+    }
+    if (!ctx.store.has_blob(digest)) {
+      throw HttpError(400, "'files' " + filename + ": blob " + digest +
+                               " has not been uploaded (POST /api/blobs/" + digest + " first)");
+    }
+    blobs.emplace_back(filename, ctx.store.blob_path(digest));
+  }
+  if (blobs.size() == 1 && is_gguf_blob(blobs[0].second)) return blobs[0].second.string();
+  for (const auto& [filename, blob] : blobs) {
+    if (filename.ends_with(".gguf")) {
+      throw HttpError(400, "'files' holds a GGUF file among others; send one GGUF alone");
+    }
+  }
+  const fs::path dir = scratch / "model";
+  for (const auto& [filename, blob] : blobs) {
+    const fs::path dest = dir / filename;
+    fs::create_directories(dest.parent_path());
+    std::error_code ec;
+    fs::create_hard_link(blob, dest, ec);
+    if (ec) fs::create_symlink(blob, dest);
+  }
+  if (!fs::exists(dir / "config.json")) {
+    throw HttpError(400, "'files' has no GGUF file and no config.json of a safetensors model");
+  }
+  return dir.string();
+}
+
+CreateJob parse_create(Context& ctx, const nlohmann::json& body) {
+  CreateJob job;
+  job.name = parse_name(request_model(body));
+  job.scratch = std::make_unique<store::ScratchDir>(ctx.store.root());
+  store::Modelfile& mf = job.modelfile;
+
+  // Older clients send a Modelfile; its FROM is a model name or "@sha256:..." of an upload.
+  if (std::optional<std::string> text = string_field(body, "modelfile"); text && !text->empty()) {
+    try {
+      mf = store::parse_modelfile(*text);
+    } catch (const store::ModelfileError& e) {
+      throw HttpError(400, e.what());
+    }
+    if (mf.from.starts_with("@")) {
+      mf.from =
+          from_files(ctx, nlohmann::json{{"model.gguf", mf.from.substr(1)}}, job.scratch->path());
+    } else if (!store::ModelName::valid(mf.from)) {
+      throw HttpError(400, "FROM " + mf.from +
+                               ": over the API a Modelfile names a model or an uploaded blob "
+                               "(@sha256:...), not a path");
+    } else {
+      const store::ModelName from = parse_name(mf.from);
+      if (!ctx.store.find_manifest(from)) throw HttpError(404, "model '" + mf.from + "' not found");
+      mf.from = from.display();
+    }
+  }
+
+  const std::optional<std::string> from = string_field(body, "from");
+  const nlohmann::json* files = field(body, "files", nlohmann::json::value_t::object, "an object");
+  if (field(body, "adapters", nlohmann::json::value_t::object, "an object")) {
+    throw HttpError(400, "adapters are not supported yet");
+  }
+  if (from && !from->empty()) {
+    const store::ModelName base = parse_name(*from);
+    if (!ctx.store.find_manifest(base)) throw HttpError(404, "model '" + *from + "' not found");
+    mf.from = base.display();
+  } else if (files) {
+    mf.from = from_files(ctx, *files, job.scratch->path());
+  } else if (mf.from.empty()) {
+    throw HttpError(400, "neither 'from' or 'files' was specified");
+  }
+
+  if (std::optional<std::string> q = string_field(body, "quantize")) job.quantize = *q;
+  if (std::optional<std::string> q = string_field(body, "quantization");
+      q && job.quantize.empty()) {
+    job.quantize = *q;
+  }
+  if (!job.quantize.empty()) {
+    try {
+      convert::parse_quant_type(job.quantize);
+    } catch (const std::exception& e) {
+      throw HttpError(400, std::string("quantize: ") + e.what());
+    }
+  }
+  if (std::optional<std::string> t = string_field(body, "template")) mf.template_text = *t;
+  if (std::optional<std::string> s = string_field(body, "system")) mf.system = *s;
+  if (const auto it = body.find("license"); it != body.end() && !it->is_null()) {
+    mf.licenses.clear();
+    if (it->is_string()) {
+      mf.licenses.push_back(it->get<std::string>());
+    } else if (it->is_array() &&
+               std::all_of(it->begin(), it->end(), [](const auto& l) { return l.is_string(); })) {
+      for (const auto& l : *it) mf.licenses.push_back(l.get<std::string>());
+    } else {
+      throw HttpError(400, "'license' must be a string or a list of strings");
+    }
+  }
+  if (const nlohmann::json* p =
+          field(body, "parameters", nlohmann::json::value_t::object, "an object")) {
+    sample::Options check;
+    check.apply(*p);  // std::invalid_argument (400) naming an unknown option or a bad value
+    for (const auto& [key, value] : p->items()) {
+      if (value.is_null() || sample::is_removed_option(key)) continue;
+      mf.parameters[key] = Json::parse(value.dump());
+    }
+  }
+  if (const nlohmann::json* msgs =
+          field(body, "messages", nlohmann::json::value_t::array, "a list")) {
+    mf.messages.clear();
+    for (const auto& m : *msgs) {
+      if (!m.is_object()) throw HttpError(400, "each of 'messages' must be an object");
+      const std::string role = m.value("role", std::string());
+      if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
+        throw HttpError(400,
+                        "message role '" + role + "' is not one of system, user, assistant, tool");
+      }
+      const auto content = m.find("content");
+      if (content != m.end() && !content->is_null() && !content->is_string()) {
+        throw HttpError(400, "message content must be a string");
+      }
+      mf.messages.push_back(
+          {role, content != m.end() && content->is_string() ? content->get<std::string>() : ""});
+    }
+  }
+  return job;
+}
+
+void run_create(Context& ctx, CreateJob& job, const convert::ProgressFn& progress) {
+  store::CreateOptions options;
+  options.quantize = job.quantize;
+  options.progress = progress;
+  store::create_model(ctx.store, job.name, job.modelfile, job.scratch->path(), options);
+}
+
+// Thrown from the progress callback when the client has gone: it unwinds create_model, whose
+// scratch files are removed and whose manifest is never written.
+struct ClientGone {};
+
+void handle_create(Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  const nlohmann::json body = parse_body(req);
+  const bool stream = bool_field(body, "stream", true);
+  auto job = std::make_shared<CreateJob>(parse_create(ctx, body));
+  if (!stream) {
+    run_create(ctx, *job, {});
+    send_json(res, nlohmann::json{{"status", "success"}});
+    return;
+  }
+  res.set_chunked_content_provider(
+      "application/x-ndjson", [&ctx, job](size_t, httplib::DataSink& sink) {
+        const auto send = [&](const nlohmann::json& line) {
+          const std::string text =
+              line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+          if (!sink.write(text.data(), text.size())) throw ClientGone{};
+        };
+        try {
+          run_create(ctx, *job, [&](const convert::Progress& p) {
+            nlohmann::json line = {{"status", p.status}};
+            if (p.status.starts_with("copying file ") || p.status.starts_with("using existing") ||
+                p.status.starts_with("creating new")) {
+              const size_t at = p.status.find("sha256:");
+              if (at != std::string::npos) line["digest"] = p.status.substr(at, 71);
+            }
+            if (p.total > 0) {
+              line["total"] = p.total;
+              line["completed"] = p.completed;
+            }
+            send(line);
+          });
+        } catch (const ClientGone&) {
+          return false;
+        } catch (...) {
+          std::string message;
+          error_status(std::current_exception(), &message);
+          try {
+            send(nlohmann::json{{"error", message}});
+          } catch (const ClientGone&) {
+            return false;
+          }
+        }
+        sink.done();
+        return true;
+      });
+}
+
+// ---- Copy, delete, ps -----------------------------------------------------------------------
+
+void handle_copy(Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  const nlohmann::json body = parse_body(req);
+  const std::optional<std::string> source = string_field(body, "source");
+  const std::optional<std::string> destination = string_field(body, "destination");
+  if (!source || source->empty()) throw HttpError(400, "'source' is required");
+  if (!destination || destination->empty()) throw HttpError(400, "'destination' is required");
+  const store::ModelName from = parse_name(*source);
+  const store::ModelName to = parse_name(*destination);
+  if (!ctx.store.find_manifest(from)) throw HttpError(404, "model '" + *source + "' not found");
+  ctx.store.copy(from, to);
+  res.status = 200;
+}
+
+void handle_delete(Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  const nlohmann::json body = parse_body(req);
+  const std::string text = request_model(body);
+  const store::ModelName name = parse_name(text);
+  const std::optional<store::Manifest> m = ctx.store.find_manifest(name);
+  if (!m) throw HttpError(404, "model '" + text + "' not found");
+  ctx.store.remove(name);
+  // A model file no other model shares is gone from the store; its loaded copy goes too.
+  if (const store::Layer* l = m->find_layer(store::kMediaModel);
+      l && !ctx.store.has_blob(l->digest)) {
+    ctx.scheduler.unload(ctx.store.blob_path(l->digest).string());
+  }
+  res.status = 200;
+}
+
+void handle_ps(Context& ctx, httplib::Response& res) {
+  nlohmann::json models = nlohmann::json::array();
+  std::vector<runner::RunningModel> running = ctx.scheduler.running();
+  // Longest time left first, as Ollama lists them.
+  std::stable_sort(running.begin(), running.end(),
+                   [](const auto& a, const auto& b) { return a.expires_at > b.expires_at; });
+  for (const runner::RunningModel& r : running) {
+    nlohmann::json m = nlohmann::json::object();
+    m["name"] = r.name;
+    m["model"] = r.name;
+    m["size"] = r.size;
+    m["digest"] = r.digest;
+    m["details"] = nlohmann::json::parse(r.details.is_null() ? "{}" : r.details.dump());
+    m["expires_at"] = format_time(r.expires_at);
+    m["size_vram"] = r.size_vram;
+    m["context_length"] = r.context_length;
+    models.push_back(std::move(m));
+  }
+  send_json(res, nlohmann::json{{"models", models}});
+}
+
+void not_implemented(const httplib::Request& req, httplib::Response& res) {
+  const bool pull = req.path == "/api/pull";
+  send_error(res, 501,
+             std::string(pull ? "pulling" : "pushing") +
+                 " models is not supported yet: corral has no registry client (make models with "
+                 "'corral create' or POST /api/create)");
+}
+
+}  // namespace
+
+void add_ollama_routes(httplib::Server& http, Context& ctx) {
+  Context* c = &ctx;
+  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("corral is running", "text/plain; charset=utf-8");
+  });
+  http.Get("/api/version", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, nlohmann::json{{"version", CORRAL_VERSION}});
+  });
+  http.Get("/api/tags",
+           [c](const httplib::Request&, httplib::Response& res) { handle_tags(*c, res); });
+  http.Post("/api/show", [c](const httplib::Request& req, httplib::Response& res) {
+    handle_show(*c, req, res);
+  });
+  http.Post("/api/create", [c](const httplib::Request& req, httplib::Response& res) {
+    handle_create(*c, req, res);
+  });
+  http.Get(R"(/api/blobs/([^/]+))", [c](const httplib::Request& req, httplib::Response& res) {
+    handle_head_blob(*c, req, res);
+  });
+  http.Post(R"(/api/blobs/([^/]+))",
+            [c](const httplib::Request& req, httplib::Response& res,
+                const httplib::ContentReader& read) { handle_post_blob(*c, req, res, read); });
+  http.Post("/api/copy", [c](const httplib::Request& req, httplib::Response& res) {
+    handle_copy(*c, req, res);
+  });
+  http.Delete("/api/delete", [c](const httplib::Request& req, httplib::Response& res) {
+    handle_delete(*c, req, res);
+  });
+  http.Get("/api/ps", [c](const httplib::Request&, httplib::Response& res) { handle_ps(*c, res); });
+  http.Post("/api/pull", not_implemented);
+  http.Post("/api/push", not_implemented);
+}
+
+}  // namespace corral::server

@@ -1,0 +1,347 @@
+// Continuous batching: sequences that share forward passes give exactly the text each gives
+// alone (and that runner::Engine gives), prefixes are reused per slot, cancellation, the queue
+// limit, logprobs and embeddings.
+#include "runner/runner.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu.h"
+#include "convert/convert.h"
+#include "kvcache/causal.h"
+#include "store/temp_store.h"
+#include "testdata.h"
+
+namespace corral::runner {
+namespace {
+
+std::string stories_path() {
+  return corral::testing::testdata_path("tinystories260k/stories260K-f32.gguf");
+}
+
+sample::Options greedy(int num_predict) {
+  sample::Options o;
+  o.temperature = 0;
+  o.num_predict = num_predict;
+  return o;
+}
+
+struct Output {
+  std::string text;
+  SequenceResult result;
+  size_t pieces = 0;
+};
+
+Output collect(Sequence& s) {
+  Output out;
+  Piece p;
+  while (s.next(p)) {
+    out.text += p.text;
+    ++out.pieces;
+  }
+  out.result = s.result();
+  return out;
+}
+
+std::string engine_text(Engine& e, const std::vector<int32_t>& prompt, const sample::Options& o,
+                        Stats* stats = nullptr) {
+  std::string text;
+  const Stats s = e.generate(prompt, o, [&](std::string_view p) { text += p; });
+  if (stats) *stats = s;
+  return text;
+}
+
+SequenceRequest request(std::vector<int32_t> prompt, sample::Options o) {
+  SequenceRequest r;
+  r.prompt = std::move(prompt);
+  r.options = std::move(o);
+  return r;
+}
+
+const std::vector<std::string> kStoryPrompts = {
+    "Once upon a time",   "The cat",     "Lily went to the park", "One day",
+    "Tom had a red ball", "The sun was", "A little bird",         "Once",
+};
+
+// The text of each prompt alone (Engine, one sequence) against the text of all of them
+// submitted together to a runner of `parallel` slots.
+void expect_batched_equals_alone(const std::string& path, const std::vector<std::string>& texts,
+                                 int parallel) {
+  Engine engine(path, {.n_threads = 1});
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::string> alone;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    prompts.push_back(engine.tokenize(texts[i]));
+    alone.push_back(engine_text(engine, prompts.back(), greedy(24 + 5 * static_cast<int>(i))));
+  }
+  Runner runner(path, {.num_parallel = parallel, .n_threads = 1});
+  std::vector<std::shared_ptr<Sequence>> seqs;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    seqs.push_back(runner.submit(request(prompts[i], greedy(24 + 5 * static_cast<int>(i)))));
+  }
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const Output out = collect(*seqs[i]);
+    EXPECT_EQ(out.text, alone[i]) << "prompt " << i << ": " << texts[i];
+    EXPECT_EQ(out.result.stats.done_reason, "length");
+    EXPECT_EQ(out.result.stats.eval_count, 24 + 5 * static_cast<int>(i));
+  }
+}
+
+TEST(Runner, OneSequenceGivesTheEnginesGreedyTextAndCounters) {
+  Engine engine(stories_path(), {.n_threads = 1});
+  Runner runner(stories_path(), {.num_parallel = 2, .n_threads = 1});
+  const std::vector<int32_t> prompt = engine.tokenize("Once upon a time");
+  Stats want;
+  const std::string text = engine_text(engine, prompt, greedy(60), &want);
+  const Output got = collect(*runner.submit(request(prompt, greedy(60))));
+  EXPECT_EQ(got.text, text);
+  EXPECT_GT(got.pieces, 10u);
+  const Stats& s = got.result.stats;
+  EXPECT_EQ(s.prompt_eval_count, 5);
+  EXPECT_EQ(s.eval_count, 60);
+  EXPECT_EQ(s.done_reason, "length");
+  EXPECT_GT(s.eval_duration.count(), 0);
+  EXPECT_GE(s.total_duration, s.prompt_eval_duration + s.eval_duration);
+  // context: the prompt and the generated tokens.
+  ASSERT_EQ(got.result.context.size(), 65u);
+  EXPECT_EQ(std::vector<int32_t>(got.result.context.begin(), got.result.context.begin() + 5),
+            prompt);
+  EXPECT_EQ(engine.tokenizer().decode(
+                std::vector<int32_t>(got.result.context.begin() + 5, got.result.context.end())),
+            text.substr(0, text.size()));
+}
+
+TEST(Runner, EightSimultaneousGreedyStoriesEachGiveTheirTextAlone) {
+  expect_batched_equals_alone(stories_path(), kStoryPrompts, 8);
+}
+
+TEST(Runner, MoreRequestsThanSlotsWaitAndStillGiveTheirTextAlone) {
+  expect_batched_equals_alone(stories_path(), kStoryPrompts, 3);
+}
+
+TEST(Runner, EightSimultaneousGreedyQwen2ChatsEachGiveTheirTextAlone) {
+  corral::testing::TempDir tmp;
+  const std::string gguf = (tmp.path() / "tiny-qwen2.gguf").string();
+  convert::ConvertOptions co;
+  co.type = "F32";
+  co.write.n_threads = 1;
+  convert::convert_hf(corral::testing::testdata_path("reference/tiny-qwen2"), gguf, co);
+  expect_batched_equals_alone(gguf,
+                              {"hello world", "the quick brown fox", "a", "numbers 1 2 3",
+                               "tiny qwen", "zebra", "what is this?", "x y z"},
+                              8);
+}
+
+TEST(Runner, ContextShiftAndNumPredictMinusTwoAsTheEngine) {
+  Engine engine(stories_path(), {.n_threads = 1});
+  Runner runner(stories_path(), {.num_parallel = 2, .n_threads = 1});
+  sample::Options shift = greedy(100);
+  shift.num_ctx = 32;
+  sample::Options full = greedy(-2);
+  full.num_ctx = 16;
+  auto a = runner.submit(request({1}, shift));
+  auto b = runner.submit(request({1, 403, 407}, full));
+  const Output oa = collect(*a), ob = collect(*b);
+  EXPECT_EQ(oa.text, engine_text(engine, {1}, shift));
+  EXPECT_EQ(oa.result.stats.eval_count, 100);
+  Stats want;
+  EXPECT_EQ(ob.text, engine_text(engine, {1, 403, 407}, full, &want));
+  EXPECT_EQ(ob.result.stats.eval_count, want.eval_count);
+  EXPECT_EQ(ob.result.stats.done_reason, "length");
+}
+
+TEST(Runner, LongPromptIsTruncatedAsTheEngineDoes) {
+  Engine engine(stories_path(), {.n_threads = 1});
+  Runner runner(stories_path(), {.num_parallel = 1, .n_threads = 1});
+  std::vector<int32_t> prompt = engine.tokenize("Once upon a time there was a cat");
+  while (prompt.size() < 40) prompt.push_back(prompt[prompt.size() % 8 + 1]);
+  sample::Options o = greedy(5);
+  o.num_ctx = 16;
+  Stats want;
+  const std::string text = engine_text(engine, prompt, o, &want);
+  const Output got = collect(*runner.submit(request(prompt, o)));
+  EXPECT_EQ(got.text, text);
+  EXPECT_EQ(got.result.stats.prompt_eval_count, 15);
+}
+
+TEST(Runner, NextTurnOfAConversationEvaluatesOnlyItsNewTokens) {
+  Runner runner(stories_path(), {.num_parallel = 2, .n_threads = 1});
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  const Output first = collect(*runner.submit(request(prompt, greedy(10))));
+  EXPECT_EQ(first.result.stats.prompt_eval_count, 5);
+  // Another request in between takes the other slot and leaves the conversation's cells alone.
+  const Output other = collect(*runner.submit(request({1, 309}, greedy(10))));
+  EXPECT_EQ(other.result.stats.prompt_eval_count, 2);
+  std::vector<int32_t> next = first.result.context;
+  next.insert(next.end(), {261, 376});
+  const Output second = collect(*runner.submit(request(next, greedy(5))));
+  // The cache holds the prompt and all but the last generated token.
+  EXPECT_EQ(second.result.stats.prompt_eval_count, 3);
+  // The same prompt again evaluates only its last token and gives the same text.
+  const Output again = collect(*runner.submit(request(prompt, greedy(10))));
+  EXPECT_EQ(again.text, first.text);
+  EXPECT_LE(again.result.stats.prompt_eval_count, 1);
+}
+
+TEST(Runner, CancelEndsOneSequenceAndLeavesTheOthersIntact) {
+  Engine engine(stories_path(), {.n_threads = 1});
+  Runner runner(stories_path(), {.num_parallel = 3, .n_threads = 1});
+  const std::vector<int32_t> p1 = engine.tokenize("The cat"), p2 = engine.tokenize("One day");
+  auto endless = runner.submit(request({1}, greedy(-1)));
+  auto a = runner.submit(request(p1, greedy(40)));
+  Piece piece;
+  int pieces = 0;
+  while (endless->next(piece)) {
+    if (++pieces == 5) endless->cancel();
+  }
+  const SequenceResult& r = endless->result();
+  EXPECT_EQ(r.stats.done_reason, "cancel");
+  EXPECT_LT(r.stats.eval_count, 200);
+  auto b = runner.submit(request(p2, greedy(30)));
+  EXPECT_EQ(collect(*a).text, engine_text(engine, p1, greedy(40)));
+  EXPECT_EQ(collect(*b).text, engine_text(engine, p2, greedy(30)));
+  // A request cancelled before it starts ends without running.
+  auto c = runner.submit(request(p2, greedy(30)));
+  c->cancel();
+  c->cancel();
+  const Output oc = collect(*c);
+  EXPECT_EQ(oc.result.stats.done_reason, "cancel");
+}
+
+TEST(Runner, DestroyingTheRunnerEndsItsSequences) {
+  std::shared_ptr<Sequence> s;
+  {
+    Runner runner(stories_path(), {.num_parallel = 1, .n_threads = 1});
+    s = runner.submit(request({1}, greedy(-1)));
+    Piece p;
+    ASSERT_TRUE(s->next(p));
+  }
+  EXPECT_EQ(s->result().stats.done_reason, "cancel");
+}
+
+TEST(Runner, RejectsBadRequestsAndAFullQueue) {
+  Runner runner(stories_path(), {.num_parallel = 1, .n_threads = 1});
+  EXPECT_THROW(runner.submit(request({}, greedy(1))), std::invalid_argument);
+  EXPECT_THROW(runner.submit(request({1, 512}, greedy(1))), std::invalid_argument);
+  EXPECT_THROW(runner.submit(request({1, -1}, greedy(1))), std::invalid_argument);
+  runner.set_max_queue(0);
+  EXPECT_THROW(runner.submit(request({1}, greedy(1))), QueueFullError);
+  runner.set_max_queue(8);
+  EXPECT_EQ(collect(*runner.submit(request({1}, greedy(3)))).result.stats.eval_count, 3);
+  EXPECT_EQ(runner.active(), 0u);
+}
+
+TEST(Runner, StopStringEndsTheTextBeforeIt) {
+  Runner runner(stories_path(), {.num_parallel = 2, .n_threads = 1});
+  sample::Options o = greedy(100);
+  o.stop = {"Lily"};
+  const Output out = collect(*runner.submit(request({1}, o)));
+  EXPECT_EQ(out.text, "Once upon a time, there was a little girl named ");
+  EXPECT_EQ(out.result.stats.done_reason, "stop");
+}
+
+TEST(Runner, LogprobsAreTheLogSoftmaxOfTheChosenAndTopTokens) {
+  Engine engine(stories_path(), {.n_threads = 1});
+  Runner runner(stories_path(), {.num_parallel = 1, .n_threads = 1, .cache_dtype = ml::DType::F32});
+  SequenceRequest r = request({1, 403, 407}, greedy(6));
+  r.top_logprobs = 3;
+  auto s = runner.submit(r);
+  std::vector<Logprob> lps;
+  std::string text;
+  Piece p;
+  while (s->next(p)) {
+    text += p.text;
+    lps.insert(lps.end(), p.logprobs.begin(), p.logprobs.end());
+  }
+  ASSERT_EQ(lps.size(), 6u);
+  // The first token's logprob from the engine's logits of the prompt.
+  const std::vector<float> logits = engine.logits(std::vector<int32_t>{1, 403, 407});
+  const float* last = logits.data() + 2 * 512;
+  double z = 0;
+  for (int i = 0; i < 512; ++i) z += std::exp(static_cast<double>(last[i]));
+  const int32_t best = lps[0].chosen.id;
+  EXPECT_NEAR(lps[0].chosen.logprob, last[best] - std::log(z), 1e-4);
+  for (const Logprob& lp : lps) {
+    ASSERT_EQ(lp.top.size(), 3u);
+    // Greedy: the chosen token is the most likely one.
+    EXPECT_EQ(lp.top[0].id, lp.chosen.id);
+    EXPECT_FLOAT_EQ(lp.top[0].logprob, lp.chosen.logprob);
+    EXPECT_GE(lp.top[0].logprob, lp.top[1].logprob);
+    EXPECT_GE(lp.top[1].logprob, lp.top[2].logprob);
+    EXPECT_LE(lp.chosen.logprob, 0.0f);
+    EXPECT_EQ(lp.chosen.token, engine.tokenizer().token_to_piece(lp.chosen.id));
+  }
+  std::string joined;
+  for (const Logprob& lp : lps) joined += lp.chosen.token;
+  EXPECT_NE(joined.find(text.substr(1)), std::string::npos);
+}
+
+// The final hidden state of the last token after the output norm, from a forward pass of its
+// own with an f32 cache, L2-normalized.
+std::vector<float> direct_last_embedding(const Runner& r, const std::vector<int32_t>& tokens) {
+  const model::Model& m = r.model();
+  auto cache = m.make_cache({.num_ctx = 64, .dtype = ml::DType::F32});
+  model::Batch batch;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    batch.add(tokens[i], static_cast<int32_t>(i), 0, i + 1 == tokens.size());
+  }
+  auto backend = backend::cpu::make_backend({.n_threads = 1});
+  ml::Executor exec({backend.get()});
+  ml::Graph g;
+  ml::Tensor out =
+      const_cast<model::Model&>(m).forward(g, batch, cache, model::Output::kEmbeddings);
+  exec.compute(g, {out});
+  const auto* h = static_cast<const float*>(out.data());
+  std::vector<float> e(h, h + m.config().n_embd);
+  double norm = 0;
+  for (float v : e) norm += static_cast<double>(v) * v;
+  for (float& v : e) v = static_cast<float>(v / std::sqrt(norm));
+  return e;
+}
+
+TEST(Runner, EmbeddingIsTheNormalizedLastHiddenStateBesideGeneration) {
+  Runner runner(stories_path(), {.num_parallel = 3, .n_threads = 1, .cache_dtype = ml::DType::F32});
+  EXPECT_EQ(runner.pooling(), Pooling::kLast);
+  const std::vector<int32_t> tokens = {1, 403, 407, 261, 378, 309};
+  auto gen = runner.submit(request({1}, greedy(20)));
+  SequenceRequest r = request(tokens, {});
+  r.embed = true;
+  auto emb = runner.submit(r);
+  const Output out = collect(*emb);
+  const std::vector<float>& e = out.result.embedding;
+  const std::vector<float> want = direct_last_embedding(runner, tokens);
+  ASSERT_EQ(e.size(), want.size());
+  double norm = 0;
+  for (size_t i = 0; i < e.size(); ++i) {
+    EXPECT_NEAR(e[i], want[i], 1e-5) << i;
+    norm += static_cast<double>(e[i]) * e[i];
+  }
+  EXPECT_NEAR(norm, 1.0, 1e-5);
+  EXPECT_EQ(out.result.stats.prompt_eval_count, 6);
+  EXPECT_EQ(out.text, "");
+  EXPECT_EQ(collect(*gen).result.stats.eval_count, 20);
+}
+
+TEST(CausalSeqCells, EachSequenceTakesCellsOfItsOwnRange) {
+  kvcache::Causal cache(1, 1, 4, 4, {.num_ctx = 8, .dtype = ml::DType::F32, .seq_cells = 4});
+  ml::Graph g;
+  const std::vector<int32_t> pos = {0, 0, 1, 1, 2};
+  const std::vector<int32_t> seq = {1, 0, 1, 0, 1};
+  cache.start_forward(g, pos, seq);
+  EXPECT_EQ(std::vector<int32_t>(cache.batch_cells().begin(), cache.batch_cells().end()),
+            (std::vector<int32_t>{4, 0, 5, 1, 6}));
+  // Full range: a fifth token of sequence 1 does not spill into sequence 0's cells.
+  ml::Graph g2;
+  const std::vector<int32_t> pos2 = {3, 4};
+  const std::vector<int32_t> seq2 = {1, 1};
+  EXPECT_THROW(cache.start_forward(g2, pos2, seq2), kvcache::FullError);
+  EXPECT_THROW(cache.start_forward(g2, std::vector<int32_t>{0}, std::vector<int32_t>{2}),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace corral::runner
