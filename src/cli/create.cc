@@ -161,7 +161,10 @@ void create_remote(Client& client, const CreateArgs& a, const store::Modelfile& 
     p.status = obj.value("status", "");
     p.total = obj.value("total", uint64_t{0});
     p.completed = obj.value("completed", uint64_t{0});
-    if (p.total) p.status += " " + std::to_string(p.completed * 100 / p.total) + "%";
+    // Ollama's statuses leave the percentage to the client; corral's server may already add it.
+    if (p.total && !p.status.ends_with('%')) {
+      p.status += " " + std::to_string(p.completed * 100 / p.total) + "%";
+    }
     if (!p.status.empty()) printer(p);
     return true;
   });
