@@ -9,6 +9,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "template/prompt.h"
 
@@ -22,7 +23,7 @@ void add_show_command(CLI::App& app);      // show.cc
 void add_debug_command(CLI::App& app);     // debug.cc
 void add_run_command(CLI::App& app);       // run.cc
 void add_quantize_command(CLI::App& app);  // quantize.cc
-void add_store_commands(CLI::App& app);    // create.cc list.cc cp.cc rm.cc: create, list, cp, rm
+void add_store_commands(CLI::App& app);    // create, list, cp, rm, ps, stop (create.cc)
 void add_bench_command(CLI::App& app);     // bench.cc
 void add_serve_command(CLI::App& app);     // serve.cc
 
@@ -51,11 +52,27 @@ void add_create_command(CLI::App& app);  // create.cc
 void add_list_command(CLI::App& app);    // list.cc
 void add_cp_command(CLI::App& app);      // cp.cc
 void add_rm_command(CLI::App& app);      // rm.cc
+void add_ps_command(CLI::App& app);      // ps.cc
+void add_stop_command(CLI::App& app);    // stop.cc
+
+// Table and time formatting shared by list and ps (list.cc), as Ollama's CLI prints them.
+// format.HumanBytes: decimal units ("1.2 GB", "260 KB").
+std::string human_decimal_bytes(uint64_t bytes);
+// format.HumanTime's duration part: "Less than a second", "About a minute", "3 days".
+std::string human_duration(double seconds);
+// "... ago" for a positive argument, "... from now" for a negative one.
+std::string human_time_since(double seconds_ago);
+// Left-aligned columns, four spaces apart (Ollama's table writer without borders).
+void print_table(const std::vector<std::vector<std::string>>& rows, std::ostream& out);
+double seconds_since_epoch();
 
 // The name llama.cpp gives a general.file_type number ("Q4_K_M"), if it is one (show.cc).
 std::optional<std::string> file_type_name(int64_t ftype);
 
 // The `corral show` summary of a model file (show.cc); also the REPL's `/show info`.
 void print_model_summary(const ml::gguf::File& file, std::ostream& out);
+// The same summary from a server's /api/show answer (show.cc); also the REPL's `/show info` on a
+// server. `verbose` adds the model_info keys.
+void print_show_answer(const nlohmann::json& answer, bool verbose, std::ostream& out);
 
 }  // namespace corral::cli

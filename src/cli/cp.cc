@@ -1,8 +1,10 @@
-// `corral cp SRC DST`: a second name for a model (the manifest is copied; blobs are shared).
+// `corral cp SRC DST`: a second name for a model (the manifest is copied; blobs are shared),
+// through the server at CORRAL_HOST when one answers (POST /api/copy), else in the local store.
 #include <iostream>
 #include <memory>
 #include <string>
 
+#include "cli/client.h"
 #include "cli/commands.h"
 #include "store/store.h"
 
@@ -15,6 +17,11 @@ void add_cp_command(CLI::App& app) {
   cmd->add_option("destination", names->second, "The new name")->required();
   cmd->footer("Only the manifest is copied: both names share the model's files.");
   cmd->callback([names] {
+    if (auto client = connect_if_running()) {
+      client->post("/api/copy", {{"source", names->first}, {"destination", names->second}});
+      std::cout << "copied '" << names->first << "' to '" << names->second << "'\n";
+      return;
+    }
     const store::ModelName from = store::ModelName::parse(names->first);
     const store::ModelName to = store::ModelName::parse(names->second);
     store::Store st(store::Store::default_root());

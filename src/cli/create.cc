@@ -1,16 +1,25 @@
 // `corral create NAME [-f Modelfile] [-q TYPE]`: a model in the store from a Modelfile, with
-// Ollama's progress lines. Also registers the other store commands (list, cp, rm).
+// Ollama's progress lines. Through the server at CORRAL_HOST when one answers: the Modelfile is
+// parsed here, the files FROM names (a GGUF file, or a safetensors folder's files) are uploaded
+// as blobs the server does not have yet, and POST /api/create makes the model from their digests
+// and the Modelfile's settings; with no server, the model is made in the local store. Also
+// registers the other store commands.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "cli/client.h"
 #include "cli/commands.h"
 #include "store/create.h"
+#include "store/digest.h"
+#include "store/model.h"
 
 namespace corral::cli {
 namespace {
@@ -64,6 +73,103 @@ class ProgressPrinter {
   std::string last_label_;
 };
 
+// Upload progress on stderr: "uploading sha256:<12 hex> 45%" redrawn in place on a terminal;
+// elsewhere one line when an upload starts and one when it ends.
+class UploadProgress {
+ public:
+  UploadProgress() : tty_(isatty(STDERR_FILENO) != 0) {}
+
+  void operator()(const std::string& label, uint64_t done, uint64_t total) {
+    const int pct = total ? static_cast<int>(done * 100 / total) : 100;
+    if (tty_) {
+      if (pct == last_pct_) return;
+      std::fprintf(stderr, "\r%s %d%%%s", label.c_str(), pct, done >= total ? "\n" : "");
+    } else if (last_pct_ < 0 || (done >= total && last_pct_ < 100)) {
+      std::fprintf(stderr, "%s %d%%\n", label.c_str(), pct);
+    }
+    last_pct_ = pct;
+    std::fflush(stderr);
+  }
+
+ private:
+  bool tty_;
+  int last_pct_ = -1;
+};
+
+// The files of a FROM folder the server's converter reads (weights, configs, tokenizer).
+std::vector<fs::path> model_folder_files(const fs::path& dir) {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    const std::string ext = e.path().extension().string();
+    if (ext == ".safetensors" || ext == ".json" || ext == ".model" || ext == ".jinja" ||
+        ext == ".txt" || ext == ".tiktoken") {
+      files.push_back(e.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw std::runtime_error(dir.string() + ": no model files in this folder");
+  return files;
+}
+
+// Uploads `file` unless the server has a blob with its content; returns its digest.
+std::string upload(Client& client, const fs::path& file) {
+  const std::string digest = store::sha256_file(file);
+  if (client.has_blob(digest)) return digest;
+  UploadProgress progress;
+  const std::string label = "uploading " + digest.substr(0, 19);
+  client.upload_blob(file, digest,
+                     [&](uint64_t done, uint64_t total) { progress(label, done, total); });
+  return digest;
+}
+
+void create_remote(Client& client, const CreateArgs& a, const store::Modelfile& mf,
+                   const fs::path& dir) {
+  nlohmann::json req = {{"model", a.name}, {"stream", true}};
+  const fs::path from = store::expand_modelfile_path(mf.from, dir);
+  std::error_code ec;
+  if (fs::is_directory(from, ec)) {
+    nlohmann::json files = nlohmann::json::object();
+    for (const fs::path& f : model_folder_files(from)) {
+      files[f.filename().string()] = upload(client, f);
+    }
+    req["files"] = files;
+  } else if (fs::is_regular_file(from, ec)) {
+    req["files"] = {{from.filename().string(), upload(client, from)}};
+  } else if (store::is_model_path(mf.from)) {
+    throw std::runtime_error(mf.from + ": no such file");
+  } else {
+    req["from"] = mf.from;
+  }
+  if (mf.template_text) req["template"] = *mf.template_text;
+  if (mf.system) req["system"] = *mf.system;
+  if (!mf.parameters.empty()) req["parameters"] = nlohmann::json::parse(mf.parameters.dump());
+  if (!mf.messages.empty()) {
+    nlohmann::json messages = nlohmann::json::array();
+    for (const auto& m : mf.messages) {
+      messages.push_back({{"role", m.role}, {"content", m.content}});
+    }
+    req["messages"] = messages;
+  }
+  if (!mf.licenses.empty()) req["license"] = mf.licenses;
+  if (mf.requires_version) req["requires"] = *mf.requires_version;
+  if (!a.quantize.empty()) req["quantize"] = a.quantize;
+
+  ProgressPrinter printer;
+  client.stream("/api/create", req, [&printer](const nlohmann::json& obj) {
+    convert::Progress p;
+    p.status = obj.value("status", "");
+    p.total = obj.value("total", uint64_t{0});
+    p.completed = obj.value("completed", uint64_t{0});
+    // Ollama's statuses leave the percentage to the client; corral's server may already add it.
+    if (p.total && !p.status.ends_with('%')) {
+      p.status += " " + std::to_string(p.completed * 100 / p.total) + "%";
+    }
+    if (!p.status.empty()) printer(p);
+    return true;
+  });
+}
+
 void create(const CreateArgs& a) {
   const store::ModelName name = store::ModelName::parse(a.name);
   std::ifstream in(a.file, std::ios::binary);
@@ -74,6 +180,10 @@ void create(const CreateArgs& a) {
   const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   const store::Modelfile mf = store::parse_modelfile(text, a.file);
   for (const std::string& w : mf.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  if (auto client = connect_if_running()) {
+    create_remote(*client, a, mf, fs::absolute(a.file).parent_path());
+    return;
+  }
   store::Store st(store::Store::default_root());
   auto printer = std::make_shared<ProgressPrinter>();
   store::CreateOptions options;
@@ -102,7 +212,9 @@ void add_create_command(CLI::App& app) {
       "  MESSAGE user Hello           a message of the conversation to start from\n"
       "  LICENSE \"\"\"...\"\"\"            the license text\n"
       "Relative paths are relative to the Modelfile's folder. Models are stored under\n"
-      "$CORRAL_MODELS (default ~/.corral/models), in Ollama's layout.\n"
+      "$CORRAL_MODELS (default ~/.corral/models), in Ollama's layout. When a corral server\n"
+      "answers at CORRAL_HOST, the files FROM names are uploaded to it and it makes the model in\n"
+      "its store (CORRAL_NO_SERVER=1: always the local store).\n"
       "\n"
       "Example:\n"
       "  corral create my-model -f ./Modelfile\n"
@@ -115,6 +227,8 @@ void add_store_commands(CLI::App& app) {
   add_list_command(app);
   add_cp_command(app);
   add_rm_command(app);
+  add_ps_command(app);
+  add_stop_command(app);
 }
 
 }  // namespace corral::cli

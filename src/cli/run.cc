@@ -2,25 +2,35 @@
 // continuation and exit; with none and a terminal on stdin, an interactive session (libedit line
 // editing, `"""` multi-line input, Ctrl+C stops a generation, /bye exits); with none and stdin
 // not a terminal, the prompt is all of stdin. The layout of the session follows `ollama run`.
+//
+// A model in the store is run by the corral server at CORRAL_HOST (POST /api/chat, or
+// /api/generate with --raw); when none answers, one is started in the background first. A .gguf
+// file, or CORRAL_NO_SERVER=1, runs the model in this process.
 #include <fcntl.h>
 #include <histedit.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <clocale>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/prompt.h"
 #include "runner/engine.h"
@@ -41,8 +51,6 @@ struct RunArgs {
   bool verbose = false;
   std::optional<int64_t> seed;
   std::optional<int> threads;
-  store::ModelInfo info;               // resolved from `model`
-  std::unique_ptr<Conversation> chat;  // once the model is loaded
 };
 
 // A signal handler can reach nothing but static storage: Ctrl+C in the interactive session sets
@@ -59,14 +67,18 @@ extern "C" void on_sigint(int) {
   }
 }
 
-// The model's PARAMETERs first, the user's --option over them.
-sample::Options make_options(const RunArgs& a) {
-  sample::Options o;
-  std::vector<std::string> unknown;  // options of a newer Ollama: skipped, as its server does
-  o.apply(nlohmann::json::parse(a.info.parameters.dump()), &unknown);
+std::vector<std::pair<std::string, std::string>> split_params(const RunArgs& a) {
   std::vector<std::pair<std::string, std::string>> params;
   for (const std::string& p : a.params) params.push_back(sample::split_param(p));
-  o.apply_params(params);
+  return params;
+}
+
+// The model's PARAMETERs first, the user's --option over them.
+sample::Options make_options(const RunArgs& a, const store::ModelInfo& info) {
+  sample::Options o;
+  std::vector<std::string> unknown;  // options of a newer Ollama: skipped, as its server does
+  o.apply(nlohmann::json::parse(info.parameters.dump()), &unknown);
+  o.apply_params(split_params(a));
   if (a.seed) o.seed = *a.seed;
   return o;
 }
@@ -274,8 +286,170 @@ std::vector<std::string> split_words(const std::string& line) {
   return words;
 }
 
+// What the session generates with: the model in this process, or a server.
+struct Reply {
+  Stats stats;
+  std::chrono::nanoseconds load_duration{0};
+};
+
+class Session {
+ public:
+  virtual ~Session() = default;
+  // Streams the reply to `message` (the message itself with --raw, else the conversation so far
+  // and this message through the model's template); the exchange is remembered unless cancelled.
+  virtual Reply reply(const std::string& message, Output& out, const std::atomic<bool>* cancel) = 0;
+  // /set parameter K V; throws std::exception for an unknown key or a bad value.
+  virtual void set_parameter(const std::string& key, const std::string& value) = 0;
+  virtual void set_system(std::string system) = 0;
+  virtual void clear() = 0;
+  virtual void show_info(std::ostream& out) = 0;
+  virtual std::string template_text() = 0;
+};
+
+class LocalSession : public Session {
+ public:
+  LocalSession(const RunArgs& args, const store::ModelInfo& info)
+      : args_(args), options_(make_options(args, info)) {
+    runner::EngineOptions eo;
+    eo.n_threads = thread_count(args, options_);
+    engine_ = std::make_unique<Engine>(info.gguf.string(), eo);
+    chat_ = std::make_unique<Conversation>(info, engine_->file().metadata(),
+                                           engine_->tokenizer().vocab());
+  }
+
+  Reply reply(const std::string& message, Output& out, const std::atomic<bool>* cancel) override {
+    std::string text;
+    Reply r;
+    r.stats = generate(*engine_, args_.raw ? message : chat_->prompt_for(message), options_, out,
+                       cancel, &text);
+    if (r.stats.done_reason != "cancel") chat_->add_turn(message, text);
+    // The load is reported with the first reply only: the model stays loaded after it.
+    r.load_duration = load_reported_ ? std::chrono::nanoseconds(0) : engine_->load_duration();
+    load_reported_ = true;
+    return r;
+  }
+  void set_parameter(const std::string& key, const std::string& value) override {
+    sample::Options changed = options_;
+    const std::pair<std::string, std::string> kv[] = {{key, value}};
+    changed.apply_params(kv);
+    if (key == "num_thread" && !args_.threads) engine_->set_threads(changed.num_thread);
+    options_ = std::move(changed);
+  }
+  void set_system(std::string system) override { chat_->set_system(std::move(system)); }
+  void clear() override { chat_->clear(); }
+  void show_info(std::ostream& out) override { print_model_summary(engine_->file(), out); }
+  std::string template_text() override { return chat_->chat_template().text; }
+
+ private:
+  const RunArgs& args_;
+  sample::Options options_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Conversation> chat_;
+  bool load_reported_ = false;
+};
+
+std::chrono::nanoseconds nanos(const nlohmann::json& obj, const char* key) {
+  return std::chrono::nanoseconds(obj.value(key, int64_t{0}));
+}
+
+// A session on the server: the conversation is kept here and sent whole with each message, as
+// `ollama run` does (the server adds the model's SYSTEM and MESSAGEs and applies its template).
+class RemoteSession : public Session {
+ public:
+  RemoteSession(Client& client, const RunArgs& args, nlohmann::json show)
+      : client_(client), args_(args), show_(std::move(show)) {
+    options_ = sample::params_to_json(split_params(args));
+    if (args.seed) options_["seed"] = *args.seed;
+    if (args.threads) options_["num_thread"] = *args.threads;
+  }
+
+  Reply reply(const std::string& message, Output& out, const std::atomic<bool>* cancel) override {
+    nlohmann::json req = {{"model", args_.model}, {"stream", true}, {"options", options_}};
+    if (args_.raw) {
+      req["prompt"] = message;
+      req["raw"] = true;
+    } else {
+      nlohmann::json messages = nlohmann::json::array();
+      if (system_) messages.push_back({{"role", "system"}, {"content", *system_}});
+      for (const auto& m : turns_) messages.push_back(m);
+      messages.push_back({{"role", "user"}, {"content", message}});
+      req["messages"] = std::move(messages);
+    }
+    // Ctrl+C closes the connection (the server then cancels the request): a watcher, because
+    // the signal handler can do nothing but set the flag, and a read may wait for a long prompt.
+    std::atomic<bool> finished{false};
+    client_.clear_cancel();
+    std::thread watcher;
+    if (cancel) {
+      watcher = std::thread([this, cancel, &finished] {
+        while (!finished.load()) {
+          if (cancel->load()) {
+            client_.cancel();
+            return;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      });
+    }
+    std::string text;
+    nlohmann::json last;
+    try {
+      client_.stream(
+          args_.raw ? "/api/generate" : "/api/chat", req, [&](const nlohmann::json& obj) {
+            const std::string piece =
+                args_.raw ? obj.value("response", "")
+                          : obj.value("message", nlohmann::json::object()).value("content", "");
+            out.write(piece);
+            text += piece;
+            if (obj.value("done", false)) last = obj;
+            return true;
+          });
+    } catch (...) {
+      finished = true;
+      if (watcher.joinable()) watcher.join();
+      throw;
+    }
+    finished = true;
+    if (watcher.joinable()) watcher.join();
+
+    Reply r;
+    if (client_.cancelled() || last.is_null()) {
+      r.stats.done_reason = "cancel";
+      return r;
+    }
+    r.stats.prompt_eval_count = last.value("prompt_eval_count", 0);
+    r.stats.prompt_eval_duration = nanos(last, "prompt_eval_duration");
+    r.stats.eval_count = last.value("eval_count", 0);
+    r.stats.eval_duration = nanos(last, "eval_duration");
+    r.stats.total_duration = nanos(last, "total_duration");
+    r.stats.done_reason = last.value("done_reason", "");
+    r.load_duration = nanos(last, "load_duration");
+    if (!args_.raw) {
+      turns_.push_back({{"role", "user"}, {"content", message}});
+      turns_.push_back({{"role", "assistant"}, {"content", text}});
+    }
+    return r;
+  }
+  void set_parameter(const std::string& key, const std::string& value) override {
+    const std::pair<std::string, std::string> kv[] = {{key, value}};
+    for (const auto& item : sample::params_to_json(kv).items()) options_[item.key()] = item.value();
+  }
+  void set_system(std::string system) override { system_ = std::move(system); }
+  void clear() override { turns_ = nlohmann::json::array(); }
+  void show_info(std::ostream& out) override { print_show_answer(show_, false, out); }
+  std::string template_text() override { return show_.value("template", ""); }
+
+ private:
+  Client& client_;
+  const RunArgs& args_;
+  nlohmann::json show_;  // the model's /api/show answer
+  nlohmann::json options_ = nlohmann::json::object();
+  std::optional<std::string> system_;
+  nlohmann::json turns_ = nlohmann::json::array();
+};
+
 // A /command; returns false when the session should end.
-bool run_command(const std::string& line, Engine& engine, sample::Options& options, RunArgs& args) {
+bool run_command(const std::string& line, Session& session, RunArgs& args) {
   const std::vector<std::string> w = split_words(line);
   const std::string& cmd = w[0];
   if (cmd == "/bye" || cmd == "/exit") return false;
@@ -296,29 +470,25 @@ bool run_command(const std::string& line, Engine& engine, sample::Options& optio
     const size_t at = line.find(w[2], line.find("parameter") + 9) + w[2].size();
     std::string value = line.substr(line.find_first_not_of(" \t", at));
     try {
-      sample::Options changed = options;
-      const std::pair<std::string, std::string> kv[] = {{w[2], value}};
-      changed.apply_params(kv);
-      if (w[2] == "num_thread" && !args.threads) engine.set_threads(changed.num_thread);
-      options = std::move(changed);
+      session.set_parameter(w[2], value);
       std::cout << "Set parameter '" << w[2] << "' to '" << value << "'\n";
     } catch (const std::exception& e) {
       std::cout << "Couldn't set parameter: " << e.what() << "\n";
     }
   } else if (cmd == "/set" && w.size() >= 3 && w[1] == "system") {
     const size_t at = line.find("system") + 6;
-    args.chat->set_system(line.substr(line.find_first_not_of(" \t", at)));
+    session.set_system(line.substr(line.find_first_not_of(" \t", at)));
     std::cout << "Set system message.\n";
   } else if (cmd == "/set") {
     std::cout << "Available Commands:\n  /set parameter K V\n  /set system TEXT\n"
                  "  /set verbose\n  /set quiet\n";
   } else if (cmd == "/clear") {
-    args.chat->clear();
+    session.clear();
     std::cout << "Cleared session context\n";
   } else if (cmd == "/show" && w.size() >= 2 && w[1] == "template") {
-    std::cout << args.chat->chat_template().text << "\n";
+    std::cout << session.template_text() << "\n";
   } else if (cmd == "/show" && w.size() >= 2 && w[1] == "info") {
-    print_model_summary(engine.file(), std::cout);
+    session.show_info(std::cout);
   } else if (cmd == "/show") {
     std::cout << "Available Commands:\n  /show info\n  /show template\n";
   } else {
@@ -328,15 +498,7 @@ bool run_command(const std::string& line, Engine& engine, sample::Options& optio
   return true;
 }
 
-// What the model is given for one message: the text itself with --raw, else the conversation
-// (the model's SYSTEM and MESSAGEs, this session's turns, then this message) rendered through the
-// model's template.
-std::string prompt_for(const RunArgs& args, const std::string& text) {
-  if (args.raw) return text;
-  return args.chat->prompt_for(text);
-}
-
-void run_interactive(Engine& engine, sample::Options& options, RunArgs& args) {
+void run_interactive(Session& session, RunArgs& args) {
   std::setlocale(LC_CTYPE, "");
   LineEditor editor;
   struct sigaction sa = {};
@@ -350,7 +512,6 @@ void run_interactive(Engine& engine, sample::Options& options, RunArgs& args) {
   bool interrupted_at_empty = false;
   bool multiline = false;
   std::string message;
-  bool load_reported = false;
   for (;;) {
     std::string line;
     bool was_empty = false;
@@ -401,7 +562,7 @@ void run_interactive(Engine& engine, sample::Options& options, RunArgs& args) {
       const size_t first = line.find_first_not_of(" \t");
       if (first == std::string::npos) continue;
       if (line[first] == '/') {
-        if (!run_command(line.substr(first), engine, options, args)) break;
+        if (!run_command(line.substr(first), session, args)) break;
         continue;
       }
       message = line;
@@ -410,16 +571,10 @@ void run_interactive(Engine& engine, sample::Options& options, RunArgs& args) {
     editor.take_interrupt();
     out.reset();
     try {
-      std::string reply;
-      const Stats stats =
-          generate(engine, prompt_for(args, message), options, out, &g_interrupted, &reply);
-      if (stats.done_reason != "cancel") args.chat->add_turn(message, reply);
+      const Reply r = session.reply(message, out, &g_interrupted);
       out.end_line();
       std::cout << "\n" << std::flush;
-      if (args.verbose) {
-        print_stats(stats, load_reported ? std::chrono::nanoseconds(0) : engine.load_duration());
-        load_reported = true;
-      }
+      if (args.verbose) print_stats(r.stats, r.load_duration);
     } catch (const std::exception& e) {
       out.end_line();
       std::cout << std::flush;
@@ -431,18 +586,62 @@ void run_interactive(Engine& engine, sample::Options& options, RunArgs& args) {
   sigaction(SIGINT, &old_sa, nullptr);
 }
 
-void run(RunArgs& args) {
-  args.info = store::resolve(store::Store(store::Store::default_root()), args.model);
-  sample::Options options = make_options(args);
-  runner::EngineOptions eo;
-  eo.n_threads = thread_count(args, options);
-  Engine engine(args.info.gguf.string(), eo);
-  args.chat = std::make_unique<Conversation>(args.info, engine.file().metadata(),
-                                             engine.tokenizer().vocab());
+// Where a server started by `corral run` writes its log: ~/.corral/logs/server.log (beside the
+// store when there is no home folder).
+std::filesystem::path server_log_path() {
+  const char* home = std::getenv("HOME");
+  const std::filesystem::path dir = home && *home
+                                        ? std::filesystem::path(home) / ".corral" / "logs"
+                                        : store::Store::default_root().parent_path() / "logs";
+  return dir / "server.log";
+}
 
+// Starts `corral serve` (this same executable) in a session of its own, its output going to the
+// log, and waits until it answers.
+std::unique_ptr<Client> start_server() {
+  auto client = std::make_unique<Client>(host_from_env());
+  const std::filesystem::path log = server_log_path();
+  std::filesystem::create_directories(log.parent_path());
+  const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error(log.string() + ": " + std::strerror(errno));
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(fd);
+    throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    setsid();
+    const int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    execl("/proc/self/exe", "corral", "serve", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fd);
+  std::cerr << "started corral server in the background (pid " << pid << ", log: " << log.string()
+            << ")\n";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    if (client->alive()) return client;
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      throw std::runtime_error("the corral server exited at once (see " + log.string() + ")");
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw std::runtime_error("the corral server did not answer at " + client->address().url() +
+                               " within 10 s (see " + log.string() + ")");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+void run_session(Session& session, RunArgs& args) {
   const bool have_prompt = !args.prompt.empty();
   if (!have_prompt && isatty(STDIN_FILENO)) {
-    run_interactive(engine, options, args);
+    run_interactive(session, args);
     return;
   }
   std::string prompt;
@@ -452,9 +651,24 @@ void run(RunArgs& args) {
     prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   }
   Output out;
-  const Stats stats = generate(engine, prompt_for(args, prompt), options, out, nullptr);
+  const Reply r = session.reply(prompt, out, nullptr);
   out.end_line();
-  if (args.verbose) print_stats(stats, engine.load_duration());
+  if (args.verbose) print_stats(r.stats, r.load_duration);
+}
+
+void run(RunArgs& args) {
+  if (!store::is_model_path(args.model) && !server_disabled()) {
+    std::unique_ptr<Client> client = connect_if_running();
+    if (!client) client = start_server();
+    split_params(args);  // a malformed --option is reported before anything is sent
+    RemoteSession session(*client, args, client->post("/api/show", {{"model", args.model}}));
+    run_session(session, args);
+    return;
+  }
+  const store::ModelInfo info =
+      store::resolve(store::Store(store::Store::default_root()), args.model);
+  LocalSession session(args, info);
+  run_session(session, args);
 }
 
 }  // namespace
@@ -490,7 +704,12 @@ void add_run_command(CLI::App& app) {
       "  corral run model.gguf          (interactive: /? for help, /bye to exit)\n"
       "\n"
       "A model from the store brings its SYSTEM, MESSAGEs and PARAMETERs (--option overrides\n"
-      "them). Templates are not applied yet: the messages are joined as plain text.");
+      "them) and its template.\n"
+      "\n"
+      "A model from the store is run by the corral server at CORRAL_HOST (default\n"
+      "127.0.0.1:11434); when none answers, `corral serve` is started in the background (log:\n"
+      "~/.corral/logs/server.log) and keeps the model loaded for the next run. Ctrl+C stops a\n"
+      "response. A .gguf file, or CORRAL_NO_SERVER=1, runs the model in this process instead.");
   cmd->callback([args] { run(*args); });
 }
 

@@ -1,5 +1,6 @@
 // `corral show MODEL`: a model summary in the layout of `ollama show`, or one part of a store
-// model (--modelfile, --template, --system, --parameters, --license).
+// model (--modelfile, --template, --system, --parameters, --license). A store name goes through
+// the server at CORRAL_HOST when one answers (POST /api/show); a file, or no server, is read here.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -9,7 +10,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "cli/client.h"
 #include "cli/commands.h"
 #include "ml/gguf/reader.h"
 #include "store/model.h"
@@ -183,12 +186,111 @@ void print_all_metadata(const File& f, std::ostream& out) {
   out << "\n";
 }
 
+// A model_info value as `ollama show -v` prints it (numbers in %g, arrays shortened).
+std::string info_text(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_number_integer()) return v.dump();
+  if (v.is_number()) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v.get<double>());
+    return buf;
+  }
+  if (v.is_array()) {
+    std::string out = "[";
+    size_t shown = 0;
+    for (const auto& item : v) {
+      const std::string t = item.is_string() ? item.get<std::string>() : info_text(item);
+      if (shown > 0 && out.size() + t.size() + 1 > 10) break;
+      out += (shown++ ? " " : "") + t;
+    }
+    if (shown < v.size()) out += " ...+" + std::to_string(v.size() - shown) + " more";
+    return out + "]";
+  }
+  return v.is_null() ? "null" : v.type_name();
+}
+
+}  // namespace
+
+void print_show_answer(const nlohmann::json& r, bool verbose, std::ostream& out) {
+  const nlohmann::json info = r.value("model_info", nlohmann::json::object());
+  const nlohmann::json details = r.value("details", nlohmann::json::object());
+  const std::string arch = info.value("general.architecture", details.value("family", ""));
+  out << "  Model\n";
+  if (!arch.empty()) row(out, "architecture", arch);
+  std::string params = details.value("parameter_size", "");
+  if (params.empty() && info.contains("general.parameter_count") &&
+      info["general.parameter_count"].is_number()) {
+    params = human_number(info["general.parameter_count"].get<uint64_t>());
+  }
+  if (!params.empty()) row(out, "parameters", params);
+  for (const char* key : {"context_length", "embedding_length"}) {
+    const std::string k = arch + "." + key;
+    if (info.contains(k) && info[k].is_number()) {
+      std::string label = key;
+      label[label.find('_')] = ' ';
+      row(out, label, info_text(info[k]));
+    }
+  }
+  row(out, "quantization", details.value("quantization_level", ""));
+  if (r.contains("requires") && r["requires"].is_string()) {
+    row(out, "requires", r["requires"].get<std::string>());
+  }
+  out << "\n";
+  if (r.contains("capabilities") && r["capabilities"].is_array() && !r["capabilities"].empty()) {
+    out << "  Capabilities\n";
+    for (const auto& c : r["capabilities"]) out << "    " << info_text(c) << "\n";
+    out << "\n";
+  }
+  const std::string parameters = r.value("parameters", "");
+  if (!parameters.empty()) print_text_section(out, "Parameters", parameters);
+  if (verbose && !info.empty()) {
+    out << "  Metadata\n";
+    std::vector<std::string> keys;
+    for (const auto& item : info.items()) keys.push_back(item.key());
+    std::sort(keys.begin(), keys.end());
+    for (const std::string& k : keys) row(out, k, info_text(info[k]));
+    out << "\n";
+  }
+  if (const std::string system = r.value("system", ""); !system.empty()) {
+    print_text_section(out, "System", system);
+  }
+  if (const std::string license = r.value("license", ""); !license.empty()) {
+    print_text_section(out, "License", license);
+  }
+}
+
+namespace {
+
+void show_remote(Client& client, const ShowArgs& a) {
+  const nlohmann::json r = client.post("/api/show", {{"model", a.model}, {"verbose", a.verbose}});
+  if (a.modelfile) {
+    std::cout << r.value("modelfile", "") << "\n";
+  } else if (a.template_text) {
+    std::cout << r.value("template", "");
+  } else if (a.system) {
+    std::cout << r.value("system", "");
+  } else if (a.parameters) {
+    std::cout << r.value("parameters", "") << "\n";
+  } else if (a.license) {
+    std::cout << r.value("license", "") << "\n";
+  } else {
+    print_show_answer(r, a.verbose, std::cout);
+  }
+}
+
 void show(const ShowArgs& a) {
   const int flags = a.modelfile + a.template_text + a.system + a.parameters + a.license;
   if (flags > 1) {
     throw std::runtime_error(
         "only one of '--license', '--modelfile', '--parameters', '--system', or '--template' can "
         "be specified");
+  }
+  if (!store::is_model_path(a.model)) {
+    if (auto client = connect_if_running()) {
+      show_remote(*client, a);
+      return;
+    }
   }
   const store::ModelInfo info = store::resolve(store::Store(store::Store::default_root()), a.model);
   if (a.modelfile) {
@@ -243,7 +345,10 @@ void add_show_command(CLI::App& app) {
   cmd->footer(
       "Examples:\n"
       "  corral show stories260K-f32.gguf\n"
-      "  corral show my-model --modelfile");
+      "  corral show my-model --modelfile\n"
+      "\n"
+      "A model in the store is asked of the corral server at CORRAL_HOST when one answers, else\n"
+      "read from $CORRAL_MODELS (always, with CORRAL_NO_SERVER=1).");
   cmd->callback([a] { show(*a); });
 }
 

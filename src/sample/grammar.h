@@ -76,6 +76,12 @@ class TokenPieces {
   // common prefix share the matching work.
   std::span<const int32_t> sorted() const { return sorted_; }
   std::span<const uint32_t> shared_prefix() const { return shared_prefix_; }
+  // The piece of sorted()[k], from one buffer laid out in that order (the walk reads memory
+  // front to back instead of chasing 150k separate strings).
+  std::string_view sorted_piece(size_t k) const {
+    return std::string_view(sorted_text_)
+        .substr(sorted_offsets_[k], sorted_offsets_[k + 1] - sorted_offsets_[k]);
+  }
   size_t max_piece_size() const { return max_piece_size_; }
 
  private:
@@ -85,6 +91,8 @@ class TokenPieces {
   std::vector<char> end_;
   std::vector<int32_t> sorted_;
   std::vector<uint32_t> shared_prefix_;
+  std::string sorted_text_;
+  std::vector<size_t> sorted_offsets_;
   size_t max_piece_size_ = 0;
 };
 

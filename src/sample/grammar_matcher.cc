@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <unordered_map>
 
 #include "sample/grammar.h"
 #include "sample/grammar_impl.h"
@@ -152,10 +153,10 @@ struct GrammarEngine {
     }
   }
 
-  void begin_step() {
-    conses.clear();
-    seen.clear();
-  }
+  // Frames are hash-consed for the arena's whole life, so equal stacks are equal indices and a
+  // state can be recognised when it recurs (inside a string, every ordinary character leads
+  // back to the same state).
+  void begin_step() { seen.clear(); }
 
   static void dedupe(std::vector<int32_t>& tops) {
     if (tops.size() < 2) return;
@@ -244,6 +245,12 @@ struct GrammarEngine {
       kept.push_back({frames[i].pos, parent < 0 ? parent : remap[static_cast<size_t>(parent)]});
     }
     frames = std::move(kept);
+    conses.clear();
+    for (size_t i = 0; i < frames.size(); ++i) {
+      bool inserted;
+      conses.find_or_insert(key(frames[i].pos, frames[i].parent), inserted) =
+          static_cast<int32_t>(i);
+    }
     for (int32_t& top : tops) {
       if (top >= 0) top = remap[static_cast<size_t>(top)];
     }
@@ -296,6 +303,11 @@ void TokenPieces::index() {
   std::stable_sort(sorted_.begin(), sorted_.end(), [&](int32_t a, int32_t b) {
     return pieces_[static_cast<size_t>(a)] < pieces_[static_cast<size_t>(b)];
   });
+  sorted_offsets_.assign(1, 0);
+  for (const int32_t id : sorted_) {
+    sorted_text_ += pieces_[static_cast<size_t>(id)];
+    sorted_offsets_.push_back(sorted_text_.size());
+  }
   shared_prefix_.assign(sorted_.size(), 0);
   for (size_t i = 1; i < sorted_.size(); ++i) {
     const std::string& a = pieces_[static_cast<size_t>(sorted_[i - 1])];
@@ -309,55 +321,107 @@ void TokenPieces::index() {
 
 // ---- GrammarMatcher ----
 
+// A matcher state (a set of stacks and a partial character) is interned once and named by an
+// index, with a table of its transitions per byte filled as they are met. mask() then walks the
+// sorted pieces with one int per prefix byte, and a state that recurs (inside a JSON string,
+// every ordinary character leads back to the same one) costs a table lookup per byte.
 struct GrammarMatcher::State {
+  static constexpr int32_t kUnknown = -2;
+  struct Node {
+    std::vector<int32_t> tops;
+    Utf8 utf8;
+    std::unique_ptr<int32_t[]> next;  // per byte: node, -1 dead, kUnknown; made on first use
+  };
+  struct KeyHash {
+    size_t operator()(const std::vector<int32_t>& v) const {
+      uint64_t h = 0xcbf29ce484222325ULL;
+      for (const int32_t x : v) h = (h ^ static_cast<uint32_t>(x)) * 0x100000001b3ULL;
+      return static_cast<size_t>(h ^ (h >> 29));
+    }
+  };
+  // Caches are dropped past these sizes (between tokens) so memory stays bounded.
+  static constexpr size_t kMaxNodes = size_t{1} << 14;
+  static constexpr size_t kMinCompactFrames = size_t{1} << 18;
+
   std::shared_ptr<const Grammar> grammar;
   std::shared_ptr<const TokenPieces> pieces;
   GrammarEngine engine;
-  std::vector<int32_t> tops;
-  Utf8 utf8;
+  std::vector<Node> nodes;
+  std::unordered_map<std::vector<int32_t>, int32_t, KeyHash> node_ids;
+  int32_t current = 0;
   bool ended = false;
-  size_t compact_at = 1 << 16;
-  // Scratch for accepts()/mask(): the stacks after each byte of the piece being checked.
-  std::vector<std::vector<int32_t>> levels;
-  std::vector<Utf8> level_utf8;
-  std::vector<size_t> level_frames;
+  size_t compact_at = kMinCompactFrames;
+  std::vector<int32_t> levels;  // mask(): the node after each byte of the current piece
+  std::vector<int32_t> scratch;
+  std::vector<int32_t> key;
 
-  bool complete() const {
-    return utf8.need == 0 && std::find(tops.begin(), tops.end(), kComplete) != tops.end();
+  int32_t intern(const std::vector<int32_t>& tops, Utf8 utf8) {
+    key.assign(tops.begin(), tops.end());
+    key.push_back(static_cast<int32_t>(utf8.value));
+    key.push_back(utf8.need);
+    const auto found = node_ids.find(key);
+    if (found != node_ids.end()) return found->second;
+    const auto id = static_cast<int32_t>(nodes.size());
+    nodes.push_back({tops, utf8, nullptr});
+    node_ids.emplace(key, id);
+    return id;
   }
 
-  void ensure_levels(size_t n) {
-    if (levels.size() < n + 1) {
-      levels.resize(n + 1);
-      level_utf8.resize(n + 1);
-      level_frames.resize(n + 1);
+  int32_t step(int32_t node, uint8_t byte) {
+    Node& n = nodes[static_cast<size_t>(node)];
+    if (n.next && n.next[byte] != kUnknown) return n.next[byte];
+    if (!n.next) {
+      n.next = std::make_unique<int32_t[]>(256);
+      std::fill(n.next.get(), n.next.get() + 256, kUnknown);
     }
+    Utf8 u;
+    int32_t next = -1;
+    if (engine.feed(n.tops, n.utf8, byte, scratch, u)) next = intern(scratch, u);
+    // intern() may have moved `nodes`: index again.
+    nodes[static_cast<size_t>(node)].next[byte] = next;
+    return next;
   }
 
-  // Feeds `piece` from the current state; the result lands in levels[piece.size()]. Frames
-  // made on the way stay in the arena (the caller truncates or keeps them).
-  bool feed(std::string_view piece) {
-    ensure_levels(piece.size());
-    levels[0] = tops;
-    level_utf8[0] = utf8;
-    for (size_t i = 0; i < piece.size(); ++i) {
-      if (!engine.feed(levels[i], level_utf8[i], static_cast<uint8_t>(piece[i]), levels[i + 1],
-                       level_utf8[i + 1])) {
-        return false;
-      }
+  int32_t run(int32_t node, std::string_view piece) {
+    for (const char c : piece) {
+      node = step(node, static_cast<uint8_t>(c));
+      if (node < 0) return -1;
     }
-    return true;
+    return node;
+  }
+
+  bool complete(int32_t node) const {
+    const Node& n = nodes[static_cast<size_t>(node)];
+    return n.utf8.need == 0 && std::find(n.tops.begin(), n.tops.end(), kComplete) != n.tops.end();
+  }
+
+  // Between tokens: forget cached states and drop unreachable frames once they pile up.
+  void trim() {
+    const bool compact = engine.frames.size() > compact_at;
+    if (!compact && nodes.size() <= kMaxNodes) return;
+    std::vector<int32_t> tops = nodes[static_cast<size_t>(current)].tops;
+    const Utf8 utf8 = nodes[static_cast<size_t>(current)].utf8;
+    if (compact) {
+      engine.compact(tops);
+      compact_at = std::max(kMinCompactFrames, 2 * engine.frames.size());
+    }
+    nodes.clear();
+    node_ids.clear();
+    current = intern(tops, utf8);
   }
 };
 
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar,
                                std::shared_ptr<const TokenPieces> pieces)
     : state_(std::make_unique<State>()) {
-  state_->grammar = std::move(grammar);
-  state_->pieces = std::move(pieces);
-  state_->engine.g = &state_->grammar->impl();
-  state_->engine.start(state_->tops);
-  state_->ensure_levels(state_->pieces->max_piece_size());
+  State& s = *state_;
+  s.grammar = std::move(grammar);
+  s.pieces = std::move(pieces);
+  s.engine.g = &s.grammar->impl();
+  std::vector<int32_t> tops;
+  s.engine.start(tops);
+  s.current = s.intern(tops, Utf8{});
+  s.levels.resize(s.pieces->max_piece_size() + 1);
 }
 
 GrammarMatcher::~GrammarMatcher() = default;
@@ -368,13 +432,9 @@ bool GrammarMatcher::accepts(int32_t token) const {
   State& s = *state_;
   const TokenPieces& pieces = *s.pieces;
   if (s.ended || token < 0 || static_cast<size_t>(token) >= pieces.size()) return false;
-  if (pieces.is_end(token)) return s.complete();
+  if (pieces.is_end(token)) return s.complete(s.current);
   const std::string& piece = pieces[static_cast<size_t>(token)];
-  if (piece.empty()) return false;
-  const size_t mark = s.engine.frames.size();
-  const bool ok = s.feed(piece);
-  s.engine.frames.resize(mark);
-  return ok;
+  return !piece.empty() && s.run(s.current, piece) >= 0;
 }
 
 bool GrammarMatcher::accept(int32_t token) {
@@ -382,30 +442,24 @@ bool GrammarMatcher::accept(int32_t token) {
   const TokenPieces& pieces = *s.pieces;
   if (s.ended || token < 0 || static_cast<size_t>(token) >= pieces.size()) return false;
   if (pieces.is_end(token)) {
-    if (!s.complete()) return false;
+    if (!s.complete(s.current)) return false;
     s.ended = true;
     return true;
   }
   const std::string& piece = pieces[static_cast<size_t>(token)];
-  const size_t mark = s.engine.frames.size();
-  if (piece.empty() || !s.feed(piece)) {
-    s.engine.frames.resize(mark);
-    return false;
-  }
-  std::swap(s.tops, s.levels[piece.size()]);
-  s.utf8 = s.level_utf8[piece.size()];
-  if (s.engine.frames.size() > s.compact_at) {
-    s.engine.compact(s.tops);
-    s.compact_at = std::max<size_t>(1 << 16, 2 * s.engine.frames.size());
-  }
+  const int32_t next = piece.empty() ? -1 : s.run(s.current, piece);
+  if (next < 0) return false;
+  s.current = next;
+  s.trim();
   return true;
 }
 
 bool GrammarMatcher::done() const {
   const State& s = *state_;
   if (s.ended) return true;
-  if (s.utf8.need != 0) return false;
-  return std::all_of(s.tops.begin(), s.tops.end(), [](int32_t t) { return t == kComplete; });
+  const State::Node& n = s.nodes[static_cast<size_t>(s.current)];
+  if (n.utf8.need != 0) return false;
+  return std::all_of(n.tops.begin(), n.tops.end(), [](int32_t t) { return t == kComplete; });
 }
 
 void GrammarMatcher::mask(std::span<float> logits) const {
@@ -422,33 +476,28 @@ void GrammarMatcher::mask(std::span<float> logits) const {
     for (const int32_t id : order) block(id);
     return;
   }
-  const bool end_ok = s.complete();
-  s.levels[0] = s.tops;
-  s.level_utf8[0] = s.utf8;
-  s.level_frames[0] = s.engine.frames.size();
-  size_t depth = 0;  // levels[0..depth] hold the states of the previous piece's prefix
+  const bool end_ok = s.complete(s.current);
+  s.levels[0] = s.current;
+  size_t depth = 0;  // levels[0..depth] hold the nodes of the previous piece's prefix
   for (size_t k = 0; k < order.size(); ++k) {
     const int32_t id = order[k];
-    const std::string& piece = pieces[static_cast<size_t>(id)];
+    const std::string_view piece = pieces.sorted_piece(k);
     if (piece.empty()) {
       if (!(end_ok && pieces.is_end(id))) block(id);
       continue;
     }
     depth = std::min<size_t>(depth, shared[k]);
-    s.engine.frames.resize(s.level_frames[depth]);
     while (depth < piece.size()) {
-      if (!s.engine.feed(s.levels[depth], s.level_utf8[depth], static_cast<uint8_t>(piece[depth]),
-                         s.levels[depth + 1], s.level_utf8[depth + 1])) {
+      const int32_t next = s.step(s.levels[depth], static_cast<uint8_t>(piece[depth]));
+      if (next < 0) {
         // Every later piece sharing this dead prefix is dead too.
         block(id);
         while (k + 1 < order.size() && shared[k + 1] > depth) block(order[++k]);
         break;
       }
-      ++depth;
-      s.level_frames[depth] = s.engine.frames.size();
+      s.levels[++depth] = next;
     }
   }
-  s.engine.frames.resize(s.level_frames[0]);
 }
 
 }  // namespace corral::sample

@@ -17,10 +17,11 @@ namespace {
 
 using Json = nlohmann::json;
 
-// Runs corral with CORRAL_MODELS set; returns stdout (stderr is dropped) and the exit status.
+// Runs corral on the local store CORRAL_MODELS (never a server: CORRAL_NO_SERVER); returns stdout
+// (stderr is dropped) and the exit status.
 std::string corral(const TempDir& store, const std::string& args, int* status) {
-  const std::string cmd = "CORRAL_MODELS='" + store.str() + "' '" + CORRAL_BINARY + "' " + args +
-                          " 2>/dev/null </dev/null";
+  const std::string cmd = "CORRAL_NO_SERVER=1 CORRAL_MODELS='" + store.str() + "' '" +
+                          CORRAL_BINARY + "' " + args + " 2>/dev/null </dev/null";
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return out;

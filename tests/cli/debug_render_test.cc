@@ -136,7 +136,7 @@ TEST(TemplateChoice, ModelfileTemplateWins) {
              "FROM " + testdata_path("tinystories260k/stories260K-f32.gguf") +
                  "\nTEMPLATE \"\"\"{{ if .System }}<<{{ .System }}>>{{ end }}{{ .Prompt }}\"\"\"\n"
                  "SYSTEM Tell a story.\n");
-  const std::string env = "CORRAL_MODELS='" + store_dir.str() + "' ";
+  const std::string env = "CORRAL_NO_SERVER=1 CORRAL_MODELS='" + store_dir.str() + "' ";
   const std::string corral = std::string("'") + CORRAL_BINARY + "'";
   ASSERT_EQ(std::system((env + corral + " create story -f '" +
                          (work.path() / "Modelfile").string() + "' >/dev/null 2>&1")

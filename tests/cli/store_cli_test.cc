@@ -28,9 +28,11 @@ struct Result {
   std::string out;
 };
 
-// Runs corral with CORRAL_MODELS set to `store`, from folder `cwd`; stderr merged into out.
+// Runs corral with CORRAL_MODELS set to `store`, from folder `cwd`; stderr merged into out. The
+// store is used directly (CORRAL_NO_SERVER): no server that may be running is asked, and `run`
+// starts none.
 Result corral(const fs::path& store, const std::string& args, const fs::path& cwd = "") {
-  std::string cmd = "CORRAL_MODELS='" + store.string() + "' ";
+  std::string cmd = "CORRAL_NO_SERVER=1 CORRAL_MODELS='" + store.string() + "' ";
   if (!cwd.empty()) cmd = "cd '" + cwd.string() + "' && " + cmd;
   cmd += std::string("'") + CORRAL_BINARY + "' " + args + " 2>&1 </dev/null";
   Result r;
@@ -374,6 +376,7 @@ pid_t start_create(const fs::path& store, const fs::path& cwd, const std::string
     close(fds[1]);
     if (chdir(cwd.c_str()) != 0) _exit(127);
     setenv("CORRAL_MODELS", store.c_str(), 1);
+    setenv("CORRAL_NO_SERVER", "1", 1);
     execl(CORRAL_BINARY, CORRAL_BINARY, "create", name.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }

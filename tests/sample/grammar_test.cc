@@ -325,6 +325,19 @@ void check_mask_against_accepts(const tokenizer::Tokenizer& tok) {
           << "prefix '" << prefix << "' token " << id << " '" << (*pieces)[id] << "'";
     }
     EXPECT_GT(allowed, 0u) << prefix;
+    // And with a matcher of its own (fresh state caches) on a sample: prefix and piece byte by
+    // byte through the 256-byte vocabulary.
+    std::mt19937 rng(static_cast<uint32_t>(checked_states));
+    for (int trial = 0; trial < 300; ++trial) {
+      const auto id = std::uniform_int_distribution<size_t>(0, pieces->size() - 1)(rng);
+      if ((*pieces)[id].empty()) continue;
+      GrammarMatcher fresh(g, byte_pieces());
+      bool ok = true;
+      for (const char c : prefix + (*pieces)[id]) {
+        ok = ok && fresh.accept(static_cast<int32_t>(static_cast<unsigned char>(c)));
+      }
+      EXPECT_EQ(ok, std::isfinite(logits[id])) << "prefix '" << prefix << "' token " << id;
+    }
     ++checked_states;
   }
   EXPECT_EQ(checked_states, 9);

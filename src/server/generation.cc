@@ -1,0 +1,845 @@
+#include "server/generation.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <random>
+#include <regex>
+#include <stdexcept>
+#include <utility>
+
+#include "ml/gguf/metadata.h"
+#include "server/server.h"
+#include "template/ollama.h"
+#include "tokenizer/tokenizer.h"
+
+namespace corral::server {
+
+// ---- Request fields -------------------------------------------------------------------------
+
+std::string dump_json(const OJson& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+void send_ordered(httplib::Response& res, const OJson& body, int status) {
+  res.status = status;
+  res.set_content(dump_json(body), "application/json; charset=utf-8");
+}
+
+std::string rfc3339_nano(std::chrono::system_clock::time_point t) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
+  std::time_t secs = static_cast<std::time_t>(ns.count() / 1000000000);
+  long frac = static_cast<long>(ns.count() % 1000000000);
+  if (frac < 0) {
+    frac += 1000000000;
+    --secs;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string out = buf;
+  if (frac != 0) {
+    char digits[16];
+    std::snprintf(digits, sizeof digits, ".%09ld", frac);
+    std::string f = digits;
+    while (f.back() == '0') f.pop_back();
+    out += f;
+  }
+  return out + "Z";
+}
+
+store::ModelInfo find_model(Context& ctx, const std::string& name) {
+  if (name.empty()) throw HttpError(400, "model is required");
+  const std::string not_found = "model '" + name + "' not found";
+  store::ModelName parsed;
+  try {
+    parsed = store::ModelName::parse(name);
+  } catch (const store::NameError&) {
+    throw HttpError(404, not_found);
+  }
+  std::optional<store::Manifest> manifest = ctx.store.find_manifest(parsed);
+  if (!manifest) throw HttpError(404, not_found);
+  return store::resolve_manifest(ctx.store, parsed, std::move(*manifest));
+}
+
+sample::Options request_options(const store::ModelInfo& info, const OJson& options) {
+  sample::Options o;
+  std::vector<std::string> unknown;
+  try {
+    o.apply(nlohmann::json::parse(info.parameters.dump()), &unknown);
+  } catch (const std::invalid_argument&) {
+    // A model's PARAMETERs were checked when it was created; one from an older store that no
+    // longer parses must not make the model unusable.
+  }
+  if (options.is_null()) return o;
+  if (!options.is_object()) throw HttpError(400, "options must be an object");
+  try {
+    o.apply(nlohmann::json::parse(options.dump()), &unknown);
+  } catch (const std::invalid_argument& e) {
+    throw HttpError(400, e.what());
+  }
+  return o;
+}
+
+std::optional<runner::Duration> request_keep_alive(const OJson& body) {
+  const auto it = body.find("keep_alive");
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  try {
+    return runner::parse_keep_alive(nlohmann::json::parse(it->dump()));
+  } catch (const std::exception& e) {
+    throw HttpError(400, e.what());
+  }
+}
+
+std::shared_ptr<const sample::Grammar> format_grammar(const OJson& format) {
+  if (format.is_null()) return nullptr;
+  if (format.is_string()) {
+    const std::string f = format.get<std::string>();
+    if (f.empty()) return nullptr;
+    if (f == "json") return sample::Grammar::json_object();
+    throw HttpError(400, "invalid format '" + f + "': expected \"json\" or a JSON schema");
+  }
+  if (!format.is_object())
+    throw HttpError(400, "invalid format: expected \"json\" or a JSON schema");
+  try {
+    return sample::Grammar::json_schema(format);
+  } catch (const std::invalid_argument& e) {
+    throw HttpError(400, std::string("invalid JSON schema in format: ") + e.what());
+  }
+}
+
+OJson parse_ordered_body(const httplib::Request& req) {
+  if (req.body.empty()) throw HttpError(400, "missing request body");
+  OJson body;
+  try {
+    body = OJson::parse(req.body);
+  } catch (const nlohmann::json::exception& e) {
+    throw HttpError(400, std::string("invalid JSON in request body: ") + e.what());
+  }
+  if (!body.is_object()) throw HttpError(400, "the request body must be a JSON object");
+  return body;
+}
+
+std::string string_field(const OJson& body, const char* key) {
+  const auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return "";
+  if (!it->is_string()) throw HttpError(400, std::string(key) + " must be a string");
+  return it->get<std::string>();
+}
+
+bool bool_field(const OJson& body, const char* key, bool fallback) {
+  const auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) throw HttpError(400, std::string(key) + " must be a boolean");
+  return it->get<bool>();
+}
+
+Think parse_think(const OJson& value) {
+  Think t;
+  if (value.is_null()) return t;
+  if (value.is_boolean()) {
+    t.enabled = value.get<bool>();
+    return t;
+  }
+  if (value.is_string()) {
+    const std::string s = value.get<std::string>();
+    if (s == "low" || s == "medium" || s == "high" || s == "max") {
+      t.enabled = true;
+      t.level = s;
+      return t;
+    }
+    if (s == "true" || s == "false") {
+      t.enabled = s == "true";
+      return t;
+    }
+  }
+  throw HttpError(400, "invalid think value: " + value.dump() +
+                           " (must be true, false, \"low\", \"medium\", \"high\" or \"max\")");
+}
+
+// ---- Prompts --------------------------------------------------------------------------------
+
+tmpl::PromptTemplate model_template(const store::ModelInfo& info, const runner::Runner& runner) {
+  return *tmpl::choose_template(info.template_text, runner.file().metadata());
+}
+
+std::vector<int32_t> tokenize_prompt(const tokenizer::Tokenizer& tokenizer, std::string_view text,
+                                     bool add_special) {
+  std::vector<int32_t> ids = tokenizer.encode(text, add_special, true);
+  const int32_t bos = tokenizer.vocab().bos;
+  if (ids.size() >= 2 && bos >= 0 && ids[0] == bos && ids[1] == bos) ids.erase(ids.begin());
+  return ids;
+}
+
+tmpl::Json chat_messages(const store::ModelInfo& info, const tmpl::Json& request_messages) {
+  tmpl::Json out = tmpl::Json::array();
+  const bool starts_with_system =
+      !request_messages.empty() && request_messages.front().value("role", "") == "system";
+  if (info.system && !info.system->empty() && !starts_with_system)
+    out.push_back({{"role", "system"}, {"content", *info.system}});
+  if (info.messages.is_array())
+    for (const auto& m : info.messages) out.push_back(m);
+  for (const auto& m : request_messages) out.push_back(m);
+  return out;
+}
+
+tmpl::Json normalize_messages(const OJson& messages, const std::string& model_name) {
+  if (messages.is_null()) return tmpl::Json::array();
+  if (!messages.is_array()) throw HttpError(400, "messages must be an array");
+  tmpl::Json out = tmpl::Json::array();
+  for (const auto& m : messages) {
+    if (!m.is_object()) throw HttpError(400, "each message must be an object");
+    std::string role = string_field(m, "role");
+    if (role.empty()) throw HttpError(400, "each message needs a role");
+    for (char& c : role) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    tmpl::Json msg = {{"role", role}, {"content", string_field(m, "content")}};
+    if (const auto it = m.find("images"); it != m.end() && !it->is_null() && !it->empty())
+      throw HttpError(400,
+                      "\"" + model_name + "\" does not support images (it has no vision encoder)");
+    const std::string thinking = string_field(m, "thinking");
+    if (!thinking.empty()) {
+      msg["thinking"] = thinking;
+      msg["reasoning_content"] = thinking;
+    }
+    if (const auto it = m.find("tool_calls"); it != m.end() && !it->is_null()) {
+      if (!it->is_array()) throw HttpError(400, "tool_calls must be an array");
+      msg["tool_calls"] = *it;
+    }
+    for (const char* key : {"tool_name", "tool_call_id", "name"}) {
+      const std::string v = string_field(m, key);
+      if (!v.empty()) msg[key] = v;
+    }
+    out.push_back(std::move(msg));
+  }
+  return out;
+}
+
+std::string render_chat(const tmpl::PromptTemplate& t, tmpl::ChatInput input,
+                        const tokenizer::Tokenizer& tokenizer, int64_t num_ctx, bool truncate) {
+  const tmpl::Json all = input.messages;
+  if (!truncate || all.size() <= 1) return tmpl::render_prompt(t, input);
+  // Drop messages from the front, keeping the system messages among them, until the prompt
+  // fits; the last message is always kept.
+  for (size_t start = 0; start < all.size(); ++start) {
+    tmpl::Json msgs = tmpl::Json::array();
+    for (size_t j = 0; j < start; ++j)
+      if (all[j].value("role", "") == "system") msgs.push_back(all[j]);
+    for (size_t j = start; j < all.size(); ++j) msgs.push_back(all[j]);
+    input.messages = std::move(msgs);
+    std::string prompt = tmpl::render_prompt(t, input);
+    if (start + 1 == all.size() ||
+        static_cast<int64_t>(tokenize_prompt(tokenizer, prompt).size()) <= num_ctx)
+      return prompt;
+  }
+  return tmpl::render_prompt(t, input);
+}
+
+std::optional<ThinkTags> thinking_tags(const tmpl::PromptTemplate& t) {
+  if (t.syntax == tmpl::Syntax::kJinja) {
+    if (t.text.find("<think>") != std::string::npos) return ThinkTags{"<think>", "</think>"};
+    return std::nullopt;
+  }
+  if (t.text.find(".Thinking") == std::string::npos) return std::nullopt;
+  // The literal text around {{ .Thinking }} inside the template's message loop.
+  static const std::regex around(
+      R"((<[^<>{}\s]+>)\s*(?:\{\{-?\s*\.Thinking\s*-?\}\})\s*(</?[^<>{}\s]+>))");
+  std::smatch m;
+  if (std::regex_search(t.text, m, around)) return ThinkTags{m[1].str(), m[2].str()};
+  return ThinkTags{"<think>", "</think>"};
+}
+
+namespace {
+
+bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
+
+size_t leading_space(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size() && is_space(s[i])) ++i;
+  return i;
+}
+
+// Length of the longest suffix of s that is a proper prefix of tag.
+size_t partial_suffix(std::string_view s, std::string_view tag) {
+  for (size_t n = std::min(s.size(), tag.size() - 1); n > 0; --n)
+    if (s.substr(s.size() - n) == tag.substr(0, n)) return n;
+  return 0;
+}
+
+}  // namespace
+
+void ThinkingParser::push(std::string_view text, std::string& thinking, std::string& content) {
+  buf_.append(text);
+  run(thinking, content, false);
+}
+
+void ThinkingParser::finish(std::string& thinking, std::string& content) {
+  run(thinking, content, true);
+}
+
+void ThinkingParser::run(std::string& thinking, std::string& content, bool at_end) {
+  for (;;) {
+    switch (state_) {
+      case State::kLookingForOpen: {
+        const size_t ws = leading_space(buf_);
+        const std::string_view rest = std::string_view(buf_).substr(ws);
+        if (rest.starts_with(tags_.open)) {
+          buf_.erase(0, ws + tags_.open.size());
+          state_ = State::kEatingSpaceAfterOpen;
+          continue;
+        }
+        if (!at_end && std::string_view(tags_.open).starts_with(rest)) return;  // undecided
+        state_ = State::kDone;
+        continue;
+      }
+      case State::kEatingSpaceAfterOpen: {
+        buf_.erase(0, leading_space(buf_));
+        if (buf_.empty() && !at_end) return;
+        state_ = State::kThinking;
+        continue;
+      }
+      case State::kThinking: {
+        const size_t close = buf_.find(tags_.close);
+        if (close != std::string::npos) {
+          std::string_view before = std::string_view(buf_).substr(0, close);
+          while (!before.empty() && is_space(before.back())) before.remove_suffix(1);
+          thinking.append(before);
+          buf_.erase(0, close + tags_.close.size());
+          state_ = State::kEatingSpaceAfterClose;
+          continue;
+        }
+        // Hold back a possible partial closing tag and trailing whitespace (which belongs to
+        // the thinking only if more thinking follows).
+        const size_t keep = at_end ? 0 : partial_suffix(buf_, tags_.close);
+        size_t end = buf_.size() - keep;
+        while (end > 0 && is_space(buf_[end - 1])) --end;
+        thinking.append(buf_, 0, end);
+        buf_.erase(0, at_end ? buf_.size() : end);
+        return;
+      }
+      case State::kEatingSpaceAfterClose: {
+        buf_.erase(0, leading_space(buf_));
+        if (buf_.empty() && !at_end) return;
+        state_ = State::kDone;
+        continue;
+      }
+      case State::kDone:
+        content.append(buf_);
+        buf_.clear();
+        return;
+    }
+  }
+}
+
+// ---- Tool calls -----------------------------------------------------------------------------
+
+std::string prefix_gbnf_rules(std::string_view gbnf, std::string_view prefix) {
+  auto word_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  };
+  std::string out;
+  out.reserve(gbnf.size() * 2);
+  size_t i = 0;
+  while (i < gbnf.size()) {
+    const char c = gbnf[i];
+    if (c == '"' || c == '[') {
+      // A literal or a character class: copied as it is, escapes included.
+      const char close = c == '"' ? '"' : ']';
+      size_t j = i + 1;
+      while (j < gbnf.size() && gbnf[j] != close) j += gbnf[j] == '\\' ? 2 : 1;
+      j = std::min(j + 1, gbnf.size());
+      out.append(gbnf.substr(i, j - i));
+      i = j;
+    } else if (c == '#') {
+      const size_t j = std::min(gbnf.find('\n', i), gbnf.size());
+      i = j;
+    } else if (c == '{') {
+      const size_t j = std::min(gbnf.find('}', i), gbnf.size() - 1) + 1;
+      out.append(gbnf.substr(i, j - i));
+      i = j;
+    } else if (word_char(c)) {
+      size_t j = i;
+      while (j < gbnf.size() && word_char(gbnf[j])) ++j;
+      out.append(prefix);
+      out.append(gbnf.substr(i, j - i));
+      i = j;
+    } else {
+      out.push_back(c);
+      ++i;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+std::string gbnf_literal(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string tool_call_gbnf(const tmpl::ToolCallFormat& format, const OJson& tools,
+                           const std::string& only) {
+  // What goes around {"name": "f", "arguments": {..}} in each syntax this can force.
+  std::string before, after, args_key = "arguments";
+  switch (format.style) {
+    case tmpl::ToolCallStyle::kHermes:
+      before = "<tool_call>\n";
+      after = "\n</tool_call>";
+      break;
+    case tmpl::ToolCallStyle::kJson:
+    case tmpl::ToolCallStyle::kLlama31:
+      args_key = "parameters";
+      break;
+    case tmpl::ToolCallStyle::kFireFunction:
+      before = "functools[";
+      after = "]";
+      break;
+    case tmpl::ToolCallStyle::kTagged:
+      before = format.tag;
+      break;
+    case tmpl::ToolCallStyle::kFunctionaryV31:
+      break;
+    default:
+      throw HttpError(400,
+                      std::string("cannot force a tool call in this model's tool-call syntax (") +
+                          std::string(tmpl::to_string(format.style)) + ")");
+  }
+  if (!tools.is_array() || tools.empty()) throw HttpError(400, "tool_choice needs tools");
+  std::string rules, alternatives;
+  int n = 0;
+  for (const auto& tool : tools) {
+    const OJson fn = tool.value("function", OJson::object());
+    const std::string name = fn.value("name", "");
+    if (name.empty() || (!only.empty() && name != only)) continue;
+    OJson params = fn.value("parameters", OJson::object());
+    if (!params.is_object() || params.empty()) params = {{"type", "object"}};
+    std::string schema_gbnf;
+    try {
+      schema_gbnf = sample::Grammar::json_schema_to_gbnf(params);
+    } catch (const std::invalid_argument& e) {
+      throw HttpError(400, "tool '" + name + "': cannot constrain its parameters: " + e.what());
+    }
+    const std::string prefix = "t" + std::to_string(n++) + "-";
+    rules += prefix_gbnf_rules(schema_gbnf, prefix) + "\n";
+    std::string call;
+    if (format.style == tmpl::ToolCallStyle::kFunctionaryV31) {
+      call = gbnf_literal("<function=" + name + ">") + " " + prefix + "root " +
+             gbnf_literal("</function>");
+    } else {
+      call =
+          gbnf_literal(before + "{\"name\": " + OJson(name).dump() + ", \"" + args_key + "\": ") +
+          " " + prefix + "root " + gbnf_literal("}" + after);
+    }
+    alternatives += (alternatives.empty() ? "" : " | ") + call;
+  }
+  if (alternatives.empty())
+    throw HttpError(400, only.empty() ? std::string("no tool has a function name")
+                                      : "tool_choice names no tool: '" + only + "'");
+  return "root ::= " + alternatives + "\n" + rules;
+}
+
+std::string tool_call_id() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string id = "call_";
+  for (int i = 0; i < 8; ++i) id.push_back(kChars[rng() % (sizeof kChars - 1)]);
+  return id;
+}
+
+OutputParser::OutputParser(std::optional<ThinkTags> think,
+                           std::optional<tmpl::ToolCallFormat> tools) {
+  if (think) think_.emplace(std::move(*think));
+  if (tools && tools->supports_tools()) tools_.emplace(*tools);
+}
+
+void OutputParser::split_content(std::string text, Delta& out, bool at_end) {
+  if (!tools_) {
+    out.content += text;
+    return;
+  }
+  tmpl::ToolCallDelta d = tools_->push(text);
+  if (at_end) {
+    tmpl::ToolCallDelta rest = tools_->finish();
+    d.content += rest.content;
+    for (auto& c : rest.calls) d.calls.push_back(std::move(c));
+    for (auto& e : rest.errors) d.errors.push_back(std::move(e));
+  }
+  out.content += d.content;
+  for (const auto& e : d.errors) out.content += e.text;  // a call written wrongly stays text
+  for (auto& c : d.calls) out.calls.push_back(std::move(c));
+}
+
+Delta OutputParser::push(runner::Piece piece) {
+  Delta out;
+  out.logprobs = std::move(piece.logprobs);
+  std::string content;
+  if (think_)
+    think_->push(piece.text, out.thinking, content);
+  else
+    content = std::move(piece.text);
+  if (!content.empty()) split_content(std::move(content), out, false);
+  return out;
+}
+
+Delta OutputParser::finish() {
+  Delta out;
+  std::string content;
+  if (think_) think_->finish(out.thinking, content);
+  split_content(std::move(content), out, true);
+  return out;
+}
+
+std::string base64_f32_le(const std::vector<float>& v) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string bytes(v.size() * 4, '\0');
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint32_t u;
+    std::memcpy(&u, &v[i], 4);
+    for (int b = 0; b < 4; ++b) bytes[i * 4 + b] = static_cast<char>((u >> (8 * b)) & 0xff);
+  }
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    const uint32_t n = (uint32_t(uint8_t(bytes[i])) << 16) |
+                       (i + 1 < bytes.size() ? uint32_t(uint8_t(bytes[i + 1])) << 8 : 0) |
+                       (i + 2 < bytes.size() ? uint32_t(uint8_t(bytes[i + 2])) : 0);
+    out.push_back(kAlphabet[(n >> 18) & 63]);
+    out.push_back(kAlphabet[(n >> 12) & 63]);
+    out.push_back(i + 1 < bytes.size() ? kAlphabet[(n >> 6) & 63] : '=');
+    out.push_back(i + 2 < bytes.size() ? kAlphabet[n & 63] : '=');
+  }
+  return out;
+}
+
+OJson logprobs_json(std::span<const runner::Logprob> logprobs) {
+  auto token = [](const runner::TokenLogprob& t) {
+    OJson bytes = OJson::array();
+    for (const char c : t.token) bytes.push_back(static_cast<int>(static_cast<unsigned char>(c)));
+    return OJson{{"token", t.token}, {"logprob", t.logprob}, {"bytes", std::move(bytes)}};
+  };
+  OJson out = OJson::array();
+  for (const auto& lp : logprobs) {
+    OJson j = token(lp.chosen);
+    if (!lp.top.empty()) {
+      OJson top = OJson::array();
+      for (const auto& t : lp.top) top.push_back(token(t));
+      j["top_logprobs"] = std::move(top);
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+OJson ollama_tool_call(const tmpl::ToolCall& call, size_t index) {
+  return {{"id", call.id.empty() ? tool_call_id() : call.id},
+          {"function", {{"index", index}, {"name", call.name}, {"arguments", call.arguments}}}};
+}
+
+// ---- Running a request ----------------------------------------------------------------------
+
+Generation::Generation(Context& ctx, std::string request_model, store::ModelInfo info)
+    : ctx_(ctx), model_(std::move(request_model)), info_(std::move(info)), start_(Clock::now()) {}
+
+Generation::~Generation() {
+  if (sequence_ && !finished_) sequence_->cancel();
+}
+
+void Generation::load(const sample::Options& options, std::optional<runner::Duration> keep_alive) {
+  const auto t0 = Clock::now();
+  lease_ = ctx_.scheduler.acquire(info_, options, keep_alive);
+  requested_ctx_ = options.num_ctx;
+  load_duration_ = Clock::now() - t0;
+}
+
+int64_t Generation::num_ctx() const {
+  const int64_t loaded = runner().options().num_ctx;
+  // A loaded instance with a larger context serves a request for a smaller one; the prompt is
+  // still cut to what the request asked for, as Ollama does.
+  return requested_ctx_ > 0 ? std::min<int64_t>(requested_ctx_, loaded) : loaded;
+}
+
+void Generation::submit(runner::SequenceRequest request, OutputParser parser) {
+  try {
+    sequence_ = runner().submit(std::move(request));
+  } catch (const runner::QueueFullError& e) {
+    throw HttpError(503, e.what());
+  } catch (const std::invalid_argument& e) {
+    throw HttpError(400, e.what());
+  }
+  parser_.emplace(std::move(parser));
+}
+
+bool Generation::next(Delta& out) {
+  out = Delta{};
+  if (finished_) return false;
+  runner::Piece piece;
+  while (sequence_->next(piece)) {
+    out = parser_->push(std::move(piece));
+    if (!out.empty()) return true;
+  }
+  finished_ = true;
+  out = parser_->finish();
+  return !out.empty();
+}
+
+const runner::SequenceResult& Generation::result() { return sequence_->result(); }
+
+void Generation::cancel() {
+  if (sequence_) sequence_->cancel();
+}
+
+OutputParser PreparedChat::parser() const {
+  OutputParser p(think, tools);
+  if (think && prompt_opens_thinking) p.push(runner::Piece{think->open, {}});
+  return p;
+}
+
+PreparedChat prepare_chat(const Generation& g, ChatSpec spec) {
+  PreparedChat out;
+  const runner::Runner& runner = g.runner();
+  const tmpl::PromptTemplate t = model_template(g.info(), runner);
+
+  const std::optional<ThinkTags> tags = thinking_tags(t);
+  if (spec.think.on() && !tags)
+    throw HttpError(400, "\"" + g.model() + "\" does not support thinking");
+  // Ollama turns thinking on by default for models that can think.
+  if (tags && !spec.think.enabled) spec.think.enabled = true;
+
+  const bool has_tools = spec.tools.is_array() && !spec.tools.empty();
+  tmpl::ToolCallFormat format;
+  if (has_tools) {
+    format = tmpl::detect_tool_call_format(t.text);
+    if (!format.supports_tools())
+      throw HttpError(400, "\"" + g.model() + "\" does not support tools");
+  }
+  const bool offer_tools = has_tools && spec.tool_choice.mode != ToolChoice::Mode::kNone;
+
+  out.grammar = spec.grammar;
+  if (offer_tools && (spec.tool_choice.mode == ToolChoice::Mode::kRequired ||
+                      spec.tool_choice.mode == ToolChoice::Mode::kNamed)) {
+    const std::string gbnf = tool_call_gbnf(
+        format, spec.tools,
+        spec.tool_choice.mode == ToolChoice::Mode::kNamed ? spec.tool_choice.name : "");
+    try {
+      out.grammar = sample::Grammar::parse(gbnf);
+    } catch (const std::invalid_argument& e) {
+      throw HttpError(500, std::string("tool-call grammar: ") + e.what());
+    }
+  }
+
+  tmpl::ChatInput input;
+  input.messages = chat_messages(g.info(), spec.messages);
+  if (offer_tools) input.tools = spec.tools;
+  input.think = spec.think.enabled;
+  input.think_level = spec.think.level;
+  tmpl::add_special_tokens(runner.tokenizer().vocab(), input.context);
+  try {
+    out.prompt = render_chat(t, std::move(input), runner.tokenizer(), g.num_ctx(), spec.truncate);
+  } catch (const HttpError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw HttpError(500, std::string("rendering the prompt: ") + e.what());
+  }
+  out.tokens = tokenize_prompt(runner.tokenizer(), out.prompt);
+
+  if (tags && spec.think.on()) {
+    out.think = tags;
+    std::string_view p = out.prompt;
+    while (!p.empty() && is_space(p.back())) p.remove_suffix(1);
+    out.prompt_opens_thinking = p.ends_with(tags->open);
+  }
+  if (offer_tools) out.tools = format;
+  return out;
+}
+
+OutputParser PreparedGenerate::parser() const {
+  OutputParser p(think, std::nullopt);
+  if (think && prompt_opens_thinking) p.push(runner::Piece{think->open, {}});
+  return p;
+}
+
+PreparedGenerate prepare_generate(const Generation& g, GenerateSpec spec) {
+  PreparedGenerate out;
+  const runner::Runner& runner = g.runner();
+  const tmpl::PromptTemplate model_tmpl = model_template(g.info(), runner);
+  const std::optional<ThinkTags> tags = spec.raw ? std::nullopt : thinking_tags(model_tmpl);
+  if (spec.think.on() && !tags)
+    throw HttpError(400, "\"" + g.model() + "\" does not support thinking");
+  if (tags && !spec.think.enabled) spec.think.enabled = true;
+
+  std::string text = spec.prompt;
+  if (!spec.raw) {
+    tmpl::PromptTemplate t = model_tmpl;
+    if (!spec.template_override.empty())
+      t = tmpl::PromptTemplate{tmpl::Syntax::kGo, spec.template_override, "request"};
+    tmpl::ChatInput input;
+    input.think = spec.think.enabled;
+    input.think_level = spec.think.level;
+    tmpl::add_special_tokens(runner.tokenizer().vocab(), input.context);
+    try {
+      if (!spec.suffix.empty()) {
+        if (t.syntax != tmpl::Syntax::kGo || t.text.find(".Suffix") == std::string::npos)
+          throw HttpError(400, "\"" + g.model() + "\" does not support insert");
+        text = tmpl::render_ollama(tmpl::parse_ollama(t.text), input, {spec.prompt, spec.suffix});
+      } else {
+        const std::string sys = !spec.system.empty() ? spec.system : g.info().system.value_or("");
+        if (!sys.empty()) input.messages.push_back({{"role", "system"}, {"content", sys}});
+        if (!spec.has_context && g.info().messages.is_array())
+          for (const auto& m : g.info().messages) input.messages.push_back(m);
+        input.messages.push_back({{"role", "user"}, {"content", spec.prompt}});
+        if (spec.template_override.empty())
+          text = render_chat(t, std::move(input), runner.tokenizer(), g.num_ctx(), spec.truncate);
+        else
+          text = tmpl::render_prompt(t, input);
+      }
+    } catch (const HttpError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw HttpError(500, std::string("rendering the prompt: ") + e.what());
+    }
+  }
+  out.prompt = text;
+
+  if (spec.has_context) {
+    out.tokens = std::move(spec.context);
+    const auto more = tokenize_prompt(runner.tokenizer(), text, false);
+    out.tokens.insert(out.tokens.end(), more.begin(), more.end());
+  } else {
+    out.tokens = tokenize_prompt(runner.tokenizer(), text);
+  }
+  if (out.tokens.empty()) throw HttpError(400, "the prompt gives no tokens");
+
+  if (tags && spec.think.on()) {
+    out.think = tags;
+    std::string_view p = text;
+    while (!p.empty() && is_space(p.back())) p.remove_suffix(1);
+    out.prompt_opens_thinking = p.ends_with(tags->open);
+  }
+  return out;
+}
+
+Embeddings embed_texts(Context& ctx, const store::ModelInfo& info, const sample::Options& options,
+                       std::optional<runner::Duration> keep_alive,
+                       const std::vector<std::string>& inputs, bool truncate, int dimensions) {
+  Embeddings out;
+  const auto start = Clock::now();
+  runner::Lease lease = ctx.scheduler.acquire(info, options, keep_alive);
+  out.load_duration = Clock::now() - start;
+  runner::Runner& runner = *lease->runner;
+  const int64_t num_ctx = options.num_ctx > 0
+                              ? std::min<int64_t>(options.num_ctx, runner.options().num_ctx)
+                              : runner.options().num_ctx;
+
+  std::vector<std::shared_ptr<runner::Sequence>> sequences;
+  std::vector<size_t> lengths;
+  struct CancelAll {
+    std::vector<std::shared_ptr<runner::Sequence>>& s;
+    ~CancelAll() {
+      for (auto& q : s) q->cancel();
+    }
+  } cancel_all{sequences};
+  for (const std::string& text : inputs) {
+    runner::SequenceRequest r;
+    r.prompt = tokenize_prompt(runner.tokenizer(), text);
+    if (r.prompt.empty()) throw HttpError(400, "an input gives no tokens");
+    if (static_cast<int64_t>(r.prompt.size()) > num_ctx) {
+      if (!truncate) throw HttpError(400, "the input length exceeds the context length");
+      r.prompt.resize(static_cast<size_t>(num_ctx));
+    }
+    r.options = options;
+    r.embed = true;
+    lengths.push_back(r.prompt.size());
+    try {
+      sequences.push_back(runner.submit(std::move(r)));
+    } catch (const runner::QueueFullError& e) {
+      throw HttpError(503, e.what());
+    } catch (const std::invalid_argument& e) {
+      throw HttpError(400, e.what());
+    }
+  }
+  for (auto& s : sequences) {
+    const runner::SequenceResult& r = s->result();
+    std::vector<float> v = r.embedding;
+    if (dimensions > 0 && static_cast<size_t>(dimensions) < v.size()) {
+      v.resize(static_cast<size_t>(dimensions));
+      double sum = 0;
+      for (const float x : v) sum += double(x) * x;
+      const float scale = static_cast<float>(1.0 / std::max(std::sqrt(sum), 1e-12));
+      for (float& x : v) x *= scale;
+    }
+    out.vectors.push_back(std::move(v));
+    out.prompt_tokens += static_cast<int>(lengths[out.vectors.size() - 1]);
+  }
+  sequences.clear();
+  out.total_duration = Clock::now() - start;
+  return out;
+}
+
+void add_metrics(OJson& j, const Generation& g, const runner::Stats& stats) {
+  j["total_duration"] = static_cast<int64_t>(g.elapsed().count());
+  j["load_duration"] = static_cast<int64_t>(g.load_duration().count());
+  j["prompt_eval_count"] = stats.prompt_eval_count;
+  j["prompt_eval_duration"] = static_cast<int64_t>(stats.prompt_eval_duration.count());
+  j["eval_count"] = stats.eval_count;
+  j["eval_duration"] = static_cast<int64_t>(stats.eval_duration.count());
+}
+
+void stream_response(httplib::Response& res, const char* content_type,
+                     std::function<void(const StreamWrite&)> produce) {
+  auto fn = std::make_shared<std::function<void(const StreamWrite&)>>(std::move(produce));
+  res.set_chunked_content_provider(content_type, [fn](size_t, httplib::DataSink& sink) {
+    bool gone = false;
+    const StreamWrite write = [&sink, &gone](std::string_view s) {
+      if (gone) return false;
+      if (!sink.is_writable() || !sink.write(s.data(), s.size())) gone = true;
+      return !gone;
+    };
+    try {
+      (*fn)(write);
+    } catch (const std::exception&) {
+      // produce reports its own errors in the stream; whatever escapes ends the response.
+    }
+    if (gone) return false;
+    sink.done();
+    return true;
+  });
+}
+
+int error_status(const std::exception& e) {
+  if (const auto* h = dynamic_cast<const HttpError*>(&e)) return h->status;
+  if (dynamic_cast<const runner::QueueFullError*>(&e)) return 503;
+  if (dynamic_cast<const std::invalid_argument*>(&e)) return 400;
+  if (dynamic_cast<const nlohmann::json::exception*>(&e)) return 400;  // a field of a wrong type
+  return 500;
+}
+
+}  // namespace corral::server

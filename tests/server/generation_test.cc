@@ -1,0 +1,276 @@
+// The pure parts of the generation routes: request fields, prompts, thinking and tool-call
+// output splitting, grammars for forced tool calls, response fields.
+#include "server/generation.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "ml/gguf/reader.h"
+#include "sample/grammar.h"
+#include "server/server.h"
+#include "testdata.h"
+#include "tokenizer/tokenizer.h"
+
+namespace corral::server {
+namespace {
+
+using json = OJson;
+
+template <class F>
+int status_of(F&& f) {
+  try {
+    f();
+  } catch (const HttpError& e) {
+    return e.status;
+  }
+  return 0;
+}
+
+TEST(GenerationFields, CreatedAtIsRfc3339WithNanosecondsTrimmed) {
+  using namespace std::chrono;
+  const system_clock::time_point t{seconds(1700000000) + nanoseconds(123456000)};
+  EXPECT_EQ(rfc3339_nano(t), "2023-11-14T22:13:20.123456Z");
+  EXPECT_EQ(rfc3339_nano(system_clock::time_point{seconds(1700000000)}), "2023-11-14T22:13:20Z");
+  EXPECT_EQ(rfc3339_nano(system_clock::time_point{seconds(1700000000) + nanoseconds(1)}),
+            "2023-11-14T22:13:20.000000001Z");
+}
+
+TEST(GenerationFields, RequestOptionsLayerOverModelParametersAndSkipUnknownKeys) {
+  store::ModelInfo info;
+  info.parameters = {{"temperature", 0.3}, {"top_k", 7}, {"stop", {"<end>"}}};
+  const sample::Options o =
+      request_options(info, {{"temperature", 0.0}, {"future_option", 1}, {"mirostat", 2}});
+  EXPECT_EQ(o.temperature, 0.0f);
+  EXPECT_EQ(o.top_k, 7);
+  ASSERT_EQ(o.stop.size(), 1u);
+  EXPECT_EQ(o.stop[0], "<end>");
+  EXPECT_EQ(status_of([&] { request_options(info, {{"temperature", "hot"}}); }), 400);
+  EXPECT_EQ(status_of([&] { request_options(info, json::array()); }), 400);
+}
+
+TEST(GenerationFields, FormatOtherThanJsonOrSchemaIsRejected) {
+  EXPECT_EQ(format_grammar(json()), nullptr);
+  EXPECT_EQ(format_grammar(""), nullptr);
+  EXPECT_EQ(status_of([] { format_grammar("yaml"); }), 400);
+  EXPECT_EQ(status_of([] { format_grammar(42); }), 400);
+}
+
+TEST(GenerationFields, ThinkAcceptsBooleansAndLevels) {
+  EXPECT_FALSE(parse_think(json()).enabled.has_value());
+  EXPECT_TRUE(parse_think(true).on());
+  EXPECT_FALSE(parse_think(false).on());
+  const Think high = parse_think("high");
+  EXPECT_TRUE(high.on());
+  EXPECT_EQ(high.level, "high");
+  EXPECT_EQ(status_of([] { parse_think("loud"); }), 400);
+  EXPECT_EQ(status_of([] { parse_think(3); }), 400);
+}
+
+TEST(GenerationFields, KeepAliveParsesDurationsAndRejectsGarbage) {
+  EXPECT_FALSE(request_keep_alive(json::object()).has_value());
+  EXPECT_EQ(request_keep_alive({{"keep_alive", 0}})->count(), 0);
+  EXPECT_EQ(status_of([] { request_keep_alive({{"keep_alive", "soon"}}); }), 400);
+}
+
+TEST(GenerationPrompt, MessagesAreNormalizedAndImagesRefused) {
+  const tmpl::Json m = normalize_messages(
+      json::array({{{"role", "USER"}, {"content", "hi"}},
+                   {{"role", "assistant"}, {"content", nullptr}, {"thinking", "hmm"}}}),
+      "m");
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0]["role"], "user");
+  EXPECT_EQ(m[1]["content"], "");
+  EXPECT_EQ(m[1]["thinking"], "hmm");
+  EXPECT_EQ(m[1]["reasoning_content"], "hmm");
+  EXPECT_EQ(status_of([] {
+              normalize_messages(json::array({{{"role", "user"}, {"images", {"aGk="}}}}), "m");
+            }),
+            400);
+  EXPECT_EQ(status_of([] { normalize_messages(json::array({{{"content", "x"}}}), "m"); }), 400);
+  EXPECT_EQ(status_of([] {
+              normalize_messages(json::array({{{"role", "user"}, {"content", 5}}}), "m");
+            }),
+            400);
+}
+
+TEST(GenerationPrompt, ModelSystemGoesFirstUnlessTheRequestBringsOne) {
+  store::ModelInfo info;
+  info.system = "be brief";
+  info.messages = tmpl::Json::array({{{"role", "user"}, {"content", "example"}}});
+  const tmpl::Json user = tmpl::Json::array({{{"role", "user"}, {"content", "q"}}});
+  tmpl::Json m = chat_messages(info, user);
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m[0]["content"], "be brief");
+  EXPECT_EQ(m[1]["content"], "example");
+  EXPECT_EQ(m[2]["content"], "q");
+  tmpl::Json own = tmpl::Json::array({{{"role", "system"}, {"content", "mine"}}});
+  own.push_back(user[0]);
+  m = chat_messages(info, own);
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m[0]["content"], "example");
+  EXPECT_EQ(m[1]["content"], "mine");
+}
+
+TEST(GenerationPrompt, LongChatsLoseTheirOldestMessagesButKeepSystemAndLast) {
+  const auto file =
+      ml::gguf::File::open(testing::testdata_path("tinystories260k/stories260K-f32.gguf"));
+  const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(file.metadata());
+  const tmpl::PromptTemplate t{
+      tmpl::Syntax::kGo, "{{ range .Messages }}[{{ .Role }}] {{ .Content }}\n{{ end }}", "test"};
+  tmpl::ChatInput in;
+  std::string long_text;
+  for (int i = 0; i < 40; ++i) long_text += "the cat sat on the mat. ";
+  in.messages = tmpl::Json::array({{{"role", "system"}, {"content", "SYS"}},
+                                   {{"role", "user"}, {"content", "OLD " + long_text}},
+                                   {{"role", "assistant"}, {"content", "MID " + long_text}},
+                                   {{"role", "user"}, {"content", "LAST question"}}});
+  const std::string full = render_chat(t, in, tok, 100000, true);
+  EXPECT_NE(full.find("OLD"), std::string::npos);
+  const std::string cut = render_chat(t, in, tok, 60, true);
+  EXPECT_NE(cut.find("SYS"), std::string::npos);
+  EXPECT_EQ(cut.find("OLD"), std::string::npos);
+  EXPECT_EQ(cut.find("MID"), std::string::npos);
+  EXPECT_NE(cut.find("LAST question"), std::string::npos);
+  EXPECT_LE(tokenize_prompt(tok, cut).size(), 60u);
+  // Without truncation everything stays, and the last message stays even when it alone is too
+  // long.
+  EXPECT_EQ(render_chat(t, in, tok, 60, false), full);
+  EXPECT_NE(render_chat(t, in, tok, 2, true).find("LAST question"), std::string::npos);
+}
+
+TEST(GenerationPrompt, ThinkingTagsComeFromTheTemplate) {
+  const auto jinja = thinking_tags({tmpl::Syntax::kJinja, "{{ '<think>\\n' }}", "t"});
+  ASSERT_TRUE(jinja);
+  EXPECT_EQ(jinja->open, "<think>");
+  EXPECT_EQ(jinja->close, "</think>");
+  const auto go = thinking_tags(
+      {tmpl::Syntax::kGo,
+       "{{ range .Messages }}{{ if .Thinking }}<reason>{{ .Thinking }}</reason>{{ end }}{{ end }}",
+       "t"});
+  ASSERT_TRUE(go);
+  EXPECT_EQ(go->open, "<reason>");
+  EXPECT_EQ(go->close, "</reason>");
+  EXPECT_FALSE(thinking_tags({tmpl::Syntax::kGo, "{{ .Prompt }}", "t"}));
+}
+
+// Parses `text` split into pieces of `step` bytes.
+std::pair<std::string, std::string> think_split(const std::string& text, size_t step) {
+  ThinkingParser p({"<think>", "</think>"});
+  std::string thinking, content;
+  for (size_t i = 0; i < text.size(); i += step) p.push(text.substr(i, step), thinking, content);
+  p.finish(thinking, content);
+  return {thinking, content};
+}
+
+TEST(GenerationOutput, ThinkingIsSeparatedWhateverThePieceBoundaries) {
+  const std::string text = "  <think>\nweighing it up\n</think>\n\nThe answer.";
+  for (size_t step = 1; step <= text.size(); ++step) {
+    const auto [thinking, content] = think_split(text, step);
+    EXPECT_EQ(thinking, "weighing it up") << "step " << step;
+    EXPECT_EQ(content, "The answer.") << "step " << step;
+  }
+  const auto [t2, c2] = think_split("No tags here <think>x</think>", 3);
+  EXPECT_EQ(t2, "");
+  EXPECT_EQ(c2, "No tags here <think>x</think>");
+  const auto [t3, c3] = think_split("<think>cut off", 4);
+  EXPECT_EQ(t3, "cut off");
+  EXPECT_EQ(c3, "");
+}
+
+TEST(GenerationOutput, ToolCallsAreParsedOutOfContent) {
+  OutputParser p(std::nullopt, tmpl::ToolCallFormat{tmpl::ToolCallStyle::kHermes, ""});
+  const std::string text =
+      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
+      "</tool_call>";
+  std::string content;
+  std::vector<tmpl::ToolCall> calls;
+  for (size_t i = 0; i < text.size(); i += 5) {
+    Delta d = p.push(runner::Piece{text.substr(i, 5), {}});
+    content += d.content;
+    for (auto& c : d.calls) calls.push_back(c);
+  }
+  Delta d = p.finish();
+  content += d.content;
+  for (auto& c : d.calls) calls.push_back(c);
+  EXPECT_EQ(content, "");
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].name, "get_weather");
+  EXPECT_EQ(calls[0].arguments.dump(), R"({"city":"Paris"})");
+  const OJson j = ollama_tool_call(calls[0], 0);
+  EXPECT_EQ(j["function"]["arguments"]["city"], "Paris");
+  EXPECT_TRUE(j["id"].get<std::string>().starts_with("call_"));
+}
+
+TEST(GenerationOutput, WithoutToolsEverythingIsContent) {
+  OutputParser p(std::nullopt, std::nullopt);
+  const std::string text = "<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>";
+  Delta d = p.push(runner::Piece{text, {}});
+  EXPECT_EQ(d.content, text);
+  EXPECT_TRUE(p.finish().empty());
+}
+
+TEST(GenerationOutput, LogprobsCarryTheTokenBytes) {
+  runner::Logprob lp;
+  lp.chosen = {5, "\xc3", -0.5f};
+  lp.top = {{5, "\xc3", -0.5f}, {6, "a", -1.5f}};
+  const OJson j = logprobs_json(std::vector<runner::Logprob>{lp});
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["bytes"], OJson::array({195}));
+  EXPECT_EQ(j[0]["top_logprobs"].size(), 2u);
+  // Half a UTF-8 character must not make serialization throw.
+  EXPECT_NO_THROW(dump_json(j));
+}
+
+TEST(GenerationOutput, Base64EmbeddingsAreLittleEndianFloat32) {
+  EXPECT_EQ(base64_f32_le({1.0f}), "AACAPw==");
+  EXPECT_EQ(base64_f32_le({1.0f, -2.0f}), "AACAPwAAAMA=");
+  EXPECT_EQ(base64_f32_le({}), "");
+}
+
+TEST(GenerationToolChoice, GbnfRulesAreRenamedOutsideLiteralsAndClasses) {
+  const std::string gbnf =
+      "root ::= \"a b\" item{2,3} [a-z_]+ # a comment\n"
+      "item ::= \"x\\\"y\" | [^\\]a] | ws\n"
+      "ws ::= [ \\t]*\n";
+  EXPECT_EQ(prefix_gbnf_rules(gbnf, "p-"),
+            "p-root ::= \"a b\" p-item{2,3} [a-z_]+ \n"
+            "p-item ::= \"x\\\"y\" | [^\\]a] | p-ws\n"
+            "p-ws ::= [ \\t]*\n");
+}
+
+TEST(GenerationToolChoice, ForcingNeedsAKnownToolAndASyntaxThatCanBeForced) {
+  const json tools = json::array(
+      {{{"type", "function"}, {"function", {{"name", "f"}, {"parameters", json::object()}}}}});
+  const tmpl::ToolCallFormat hermes{tmpl::ToolCallStyle::kHermes, ""};
+  EXPECT_EQ(status_of([&] { tool_call_gbnf(hermes, tools, "g"); }), 400);
+  EXPECT_EQ(status_of([&] { tool_call_gbnf(hermes, json::array(), ""); }), 400);
+  EXPECT_EQ(status_of([&] {
+              tool_call_gbnf({tmpl::ToolCallStyle::kMistral, ""}, tools, "");
+            }),
+            400);
+}
+
+TEST(GenerationToolChoice, ForcedHermesCallGrammarParses) {
+  const json tools = json::array({{{"type", "function"},
+                                   {"function",
+                                    {{"name", "get_weather"},
+                                     {"parameters",
+                                      {{"type", "object"},
+                                       {"properties", {{"city", {{"type", "string"}}}}},
+                                       {"required", {"city"}}}}}}},
+                                  {{"type", "function"}, {"function", {{"name", "now"}}}}});
+  const std::string gbnf = tool_call_gbnf({tmpl::ToolCallStyle::kHermes, ""}, tools);
+  EXPECT_NE(gbnf.find("<tool_call>\\n{\\\"name\\\": \\\"get_weather\\\""), std::string::npos)
+      << gbnf;
+  EXPECT_NE(gbnf.find("\\\"now\\\""), std::string::npos) << gbnf;
+  EXPECT_NO_THROW(sample::Grammar::parse(gbnf)) << gbnf;
+  const std::string only = tool_call_gbnf({tmpl::ToolCallStyle::kHermes, ""}, tools, "now");
+  EXPECT_EQ(only.find("get_weather"), std::string::npos);
+  EXPECT_NO_THROW(sample::Grammar::parse(only)) << only;
+}
+
+}  // namespace
+}  // namespace corral::server
