@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -63,17 +64,26 @@ class Executor {
  public:
   // Backends in order of preference; the last must support every op (the CPU backend).
   explicit Executor(std::vector<Backend*> backends);
+  ~Executor();
   // Computes what the outputs need. Their data stay valid until the next compute.
   void compute(Graph& g, std::span<const Tensor> outputs);
   void compute(Graph& g, std::initializer_list<Tensor> outputs) {
     compute(g, std::span<const Tensor>(outputs.begin(), outputs.size()));
   }
   size_t arena_bytes() const { return arena_ ? arena_->size() : 0; }
+  // Computes that planned their graph from scratch (the rest reused a plan: a decode step's
+  // graph has the shape of the step before it).
+  size_t plans_made() const { return plans_made_; }
 
  private:
+  struct Plan;
+  Plan& plan_for(const Graph& g);
+
   std::vector<Backend*> backends_;
   std::unique_ptr<Buffer> arena_;
-  std::vector<int> order_;
+  std::vector<std::unique_ptr<Plan>> plans_;  // most recently used first
+  size_t plans_made_ = 0;
+  std::vector<uint64_t> key_;
   std::vector<int> outputs_;
   std::vector<char> needed_;
 };

@@ -1,6 +1,9 @@
 #include "ml/dtype.h"
 
+#include <array>
 #include <cctype>
+#include <cstdint>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 
@@ -21,20 +24,34 @@ constexpr DTypeInfo kInfos[] = {
     {DType::F64, "f64", 1, 8, false},      {DType::BF16, "bf16", 1, 2, false},
 };
 
+// kInfos index by enum value (-1: none). info() runs for every tensor of every graph, so it is
+// a table lookup rather than a search.
+constexpr size_t kMaxRaw = 32;
+constexpr std::array<int8_t, kMaxRaw> make_index() {
+  std::array<int8_t, kMaxRaw> index{};
+  index.fill(-1);
+  for (size_t i = 0; i < std::size(kInfos); ++i) {
+    index[static_cast<size_t>(kInfos[i].type)] = static_cast<int8_t>(i);
+  }
+  return index;
+}
+constexpr auto kIndex = make_index();
+
 }  // namespace
+
+const DTypeInfo& info(DType t) {
+  const auto raw = static_cast<uint32_t>(t);
+  if (raw < kMaxRaw && kIndex[raw] >= 0) [[likely]]
+    return kInfos[kIndex[raw]];
+  throw std::invalid_argument("unknown dtype " + std::to_string(raw));
+}
+
 
 std::optional<DTypeInfo> dtype_info(uint32_t raw) {
   for (const auto& i : kInfos) {
     if (static_cast<uint32_t>(i.type) == raw) return i;
   }
   return std::nullopt;
-}
-
-const DTypeInfo& info(DType t) {
-  for (const auto& i : kInfos) {
-    if (i.type == t) return i;
-  }
-  throw std::invalid_argument("unknown dtype " + std::to_string(static_cast<uint32_t>(t)));
 }
 
 std::optional<DType> parse_dtype(std::string_view name) {

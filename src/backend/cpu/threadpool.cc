@@ -1,5 +1,7 @@
 #include "backend/cpu/threadpool.h"
 
+#include <chrono>
+#include <climits>
 #include <fstream>
 #include <set>
 #include <string>
@@ -7,6 +9,11 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#endif
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 namespace corral::backend::cpu {
@@ -18,79 +25,118 @@ inline void cpu_relax() {
 #endif
 }
 
-// Spin this many rounds before sleeping on the condition variable.
-constexpr int kSpinRounds = 1 << 16;
-// Inside a task, spin this many rounds before yielding the core: on an oversubscribed machine a
-// thread that only spins keeps the one it waits for off the CPU.
-constexpr int kYieldAfter = 1 << 10;
+// How long a waiting thread spins before it sleeps. Longer than the gap between two
+// multithreaded ops of a decode step (so workers stay awake through a step), short enough that a
+// thread waiting for a descheduled partner yields its core within a scheduler tick.
+constexpr auto kSpinFor = std::chrono::microseconds(50);
 
-// Waits until done() holds: pause-spins first (a step's ops take microseconds), then yields.
+static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
+
+// Sleeps while *word == expected (returns at once if it already differs, or spuriously).
+void sleep_on(std::atomic<uint32_t>& word, uint32_t expected) {
+#if defined(__linux__)
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr,
+          nullptr, 0);
+#else
+  word.wait(expected, std::memory_order_acquire);
+#endif
+}
+
+void wake_all(std::atomic<uint32_t>& word) {
+#if defined(__linux__)
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr,
+          nullptr, 0);
+#else
+  word.notify_all();
+#endif
+}
+
+// Spins (checking the clock every 64 rounds) until done() or kSpinFor has passed; returns
+// done().
 template <class Done>
-void spin_until(Done done) {
-  for (int spin = 0; !done(); ++spin) {
-    if (spin < kYieldAfter) {
+bool spin_for(Done done) {
+  if (done()) return true;
+  const auto deadline = std::chrono::steady_clock::now() + kSpinFor;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
       cpu_relax();
-    } else {
-      std::this_thread::yield();
+      if (done()) return true;
     }
+    if (std::chrono::steady_clock::now() > deadline) return false;
   }
 }
 
+// Waits until word != value: spins, then sleeps on the word with `sleepers` counting it. The
+// seq_cst increment of `sleepers` before the last check pairs with the waker's seq_cst change
+// of the word and load of `sleepers`: either the waker sees a sleeper or this thread sees the
+// change.
+uint32_t wait_change(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleepers) {
+  uint32_t now = value;
+  if (spin_for([&] { return (now = word.load(std::memory_order_acquire)) != value; })) return now;
+  sleepers.fetch_add(1, std::memory_order_seq_cst);
+  while ((now = word.load(std::memory_order_seq_cst)) == value) sleep_on(word, value);
+  sleepers.fetch_sub(1, std::memory_order_relaxed);
+  return now;
+}
+
+// The word run() bumps carries the task's thread count in its low byte, so a worker reads the
+// generation and whether it takes part in one load: a worker the task does not use never
+// touches task_ or ctx_, and run() waits only for the workers it uses.
+constexpr int kMaxThreads = 255;
+constexpr uint32_t kGenerationStep = 256;
+
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(n_threads < 1 ? 1 : (n_threads > kMaxThreads ? kMaxThreads : n_threads)) {
   for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_.store(true);
-    generation_.fetch_add(1);
-  }
-  cv_.notify_all();
+  stop_.store(true, std::memory_order_relaxed);
+  const uint32_t g = generation_.load(std::memory_order_relaxed);
+  generation_.store((g & ~0xffu) + kGenerationStep, std::memory_order_seq_cst);  // nth 0
+  wake_all(generation_);
   for (auto& t : threads_) t.join();
 }
 
 void ThreadPool::run(int nth, Task task, void* ctx) {
   if (nth < 1) nth = 1;
   if (nth > n_threads_) nth = n_threads_;
+  nth_ = nth;
   if (nth == 1) {
-    nth_ = 1;
     task(ctx, 0, 1);
     return;
   }
   task_ = task;
   ctx_ = ctx;
-  nth_ = nth;
-  pending_.store(nth - 1, std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
-  }
-  cv_.notify_all();
+  pending_.store(static_cast<uint32_t>(nth - 1), std::memory_order_relaxed);
+  const uint32_t g = generation_.load(std::memory_order_relaxed);
+  // Publishes task_, ctx_, nth_ and pending_ to the workers that see the new word.
+  generation_.store((g & ~0xffu) + kGenerationStep + static_cast<uint32_t>(nth),
+                    std::memory_order_seq_cst);
+  if (idle_sleepers_.load(std::memory_order_seq_cst) > 0) wake_all(generation_);
   task(ctx, 0, nth);
-  spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; });
+  uint32_t left = 0;
+  const auto done = [&] { return (left = pending_.load(std::memory_order_acquire)) == 0; };
+  if (!spin_for(done)) {
+    caller_sleeps_.fetch_add(1, std::memory_order_seq_cst);
+    while ((left = pending_.load(std::memory_order_seq_cst)) != 0) sleep_on(pending_, left);
+    caller_sleeps_.fetch_sub(1, std::memory_order_relaxed);
+  }
 }
 
 void ThreadPool::worker(int ith) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;  // generation_ starts at 0; a run() before this thread starts is seen
   for (;;) {
-    uint64_t gen = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; gen == seen && spin < kSpinRounds; ++spin) {
-      cpu_relax();
-      gen = generation_.load(std::memory_order_acquire);
-    }
-    if (gen == seen) {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-      gen = generation_.load(std::memory_order_acquire);
-    }
-    seen = gen;
-    if (stop_.load()) return;
-    if (ith < nth_) {
-      task_(ctx_, ith, nth_);
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    seen = wait_change(generation_, seen, idle_sleepers_);
+    if (stop_.load(std::memory_order_relaxed)) return;
+    const int nth = static_cast<int>(seen & 0xffu);
+    if (ith >= nth) continue;
+    task_(ctx_, ith, nth);
+    if (pending_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+        caller_sleeps_.load(std::memory_order_seq_cst) > 0) {
+      wake_all(pending_);
     }
   }
 }
@@ -98,13 +144,14 @@ void ThreadPool::worker(int ith) {
 void ThreadPool::barrier() {
   const int nth = nth_;
   if (nth == 1) return;
-  const uint64_t phase = barrier_phase_.load(std::memory_order_acquire);
-  if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == nth - 1) {
+  const uint32_t phase = barrier_phase_.load(std::memory_order_acquire);
+  if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == static_cast<uint32_t>(nth - 1)) {
     barrier_count_.store(0, std::memory_order_relaxed);
-    barrier_phase_.fetch_add(1, std::memory_order_acq_rel);
+    barrier_phase_.fetch_add(1, std::memory_order_seq_cst);
+    if (barrier_sleepers_.load(std::memory_order_seq_cst) > 0) wake_all(barrier_phase_);
     return;
   }
-  spin_until([&] { return barrier_phase_.load(std::memory_order_acquire) != phase; });
+  wait_change(barrier_phase_, phase, barrier_sleepers_);
 }
 
 int physical_cores() {

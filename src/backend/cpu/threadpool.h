@@ -1,12 +1,12 @@
 // A persistent pool of worker threads for the CPU backend. run() hands one task to n threads
 // (the caller is thread 0) and returns when all are done; barrier() syncs them inside a task.
-// Workers spin briefly, then sleep, so a decode step's many small ops cost microseconds each.
+// A waiting thread spins for a few tens of microseconds (a decode step's ops are that short,
+// and a hand-off through the kernel costs as much), then sleeps on a futex, so a thread whose
+// partner was descheduled by another process gives its core back instead of burning it.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -37,17 +37,19 @@ class ThreadPool {
 
   int n_threads_;
   std::vector<std::thread> threads_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
-  std::atomic<bool> stop_{false};
+  // Each word a thread sleeps on has a count of its sleepers beside it, so the thread that
+  // changes it makes the wake-up system call only when someone sleeps.
+  alignas(64) std::atomic<uint32_t> generation_{0};  // bumped by run() for the workers
+  std::atomic<int> idle_sleepers_{0};
+  alignas(64) std::atomic<uint32_t> pending_{0};  // workers still running the task
+  std::atomic<int> caller_sleeps_{0};
+  alignas(64) std::atomic<uint32_t> barrier_count_{0};
+  std::atomic<uint32_t> barrier_phase_{0};
+  std::atomic<int> barrier_sleepers_{0};
+  alignas(64) std::atomic<bool> stop_{false};
   Task task_ = nullptr;
   void* ctx_ = nullptr;
   int nth_ = 1;
-  // Barrier state.
-  std::atomic<int> barrier_count_{0};
-  std::atomic<uint64_t> barrier_phase_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
 };
 
 // Physical cores of this machine (hyper-threads not counted), at least 1.
