@@ -26,7 +26,6 @@ namespace q = ml::quant;
 inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
 
 inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-inline void store(void* p, __m256i v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
 
 // 4 activation bytes broadcast to all 8 dwords.
 inline __m256i bcast4(const int8_t* p) {
@@ -269,20 +268,26 @@ struct Q4_KPanel {
         y[c] = reinterpret_cast<const q::BlockQ8_K*>(x + c * ldx) + i;
         s[c] = _mm256_setzero_si256();
       }
-      for (int j = 0; j < 8; ++j) {
-        const int jj = j / 2, shift = 4 * (j % 2);
-        __m256i p[NC];
-        for (int c = 0; c < NC; ++c) p[c] = _mm256_setzero_si256();
+      // Groups 2jj and 2jj+1 share their quant vectors (low and high nibbles): one load each.
+      for (int jj = 0; jj < 4; ++jj) {
+        __m256i plo[NC], phi[NC];
+        for (int c = 0; c < NC; ++c) plo[c] = phi[c] = _mm256_setzero_si256();
         for (int t = 0; t < 8; ++t) {
-          const __m256i wv = _mm256_and_si256(
-              _mm256_srli_epi16(load(pb + kQuants + 32 * (8 * jj + t)), shift), low4);
+          const __m256i raw = load(pb + kQuants + 32 * (8 * jj + t));
+          const __m256i lo = _mm256_and_si256(raw, low4);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
           for (int c = 0; c < NC; ++c) {
-            p[c] =
-                _mm256_add_epi16(p[c], _mm256_maddubs_epi16(wv, bcast4(y[c]->qs + 32 * j + 4 * t)));
+            const int8_t* yq = y[c]->qs + 64 * jj + 4 * t;
+            plo[c] = _mm256_add_epi16(plo[c], _mm256_maddubs_epi16(lo, bcast4(yq)));
+            phi[c] = _mm256_add_epi16(phi[c], _mm256_maddubs_epi16(hi, bcast4(yq + 32)));
           }
         }
-        const __m256i scv = load(pb + kScales + 32 * j);
-        for (int c = 0; c < NC; ++c) s[c] = _mm256_add_epi32(s[c], _mm256_madd_epi16(p[c], scv));
+        const __m256i sclo = load(pb + kScales + 32 * (2 * jj));
+        const __m256i schi = load(pb + kScales + 32 * (2 * jj + 1));
+        for (int c = 0; c < NC; ++c) {
+          s[c] = _mm256_add_epi32(s[c], _mm256_add_epi32(_mm256_madd_epi16(plo[c], sclo),
+                                                         _mm256_madd_epi16(phi[c], schi)));
+        }
       }
       const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(pb));
       const __m256 dmin = _mm256_loadu_ps(reinterpret_cast<const float*>(pb) + kPanelRows);
