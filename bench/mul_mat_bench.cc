@@ -147,6 +147,36 @@ void BM_Gemm(benchmark::State& state, DType t, int64_t n) {
       benchmark::Counter(2.0 * k * m * n * iters / 1e9, benchmark::Counter::kIsRate);
 }
 
+// The panel kernels (prefill with kPanelMinCols or more columns), packing included, as
+// mul_mat runs them: one panel of 8 rows at a time against all n columns.
+void BM_PanelGemm(benchmark::State& state, DType t, int64_t n) {
+  namespace simd = backend::cpu::simd;
+  const int64_t k = 2048, m = 256;
+  const simd::PanelKernels* panel = simd::matmul_kernels(t).panel;
+  const size_t wrow = ml::row_size(t, k);
+  std::vector<unsigned char> w(wrow * m);
+  fill_weights(t, w.data(), w.size(), 1);
+  std::vector<float> x(k * n);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist;
+  for (float& v : x) v = dist(rng);
+  const size_t xrow = panel->x_row_bytes(k);
+  std::vector<unsigned char> xq(xrow * n), packed(panel->panel_bytes(k));
+  for (int64_t c = 0; c < n; ++c) panel->from_f32(x.data() + c * k, xq.data() + c * xrow, k);
+  std::vector<float> out(m * n);
+  for (auto _ : state) {
+    for (int64_t r = 0; r < m; r += simd::kPanelRows) {
+      panel->pack(k, w.data() + r * wrow, wrow, simd::kPanelRows, packed.data());
+      panel->gemm(k, packed.data(), xq.data(), xrow, out.data() + r, m, simd::kPanelRows,
+                  static_cast<int>(n));
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double iters = static_cast<double>(state.iterations());
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * k * m * n * iters / 1e9, benchmark::Counter::kIsRate);
+}
+
 int register_all() {
   const DType types[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0,
                          DType::Q4_0, DType::Q4_K, DType::Q6_K};
@@ -168,6 +198,12 @@ int register_all() {
                                std::to_string(n) + "/1thread_hot";
       benchmark::RegisterBenchmark(name.c_str(), BM_Gemm, t, n)->Unit(benchmark::kMicrosecond);
     }
+  }
+  for (DType t : ml::kAllDTypes) {
+    if (!backend::cpu::simd::matmul_kernels(t).panel) continue;
+    const std::string name =
+        "PanelGemm/" + std::string(ml::dtype_name(t)) + "/k2048_m256/n64/1thread_hot";
+    benchmark::RegisterBenchmark(name.c_str(), BM_PanelGemm, t, 64)->Unit(benchmark::kMicrosecond);
   }
   return 0;
 }

@@ -33,11 +33,18 @@ class Grammar {
                                               std::string_view root = "root");
 
   // Any JSON object (Ollama's format "json" and OpenAI's json_object), whitespace limited so a
-  // model cannot ramble in it.
+  // model cannot ramble in it: one space, or a newline and up to 20 spaces/tabs, between
+  // tokens; nothing before the opening brace or after the closing one.
   static std::shared_ptr<const Grammar> json_object();
-  // Output that validates against a JSON schema (types, properties + required, items,
-  // enum/const, anyOf/oneOf, $ref to $defs/definitions, string/array length limits, formats
-  // date/time/uuid where simple). Throws std::invalid_argument naming what it cannot express.
+  // Output that validates against a JSON schema: type (and type arrays), properties + required
+  // (optional ones may be left out; with properties declared and no additionalProperties, no
+  // others appear), additionalProperties, items/prefixItems/minItems/maxItems, enum/const,
+  // anyOf/oneOf (oneOf as anyOf), allOf of objects, $ref to #/$defs, #/definitions or any
+  // local pointer (recursion allowed), minLength/maxLength, pattern (a regex subset), formats
+  // date/time/date-time/uuid, integer minimum/maximum. Not enforced: bounds on non-integer
+  // numbers, uniqueItems, a maxLength/maxItems above 10000 (taken as none). Throws
+  // std::invalid_argument naming what it cannot express, and on hostile input (nesting deeper
+  // than 100, counts above 10000, a grammar too large, a $ref cycle that consumes nothing).
   // Properties come out in the schema's order only when the schema keeps it: pass an
   // nlohmann::ordered_json (nlohmann::json sorts keys) or the schema's text.
   static std::shared_ptr<const Grammar> json_schema(const nlohmann::json& schema);
@@ -96,7 +103,8 @@ class TokenPieces {
   size_t max_piece_size_ = 0;
 };
 
-// The state of one sequence inside a grammar.
+// The state of one sequence inside a grammar. accepts() and mask() are const but fill caches of
+// the matcher's own (states met and their transitions), so one matcher serves one thread.
 class GrammarMatcher {
  public:
   GrammarMatcher(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenPieces> pieces);
@@ -106,7 +114,9 @@ class GrammarMatcher {
 
   // Whether the token may come next (an end token: whether the grammar is complete here).
   bool accepts(int32_t token) const;
-  // Sets logits[i] = -inf for every token that may not come next.
+  // Sets logits[i] = -inf for every token that may not come next (ids past the vocabulary
+  // too). Where every entry ends up -inf (a grammar that can neither continue nor end), the
+  // caller should end the sequence.
   void mask(std::span<float> logits) const;
   // Advances past a token; false (state unchanged) when the grammar does not accept it.
   bool accept(int32_t token);

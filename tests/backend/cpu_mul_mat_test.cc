@@ -311,6 +311,45 @@ TEST(CpuMulMatSimd, Avx2GemmMatchesScalarOnRandomBlocks) {
   }
 }
 
+TEST(CpuMulMatSimd, Avx2PanelGemmMatchesScalarGemmOnRandomBlocks) {
+  if (simd::best_isa() == simd::Isa::kScalar) GTEST_SKIP() << "this CPU has no AVX2";
+  int tested = 0;
+  for (DType t : kWeightTypes) {
+    const simd::PanelKernels* panel = simd::matmul_kernels(t, simd::Isa::kAvx2).panel;
+    if (!panel) continue;
+    ++tested;
+    SCOPED_TRACE(std::string(ml::dtype_name(t)));
+    const simd::MatMulKernels& slow = simd::matmul_kernels(t, simd::Isa::kScalar);
+    for (int64_t k : {int64_t{256}, int64_t{768}}) {
+      // Partial and full panels; column counts around the 4-column tile.
+      for (int nr : {1, 5, 8}) {
+        for (int nc : {1, 3, 4, 9}) {
+          const size_t wrow = ml::row_size(t, k);
+          const std::vector<unsigned char> w = random_blocks(t, k, nr, 11 + nr * 10 + nc);
+          const std::vector<float> x = random_floats(k * nc, 5 + nc, 2.0f);
+          const size_t xrow = ml::row_size(slow.vec_type, k), prow = panel->x_row_bytes(k);
+          std::vector<unsigned char> xq(xrow * nc), xp(prow * nc);
+          for (int c = 0; c < nc; ++c) {
+            slow.from_f32(x.data() + c * k, xq.data() + c * xrow, k);
+            panel->from_f32(x.data() + c * k, xp.data() + c * prow, k);
+          }
+          std::vector<unsigned char> packed(panel->panel_bytes(k), 0xCD);
+          panel->pack(k, w.data(), wrow, nr, packed.data());
+          const size_t ldo = nr + 3;
+          std::vector<float> a(ldo * nc, -1.0f), b(ldo * nc, -1.0f);
+          panel->gemm(k, packed.data(), xp.data(), prow, a.data(), ldo, nr, nc);
+          slow.gemm(k, w.data(), wrow, xq.data(), xrow, b.data(), ldo, nr, nc);
+          for (size_t i = 0; i < a.size(); ++i) {
+            EXPECT_NEAR(a[i], b[i], 1e-4 * (1.0 + std::fabs(b[i])))
+                << "k=" << k << " nr=" << nr << " nc=" << nc << " i=" << i;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GE(tested, 3);  // Q4_0, Q4_K, Q6_K
+}
+
 // Activations that exercise the rounding edges: exact halves, ties between +max and -max,
 // zeros and a block of only zeros.
 std::vector<float> tricky_activations(int64_t k, uint32_t seed) {

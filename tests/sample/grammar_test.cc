@@ -78,6 +78,42 @@ word ::=
   EXPECT_FALSE(matches(g, "Abc."));
 }
 
+TEST(GbnfParser, ReadsLlamaCppJsonGrammar) {
+  // llama.cpp's grammars/json.gbnf: an empty first alternative, alternatives and comments
+  // spread over lines inside groups.
+  const auto g = Grammar::parse(R"gbnf(
+root   ::= object
+value  ::= object | array | string | number | ("true" | "false" | "null") ws
+
+object ::=
+  "{" ws (
+            string ":" ws value
+    ("," ws string ":" ws value)*
+  )? "}" ws
+
+array  ::=
+  "[" ws (
+            value
+    ("," ws value)*
+  )? "]" ws
+
+string ::=
+  "\"" (
+    [^"\\\x7F\x00-\x1F] |
+    "\\" (["\\bfnrt] | "u" [0-9a-fA-F]{4}) # escapes
+  )* "\"" ws
+
+number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]+)? ([eE] [-+]? [0-9] [1-9]{0,15})? ws
+
+# Optional space: by convention, applied in this grammar after literal chars when allowed
+ws ::= | " " | "\n" [ \t]{0,20}
+)gbnf");
+  EXPECT_TRUE(matches(g, R"({"a": [1, -2.5e3, "x\u00e9", true, null, {}]} )"));
+  EXPECT_TRUE(matches(g, "{\n  \"k\": \"v\"\n}"));
+  EXPECT_FALSE(matches(g, R"({"a": [1,]})"));
+  EXPECT_FALSE(matches(g, R"(["a"])"));
+}
+
 TEST(GbnfParser, RepetitionBoundsAreExact) {
   const auto g = Grammar::parse(R"(root ::= "a"{2} "b"{1,} "c"{0,2} "d"{3,5})");
   EXPECT_TRUE(matches(g, "aabddd"));

@@ -10,8 +10,11 @@
 #include <string>
 #include <thread>
 
+#include "store/create.h"
 #include "store/digest.h"
+#include "store/model.h"
 #include "store/temp_store.h"
+#include "testdata.h"
 
 namespace corral::server {
 namespace {
@@ -21,6 +24,9 @@ namespace fs = std::filesystem;
 class ServerHttp : public ::testing::Test {
  protected:
   void start(ServerOptions o = {}) {
+    o.scheduler.n_threads = 1;
+    o.scheduler.num_parallel = 1;
+    o.scheduler.default_num_ctx = 128;
     o.host = "127.0.0.1";
     o.port = 0;
     o.models = dir_.path() / "models";
@@ -193,6 +199,47 @@ TEST_F(ServerHttp, MismatchedBlobIs400AndLeavesNothing) {
   r = c.Get("/api/tags");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+}
+
+// stories260K from the fixtures as the store model `stories`.
+void create_stories(store::Store& st) {
+  store::Modelfile mf;
+  mf.from = corral::testing::testdata_path("tinystories260k/stories260K-f32.gguf");
+  store::create_model(st, store::ModelName::parse("stories"), mf, fs::current_path());
+}
+
+TEST_F(ServerHttp, PsListsLoadedModelsWithOllamaFields) {
+  start();
+  store::Store& st = server_->context().store;
+  create_stories(st);
+  const store::ModelInfo info = store::resolve(st, "stories");
+  auto c = client();
+  auto r = c.Get("/api/ps");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(json(r)["models"], nlohmann::json::array());
+  {
+    runner::Lease lease = server_->context().scheduler.acquire(info, sample::Options{});
+    r = c.Get("/api/ps");
+    ASSERT_TRUE(r);
+    const nlohmann::json models = json(r)["models"];
+    ASSERT_EQ(models.size(), 1u) << r->body;
+    const nlohmann::json& m = models[0];
+    EXPECT_EQ(m["name"], "stories:latest");
+    EXPECT_EQ(m["model"], "stories:latest");
+    EXPECT_GT(m["size"].get<uint64_t>(), fs::file_size(info.gguf));
+    EXPECT_TRUE(m["size_vram"].is_number());
+    EXPECT_EQ(m["context_length"], 128);
+    EXPECT_EQ(m["digest"].get<std::string>().size(), 64u);
+    EXPECT_TRUE(m["expires_at"].is_string());
+    EXPECT_EQ(m["details"]["family"], "llama");
+  }
+  // Deleting the model unloads it: its file is gone from the store.
+  r = c.Delete("/api/delete", R"({"model": "stories"})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  r = c.Get("/api/ps");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(json(r)["models"], nlohmann::json::array()) << r->body;
 }
 
 }  // namespace

@@ -29,17 +29,31 @@ int64_t cols_per_chunk(size_t row_bytes, int64_t n) {
   return std::min(c, n);
 }
 
-size_t converted_row_bytes(const simd::MatMulKernels& kern, int64_t k) {
+// The panel kernels where the product has enough columns to repay packing the weights.
+const simd::PanelKernels* panel_kernels(const simd::MatMulKernels& kern, int64_t ncols) {
+  return ncols >= simd::kPanelMinCols ? kern.panel : nullptr;
+}
+
+size_t converted_row_bytes(const simd::MatMulKernels& kern, const simd::PanelKernels* panel,
+                           int64_t k) {
+  if (panel) return panel->x_row_bytes(k);
   return kern.vec_type == ml::DType::F32 ? 0 : ml::row_size(kern.vec_type, k);
 }
 
+size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
 }  // namespace
 
-size_t mul_mat_work_size(const ml::Graph& g, const ml::Node& n, int) {
+// Layout: the chunk counter, the converted activations, then one weight panel per thread.
+size_t mul_mat_work_size(const ml::Graph& g, const ml::Node& n, int nth) {
   const ml::Node& w = g.node(n.src[0]);
   const ml::Node& x = g.node(n.src[1]);
   const simd::MatMulKernels& kern = simd::matmul_kernels(w.dtype);
-  return kHeader + converted_row_bytes(kern, x.ne[0]) * static_cast<size_t>(x.nrows());
+  const simd::PanelKernels* panel = panel_kernels(kern, x.ne[1]);
+  size_t bytes =
+      kHeader + align64(converted_row_bytes(kern, panel, x.ne[0]) * static_cast<size_t>(x.nrows()));
+  if (panel) bytes += static_cast<size_t>(nth) * align64(panel->panel_bytes(w.ne[0]));
+  return bytes;
 }
 
 void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
@@ -49,12 +63,14 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   const int64_t ncols = x.ne[1], B2 = x.ne[2], B3 = x.ne[3];
   const int64_t r2 = B2 / w.ne[2], r3 = B3 / w.ne[3];
   const simd::MatMulKernels& kern = simd::matmul_kernels(w.dtype);
+  const simd::PanelKernels* panel = panel_kernels(kern, ncols);
+  const simd::FromF32 from_f32 = panel ? panel->from_f32 : kern.from_f32;
 
   auto* scratch = static_cast<unsigned char*>(ctx.wdata);
   std::atomic_ref<int64_t> next_chunk(*reinterpret_cast<int64_t*>(scratch));
 
   // Phase 1: activations to the vec-dot type, rows split over the threads.
-  const size_t row_bytes = converted_row_bytes(kern, k);
+  const size_t row_bytes = converted_row_bytes(kern, panel, k);
   const auto* xdata = static_cast<const unsigned char*>(x.data);
   if (row_bytes) {
     int64_t begin, end;
@@ -63,7 +79,7 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
       const int64_t i1 = r % ncols, i2 = (r / ncols) % B2, i3 = r / (ncols * B2);
       const auto* src =
           reinterpret_cast<const float*>(xdata + i1 * x.nb[1] + i2 * x.nb[2] + i3 * x.nb[3]);
-      kern.from_f32(src, scratch + kHeader + r * row_bytes, k);
+      from_f32(src, scratch + kHeader + r * row_bytes, k);
     }
   }
   if (ctx.ith == 0) next_chunk.store(ctx.nth, std::memory_order_relaxed);
@@ -83,6 +99,11 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   const size_t ldo = n.nb[1] / sizeof(float);
   const auto* wdata = static_cast<const unsigned char*>(w.data);
   auto* ddata = static_cast<unsigned char*>(n.data);
+  unsigned char* my_panel = nullptr;
+  if (panel) {
+    my_panel = scratch + kHeader + align64(row_bytes * static_cast<size_t>(x.nrows())) +
+               static_cast<size_t>(ctx.ith) * align64(panel->panel_bytes(k));
+  }
 
   for (int64_t chunk = ctx.ith; chunk < total;
        chunk = next_chunk.fetch_add(1, std::memory_order_relaxed)) {
@@ -95,7 +116,15 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
     const unsigned char* wp = wdata + (i2 / r2) * w.nb[2] + (i3 / r3) * w.nb[3] + r0 * w.nb[1];
     const unsigned char* xp = xbase + i2 * xb2 + i3 * xb3 + c0 * ldx;
     float* out = reinterpret_cast<float*>(ddata + i2 * n.nb[2] + i3 * n.nb[3] + c0 * n.nb[1]) + r0;
-    kern.gemm(k, wp, w.nb[1], xp, ldx, out, ldo, nr, nc);
+    if (panel) {
+      for (int p0 = 0; p0 < nr; p0 += simd::kPanelRows) {
+        const int pr = std::min(simd::kPanelRows, nr - p0);
+        panel->pack(k, wp + p0 * w.nb[1], w.nb[1], pr, my_panel);
+        panel->gemm(k, my_panel, xp, ldx, out + p0, ldo, pr, nc);
+      }
+    } else {
+      kern.gemm(k, wp, w.nb[1], xp, ldx, out, ldo, nr, nc);
+    }
   }
 }
 

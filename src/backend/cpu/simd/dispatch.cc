@@ -28,6 +28,7 @@ std::array<MatMulKernels, kTypes> build_table(Isa isa) {
     MatMulKernels k = *scalar;
     if (const MatMulKernels* fast = native(t)) {
       k = *fast;
+      k.panel = avx2_panel_kernels(t);
     } else {
       for (DType other : ml::kAllDTypes) {
         const MatMulKernels* f = native(other);

@@ -328,9 +328,11 @@ struct Q8Tile {
       }
       for (int r = 0; r < nr; ++r) {
         const Block* wr = at<Block>(w, r * ldw) + s0;
-        __m256 acc = _mm256_setzero_ps();
+        // Four sums in turn: one alone would wait on the latency of the previous FMA.
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                         _mm256_setzero_ps()};
         float acc_min = 0.0f;
-        for (int64_t b = 0; b < ns; ++b) {
+        auto step = [&](int64_t b, __m256& a) {
           const __m256i wq = Unpack::quants(wr[b]);
           const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[s0 + b].qs));
           __m256 dot;
@@ -342,10 +344,20 @@ struct Q8Tile {
             dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
           }
           const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(half_to_float(wr[b].d)), dx[b]);
-          acc = _mm256_fmadd_ps(scale, dot, acc);
+          a = _mm256_fmadd_ps(scale, dot, a);
           if constexpr (kMin) acc_min += half_to_float(wr[b].m) * sx[b];
+        };
+        int64_t b = 0;
+        for (; b + 4 <= ns; b += 4) {
+          step(b, acc[0]);
+          step(b + 1, acc[1]);
+          step(b + 2, acc[2]);
+          step(b + 3, acc[3]);
         }
-        out[r] += hsum(acc) + acc_min;
+        for (; b < ns; ++b) step(b, acc[0]);
+        out[r] +=
+            hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) +
+            acc_min;
       }
     }
   }
@@ -735,6 +747,9 @@ const MatMulKernels kQ5_K{DType::Q8_K, quantize_q8_K, gemm<QK45Tile<q::BlockQ5_K
 const MatMulKernels kQ6_K{DType::Q8_K, quantize_q8_K, gemm<Q6KTile, 1, 4, 1>};
 
 }  // namespace
+
+void quantize_row_q8_0_avx2(const float* x, void* y, int64_t k) { quantize_q8_0(x, y, k); }
+void quantize_row_q8_K_avx2(const float* x, void* y, int64_t k) { quantize_q8_K(x, y, k); }
 
 const MatMulKernels* avx2_kernels(DType w) {
   switch (w) {

@@ -30,10 +30,36 @@ using FromF32 = void (*)(const float* x, void* y, int64_t k);
 using Gemm = void (*)(int64_t k, const void* w, size_t ldw, const void* x, size_t ldx, float* out,
                       size_t ldo, int nr, int nc);
 
+// Products of many columns (prefill) may instead run on panels: mul_mat copies kPanelRows
+// weight rows at a time into a small interleaved buffer (pack), in which one vector holds a few
+// elements of each of the 8 rows, so the gemm gets 8 row sums per integer dot product with no
+// horizontal reduction and unpacks each panel block once for several columns. Packing costs
+// one pass over the rows per chunk of columns, which is small next to the product with
+// kPanelMinCols or more columns. The activations get a format of the panel kernels' own
+// (from_f32, x_row_bytes).
+inline constexpr int kPanelRows = 8;
+inline constexpr int64_t kPanelMinCols = 4;
+
+// Copies nr <= kPanelRows weight rows (row r at w + r * ldw bytes) into a panel of
+// panel_bytes(k) bytes; rows nr..7 of the panel are zero.
+using PackPanel = void (*)(int64_t k, const void* w, size_t ldw, int nr, void* panel);
+// For r < nr and c < nc: out[c * ldo + r] = dot(row r of the panel, column c of x).
+using PanelGemm = void (*)(int64_t k, const void* panel, const void* x, size_t ldx, float* out,
+                           size_t ldo, int nr, int nc);
+
+struct PanelKernels {
+  FromF32 from_f32 = nullptr;
+  size_t (*x_row_bytes)(int64_t k) = nullptr;
+  size_t (*panel_bytes)(int64_t k) = nullptr;
+  PackPanel pack = nullptr;
+  PanelGemm gemm = nullptr;
+};
+
 struct MatMulKernels {
   ml::DType vec_type = ml::DType::F32;  // what activations are converted to
   FromF32 from_f32 = nullptr;           // null when vec_type is F32 (used in place)
   Gemm gemm = nullptr;
+  const PanelKernels* panel = nullptr;  // null where the set has no panel kernels for the dtype
 };
 
 // Kernels for weights of dtype w on the given instruction set; formats without a kernel for
@@ -44,11 +70,15 @@ const MatMulKernels& matmul_kernels(ml::DType w, Isa isa = best_isa());
 // that compare the sets with each other.
 const MatMulKernels* scalar_kernels(ml::DType w);
 const MatMulKernels* avx2_kernels(ml::DType w);
+const PanelKernels* avx2_panel_kernels(ml::DType w);
 
 // Scalar activation quantizers: the reference ones (ml/quant/formats.h), bit-exact with ggml's.
 // The SIMD quantizers must produce the same bytes.
 void quantize_row_q8_0_scalar(const float* x, void* y, int64_t k);
 void quantize_row_q8_1_scalar(const float* x, void* y, int64_t k);
 void quantize_row_q8_K_scalar(const float* x, void* y, int64_t k);
+// The AVX2 ones (call only where the CPU has AVX2).
+void quantize_row_q8_0_avx2(const float* x, void* y, int64_t k);
+void quantize_row_q8_K_avx2(const float* x, void* y, int64_t k);
 
 }  // namespace corral::backend::cpu::simd

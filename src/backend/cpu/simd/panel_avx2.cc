@@ -1,0 +1,439 @@
+// AVX2 panel kernels (matmul_kernels.h): GEMM on 8 weight rows interleaved 4 bytes at a time.
+// A 32-byte vector of a panel holds 4 consecutive quants of each of the 8 rows; maddubs with
+// the 4 matching activation bytes broadcast to every row gives per row two 16-bit partial sums
+// (adjacent lanes), and one madd per block turns them into the 8 rows' 32-bit dot products in
+// row order. Compared with one row per vector (matmul_avx2.cc) there is no horizontal sum and
+// the conversion to float and scaling happen once per 8 rows, not per row; each panel vector
+// is unpacked once and used for 4 columns.
+//
+// 16-bit partial sums are added before the madd only where they cannot overflow: a 4-bit quant
+// (0..15) times an activation (-127..127, the q8 quantizers never produce -128) over a pair is
+// at most 3810 in magnitude, so 8 vectors (32 elements) sum to at most 30480; 6-bit quants
+// (0..63) allow 2 vectors.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "backend/cpu/simd/matmul_kernels.h"
+#include "ml/quant/blocks.h"
+
+namespace corral::backend::cpu::simd {
+namespace {
+
+using ml::DType;
+namespace q = ml::quant;
+
+inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+
+inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// 4 activation bytes broadcast to all 8 dwords.
+inline __m256i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// Copies dword t of each of the 8 rows' 4*nt bytes (row r at rows[r]) into vector t, row r at
+// dword r: out[32 * t + 4 * r] = rows[r][4 * t].
+inline void transpose_dwords(const uint8_t* const rows[kPanelRows], int nt, uint8_t* out) {
+  for (int t = 0; t < nt; ++t) {
+    for (int r = 0; r < kPanelRows; ++r) std::memcpy(out + 32 * t + 4 * r, rows[r] + 4 * t, 4);
+  }
+}
+
+// Row r of a tile of 8 rows x NC columns: out[c * ldo + r] for r < nr.
+template <int NC>
+inline void store_tile(const __m256 acc[NC], float* out, size_t ldo, int nr) {
+  for (int c = 0; c < NC; ++c) {
+    if (nr == kPanelRows) {
+      _mm256_storeu_ps(out + c * ldo, acc[c]);
+    } else {
+      alignas(32) float tmp[kPanelRows];
+      _mm256_store_ps(tmp, acc[c]);
+      for (int r = 0; r < nr; ++r) out[c * ldo + r] = tmp[r];
+    }
+  }
+}
+
+// Runs Kernel::tile<NC> over the columns, 4 at a time, then the rest.
+template <class Kernel>
+void panel_gemm(int64_t k, const void* panel, const void* x, size_t ldx, float* out, size_t ldo,
+                int nr, int nc) {
+  const auto* p = static_cast<const uint8_t*>(panel);
+  const auto* xb = static_cast<const uint8_t*>(x);
+  int c = 0;
+  for (; c + 4 <= nc; c += 4)
+    Kernel::template tile<4>(k, p, xb + c * ldx, ldx, out + c * ldo, ldo, nr);
+  switch (nc - c) {
+    case 3:
+      Kernel::template tile<3>(k, p, xb + c * ldx, ldx, out + c * ldo, ldo, nr);
+      break;
+    case 2:
+      Kernel::template tile<2>(k, p, xb + c * ldx, ldx, out + c * ldo, ldo, nr);
+      break;
+    case 1:
+      Kernel::template tile<1>(k, p, xb + c * ldx, ldx, out + c * ldo, ldo, nr);
+      break;
+    default:
+      break;
+  }
+}
+
+// ---- Q4_0 weights: activations as q8 blocks with a float scale and their sum ----
+
+// The Q8_0 block of the same activations with d widened to float (the same value as the
+// half, so the products are bit-for-bit those of the Q8_0 format) and sum(qs), which takes
+// the Q4_0 offset off all 8 rows at once: sum((q - 8) * y) = sum(q * y) - 8 * sum(y).
+struct XBlock {
+  int8_t qs[q::kQK];
+  float d;
+  int32_t sum;
+};
+static_assert(sizeof(XBlock) == 40);
+
+void quantize_x(const float* x, void* y, int64_t k) {
+  auto* out = static_cast<XBlock*>(y);
+  for (int64_t i = 0; i < k / q::kQK; ++i) {
+    q::BlockQ8_0 b;
+    quantize_row_q8_0_avx2(x + i * q::kQK, &b, q::kQK);
+    std::memcpy(out[i].qs, b.qs, q::kQK);
+    out[i].d = half_to_float(b.d);
+    const __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), load(b.qs));
+    const __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    out[i].sum = _mm_cvtsi128_si32(s);
+  }
+}
+size_t x_row_bytes_q8(int64_t k) { return static_cast<size_t>(k / q::kQK) * sizeof(XBlock); }
+
+// Q4_0 panel block (32 elements of 8 rows, 160 bytes): the 8 scales as floats, then 4 vectors.
+// Vector t holds bytes 4t..4t+3 of each row's qs: low nibbles are elements 4t..4t+3, high
+// nibbles elements 16+4t..16+4t+3.
+struct Q4_0Panel {
+  static constexpr size_t kBlockBytes = 32 + 4 * 32;
+  static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQK) * kBlockBytes; }
+
+  static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
+    auto* out = static_cast<uint8_t*>(panel);
+    static const uint8_t kZero[16] = {};
+    for (int64_t i = 0; i < k / q::kQK; ++i, out += kBlockBytes) {
+      const uint8_t* rows[kPanelRows];
+      float d[kPanelRows];
+      for (int r = 0; r < kPanelRows; ++r) {
+        if (r < nr) {
+          const auto& b =
+              reinterpret_cast<const q::BlockQ4_0*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
+          rows[r] = b.qs;
+          d[r] = half_to_float(b.d);
+        } else {
+          rows[r] = kZero;
+          d[r] = 0.0f;
+        }
+      }
+      std::memcpy(out, d, sizeof(d));
+      transpose_dwords(rows, 4, out + 32);
+    }
+  }
+
+  template <int NC>
+  static void tile(int64_t k, const uint8_t* panel, const uint8_t* x, size_t ldx, float* out,
+                   size_t ldo, int nr) {
+    __m256 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < k / q::kQK; ++i) {
+      const uint8_t* pb = panel + i * kBlockBytes;
+      const XBlock* y[NC];
+      __m256i p[NC];
+      for (int c = 0; c < NC; ++c) {
+        y[c] = reinterpret_cast<const XBlock*>(x + c * ldx) + i;
+        p[c] = _mm256_setzero_si256();
+      }
+      for (int t = 0; t < 4; ++t) {
+        const __m256i raw = load(pb + 32 + 32 * t);
+        const __m256i lo = _mm256_and_si256(raw, low4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+        for (int c = 0; c < NC; ++c) {
+          p[c] = _mm256_add_epi16(p[c], _mm256_maddubs_epi16(lo, bcast4(y[c]->qs + 4 * t)));
+          p[c] = _mm256_add_epi16(p[c], _mm256_maddubs_epi16(hi, bcast4(y[c]->qs + 16 + 4 * t)));
+        }
+      }
+      const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(pb));
+      for (int c = 0; c < NC; ++c) {
+        const __m256i s =
+            _mm256_sub_epi32(_mm256_madd_epi16(p[c], ones), _mm256_set1_epi32(8 * y[c]->sum));
+        acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(y[c]->d)), _mm256_cvtepi32_ps(s),
+                                 acc[c]);
+      }
+    }
+    store_tile<NC>(acc, out, ldo, nr);
+  }
+};
+
+// ---- K formats against Q8_K activations ----
+
+// Pairs of 16-bit values per row as dwords: dword r = lo[r] | hi[r] << 16, for madd against a
+// broadcast pair of activation sums.
+inline void pair_dwords(const int16_t lo[kPanelRows], const int16_t hi[kPanelRows], uint8_t* out) {
+  for (int r = 0; r < kPanelRows; ++r) {
+    std::memcpy(out + 4 * r, &lo[r], 2);
+    std::memcpy(out + 4 * r + 2, &hi[r], 2);
+  }
+}
+
+// Activation sums of 16 (Q8_K bsums), the pair (bsums[2u], bsums[2u+1]) in every dword.
+inline __m256i bsum_pair(const q::BlockQ8_K& y, int u) {
+  int32_t v;
+  std::memcpy(&v, y.bsums + 2 * u, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// Q4_K panel super-block (256 elements of 8 rows, 1472 bytes):
+//   d[8], dmin[8] as floats;
+//   8 scale vectors, one per group j of 32: sc_j of row r in 16-bit lanes 2r and 2r+1 (a madd
+//     with the pair sums of row r gives sc_j times the row's dot product);
+//   4 min vectors, u = 0..3: dword r = m_{2u} | m_{2u+1} << 16 of row r;
+//   32 quant vectors, 8 per 64 elements jj: vector 8jj+t holds bytes 32jj+4t..+3 of each row's
+//     qs, whose low nibbles are elements 64jj+4t.. (group 2jj) and high nibbles 64jj+32+4t..
+//     (group 2jj+1).
+// x = d*sc_j*q - dmin*m_j, so the row's product is d*dy*sum_j sc_j*dot_j -
+// dmin*dy*sum_j m_j*(bsums[2j] + bsums[2j+1]).
+struct Q4_KPanel {
+  static constexpr size_t kScales = 64, kMins = kScales + 8 * 32, kQuants = kMins + 4 * 32;
+  static constexpr size_t kBlockBytes = kQuants + 32 * 32;
+  static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQKK) * kBlockBytes; }
+
+  static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
+    auto* out = static_cast<uint8_t*>(panel);
+    static const uint8_t kZero[128] = {};
+    for (int64_t i = 0; i < k / q::kQKK; ++i, out += kBlockBytes) {
+      const uint8_t* rows[kPanelRows];
+      float d[2 * kPanelRows];
+      uint8_t sc[kPanelRows][8] = {}, mn[kPanelRows][8] = {};
+      for (int r = 0; r < kPanelRows; ++r) {
+        if (r >= nr) {
+          rows[r] = kZero;
+          d[r] = d[kPanelRows + r] = 0.0f;
+          continue;
+        }
+        const auto& b =
+            reinterpret_cast<const q::BlockQ4_K*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
+        rows[r] = b.qs;
+        d[r] = half_to_float(b.d);
+        d[kPanelRows + r] = half_to_float(b.dmin);
+        // 6-bit scales and mins from 12 bytes (ggml's get_scale_min_k4).
+        for (int j = 0; j < 8; ++j) {
+          if (j < 4) {
+            sc[r][j] = b.scales[j] & 63;
+            mn[r][j] = b.scales[j + 4] & 63;
+          } else {
+            sc[r][j] = (b.scales[j + 4] & 0x0F) | ((b.scales[j - 4] >> 6) << 4);
+            mn[r][j] = (b.scales[j + 4] >> 4) | ((b.scales[j] >> 6) << 4);
+          }
+        }
+      }
+      std::memcpy(out, d, sizeof(d));
+      for (int j = 0; j < 8; ++j) {
+        int16_t v[kPanelRows];
+        for (int r = 0; r < kPanelRows; ++r) v[r] = sc[r][j];
+        pair_dwords(v, v, out + kScales + 32 * j);
+      }
+      for (int u = 0; u < 4; ++u) {
+        int16_t lo[kPanelRows], hi[kPanelRows];
+        for (int r = 0; r < kPanelRows; ++r) {
+          lo[r] = mn[r][2 * u];
+          hi[r] = mn[r][2 * u + 1];
+        }
+        pair_dwords(lo, hi, out + kMins + 32 * u);
+      }
+      transpose_dwords(rows, 32, out + kQuants);
+    }
+  }
+
+  template <int NC>
+  static void tile(int64_t k, const uint8_t* panel, const uint8_t* x, size_t ldx, float* out,
+                   size_t ldo, int nr) {
+    __m256 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int64_t i = 0; i < k / q::kQKK; ++i) {
+      const uint8_t* pb = panel + i * kBlockBytes;
+      const q::BlockQ8_K* y[NC];
+      __m256i s[NC];
+      for (int c = 0; c < NC; ++c) {
+        y[c] = reinterpret_cast<const q::BlockQ8_K*>(x + c * ldx) + i;
+        s[c] = _mm256_setzero_si256();
+      }
+      // Groups 2jj and 2jj+1 share their quant vectors (low and high nibbles): one load each.
+      for (int jj = 0; jj < 4; ++jj) {
+        __m256i plo[NC], phi[NC];
+        for (int c = 0; c < NC; ++c) plo[c] = phi[c] = _mm256_setzero_si256();
+        for (int t = 0; t < 8; ++t) {
+          const __m256i raw = load(pb + kQuants + 32 * (8 * jj + t));
+          const __m256i lo = _mm256_and_si256(raw, low4);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+          for (int c = 0; c < NC; ++c) {
+            const int8_t* yq = y[c]->qs + 64 * jj + 4 * t;
+            plo[c] = _mm256_add_epi16(plo[c], _mm256_maddubs_epi16(lo, bcast4(yq)));
+            phi[c] = _mm256_add_epi16(phi[c], _mm256_maddubs_epi16(hi, bcast4(yq + 32)));
+          }
+        }
+        const __m256i sclo = load(pb + kScales + 32 * (2 * jj));
+        const __m256i schi = load(pb + kScales + 32 * (2 * jj + 1));
+        for (int c = 0; c < NC; ++c) {
+          s[c] = _mm256_add_epi32(s[c], _mm256_add_epi32(_mm256_madd_epi16(plo[c], sclo),
+                                                         _mm256_madd_epi16(phi[c], schi)));
+        }
+      }
+      const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(pb));
+      const __m256 dmin = _mm256_loadu_ps(reinterpret_cast<const float*>(pb) + kPanelRows);
+      for (int c = 0; c < NC; ++c) {
+        // Sums of 32 as pairs (bs_{2u}, bs_{2u+1}) for the min vectors.
+        const __m256i b16 = load(y[c]->bsums);
+        const __m256i bs = _mm256_hadd_epi16(b16, b16);  // lane 0: bs0..3, lane 1: bs4..7
+        __m256i m = _mm256_setzero_si256();
+        for (int u = 0; u < 4; ++u) {
+          const int idx = u < 2 ? u : u + 2;
+          const __m256i pair = _mm256_permutevar8x32_epi32(bs, _mm256_set1_epi32(idx));
+          m = _mm256_add_epi32(m, _mm256_madd_epi16(load(pb + kMins + 32 * u), pair));
+        }
+        const __m256 dy = _mm256_set1_ps(y[c]->d);
+        acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dy), _mm256_cvtepi32_ps(s[c]), acc[c]);
+        acc[c] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, dy), _mm256_cvtepi32_ps(m), acc[c]);
+      }
+    }
+    store_tile<NC>(acc, out, ldo, nr);
+  }
+};
+
+// Q6_K panel super-block (256 elements of 8 rows, 2848 bytes):
+//   d[8] as floats;
+//   16 scale vectors, one per group g of 16: sc_g of row r in 16-bit lanes 2r and 2r+1;
+//   8 scale-pair vectors, u = 0..7: dword r = sc_{2u} | sc_{2u+1} << 16 of row r;
+//   64 quant vectors of the unsigned 6-bit quants, vector t holding elements 4t..4t+3 of each
+//     row.
+// x = d*sc_g*(q - 32): the -32 is taken off per super-block as 32*sum_g sc_g*bsums[g].
+struct Q6_KPanel {
+  static constexpr size_t kScales = 32, kPairs = kScales + 16 * 32, kQuants = kPairs + 8 * 32;
+  static constexpr size_t kBlockBytes = kQuants + 64 * 32;
+  static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQKK) * kBlockBytes; }
+
+  static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
+    auto* out = static_cast<uint8_t*>(panel);
+    for (int64_t i = 0; i < k / q::kQKK; ++i, out += kBlockBytes) {
+      uint8_t qv[kPanelRows][q::kQKK] = {};
+      int16_t sc[kPanelRows][16] = {};
+      float d[kPanelRows] = {};
+      const uint8_t* rows[kPanelRows];
+      for (int r = 0; r < kPanelRows; ++r) {
+        rows[r] = qv[r];
+        if (r >= nr) continue;
+        const auto& b =
+            reinterpret_cast<const q::BlockQ6_K*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
+        d[r] = half_to_float(b.d);
+        for (int g = 0; g < 16; ++g) sc[r][g] = b.scales[g];
+        // Each 128 elements take 64 bytes of ql and 32 of qh (ggml's dequantize_row_q6_K).
+        for (int n = 0; n < 2; ++n) {
+          const uint8_t* ql = b.ql + 64 * n;
+          const uint8_t* qh = b.qh + 32 * n;
+          uint8_t* o = qv[r] + 128 * n;
+          for (int l = 0; l < 32; ++l) {
+            o[l] = (ql[l] & 0x0F) | ((qh[l] & 3) << 4);
+            o[l + 32] = (ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4);
+            o[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+            o[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+          }
+        }
+      }
+      std::memcpy(out, d, sizeof(d));
+      for (int g = 0; g < 16; ++g) {
+        int16_t v[kPanelRows];
+        for (int r = 0; r < kPanelRows; ++r) v[r] = sc[r][g];
+        pair_dwords(v, v, out + kScales + 32 * g);
+      }
+      for (int u = 0; u < 8; ++u) {
+        int16_t lo[kPanelRows], hi[kPanelRows];
+        for (int r = 0; r < kPanelRows; ++r) {
+          lo[r] = sc[r][2 * u];
+          hi[r] = sc[r][2 * u + 1];
+        }
+        pair_dwords(lo, hi, out + kPairs + 32 * u);
+      }
+      transpose_dwords(rows, 64, out + kQuants);
+    }
+  }
+
+  template <int NC>
+  static void tile(int64_t k, const uint8_t* panel, const uint8_t* x, size_t ldx, float* out,
+                   size_t ldo, int nr) {
+    __m256 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < k / q::kQKK; ++i) {
+      const uint8_t* pb = panel + i * kBlockBytes;
+      const q::BlockQ8_K* y[NC];
+      __m256i s[NC];
+      for (int c = 0; c < NC; ++c) {
+        y[c] = reinterpret_cast<const q::BlockQ8_K*>(x + c * ldx) + i;
+        s[c] = _mm256_setzero_si256();
+      }
+      for (int g = 0; g < 16; ++g) {
+        const __m256i scv = load(pb + kScales + 32 * g);
+        for (int h = 0; h < 2; ++h) {
+          const int t = 4 * g + 2 * h;
+          const __m256i w0 = load(pb + kQuants + 32 * t);
+          const __m256i w1 = load(pb + kQuants + 32 * (t + 1));
+          for (int c = 0; c < NC; ++c) {
+            const __m256i p =
+                _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(y[c]->qs + 4 * t)),
+                                 _mm256_maddubs_epi16(w1, bcast4(y[c]->qs + 4 * t + 4)));
+            s[c] = _mm256_add_epi32(s[c], _mm256_madd_epi16(p, scv));
+          }
+        }
+      }
+      const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(pb));
+      for (int c = 0; c < NC; ++c) {
+        __m256i corr = _mm256_setzero_si256();
+        for (int u = 0; u < 8; ++u) {
+          corr = _mm256_add_epi32(
+              corr, _mm256_madd_epi16(load(pb + kPairs + 32 * u), bsum_pair(*y[c], u)));
+        }
+        const __m256i si = _mm256_sub_epi32(s[c], _mm256_slli_epi32(corr, 5));
+        acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(y[c]->d)), _mm256_cvtepi32_ps(si),
+                                 acc[c]);
+      }
+    }
+    store_tile<NC>(acc, out, ldo, nr);
+  }
+};
+
+size_t x_row_bytes_q8_K(int64_t k) { return ml::row_size(DType::Q8_K, k); }
+
+template <class P>
+constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_t)) {
+  return PanelKernels{from_f32, x_row_bytes, P::panel_bytes, P::pack, panel_gemm<P>};
+}
+
+const PanelKernels kQ4_0 = make_panel<Q4_0Panel>(quantize_x, x_row_bytes_q8);
+const PanelKernels kQ4_K = make_panel<Q4_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
+const PanelKernels kQ6_K = make_panel<Q6_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
+
+}  // namespace
+
+const PanelKernels* avx2_panel_kernels(DType w) {
+  switch (w) {
+    case DType::Q4_0:
+      return &kQ4_0;
+    case DType::Q4_K:
+      return &kQ4_K;
+    case DType::Q6_K:
+      return &kQ6_K;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace corral::backend::cpu::simd
