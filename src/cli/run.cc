@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/cuda.h"
 #include "cli/commands.h"
 #include "cli/prompt.h"
 #include "runner/engine.h"
@@ -41,6 +42,7 @@ struct RunArgs {
   bool verbose = false;
   std::optional<int64_t> seed;
   std::optional<int> threads;
+  std::optional<int> num_gpu;          // --num-gpu / --gpu, over the num_gpu option
   store::ModelInfo info;               // resolved from `model`
   std::unique_ptr<Conversation> chat;  // once the model is loaded
 };
@@ -436,6 +438,10 @@ void run(RunArgs& args) {
   sample::Options options = make_options(args);
   runner::EngineOptions eo;
   eo.n_threads = thread_count(args, options);
+  // Ollama's num_gpu (-1: as many layers as fit; every layer, here) where a GPU is present.
+  eo.num_gpu = args.num_gpu                       ? *args.num_gpu
+               : backend::cuda::devices().empty() ? 0
+                                                  : options.num_gpu;
   Engine engine(args.info.gguf.string(), eo);
   args.chat = std::make_unique<Conversation>(args.info, engine.file().metadata(),
                                              engine.tokenizer().vocab());
@@ -481,6 +487,11 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("-t,--threads", args->threads,
                   "Threads for the CPU backend (default: physical cores; overrides num_thread)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("-g,--num-gpu", args->num_gpu,
+                  "Layers to offload to the GPU (overrides num_gpu; 0: CPU only; -1: all; "
+                  "default: all when a CUDA device is present)");
+  cmd->add_flag_callback(
+      "--gpu", [args] { args->num_gpu = -1; }, "Offload every layer to the GPU (--num-gpu -1)");
   cmd->footer(
       "Examples:\n"
       "  corral run stories260K-f32.gguf \"Once upon a time\"\n"

@@ -58,9 +58,6 @@ void Executor::compute(Graph& g, std::span<const Tensor> outputs) {
     }
   }
 
-  // Consecutive nodes on the same backend run in one call.
-  size_t start = 0;
-  Backend* current = nullptr;
   auto pick = [&](const Node& node) -> Backend* {
     for (Backend* b : backends_) {
       if (b->supports(g, node)) return b;
@@ -68,15 +65,17 @@ void Executor::compute(Graph& g, std::span<const Tensor> outputs) {
     throw std::invalid_argument(std::string("Executor: no backend supports ") +
                                 std::string(op_name(node.kind())) + " " + node.shape_string());
   };
-  for (size_t i = 0; i < order_.size(); ++i) {
-    Backend* b = pick(g.node(order_[i]));
-    if (b != current) {
-      if (current) current->compute(g, std::span<const int>(order_).subspan(start, i - start));
-      current = b;
+  placement_.clear();
+  for (int id : order_) placement_.push_back(pick(g.node(id)));
+  for (Backend* b : backends_) b->prepare(g, order_, placement_, outputs_);
+
+  // Consecutive nodes on the same backend run in one call.
+  for (size_t start = 0, i = 1; start < order_.size(); ++i) {
+    if (i == order_.size() || placement_[i] != placement_[start]) {
+      placement_[start]->compute(g, std::span<const int>(order_).subspan(start, i - start));
       start = i;
     }
   }
-  if (current) current->compute(g, std::span<const int>(order_).subspan(start));
   for (Backend* b : backends_) b->synchronize();
 }
 
