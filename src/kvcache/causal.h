@@ -26,7 +26,7 @@ struct CausalOptions {
   // Where layer il's keys and values live: a device backend's memory for offloaded layers
   // (ml::Backend::allocate). Buffers it returns must come zeroed; without it, or when it returns
   // null, the cache allocates zeroed host memory.
-  std::function<std::unique_ptr<ml::Buffer>(int layer, size_t bytes)> allocate;
+  std::function<std::unique_ptr<ml::Buffer>(int layer, size_t bytes)> allocate = nullptr;
 };
 
 // No free cells left for a batch: the caller shifts the context or removes a sequence.

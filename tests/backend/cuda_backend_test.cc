@@ -3,8 +3,10 @@
 // harness (ops_test.cc, cases cuda_*); these tests skip, saying why, without a device.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "backend/cuda/cuda.h"
@@ -134,7 +136,6 @@ TEST_F(CudaBackendTest, ResidentWeightsAreReadFromTheDeviceCopy) {
     return values(y);
   };
   const std::vector<float> before = run();
-  std::vector<float> saved = w;
   std::fill(w.begin(), w.end(), 0.0f);
   EXPECT_EQ(run(), before);
   resident.reset();  // no longer resident: the host bytes (zeros) are read

@@ -182,7 +182,9 @@ __device__ __forceinline__ void scale_min_k4(int j, const uint8_t* q, int& sc, i
 }
 
 // Element j of one block of format T starting at b (the dequantize_row_<fmt> arithmetic of
-// ml/quant, element by element).
+// ml/quant, element by element). Products and sums are rounded separately (__fmul_rn,
+// __fadd_rn: never fused into an FMA) so the values are the reference's to the bit, as the
+// exact (NMSE 0) get_rows cases require.
 template <DT T>
 __device__ __forceinline__ float dequant_elem(const char* bc, int j) {
   const auto* b = reinterpret_cast<const uint8_t*>(bc);
@@ -198,7 +200,7 @@ __device__ __forceinline__ float dequant_elem(const char* bc, int j) {
     const float m = half_to_float(read_u16(bc + 2));
     const uint8_t q = b[4 + (j & 15)];
     const int v = j < 16 ? (q & 0xF) : (q >> 4);
-    return static_cast<float>(v) * d + m;
+    return __fadd_rn(__fmul_rn(static_cast<float>(v), d), m);
   } else if constexpr (T == DT::Q5_0) {
     // d; qh (32 fifth bits, little-endian); qs[16] as Q4_0.
     const float d = half_to_float(read_u16(bc));
@@ -212,7 +214,7 @@ __device__ __forceinline__ float dequant_elem(const char* bc, int j) {
     const int hbit = (b[4 + j / 8] >> (j % 8)) & 1;
     const uint8_t q = b[8 + (j & 15)];
     const int v = (j < 16 ? (q & 0xF) : (q >> 4)) | (hbit << 4);
-    return static_cast<float>(v) * d + m;
+    return __fadd_rn(__fmul_rn(static_cast<float>(v), d), m);
   } else if constexpr (T == DT::Q8_0) {
     const float d = half_to_float(read_u16(bc));
     return static_cast<float>(static_cast<int8_t>(b[2 + j])) * d;
@@ -228,8 +230,9 @@ __device__ __forceinline__ float dequant_elem(const char* bc, int j) {
     const uint8_t sc = b[g];
     const float d = half_to_float(read_u16(bc + 80));
     const float dmin = half_to_float(read_u16(bc + 82));
-    return d * static_cast<float>(sc & 0xF) * static_cast<float>((q >> shift) & 3) -
-           dmin * static_cast<float>(sc >> 4);
+    return __fsub_rn(__fmul_rn(__fmul_rn(d, static_cast<float>(sc & 0xF)),
+                               static_cast<float>((q >> shift) & 3)),
+                     __fmul_rn(dmin, static_cast<float>(sc >> 4)));
   } else if constexpr (T == DT::Q3_K) {
     // hmask[32] @0, qs[64] @32, scales[12] @96, d @108.
     const int g = j / 16, l = j % 16;
@@ -254,7 +257,8 @@ __device__ __forceinline__ float dequant_elem(const char* bc, int j) {
     const int v = hi ? (q >> 4) : (q & 0xF);
     const float d = half_to_float(read_u16(bc));
     const float dmin = half_to_float(read_u16(bc + 2));
-    return d * static_cast<float>(sc) * static_cast<float>(v) - dmin * static_cast<float>(m);
+    return __fsub_rn(__fmul_rn(__fmul_rn(d, static_cast<float>(sc)), static_cast<float>(v)),
+                     __fmul_rn(dmin, static_cast<float>(m)));
   } else if constexpr (T == DT::Q5_K) {
     // d @0, dmin @2, scales[12] @4, qh[32] @16, qs[128] @48; the fifth bit of element l of
     // group 2c + hi is bit 2c + hi of qh[l].
@@ -265,7 +269,8 @@ __device__ __forceinline__ float dequant_elem(const char* bc, int j) {
     const int v = (hi ? (q >> 4) : (q & 0xF)) | (((b[16 + l] >> (2 * c + hi)) & 1) << 4);
     const float d = half_to_float(read_u16(bc));
     const float dmin = half_to_float(read_u16(bc + 2));
-    return d * static_cast<float>(sc) * static_cast<float>(v) - dmin * static_cast<float>(m);
+    return __fsub_rn(__fmul_rn(__fmul_rn(d, static_cast<float>(sc)), static_cast<float>(v)),
+                     __fmul_rn(dmin, static_cast<float>(m)));
   } else if constexpr (T == DT::Q6_K) {
     // ql[128] @0, qh[64] @128, scales[16] (int8) @192, d @208. Half h = j / 128; quarter k of
     // the half: low nibbles of ql[64h + 32(k % 2) + l] for k < 2, high for k >= 2; top bits at
