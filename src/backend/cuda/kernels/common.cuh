@@ -230,9 +230,9 @@ __device__ __forceinline__ float dequant_elem(const char* bc, int j) {
     const uint8_t sc = b[g];
     const float d = half_to_float(read_u16(bc + 80));
     const float dmin = half_to_float(read_u16(bc + 82));
-    return __fsub_rn(__fmul_rn(__fmul_rn(d, static_cast<float>(sc & 0xF)),
-                               static_cast<float>((q >> shift) & 3)),
-                     __fmul_rn(dmin, static_cast<float>(sc >> 4)));
+    return __fsub_rn(
+        __fmul_rn(__fmul_rn(d, static_cast<float>(sc & 0xF)), static_cast<float>((q >> shift) & 3)),
+        __fmul_rn(dmin, static_cast<float>(sc >> 4)));
   } else if constexpr (T == DT::Q3_K) {
     // hmask[32] @0, qs[64] @32, scales[12] @96, d @108.
     const int g = j / 16, l = j % 16;
