@@ -1,9 +1,10 @@
-// `corral bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]`: llama-bench's two
-// throughput tests on the CPU backend. pp<p>: one prefill of p tokens from an empty cache in
-// batches of num_batch; tg<n>: n decode steps of one token each after a one-token prompt. Each
-// test runs once to warm up (page in the mmapped weights, plan the graph), then `reps` times;
-// the report is the mean and standard deviation of tokens per second. Token ids are random
-// (fixed seed) and valid: throughput does not depend on which tokens are evaluated.
+// `corral bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--gpu | -g LAYERS] [--json]`:
+// llama-bench's two throughput tests, on the CPU backend or with layers offloaded to the GPU.
+// pp<p>: one prefill of p tokens from an empty cache in batches of num_batch; tg<n>: n decode steps
+// of one token each after a one-token prompt. Each test runs once to warm up (page in the mmapped
+// weights, plan the graph), then `reps` times; the report is the mean and standard deviation of
+// tokens per second. Token ids are random (fixed seed) and valid: throughput does not depend on
+// which tokens are evaluated.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -37,6 +38,7 @@ struct BenchArgs {
   int threads = 0;  // 0: physical cores
   int reps = 5;
   bool json = false;
+  int num_gpu = 0;  // layers offloaded to the GPU (Ollama's num_gpu); -1: all
 };
 
 // What every row of the report says about the model and the machine.
@@ -48,6 +50,8 @@ struct ModelFacts {
   uint64_t size = 0;  // bytes of all tensors
   uint64_t n_params = 0;
   int threads = 0;
+  std::string backend = "CPU";  // "CUDA" when layers are offloaded
+  int gpu_layers = 0;
 };
 
 ModelFacts model_facts(const runner::Engine& engine, const store::ModelInfo& info, int threads) {
@@ -78,6 +82,8 @@ ModelFacts model_facts(const runner::Engine& engine, const store::ModelInfo& inf
     }
   }
   m.threads = threads > 0 ? threads : backend::cpu::physical_cores();
+  m.gpu_layers = engine.gpu_layers();
+  if (engine.gpu()) m.backend = "CUDA";
   return m;
 }
 
@@ -181,8 +187,9 @@ void print_json(const ModelFacts& m, const TestResult& r) {
   j["model_type"] = m.type;
   j["model_size"] = m.size;
   j["model_n_params"] = m.n_params;
-  j["backend"] = "CPU";
+  j["backend"] = m.backend;
   j["n_threads"] = m.threads;
+  j["n_gpu_layers"] = m.gpu_layers;
   j["test"] = r.name;
   j["n_prompt"] = r.n_prompt;
   j["n_gen"] = r.n_gen;
@@ -202,8 +209,8 @@ void print_table_row(const ModelFacts& m, const TestResult& r) {
   char ts[64];
   std::snprintf(ts, sizeof ts, "%.2f ± %.2f", r.mean_ts(), r.stddev_ts());
   std::cout << "| " << m.arch << " " << m.type << " | " << human_size(m.size) << " | "
-            << human_params(m.n_params) << " | CPU | " << m.threads << " | " << r.name << " | "
-            << ts << " |\n"
+            << human_params(m.n_params) << " | " << m.backend << " | " << m.threads << " | "
+            << r.name << " | " << ts << " |\n"
             << std::flush;
 }
 
@@ -211,7 +218,7 @@ void run_bench(const BenchArgs& a) {
   if (a.n_prompt < 0 || a.n_gen < 0) throw std::invalid_argument("-p and -n must not be negative");
   if (a.reps < 1) throw std::invalid_argument("-r must be at least 1");
   const store::ModelInfo info = store::resolve(store::Store(store::Store::default_root()), a.model);
-  runner::Engine engine(info.gguf.string(), {.n_threads = a.threads});
+  runner::Engine engine(info.gguf.string(), {.n_threads = a.threads, .num_gpu = a.num_gpu});
   const ModelFacts facts = model_facts(engine, info, a.threads);
   const int num_batch = sample::Options{}.num_batch;
   // Room for the longer test; the cache size does not change between tests, so the warm-up of
@@ -254,6 +261,11 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("-r,--repetitions", args->reps, "Timed repetitions of each test")
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "One JSON object per test, with every sample");
+  cmd->add_option("-g,--num-gpu", args->num_gpu,
+                  "Layers to offload to the GPU (Ollama's num_gpu; -1: all; needs a CUDA build)")
+      ->capture_default_str();
+  cmd->add_flag_callback(
+      "--gpu", [args] { args->num_gpu = -1; }, "Offload every layer to the GPU (--num-gpu -1)");
   cmd->callback([args] { run_bench(*args); });
 }
 

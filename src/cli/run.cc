@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend/cuda/cuda.h"
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/prompt.h"
@@ -51,6 +52,7 @@ struct RunArgs {
   bool verbose = false;
   std::optional<int64_t> seed;
   std::optional<int> threads;
+  std::optional<int> num_gpu;  // --num-gpu / --gpu, over the num_gpu option
 };
 
 // A signal handler can reach nothing but static storage: Ctrl+C in the interactive session sets
@@ -312,6 +314,10 @@ class LocalSession : public Session {
       : args_(args), options_(make_options(args, info)) {
     runner::EngineOptions eo;
     eo.n_threads = thread_count(args, options_);
+    // Ollama's num_gpu (-1: as many layers as fit; every layer, here) where a GPU is present.
+    eo.num_gpu = args.num_gpu                       ? *args.num_gpu
+                 : backend::cuda::devices().empty() ? 0
+                                                    : options_.num_gpu;
     engine_ = std::make_unique<Engine>(info.gguf.string(), eo);
     chat_ = std::make_unique<Conversation>(info, engine_->file().metadata(),
                                            engine_->tokenizer().vocab());
@@ -361,6 +367,7 @@ class RemoteSession : public Session {
     options_ = sample::params_to_json(split_params(args));
     if (args.seed) options_["seed"] = *args.seed;
     if (args.threads) options_["num_thread"] = *args.threads;
+    if (args.num_gpu) options_["num_gpu"] = *args.num_gpu;
   }
 
   Reply reply(const std::string& message, Output& out, const std::atomic<bool>* cancel) override {
@@ -695,6 +702,11 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("-t,--threads", args->threads,
                   "Threads for the CPU backend (default: physical cores; overrides num_thread)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("-g,--num-gpu", args->num_gpu,
+                  "Layers to offload to the GPU (overrides num_gpu; 0: CPU only; -1: all; "
+                  "default: all when a CUDA device is present)");
+  cmd->add_flag_callback(
+      "--gpu", [args] { args->num_gpu = -1; }, "Offload every layer to the GPU (--num-gpu -1)");
   cmd->footer(
       "Examples:\n"
       "  corral run stories260K-f32.gguf \"Once upon a time\"\n"

@@ -31,12 +31,18 @@ Causal::Causal(int n_layer, int64_t n_head_kv, int64_t head_dim_k, int64_t head_
   const auto bytes = [&](int64_t head_dim) {
     return ml::row_size(dtype_, head_dim * n_head_kv) * static_cast<size_t>(options.num_ctx);
   };
+  // Zeroed: cells never written are read under a -inf mask, and 0 * anything stays finite.
+  auto make = [&](int il, size_t n) -> std::unique_ptr<ml::Buffer> {
+    if (options.allocate) {
+      if (auto b = options.allocate(il, n)) return b;
+    }
+    auto b = std::make_unique<ml::HostBuffer>(n);
+    std::memset(b->data(), 0, b->size());
+    return b;
+  };
   for (int il = 0; il < n_layer; ++il) {
-    // Zeroed: cells never written are read under a -inf mask, and 0 * anything stays finite.
-    keys_.push_back(std::make_unique<ml::HostBuffer>(bytes(head_dim_k)));
-    values_.push_back(std::make_unique<ml::HostBuffer>(bytes(head_dim_v)));
-    std::memset(keys_.back()->data(), 0, keys_.back()->size());
-    std::memset(values_.back()->data(), 0, values_.back()->size());
+    keys_.push_back(make(il, bytes(head_dim_k)));
+    values_.push_back(make(il, bytes(head_dim_v)));
   }
 }
 

@@ -28,6 +28,10 @@ struct CausalOptions {
   // The attended range is rounded up to a multiple of this, so that consecutive decode steps
   // record graphs of the same shape.
   int64_t pad = 32;
+  // Where layer il's keys and values live: a device backend's memory for offloaded layers
+  // (ml::Backend::allocate). Buffers it returns must come zeroed; without it, or when it returns
+  // null, the cache allocates zeroed host memory.
+  std::function<std::unique_ptr<ml::Buffer>(int layer, size_t bytes)> allocate = nullptr;
 };
 
 // No free cells left for a batch: the caller shifts the context or removes a sequence.

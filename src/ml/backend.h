@@ -44,6 +44,12 @@ class Backend {
   virtual std::unique_ptr<Buffer> allocate(size_t bytes) {
     return std::make_unique<HostBuffer>(bytes);
   }
+  // Called by the executor once per graph computation, before any node runs: every node it will
+  // compute (ascending ids), the backend each runs on (placement[i] runs order[i]) and the
+  // outputs. A backend with memory of its own (CUDA) plans it here and learns what to copy to
+  // the host; host backends ignore it.
+  virtual void prepare(const Graph& g, std::span<const int> order,
+                       std::span<Backend* const> placement, std::span<const int> outputs) {}
   // Runs the nodes, in order; every data pointer they use is set.
   virtual void compute(const Graph& g, std::span<const int> nodes) = 0;
   virtual void synchronize() {}
@@ -84,6 +90,7 @@ class Executor {
   std::vector<std::unique_ptr<Plan>> plans_;  // most recently used first
   size_t plans_made_ = 0;
   std::vector<uint64_t> key_;
+  std::vector<Backend*> placement_;  // the backend of each node of the plan's order
   std::vector<int> outputs_;
   std::vector<char> needed_;
 };

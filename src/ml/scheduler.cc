@@ -131,10 +131,7 @@ void Executor::compute(Graph& g, std::span<const Tensor> outputs) {
     }
   }
 
-  // Consecutive nodes on the same backend run in one call.
   const std::span<const int> order(plan.order);
-  size_t start = 0;
-  Backend* current = nullptr;
   auto pick = [&](const Node& node) -> Backend* {
     for (Backend* b : backends_) {
       if (b->supports(g, node)) return b;
@@ -142,15 +139,17 @@ void Executor::compute(Graph& g, std::span<const Tensor> outputs) {
     throw std::invalid_argument(std::string("Executor: no backend supports ") +
                                 std::string(op_name(node.kind())) + " " + node.shape_string());
   };
-  for (size_t i = 0; i < order.size(); ++i) {
-    Backend* b = pick(g.node(order[i]));
-    if (b != current) {
-      if (current) current->compute(g, order.subspan(start, i - start));
-      current = b;
+  placement_.clear();
+  for (int id : order) placement_.push_back(pick(g.node(id)));
+  for (Backend* b : backends_) b->prepare(g, order, placement_, outputs_);
+
+  // Consecutive nodes on the same backend run in one call.
+  for (size_t start = 0, i = 1; start < order.size(); ++i) {
+    if (i == order.size() || placement_[i] != placement_[start]) {
+      placement_[start]->compute(g, order.subspan(start, i - start));
       start = i;
     }
   }
-  if (current) current->compute(g, order.subspan(start));
   for (Backend* b : backends_) b->synchronize();
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "backend/cpu/cpu.h"
@@ -73,8 +74,34 @@ Engine::Engine(const std::string& path, EngineOptions options) : options_(option
                              " tokens, more than the model's " +
                              std::to_string(model_->config().n_vocab) + " output rows");
   }
+  if (options.num_gpu != 0) offload(options.num_gpu);
   set_threads(options.n_threads);
   load_duration_ = Clock::now() - t0;
+}
+
+void Engine::offload(int num_gpu) {
+  gpu_ = backend::cuda::make_backend();
+  const int n_layer = model_->config().n_layer;
+  gpu_layers_ = num_gpu < 0 ? n_layer + 1 : std::min(num_gpu, n_layer + 1);
+  for (const auto& t : file_->tensors()) {
+    // blk.<i>.* belongs to layer i; everything else (embeddings, output norm and projection)
+    // to the output layer, n_layer.
+    int layer = n_layer;
+    if (t.name.rfind("blk.", 0) == 0) layer = std::atoi(t.name.c_str() + 4);
+    if (layer < gpu_layers_ && t.nbytes > 0) {
+      resident_.push_back(gpu_->make_resident(t.data, t.nbytes));
+    }
+  }
+}
+
+kvcache::CausalOptions Engine::cache_options(int64_t num_ctx, ml::DType dtype, int64_t pad) const {
+  kvcache::CausalOptions o{.num_ctx = num_ctx, .dtype = dtype, .pad = pad};
+  if (gpu_) {
+    o.allocate = [this](int layer, size_t bytes) -> std::unique_ptr<ml::Buffer> {
+      return layer < gpu_layers_ ? gpu_->allocate(bytes) : nullptr;
+    };
+  }
+  return o;
 }
 
 Engine::~Engine() = default;
@@ -83,7 +110,10 @@ void Engine::set_threads(int n_threads) {
   if (backend_ && n_threads == n_threads_) return;
   executor_.reset();
   backend_ = backend::cpu::make_backend({.n_threads = std::max(0, n_threads)});
-  executor_ = std::make_unique<ml::Executor>(std::vector<ml::Backend*>{backend_.get()});
+  std::vector<ml::Backend*> backends;
+  if (gpu_) backends.push_back(gpu_.get());
+  backends.push_back(backend_.get());
+  executor_ = std::make_unique<ml::Executor>(std::move(backends));
   n_threads_ = n_threads;
 }
 
@@ -105,7 +135,8 @@ void Engine::ensure_cache(int64_t num_ctx) {
   if (cache_ && cache_->num_ctx() == num_ctx) return;
   cache_.reset();
   cached_.clear();
-  cache_.emplace(model_->make_cache({.num_ctx = num_ctx, .dtype = options_.cache_dtype}));
+  cache_.emplace(model_->make_cache(
+      cache_options(num_ctx, options_.cache_dtype, kvcache::CausalOptions{}.pad)));
 }
 
 const float* Engine::evaluate(std::span<const int32_t> tokens, int32_t pos, int num_batch,
@@ -256,8 +287,8 @@ std::vector<float> Engine::logits(std::span<const int32_t> tokens) {
                                   " tokens)");
     }
   }
-  auto cache = model_->make_cache(
-      {.num_ctx = static_cast<int64_t>(tokens.size()), .dtype = ml::DType::F32, .pad = 1});
+  auto cache =
+      model_->make_cache(cache_options(static_cast<int64_t>(tokens.size()), ml::DType::F32, 1));
   model::Batch batch;
   for (size_t i = 0; i < tokens.size(); ++i) {
     batch.add(tokens[i], static_cast<int32_t>(i), 0, true);

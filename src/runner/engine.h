@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backend/cuda/cuda.h"
 #include "kvcache/causal.h"
 #include "ml/backend.h"
 #include "ml/gguf/reader.h"
@@ -30,6 +31,10 @@ namespace corral::runner {
 struct EngineOptions {
   int n_threads = 0;  // 0: the number of physical cores
   ml::DType cache_dtype = ml::DType::F16;
+  // Layers offloaded to the GPU (Ollama's num_gpu): their weights and KV cache live in device
+  // memory and their nodes run there; n_layer + 1 or more (or any negative value) also offloads
+  // the output layer and embeddings. 0: CPU only. Needs a build with CUDA and a device.
+  int num_gpu = 0;
 };
 
 // Ollama's generation statistics (api.Metrics), and why generation ended.
@@ -59,6 +64,10 @@ class Engine {
   const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
   std::chrono::nanoseconds load_duration() const { return load_duration_; }
   int n_threads() const { return n_threads_; }
+  // Layers offloaded to the GPU (0 without one); n_layer + 1 when the output layer is too.
+  int gpu_layers() const { return gpu_layers_; }
+  // The GPU's backend, or null when nothing is offloaded.
+  const backend::cuda::CudaBackend* gpu() const { return gpu_.get(); }
 
   // Rebuilds the backend with another thread count (0: physical cores).
   void set_threads(int n_threads);
@@ -95,12 +104,20 @@ class Engine {
                         const std::atomic<bool>* cancel = nullptr);
   bool is_end_of_generation(int32_t token) const;
   void ensure_cache(int64_t num_ctx);
+  // Creates the GPU backend and makes the weights of the first num_gpu layers resident.
+  void offload(int num_gpu);
+  kvcache::CausalOptions cache_options(int64_t num_ctx, ml::DType dtype, int64_t pad) const;
 
   EngineOptions options_;
   int n_threads_ = 0;
   std::unique_ptr<ml::gguf::File> file_;
   std::unique_ptr<model::Model> model_;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  // Declared before everything that holds its memory (resident weights, caches), so it is
+  // destroyed after them.
+  std::unique_ptr<backend::cuda::CudaBackend> gpu_;
+  std::vector<std::unique_ptr<ml::Buffer>> resident_;  // the offloaded layers' weights
+  int gpu_layers_ = 0;
   std::unique_ptr<ml::Backend> backend_;
   std::unique_ptr<ml::Executor> executor_;
   std::optional<kvcache::Causal> cache_;

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "backend/cpu/cpu.h"
+#include "backend/cuda/cuda.h"
 #include "backend/reference/tensor_access.h"
 #include "ml/fp16.h"
 #include "ml/quant/quant.h"
@@ -113,6 +114,15 @@ class RecordingBackend final : public ml::Backend {
     return inner_.supports(g, n);
   }
   std::unique_ptr<ml::Buffer> allocate(size_t bytes) override { return inner_.allocate(bytes); }
+  // The inner backend recognizes its nodes by its own address in the placement.
+  void prepare(const ml::Graph& g, std::span<const int> order,
+               std::span<ml::Backend* const> placement, std::span<const int> outputs) override {
+    inner_placement_.assign(placement.begin(), placement.end());
+    for (ml::Backend*& b : inner_placement_) {
+      if (b == this) b = &inner_;
+    }
+    inner_.prepare(g, order, inner_placement_, outputs);
+  }
   void compute(const ml::Graph& g, std::span<const int> nodes) override {
     computed.insert(computed.end(), nodes.begin(), nodes.end());
     inner_.compute(g, nodes);
@@ -123,6 +133,7 @@ class RecordingBackend final : public ml::Backend {
 
  private:
   ml::Backend& inner_;
+  std::vector<ml::Backend*> inner_placement_;
 };
 
 }  // namespace
@@ -193,7 +204,18 @@ uint64_t seed_for(const std::string& name) {
 }
 
 std::vector<BackendUnderTest> backends_under_test() {
-  return {{"cpu", [] { return backend::cpu::make_backend(); }}};
+  std::vector<BackendUnderTest> out;
+  out.push_back({"cpu", [] { return backend::cpu::make_backend(); }});
+  // The CUDA cases are listed whenever corral is built with CUDA, and skip without a device.
+  if (backend::cuda::built()) {
+    out.push_back({"cuda",
+                   []() -> std::unique_ptr<ml::Backend> {
+                     if (backend::cuda::devices().empty()) return nullptr;
+                     return backend::cuda::make_backend();
+                   },
+                   [] { return backend::cuda::unavailable_reason(); }});
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

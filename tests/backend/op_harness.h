@@ -55,10 +55,13 @@ struct OpCase {
 // Every case, in a stable order with unique names.
 std::vector<OpCase> all_op_cases();
 
-// The backends that the harness runs every case on. New backends (CUDA) add an entry here.
+// The backends that the harness runs every case on. New backends add an entry here.
 struct BackendUnderTest {
   std::string name;
   std::function<std::unique_ptr<ml::Backend>()> make;
+  // Why the backend cannot run here ("" when it can): its cases are skipped with this message
+  // (the CUDA backend on a machine without a GPU).
+  std::function<std::string()> unavailable = [] { return std::string(); };
 };
 std::vector<BackendUnderTest> backends_under_test();
 

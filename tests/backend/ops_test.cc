@@ -39,23 +39,35 @@ class OpsTest : public ::testing::TestWithParam<OpParam> {
   static void SetUpTestSuite() {
     reference_ = backend::reference::make_backend().release();
     instances_ = new std::vector<std::unique_ptr<ml::Backend>>();
-    for (const BackendUnderTest& b : backends()) instances_->push_back(b.make());
+    reasons_ = new std::vector<std::string>();
+    for (const BackendUnderTest& b : backends()) {
+      reasons_->push_back(b.unavailable());
+      instances_->push_back(reasons_->back().empty() ? b.make() : nullptr);
+    }
   }
   static void TearDownTestSuite() {
     delete instances_;
     instances_ = nullptr;
+    delete reasons_;
+    reasons_ = nullptr;
     delete reference_;
     reference_ = nullptr;
   }
 
   static ml::Backend* reference_;
   static std::vector<std::unique_ptr<ml::Backend>>* instances_;
+  static std::vector<std::string>* reasons_;  // why a backend is absent ("" when present)
 };
 ml::Backend* OpsTest::reference_ = nullptr;
 std::vector<std::unique_ptr<ml::Backend>>* OpsTest::instances_ = nullptr;
+std::vector<std::string>* OpsTest::reasons_ = nullptr;
 
 TEST_P(OpsTest, Run) {
   const OpCase& c = cases()[GetParam().op_case];
+  if (!(*instances_)[GetParam().backend]) {
+    GTEST_SKIP() << backends()[GetParam().backend].name
+                 << " backend unavailable: " << (*reasons_)[GetParam().backend];
+  }
   ml::Backend& tested = *(*instances_)[GetParam().backend];
   const uint64_t seed = seed_for(c.name);
   const CaseRun want = run_case(c, nullptr, *reference_, seed);

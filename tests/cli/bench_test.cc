@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/cuda.h"
 #include "cli/run_corral.h"
 #include "testdata.h"
 
@@ -54,6 +55,32 @@ TEST(BenchCli, JsonReportsBothTestsWithPositiveThroughput) {
     for (const Json& ts : t["samples_ts"]) EXPECT_GT(ts.get<double>(), 0);
     EXPECT_GT(t["avg_ts"].get<double>(), 0);
     EXPECT_GE(t["stddev_ts"].get<double>(), 0);
+  }
+}
+
+TEST(BenchCli, GpuWithoutADeviceFailsSayingWhy) {
+  if (!backend::cuda::devices().empty()) GTEST_SKIP() << "a CUDA device is present";
+  const std::string model = testdata_path("tinystories260k/stories260K-f32.gguf");
+  const CommandResult r = run_corral("bench '" + model + "' -p 8 -n 0 -r 1 -t 1 --gpu", true);
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find(backend::cuda::unavailable_reason()), std::string::npos) << r.out;
+}
+
+TEST(BenchCli, GpuRunsOffloadEveryLayerAndSaySo) {
+  if (backend::cuda::devices().empty()) {
+    GTEST_SKIP() << "no CUDA device: " << backend::cuda::unavailable_reason();
+  }
+  const std::string model = testdata_path("tinystories260k/stories260K-f32.gguf");
+  const CommandResult r =
+      run_corral("bench '" + model + "' -p 16 -n 8 -r 1 -t 1 --gpu --json", false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::vector<Json> tests;
+  ASSERT_NO_THROW(tests = json_lines(r.out)) << r.out;
+  ASSERT_EQ(tests.size(), 2u) << r.out;
+  for (const Json& t : tests) {
+    EXPECT_EQ(t["backend"], "CUDA");
+    EXPECT_EQ(t["n_gpu_layers"], 6);  // 5 blocks and the output layer
+    EXPECT_GT(t["avg_ts"].get<double>(), 0);
   }
 }
 

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <memory>
+#include <utility>
 
 namespace corral::kvcache {
 namespace {
@@ -62,6 +65,36 @@ TEST(CausalCache, ABatchThatDoesNotFitThrowsAndChangesNothing) {
   EXPECT_EQ(cache.next_position(0), 3);
   cache.start_forward(g, v({3}), v({0}));
   EXPECT_EQ(cache.used_cells(), 4);
+}
+
+// Offloaded layers take their buffers from the allocator; a null result falls back to host memory.
+TEST(CausalCache, LayersComeFromTheAllocatorOrElseFromZeroedHostMemory) {
+  std::vector<std::pair<int, size_t>> asked;
+  int given = 0;
+  CausalOptions o{.num_ctx = 8, .dtype = ml::DType::F16, .pad = 4};
+  o.allocate = [&](int layer, size_t bytes) -> std::unique_ptr<ml::Buffer> {
+    asked.emplace_back(layer, bytes);
+    if (layer != 0) return nullptr;
+    ++given;
+    auto b = std::make_unique<ml::HostBuffer>(bytes);
+    std::memset(b->data(), 0, bytes);  // the allocator's contract: zeroed
+    return b;
+  };
+  Causal cache(2, 2, 4, 6, o);
+  // Per layer: keys (2 heads x 4 x 8 cells x 2 bytes), then values (2 x 6 x 8 x 2).
+  const std::vector<std::pair<int, size_t>> want = {{0, 128}, {0, 192}, {1, 128}, {1, 192}};
+  EXPECT_EQ(asked, want);
+  EXPECT_EQ(given, 2);
+  ml::Graph g;
+  cache.start_forward(g, v({0}), v({0}));
+  // Layer 1's keys (the leaf under the attended view) are host memory, zeroed.
+  std::vector<float> k(8), val(12);
+  const auto entries = cache.update(1, g.leaf(ml::DType::F32, {4, 2, 1}, k.data()),
+                                    g.leaf(ml::DType::F32, {6, 2, 1}, val.data()));
+  const ml::Node& leaf = g.node(g.storage_root(entries.k.id()));
+  ASSERT_EQ(leaf.kind(), ml::OpKind::kLeaf);
+  const auto* bytes = static_cast<const uint8_t*>(leaf.data);
+  for (size_t i = 0; i < 128; ++i) ASSERT_EQ(bytes[i], 0) << "byte " << i;
 }
 
 TEST(CausalCache, RejectsQuantizedStorage) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu.h"
+#include "backend/cuda/cuda.h"
 #include "backend/reference/reference.h"
 #include "ml/backend.h"
 #include "model/model.h"
@@ -21,17 +22,45 @@
 
 namespace corral::model::testing {
 
+// The backends the model tests run on: "cuda" too when corral is built with it (its tests skip
+// without a device, see OnBackend).
+inline std::vector<std::string> backend_names() {
+  std::vector<std::string> names = {"cpu", "reference"};
+  if (backend::cuda::built()) names.push_back("cuda");
+  return names;
+}
+
+// Why a backend cannot run here ("" when it can).
+inline std::string unavailable(const std::string& name) {
+  if (name != "cuda" || !backend::cuda::devices().empty()) return "";
+  return backend::cuda::unavailable_reason();
+}
+
 inline std::unique_ptr<ml::Backend> make_backend(const std::string& name) {
   if (name == "reference") return backend::reference::make_backend();
+  if (name == "cuda") return backend::cuda::make_backend();
   // One thread: the test machine is shared, and the kernels' threading has tests of its own.
   return backend::cpu::make_backend({.n_threads = 2});
 }
 
-// Runs batches of one model on one backend and copies the logits out.
+// A test parameterized by backend name, skipped (saying why) where the backend cannot run.
+class OnBackend : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    const std::string why = unavailable(GetParam());
+    if (!why.empty()) GTEST_SKIP() << GetParam() << " backend unavailable: " << why;
+  }
+};
+
+// Runs batches of one model on one backend and copies the logits out. A device backend (CUDA)
+// runs with the CPU backend as its fallback, as the engine runs it.
 class Runner {
  public:
   explicit Runner(const std::string& backend)
-      : backend_(make_backend(backend)), exec_({backend_.get()}) {}
+      : backend_(make_backend(backend)),
+        fallback_(backend == "cuda" ? make_backend("cpu") : nullptr),
+        exec_(fallback_ ? std::vector<ml::Backend*>{backend_.get(), fallback_.get()}
+                        : std::vector<ml::Backend*>{backend_.get()}) {}
 
   // Logits [n_outputs][n_vocab] of a batch.
   std::vector<float> logits(Model& m, const Batch& b, kvcache::Causal& cache) {
@@ -45,6 +74,7 @@ class Runner {
 
  private:
   std::unique_ptr<ml::Backend> backend_;
+  std::unique_ptr<ml::Backend> fallback_;
   ml::Executor exec_;
   ml::Graph graph_;
 };

@@ -59,7 +59,7 @@ TEST(LlamaStories, BindsEveryTensorWithNoneLeftOver) {
   }
 }
 
-class LlamaStoriesOn : public ::testing::TestWithParam<std::string> {};
+class LlamaStoriesOn : public testing::OnBackend {};
 
 // One prefill of the first 16 ids with logits at every position, against llama2.c.
 void expect_prefill_matches(const std::string& backend, const char* file_name, ml::DType cache_type,
@@ -252,7 +252,7 @@ TEST_P(LlamaStoriesOn, ContextShiftKeepsThePrefixAndDropsHalfOfTheRest) {
   for (float x : l) ASSERT_TRUE(std::isfinite(x));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, LlamaStoriesOn, ::testing::Values("cpu", "reference"),
+INSTANTIATE_TEST_SUITE_P(Backends, LlamaStoriesOn, ::testing::ValuesIn(testing::backend_names()),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

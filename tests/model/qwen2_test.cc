@@ -78,7 +78,7 @@ TEST(Qwen2Random, BindsBiasesAndTiesTheOutputToTheEmbeddings) {
   EXPECT_EQ(m->config().head_dim_k, kHeadDim);
 }
 
-class Qwen2RandomOn : public ::testing::TestWithParam<std::string> {};
+class Qwen2RandomOn : public testing::OnBackend {};
 
 // Two sequences of different lengths: prefilled alone, and decoded together in shared batches
 // (a chunk of each, then a token of each per step); every token's logits agree.
@@ -137,7 +137,7 @@ TEST_P(Qwen2RandomOn, F16CacheStaysWithinHalfPrecisionOfF32) {
   EXPECT_LE(max_abs_diff(a.data(), b.data(), a.size()), 2e-2f);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, Qwen2RandomOn, ::testing::Values("cpu", "reference"),
+INSTANTIATE_TEST_SUITE_P(Backends, Qwen2RandomOn, ::testing::ValuesIn(testing::backend_names()),
                          [](const auto& info) { return info.param; });
 
 }  // namespace
