@@ -123,11 +123,16 @@ void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n)
       const char* vp = row_ptr(vt, c0, hk, b);
       for (int64_t ti = 0; ti < nt; ++ti) {
         const int64_t t = t0 + ti;
-        const int64_t len = std::min(kTile, kv_end(t) - c0);
+        int64_t len = std::min(kTile, kv_end(t) - c0);
         if (len <= 0) continue;
         if (mask) {
           load_f32(mask->dtype, row_ptr(*mask, t, 0, 0) + c0 * mask->nb[0], mask->nb[0], mbuf, len);
-          if (v.max(mbuf, len) == -INFINITY) continue;  // the whole tile is masked
+          // Masked keys at the end of the tile are left out (all of them: the tile is skipped).
+          // Besides the work this saves (the cells of other sequences, the padding of n_kv), a
+          // query's sums then run over the same keys however far n_kv reaches, so its result
+          // does not depend on what else is in the cache or the batch.
+          while (len > 0 && mbuf[len - 1] == -INFINITY) --len;
+          if (len == 0) continue;
         }
         for (int64_t i = 0; i < hp; ++i) {
           const int64_t r = ti * hp + i;
