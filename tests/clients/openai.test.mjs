@@ -248,7 +248,7 @@ test("response_format json_schema and json_object constrain the answer", async (
     messages: [{ role: "user", content: "Is the sky blue?" }],
     response_format: { type: "json_schema", json_schema: { name: "reply", schema, strict: true } },
     temperature: 0,
-    max_tokens: 100,
+    max_tokens: 1500,
   });
   assert.deepEqual(validate(schema, JSON.parse(r.choices[0].message.content)), []);
   const o = await client.chat.completions.create({
