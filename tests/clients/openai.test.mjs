@@ -253,10 +253,10 @@ test("response_format json_schema and json_object constrain the answer", async (
   assert.deepEqual(validate(schema, JSON.parse(r.choices[0].message.content)), []);
   const o = await client.chat.completions.create({
     model: "qwen",
-    messages: [{ role: "user", content: "JSON please" }],
+    messages: [{ role: "user", content: "Give me a JSON object" }],
     response_format: { type: "json_object" },
     temperature: 0.7,
-    seed: 3,
+    seed: 7,
     max_tokens: 400,
   });
   assert.equal(o.choices[0].finish_reason, "stop", o.choices[0].message.content);
