@@ -439,7 +439,8 @@ class RemoteSession : public Session {
   }
   void set_parameter(const std::string& key, const std::string& value) override {
     const std::pair<std::string, std::string> kv[] = {{key, value}};
-    for (const auto& item : sample::params_to_json(kv).items()) options_[item.key()] = item.value();
+    const nlohmann::json changed = sample::params_to_json(kv);
+    for (const auto& item : changed.items()) options_[item.key()] = item.value();
   }
   void set_system(std::string system) override { system_ = std::move(system); }
   void clear() override { turns_ = nlohmann::json::array(); }

@@ -219,7 +219,9 @@ struct GrammarEngine {
   // Mid-character: keeps the stacks whose next class holds some completion of the bytes so far.
   bool partial(const std::vector<int32_t>& in, Utf8 u, std::vector<int32_t>& out) {
     const uint32_t shift = 6u * u.need;
-    const uint32_t lo = u.value << shift;
+    // Every multi-byte sequence encodes a code point of at least U+0080: a lead byte must not
+    // keep stacks alive whose next class holds only ASCII.
+    const uint32_t lo = std::max<uint32_t>(u.value << shift, 0x80);
     const uint32_t hi = lo | ((1u << shift) - 1);
     for (const int32_t top : in) {
       if (top != kComplete && top_class(top).intersects(lo, hi)) out.push_back(top);

@@ -290,6 +290,8 @@ void handle_chat_completions(Context& ctx, const httplib::Request& req, httplib:
   }
   spec.think = think_of(body);
   spec.grammar = response_format_grammar(body);
+  // Ollama's truncate (not OpenAI's): false keeps the whole history even past the context.
+  spec.truncate = bool_field(body, "truncate", true);
 
   store::ModelInfo info = find_model(ctx, model);
   const sample::Options options = request_options(info, sampling_options(body, true));

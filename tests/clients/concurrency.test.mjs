@@ -17,20 +17,21 @@ after(async () => {
   await server?.stop();
 });
 
+// stories (no chat template: each prompt is the user message as it is) writes 24 tokens for each.
 const prompts = [
-  "Tell me about cats.",
-  "Why is the sky blue?",
-  "Count to five.",
-  "Name a colour.",
-  "Write a haiku.",
-  "What is two plus two?",
-  "Describe the sea.",
-  "Say hello in French.",
+  "Once upon a time",
+  "The little dog",
+  "Lily and Tom went",
+  "One day, a bird",
+  "The sun was hot and",
+  "Mom said",
+  "There was a big tree",
+  "Ben wanted to play",
 ];
 
 async function streamChat(ollama, content) {
   const stream = await ollama.chat({
-    model: "qwen",
+    model: "stories",
     messages: [{ role: "user", content }],
     stream: true,
     options: { temperature: 0, num_predict: 24 },
@@ -42,6 +43,7 @@ async function streamChat(ollama, content) {
     last = part;
   }
   assert.equal(last.done, true);
+  assert.equal(last.eval_count, 24);
   return text;
 }
 

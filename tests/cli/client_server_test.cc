@@ -1,0 +1,199 @@
+// The CLI against a real `corral serve` on a free port with a temporary store: create (uploading
+// the GGUF), list, show, cp, rm, run one-shot through the server (the same greedy text as the
+// model run in-process), ps and stop; and `corral run` starting a server when none answers.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "cli/client.h"
+#include "store/digest.h"
+#include "store/temp_store.h"
+#include "testdata.h"
+
+namespace corral::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int exit_code = -1;
+  std::string out;
+};
+
+Result sh(const std::string& cmd) {
+  Result r;
+  FILE* p = popen((cmd + " 2>&1 </dev/null").c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Polls (no fixed sleep) until a server answers at `host`, or `limit` passes.
+bool wait_for_server(const std::string& host, std::chrono::seconds limit) {
+  cli::Client client(cli::parse_host(host));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (client.alive()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+// `corral serve` on a free port, stopped (SIGTERM, then SIGKILL) when the test ends.
+class ServeProcess {
+ public:
+  explicit ServeProcess(const fs::path& store) : host_("127.0.0.1:" + std::to_string(free_port())) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      setenv("CORRAL_HOST", host_.c_str(), 1);
+      setenv("CORRAL_MODELS", store.c_str(), 1);
+      const std::string log = (store / "serve.log").string();
+      freopen(log.c_str(), "w", stdout);
+      freopen(log.c_str(), "a", stderr);
+      execl(CORRAL_BINARY, CORRAL_BINARY, "serve", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  ~ServeProcess() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 200; ++i) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  const std::string& host() const { return host_; }
+
+ private:
+  std::string host_;
+  pid_t pid_ = -1;
+};
+
+TEST(CliThroughServe, CreateListShowRunPsStopCopyRemove) {
+  TempDir server_store, client_store, work;
+  ServeProcess serve(server_store.path());
+  ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
+  const std::string cli = "CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() + " CORRAL_MODELS='" +
+                          client_store.str() + "' '" + CORRAL_BINARY + "' ";
+  const std::string gguf = testdata_path("tinystories260k/stories260K-f32.gguf");
+  write_text(work.path() / "Modelfile",
+             "FROM " + gguf +
+                 "\nPARAMETER temperature 0\nPARAMETER num_thread 1\nSYSTEM Lily\n"
+                 "TEMPLATE \"\"\"{{ if .System }}{{ .System }} {{ end }}{{ .Prompt }}\"\"\"\n");
+
+  Result r = sh("cd '" + work.str() + "' && " + cli + "create story");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string digest = store::sha256_file(gguf);
+  EXPECT_TRUE(contains(r.out, "uploading " + digest.substr(0, 19) + " 100%")) << r.out;
+  EXPECT_TRUE(r.out.ends_with("success\n")) << r.out;
+  // The model went to the server's store, not the client's.
+  EXPECT_TRUE(fs::exists(server_store.path() / "blobs" / ("sha256-" + digest.substr(7))));
+  EXPECT_FALSE(fs::exists(client_store.path() / "blobs"));
+
+  r = sh(cli + "list");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "story:latest")) << r.out;
+  r = sh(cli + "show story --system");
+  EXPECT_EQ(r.out, "Lily");
+  r = sh(cli + "show story");
+  EXPECT_TRUE(contains(r.out, "    architecture        llama\n")) << r.out;
+
+  // Greedy text through the server equals the model run in this process.
+  r = sh(cli + "run story --option num_predict=12 'Once upon a time'");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const Result local = sh("CORRAL_NO_SERVER=1 CORRAL_MODELS='" + server_store.str() + "' '" +
+                          CORRAL_BINARY + "' run story --option num_predict=12 'Once upon a time'");
+  ASSERT_EQ(local.exit_code, 0) << local.out;
+  EXPECT_EQ(r.out, local.out);
+  EXPECT_FALSE(r.out.empty());
+
+  r = sh(cli + "ps");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "story:latest")) << r.out;
+  EXPECT_TRUE(contains(r.out, "100% CPU")) << r.out;
+  r = sh(cli + "stop story");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  // Unloading may finish just after the answer: poll.
+  for (int i = 0; i < 100 && contains(sh(cli + "ps").out, "story:latest"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(contains(sh(cli + "ps").out, "story:latest"));
+
+  r = sh(cli + "cp story copy");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = sh(cli + "rm story");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = sh(cli + "list");
+  EXPECT_TRUE(contains(r.out, "copy:latest")) << r.out;
+  EXPECT_FALSE(contains(r.out, "story:latest")) << r.out;
+  r = sh(cli + "run story hello");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.out, "not found")) << r.out;
+}
+
+TEST(CliThroughServe, RunStartsAServerWhenNoneAnswers) {
+  TempDir home, store_dir, work;
+  const std::string host = "127.0.0.1:" + std::to_string(free_port());
+  const std::string env = "HOME='" + home.str() + "' CORRAL_NO_SERVER= CORRAL_HOST=" + host +
+                          " CORRAL_MODELS='" + store_dir.str() + "' ";
+  write_text(work.path() / "Modelfile", "FROM " +
+                                            testdata_path("tinystories260k/stories260K-f32.gguf") +
+                                            "\nPARAMETER temperature 0\nPARAMETER num_thread 1\n");
+  // No server yet: create works on the local store.
+  ASSERT_EQ(
+      sh("cd '" + work.str() + "' && " + env + "'" + CORRAL_BINARY + "' create story").exit_code,
+      0);
+  const Result r = sh(env + "'" + CORRAL_BINARY + "' run story --option num_predict=4 Lily");
+  const std::string said = "started corral server in the background (pid ";
+  const size_t at = r.out.find(said);
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const pid_t pid = std::stoi(r.out.substr(at + said.size()));
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "log: " + (home.path() / ".corral/logs/server.log").string()))
+      << r.out;
+  // It keeps running, and the next command finds it.
+  EXPECT_TRUE(cli::Client(cli::parse_host(host)).alive());
+  const Result again = sh(env + "'" + CORRAL_BINARY + "' run story --option num_predict=4 Lily");
+  EXPECT_FALSE(contains(again.out, "started corral server")) << again.out;
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 200 && kill(pid, 0) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (kill(pid, 0) == 0) kill(pid, SIGKILL);
+}
+
+}  // namespace
+}  // namespace corral::testing
