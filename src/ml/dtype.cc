@@ -46,7 +46,6 @@ const DTypeInfo& info(DType t) {
   throw std::invalid_argument("unknown dtype " + std::to_string(raw));
 }
 
-
 std::optional<DTypeInfo> dtype_info(uint32_t raw) {
   for (const auto& i : kInfos) {
     if (static_cast<uint32_t>(i.type) == raw) return i;
