@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -548,6 +549,9 @@ void handle_delete(Context& ctx, const httplib::Request& req, httplib::Response&
 void handle_ps(Context& ctx, httplib::Response& res) {
   nlohmann::json models = nlohmann::json::array();
   std::vector<runner::RunningModel> running = ctx.scheduler.running();
+  // Ollama's ps shows the manifest digest, the ID `list` shows, not the model blob's.
+  std::map<std::string, std::string> manifest_digest;
+  for (const store::ModelEntry& e : ctx.store.list()) manifest_digest[e.name.display()] = e.digest;
   // Longest time left first, as Ollama lists them.
   std::stable_sort(running.begin(), running.end(),
                    [](const auto& a, const auto& b) { return a.expires_at > b.expires_at; });
@@ -556,7 +560,8 @@ void handle_ps(Context& ctx, httplib::Response& res) {
     m["name"] = r.name;
     m["model"] = r.name;
     m["size"] = r.size;
-    m["digest"] = r.digest;
+    const auto found = manifest_digest.find(r.name);
+    m["digest"] = found != manifest_digest.end() ? found->second : r.digest;
     m["details"] = nlohmann::json::parse(r.details.is_null() ? "{}" : r.details.dump());
     m["expires_at"] = format_time(r.expires_at);
     m["size_vram"] = r.size_vram;
