@@ -2,10 +2,12 @@
 // as one JSON document. Long arrays are cut to their first items unless --verbose.
 #include <charconv>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli/commands.h"
+#include "ml/gguf/json.h"
 #include "ml/gguf/reader.h"
 
 namespace corral::cli {
@@ -79,40 +81,7 @@ std::string value_text(const Value& v, bool verbose) {
 }
 
 Json value_json(const Value& v, bool verbose) {
-  switch (v.type()) {
-    case ValueType::kUint8:
-      return v.as<uint8_t>();
-    case ValueType::kInt8:
-      return v.as<int8_t>();
-    case ValueType::kUint16:
-      return v.as<uint16_t>();
-    case ValueType::kInt16:
-      return v.as<int16_t>();
-    case ValueType::kUint32:
-      return v.as<uint32_t>();
-    case ValueType::kInt32:
-      return v.as<int32_t>();
-    case ValueType::kUint64:
-      return v.as<uint64_t>();
-    case ValueType::kInt64:
-      return v.as<int64_t>();
-    case ValueType::kFloat32:
-      return v.as<float>();
-    case ValueType::kFloat64:
-      return v.as<double>();
-    case ValueType::kBool:
-      return v.as<bool>();
-    case ValueType::kString:
-      return v.as_string();
-    case ValueType::kArray: {
-      const Array& a = v.as_array();
-      const size_t shown = verbose ? a.items.size() : std::min(a.items.size(), kShownItems);
-      Json items = Json::array();
-      for (size_t i = 0; i < shown; ++i) items.push_back(value_json(a.items[i], verbose));
-      return items;
-    }
-  }
-  return nullptr;
+  return ml::gguf::to_json(v, verbose ? std::numeric_limits<size_t>::max() : kShownItems);
 }
 
 std::string shape_text(const ml::gguf::TensorInfo& t) {

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "convert/quantize.h"
+#include "ml/gguf/json.h"
 #include "ml/gguf/reader.h"
 #include "sample/options.h"
 #include "server/server.h"
@@ -102,40 +103,8 @@ std::chrono::system_clock::time_point to_system(fs::file_time_type t) {
 // One GGUF metadata value as JSON; arrays become null unless `arrays` (Ollama leaves the
 // vocabulary out of /api/show unless verbose).
 Json gguf_value(const ml::gguf::Value& v, bool arrays) {
-  using ml::gguf::ValueType;
-  switch (v.type()) {
-    case ValueType::kUint8:
-      return v.as<uint8_t>();
-    case ValueType::kInt8:
-      return v.as<int8_t>();
-    case ValueType::kUint16:
-      return v.as<uint16_t>();
-    case ValueType::kInt16:
-      return v.as<int16_t>();
-    case ValueType::kUint32:
-      return v.as<uint32_t>();
-    case ValueType::kInt32:
-      return v.as<int32_t>();
-    case ValueType::kFloat32:
-      return v.as<float>();
-    case ValueType::kBool:
-      return v.as<bool>();
-    case ValueType::kString:
-      return v.as_string();
-    case ValueType::kUint64:
-      return v.as<uint64_t>();
-    case ValueType::kInt64:
-      return v.as<int64_t>();
-    case ValueType::kFloat64:
-      return v.as<double>();
-    case ValueType::kArray: {
-      if (!arrays) return nullptr;
-      Json a = Json::array();
-      for (const ml::gguf::Value& item : v.as_array().items) a.push_back(gguf_value(item, true));
-      return a;
-    }
-  }
-  return nullptr;
+  if (v.type() == ml::gguf::ValueType::kArray && !arrays) return nullptr;
+  return ml::gguf::to_json(v);
 }
 
 // Ollama's capabilities: what the model file and its template can do.
