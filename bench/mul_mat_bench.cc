@@ -177,6 +177,42 @@ void BM_PanelGemm(benchmark::State& state, DType t, int64_t n) {
       benchmark::Counter(2.0 * k * m * n * iters / 1e9, benchmark::Counter::kIsRate);
 }
 
+// Matrix-vector on weights packed once beforehand (as mul_mat reads weights repacked at load
+// time): the compute ceiling of decode on panels, in weight bytes per second.
+void BM_PackedGemv(benchmark::State& state, DType t) {
+  namespace simd = backend::cpu::simd;
+  const int64_t k = 2048, m = 256;
+  const simd::PanelKernels* panel = simd::matmul_kernels(t).panel;
+  const size_t wrow = ml::row_size(t, k);
+  std::vector<unsigned char> w(wrow * m);
+  fill_weights(t, w.data(), w.size(), 1);
+  const size_t pbytes = panel->panel_bytes(k);
+  std::vector<unsigned char> packed(pbytes * (m / simd::kPanelRows));
+  for (int64_t r = 0; r < m; r += simd::kPanelRows) {
+    panel->pack(k, w.data() + r * wrow, wrow, simd::kPanelRows,
+                packed.data() + (r / simd::kPanelRows) * pbytes);
+  }
+  std::vector<float> x(k);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist;
+  for (float& v : x) v = dist(rng);
+  std::vector<unsigned char> xq(panel->x_row_bytes(k));
+  panel->from_f32(x.data(), xq.data(), k);
+  std::vector<float> out(m);
+  for (auto _ : state) {
+    for (int64_t r = 0; r < m; r += simd::kPanelRows) {
+      panel->gemm(k, packed.data() + (r / simd::kPanelRows) * pbytes, xq.data(), xq.size(),
+                  out.data() + r, m, simd::kPanelRows, 1);
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double iters = static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(packed.size()) * iters / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * k * m * iters / 1e9, benchmark::Counter::kIsRate);
+}
+
 int register_all() {
   const DType types[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0,
                          DType::Q4_0, DType::Q4_K, DType::Q6_K};
@@ -204,6 +240,9 @@ int register_all() {
     const std::string name =
         "PanelGemm/" + std::string(ml::dtype_name(t)) + "/k2048_m256/n64/1thread_hot";
     benchmark::RegisterBenchmark(name.c_str(), BM_PanelGemm, t, 64)->Unit(benchmark::kMicrosecond);
+    const std::string gemv =
+        "PackedGemv/" + std::string(ml::dtype_name(t)) + "/k2048_m256/n1/1thread_hot";
+    benchmark::RegisterBenchmark(gemv.c_str(), BM_PackedGemv, t)->Unit(benchmark::kMicrosecond);
   }
   return 0;
 }
