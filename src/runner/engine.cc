@@ -109,7 +109,8 @@ Engine::~Engine() = default;
 void Engine::set_threads(int n_threads) {
   if (backend_ && n_threads == n_threads_) return;
   executor_.reset();
-  backend_ = backend::cpu::make_backend({.n_threads = std::max(0, n_threads)});
+  backend_ = backend::cpu::make_backend(
+      {.n_threads = std::max(0, n_threads), .constant = {std::as_bytes(file_->tensor_data())}});
   std::vector<ml::Backend*> backends;
   if (gpu_) backends.push_back(gpu_.get());
   backends.push_back(backend_.get());

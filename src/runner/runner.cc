@@ -584,7 +584,8 @@ Runner::Runner(const std::string& gguf_path, RunnerOptions options)
     if (auto p = v->as_integer(); p && *p == kPoolingMean) m.pooling = Pooling::kMean;
   }
 
-  m.backend = backend::cpu::make_backend({.n_threads = std::max(0, options_.n_threads)});
+  m.backend = backend::cpu::make_backend({.n_threads = std::max(0, options_.n_threads),
+                                          .constant = {std::as_bytes(m.file->tensor_data())}});
   m.executor = std::make_unique<ml::Executor>(std::vector<ml::Backend*>{m.backend.get()});
   m.slot_cells = (options_.num_ctx + kSlotAlign - 1) / kSlotAlign * kSlotAlign;
   m.cache.emplace(m.model->make_cache({.num_ctx = m.slot_cells * options_.num_parallel,

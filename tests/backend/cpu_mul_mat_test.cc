@@ -5,7 +5,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -72,7 +74,10 @@ std::string describe(const Case& c) {
 // Runs mul_mat on the CPU backend and checks it (a) against dequantized weights times the
 // activations as the kernel sees them (only float rounding may differ) and (b) against
 // dequantized weights times the original f32 activations (activation quantization noise).
-void check(const Case& c, ml::Backend& cpu, double exact_limit, double quant_limit) {
+// With constant_weights the product runs on a backend of its own that is told the weights are
+// constant, so it reads them repacked into panels (CpuOptions::constant).
+void check(const Case& c, ml::Backend& cpu, double exact_limit, double quant_limit,
+           bool constant_weights = false) {
   SCOPED_TRACE(describe(c));
   const int64_t k = c.k, m = c.m, n = c.n;
   const size_t wrow = ml::row_size(c.w, k);
@@ -112,7 +117,12 @@ void check(const Case& c, ml::Backend& cpu, double exact_limit, double quant_lim
                 static_cast<size_t>(batch_stride * c.B2) * 4},
                0);
   ml::Tensor y = ml::mul_mat(w, x);
-  ml::Executor ex({&cpu});
+  std::unique_ptr<ml::Backend> own;
+  if (constant_weights) {
+    own = make_backend(
+        {.n_threads = 2, .constant = {std::as_bytes(std::span<const unsigned char>(wbuf))}});
+  }
+  ml::Executor ex({constant_weights ? own.get() : &cpu});
   ex.compute(g, {y});
   ASSERT_EQ(y.shape(), (ml::Shape{m, n, c.B2, 1}));
 
@@ -190,6 +200,57 @@ TEST(CpuMulMat, LongRowsMatchInMatrixVectorProducts) {
   for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0}) {
     check({t, 4256, 37, 1}, *cpu, exact_limit(t), quant_limit(t));
   }
+}
+
+TEST(CpuMulMat, ConstantWeightsRepackedIntoPanelsMatchForAnyColumnCount) {
+  auto unused = make_backend({.n_threads = 1});
+  int packed_types = 0;
+  for (DType t : kWeightTypes) {
+    if (!simd::matmul_kernels(t).panel) continue;
+    ++packed_types;
+    const int64_t bs = ml::block_size(t);
+    for (int64_t k : {bs * 2, int64_t{2048}}) {
+      // Partial last panels (m not a multiple of 8), several row chunks (77 > 64).
+      for (int64_t m : {1, 8, 17, 77}) {
+        for (int64_t n : {1, 2, 3, 4, 5, 33}) {
+          check({t, k, m, n}, *unused, exact_limit(t), quant_limit(t), true);
+        }
+      }
+    }
+    // Weights broadcast over batches are 3-D: read in place, not packed.
+    check({t, bs * 2, 33, 5, 2, 6, true}, *unused, exact_limit(t), quant_limit(t), true);
+  }
+  if (simd::best_isa() != simd::Isa::kScalar) {
+    EXPECT_GE(packed_types, 3);
+  }
+}
+
+// The contract of CpuOptions::constant, observed: once packed, the weights are read from the
+// copy, so a change to the original bytes is not seen.
+TEST(CpuMulMat, ConstantWeightsArePackedOnceAndReadFromTheCopy) {
+  if (!simd::matmul_kernels(DType::Q4_0).panel) GTEST_SKIP() << "no panel kernels on this CPU";
+  const int64_t k = 64, m = 16;
+  const std::vector<float> wf = random_floats(k * m, 3);
+  std::vector<unsigned char> wq(ml::row_size(DType::Q4_0, k) * m);
+  for (int64_t r = 0; r < m; ++r) {
+    ml::quant::quantize_row(DType::Q4_0, wf.data() + r * k,
+                            wq.data() + r * ml::row_size(DType::Q4_0, k), k);
+  }
+  const std::vector<float> xf = random_floats(k, 4);
+  auto cpu = make_backend(
+      {.n_threads = 1, .constant = {std::as_bytes(std::span<const unsigned char>(wq))}});
+  ml::Executor ex({cpu.get()});
+  auto run = [&] {
+    ml::Graph g;
+    ml::Tensor y = ml::mul_mat(g.leaf(DType::Q4_0, {k, m}, wq.data()),
+                               g.leaf(DType::F32, {k, 1}, const_cast<float*>(xf.data())));
+    ex.compute(g, {y});
+    const auto* p = static_cast<const float*>(y.data());
+    return std::vector<float>(p, p + m);
+  };
+  const std::vector<float> first = run();
+  std::fill(wq.begin(), wq.end(), 0);
+  EXPECT_EQ(run(), first);
 }
 
 TEST(CpuMulMat, SingleThreadGivesTheSameResultAsTwo) {

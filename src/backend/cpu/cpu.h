@@ -2,7 +2,10 @@
 // thread pool. It supports every op, so it is the executor's fallback.
 #pragma once
 
+#include <cstddef>
 #include <memory>
+#include <span>
+#include <vector>
 
 #include "ml/backend.h"
 
@@ -10,6 +13,11 @@ namespace corral::backend::cpu {
 
 struct CpuOptions {
   int n_threads = 0;  // 0: the number of physical cores
+  // Host bytes that stay unchanged while the backend lives: a model's mapped weights. A matrix
+  // product whose weights lie in one of these ranges reads a copy of them repacked, on first
+  // use, into the layout of the fastest kernels (8 rows interleaved, as many bytes as the
+  // original); everything else is read in place.
+  std::vector<std::span<const std::byte>> constant = {};
 };
 
 std::unique_ptr<ml::Backend> make_backend(CpuOptions options = {});

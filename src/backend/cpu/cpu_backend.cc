@@ -2,9 +2,12 @@
 #include <array>
 #include <memory>
 #include <new>
+#include <unordered_map>
+#include <utility>
 
 #include "backend/cpu/cpu.h"
 #include "backend/cpu/kernels/kernels.h"
+#include "backend/cpu/simd/matmul_kernels.h"
 
 namespace corral::backend::cpu {
 namespace {
@@ -67,13 +70,45 @@ int threads_for(const ml::Graph& g, const ml::Node& n, int max_threads) {
   return static_cast<int>(std::min<size_t>(useful, static_cast<size_t>(max_threads)));
 }
 
+// Scratch and packed weights are 64-byte aligned (a cache line): kernels keep shared counters
+// and SIMD rows in them.
+constexpr std::align_val_t kAlign{64};
+struct AlignedDelete {
+  void operator()(unsigned char* p) const { ::operator delete[](p, kAlign); }
+};
+using AlignedBytes = std::unique_ptr<unsigned char[], AlignedDelete>;
+AlignedBytes aligned_bytes(size_t n) {
+  return AlignedBytes(static_cast<unsigned char*>(::operator new[](std::max<size_t>(n, 1), kAlign)));
+}
+
+// Weights repacked into panels of 8 rows (simd::PanelKernels), for the weights they came from.
+struct Packed {
+  AlignedBytes data;
+  ml::DType dtype;
+  int64_t k = 0, m = 0;
+};
+
 class CpuBackend final : public ml::Backend {
  public:
-  explicit CpuBackend(int n_threads) : pool_(n_threads) {}
+  CpuBackend(int n_threads, std::vector<std::span<const std::byte>> constant)
+      : pool_(n_threads), constant_(std::move(constant)) {}
 
   std::string_view name() const override { return "cpu"; }
   bool supports(const ml::Graph&, const ml::Node& n) const override {
     return n.kind() == OpKind::kView || kTable[static_cast<size_t>(n.kind())].kernel != nullptr;
+  }
+
+  // Packs, once, the constant weights of the matrix products this backend is about to run.
+  void prepare(const ml::Graph& g, std::span<const int> order, std::span<Backend* const> placement,
+               std::span<const int>) override {
+    if (constant_.empty()) return;
+    for (size_t i = 0; i < order.size(); ++i) {
+      const ml::Node& n = g.node(order[i]);
+      if (placement[i] != this || n.kind() != OpKind::kMulMat) continue;
+      const ml::Node& w = g.node(n.src[0]);
+      if (!packable(w) || packed_.contains(w.data)) continue;
+      pack(w);
+    }
   }
 
   void compute(const ml::Graph& g, std::span<const int> nodes) override {
@@ -81,10 +116,12 @@ class CpuBackend final : public ml::Backend {
       const ml::Node& n = g.node(id);
       const Entry& e = kTable[static_cast<size_t>(n.kind())];
       if (!e.kernel) continue;
+      const void* packed = nullptr;
+      if (n.kind() == OpKind::kMulMat && !packed_.empty()) packed = find_packed(g.node(n.src[0]));
       const int nth = threads_for(g, n, pool_.size());
       const size_t need = e.work ? e.work(g, n, nth) : 0;
       if (need > work_size_) {  // grows to the largest need, then stays
-        work_.reset(static_cast<unsigned char*>(::operator new[](need, kWorkAlign)));
+        work_ = aligned_bytes(need);
         work_size_ = need;
       }
       struct Job {
@@ -93,12 +130,13 @@ class CpuBackend final : public ml::Backend {
         const ml::Node* n;
         CpuBackend* self;
         size_t need;
-      } job{&e, &g, &n, this, need};
+        const void* packed;
+      } job{&e, &g, &n, this, need, packed};
       pool_.run(
           nth,
           [](void* c, int ith, int nth) {
             auto* j = static_cast<Job*>(c);
-            KernelContext ctx{ith, nth, j->self->work_.get(), j->need, &j->self->pool_};
+            KernelContext ctx{ith, nth, j->self->work_.get(), j->need, &j->self->pool_, j->packed};
             j->e->kernel(ctx, *j->g, *j->n);
           },
           &job);
@@ -106,21 +144,69 @@ class CpuBackend final : public ml::Backend {
   }
 
  private:
-  // Scratch is 64-byte aligned (a cache line): kernels keep shared counters and SIMD rows in it.
-  static constexpr std::align_val_t kWorkAlign{64};
-  struct AlignedDelete {
-    void operator()(unsigned char* p) const { ::operator delete[](p, kWorkAlign); }
-  };
+  // 2-D weights with contiguous rows, of a dtype with panel kernels, inside a constant range.
+  bool packable(const ml::Node& w) const {
+    if (!simd::matmul_kernels(w.dtype).panel || w.ne[2] != 1 || w.ne[3] != 1) return false;
+    if (!w.data || w.nb[1] != ml::row_size(w.dtype, w.ne[0])) return false;
+    const auto* p = static_cast<const std::byte*>(w.data);
+    const size_t bytes = w.nbytes();
+    for (const auto& r : constant_) {
+      if (p >= r.data() && bytes <= r.size() && p - r.data() <= static_cast<ptrdiff_t>(r.size() - bytes))
+        return true;
+    }
+    return false;
+  }
+
+  void pack(const ml::Node& w) {
+    const simd::PanelKernels& panel = *simd::matmul_kernels(w.dtype).panel;
+    const int64_t k = w.ne[0], m = w.ne[1];
+    const int64_t n_panels = (m + simd::kPanelRows - 1) / simd::kPanelRows;
+    const size_t pbytes = panel.panel_bytes(k);
+    Packed p{aligned_bytes(pbytes * static_cast<size_t>(n_panels)), w.dtype, k, m};
+    struct Job {
+      const simd::PanelKernels* panel;
+      const unsigned char* src;
+      size_t ldw, pbytes;
+      int64_t k, m, n_panels;
+      unsigned char* dst;
+    } job{&panel, static_cast<const unsigned char*>(w.data), w.nb[1], pbytes, k, m, n_panels,
+          p.data.get()};
+    pool_.run(
+        pool_.size(),
+        [](void* c, int ith, int nth) {
+          const auto* j = static_cast<const Job*>(c);
+          for (int64_t i = ith; i < j->n_panels; i += nth) {
+            const int64_t r0 = i * simd::kPanelRows;
+            const int nr = static_cast<int>(std::min<int64_t>(simd::kPanelRows, j->m - r0));
+            j->panel->pack(j->k, j->src + r0 * j->ldw, j->ldw, nr,
+                           j->dst + static_cast<size_t>(i) * j->pbytes);
+          }
+        },
+        &job);
+    packed_.emplace(w.data, std::move(p));
+  }
+
+  const void* find_packed(const ml::Node& w) const {
+    const auto it = packed_.find(w.data);
+    if (it == packed_.end()) return nullptr;
+    const Packed& p = it->second;
+    const bool same = p.dtype == w.dtype && p.k == w.ne[0] && p.m == w.ne[1] && w.ne[2] == 1 &&
+                      w.ne[3] == 1 && w.nb[1] == ml::row_size(w.dtype, w.ne[0]);
+    return same ? p.data.get() : nullptr;
+  }
+
   ThreadPool pool_;
-  std::unique_ptr<unsigned char[], AlignedDelete> work_;
+  AlignedBytes work_;
   size_t work_size_ = 0;
+  std::vector<std::span<const std::byte>> constant_;
+  std::unordered_map<const void*, Packed> packed_;  // by the address of the original weights
 };
 
 }  // namespace
 
 std::unique_ptr<ml::Backend> make_backend(CpuOptions options) {
   const int n = options.n_threads > 0 ? options.n_threads : physical_cores();
-  return std::make_unique<CpuBackend>(n);
+  return std::make_unique<CpuBackend>(n, std::move(options.constant));
 }
 
 }  // namespace corral::backend::cpu

@@ -201,6 +201,18 @@ File::File(File&&) noexcept = default;
 File& File::operator=(File&&) noexcept = default;
 File::~File() = default;
 
+std::span<const uint8_t> File::tensor_data() const {
+  const uint8_t* begin = nullptr;
+  const uint8_t* end = nullptr;
+  for (const TensorInfo& t : tensors_) {
+    if (!t.data) continue;
+    if (!begin || t.data < begin) begin = t.data;
+    if (!end || t.data + t.nbytes > end) end = t.data + t.nbytes;
+  }
+  if (!begin) return {};
+  return {begin, static_cast<size_t>(end - begin)};
+}
+
 File File::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));

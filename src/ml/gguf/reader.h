@@ -76,6 +76,9 @@ class File {
 
   const Metadata& metadata() const { return metadata_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }  // in file order
+  // The bytes of every tensor's data, from the first to the end of the last (empty when there
+  // are no tensors): what a backend may treat as constant while the File lives.
+  std::span<const uint8_t> tensor_data() const;
   const TensorInfo* find_tensor(std::string_view name) const;
   const TensorInfo& tensor(std::string_view name) const;  // std::out_of_range naming it
 

@@ -16,6 +16,9 @@ struct KernelContext {
   void* wdata = nullptr;  // scratch shared by the threads, work_size() bytes
   size_t wsize = 0;
   ThreadPool* pool = nullptr;
+  // mul_mat: the weights repacked into panels (simd::PanelKernels::pack, one panel per 8 rows),
+  // or null to read them as they are.
+  const void* packed = nullptr;
   void barrier() const {
     if (pool) pool->barrier();
   }

@@ -5,6 +5,9 @@
 //  2. after a barrier the threads take chunks of (rows x columns) of each batch from a shared
 //     counter (so a thread slowed by another process does not hold the others up) and compute
 //     them with the register-tiled gemm of the weight dtype.
+// Weights the backend repacked into panels at load time (ctx.packed) run on the panel kernels
+// for any number of columns, decode included; others are packed per chunk where the product
+// has enough columns to repay it.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -21,6 +24,7 @@ constexpr size_t kHeader = 64;
 // Rows of a chunk: enough chunks for balance between threads, few enough that taking one
 // costs little next to computing it.
 constexpr int64_t kRowsPerChunk = 64;
+static_assert(kRowsPerChunk % simd::kPanelRows == 0, "chunks start on a panel");
 // Columns of a chunk: the chunk's converted activations stay in L2 (~256 KiB) while its weight
 // rows stream past them.
 int64_t cols_per_chunk(size_t row_bytes, int64_t n) {
@@ -50,8 +54,10 @@ size_t mul_mat_work_size(const ml::Graph& g, const ml::Node& n, int nth) {
   const ml::Node& x = g.node(n.src[1]);
   const simd::MatMulKernels& kern = simd::matmul_kernels(w.dtype);
   const simd::PanelKernels* panel = panel_kernels(kern, x.ne[1]);
-  size_t bytes =
-      kHeader + align64(converted_row_bytes(kern, panel, x.ne[0]) * static_cast<size_t>(x.nrows()));
+  // The backend may hand over packed weights (which take the panel activations) or not.
+  size_t row = converted_row_bytes(kern, panel, x.ne[0]);
+  if (kern.panel) row = std::max(row, kern.panel->x_row_bytes(x.ne[0]));
+  size_t bytes = kHeader + align64(row * static_cast<size_t>(x.nrows()));
   if (panel) bytes += static_cast<size_t>(nth) * align64(panel->panel_bytes(w.ne[0]));
   return bytes;
 }
@@ -63,7 +69,8 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   const int64_t ncols = x.ne[1], B2 = x.ne[2], B3 = x.ne[3];
   const int64_t r2 = B2 / w.ne[2], r3 = B3 / w.ne[3];
   const simd::MatMulKernels& kern = simd::matmul_kernels(w.dtype);
-  const simd::PanelKernels* panel = panel_kernels(kern, ncols);
+  const auto* packed = static_cast<const unsigned char*>(ctx.packed);
+  const simd::PanelKernels* panel = packed ? kern.panel : panel_kernels(kern, ncols);
   const simd::FromF32 from_f32 = panel ? panel->from_f32 : kern.from_f32;
 
   auto* scratch = static_cast<unsigned char*>(ctx.wdata);
@@ -100,7 +107,7 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   const auto* wdata = static_cast<const unsigned char*>(w.data);
   auto* ddata = static_cast<unsigned char*>(n.data);
   unsigned char* my_panel = nullptr;
-  if (panel) {
+  if (panel && !packed) {
     my_panel = scratch + kHeader + align64(row_bytes * static_cast<size_t>(x.nrows())) +
                static_cast<size_t>(ctx.ith) * align64(panel->panel_bytes(k));
   }
@@ -116,7 +123,15 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
     const unsigned char* wp = wdata + (i2 / r2) * w.nb[2] + (i3 / r3) * w.nb[3] + r0 * w.nb[1];
     const unsigned char* xp = xbase + i2 * xb2 + i3 * xb3 + c0 * ldx;
     float* out = reinterpret_cast<float*>(ddata + i2 * n.nb[2] + i3 * n.nb[3] + c0 * n.nb[1]) + r0;
-    if (panel) {
+    if (packed) {
+      // Packed weights are 2-D: every batch reads the same panels. r0 is a multiple of 8.
+      const size_t pbytes = panel->panel_bytes(k);
+      const unsigned char* pp = packed + static_cast<size_t>(r0 / simd::kPanelRows) * pbytes;
+      for (int p0 = 0; p0 < nr; p0 += simd::kPanelRows, pp += pbytes) {
+        const int pr = std::min(simd::kPanelRows, nr - p0);
+        panel->gemm(k, pp, xp, ldx, out + p0, ldo, pr, nc);
+      }
+    } else if (panel) {
       for (int p0 = 0; p0 < nr; p0 += simd::kPanelRows) {
         const int pr = std::min(simd::kPanelRows, nr - p0);
         panel->pack(k, wp + p0 * w.nb[1], w.nb[1], pr, my_panel);

@@ -109,11 +109,13 @@ void quantize_x(const float* x, void* y, int64_t k) {
 }
 size_t x_row_bytes_q8(int64_t k) { return static_cast<size_t>(k / q::kQK) * sizeof(XBlock); }
 
-// Q4_0 panel block (32 elements of 8 rows, 160 bytes): the 8 scales as floats, then 4 vectors.
-// Vector t holds bytes 4t..4t+3 of each row's qs: low nibbles are elements 4t..4t+3, high
-// nibbles elements 16+4t..16+4t+3.
+// Q4_0 panel block (32 elements of 8 rows, 144 bytes: as many as the 8 rows' blocks, so decode
+// reads no more than from the file): the 8 scales as halves, then 4 vectors. Vector t holds
+// bytes 4t..4t+3 of each row's qs: low nibbles are elements 4t..4t+3, high nibbles elements
+// 16+4t..16+4t+3.
 struct Q4_0Panel {
-  static constexpr size_t kBlockBytes = 32 + 4 * 32;
+  static constexpr size_t kQuants = 16;
+  static constexpr size_t kBlockBytes = kQuants + 4 * 32;
   static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQK) * kBlockBytes; }
 
   static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
@@ -121,20 +123,20 @@ struct Q4_0Panel {
     static const uint8_t kZero[16] = {};
     for (int64_t i = 0; i < k / q::kQK; ++i, out += kBlockBytes) {
       const uint8_t* rows[kPanelRows];
-      float d[kPanelRows];
+      uint16_t d[kPanelRows];
       for (int r = 0; r < kPanelRows; ++r) {
         if (r < nr) {
           const auto& b =
               reinterpret_cast<const q::BlockQ4_0*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
           rows[r] = b.qs;
-          d[r] = half_to_float(b.d);
+          d[r] = b.d;
         } else {
           rows[r] = kZero;
-          d[r] = 0.0f;
+          d[r] = 0;
         }
       }
       std::memcpy(out, d, sizeof(d));
-      transpose_dwords(rows, 4, out + 32);
+      transpose_dwords(rows, 4, out + kQuants);
     }
   }
 
@@ -154,7 +156,7 @@ struct Q4_0Panel {
         p[c] = _mm256_setzero_si256();
       }
       for (int t = 0; t < 4; ++t) {
-        const __m256i raw = load(pb + 32 + 32 * t);
+        const __m256i raw = load(pb + kQuants + 32 * t);
         const __m256i lo = _mm256_and_si256(raw, low4);
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
         for (int c = 0; c < NC; ++c) {
@@ -162,7 +164,7 @@ struct Q4_0Panel {
           p[c] = _mm256_add_epi16(p[c], _mm256_maddubs_epi16(hi, bcast4(y[c]->qs + 16 + 4 * t)));
         }
       }
-      const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(pb));
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb)));
       for (int c = 0; c < NC; ++c) {
         const __m256i s =
             _mm256_sub_epi32(_mm256_madd_epi16(p[c], ones), _mm256_set1_epi32(8 * y[c]->sum));
