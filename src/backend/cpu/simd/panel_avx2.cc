@@ -318,6 +318,71 @@ struct Q4_KPanel {
   }
 };
 
+// ---- Q8_0 weights against Q8_0 activations ----
+
+// Q8_0 panel block (32 elements of 8 rows, 272 bytes, as 8 BlockQ8_0): the 8 d as halves,
+// then 8 vectors, vector t holding quants 4t..4t+3 of each row.
+// Both sides are signed: maddubs gets |w| (-128 becomes 128, still right as unsigned) and x
+// with w's sign. A pair of products reaches 2 * 128 * 127 = 32512 in magnitude, so two of
+// them may not share 16 bits: each goes through madd to 32 bits on its own.
+struct Q8_0Panel {
+  static constexpr size_t kBlockBytes = 16 + 8 * 32;
+  static_assert(kBlockBytes == 8 * sizeof(q::BlockQ8_0));
+  static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQK) * kBlockBytes; }
+
+  static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
+    auto* out = static_cast<uint8_t*>(panel);
+    static const uint8_t kZero[q::kQK] = {};
+    for (int64_t i = 0; i < k / q::kQK; ++i, out += kBlockBytes) {
+      const uint8_t* rows[kPanelRows];
+      uint16_t d[kPanelRows] = {};
+      for (int r = 0; r < kPanelRows; ++r) {
+        if (r >= nr) {
+          rows[r] = kZero;
+          continue;
+        }
+        const auto& b =
+            reinterpret_cast<const q::BlockQ8_0*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
+        rows[r] = reinterpret_cast<const uint8_t*>(b.qs);
+        std::memcpy(&d[r], &b.d, 2);
+      }
+      std::memcpy(out, d, sizeof(d));
+      transpose_dwords(rows, 8, out + 16);
+    }
+  }
+
+  template <int NC>
+  static void tile(int64_t k, const uint8_t* panel, const uint8_t* x, size_t ldx, float* out,
+                   size_t ldo, int nr) {
+    __m256 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < k / q::kQK; ++i) {
+      const uint8_t* pb = panel + i * kBlockBytes;
+      const q::BlockQ8_0* y[NC];
+      __m256i s[NC];
+      for (int c = 0; c < NC; ++c) {
+        y[c] = reinterpret_cast<const q::BlockQ8_0*>(x + c * ldx) + i;
+        s[c] = _mm256_setzero_si256();
+      }
+      for (int t = 0; t < 8; ++t) {
+        const __m256i wq = load(pb + 16 + 32 * t);
+        const __m256i aw = _mm256_abs_epi8(wq);
+        for (int c = 0; c < NC; ++c) {
+          const __m256i xs = _mm256_sign_epi8(bcast4(y[c]->qs + 4 * t), wq);
+          s[c] = _mm256_add_epi32(s[c], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs), ones));
+        }
+      }
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb)));
+      for (int c = 0; c < NC; ++c) {
+        acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(half_to_float(y[c]->d))),
+                                 _mm256_cvtepi32_ps(s[c]), acc[c]);
+      }
+    }
+    store_tile<NC>(acc, out, ldo, nr);
+  }
+};
+
 // Q6_K panel super-block (256 elements of 8 rows, 2848 bytes):
 //   d[8] as floats;
 //   16 scale vectors, one per group g of 16: sc_g of row r in 16-bit lanes 2r and 2r+1;
@@ -419,6 +484,7 @@ struct Q6_KPanel {
 };
 
 size_t x_row_bytes_q8_K(int64_t k) { return ml::row_size(DType::Q8_K, k); }
+size_t x_row_bytes_q8_0(int64_t k) { return ml::row_size(DType::Q8_0, k); }
 
 template <class P>
 constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_t)) {
@@ -428,6 +494,7 @@ constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_
 const PanelKernels kQ4_0 = make_panel<Q4_0Panel>(quantize_x, x_row_bytes_q8);
 const PanelKernels kQ4_K = make_panel<Q4_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
 const PanelKernels kQ6_K = make_panel<Q6_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
+const PanelKernels kQ8_0 = make_panel<Q8_0Panel>(quantize_row_q8_0_avx2, x_row_bytes_q8_0);
 
 }  // namespace
 
@@ -439,6 +506,8 @@ const PanelKernels* avx2_panel_kernels(DType w) {
       return &kQ4_K;
     case DType::Q6_K:
       return &kQ6_K;
+    case DType::Q8_0:
+      return &kQ8_0;
     default:
       return nullptr;
   }
