@@ -408,7 +408,7 @@ TEST(CpuMulMatSimd, Avx2PanelGemmMatchesScalarGemmOnRandomBlocks) {
       }
     }
   }
-  EXPECT_GE(tested, 3);  // Q4_0, Q4_K, Q6_K
+  EXPECT_GE(tested, 4);  // Q4_0, Q4_K, Q6_K, Q8_0
 }
 
 // Activations that exercise the rounding edges: exact halves, ties between +max and -max,

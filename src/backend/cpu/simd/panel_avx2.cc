@@ -194,19 +194,20 @@ inline __m256i bsum_pair(const q::BlockQ8_K& y, int u) {
   return _mm256_set1_epi32(v);
 }
 
-// Q4_K panel super-block (256 elements of 8 rows, 1472 bytes):
-//   d[8], dmin[8] as floats;
-//   8 scale vectors, one per group j of 32: sc_j of row r in 16-bit lanes 2r and 2r+1 (a madd
-//     with the pair sums of row r gives sc_j times the row's dot product);
-//   4 min vectors, u = 0..3: dword r = m_{2u} | m_{2u+1} << 16 of row r;
+// Q4_K panel super-block (256 elements of 8 rows, 1184 bytes, 8 BlockQ4_K + 32):
+//   d[8], dmin[8] as halves (one cvtph gives the 8 rows' scales);
+//   sc[8][8], m[8][8]: the 6-bit scale and min of group j of row r at byte 8j+r;
 //   32 quant vectors, 8 per 64 elements jj: vector 8jj+t holds bytes 32jj+4t..+3 of each row's
 //     qs, whose low nibbles are elements 64jj+4t.. (group 2jj) and high nibbles 64jj+32+4t..
 //     (group 2jj+1).
 // x = d*sc_j*q - dmin*m_j, so the row's product is d*dy*sum_j sc_j*dot_j -
-// dmin*dy*sum_j m_j*(bsums[2j] + bsums[2j+1]).
+// dmin*dy*sum_j m_j*(bsums[2j] + bsums[2j+1]). The scales and mins stay bytes in memory (this
+// format is read once per token in decode, so its size is what counts) and are widened to
+// 16-bit lanes by shuffles, per super-block.
 struct Q4_KPanel {
-  static constexpr size_t kScales = 64, kMins = kScales + 8 * 32, kQuants = kMins + 4 * 32;
+  static constexpr size_t kScales = 32, kMins = kScales + 64, kQuants = kMins + 64;
   static constexpr size_t kBlockBytes = kQuants + 32 * 32;
+  static_assert(kBlockBytes == 8 * sizeof(q::BlockQ4_K) + 32);
   static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQKK) * kBlockBytes; }
 
   static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
@@ -214,46 +215,39 @@ struct Q4_KPanel {
     static const uint8_t kZero[128] = {};
     for (int64_t i = 0; i < k / q::kQKK; ++i, out += kBlockBytes) {
       const uint8_t* rows[kPanelRows];
-      float d[2 * kPanelRows];
-      uint8_t sc[kPanelRows][8] = {}, mn[kPanelRows][8] = {};
+      uint16_t d[2 * kPanelRows] = {};
+      uint8_t sc[8][kPanelRows] = {}, mn[8][kPanelRows] = {};
       for (int r = 0; r < kPanelRows; ++r) {
         if (r >= nr) {
           rows[r] = kZero;
-          d[r] = d[kPanelRows + r] = 0.0f;
           continue;
         }
         const auto& b =
             reinterpret_cast<const q::BlockQ4_K*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
         rows[r] = b.qs;
-        d[r] = half_to_float(b.d);
-        d[kPanelRows + r] = half_to_float(b.dmin);
+        std::memcpy(&d[r], &b.d, 2);
+        std::memcpy(&d[kPanelRows + r], &b.dmin, 2);
         // 6-bit scales and mins from 12 bytes (ggml's get_scale_min_k4).
         for (int j = 0; j < 8; ++j) {
           if (j < 4) {
-            sc[r][j] = b.scales[j] & 63;
-            mn[r][j] = b.scales[j + 4] & 63;
+            sc[j][r] = b.scales[j] & 63;
+            mn[j][r] = b.scales[j + 4] & 63;
           } else {
-            sc[r][j] = (b.scales[j + 4] & 0x0F) | ((b.scales[j - 4] >> 6) << 4);
-            mn[r][j] = (b.scales[j + 4] >> 4) | ((b.scales[j] >> 6) << 4);
+            sc[j][r] = (b.scales[j + 4] & 0x0F) | ((b.scales[j - 4] >> 6) << 4);
+            mn[j][r] = (b.scales[j + 4] >> 4) | ((b.scales[j] >> 6) << 4);
           }
         }
       }
       std::memcpy(out, d, sizeof(d));
-      for (int j = 0; j < 8; ++j) {
-        int16_t v[kPanelRows];
-        for (int r = 0; r < kPanelRows; ++r) v[r] = sc[r][j];
-        pair_dwords(v, v, out + kScales + 32 * j);
-      }
-      for (int u = 0; u < 4; ++u) {
-        int16_t lo[kPanelRows], hi[kPanelRows];
-        for (int r = 0; r < kPanelRows; ++r) {
-          lo[r] = mn[r][2 * u];
-          hi[r] = mn[r][2 * u + 1];
-        }
-        pair_dwords(lo, hi, out + kMins + 32 * u);
-      }
+      std::memcpy(out + kScales, sc, sizeof(sc));
+      std::memcpy(out + kMins, mn, sizeof(mn));
       transpose_dwords(rows, 32, out + kQuants);
     }
+  }
+
+  // Bytes a[0..7] (group j) and b[0..7] (group j+1) of 8 rows, loaded to both 128-bit lanes.
+  static __m256i bytes16(const uint8_t* p) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
 
   template <int NC>
@@ -262,6 +256,15 @@ struct Q4_KPanel {
     __m256 acc[NC];
     for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
     const __m256i low4 = _mm256_set1_epi8(0x0F);
+    // From bytes16: row r's byte of the first 8 in both 16-bit lanes of dword r (scales of
+    // group 2jj), of the last 8 (group 2jj+1), and the pair (first, last) (mins of 2u, 2u+1).
+    const __m256i pick_lo =
+        _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1,  //
+                         4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1);
+    const __m256i pick_hi = _mm256_add_epi8(pick_lo, _mm256_set1_epi16(8));
+    const __m256i pick_pair =
+        _mm256_setr_epi8(0, -1, 8, -1, 1, -1, 9, -1, 2, -1, 10, -1, 3, -1, 11, -1,  //
+                         4, -1, 12, -1, 5, -1, 13, -1, 6, -1, 14, -1, 7, -1, 15, -1);
     for (int64_t i = 0; i < k / q::kQKK; ++i) {
       const uint8_t* pb = panel + i * kBlockBytes;
       const q::BlockQ8_K* y[NC];
@@ -284,15 +287,20 @@ struct Q4_KPanel {
             phi[c] = _mm256_add_epi16(phi[c], _mm256_maddubs_epi16(hi, bcast4(yq + 32)));
           }
         }
-        const __m256i sclo = load(pb + kScales + 32 * (2 * jj));
-        const __m256i schi = load(pb + kScales + 32 * (2 * jj + 1));
+        const __m256i sc = bytes16(pb + kScales + 16 * jj);
+        const __m256i sclo = _mm256_shuffle_epi8(sc, pick_lo);
+        const __m256i schi = _mm256_shuffle_epi8(sc, pick_hi);
         for (int c = 0; c < NC; ++c) {
           s[c] = _mm256_add_epi32(s[c], _mm256_add_epi32(_mm256_madd_epi16(plo[c], sclo),
                                                          _mm256_madd_epi16(phi[c], schi)));
         }
       }
-      const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(pb));
-      const __m256 dmin = _mm256_loadu_ps(reinterpret_cast<const float*>(pb) + kPanelRows);
+      __m256i mins[4];
+      for (int u = 0; u < 4; ++u)
+        mins[u] = _mm256_shuffle_epi8(bytes16(pb + kMins + 16 * u), pick_pair);
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb)));
+      const __m256 dmin =
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + 16)));
       for (int c = 0; c < NC; ++c) {
         // Sums of 32 as pairs (bs_{2u}, bs_{2u+1}) for the min vectors.
         const __m256i b16 = load(y[c]->bsums);
@@ -301,11 +309,76 @@ struct Q4_KPanel {
         for (int u = 0; u < 4; ++u) {
           const int idx = u < 2 ? u : u + 2;
           const __m256i pair = _mm256_permutevar8x32_epi32(bs, _mm256_set1_epi32(idx));
-          m = _mm256_add_epi32(m, _mm256_madd_epi16(load(pb + kMins + 32 * u), pair));
+          m = _mm256_add_epi32(m, _mm256_madd_epi16(mins[u], pair));
         }
         const __m256 dy = _mm256_set1_ps(y[c]->d);
         acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dy), _mm256_cvtepi32_ps(s[c]), acc[c]);
         acc[c] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, dy), _mm256_cvtepi32_ps(m), acc[c]);
+      }
+    }
+    store_tile<NC>(acc, out, ldo, nr);
+  }
+};
+
+// ---- Q8_0 weights against Q8_0 activations ----
+
+// Q8_0 panel block (32 elements of 8 rows, 272 bytes, as 8 BlockQ8_0): the 8 d as halves,
+// then 8 vectors, vector t holding quants 4t..4t+3 of each row.
+// Both sides are signed: maddubs gets |w| (-128 becomes 128, still right as unsigned) and x
+// with w's sign. A pair of products reaches 2 * 128 * 127 = 32512 in magnitude, so two of
+// them may not share 16 bits: each goes through madd to 32 bits on its own.
+struct Q8_0Panel {
+  static constexpr size_t kBlockBytes = 16 + 8 * 32;
+  static_assert(kBlockBytes == 8 * sizeof(q::BlockQ8_0));
+  static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQK) * kBlockBytes; }
+
+  static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
+    auto* out = static_cast<uint8_t*>(panel);
+    static const uint8_t kZero[q::kQK] = {};
+    for (int64_t i = 0; i < k / q::kQK; ++i, out += kBlockBytes) {
+      const uint8_t* rows[kPanelRows];
+      uint16_t d[kPanelRows] = {};
+      for (int r = 0; r < kPanelRows; ++r) {
+        if (r >= nr) {
+          rows[r] = kZero;
+          continue;
+        }
+        const auto& b =
+            reinterpret_cast<const q::BlockQ8_0*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
+        rows[r] = reinterpret_cast<const uint8_t*>(b.qs);
+        std::memcpy(&d[r], &b.d, 2);
+      }
+      std::memcpy(out, d, sizeof(d));
+      transpose_dwords(rows, 8, out + 16);
+    }
+  }
+
+  template <int NC>
+  static void tile(int64_t k, const uint8_t* panel, const uint8_t* x, size_t ldx, float* out,
+                   size_t ldo, int nr) {
+    __m256 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < k / q::kQK; ++i) {
+      const uint8_t* pb = panel + i * kBlockBytes;
+      const q::BlockQ8_0* y[NC];
+      __m256i s[NC];
+      for (int c = 0; c < NC; ++c) {
+        y[c] = reinterpret_cast<const q::BlockQ8_0*>(x + c * ldx) + i;
+        s[c] = _mm256_setzero_si256();
+      }
+      for (int t = 0; t < 8; ++t) {
+        const __m256i wq = load(pb + 16 + 32 * t);
+        const __m256i aw = _mm256_abs_epi8(wq);
+        for (int c = 0; c < NC; ++c) {
+          const __m256i xs = _mm256_sign_epi8(bcast4(y[c]->qs + 4 * t), wq);
+          s[c] = _mm256_add_epi32(s[c], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs), ones));
+        }
+      }
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb)));
+      for (int c = 0; c < NC; ++c) {
+        acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(half_to_float(y[c]->d))),
+                                 _mm256_cvtepi32_ps(s[c]), acc[c]);
       }
     }
     store_tile<NC>(acc, out, ldo, nr);
@@ -413,6 +486,7 @@ struct Q6_KPanel {
 };
 
 size_t x_row_bytes_q8_K(int64_t k) { return ml::row_size(DType::Q8_K, k); }
+size_t x_row_bytes_q8_0(int64_t k) { return ml::row_size(DType::Q8_0, k); }
 
 template <class P>
 constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_t)) {
@@ -422,6 +496,7 @@ constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_
 const PanelKernels kQ4_0 = make_panel<Q4_0Panel>(quantize_x, x_row_bytes_q8);
 const PanelKernels kQ4_K = make_panel<Q4_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
 const PanelKernels kQ6_K = make_panel<Q6_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
+const PanelKernels kQ8_0 = make_panel<Q8_0Panel>(quantize_row_q8_0_avx2, x_row_bytes_q8_0);
 
 }  // namespace
 
@@ -433,6 +508,8 @@ const PanelKernels* avx2_panel_kernels(DType w) {
       return &kQ4_K;
     case DType::Q6_K:
       return &kQ6_K;
+    case DType::Q8_0:
+      return &kQ8_0;
     default:
       return nullptr;
   }
