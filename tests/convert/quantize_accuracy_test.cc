@@ -82,7 +82,10 @@ Error compare(const Logits& got, const Logits& want, size_t n_vocab) {
 // (Q8_0) move logits by ~0.2 and 4-bit types change the top token at about half the positions.
 // The bounds are ~1.5x the measured error and some 10-20 points under the measured agreement
 // (23 prompt positions): loose enough for kernel changes, far below what a broken format gives
-// (errors of the logits' own size, agreement near chance).
+// (errors of the logits' own size, agreement near chance). Q8_0 computed exactly (the scalar
+// kernel, or the products summed in float64) agrees at 22 of 23: at case 1 position 7 the F32
+// model's top two are 0.015 apart and Q8_0's weight error moves them by more, so 23/23 would
+// hold only by a lucky rounding order. llama.cpp's own Q8_0 agreement is checked elsewhere.
 struct Bound {
   float max_abs;
   double min_agree;
@@ -91,7 +94,7 @@ struct Bound {
 Bound bound_for(const std::string& type) {
   static const std::map<std::string, Bound> kBounds = {
       {"F32", {1e-5f, 1.0}},   {"F16", {1e-3f, 1.0}},   {"BF16", {1e-5f, 1.0}},
-      {"Q8_0", {0.3f, 0.99}},  {"Q6_K", {0.8f, 0.8}},   {"Q5_K_M", {1.6f, 0.6}},
+      {"Q8_0", {0.3f, 0.9}},   {"Q6_K", {0.8f, 0.8}},   {"Q5_K_M", {1.6f, 0.6}},
       {"Q5_K_S", {1.6f, 0.6}}, {"Q5_0", {1.6f, 0.55}},  {"Q5_1", {1.6f, 0.6}},
       {"Q4_K_M", {2.5f, 0.3}}, {"Q4_K_S", {2.5f, 0.3}}, {"Q4_0", {3.0f, 0.3}},
       {"Q4_1", {3.0f, 0.3}},   {"Q3_K_L", {4.5f, 0.1}}, {"Q3_K_M", {4.5f, 0.1}},

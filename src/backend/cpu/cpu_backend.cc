@@ -78,7 +78,8 @@ struct AlignedDelete {
 };
 using AlignedBytes = std::unique_ptr<unsigned char[], AlignedDelete>;
 AlignedBytes aligned_bytes(size_t n) {
-  return AlignedBytes(static_cast<unsigned char*>(::operator new[](std::max<size_t>(n, 1), kAlign)));
+  return AlignedBytes(
+      static_cast<unsigned char*>(::operator new[](std::max<size_t>(n, 1), kAlign)));
 }
 
 // Weights repacked into panels of 8 rows (simd::PanelKernels), for the weights they came from.
@@ -151,7 +152,8 @@ class CpuBackend final : public ml::Backend {
     const auto* p = static_cast<const std::byte*>(w.data);
     const size_t bytes = w.nbytes();
     for (const auto& r : constant_) {
-      if (p >= r.data() && bytes <= r.size() && p - r.data() <= static_cast<ptrdiff_t>(r.size() - bytes))
+      if (p >= r.data() && bytes <= r.size() &&
+          p - r.data() <= static_cast<ptrdiff_t>(r.size() - bytes))
         return true;
     }
     return false;
@@ -169,7 +171,7 @@ class CpuBackend final : public ml::Backend {
       size_t ldw, pbytes;
       int64_t k, m, n_panels;
       unsigned char* dst;
-    } job{&panel, static_cast<const unsigned char*>(w.data), w.nb[1], pbytes, k, m, n_panels,
+    } job{&panel,      static_cast<const unsigned char*>(w.data), w.nb[1], pbytes, k, m, n_panels,
           p.data.get()};
     pool_.run(
         pool_.size(),
