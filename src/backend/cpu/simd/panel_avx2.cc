@@ -351,41 +351,49 @@ struct Q6_KPanel {
     }
   }
 
-  // One row's 12 bytes per group (16g..16g+15 in q, written at o + 12g; o has 4 bytes of
-  // slack): byte 4j+e = q[16g+4j+e] | ((q[16g+12+e] >> 2j) & 3) << 6.
-  static void fold_groups(const uint8_t* q, uint8_t* o) {
-    const __m128i last =
-        _mm_setr_epi8(12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, -1, -1, -1, -1);
-    const __m128i shifts = _mm_setr_epi32(6, 4, 2, 0);
-    const __m128i top2 = _mm_set1_epi8(static_cast<char>(0xC0));
-    for (int g = 0; g < 16; ++g) {
-      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * g));
-      // Shifted within dwords: bits of a byte that cross into the next byte land in its
-      // bits 0..5, which the mask drops.
-      const __m128i h = _mm_and_si128(_mm_sllv_epi32(_mm_shuffle_epi8(x, last), shifts), top2);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 12 * g), _mm_or_si128(x, h));
+  // The three vectors of group g from the rows' unpacked quants (row r at qv[r]): rows r and
+  // r+4 share a 256-bit vector, so the in-lane dword transpose gives rows 0..3 and 4..7 at once.
+  static void fold_group(const uint8_t (*qv)[q::kQKK], int g, uint8_t* o) {
+    const __m256i last =
+        _mm256_setr_epi8(12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, -1, -1, -1, -1, 12, 13, 14,
+                         15, 12, 13, 14, 15, 12, 13, 14, 15, -1, -1, -1, -1);
+    const __m256i shifts = _mm256_setr_epi32(6, 4, 2, 0, 6, 4, 2, 0);
+    const __m256i top2 = _mm256_set1_epi8(static_cast<char>(0xC0));
+    __m256i f[4];
+    for (int r = 0; r < 4; ++r) {
+      const __m256i x = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(qv[r + 4] + 16 * g),
+                                            reinterpret_cast<const __m128i*>(qv[r] + 16 * g));
+      // byte 4j+e = q[16g+4j+e] | ((q[16g+12+e] >> 2j) & 3) << 6. Shifted within dwords, the
+      // bits that cross into the next byte land in its bits 0..5, which the mask drops.
+      const __m256i h =
+          _mm256_and_si256(_mm256_sllv_epi32(_mm256_shuffle_epi8(x, last), shifts), top2);
+      f[r] = _mm256_or_si256(x, h);
     }
+    const __m256i a = _mm256_unpacklo_epi32(f[0], f[1]), b = _mm256_unpacklo_epi32(f[2], f[3]);
+    const __m256i c = _mm256_unpackhi_epi32(f[0], f[1]), e = _mm256_unpackhi_epi32(f[2], f[3]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_unpacklo_epi64(a, b));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32), _mm256_unpackhi_epi64(a, b));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64), _mm256_unpacklo_epi64(c, e));
   }
 
   static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
     auto* out = static_cast<uint8_t*>(panel);
     for (int64_t i = 0; i < k / q::kQKK; ++i, out += kBlockBytes) {
-      alignas(32) uint8_t qv[q::kQKK];
-      uint8_t folded[kPanelRows][12 * 16 + 4] = {};
+      alignas(32) uint8_t qv[kPanelRows][q::kQKK];
       int8_t sc[kPanelRows][16] = {};
       uint16_t d[kPanelRows] = {};
-      const uint8_t* rows[kPanelRows];
       for (int r = 0; r < kPanelRows; ++r) {
-        rows[r] = folded[r];
-        if (r >= nr) continue;
+        if (r >= nr) {
+          std::memset(qv[r], 0, sizeof(qv[r]));
+          continue;
+        }
         const auto& b =
             reinterpret_cast<const q::BlockQ6_K*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
         std::memcpy(&d[r], &b.d, 2);
         std::memcpy(sc[r], b.scales, 16);
-        unpack_quants(b, qv);
-        fold_groups(qv, folded[r]);
+        unpack_quants(b, qv[r]);
       }
-      transpose_dwords(rows, 48, out);
+      for (int g = 0; g < 16; ++g) fold_group(qv, g, out + 96 * g);
       for (int u = 0; u < 8; ++u) {
         int8_t* o = reinterpret_cast<int8_t*>(out + kScales + 16 * u);
         for (int r = 0; r < 4; ++r) {
