@@ -332,18 +332,18 @@ struct Q6_KPanel {
   // The 256 unsigned 6-bit quants of a Q6_K block in element order. Each 128 elements take
   // 64 bytes of ql and 32 of qh (ggml's dequantize_row_q6_K).
   static void unpack_quants(const q::BlockQ6_K& b, uint8_t* o) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x30);
+    const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
     for (int n = 0; n < 2; ++n, o += 128) {
       const __m256i l0 = load(b.ql + 64 * n), l1 = load(b.ql + 64 * n + 32);
       const __m256i h = load(b.qh + 32 * n);
       const __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, low4),
-                                         _mm256_and_si256(_mm256_slli_epi16(h, 4), two));
+                                         _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45));
       const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, low4),
-                                         _mm256_and_si256(_mm256_slli_epi16(h, 2), two));
+                                         _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45));
       const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
-                                         _mm256_and_si256(h, two));
+                                         _mm256_and_si256(h, bits45));
       const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
-                                         _mm256_and_si256(_mm256_srli_epi16(h, 2), two));
+                                         _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), q0);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32), q1);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64), q2);
