@@ -385,60 +385,100 @@ struct Q8_0Panel {
   }
 };
 
-// Q6_K panel super-block (256 elements of 8 rows, 2848 bytes):
-//   d[8] as floats;
-//   16 scale vectors, one per group g of 16: sc_g of row r in 16-bit lanes 2r and 2r+1;
-//   8 scale-pair vectors, u = 0..7: dword r = sc_{2u} | sc_{2u+1} << 16 of row r;
-//   64 quant vectors of the unsigned 6-bit quants, vector t holding elements 4t..4t+3 of each
-//     row.
+// Q6_K panel super-block (256 elements of 8 rows, 1680 bytes, the size of the 8 rows' Q6_K
+// blocks):
+//   48 quant vectors, 3 per group g of 16 (offset 96g): vector j = 0..2 holds in dword r
+//     elements 16g+4j..16g+4j+3 of row r in bits 0..5 of its bytes, and in bits 6..7 bits
+//     2j..2j+1 of elements 16g+12..16g+15 (same byte position). An and gives the first three
+//     quant vectors of the group; the fourth is the three 2-bit fields shifted together.
+//   8 scale chunks of 16 int8, u = 0..7 (groups 2u, 2u+1): sc_{2u} of rows 0..3, sc_{2u+1} of
+//     rows 0..3, sc_{2u} of rows 4..7, sc_{2u+1} of rows 4..7. Widened to 16 bits, unpacklo
+//     and unpackhi with themselves give the madd vectors of the two groups (sc_g of row r in
+//     lanes 2r and 2r+1), and one byte shuffle the pairs dword r = sc_{2u} | sc_{2u+1} << 16
+//     for the activation sums.
+//   d of the 8 rows as halves.
 // x = d*sc_g*(q - 32): the -32 is taken off per super-block as 32*sum_g sc_g*bsums[g].
 struct Q6_KPanel {
-  static constexpr size_t kScales = 32, kPairs = kScales + 16 * 32, kQuants = kPairs + 8 * 32;
-  static constexpr size_t kBlockBytes = kQuants + 64 * 32;
+  static constexpr size_t kScales = 48 * 32, kD = kScales + 8 * 16;
+  static constexpr size_t kBlockBytes = kD + 16;
+  static_assert(kBlockBytes == kPanelRows * sizeof(q::BlockQ6_K));
   static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQKK) * kBlockBytes; }
+
+  // The 256 unsigned 6-bit quants of a Q6_K block in element order. Each 128 elements take
+  // 64 bytes of ql and 32 of qh (ggml's dequantize_row_q6_K).
+  static void unpack_quants(const q::BlockQ6_K& b, uint8_t* o) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
+    for (int n = 0; n < 2; ++n, o += 128) {
+      const __m256i l0 = load(b.ql + 64 * n), l1 = load(b.ql + 64 * n + 32);
+      const __m256i h = load(b.qh + 32 * n);
+      const __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, low4),
+                                         _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45));
+      const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, low4),
+                                         _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45));
+      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                                         _mm256_and_si256(h, bits45));
+      const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                                         _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), q0);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32), q1);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64), q2);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 96), q3);
+    }
+  }
+
+  // The three vectors of group g from the rows' unpacked quants (row r at qv[r]): rows r and
+  // r+4 share a 256-bit vector, so the in-lane dword transpose gives rows 0..3 and 4..7 at once.
+  static void fold_group(const uint8_t (*qv)[q::kQKK], int g, uint8_t* o) {
+    const __m256i last =
+        _mm256_setr_epi8(12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, -1, -1, -1, -1, 12, 13, 14,
+                         15, 12, 13, 14, 15, 12, 13, 14, 15, -1, -1, -1, -1);
+    const __m256i shifts = _mm256_setr_epi32(6, 4, 2, 0, 6, 4, 2, 0);
+    const __m256i top2 = _mm256_set1_epi8(static_cast<char>(0xC0));
+    __m256i f[4];
+    for (int r = 0; r < 4; ++r) {
+      const __m256i x = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(qv[r + 4] + 16 * g),
+                                            reinterpret_cast<const __m128i*>(qv[r] + 16 * g));
+      // byte 4j+e = q[16g+4j+e] | ((q[16g+12+e] >> 2j) & 3) << 6. Shifted within dwords, the
+      // bits that cross into the next byte land in its bits 0..5, which the mask drops.
+      const __m256i h =
+          _mm256_and_si256(_mm256_sllv_epi32(_mm256_shuffle_epi8(x, last), shifts), top2);
+      f[r] = _mm256_or_si256(x, h);
+    }
+    const __m256i a = _mm256_unpacklo_epi32(f[0], f[1]), b = _mm256_unpacklo_epi32(f[2], f[3]);
+    const __m256i c = _mm256_unpackhi_epi32(f[0], f[1]), e = _mm256_unpackhi_epi32(f[2], f[3]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_unpacklo_epi64(a, b));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32), _mm256_unpackhi_epi64(a, b));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64), _mm256_unpacklo_epi64(c, e));
+  }
 
   static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
     auto* out = static_cast<uint8_t*>(panel);
     for (int64_t i = 0; i < k / q::kQKK; ++i, out += kBlockBytes) {
-      uint8_t qv[kPanelRows][q::kQKK] = {};
-      int16_t sc[kPanelRows][16] = {};
-      float d[kPanelRows] = {};
-      const uint8_t* rows[kPanelRows];
+      alignas(32) uint8_t qv[kPanelRows][q::kQKK];
+      int8_t sc[kPanelRows][16] = {};
+      uint16_t d[kPanelRows] = {};
       for (int r = 0; r < kPanelRows; ++r) {
-        rows[r] = qv[r];
-        if (r >= nr) continue;
+        if (r >= nr) {
+          std::memset(qv[r], 0, sizeof(qv[r]));
+          continue;
+        }
         const auto& b =
             reinterpret_cast<const q::BlockQ6_K*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
-        d[r] = half_to_float(b.d);
-        for (int g = 0; g < 16; ++g) sc[r][g] = b.scales[g];
-        // Each 128 elements take 64 bytes of ql and 32 of qh (ggml's dequantize_row_q6_K).
-        for (int n = 0; n < 2; ++n) {
-          const uint8_t* ql = b.ql + 64 * n;
-          const uint8_t* qh = b.qh + 32 * n;
-          uint8_t* o = qv[r] + 128 * n;
-          for (int l = 0; l < 32; ++l) {
-            o[l] = (ql[l] & 0x0F) | ((qh[l] & 3) << 4);
-            o[l + 32] = (ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4);
-            o[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
-            o[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
-          }
-        }
+        std::memcpy(&d[r], &b.d, 2);
+        std::memcpy(sc[r], b.scales, 16);
+        unpack_quants(b, qv[r]);
       }
-      std::memcpy(out, d, sizeof(d));
-      for (int g = 0; g < 16; ++g) {
-        int16_t v[kPanelRows];
-        for (int r = 0; r < kPanelRows; ++r) v[r] = sc[r][g];
-        pair_dwords(v, v, out + kScales + 32 * g);
-      }
+      for (int g = 0; g < 16; ++g) fold_group(qv, g, out + 96 * g);
       for (int u = 0; u < 8; ++u) {
-        int16_t lo[kPanelRows], hi[kPanelRows];
-        for (int r = 0; r < kPanelRows; ++r) {
-          lo[r] = sc[r][2 * u];
-          hi[r] = sc[r][2 * u + 1];
+        int8_t* o = reinterpret_cast<int8_t*>(out + kScales + 16 * u);
+        for (int r = 0; r < 4; ++r) {
+          o[r] = sc[r][2 * u];
+          o[4 + r] = sc[r][2 * u + 1];
+          o[8 + r] = sc[4 + r][2 * u];
+          o[12 + r] = sc[4 + r][2 * u + 1];
         }
-        pair_dwords(lo, hi, out + kPairs + 32 * u);
       }
-      transpose_dwords(rows, 64, out + kQuants);
+      std::memcpy(out + kD, d, sizeof(d));
     }
   }
 
@@ -447,6 +487,10 @@ struct Q6_KPanel {
                    size_t ldo, int nr) {
     __m256 acc[NC];
     for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    const __m256i low6 = _mm256_set1_epi8(0x3F);
+    // Per 128-bit lane, 16-bit lanes 0..3 (sc_{2u}) interleaved with 4..7 (sc_{2u+1}).
+    const __m256i pairs = _mm256_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15, 0,
+                                           1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
     for (int64_t i = 0; i < k / q::kQKK; ++i) {
       const uint8_t* pb = panel + i * kBlockBytes;
       const q::BlockQ8_K* y[NC];
@@ -455,28 +499,46 @@ struct Q6_KPanel {
         y[c] = reinterpret_cast<const q::BlockQ8_K*>(x + c * ldx) + i;
         s[c] = _mm256_setzero_si256();
       }
-      for (int g = 0; g < 16; ++g) {
-        const __m256i scv = load(pb + kScales + 32 * g);
+      for (int u = 0; u < 8; ++u) {
+        const __m256i sc = _mm256_cvtepi8_epi16(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + kScales + 16 * u)));
         for (int h = 0; h < 2; ++h) {
-          const int t = 4 * g + 2 * h;
-          const __m256i w0 = load(pb + kQuants + 32 * t);
-          const __m256i w1 = load(pb + kQuants + 32 * (t + 1));
+          const int g = 2 * u + h;
+          const __m256i scv =
+              h == 0 ? _mm256_unpacklo_epi16(sc, sc) : _mm256_unpackhi_epi16(sc, sc);
+          const __m256i v0 = load(pb + 96 * g), v1 = load(pb + 96 * g + 32);
+          const __m256i v2 = load(pb + 96 * g + 64);
+          const __m256i w0 = _mm256_and_si256(v0, low6), w1 = _mm256_and_si256(v1, low6);
+          const __m256i w2 = _mm256_and_si256(v2, low6);
+          const __m256i w3 =
+              _mm256_or_si256(_mm256_or_si256(_mm256_srli_epi16(_mm256_andnot_si256(low6, v0), 6),
+                                              _mm256_srli_epi16(_mm256_andnot_si256(low6, v1), 4)),
+                              _mm256_srli_epi16(_mm256_andnot_si256(low6, v2), 2));
           for (int c = 0; c < NC; ++c) {
-            const __m256i p =
-                _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(y[c]->qs + 4 * t)),
-                                 _mm256_maddubs_epi16(w1, bcast4(y[c]->qs + 4 * t + 4)));
-            s[c] = _mm256_add_epi32(s[c], _mm256_madd_epi16(p, scv));
+            const int8_t* yq = y[c]->qs + 16 * g;
+            const __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(yq)),
+                                                _mm256_maddubs_epi16(w1, bcast4(yq + 4)));
+            const __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(w2, bcast4(yq + 8)),
+                                                _mm256_maddubs_epi16(w3, bcast4(yq + 12)));
+            s[c] = _mm256_add_epi32(
+                s[c], _mm256_add_epi32(_mm256_madd_epi16(p0, scv), _mm256_madd_epi16(p1, scv)));
           }
         }
       }
-      const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(pb));
-      for (int c = 0; c < NC; ++c) {
-        __m256i corr = _mm256_setzero_si256();
-        for (int u = 0; u < 8; ++u) {
-          corr = _mm256_add_epi32(
-              corr, _mm256_madd_epi16(load(pb + kPairs + 32 * u), bsum_pair(*y[c], u)));
+      __m256i corr[NC];
+      for (int c = 0; c < NC; ++c) corr[c] = _mm256_setzero_si256();
+      for (int u = 0; u < 8; ++u) {
+        const __m256i sp = _mm256_shuffle_epi8(
+            _mm256_cvtepi8_epi16(
+                _mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + kScales + 16 * u))),
+            pairs);
+        for (int c = 0; c < NC; ++c) {
+          corr[c] = _mm256_add_epi32(corr[c], _mm256_madd_epi16(sp, bsum_pair(*y[c], u)));
         }
-        const __m256i si = _mm256_sub_epi32(s[c], _mm256_slli_epi32(corr, 5));
+      }
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + kD)));
+      for (int c = 0; c < NC; ++c) {
+        const __m256i si = _mm256_sub_epi32(s[c], _mm256_slli_epi32(corr[c], 5));
         acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(y[c]->d)), _mm256_cvtepi32_ps(si),
                                  acc[c]);
       }
