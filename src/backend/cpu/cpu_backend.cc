@@ -1,5 +1,8 @@
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <new>
 #include <unordered_map>
@@ -82,9 +85,35 @@ AlignedBytes aligned_bytes(size_t n) {
       static_cast<unsigned char*>(::operator new[](std::max<size_t>(n, 1), kAlign)));
 }
 
+// Packed weights are read start to end once per token: on 2 MiB pages (transparent huge pages,
+// where the system offers them on request) the hardware prefetchers follow the stream without
+// stopping at every 4 KiB page boundary, and the TLB covers the whole matrix.
+constexpr size_t kHugePage = size_t{2} << 20;
+struct HugeDelete {
+  size_t bytes = 0;
+  void operator()(unsigned char* p) const { munmap(p, bytes); }
+};
+using HugeBytes = std::unique_ptr<unsigned char[], HugeDelete>;
+HugeBytes huge_bytes(size_t n) {
+  const size_t bytes = (std::max<size_t>(n, 1) + kHugePage - 1) / kHugePage * kHugePage;
+  // Over-allocate by a page to align the start, then give back the ends.
+  void* raw =
+      mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const auto start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
+  if (aligned > start) munmap(raw, aligned - start);
+  if (const size_t tail = start + bytes + kHugePage - (aligned + bytes)) {
+    munmap(reinterpret_cast<void*>(aligned + bytes), tail);
+  }
+  auto* p = reinterpret_cast<unsigned char*>(aligned);
+  madvise(p, bytes, MADV_HUGEPAGE);  // advice only: without THP the pages stay small
+  return HugeBytes(p, HugeDelete{bytes});
+}
+
 // Weights repacked into panels of 8 rows (simd::PanelKernels), for the weights they came from.
 struct Packed {
-  AlignedBytes data;
+  HugeBytes data;
   ml::DType dtype;
   int64_t k = 0, m = 0;
 };
@@ -164,7 +193,7 @@ class CpuBackend final : public ml::Backend {
     const int64_t k = w.ne[0], m = w.ne[1];
     const int64_t n_panels = (m + simd::kPanelRows - 1) / simd::kPanelRows;
     const size_t pbytes = panel.panel_bytes(k);
-    Packed p{aligned_bytes(pbytes * static_cast<size_t>(n_panels)), w.dtype, k, m};
+    Packed p{huge_bytes(pbytes * static_cast<size_t>(n_panels)), w.dtype, k, m};
     struct Job {
       const simd::PanelKernels* panel;
       const unsigned char* src;
