@@ -20,6 +20,9 @@ model="$1"
 rounds="${2:-5}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 corral="${CORRAL:-$repo/build/corral}"
+# The memory bandwidth (bench/stream.cc, read test) measured in every round, so tg128 is also
+# reported as a share of its limit: bandwidth / bytes read per token.
+stream="${STREAM:-$(dirname "$corral")/stream}"
 
 if [ ! -f "$model" ]; then
   echo "compare_llamacpp: no model file $model" >&2
@@ -68,6 +71,9 @@ for ((round = 1; round <= rounds; ++round)); do
       { cat "$scratch/node.err" >&2; exit 1; }
   done
   "$corral" "${corral_args[@]}" | sed "s/^/corral $round /" >> "$scratch/results"
+  if [ -x "$stream" ]; then
+    "$stream" -t "${CORRAL_THREADS:-2}" -r 3 --json | sed "s/^/stream $round /" >> "$scratch/results"
+  fi
 done
 
 # Lines: "<side> <round> <json>"; llama.cpp's per-round value of a test is its better thread count.
@@ -77,9 +83,16 @@ from collections import defaultdict
 
 path, model, rounds = sys.argv[1], sys.argv[2], sys.argv[3]
 best = defaultdict(dict)  # (side, test) -> round -> (t/s, threads)
+read_gbs = []
+bytes_per_token = None
 for line in open(path):
     side, rnd, payload = line.split(" ", 2)
     j = json.loads(payload)
+    if side == "stream":
+        read_gbs.append(j["read_gbs"])
+        continue
+    if side == "corral" and "bytes_per_token" in j:
+        bytes_per_token = j["bytes_per_token"]
     key = (side, j["test"])
     prev = best[key].get(rnd)
     if prev is None or j["avg_ts"] > prev[0]:
@@ -99,4 +112,10 @@ for test in ("pp512", "tg128"):
     cthreads = sorted({v[1] for v in best[("corral", test)].values()})
     print(f"| {test} | {cm:.2f} (t={','.join(map(str, cthreads))}) | {lm:.2f} "
           f"(t={','.join(map(str, threads))}) | {cm / lm:.2f} |")
+    if test == "tg128" and read_gbs and bytes_per_token:
+        bw = statistics.median(read_gbs)
+        limit = bw * 1e9 / bytes_per_token
+        print(f"\nbandwidth (stream read, median of {len(read_gbs)} rounds): {bw:.2f} GB/s; "
+              f"{bytes_per_token / 1e6:.1f} MB read per token: tg limit {limit:.2f} t/s; "
+              f"corral {100 * cm / limit:.0f}% of it, llama.cpp {100 * lm / limit:.0f}%")
 PY

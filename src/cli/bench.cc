@@ -48,6 +48,11 @@ struct ModelFacts {
   std::string arch;
   std::string type;   // general.file_type's name, else the dtype most weights have
   uint64_t size = 0;  // bytes of all tensors
+  // Bytes a generated token reads: every tensor but the embedding table when the output
+  // projection is a tensor of its own (then one row of it is read), and per position of
+  // context the f16 K and V cache of every layer.
+  uint64_t weight_bytes_per_token = 0;
+  uint64_t kv_bytes_per_position = 0;
   uint64_t n_params = 0;
   int threads = 0;
   std::string backend = "CPU";  // "CUDA" when layers are offloaded
@@ -60,10 +65,15 @@ ModelFacts model_facts(const runner::Engine& engine, const store::ModelInfo& inf
   m.name = info.name;
   m.path = info.gguf.string();
   m.arch = engine.model().config().architecture;
+  const bool tied = f.find_tensor("output.weight") == nullptr;
   for (const auto& t : f.tensors()) {
     m.size += t.nbytes;
     m.n_params += static_cast<uint64_t>(t.n_elements());
+    if (tied || t.name != "token_embd.weight") m.weight_bytes_per_token += t.nbytes;
   }
+  const model::Config& c = engine.model().config();
+  m.kv_bytes_per_position = static_cast<uint64_t>(c.n_layer) * c.n_head_kv *
+                            (c.head_dim_k + c.head_dim_v) * sizeof(uint16_t);
   if (const ml::gguf::Value* ft = f.metadata().find("general.file_type"); ft && ft->as_integer()) {
     m.type =
         file_type_name(*ft->as_integer()).value_or("ftype " + std::to_string(*ft->as_integer()));
@@ -197,6 +207,11 @@ void print_json(const ModelFacts& m, const TestResult& r) {
   j["stddev_ts"] = r.stddev_ts();
   j["samples_ns"] = r.samples_ns;
   j["samples_ts"] = r.samples_ts();
+  if (r.n_gen > 0) {
+    // The cache holds 1..n_gen positions over the test (after a one-token prompt).
+    j["bytes_per_token"] =
+        m.weight_bytes_per_token + m.kv_bytes_per_position * static_cast<uint64_t>(r.n_gen / 2 + 1);
+  }
   std::cout << j.dump() << "\n" << std::flush;
 }
 
