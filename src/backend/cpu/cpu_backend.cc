@@ -60,6 +60,7 @@ constexpr auto kTable = make_table();
 // before another could be woken (a small model's decode step is hundreds of such ops, and on a
 // busy machine each hand-off can wait for a scheduler slice).
 int threads_for(const ml::Graph& g, const ml::Node& n, int max_threads) {
+  if (max_threads == 1) return 1;
   constexpr size_t kMinBytesPerExtraThread = 64 * 1024;
   size_t bytes = n.nbytes();
   for (int s : n.src) {

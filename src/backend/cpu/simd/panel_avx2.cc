@@ -44,11 +44,12 @@ inline void transpose_dwords(const uint8_t* const rows[kPanelRows], int nt, uint
 
 // Matrix-vector products stream the packed weights from memory once: the hardware prefetchers
 // alone keep too few lines in flight for one core to reach its share of the bandwidth, so each
-// block asks for the lines of the block kPrefetchBytes ahead.
+// block (of `bytes` at p) asks for as many bytes kPrefetchBytes past its end, so the distance
+// is the same for small blocks (Q4_0: 144 bytes) and large ones (Q6_K: 1680).
 inline constexpr size_t kPrefetchBytes = 1024;
 inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
   for (size_t o = 0; o < bytes; o += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + o), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p + bytes + kPrefetchBytes + o), _MM_HINT_T0);
   }
 }
 
