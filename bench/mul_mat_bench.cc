@@ -147,6 +147,19 @@ void BM_Gemm(benchmark::State& state, DType t, int64_t n) {
       benchmark::Counter(2.0 * k * m * n * iters / 1e9, benchmark::Counter::kIsRate);
 }
 
+// A row of activations as the panel kernels read it: their own format, or f32 as it is.
+size_t activation_row_bytes(const backend::cpu::simd::PanelKernels& p, int64_t k) {
+  return p.x_row_bytes(k) ? p.x_row_bytes(k) : k * sizeof(float);
+}
+void to_panel_activations(const backend::cpu::simd::PanelKernels& p, const float* x, void* y,
+                          int64_t k) {
+  if (p.from_f32) {
+    p.from_f32(x, y, k);
+  } else {
+    std::memcpy(y, x, k * sizeof(float));
+  }
+}
+
 // The panel kernels (prefill with kPanelMinCols or more columns), packing included, as
 // mul_mat runs them: one panel of 8 rows at a time against all n columns.
 void BM_PanelGemm(benchmark::State& state, DType t, int64_t n) {
@@ -160,9 +173,10 @@ void BM_PanelGemm(benchmark::State& state, DType t, int64_t n) {
   std::mt19937 rng(5);
   std::normal_distribution<float> dist;
   for (float& v : x) v = dist(rng);
-  const size_t xrow = panel->x_row_bytes(k);
+  const size_t xrow = activation_row_bytes(*panel, k);
   std::vector<unsigned char> xq(xrow * n), packed(panel->panel_bytes(k));
-  for (int64_t c = 0; c < n; ++c) panel->from_f32(x.data() + c * k, xq.data() + c * xrow, k);
+  for (int64_t c = 0; c < n; ++c)
+    to_panel_activations(*panel, x.data() + c * k, xq.data() + c * xrow, k);
   std::vector<float> out(m * n);
   for (auto _ : state) {
     for (int64_t r = 0; r < m; r += simd::kPanelRows) {
@@ -196,8 +210,8 @@ void BM_PackedGemv(benchmark::State& state, DType t) {
   std::mt19937 rng(5);
   std::normal_distribution<float> dist;
   for (float& v : x) v = dist(rng);
-  std::vector<unsigned char> xq(panel->x_row_bytes(k));
-  panel->from_f32(x.data(), xq.data(), k);
+  std::vector<unsigned char> xq(activation_row_bytes(*panel, k));
+  to_panel_activations(*panel, x.data(), xq.data(), k);
   std::vector<float> out(m);
   for (auto _ : state) {
     for (int64_t r = 0; r < m; r += simd::kPanelRows) {

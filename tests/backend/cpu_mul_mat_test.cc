@@ -388,11 +388,22 @@ TEST(CpuMulMatSimd, Avx2PanelGemmMatchesScalarGemmOnRandomBlocks) {
           const size_t wrow = ml::row_size(t, k);
           const std::vector<unsigned char> w = random_blocks(t, k, nr, 11 + nr * 10 + nc);
           const std::vector<float> x = random_floats(k * nc, 5 + nc, 2.0f);
-          const size_t xrow = ml::row_size(slow.vec_type, k), prow = panel->x_row_bytes(k);
+          // Panels without an activation format (f32) read the activations as they are.
+          const bool in_place = panel->x_row_bytes(k) == 0;
+          const size_t xrow = ml::row_size(slow.vec_type, k);
+          const size_t prow = in_place ? k * sizeof(float) : panel->x_row_bytes(k);
           std::vector<unsigned char> xq(xrow * nc), xp(prow * nc);
           for (int c = 0; c < nc; ++c) {
-            slow.from_f32(x.data() + c * k, xq.data() + c * xrow, k);
-            panel->from_f32(x.data() + c * k, xp.data() + c * prow, k);
+            if (slow.from_f32) {
+              slow.from_f32(x.data() + c * k, xq.data() + c * xrow, k);
+            } else {
+              std::memcpy(xq.data() + c * xrow, x.data() + c * k, xrow);
+            }
+            if (in_place) {
+              std::memcpy(xp.data() + c * prow, x.data() + c * k, prow);
+            } else {
+              panel->from_f32(x.data() + c * k, xp.data() + c * prow, k);
+            }
           }
           std::vector<unsigned char> packed(panel->panel_bytes(k), 0xCD);
           panel->pack(k, w.data(), wrow, nr, packed.data());
@@ -408,7 +419,7 @@ TEST(CpuMulMatSimd, Avx2PanelGemmMatchesScalarGemmOnRandomBlocks) {
       }
     }
   }
-  EXPECT_GE(tested, 4);  // Q4_0, Q4_K, Q6_K, Q8_0
+  EXPECT_GE(tested, 5);  // F32, Q4_0, Q4_K, Q6_K, Q8_0
 }
 
 // Activations that exercise the rounding edges: exact halves, ties between +max and -max,

@@ -35,7 +35,8 @@ int64_t cols_per_chunk(size_t row_bytes, int64_t n) {
 
 // The panel kernels where the product has enough columns to repay packing the weights.
 const simd::PanelKernels* panel_kernels(const simd::MatMulKernels& kern, int64_t ncols) {
-  return ncols >= simd::kPanelMinCols ? kern.panel : nullptr;
+  return ncols >= simd::kPanelMinCols && kern.panel && !kern.panel->packed_only ? kern.panel
+                                                                                : nullptr;
 }
 
 size_t converted_row_bytes(const simd::MatMulKernels& kern, const simd::PanelKernels* panel,

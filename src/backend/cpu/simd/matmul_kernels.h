@@ -48,11 +48,14 @@ using PanelGemm = void (*)(int64_t k, const void* panel, const void* x, size_t l
                            size_t ldo, int nr, int nc);
 
 struct PanelKernels {
-  FromF32 from_f32 = nullptr;
-  size_t (*x_row_bytes)(int64_t k) = nullptr;
+  FromF32 from_f32 = nullptr;                  // null: the gemm reads f32 activations in place
+  size_t (*x_row_bytes)(int64_t k) = nullptr;  // 0 where activations are read in place
   size_t (*panel_bytes)(int64_t k) = nullptr;
   PackPanel pack = nullptr;
   PanelGemm gemm = nullptr;
+  // Only for weights packed once at load time (the backend's constant weights): packing per
+  // product would not pay where the row kernels are already fast (f32).
+  bool packed_only = false;
 };
 
 struct MatMulKernels {

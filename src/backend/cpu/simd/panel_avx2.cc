@@ -91,6 +91,61 @@ void panel_gemm(int64_t k, const void* panel, const void* x, size_t ldx, float* 
   }
 }
 
+// ---- f32 weights against f32 activations read in place ----
+
+// F32 panel: element i of the 8 rows in vector i (k * 32 bytes, as the 8 rows). Each vector
+// times the activation broadcast adds to the 8 rows' sums at once: no horizontal sums, which
+// dominate the row kernels on the short rows of small models. Independent sums (U per column)
+// hide the FMA latency.
+struct F32Panel {
+  static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k) * kPanelRows * 4; }
+  static size_t x_row_bytes(int64_t) { return 0; }
+
+  static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
+    auto* out = static_cast<float*>(panel);
+    for (int r = 0; r < kPanelRows; ++r) {
+      const auto* row = reinterpret_cast<const float*>(static_cast<const uint8_t*>(w) + r * ldw);
+      for (int64_t i = 0; i < k; ++i) out[i * kPanelRows + r] = r < nr ? row[i] : 0.0f;
+    }
+  }
+
+  template <int NC>
+  static void tile(int64_t k, const uint8_t* panel, const uint8_t* x, size_t ldx, float* out,
+                   size_t ldo, int nr) {
+    constexpr int U = NC >= 4 ? 2 : 4;
+    const auto* p = reinterpret_cast<const float*>(panel);
+    const float* xc[NC];
+    __m256 acc[U][NC];
+    for (int c = 0; c < NC; ++c) {
+      xc[c] = reinterpret_cast<const float*>(x + c * ldx);
+      for (int u = 0; u < U; ++u) acc[u][c] = _mm256_setzero_ps();
+    }
+    int64_t i = 0;
+    for (; i + U <= k; i += U) {
+      if constexpr (NC == 1) {
+        prefetch_ahead(reinterpret_cast<const uint8_t*>(p + i * kPanelRows), U * kPanelRows * 4);
+      }
+      for (int u = 0; u < U; ++u) {
+        const __m256 wv = _mm256_loadu_ps(p + (i + u) * kPanelRows);
+        for (int c = 0; c < NC; ++c) {
+          acc[u][c] = _mm256_fmadd_ps(wv, _mm256_set1_ps(xc[c][i + u]), acc[u][c]);
+        }
+      }
+    }
+    for (; i < k; ++i) {
+      const __m256 wv = _mm256_loadu_ps(p + i * kPanelRows);
+      for (int c = 0; c < NC; ++c)
+        acc[0][c] = _mm256_fmadd_ps(wv, _mm256_set1_ps(xc[c][i]), acc[0][c]);
+    }
+    __m256 sum[NC];
+    for (int c = 0; c < NC; ++c) {
+      sum[c] = acc[0][c];
+      for (int u = 1; u < U; ++u) sum[c] = _mm256_add_ps(sum[c], acc[u][c]);
+    }
+    store_tile<NC>(sum, out, ldo, nr);
+  }
+};
+
 // ---- Q4_0 weights: activations as q8 blocks with a float scale and their sum ----
 
 // The Q8_0 block of the same activations with d widened to float (the same value as the
@@ -566,10 +621,12 @@ size_t x_row_bytes_q8_K(int64_t k) { return ml::row_size(DType::Q8_K, k); }
 size_t x_row_bytes_q8_0(int64_t k) { return ml::row_size(DType::Q8_0, k); }
 
 template <class P>
-constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_t)) {
-  return PanelKernels{from_f32, x_row_bytes, P::panel_bytes, P::pack, panel_gemm<P>};
+constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_t),
+                                  bool packed_only = false) {
+  return PanelKernels{from_f32, x_row_bytes, P::panel_bytes, P::pack, panel_gemm<P>, packed_only};
 }
 
+const PanelKernels kF32 = make_panel<F32Panel>(nullptr, F32Panel::x_row_bytes, true);
 const PanelKernels kQ4_0 = make_panel<Q4_0Panel>(quantize_x, x_row_bytes_q8);
 const PanelKernels kQ4_K = make_panel<Q4_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
 const PanelKernels kQ6_K = make_panel<Q6_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
@@ -579,6 +636,8 @@ const PanelKernels kQ8_0 = make_panel<Q8_0Panel>(quantize_row_q8_0_avx2, x_row_b
 
 const PanelKernels* avx2_panel_kernels(DType w) {
   switch (w) {
+    case DType::F32:
+      return &kF32;
     case DType::Q4_0:
       return &kQ4_0;
     case DType::Q4_K:
