@@ -179,12 +179,11 @@ class CpuBackend final : public ml::Backend {
   bool packable(const ml::Node& w) const {
     if (!simd::matmul_kernels(w.dtype).panel || w.ne[2] != 1 || w.ne[3] != 1) return false;
     if (!w.data || w.nb[1] != ml::row_size(w.dtype, w.ne[0])) return false;
-    const auto* p = static_cast<const std::byte*>(w.data);
+    const auto p = reinterpret_cast<uintptr_t>(w.data);
     const size_t bytes = w.nbytes();
     for (const auto& r : constant_) {
-      if (p >= r.data() && bytes <= r.size() &&
-          p - r.data() <= static_cast<ptrdiff_t>(r.size() - bytes))
-        return true;
+      const auto begin = reinterpret_cast<uintptr_t>(r.data());
+      if (p >= begin && bytes <= r.size() && p - begin <= r.size() - bytes) return true;
     }
     return false;
   }
