@@ -96,7 +96,14 @@ struct HugeDelete {
 };
 using HugeBytes = std::unique_ptr<unsigned char[], HugeDelete>;
 HugeBytes huge_bytes(size_t n) {
-  const size_t bytes = (std::max<size_t>(n, 1) + kHugePage - 1) / kHugePage * kHugePage;
+  if (n < kHugePage) {
+    // A small matrix (a small model's) gains little from a huge page and would waste most of it.
+    const size_t bytes = (std::max<size_t>(n, 1) + 4095) / 4096 * 4096;
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    return HugeBytes(static_cast<unsigned char*>(p), HugeDelete{bytes});
+  }
+  const size_t bytes = (n + kHugePage - 1) / kHugePage * kHugePage;
   // Over-allocate by a page to align the start, then give back the ends.
   void* raw =
       mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
