@@ -214,6 +214,30 @@ TEST(CpuVec, Avx2PrimitivesMatchScalarOnAwkwardLengths) {
       EXPECT_LE(nmse(y1, y2), 1e-13) << "acc_rows_f16 n=" << n;
     }
     {
+      // Longer tiles (several groups of 4 and 8 rows, small heads), one row of infinities under
+      // a zero weight: it must not reach the sums.
+      const int64_t rows = 19, stride = n + 1;
+      std::vector<uint16_t> tile16(rows * stride);
+      for (auto& h : tile16) h = ml::fp32_to_fp16(d(rng));
+      for (int64_t i = 0; i < n; ++i) tile16[6 * stride + i] = 0x7C00;  // +inf
+      std::vector<float> w(rows);
+      for (auto& x : w) x = d(rng);
+      w[6] = 0.0f;
+      std::vector<float> o1(rows), o2(rows);
+      fast->dot_rows_f16(tile16.data(), stride * 2, rows, a.data(), n, o1.data());
+      ref.dot_rows_f16(tile16.data(), stride * 2, rows, a.data(), n, o2.data());
+      for (int j = 0; j < rows; ++j) {
+        if (j != 6) {
+          EXPECT_NEAR(o1[j], o2[j], 1e-4) << "dot_rows_f16 19 rows n=" << n;
+        }
+      }
+      y1 = b;
+      y2 = b;
+      fast->acc_rows_f16(tile16.data(), stride * 2, rows, w.data(), n, y1.data());
+      ref.acc_rows_f16(tile16.data(), stride * 2, rows, w.data(), n, y2.data());
+      EXPECT_LE(nmse(y1, y2), 1e-13) << "acc_rows_f16 19 rows n=" << n;
+    }
+    {
       // Rotations: n pairs over 2n values, with per-pair cos/sin.
       std::vector<float> x2(2 * n), r1(2 * n), r2(2 * n), c(n), sn(n);
       for (int64_t i = 0; i < n; ++i) {

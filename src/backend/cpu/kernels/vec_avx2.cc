@@ -326,6 +326,24 @@ void dot_rows_t(const void* rows, size_t stride, int64_t n_rows, const float* q,
   const char* base = static_cast<const char*>(rows);
   const int64_t d8 = d / 8 * 8;
   int64_t j = 0;
+  if (d == 8) {
+    // Rows of one vector (small heads): eight products, then one transposing reduction gives
+    // the eight sums in order.
+    const __m256 vq = _mm256_loadu_ps(q);
+    for (; j + 8 <= n_rows; j += 8) {
+      __m256 p[8];
+      for (int u = 0; u < 8; ++u) {
+        p[u] = _mm256_mul_ps(load8(reinterpret_cast<const T*>(base + (j + u) * stride)), vq);
+      }
+      // hadd(hadd(p0, p1), hadd(p2, p3)): lane l of the low half holds row l's low-half sum and
+      // lane l of the high half its high-half sum (rows 0..3); rows 4..7 alike.
+      const __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(p[0], p[1]), _mm256_hadd_ps(p[2], p[3]));
+      const __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(p[4], p[5]), _mm256_hadd_ps(p[6], p[7]));
+      const __m256 lo = _mm256_permute2f128_ps(h0, h1, 0x20);
+      const __m256 hi = _mm256_permute2f128_ps(h0, h1, 0x31);
+      _mm256_storeu_ps(out + j, _mm256_add_ps(lo, hi));
+    }
+  }
   for (; j + 4 <= n_rows; j += 4) {
     const T* r0 = reinterpret_cast<const T*>(base + j * stride);
     const T* r1 = reinterpret_cast<const T*>(base + (j + 1) * stride);
@@ -385,13 +403,25 @@ void acc_rows_t(const void* rows, size_t stride, int64_t n_rows, const float* w,
     for (int k = 0; k < 8; ++k) _mm256_storeu_ps(acc + i + 8 * k, a[k]);
   }
   for (; i + 8 <= d; i += 8) {
-    __m256 a = _mm256_loadu_ps(acc + i);
-    for (int64_t j = 0; j < n_rows; ++j) {
+    // Short rows (small heads): four sums in turn, or each row would wait on the latency of the
+    // previous row's FMA.
+    __m256 a[4] = {_mm256_loadu_ps(acc + i), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+    int64_t j = 0;
+    for (; j + 4 <= n_rows; j += 4) {
+      // A zero weight skips its row (a masked cell may hold anything, even inf or NaN).
+      for (int u = 0; u < 4; ++u) {
+        if (w[j + u] == 0.0f) continue;
+        const T* r = reinterpret_cast<const T*>(base + (j + u) * stride) + i;
+        a[u] = _mm256_fmadd_ps(_mm256_set1_ps(w[j + u]), load8(r), a[u]);
+      }
+    }
+    for (; j < n_rows; ++j) {
       if (w[j] == 0.0f) continue;
       const T* r = reinterpret_cast<const T*>(base + j * stride) + i;
-      a = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), load8(r), a);
+      a[0] = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), load8(r), a[0]);
     }
-    _mm256_storeu_ps(acc + i, a);
+    _mm256_storeu_ps(acc + i, _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
   }
   for (; i < d; ++i) {
     float a = acc[i];
