@@ -587,6 +587,16 @@ int64_t Generation::num_ctx() const {
   return requested_ctx_ > 0 ? std::min<int64_t>(requested_ctx_, loaded) : loaded;
 }
 
+void Generation::submit_chat(const PreparedChat& chat, const sample::Options& options,
+                             int top_logprobs) {
+  runner::SequenceRequest sr;
+  sr.prompt = chat.tokens;
+  sr.options = options;
+  sr.grammar = chat.grammar;
+  sr.top_logprobs = top_logprobs;
+  submit(std::move(sr), chat.parser());
+}
+
 void Generation::submit(runner::SequenceRequest request, OutputParser parser) {
   try {
     sequence_ = runner().submit(std::move(request));

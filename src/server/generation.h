@@ -188,6 +188,8 @@ OJson ollama_tool_call(const tmpl::ToolCall& call, size_t index);
 // ---- Running a request ----------------------------------------------------------------------
 
 // One request's generation: the model lease, the sequence and its output parser.
+struct PreparedChat;
+
 class Generation {
  public:
   Generation(Context& ctx, std::string request_model, store::ModelInfo info);
@@ -202,6 +204,8 @@ class Generation {
 
   // Starts generating. HttpError 400 for a prompt the runner rejects, 503 when its queue is full.
   void submit(runner::SequenceRequest request, OutputParser parser);
+  // A prepared chat (its tokens, grammar and output parser) with the request's sampling.
+  void submit_chat(const PreparedChat& chat, const sample::Options& options, int top_logprobs);
   // The next output; false at the end (then result() is ready). Throws the sequence's error.
   bool next(Delta& out);
   const runner::SequenceResult& result();

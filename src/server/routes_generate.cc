@@ -234,12 +234,7 @@ void handle_chat(Context& ctx, const httplib::Request& req, httplib::Response& r
     return;
   }
 
-  runner::SequenceRequest sr;
-  sr.prompt = chat.tokens;
-  sr.options = options;
-  sr.grammar = chat.grammar;
-  sr.top_logprobs = top_logprobs;
-  g->submit(std::move(sr), chat.parser());
+  g->submit_chat(chat, options, top_logprobs);
 
   const bool with_logprobs = top_logprobs >= 0;
   auto n_calls = std::make_shared<size_t>(0);

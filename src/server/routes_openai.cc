@@ -314,12 +314,7 @@ void handle_chat_completions(Context& ctx, const httplib::Request& req, httplib:
     return;
   }
 
-  runner::SequenceRequest sr;
-  sr.prompt = chat.tokens;
-  sr.options = options;
-  sr.grammar = chat.grammar;
-  sr.top_logprobs = top_logprobs;
-  g->submit(std::move(sr), chat.parser());
+  g->submit_chat(chat, options, top_logprobs);
 
   auto base = [id, created, model](const char* object) {
     return OJson{{"id", id},

@@ -144,7 +144,8 @@ class CpuBackend final : public ml::Backend {
       const ml::Node& n = g.node(order[i]);
       if (placement[i] != this || n.kind() != OpKind::kMulMat) continue;
       const ml::Node& w = g.node(n.src[0]);
-      if (!packable(w) || packed_.contains(w.data)) continue;
+      // Already packed (every step after the first): one lookup, no re-check.
+      if (packed_.contains(w.data) || !packable(w)) continue;
       pack(w);
     }
   }
