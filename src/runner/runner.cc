@@ -35,6 +35,10 @@ bool Sequence::next(Piece& out) {
   if (!pieces_.empty()) {
     out = std::move(pieces_.front());
     pieces_.pop_front();
+    if (unread_.fetch_sub(1) >= kMaxUnread) {
+      lock.unlock();
+      if (wake_) wake_->notify();
+    }
     return true;
   }
   if (error_) std::rethrow_exception(error_);
@@ -42,13 +46,16 @@ bool Sequence::next(Piece& out) {
 }
 
 const SequenceResult& Sequence::result() {
+  if (!unbounded_.exchange(true) && wake_) wake_->notify();
   std::unique_lock lock(mu_);
   cv_.wait(lock, [&] { return done_; });
   if (error_) std::rethrow_exception(error_);
   return result_;
 }
 
-void Sequence::cancel() { cancel_.store(true); }
+void Sequence::cancel() {
+  if (!cancel_.exchange(true) && wake_) wake_->notify();
+}
 
 // ---- Runner ----
 
@@ -110,8 +117,9 @@ struct Runner::Impl {
   std::shared_ptr<const sample::TokenPieces> pieces;
   std::vector<float> masked;  // a row of logits with the grammar's mask applied
 
-  mutable std::mutex mu;
-  std::condition_variable wake;
+  std::shared_ptr<RunnerWake> signal = std::make_shared<RunnerWake>();
+  std::mutex& mu = signal->mu;
+  std::condition_variable& wake = signal->cv;
   std::deque<Pending> queue;
   size_t max_queue = std::numeric_limits<size_t>::max();
   size_t busy_slots = 0;
@@ -131,6 +139,7 @@ struct Runner::Impl {
     {
       std::lock_guard lock(s.mu_);
       s.pieces_.push_back(std::move(piece));
+      s.unread_.fetch_add(1);
     }
     s.cv_.notify_all();
   }
@@ -499,7 +508,7 @@ struct Runner::Impl {
     size_t budget = static_cast<size_t>(std::max(1, options.num_batch));
     // Decoding sequences first, a token each, so that a long prompt never stalls them.
     for (Slot& s : slots) {
-      if (s.busy() && s.request.embed == embed && s.next_token >= 0) {
+      if (s.busy() && s.request.embed == embed && s.next_token >= 0 && !s.sequence->held_back()) {
         budget -= std::min(budget, add_to_batch(s, budget));
         members.push_back(&s);
       }
@@ -537,11 +546,25 @@ struct Runner::Impl {
     run_pass(true);
   }
 
+  // Under the lock: whether a step would do anything. A slot whose reader is behind waits for
+  // it (or for its cancellation); a queued request waits for a free slot unless it is cancelled.
+  bool has_work() const {
+    for (const Slot& s : slots) {
+      if (s.busy() && (s.sequence->cancelled() || s.next_token < 0 || !s.sequence->held_back())) {
+        return true;
+      }
+    }
+    if (queue.empty()) return false;
+    if (busy_slots < slots.size()) return true;
+    return std::any_of(queue.begin(), queue.end(),
+                       [](const Pending& p) { return p.sequence->cancelled(); });
+  }
+
   void loop() {
     for (;;) {
       {
         std::unique_lock lock(mu);
-        wake.wait(lock, [&] { return stopping || !queue.empty() || busy_slots > 0; });
+        wake.wait(lock, [&] { return stopping || has_work(); });
         if (stopping) break;
         admit();
       }
@@ -644,6 +667,7 @@ std::shared_ptr<Sequence> Runner::submit(SequenceRequest request) {
     throw std::invalid_argument("top_logprobs must be at most " + std::to_string(kMaxTopLogprobs));
   }
   auto sequence = std::make_shared<Sequence>();
+  sequence->wake_ = impl_->signal;
   {
     std::lock_guard lock(impl_->mu);
     if (impl_->queue.size() >= impl_->max_queue) {

@@ -85,22 +85,42 @@ struct SequenceResult {
   std::vector<float> embedding;  // embed requests: n_embd values, unit length
 };
 
-// The handle of a submitted request.
+// The runner's worker waits on this; a sequence whose reader catches up wakes it.
+struct RunnerWake {
+  std::mutex mu;
+  std::condition_variable cv;
+  void notify() {
+    { std::lock_guard lock(mu); }
+    cv.notify_all();
+  }
+};
+
+// The handle of a submitted request. The runner stays at most kMaxUnread pieces ahead of the
+// reader: a sequence whose pieces are not read (a slow client) pauses and the others go on.
 class Sequence {
  public:
   // Blocks until more output or the end. Returns false at the end (then result() is ready);
   // throws the request's error (std::invalid_argument for a bad request, std::runtime_error
   // otherwise). A false return follows the last piece exactly once.
   bool next(Piece& out);
-  // Waits for the end and returns the result; throws the request's error.
+  // Waits for the end and returns the result; throws the request's error. Pieces not read by
+  // then no longer hold the sequence back.
   const SequenceResult& result();
   // Stops generation at the next step (the client went away); result().stats.done_reason is
   // "cancel". Safe to call at any time, several times, from any thread.
   void cancel();
   bool cancelled() const { return cancel_.load(); }
 
+  static constexpr size_t kMaxUnread = 64;
+
  private:
   friend class Runner;
+  // Whether the runner waits for the reader before generating more.
+  bool held_back() const { return unread_.load() >= kMaxUnread && !unbounded_.load(); }
+
+  std::shared_ptr<RunnerWake> wake_;
+  std::atomic<size_t> unread_{0};
+  std::atomic<bool> unbounded_{false};
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Piece> pieces_;

@@ -214,7 +214,8 @@ TEST(Runner, CancelEndsOneSequenceAndLeavesTheOthersIntact) {
   }
   const SequenceResult& r = endless->result();
   EXPECT_EQ(r.stats.done_reason, "cancel");
-  EXPECT_LT(r.stats.eval_count, 200);
+  // The runner is at most kMaxUnread pieces ahead of the reader (a token gives at most one).
+  EXPECT_LE(r.stats.eval_count, 5 + static_cast<int>(Sequence::kMaxUnread) + 1);
   auto b = runner.submit(request(p2, greedy(30)));
   EXPECT_EQ(collect(*a).text, engine_text(engine, p1, greedy(40)));
   EXPECT_EQ(collect(*b).text, engine_text(engine, p2, greedy(30)));
@@ -224,6 +225,27 @@ TEST(Runner, CancelEndsOneSequenceAndLeavesTheOthersIntact) {
   c->cancel();
   const Output oc = collect(*c);
   EXPECT_EQ(oc.result.stats.done_reason, "cancel");
+}
+
+// A reader that falls behind pauses its own sequence only: the runner does not generate (and
+// buffer) without limit for a slow client, and the other sequences keep their pace and text.
+TEST(Runner, AnUnreadSequencePausesAndTheOthersGoOn) {
+  Engine engine(stories_path(), {.n_threads = 1});
+  Runner runner(stories_path(), {.num_parallel = 2, .n_threads = 1});
+  auto unread = runner.submit(request({1}, greedy(-1)));
+  const std::vector<int32_t> p = engine.tokenize("One day");
+  // 300 steps in which the unread sequence could have generated 300 tokens.
+  EXPECT_EQ(collect(*runner.submit(request(p, greedy(300)))).text,
+            engine_text(engine, p, greedy(300)));
+  unread->cancel();
+  const Output out = collect(*unread);
+  EXPECT_EQ(out.result.stats.done_reason, "cancel");
+  EXPECT_LE(out.result.stats.eval_count, static_cast<int>(Sequence::kMaxUnread) + 1);
+  EXPECT_GE(out.pieces, Sequence::kMaxUnread);
+  // Waiting for the result without reading the pieces lets the sequence run to its end.
+  auto whole = runner.submit(request({1}, greedy(150)));
+  EXPECT_EQ(whole->result().stats.eval_count, 150);
+  EXPECT_EQ(whole->result().stats.done_reason, "length");
 }
 
 TEST(Runner, DestroyingTheRunnerEndsItsSequences) {

@@ -133,7 +133,7 @@ TEST(BlobDigest, OnlySha256HexNamesABlob) {
   const std::string hex(64, 'a');
   EXPECT_EQ(store::canonical_digest("sha256:" + hex), "sha256:" + hex);
   EXPECT_EQ(store::canonical_digest("sha256-" + hex), "sha256:" + hex);
-  for (const std::string bad :
+  for (const std::string& bad :
        {std::string("sha256:") + std::string(63, 'a'),
         std::string("sha256:") + std::string(65, 'a'), std::string("md5:") + hex,
         std::string("sha256:../../") + std::string(58, 'a'),
