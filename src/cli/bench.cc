@@ -1,4 +1,5 @@
-// `corral bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--gpu | -g LAYERS] [--json]`:
+// `corral bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--gpu | -g LAYERS] [--json]
+// [--profile]`:
 // llama-bench's two throughput tests, on the CPU backend or with layers offloaded to the GPU.
 // pp<p>: one prefill of p tokens from an empty cache in batches of num_batch; tg<n>: n decode steps
 // of one token each after a one-token prompt. Each test runs once to warm up (page in the mmapped
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/profile.h"
 #include "backend/cpu/threadpool.h"
 #include "cli/commands.h"
 #include "ml/gguf/reader.h"
@@ -38,7 +40,8 @@ struct BenchArgs {
   int threads = 0;  // 0: physical cores
   int reps = 5;
   bool json = false;
-  int num_gpu = 0;  // layers offloaded to the GPU (Ollama's num_gpu); -1: all
+  bool profile = false;  // time each op of the tg test
+  int num_gpu = 0;       // layers offloaded to the GPU (Ollama's num_gpu); -1: all
 };
 
 // What every row of the report says about the model and the machine.
@@ -172,18 +175,20 @@ TestResult run_prompt_test(runner::Engine& engine, int n_prompt, int reps, int n
 }
 
 TestResult run_gen_test(runner::Engine& engine, int n_gen, int reps, int num_batch, int64_t num_ctx,
-                        std::mt19937& rng) {
+                        std::mt19937& rng, bool profile) {
   TestResult r{"tg" + std::to_string(n_gen), 0, n_gen, {}};
   const std::vector<int32_t> tokens =
       random_tokens(n_gen + 1, engine.model().config().n_vocab, rng);
   for (int rep = -1; rep < reps; ++rep) {
     engine.bench_evaluate(std::span(tokens).first(1), 0, num_batch, num_ctx);
+    if (profile && rep >= 0) backend::cpu::set_profiling(true);
     const auto t0 = Clock::now();
     for (int i = 1; i <= n_gen; ++i) {
       engine.bench_evaluate(std::span(tokens).subspan(static_cast<size_t>(i), 1), i, num_batch,
                             num_ctx);
     }
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
+    backend::cpu::set_profiling(false);
     if (rep >= 0) r.samples_ns.push_back(ns.count());
   }
   return r;
@@ -213,6 +218,31 @@ void print_json(const ModelFacts& m, const TestResult& r) {
         m.weight_bytes_per_token + m.kv_bytes_per_position * static_cast<uint64_t>(r.n_gen / 2 + 1);
   }
   std::cout << j.dump() << "\n" << std::flush;
+}
+
+// Per generated token: each op's calls and time, its share of the test's time, and the rate at
+// which it read memory (a matrix product's weights); then what ran outside the CPU kernels.
+void print_profile(const TestResult& r) {
+  const std::vector<backend::cpu::OpProfile> ops = backend::cpu::profile();
+  const double tokens = static_cast<double>(r.n_gen) * static_cast<double>(r.samples_ns.size());
+  double total_ns = 0;
+  for (int64_t ns : r.samples_ns) total_ns += static_cast<double>(ns);
+  if (tokens <= 0 || total_ns <= 0) return;
+  std::cout << "\nprofile of " << r.name << " (CPU kernels, per generated token):\n\n"
+            << "| op | calls | us | share | GB/s |\n| --- | ---: | ---: | ---: | ---: |\n";
+  double in_ops = 0;
+  char line[256];
+  for (const auto& p : ops) {
+    const double ns = static_cast<double>(p.ns);
+    in_ops += ns;
+    std::snprintf(line, sizeof line, "| %s | %.1f | %.1f | %.1f%% | %.2f |\n", p.name.c_str(),
+                  static_cast<double>(p.calls) / tokens, ns / tokens / 1e3, 100 * ns / total_ns,
+                  ns > 0 ? static_cast<double>(p.bytes) / ns : 0.0);
+    std::cout << line;
+  }
+  std::snprintf(line, sizeof line, "| (outside the kernels) | | %.1f | %.1f%% | |\n",
+                (total_ns - in_ops) / tokens / 1e3, 100 * (total_ns - in_ops) / total_ns);
+  std::cout << line << std::flush;
 }
 
 void print_table_header() {
@@ -258,7 +288,11 @@ void run_bench(const BenchArgs& a) {
     }
   };
   if (a.n_prompt > 0) report(run_prompt_test(engine, a.n_prompt, a.reps, num_batch, num_ctx, rng));
-  if (a.n_gen > 0) report(run_gen_test(engine, a.n_gen, a.reps, num_batch, num_ctx, rng));
+  if (a.n_gen > 0) {
+    const TestResult r = run_gen_test(engine, a.n_gen, a.reps, num_batch, num_ctx, rng, a.profile);
+    report(r);
+    if (a.profile && !a.json) print_profile(r);
+  }
 }
 
 }  // namespace
@@ -276,6 +310,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("-r,--repetitions", args->reps, "Timed repetitions of each test")
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "One JSON object per test, with every sample");
+  cmd->add_flag("--profile", args->profile,
+                "After the tg test, the time of each CPU op per generated token");
   cmd->add_option("-g,--num-gpu", args->num_gpu,
                   "Layers to offload to the GPU (Ollama's num_gpu; -1: all; needs a CUDA build)")
       ->capture_default_str();

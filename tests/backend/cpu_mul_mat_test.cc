@@ -253,6 +253,72 @@ TEST(CpuMulMat, ConstantWeightsArePackedOnceAndReadFromTheCopy) {
   EXPECT_EQ(run(), first);
 }
 
+// Consecutive products of the same activations (a layer's q, k, v; its gate and up) run in one
+// pass on packed weights; each result is the one the product gives alone, bit for bit, whatever
+// mixes of dtypes, row counts and columns, and wherever another op stands between them.
+TEST(CpuMulMat, ProductsOfTheSameActivationsTogetherGiveWhatEachGivesAlone) {
+  const int64_t k = 512;
+  struct W {
+    DType t;
+    int64_t m;
+  };
+  // Q4_K and Q6_K take the same activations, Q4_0 others; six in a row exceed a pass's limit.
+  const std::vector<W> ws = {{DType::Q4_K, 77}, {DType::Q6_K, 20}, {DType::Q4_K, 8},
+                             {DType::Q6_K, 9},  {DType::Q4_K, 64}, {DType::Q4_0, 33},
+                             {DType::Q4_0, 17}, {DType::Q4_K, 3}};
+  std::vector<size_t> offset;
+  size_t bytes = 0;
+  for (const W& w : ws) {
+    offset.push_back(bytes);
+    bytes += ml::row_size(w.t, k) * static_cast<size_t>(w.m);
+  }
+  std::vector<unsigned char> weights(bytes);
+  for (size_t i = 0; i < ws.size(); ++i) {
+    const std::vector<float> f = random_floats(k * ws[i].m, 10 + static_cast<uint32_t>(i));
+    for (int64_t r = 0; r < ws[i].m; ++r) {
+      ml::quant::quantize_row(ws[i].t, f.data() + r * k,
+                              weights.data() + offset[i] + r * ml::row_size(ws[i].t, k), k);
+    }
+  }
+  const std::span<const std::byte> constant = std::as_bytes(std::span(weights));
+  for (int threads : {1, 2}) {
+    for (int64_t n : {1, 3}) {
+      const std::vector<float> xf = random_floats(k * n, 20 + static_cast<uint32_t>(n));
+      auto cpu = make_backend({.n_threads = threads, .constant = {constant}});
+      ml::Executor ex({cpu.get()});
+      auto leaf = [&](ml::Graph& g, size_t i) {
+        return g.leaf(ws[i].t, {k, ws[i].m}, weights.data() + offset[i]);
+      };
+      // Alone: one product per graph.
+      std::vector<std::vector<float>> alone;
+      for (size_t i = 0; i < ws.size(); ++i) {
+        ml::Graph g;
+        ml::Tensor y =
+            ml::mul_mat(leaf(g, i), g.leaf(DType::F32, {k, n}, const_cast<float*>(xf.data())));
+        ex.compute(g, {y});
+        const auto* p = static_cast<const float*>(y.data());
+        alone.emplace_back(p, p + ws[i].m * n);
+      }
+      // Together, with views between them and a scale after the sixth (which ends a run).
+      ml::Graph g;
+      ml::Tensor x = g.leaf(DType::F32, {k, n}, const_cast<float*>(xf.data()));
+      std::vector<ml::Tensor> ys;
+      for (size_t i = 0; i < ws.size(); ++i) {
+        ml::Tensor y = ml::reshape(ml::mul_mat(leaf(g, i), x), {ws[i].m * n});
+        if (i == 5) y = ml::scale(y, 1.0f);
+        ys.push_back(y);
+      }
+      ex.compute(g, ys);
+      for (size_t i = 0; i < ws.size(); ++i) {
+        const auto* p = static_cast<const float*>(ys[i].data());
+        EXPECT_EQ(std::vector<float>(p, p + ws[i].m * n), alone[i])
+            << "product " << i << " (" << ml::dtype_name(ws[i].t) << ", m " << ws[i].m << "), n "
+            << n << ", " << threads << " threads";
+      }
+    }
+  }
+}
+
 TEST(CpuMulMat, SingleThreadGivesTheSameResultAsTwo) {
   auto one = make_backend({.n_threads = 1});
   check({DType::Q4_K, 512, 129, 9}, *one, 1e-8, 1e-3);

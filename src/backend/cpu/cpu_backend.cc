@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <new>
@@ -10,6 +11,7 @@
 
 #include "backend/cpu/cpu.h"
 #include "backend/cpu/kernels/kernels.h"
+#include "backend/cpu/profile_internal.h"
 #include "backend/cpu/simd/matmul_kernels.h"
 
 namespace corral::backend::cpu {
@@ -151,13 +153,18 @@ class CpuBackend final : public ml::Backend {
   }
 
   void compute(const ml::Graph& g, std::span<const int> nodes) override {
-    for (int id : nodes) {
-      const ml::Node& n = g.node(id);
+    MulMatSibling siblings[kMaxMulMatSiblings];
+    for (size_t idx = 0; idx < nodes.size(); ++idx) {
+      const ml::Node& n = g.node(nodes[idx]);
       const Entry& e = kTable[static_cast<size_t>(n.kind())];
       if (!e.kernel) continue;
       const void* packed = nullptr;
-      if (n.kind() == OpKind::kMulMat && !packed_.empty()) packed = find_packed(g.node(n.src[0]));
-      const int nth = threads_for(g, n, pool_.size());
+      int n_siblings = 0;
+      int nth = threads_for(g, n, pool_.size());
+      if (n.kind() == OpKind::kMulMat && !packed_.empty()) {
+        packed = find_packed(g.node(n.src[0]));
+        if (packed) n_siblings = gather_siblings(g, nodes, idx, siblings, nth);
+      }
       const size_t need = e.work ? e.work(g, n, nth) : 0;
       if (need > work_size_) {  // grows to the largest need, then stays
         work_ = aligned_bytes(need);
@@ -170,19 +177,84 @@ class CpuBackend final : public ml::Backend {
         CpuBackend* self;
         size_t need;
         const void* packed;
-      } job{&e, &g, &n, this, need, packed};
+        const MulMatSibling* siblings;
+        int n_siblings;
+      } job{&e, &g, &n, this, need, packed, siblings, n_siblings};
+      const bool profiling = g_profiling.load(std::memory_order_relaxed);
+      const auto t0 =
+          profiling ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       pool_.run(
           nth,
           [](void* c, int ith, int nth) {
             auto* j = static_cast<Job*>(c);
-            KernelContext ctx{ith, nth, j->self->work_.get(), j->need, &j->self->pool_, j->packed};
+            KernelContext ctx{
+                ith,       nth,         j->self->work_.get(), j->need, &j->self->pool_,
+                j->packed, j->siblings, j->n_siblings};
             j->e->kernel(ctx, *j->g, *j->n);
           },
           &job);
+      if (profiling) record(g, n, siblings, n_siblings, std::chrono::steady_clock::now() - t0);
     }
   }
 
  private:
+  // The mul_mat nodes after nodes[idx] (views between them aside) that read the same
+  // activations with packed weights taking the same activation format: computed in its pass.
+  // Moves idx to the last one taken; raises nth to what the largest needs. Safe because those
+  // nodes read only their weights and the activations, which are computed by then, and the
+  // memory plan gives every one of them a block of its own (all are alive at once: none is
+  // read before the last is computed, and nothing is freed between them).
+  int gather_siblings(const ml::Graph& g, std::span<const int> nodes, size_t& idx,
+                      MulMatSibling* out, int& nth) const {
+    const ml::Node& n = g.node(nodes[idx]);
+    const ml::Node& x = g.node(n.src[1]);
+    const simd::PanelKernels* panel = simd::matmul_kernels(g.node(n.src[0]).dtype).panel;
+    if (x.ne[2] != 1 || x.ne[3] != 1) return 0;
+    int count = 0;
+    size_t last = idx;
+    for (size_t j = idx + 1; j < nodes.size() && count < kMaxMulMatSiblings; ++j) {
+      const ml::Node& m = g.node(nodes[j]);
+      if (m.kind() == OpKind::kView) continue;
+      if (m.kind() != OpKind::kMulMat || m.src[1] != n.src[1]) break;
+      const ml::Node& w = g.node(m.src[0]);
+      const simd::PanelKernels* p = simd::matmul_kernels(w.dtype).panel;
+      if (w.ne[0] != g.node(n.src[0]).ne[0] || !p || p->from_f32 != panel->from_f32 ||
+          p->x_row_bytes != panel->x_row_bytes) {
+        break;
+      }
+      const void* packed = find_packed(w);
+      if (!packed) break;
+      out[count++] = {&m, packed};
+      nth = std::max(nth, threads_for(g, m, pool_.size()));
+      last = j;
+    }
+    idx = last;
+    return count;
+  }
+
+  // Adds a pass to the profile; the products of a shared pass share its time by their bytes.
+  static void record(const ml::Graph& g, const ml::Node& n, const MulMatSibling* siblings,
+                     int n_siblings, std::chrono::nanoseconds t) {
+    if (n.kind() != OpKind::kMulMat) {
+      uint64_t bytes = n.nbytes();
+      for (int s : n.src) {
+        if (s >= 0) bytes += g.node(s).nbytes();
+      }
+      profile_add(ml::op_name(n.kind()), static_cast<uint64_t>(t.count()), bytes);
+      return;
+    }
+    uint64_t all = g.node(n.src[0]).nbytes();
+    for (int i = 0; i < n_siblings; ++i) all += g.node(siblings[i].n->src[0]).nbytes();
+    for (int i = -1; i < n_siblings; ++i) {
+      const ml::Node& w = g.node((i < 0 ? n : *siblings[i].n).src[0]);
+      const std::string name = "mul_mat " + std::string(ml::dtype_name(w.dtype)) + " " +
+                               std::to_string(w.ne[0]) + "x" + std::to_string(w.ne[1]);
+      const double share =
+          static_cast<double>(w.nbytes()) / static_cast<double>(std::max<uint64_t>(all, 1));
+      profile_add(name, static_cast<uint64_t>(static_cast<double>(t.count()) * share), w.nbytes());
+    }
+  }
+
   // 2-D weights with contiguous rows, of a dtype with panel kernels, inside a constant range.
   bool packable(const ml::Node& w) const {
     if (!simd::matmul_kernels(w.dtype).panel || w.ne[2] != 1 || w.ne[3] != 1) return false;

@@ -10,6 +10,14 @@
 
 namespace corral::backend::cpu {
 
+// A matrix product run together with the node of a mul_mat call (KernelContext::siblings):
+// same activations, weights packed into panels that take the same activation format.
+struct MulMatSibling {
+  const ml::Node* n = nullptr;
+  const void* packed = nullptr;
+};
+inline constexpr int kMaxMulMatSiblings = 3;
+
 struct KernelContext {
   int ith = 0;
   int nth = 1;
@@ -19,6 +27,10 @@ struct KernelContext {
   // mul_mat: the weights repacked into panels (simd::PanelKernels::pack, one panel per 8 rows),
   // or null to read them as they are.
   const void* packed = nullptr;
+  // mul_mat on packed weights: more products of the same activations, computed in the same
+  // pass (the activations converted once, one hand-out of chunks over all of them).
+  const MulMatSibling* siblings = nullptr;
+  int n_siblings = 0;
   void barrier() const {
     if (pool) pool->barrier();
   }

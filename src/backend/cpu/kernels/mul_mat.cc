@@ -7,7 +7,9 @@
 //     them with the register-tiled gemm of the weight dtype.
 // Weights the backend repacked into panels at load time (ctx.packed) run on the panel kernels
 // for any number of columns, decode included; others are packed per chunk where the product
-// has enough columns to repay it.
+// has enough columns to repay it. The backend may pass products of the same activations along
+// (ctx.siblings: a layer's q, k and v, or its gate and up): one conversion, one barrier and one
+// stream of chunks for all of them, where k and v alone are too small to keep the memory busy.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -66,7 +68,7 @@ size_t mul_mat_work_size(const ml::Graph& g, const ml::Node& n, int nth) {
 void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   const ml::Node& w = g.node(n.src[0]);
   const ml::Node& x = g.node(n.src[1]);
-  const int64_t k = w.ne[0], m = w.ne[1];
+  const int64_t k = w.ne[0];
   const int64_t ncols = x.ne[1], B2 = x.ne[2], B3 = x.ne[3];
   const int64_t r2 = B2 / w.ne[2], r3 = B3 / w.ne[3];
   const simd::MatMulKernels& kern = simd::matmul_kernels(w.dtype);
@@ -94,52 +96,82 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   ctx.barrier();
 
   // Phase 2: chunks of rows x columns; column chunks outer so a chunk's activations are reused
-  // by consecutive row chunks.
+  // by consecutive row chunks. The products of the pass (this node and its siblings) hand out
+  // their chunks one after the other from the one counter.
   const size_t ldx = row_bytes ? row_bytes : x.nb[1];
   const size_t xb2 = row_bytes ? row_bytes * ncols : x.nb[2];
   const size_t xb3 = row_bytes ? row_bytes * ncols * B2 : x.nb[3];
   const unsigned char* xbase = row_bytes ? scratch + kHeader : xdata;
   const int64_t col_chunk = cols_per_chunk(row_bytes ? row_bytes : k * sizeof(float), ncols);
-  const int64_t n_row_chunks = (m + kRowsPerChunk - 1) / kRowsPerChunk;
   const int64_t n_col_chunks = (ncols + col_chunk - 1) / col_chunk;
-  const int64_t per_batch = n_row_chunks * n_col_chunks;
-  const int64_t total = per_batch * B2 * B3;
-  const size_t ldo = n.nb[1] / sizeof(float);
-  const auto* wdata = static_cast<const unsigned char*>(w.data);
-  auto* ddata = static_cast<unsigned char*>(n.data);
+  struct Part {
+    const ml::Node* n;
+    const ml::Node* w;
+    const unsigned char* packed;
+    int64_t n_row_chunks, per_batch, end;  // end: one past the part's last chunk
+  };
+  constexpr int kMaxParts = 1 + kMaxMulMatSiblings;
+  Part parts[kMaxParts];
+  const int n_parts = 1 + std::min(ctx.n_siblings, kMaxMulMatSiblings);
+  int64_t total = 0;
+  for (int i = 0; i < n_parts; ++i) {
+    const ml::Node& pn = i == 0 ? n : *ctx.siblings[i - 1].n;
+    const ml::Node& pw = g.node(pn.src[0]);
+    const int64_t rows = (pw.ne[1] + kRowsPerChunk - 1) / kRowsPerChunk;
+    total += rows * n_col_chunks * B2 * B3;
+    parts[i] = {&pn,
+                &pw,
+                static_cast<const unsigned char*>(i == 0 ? ctx.packed : ctx.siblings[i - 1].packed),
+                rows,
+                rows * n_col_chunks,
+                total};
+  }
   unsigned char* my_panel = nullptr;
   if (panel && !packed) {
     my_panel = scratch + kHeader + align64(row_bytes * static_cast<size_t>(x.nrows())) +
                static_cast<size_t>(ctx.ith) * align64(panel->panel_bytes(k));
   }
 
+  int part = 0;
   for (int64_t chunk = ctx.ith; chunk < total;
        chunk = next_chunk.fetch_add(1, std::memory_order_relaxed)) {
-    const int64_t batch = chunk / per_batch, within = chunk % per_batch;
+    while (chunk >= parts[part].end) ++part;
+    const Part& pt = parts[part];
+    const ml::Node& pw = *pt.w;
+    const int64_t pm = pw.ne[1];
+    const int64_t local = chunk - (part > 0 ? parts[part - 1].end : 0);
+    const int64_t batch = local / pt.per_batch, within = local % pt.per_batch;
     const int64_t i2 = batch % B2, i3 = batch / B2;
-    const int64_t c0 = (within / n_row_chunks) * col_chunk;
-    const int64_t r0 = (within % n_row_chunks) * kRowsPerChunk;
-    const int nr = static_cast<int>(std::min(kRowsPerChunk, m - r0));
+    const int64_t c0 = (within / pt.n_row_chunks) * col_chunk;
+    const int64_t r0 = (within % pt.n_row_chunks) * kRowsPerChunk;
+    const int nr = static_cast<int>(std::min(kRowsPerChunk, pm - r0));
     const int nc = static_cast<int>(std::min(col_chunk, ncols - c0));
-    const unsigned char* wp = wdata + (i2 / r2) * w.nb[2] + (i3 / r3) * w.nb[3] + r0 * w.nb[1];
     const unsigned char* xp = xbase + i2 * xb2 + i3 * xb3 + c0 * ldx;
-    float* out = reinterpret_cast<float*>(ddata + i2 * n.nb[2] + i3 * n.nb[3] + c0 * n.nb[1]) + r0;
-    if (packed) {
+    const ml::Node& pn = *pt.n;
+    const size_t ldo = pn.nb[1] / sizeof(float);
+    float* out = reinterpret_cast<float*>(static_cast<unsigned char*>(pn.data) + i2 * pn.nb[2] +
+                                          i3 * pn.nb[3] + c0 * pn.nb[1]) +
+                 r0;
+    if (pt.packed) {
       // Packed weights are 2-D: every batch reads the same panels. r0 is a multiple of 8.
-      const size_t pbytes = panel->panel_bytes(k);
-      const unsigned char* pp = packed + static_cast<size_t>(r0 / simd::kPanelRows) * pbytes;
+      const simd::PanelKernels* pk = part == 0 ? panel : simd::matmul_kernels(pw.dtype).panel;
+      const size_t pbytes = pk->panel_bytes(k);
+      const unsigned char* pp = pt.packed + static_cast<size_t>(r0 / simd::kPanelRows) * pbytes;
       for (int p0 = 0; p0 < nr; p0 += simd::kPanelRows, pp += pbytes) {
-        const int pr = std::min(simd::kPanelRows, nr - p0);
-        panel->gemm(k, pp, xp, ldx, out + p0, ldo, pr, nc);
+        pk->gemm(k, pp, xp, ldx, out + p0, ldo, std::min(simd::kPanelRows, nr - p0), nc);
       }
-    } else if (panel) {
+      continue;
+    }
+    const unsigned char* wp = static_cast<const unsigned char*>(pw.data) + (i2 / r2) * pw.nb[2] +
+                              (i3 / r3) * pw.nb[3] + r0 * pw.nb[1];
+    if (panel) {
       for (int p0 = 0; p0 < nr; p0 += simd::kPanelRows) {
         const int pr = std::min(simd::kPanelRows, nr - p0);
-        panel->pack(k, wp + p0 * w.nb[1], w.nb[1], pr, my_panel);
+        panel->pack(k, wp + p0 * pw.nb[1], pw.nb[1], pr, my_panel);
         panel->gemm(k, my_panel, xp, ldx, out + p0, ldo, pr, nc);
       }
     } else {
-      kern.gemm(k, wp, w.nb[1], xp, ldx, out, ldo, nr, nc);
+      kern.gemm(k, wp, pw.nb[1], xp, ldx, out, ldo, nr, nc);
     }
   }
 }

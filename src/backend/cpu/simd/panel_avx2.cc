@@ -45,11 +45,25 @@ inline void transpose_dwords(const uint8_t* const rows[kPanelRows], int nt, uint
 // Matrix-vector products stream the packed weights from memory once: the hardware prefetchers
 // alone keep too few lines in flight for one core to reach its share of the bandwidth, so each
 // block (of `bytes` at p) asks for as many bytes kPrefetchBytes past its end, so the distance
-// is the same for small blocks (Q4_0: 144 bytes) and large ones (Q6_K: 1680).
+// is the same for small blocks (Q4_0: 144 bytes) and large ones (Q6_K: 1680). Large blocks
+// spread the requests over their inner loop (prefetch_part): a burst of 27 at a Q6_K block's
+// start queues behind the core's few outstanding misses (measured: Q6_K decode from 93% to 96%
+// of the stream read bandwidth).
 inline constexpr size_t kPrefetchBytes = 1024;
 inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
   for (size_t o = 0; o < bytes; o += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(p + bytes + kPrefetchBytes + o), _MM_HINT_T0);
+  }
+}
+
+// Part `part` of `parts` of prefetch_ahead(p, bytes): the requests whose offsets fall in
+// [lo, hi), so that a block's requests spread over its inner loop instead of queueing up
+// behind each other at its start. Together the parts ask for each line once.
+inline void prefetch_part(const uint8_t* p, size_t bytes, size_t part, size_t parts) {
+  const size_t lo = bytes * part / parts, hi = bytes * (part + 1) / parts;
+  const uint8_t* base = p + bytes + kPrefetchBytes;
+  for (size_t o = (lo + 63) & ~size_t{63}; o < hi; o += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(base + o), _MM_HINT_T0);
   }
 }
 
@@ -334,7 +348,6 @@ struct Q4_KPanel {
                          4, -1, 12, -1, 5, -1, 13, -1, 6, -1, 14, -1, 7, -1, 15, -1);
     for (int64_t i = 0; i < k / q::kQKK; ++i) {
       const uint8_t* pb = panel + i * kBlockBytes;
-      if constexpr (NC == 1) prefetch_ahead(pb, kBlockBytes);
       const q::BlockQ8_K* y[NC];
       __m256i s[NC];
       for (int c = 0; c < NC; ++c) {
@@ -343,6 +356,7 @@ struct Q4_KPanel {
       }
       // Groups 2jj and 2jj+1 share their quant vectors (low and high nibbles): one load each.
       for (int jj = 0; jj < 4; ++jj) {
+        if constexpr (NC == 1) prefetch_part(pb, kBlockBytes, jj, 4);
         __m256i plo[NC], phi[NC];
         for (int c = 0; c < NC; ++c) plo[c] = phi[c] = _mm256_setzero_si256();
         for (int t = 0; t < 8; ++t) {
@@ -429,7 +443,6 @@ struct Q8_0Panel {
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t i = 0; i < k / q::kQK; ++i) {
       const uint8_t* pb = panel + i * kBlockBytes;
-      if constexpr (NC == 1) prefetch_ahead(pb, kBlockBytes);
       const q::BlockQ8_0* y[NC];
       __m256i s[NC];
       for (int c = 0; c < NC; ++c) {
@@ -437,6 +450,7 @@ struct Q8_0Panel {
         s[c] = _mm256_setzero_si256();
       }
       for (int t = 0; t < 8; ++t) {
+        if constexpr (NC == 1) prefetch_part(pb, kBlockBytes, t, 8);
         const __m256i wq = load(pb + 16 + 32 * t);
         const __m256i aw = _mm256_abs_epi8(wq);
         for (int c = 0; c < NC; ++c) {
@@ -562,7 +576,6 @@ struct Q6_KPanel {
                                            1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
     for (int64_t i = 0; i < k / q::kQKK; ++i) {
       const uint8_t* pb = panel + i * kBlockBytes;
-      if constexpr (NC == 1) prefetch_ahead(pb, kBlockBytes);
       const q::BlockQ8_K* y[NC];
       __m256i s[NC];
       for (int c = 0; c < NC; ++c) {
@@ -574,6 +587,7 @@ struct Q6_KPanel {
             _mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + kScales + 16 * u)));
         for (int h = 0; h < 2; ++h) {
           const int g = 2 * u + h;
+          if constexpr (NC == 1) prefetch_part(pb, kBlockBytes, g, 16);
           const __m256i scv =
               h == 0 ? _mm256_unpacklo_epi16(sc, sc) : _mm256_unpackhi_epi16(sc, sc);
           const __m256i v0 = load(pb + 96 * g), v1 = load(pb + 96 * g + 32);
