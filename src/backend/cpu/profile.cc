@@ -36,7 +36,8 @@ std::vector<OpProfile> profile() {
 void profile_add(std::string_view name, uint64_t ns, uint64_t bytes) {
   std::lock_guard lock(g_mu);
   auto it = g_table.find(name);
-  if (it == g_table.end()) it = g_table.emplace(std::string(name), OpProfile{std::string(name)}).first;
+  if (it == g_table.end())
+    it = g_table.emplace(std::string(name), OpProfile{std::string(name)}).first;
   ++it->second.calls;
   it->second.ns += ns;
   it->second.bytes += bytes;
