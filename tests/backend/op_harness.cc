@@ -203,9 +203,59 @@ uint64_t seed_for(const std::string& name) {
   return h;
 }
 
+namespace {
+
+// The CPU backend as a model's weights meet it: every leaf is constant (CpuOptions::constant),
+// so the weights of matrix products are repacked into panels and run on the panel kernels.
+// Leaves are only constant for one graph (the harness frees them after each case), so each
+// graph gets a CPU backend of its own.
+class PackedCpuBackend final : public ml::Backend {
+ public:
+  std::string_view name() const override { return "cpu_packed"; }
+  bool supports(const ml::Graph& g, const ml::Node& n) const override {
+    return probe_->supports(g, n);
+  }
+  void prepare(const ml::Graph& g, std::span<const int> order,
+               std::span<ml::Backend* const> placement, std::span<const int> outputs) override {
+    std::vector<std::span<const std::byte>> leaves;
+    for (int id = 0; id < g.size(); ++id) {
+      const ml::Node& n = g.node(id);
+      if (n.kind() == ml::OpKind::kLeaf && n.data) {
+        leaves.emplace_back(static_cast<const std::byte*>(n.data), n.nbytes());
+      }
+    }
+    inner_ = backend::cpu::make_backend({.n_threads = 2, .constant = std::move(leaves)});
+    std::vector<ml::Backend*> mine(placement.begin(), placement.end());
+    for (ml::Backend*& b : mine) {
+      if (b == this) b = inner_.get();
+    }
+    inner_->prepare(g, order, mine, outputs);
+  }
+  void compute(const ml::Graph& g, std::span<const int> nodes) override {
+    inner_->compute(g, nodes);
+  }
+
+ private:
+  std::unique_ptr<ml::Backend> probe_ = backend::cpu::make_backend({.n_threads = 1});
+  std::unique_ptr<ml::Backend> inner_;
+};
+
+}  // namespace
+
 std::vector<BackendUnderTest> backends_under_test() {
   std::vector<BackendUnderTest> out;
   out.push_back({"cpu", [] { return backend::cpu::make_backend(); }});
+  // Matrix products whose weights the CPU backend repacks (the dtypes with panel kernels).
+  out.push_back({"cpu_packed", [] { return std::make_unique<PackedCpuBackend>(); },
+                 [] { return std::string(); },
+                 [](const OpCase& c) {
+                   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q8_0,
+                                   DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+                     const std::string prefix = "mul_mat_" + std::string(ml::dtype_name(t)) + "_k";
+                     if (c.name.starts_with(prefix)) return backend::cpu::packs_weights(t);
+                   }
+                   return false;
+                 }});
   // The CUDA cases are listed whenever corral is built with CUDA, and skip without a device.
   if (backend::cuda::built()) {
     out.push_back({"cuda",

@@ -62,6 +62,8 @@ struct BackendUnderTest {
   // Why the backend cannot run here ("" when it can): its cases are skipped with this message
   // (the CUDA backend on a machine without a GPU).
   std::function<std::string()> unavailable = [] { return std::string(); };
+  // The cases it runs (all by default).
+  std::function<bool(const OpCase&)> covers = [](const OpCase&) { return true; };
 };
 std::vector<BackendUnderTest> backends_under_test();
 

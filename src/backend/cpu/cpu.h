@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ml/backend.h"
+#include "ml/dtype.h"
 
 namespace corral::backend::cpu {
 
@@ -21,5 +22,8 @@ struct CpuOptions {
 };
 
 std::unique_ptr<ml::Backend> make_backend(CpuOptions options = {});
+
+// Whether constant weights of this dtype are repacked (it has panel kernels on this machine).
+bool packs_weights(ml::DType t);
 
 }  // namespace corral::backend::cpu
