@@ -6,13 +6,15 @@
 //     counter (so a thread slowed by another process does not hold the others up) and compute
 //     them with the register-tiled gemm of the weight dtype.
 // Weights the backend repacked into panels at load time (ctx.packed) run on the panel kernels
-// for any number of columns, decode included; others are packed per chunk where the product
+// for any number of columns, decode included (handed out in guided chunks of panels where the
+// columns fit one chunk); others are packed per chunk where the product
 // has enough columns to repay it. The backend may pass products of the same activations along
 // (ctx.siblings: a layer's q, k and v, or its gate and up): one conversion, one barrier and one
 // stream of chunks for all of them, where k and v alone are too small to keep the memory busy.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <span>
 
 #include "backend/cpu/kernels/kernels.h"
 #include "backend/cpu/simd/matmul_kernels.h"
@@ -48,6 +50,52 @@ size_t converted_row_bytes(const simd::MatMulKernels& kern, const simd::PanelKer
 }
 
 size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
+// One product of a pass on packed weights.
+struct PackedProduct {
+  const ml::Node* n = nullptr;
+  const ml::Node* w = nullptr;
+  const unsigned char* packed = nullptr;
+  const simd::PanelKernels* kernels = nullptr;
+};
+
+// The panels of the products, one after the other, handed out in guided chunks: each take is
+// 1/(2 nth) of what is left, at least kRowsPerChunk rows. A thread streams long runs of
+// consecutive panels (each new run restarts the prefetchers: measured 4% faster decode than
+// 64-row chunks throughout) and the last takes are small, so the threads finish together.
+void run_guided(std::span<const PackedProduct> products, int64_t k, const unsigned char* x,
+                size_t ldx, int ncols, int nth, std::atomic_ref<int64_t> next) {
+  int64_t ends[1 + kMaxMulMatSiblings];
+  int64_t total = 0;
+  for (size_t i = 0; i < products.size(); ++i) {
+    total += (products[i].w->ne[1] + simd::kPanelRows - 1) / simd::kPanelRows;
+    ends[i] = total;
+  }
+  constexpr int64_t kMinPanels = kRowsPerChunk / simd::kPanelRows;
+  for (;;) {
+    int64_t cur = next.load(std::memory_order_relaxed), take = 0;
+    do {
+      if (cur >= total) return;
+      take = std::min(total - cur, std::max(kMinPanels, (total - cur) / (2 * nth)));
+    } while (!next.compare_exchange_weak(cur, cur + take, std::memory_order_relaxed));
+    for (int64_t p = cur, stop = cur + take; p < stop;) {
+      size_t i = 0;
+      while (p >= ends[i]) ++i;
+      const PackedProduct& pr = products[i];
+      const int64_t first = i > 0 ? ends[i - 1] : 0, upto = std::min(stop, ends[i]);
+      const size_t pbytes = pr.kernels->panel_bytes(k);
+      const size_t ldo = pr.n->nb[1] / sizeof(float);
+      float* out = static_cast<float*>(pr.n->data);
+      for (int64_t q = p - first; q < upto - first; ++q) {
+        const int64_t r0 = q * simd::kPanelRows;
+        const int nr = static_cast<int>(std::min<int64_t>(simd::kPanelRows, pr.w->ne[1] - r0));
+        pr.kernels->gemm(k, pr.packed + static_cast<size_t>(q) * pbytes, x, ldx, out + r0, ldo, nr,
+                         ncols);
+      }
+      p = upto;
+    }
+  }
+}
 
 }  // namespace
 
@@ -92,7 +140,12 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
       from_f32(src, scratch + kHeader + r * row_bytes, k);
     }
   }
-  if (ctx.ith == 0) next_chunk.store(ctx.nth, std::memory_order_relaxed);
+  const int64_t col_chunk = cols_per_chunk(row_bytes ? row_bytes : k * sizeof(float), ncols);
+  const int64_t n_col_chunks = (ncols + col_chunk - 1) / col_chunk;
+  const bool guided = packed && n_col_chunks == 1 && B2 == 1 && B3 == 1;
+  // Guided hand-out counts panels from 0; chunks of the grid are taken by index from nth on
+  // (thread i starts with chunk i).
+  if (ctx.ith == 0) next_chunk.store(guided ? 0 : ctx.nth, std::memory_order_relaxed);
   ctx.barrier();
 
   // Phase 2: chunks of rows x columns; column chunks outer so a chunk's activations are reused
@@ -102,8 +155,6 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   const size_t xb2 = row_bytes ? row_bytes * ncols : x.nb[2];
   const size_t xb3 = row_bytes ? row_bytes * ncols * B2 : x.nb[3];
   const unsigned char* xbase = row_bytes ? scratch + kHeader : xdata;
-  const int64_t col_chunk = cols_per_chunk(row_bytes ? row_bytes : k * sizeof(float), ncols);
-  const int64_t n_col_chunks = (ncols + col_chunk - 1) / col_chunk;
   struct Part {
     const ml::Node* n;
     const ml::Node* w;
@@ -126,6 +177,17 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
                 rows * n_col_chunks,
                 total};
   }
+  if (guided) {
+    PackedProduct products[kMaxParts];
+    for (int i = 0; i < n_parts; ++i) {
+      products[i] = {parts[i].n, parts[i].w, parts[i].packed,
+                     i == 0 ? panel : simd::matmul_kernels(parts[i].w->dtype).panel};
+    }
+    run_guided(std::span(products, static_cast<size_t>(n_parts)), k, xbase, ldx,
+               static_cast<int>(ncols), ctx.nth, next_chunk);
+    return;
+  }
+
   unsigned char* my_panel = nullptr;
   if (panel && !packed) {
     my_panel = scratch + kHeader + align64(row_bytes * static_cast<size_t>(x.nrows())) +
