@@ -84,6 +84,22 @@ TEST(BenchCli, GpuRunsOffloadEveryLayerAndSaySo) {
   }
 }
 
+// --profile: per generated token, each op's calls and time; stories260K has 5 layers, so 10
+// products with 64x64 weights (q and attention's output), one output projection (64x512) and
+// 11 rms_norm (two per layer and the final one) per token.
+TEST(BenchCli, ProfileCountsEachOpPerGeneratedToken) {
+  const std::string model = testdata_path("tinystories260k/stories260K-f32.gguf");
+  const CommandResult r =
+      run_corral("bench '" + model + "' -p 0 -n 8 -r 2 -t 1 --profile", /*merge_stderr=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("profile of tg8"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| op | calls | us | share | GB/s |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| mul_mat f32 64x64 | 10.0 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| mul_mat f32 64x512 | 1.0 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| rms_norm | 11.0 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| (outside the kernels) |"), std::string::npos) << r.out;
+}
+
 TEST(BenchCli, TableHasOneRowPerTestAndZeroSkipsATest) {
   const std::string model = testdata_path("tinystories260k/stories260K-f32.gguf");
   const CommandResult r = run_corral("bench '" + model + "' -p 8 -n 0 -r 1 -t 1", false);
