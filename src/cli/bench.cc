@@ -179,6 +179,7 @@ TestResult run_gen_test(runner::Engine& engine, int n_gen, int reps, int num_bat
   TestResult r{"tg" + std::to_string(n_gen), 0, n_gen, {}};
   const std::vector<int32_t> tokens =
       random_tokens(n_gen + 1, engine.model().config().n_vocab, rng);
+  if (profile) backend::cpu::clear_profile();
   for (int rep = -1; rep < reps; ++rep) {
     engine.bench_evaluate(std::span(tokens).first(1), 0, num_batch, num_ctx);
     if (profile && rep >= 0) backend::cpu::set_profiling(true);

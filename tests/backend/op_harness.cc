@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "backend/cpu/cpu.h"
+#include "backend/cpu/simd/matmul_kernels.h"
 #include "backend/cuda/cuda.h"
 #include "backend/reference/tensor_access.h"
 #include "ml/fp16.h"
@@ -213,7 +214,7 @@ class PackedCpuBackend final : public ml::Backend {
  public:
   std::string_view name() const override { return "cpu_packed"; }
   bool supports(const ml::Graph& g, const ml::Node& n) const override {
-    return probe_->supports(g, n);
+    return inner_->supports(g, n);
   }
   void prepare(const ml::Graph& g, std::span<const int> order,
                std::span<ml::Backend* const> placement, std::span<const int> outputs) override {
@@ -236,8 +237,8 @@ class PackedCpuBackend final : public ml::Backend {
   }
 
  private:
-  std::unique_ptr<ml::Backend> probe_ = backend::cpu::make_backend({.n_threads = 1});
-  std::unique_ptr<ml::Backend> inner_;
+  // Replaced by each prepare(); until the first, it answers supports().
+  std::unique_ptr<ml::Backend> inner_ = backend::cpu::make_backend({.n_threads = 2});
 };
 
 }  // namespace
@@ -249,10 +250,11 @@ std::vector<BackendUnderTest> backends_under_test() {
   out.push_back({"cpu_packed", [] { return std::make_unique<PackedCpuBackend>(); },
                  [] { return std::string(); },
                  [](const OpCase& c) {
-                   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q8_0,
-                                   DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+                   for (DType t : ml::kAllDTypes) {
                      const std::string prefix = "mul_mat_" + std::string(ml::dtype_name(t)) + "_k";
-                     if (c.name.starts_with(prefix)) return backend::cpu::packs_weights(t);
+                     if (c.name.starts_with(prefix)) {
+                       return backend::cpu::simd::matmul_kernels(t).panel != nullptr;
+                     }
                    }
                    return false;
                  }});

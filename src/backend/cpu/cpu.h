@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "ml/backend.h"
-#include "ml/dtype.h"
 
 namespace corral::backend::cpu {
 
@@ -22,8 +21,5 @@ struct CpuOptions {
 };
 
 std::unique_ptr<ml::Backend> make_backend(CpuOptions options = {});
-
-// Whether constant weights of this dtype are repacked (it has panel kernels on this machine).
-bool packs_weights(ml::DType t);
 
 }  // namespace corral::backend::cpu

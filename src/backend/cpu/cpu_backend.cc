@@ -315,8 +315,6 @@ class CpuBackend final : public ml::Backend {
 
 }  // namespace
 
-bool packs_weights(ml::DType t) { return simd::matmul_kernels(t).panel != nullptr; }
-
 std::unique_ptr<ml::Backend> make_backend(CpuOptions options) {
   const int n = options.n_threads > 0 ? options.n_threads : physical_cores();
   return std::make_unique<CpuBackend>(n, std::move(options.constant));

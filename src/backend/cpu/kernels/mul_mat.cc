@@ -51,24 +51,27 @@ size_t converted_row_bytes(const simd::MatMulKernels& kern, const simd::PanelKer
 
 size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
-// One product of a pass on packed weights.
-struct PackedProduct {
+// One product of a pass: the node, its weights, their panels where the backend packed them
+// (with the panel kernels for their dtype) and its chunks of the grid (n_row_chunks per column
+// chunk, per_batch per batch; end: one past its last chunk in the pass's numbering).
+struct Part {
   const ml::Node* n = nullptr;
   const ml::Node* w = nullptr;
   const unsigned char* packed = nullptr;
   const simd::PanelKernels* kernels = nullptr;
+  int64_t n_row_chunks = 0, per_batch = 0, end = 0;
 };
 
 // The panels of the products, one after the other, handed out in guided chunks: each take is
 // 1/(2 nth) of what is left, at least kRowsPerChunk rows. A thread streams long runs of
 // consecutive panels (each new run restarts the prefetchers: measured 4% faster decode than
 // 64-row chunks throughout) and the last takes are small, so the threads finish together.
-void run_guided(std::span<const PackedProduct> products, int64_t k, const unsigned char* x,
-                size_t ldx, int ncols, int nth, std::atomic_ref<int64_t> next) {
+void run_guided(std::span<const Part> parts, int64_t k, const unsigned char* x, size_t ldx,
+                int ncols, int nth, std::atomic_ref<int64_t> next) {
   int64_t ends[1 + kMaxMulMatSiblings];
   int64_t total = 0;
-  for (size_t i = 0; i < products.size(); ++i) {
-    total += (products[i].w->ne[1] + simd::kPanelRows - 1) / simd::kPanelRows;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    total += (parts[i].w->ne[1] + simd::kPanelRows - 1) / simd::kPanelRows;
     ends[i] = total;
   }
   constexpr int64_t kMinPanels = kRowsPerChunk / simd::kPanelRows;
@@ -81,7 +84,7 @@ void run_guided(std::span<const PackedProduct> products, int64_t k, const unsign
     for (int64_t p = cur, stop = cur + take; p < stop;) {
       size_t i = 0;
       while (p >= ends[i]) ++i;
-      const PackedProduct& pr = products[i];
+      const Part& pr = parts[i];
       const int64_t first = i > 0 ? ends[i - 1] : 0, upto = std::min(stop, ends[i]);
       const size_t pbytes = pr.kernels->panel_bytes(k);
       const size_t ldo = pr.n->nb[1] / sizeof(float);
@@ -155,14 +158,7 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   const size_t xb2 = row_bytes ? row_bytes * ncols : x.nb[2];
   const size_t xb3 = row_bytes ? row_bytes * ncols * B2 : x.nb[3];
   const unsigned char* xbase = row_bytes ? scratch + kHeader : xdata;
-  struct Part {
-    const ml::Node* n;
-    const ml::Node* w;
-    const unsigned char* packed;
-    int64_t n_row_chunks, per_batch, end;  // end: one past the part's last chunk
-  };
-  constexpr int kMaxParts = 1 + kMaxMulMatSiblings;
-  Part parts[kMaxParts];
+  Part parts[1 + kMaxMulMatSiblings];
   const int n_parts = 1 + std::min(ctx.n_siblings, kMaxMulMatSiblings);
   int64_t total = 0;
   for (int i = 0; i < n_parts; ++i) {
@@ -170,20 +166,17 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
     const ml::Node& pw = g.node(pn.src[0]);
     const int64_t rows = (pw.ne[1] + kRowsPerChunk - 1) / kRowsPerChunk;
     total += rows * n_col_chunks * B2 * B3;
+    // Siblings come only with packed weights, whose panel kernels take the same activations.
     parts[i] = {&pn,
                 &pw,
                 static_cast<const unsigned char*>(i == 0 ? ctx.packed : ctx.siblings[i - 1].packed),
+                i == 0 ? panel : simd::matmul_kernels(pw.dtype).panel,
                 rows,
                 rows * n_col_chunks,
                 total};
   }
   if (guided) {
-    PackedProduct products[kMaxParts];
-    for (int i = 0; i < n_parts; ++i) {
-      products[i] = {parts[i].n, parts[i].w, parts[i].packed,
-                     i == 0 ? panel : simd::matmul_kernels(parts[i].w->dtype).panel};
-    }
-    run_guided(std::span(products, static_cast<size_t>(n_parts)), k, xbase, ldx,
+    run_guided(std::span(parts, static_cast<size_t>(n_parts)), k, xbase, ldx,
                static_cast<int>(ncols), ctx.nth, next_chunk);
     return;
   }
@@ -216,7 +209,7 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
                  r0;
     if (pt.packed) {
       // Packed weights are 2-D: every batch reads the same panels. r0 is a multiple of 8.
-      const simd::PanelKernels* pk = part == 0 ? panel : simd::matmul_kernels(pw.dtype).panel;
+      const simd::PanelKernels* pk = pt.kernels;
       const size_t pbytes = pk->panel_bytes(k);
       const unsigned char* pp = pt.packed + static_cast<size_t>(r0 / simd::kPanelRows) * pbytes;
       for (int p0 = 0; p0 < nr; p0 += simd::kPanelRows, pp += pbytes) {
