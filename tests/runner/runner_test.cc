@@ -219,12 +219,21 @@ TEST(Runner, CancelEndsOneSequenceAndLeavesTheOthersIntact) {
   auto b = runner.submit(request(p2, greedy(30)));
   EXPECT_EQ(collect(*a).text, engine_text(engine, p1, greedy(40)));
   EXPECT_EQ(collect(*b).text, engine_text(engine, p2, greedy(30)));
-  // A request cancelled before it starts ends without running.
+  // A request cancelled before it starts ends without running. Three unread endless sequences
+  // hold the three slots (each pauses kMaxUnread pieces ahead of its reader), so it waits in
+  // the queue until it is cancelled.
+  std::vector<std::shared_ptr<Sequence>> holders;
+  for (int i = 0; i < 3; ++i) holders.push_back(runner.submit(request({1}, greedy(-1))));
+  Piece first;
+  for (auto& h : holders) ASSERT_TRUE(h->next(first));  // each has a slot
   auto c = runner.submit(request(p2, greedy(30)));
   c->cancel();
   c->cancel();
   const Output oc = collect(*c);
   EXPECT_EQ(oc.result.stats.done_reason, "cancel");
+  EXPECT_EQ(oc.result.stats.eval_count, 0);
+  EXPECT_EQ(oc.pieces, 0u);
+  for (auto& h : holders) h->cancel();
 }
 
 // A reader that falls behind pauses its own sequence only: the runner does not generate (and
