@@ -110,7 +110,8 @@ void panel_gemm(int64_t k, const void* panel, const void* x, size_t ldx, float* 
 // F32 panel: element i of the 8 rows in vector i (k * 32 bytes, as the 8 rows). Each vector
 // times the activation broadcast adds to the 8 rows' sums at once: no horizontal sums, which
 // dominate the row kernels on the short rows of small models. Independent sums (U per column)
-// hide the FMA latency.
+// hide the FMA latency. U is the same for every tile width: a column's sums then run in the
+// same order wherever it falls in the batch, so equal inputs give equal outputs.
 struct F32Panel {
   static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k) * kPanelRows * 4; }
   static size_t x_row_bytes(int64_t) { return 0; }
@@ -126,7 +127,7 @@ struct F32Panel {
   template <int NC>
   static void tile(int64_t k, const uint8_t* panel, const uint8_t* x, size_t ldx, float* out,
                    size_t ldo, int nr) {
-    constexpr int U = NC >= 4 ? 2 : 4;
+    constexpr int U = 4;
     const auto* p = reinterpret_cast<const float*>(panel);
     const float* xc[NC];
     __m256 acc[U][NC];
