@@ -3,7 +3,9 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <iostream>
+#include <string>
 #include <thread>
 
 #include "cli/commands.h"
@@ -11,6 +13,9 @@
 
 namespace corral::cli {
 namespace {
+
+// How long `corral serve` waits for its requests to end after SIGINT/SIGTERM.
+constexpr time_t kStopDeadlineSeconds = 5;
 
 void serve() {
   server::ServerOptions options = server::server_options_from_env();
@@ -33,6 +38,20 @@ void serve() {
   std::thread waiter([&server, signals] {
     int sig = 0;
     sigwait(&signals, &sig);
+    // Whatever is running is cancelled first (Server::stop), so this takes well under a second;
+    // should something still hold on, a second signal or kStopDeadline ends the process anyway.
+    std::thread([signals] {
+      struct timespec deadline = {kStopDeadlineSeconds, 0};
+      siginfo_t info;
+      const int again = sigtimedwait(&signals, &info, &deadline);
+      std::cerr << "[corral] "
+                << (again > 0
+                        ? "second signal"
+                        : "still stopping after " + std::to_string(kStopDeadlineSeconds) + " s")
+                << ": exiting now" << std::endl;
+      std::_Exit(again > 0 ? 130 : 1);
+    }).detach();
+    std::cerr << "[corral] stopping: cancelling requests" << std::endl;
     server.stop();
   });
   server.listen();

@@ -124,6 +124,8 @@ struct Runner::Impl {
   size_t max_queue = std::numeric_limits<size_t>::max();
   size_t busy_slots = 0;
   bool stopping = false;
+  // Every submitted sequence still referenced by its requester, for cancel_all().
+  std::vector<std::weak_ptr<Sequence>> live;
 
   // The worker's alone.
   std::vector<Slot> slots;
@@ -465,7 +467,7 @@ struct Runner::Impl {
       return finish(slot, "length");
     }
     if (static_cast<int64_t>(slot.cached.size()) >= slot.num_ctx) {
-      if (o.num_predict == -2) return finish(slot, "length");
+      if (o.num_predict == -2 || !slot.request.shift) return finish(slot, "length");
       const int32_t keep =
           std::clamp<int32_t>(o.num_keep, 0, static_cast<int32_t>(slot.num_ctx) - 1);
       int32_t discarded = 0;
@@ -654,6 +656,23 @@ size_t Runner::active() const {
   return impl_->busy_slots + impl_->queue.size();
 }
 
+size_t Runner::cancel_all() {
+  std::vector<std::shared_ptr<Sequence>> sequences;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (const auto& w : impl_->live) {
+      if (auto s = w.lock()) sequences.push_back(std::move(s));
+    }
+  }
+  size_t n = 0;
+  for (const auto& s : sequences) {
+    if (!s->cancelled()) ++n;
+    // Sequence::cancel wakes the worker (it takes the same lock: called outside it).
+    s->cancel();
+  }
+  return n;
+}
+
 std::shared_ptr<Sequence> Runner::submit(SequenceRequest request) {
   if (request.prompt.empty()) throw std::invalid_argument("the prompt has no tokens");
   const int64_t n_vocab = impl_->model->config().n_vocab;
@@ -675,6 +694,8 @@ std::shared_ptr<Sequence> Runner::submit(SequenceRequest request) {
                            " requests are waiting (CORRAL_MAX_QUEUE)");
     }
     impl_->queue.push_back({std::move(request), sequence, Clock::now()});
+    std::erase_if(impl_->live, [](const std::weak_ptr<Sequence>& w) { return w.expired(); });
+    impl_->live.push_back(sequence);
   }
   impl_->wake.notify_all();
   return sequence;

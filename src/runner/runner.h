@@ -75,6 +75,10 @@ struct SequenceRequest {
   // Embedding instead of generation: the prompt is evaluated and its final hidden states pooled
   // (Pooling below), L2-normalized; no token is sampled.
   bool embed = false;
+  // When the sequence's context is full: false ends generation with done_reason "length" (so
+  // num_predict -1 is bounded by the context, as Ollama's runner does unless asked to shift);
+  // true discards old tokens after num_keep and goes on (num_predict -2 always ends).
+  bool shift = false;
 };
 
 enum class Pooling { kLast, kMean };
@@ -159,6 +163,9 @@ class Runner {
 
   // Sequences running or waiting.
   size_t active() const;
+  // Cancels every sequence running or waiting (keep_alive 0, `corral stop`, shutdown): each ends
+  // at the next step with done_reason "cancel". Returns how many were cancelled.
+  size_t cancel_all();
 
  private:
   RunnerOptions options_;

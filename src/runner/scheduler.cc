@@ -164,7 +164,9 @@ Duration parse_keep_alive(const nlohmann::json& value) {
       if (auto d = seconds(*n)) return *d;
     }
   }
-  throw std::invalid_argument("keep_alive: " + value.dump() +
+  std::string shown = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (shown.size() > 80) shown = shown.substr(0, 80) + "...";
+  throw std::invalid_argument("keep_alive: " + shown +
                               " is not a duration (\"5m\", \"1h30m\", \"-1s\") nor seconds");
 }
 
@@ -232,6 +234,7 @@ struct Scheduler::Impl {
   std::condition_variable timer_wake;
   std::map<std::string, Entry> models;  // by GGUF path
   bool stopping = false;
+  bool shutting_down = false;  // shutdown(): acquire() refuses
   std::thread timer;
 
   static Steady::time_point deadline_after(Duration keep_alive) {
@@ -313,6 +316,7 @@ Lease Scheduler::acquire(const store::ModelInfo& info, const sample::Options& op
   std::vector<std::shared_ptr<LoadedModel>> to_destroy;
   std::unique_lock lock(m.mu);
   for (;;) {
+    if (m.shutting_down) throw std::runtime_error("the server is shutting down");
     auto expired = m.take_expired();
     to_destroy.insert(to_destroy.end(), expired.begin(), expired.end());
     auto it = m.models.find(path);
@@ -429,16 +433,34 @@ void Scheduler::release(const std::shared_ptr<LoadedModel>& model) {
 bool Scheduler::unload(const std::string& gguf_path) {
   Impl& m = *impl_;
   std::vector<std::shared_ptr<LoadedModel>> expired;
+  std::shared_ptr<LoadedModel> model;
   {
     std::lock_guard lock(m.mu);
     auto it = m.models.find(gguf_path);
     if (it == m.models.end() || !it->second.model) return false;
     it->second.unload_when_idle = true;
     it->second.model->expires_at = System::now();
+    model = it->second.model;
     expired = m.take_expired();
   }
+  // Its requests end at their next step; the last lease released unloads it.
+  model->runner->cancel_all();
   m.timer_wake.notify_all();
   return true;
+}
+
+void Scheduler::shutdown() {
+  Impl& m = *impl_;
+  std::vector<std::shared_ptr<LoadedModel>> models;
+  {
+    std::lock_guard lock(m.mu);
+    m.shutting_down = true;
+    for (const auto& [path, e] : m.models) {
+      if (e.model) models.push_back(e.model);
+    }
+    m.changed.notify_all();
+  }
+  for (const auto& model : models) model->runner->cancel_all();
 }
 
 std::vector<RunningModel> Scheduler::running() const {

@@ -80,9 +80,13 @@ class Scheduler {
   Lease acquire(const store::ModelInfo& info, const sample::Options& options,
                 std::optional<Duration> keep_alive = std::nullopt);
 
-  // Unloads the model now if no request uses it, else as soon as the last one ends
-  // (keep_alive 0, `corral stop`). False when it is not loaded.
+  // Unloads the model now: the requests it is running or has queued are cancelled (they end
+  // with done_reason "cancel") and it is freed as soon as the last one has returned
+  // (keep_alive 0, `corral stop`, as Ollama's). False when it is not loaded.
   bool unload(const std::string& gguf_path);
+  // Server shutdown: every model's requests are cancelled and acquire() refuses new ones
+  // (std::runtime_error "the server is shutting down"), waking those waiting for a slot.
+  void shutdown();
   // Ollama's generate/chat with an empty prompt: load (or refresh keep_alive) without running.
   // Lease::release with keep_alive 0 unloads.
 

@@ -55,7 +55,7 @@ std::string rfc3339_nano(std::chrono::system_clock::time_point t) {
 
 store::ModelInfo find_model(Context& ctx, const std::string& name) {
   if (name.empty()) throw HttpError(400, "model is required");
-  const std::string not_found = "model '" + name + "' not found";
+  const std::string not_found = "model '" + excerpt(name) + "' not found";
   store::ModelName parsed;
   try {
     parsed = store::ModelName::parse(name);
@@ -115,11 +115,12 @@ std::shared_ptr<const sample::Grammar> format_grammar(const OJson& format) {
 
 OJson parse_ordered_body(const httplib::Request& req) {
   if (req.body.empty()) throw HttpError(400, "missing request body");
+  check_json_depth(req.body);
   OJson body;
   try {
     body = OJson::parse(req.body);
   } catch (const nlohmann::json::exception& e) {
-    throw HttpError(400, std::string("invalid JSON in request body: ") + e.what());
+    throw HttpError(400, "invalid JSON in request body: " + excerpt(e.what(), 200));
   }
   if (!body.is_object()) throw HttpError(400, "the request body must be a JSON object");
   return body;
@@ -158,7 +159,7 @@ Think parse_think(const OJson& value) {
       return t;
     }
   }
-  throw HttpError(400, "invalid think value: " + value.dump() +
+  throw HttpError(400, "invalid think value: " + json_excerpt(value) +
                            " (must be true, false, \"low\", \"medium\", \"high\" or \"max\")");
 }
 
@@ -598,6 +599,7 @@ void Generation::submit_chat(const PreparedChat& chat, const sample::Options& op
 }
 
 void Generation::submit(runner::SequenceRequest request, OutputParser parser) {
+  request.shift = shift_;
   try {
     sequence_ = runner().submit(std::move(request));
   } catch (const runner::QueueFullError& e) {
@@ -606,6 +608,7 @@ void Generation::submit(runner::SequenceRequest request, OutputParser parser) {
     throw HttpError(400, e.what());
   }
   parser_.emplace(std::move(parser));
+  watch_ = ctx_.disconnects.watch_current([sequence = sequence_] { sequence->cancel(); });
 }
 
 bool Generation::next(Delta& out) {

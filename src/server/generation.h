@@ -21,6 +21,7 @@
 #include "runner/scheduler.h"
 #include "sample/grammar.h"
 #include "sample/options.h"
+#include "server/disconnect.h"
 #include "store/model.h"
 #include "template/chat.h"
 #include "template/prompt.h"
@@ -202,7 +203,13 @@ class Generation {
   const std::string& model() const { return model_; }
   int64_t num_ctx() const;
 
-  // Starts generating. HttpError 400 for a prompt the runner rejects, 503 when its queue is full.
+  // Ollama's `shift`: when the context fills, drop old tokens and go on generating; without it
+  // (the default) generation ends there with done_reason "length", so a request without
+  // num_predict on a model that never ends its output still ends.
+  void set_shift(bool shift) { shift_ = shift; }
+  // Starts generating; the generation is cancelled if the client of this thread's request goes
+  // away before it ends (streamed or not). HttpError 400 for a prompt the runner rejects, 503
+  // when its queue is full.
   void submit(runner::SequenceRequest request, OutputParser parser);
   // A prepared chat (its tokens, grammar and output parser) with the request's sampling.
   void submit_chat(const PreparedChat& chat, const sample::Options& options, int top_logprobs);
@@ -225,6 +232,8 @@ class Generation {
   std::shared_ptr<runner::Sequence> sequence_;
   std::optional<OutputParser> parser_;
   bool finished_ = false;
+  bool shift_ = false;
+  DisconnectWatch::Handle watch_;  // destroyed before sequence_
 };
 
 // A chat request as both APIs give it.

@@ -10,13 +10,61 @@
 
 namespace corral::server {
 
+void check_json_depth(std::string_view text, const char* what) {
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) {
+        throw HttpError(400, std::string("invalid JSON in ") + what + ": nested deeper than " +
+                                 std::to_string(kMaxJsonDepth) + " levels");
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+}
+
+std::string excerpt(std::string_view text, size_t max) {
+  if (text.size() <= max) return std::string(text);
+  size_t n = max;
+  // Back up to the start of a UTF-8 character (continuation bytes are 10xxxxxx).
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  return std::string(text.substr(0, n)) + "... (" + std::to_string(text.size()) + " bytes)";
+}
+
+namespace {
+template <class J>
+std::string dump_excerpt(const J& value, size_t max) {
+  // Depth is bounded by check_json_depth for every client value, so dump() cannot recurse far.
+  return excerpt(value.dump(-1, ' ', false, J::error_handler_t::replace), max);
+}
+}  // namespace
+
+std::string json_excerpt(const nlohmann::json& value, size_t max) {
+  return dump_excerpt(value, max);
+}
+std::string json_excerpt(const nlohmann::ordered_json& value, size_t max) {
+  return dump_excerpt(value, max);
+}
+
 nlohmann::json parse_body(const httplib::Request& req) {
   if (req.body.empty()) throw HttpError(400, "missing request body");
+  check_json_depth(req.body);
   nlohmann::json body;
   try {
     body = nlohmann::json::parse(req.body);
   } catch (const nlohmann::json::parse_error& e) {
-    throw HttpError(400, std::string("invalid JSON in the request body: ") + e.what());
+    throw HttpError(400, "invalid JSON in the request body: " + excerpt(e.what(), 200));
   }
   if (!body.is_object()) {
     throw HttpError(400,

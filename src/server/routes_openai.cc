@@ -160,7 +160,9 @@ json chat_messages_from_openai(const json& messages) {
         json args = fn.value("arguments", json::object());
         if (args.is_string()) {
           try {
-            args = json::parse(args.get<std::string>());
+            const std::string& text = args.get_ref<const std::string&>();
+            check_json_depth(text, "tool call arguments");
+            args = json::parse(text);
           } catch (const json::exception&) {
             throw OpenAiError(400, "tool call arguments are not valid JSON", "messages");
           }
@@ -553,7 +555,7 @@ void handle_models(Context& ctx, const httplib::Request&, httplib::Response& res
 
 void handle_model(Context& ctx, const httplib::Request& req, httplib::Response& res) {
   const std::string id = req.matches.size() > 1 ? std::string(req.matches[1]) : "";
-  const std::string not_found = "model '" + id + "' not found";
+  const std::string not_found = "model '" + excerpt(id) + "' not found";
   if (!store::ModelName::valid(id)) throw OpenAiError(404, not_found);
   const store::ModelName name = store::ModelName::parse(id);
   for (const auto& e : ctx.store.list()) {

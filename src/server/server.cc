@@ -143,7 +143,10 @@ ServerOptions server_options_from_env() {
 }
 
 Context::Context(ServerOptions o)
-    : options(std::move(o)), store(options.models), scheduler(options.scheduler) {}
+    : options(std::move(o)), store(options.models), scheduler(options.scheduler) {
+  // Work files of creates and uploads that a killed server left behind.
+  store::ScratchDir::sweep(options.models);
+}
 
 Server::Server(ServerOptions options)
     : context_(std::make_unique<Context>(std::move(options))),
@@ -228,6 +231,9 @@ void Server::listen() {
 
 void Server::stop() {
   context_->stopping = true;
+  // Generations end at their next step (handlers waiting on them return, streams close) and
+  // waiting requests are refused, so stopping the HTTP server's threads does not wait for them.
+  context_->scheduler.shutdown();
   http_->stop();
 }
 

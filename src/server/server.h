@@ -16,9 +16,11 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runner/scheduler.h"
+#include "server/disconnect.h"
 #include "store/store.h"
 
 namespace httplib {
@@ -55,6 +57,7 @@ struct Context {
   ServerOptions options;
   store::Store store;
   runner::Scheduler scheduler;
+  DisconnectWatch disconnects;  // cancels the work of requests whose client has gone
   std::atomic<bool> stopping{false};
   explicit Context(ServerOptions o);
 };
@@ -87,8 +90,21 @@ void add_generate_routes(httplib::Server& http, Context& ctx);
 void add_openai_routes(httplib::Server& http, Context& ctx);
 
 // Helpers every route file uses (http.cc).
+// The deepest nesting of arrays and objects a client's JSON may have. Everything that walks a
+// JSON value (dump, comparison, schema and template code) recurses on its depth, so deeper input
+// is refused before it is parsed.
+constexpr size_t kMaxJsonDepth = 128;
+// HttpError 400 when `text` nests arrays and objects deeper than kMaxJsonDepth (a linear scan that
+// skips strings; it does not validate the JSON).
+void check_json_depth(std::string_view text, const char* what = "the request body");
 // Parses the body as a JSON object; HttpError 400 naming the problem otherwise.
 nlohmann::json parse_body(const httplib::Request& req);
+// At most `max` bytes of a client's text for an error message, cut at a UTF-8 boundary, with
+// "... (N bytes)" when cut: a message never echoes a large value back.
+std::string excerpt(std::string_view text, size_t max = 80);
+// The compact JSON of a client's value, as excerpt() cuts it.
+std::string json_excerpt(const nlohmann::json& value, size_t max = 80);
+std::string json_excerpt(const nlohmann::ordered_json& value, size_t max = 80);
 // {"error": message} with the status.
 void send_error(httplib::Response& res, int status, const std::string& message);
 void send_json(httplib::Response& res, const nlohmann::json& body, int status = 200);

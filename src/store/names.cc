@@ -76,7 +76,11 @@ bool iequals(std::string_view a, std::string_view b) {
 }  // namespace
 
 ModelName ModelName::parse(std::string_view text) {
-  const std::string quoted = "invalid model name '" + std::string(text) + "': ";
+  // A long name is quoted in part: the message goes back to whoever sent it.
+  const std::string shown = text.size() <= 120 ? std::string(text)
+                                               : std::string(text.substr(0, 100)) + "... (" +
+                                                     std::to_string(text.size()) + " bytes)";
+  const std::string quoted = "invalid model name '" + shown + "': ";
   auto fail = [&](const std::string& why) { throw NameError(quoted + why); };
   if (text.empty()) throw NameError("invalid model name: the name is empty");
   // A long string is refused before it is split: no part may exceed 350 bytes, so no valid name

@@ -121,6 +121,11 @@ ScratchDir::ScratchDir(const fs::path& store_root) {
   fs::rename(staging, path_);
 }
 
+void ScratchDir::sweep(const fs::path& store_root) {
+  std::error_code ec;
+  if (fs::is_directory(store_root / "tmp", ec)) sweep_scratch(store_root / "tmp");
+}
+
 ScratchDir::~ScratchDir() {
   std::error_code ec;
   fs::remove_all(path_, ec);

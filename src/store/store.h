@@ -71,6 +71,9 @@ class ScratchDir {
 
   const std::filesystem::path& path() const { return path_; }
   std::filesystem::path file(const std::string& name) const { return path_ / name; }
+  // Removes the folders of processes that are gone (a killed create or upload), as a new
+  // ScratchDir does; `corral serve` calls it when it starts.
+  static void sweep(const std::filesystem::path& store_root);
 
  private:
   std::filesystem::path path_;

@@ -157,7 +157,9 @@ TEST(Runner, ContextShiftAndNumPredictMinusTwoAsTheEngine) {
   shift.num_ctx = 32;
   sample::Options full = greedy(-2);
   full.num_ctx = 16;
-  auto a = runner.submit(request({1}, shift));
+  SequenceRequest shifting = request({1}, shift);
+  shifting.shift = true;  // the engine (`corral run` in-process) shifts
+  auto a = runner.submit(std::move(shifting));
   auto b = runner.submit(request({1, 403, 407}, full));
   const Output oa = collect(*a), ob = collect(*b);
   EXPECT_EQ(oa.text, engine_text(engine, {1}, shift));
@@ -166,6 +168,45 @@ TEST(Runner, ContextShiftAndNumPredictMinusTwoAsTheEngine) {
   EXPECT_EQ(ob.text, engine_text(engine, {1, 403, 407}, full, &want));
   EXPECT_EQ(ob.result.stats.eval_count, want.eval_count);
   EXPECT_EQ(ob.result.stats.done_reason, "length");
+}
+
+// Without `shift`, a generation with no num_predict (or one past the context) ends when its
+// context is full: a request on a model that never emits its end token cannot run forever.
+TEST(Runner, WithoutShiftAGenerationEndsWhenItsContextIsFull) {
+  Runner runner(stories_path(), {.num_parallel = 2, .n_threads = 1});
+  sample::Options endless = greedy(-1);
+  endless.num_ctx = 32;
+  endless.stop = {};
+  sample::Options past = greedy(1000);
+  past.num_ctx = 24;
+  auto a = runner.submit(request({1, 403, 407}, endless));
+  auto b = runner.submit(request({1}, past));
+  const Output oa = collect(*a), ob = collect(*b);
+  // Each ends with its last cell filled (the token sampled there is not evaluated), unless the
+  // model ended its story first.
+  for (const Output* o : {&oa, &ob}) {
+    ASSERT_TRUE(o->result.stats.done_reason == "length" || o->result.stats.done_reason == "stop");
+  }
+  if (oa.result.stats.done_reason == "length") EXPECT_EQ(oa.result.stats.eval_count, 32 - 3 + 1);
+  if (ob.result.stats.done_reason == "length") EXPECT_EQ(ob.result.stats.eval_count, 24 - 1 + 1);
+  EXPECT_EQ(oa.result.stats.done_reason, "length");
+}
+
+// keep_alive 0 and `corral stop` cancel what a model is running, and shutdown cancels everything:
+// every sequence, running or queued, ends at its next step.
+TEST(Runner, CancelAllEndsRunningAndQueuedSequences) {
+  Runner runner(stories_path(), {.num_parallel = 2, .n_threads = 1});
+  sample::Options endless = greedy(-1);
+  std::vector<std::shared_ptr<Sequence>> seqs;
+  for (int i = 0; i < 4; ++i) seqs.push_back(runner.submit(request({1}, endless)));
+  Piece p;
+  ASSERT_TRUE(seqs[0]->next(p));
+  ASSERT_TRUE(seqs[1]->next(p));
+  EXPECT_EQ(runner.cancel_all(), 4u);
+  for (auto& s : seqs) EXPECT_EQ(s->result().stats.done_reason, "cancel");
+  EXPECT_EQ(runner.active(), 0u);
+  // The runner goes on serving.
+  EXPECT_EQ(collect(*runner.submit(request({1}, greedy(5)))).result.stats.eval_count, 5);
 }
 
 TEST(Runner, LongPromptIsTruncatedAsTheEngineDoes) {
@@ -177,7 +218,9 @@ TEST(Runner, LongPromptIsTruncatedAsTheEngineDoes) {
   o.num_ctx = 16;
   Stats want;
   const std::string text = engine_text(engine, prompt, o, &want);
-  const Output got = collect(*runner.submit(request(prompt, o)));
+  SequenceRequest r = request(prompt, o);
+  r.shift = true;  // 15 of 16 cells hold the prompt: the engine shifts to generate 5 tokens
+  const Output got = collect(*runner.submit(std::move(r)));
   EXPECT_EQ(got.text, text);
   EXPECT_EQ(got.result.stats.prompt_eval_count, 15);
 }

@@ -183,6 +183,38 @@ TEST(Scheduler, UnloadWaitsForTheRequestInFlight) {
   EXPECT_TRUE(s.running().empty());
 }
 
+// `corral stop` / keep_alive 0 while a request generates without end: the request is cancelled
+// and the model unloads when its lease goes, instead of both living forever.
+TEST(Scheduler, UnloadCancelsTheRequestsInFlightAndThenUnloads) {
+  Scheduler s(small());
+  Lease a = s.acquire(stories(), {});
+  runner::SequenceRequest r;
+  r.prompt = {1};
+  r.options.temperature = 0;
+  r.options.num_predict = -1;
+  r.shift = true;  // would never end on its own
+  auto seq = a->runner->submit(r);
+  runner::Piece p;
+  ASSERT_TRUE(seq->next(p));
+  EXPECT_TRUE(s.unload(stories().gguf.string()));
+  EXPECT_EQ(seq->result().stats.done_reason, "cancel");
+  a = Lease();
+  EXPECT_TRUE(s.running().empty());
+}
+
+TEST(Scheduler, ShutdownCancelsEverythingAndRefusesNewRequests) {
+  Scheduler s(small());
+  Lease a = s.acquire(stories(), {});
+  runner::SequenceRequest r;
+  r.prompt = {1};
+  r.options.num_predict = -1;
+  r.shift = true;
+  auto seq = a->runner->submit(r);
+  s.shutdown();
+  EXPECT_EQ(seq->result().stats.done_reason, "cancel");
+  EXPECT_THROW(s.acquire(stories(), {}), std::runtime_error);
+}
+
 TEST(Scheduler, BeyondMaxLoadedTheLeastRecentlyUsedIdleModelIsUnloaded) {
   SchedulerOptions o = small();
   o.max_loaded = 1;
