@@ -73,7 +73,18 @@ void add_serve_command(CLI::App& app) {
       "  CORRAL_API_KEY         require 'Authorization: Bearer <key>' on every request\n"
       "  CORRAL_MAX_BODY_SIZE   largest request body in bytes (default 32 MiB; blobs exempt)\n"
       "  CORRAL_KEEP_ALIVE      how long an idle model stays loaded (default 5m)\n"
-      "  CORRAL_MAX_LOADED_MODELS, CORRAL_NUM_PARALLEL, CORRAL_MAX_QUEUE, CORRAL_CONTEXT_LENGTH");
+      "  CORRAL_MAX_LOADED_MODELS, CORRAL_NUM_PARALLEL, CORRAL_MAX_QUEUE, CORRAL_CONTEXT_LENGTH\n"
+      "Connections (durations: \"10s\", \"1m\" or seconds):\n"
+      "  CORRAL_HEADER_TIMEOUT  a request's head must arrive within this (default 10s)\n"
+      "  CORRAL_IDLE_TIMEOUT    an idle kept-alive connection is closed after this (default 60s)\n"
+      "  CORRAL_READ_TIMEOUT    silence within a body ends the request (default 60s)\n"
+      "  CORRAL_WRITE_TIMEOUT   a client not reading the answer ends it (default 60s)\n"
+      "  CORRAL_MIN_BODY_RATE   bytes/s a body must average after the grace period (default\n"
+      "                         16384; 0: none); CORRAL_BODY_RATE_GRACE (default 10s)\n"
+      "  CORRAL_MAX_HEADER_SIZE largest request head in bytes (default 65536; larger: 431)\n"
+      "  CORRAL_MAX_CONNECTIONS open connections, all clients (default 4096)\n"
+      "  CORRAL_MAX_CONNECTIONS_PER_CLIENT  per client address or IPv6 /64 (default 256)\n"
+      "  CORRAL_LISTEN_BACKLOG  pending connections the kernel queues (default 1024)");
   cmd->callback([] { serve(); });
 }
 

@@ -3,6 +3,7 @@
 #include "server/server.h"
 
 #include <httplib.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <iostream>
 
 #include "server/access.h"
+#include "server/front_door.h"
 
 namespace corral::server {
 namespace {
@@ -54,19 +56,61 @@ constexpr const char* kAllowHeaders =
     "x-stainless-helper-method, x-stainless-poll-helper, x-stainless-custom-poll-interval, "
     "x-stainless-timeout";
 
+// Whether a Content-Length header is one plain decimal number (httplib reads "12abc" as 12 and a
+// second header not at all, which would leave bytes of the body to be read as the next request).
+bool valid_content_length(const httplib::Request& req) {
+  if (req.get_header_value_count("Content-Length") > 1) return false;
+  const std::string v = req.get_header_value("Content-Length");
+  return !v.empty() && v.size() <= 19 && v.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// A Content-Length over the limit: answered without reading the body (server/front_door.cc does
+// not hand it to httplib, and closes the connection after the answer).
+bool body_too_large(const Policy& policy, const httplib::Request& req) {
+  if (req.path.starts_with("/api/blobs/") || !req.has_header("Content-Length")) return false;
+  return std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) >
+         policy.max_body_bytes;
+}
+
 httplib::Server::HandlerResponse check_request(const Policy& policy, const httplib::Request& req,
                                                httplib::Response& res) {
   using R = httplib::Server::HandlerResponse;
   // The checks below may re-route the request to the drain handler; httplib hands pre-routing
   // handlers a const view of a request it owns and routes afterwards on req.path.
   auto& mutable_req = const_cast<httplib::Request&>(req);
+  const std::string encoding = req.get_header_value("Content-Encoding");
+  // A body httplib would read: drained when it is plain and within the limit (so that the
+  // connection serves on); otherwise the connection closes after the answer.
+  const bool drainable =
+      !body_too_large(policy, req) && (encoding.empty() || encoding == "identity");
   const auto refuse = [&](int status, const std::string& message) {
     send_error(res, status, message);
     if (!has_body(req)) return R::Handled;
+    if (!drainable) {
+      mutable_req.headers.erase("Connection");
+      mutable_req.headers.emplace("Connection", "close");
+      return R::Handled;
+    }
     mutable_req.path = kDrainPath;
     return R::Unhandled;
   };
   if (req.path == kDrainPath) return refuse(404, "404 page not found");
+  // As Go's net/http: which Host would a second one mean?
+  if (req.get_header_value_count("Host") > 1) return refuse(400, "more than one Host header");
+  if (req.has_header("Content-Length") && !valid_content_length(req)) {
+    return refuse(400, "invalid Content-Length");
+  }
+  if (req.has_header("Transfer-Encoding") &&
+      (req.get_header_value_count("Transfer-Encoding") > 1 ||
+       strcasecmp(req.get_header_value("Transfer-Encoding").c_str(), "chunked") != 0)) {
+    return refuse(501, "unsupported Transfer-Encoding '" +
+                           req.get_header_value("Transfer-Encoding") + "' (only chunked)");
+  }
+  // httplib would inflate a compressed body past every limit before a handler sees it; no Ollama
+  // or OpenAI client compresses requests.
+  if (!encoding.empty() && encoding != "identity") {
+    return refuse(415, "unsupported Content-Encoding '" + encoding + "'");
+  }
 
   const std::string host = req.get_header_value("Host");
   if (!policy.any_host && !host_allowed(host, policy.bound_host, policy.hostname)) {
@@ -101,14 +145,10 @@ httplib::Server::HandlerResponse check_request(const Policy& policy, const httpl
   }
 
   // Blobs are streamed to disk, so only other bodies are held to the limit. A chunked body has no
-  // length to check up front; httplib reads those whole.
-  if (!req.path.starts_with("/api/blobs/") && req.has_header("Content-Length")) {
-    const std::string length = req.get_header_value("Content-Length");
-    const uint64_t n = std::strtoull(length.c_str(), nullptr, 10);
-    if (n > policy.max_body_bytes) {
-      return refuse(413, "request body too large: " + length + " bytes (at most " +
-                             std::to_string(policy.max_body_bytes) + ")");
-    }
+  // length to check up front; the front door counts it as it is read.
+  if (body_too_large(policy, req)) {
+    return refuse(413, "request body too large: " + req.get_header_value("Content-Length") +
+                           " bytes (at most " + std::to_string(policy.max_body_bytes) + ")");
   }
   return R::Unhandled;
 }
@@ -128,15 +168,45 @@ ServerOptions server_options_from_env() {
     o.origins.resize(o.origins.size() - allowed_origins("").size());
   }
   if (const char* v = env("CORRAL_API_KEY")) o.api_key = v;
-  if (const char* v = env("CORRAL_MAX_BODY_SIZE")) {
+  const auto count = [](const char* name, size_t& out, bool zero_ok) {
+    const char* v = env(name);
+    if (!v) return;
     char* end = nullptr;
     const unsigned long long n = std::strtoull(v, &end, 10);
-    if (end == v || *end != '\0' || n == 0) {
-      throw std::invalid_argument(std::string("CORRAL_MAX_BODY_SIZE=") + v +
-                                  ": expected a positive number of bytes");
+    if (end == v || *end != '\0' || (n == 0 && !zero_ok) || v[0] == '-') {
+      throw std::invalid_argument(std::string(name) + "=" + v + ": expected a " +
+                                  (zero_ok ? "non-negative" : "positive") + " integer");
     }
-    o.max_body_bytes = static_cast<size_t>(n);
-  }
+    out = static_cast<size_t>(n);
+  };
+  const auto duration = [](const char* name, std::chrono::milliseconds& out) {
+    const char* v = env(name);
+    if (!v) return;
+    runner::Duration d{};
+    try {
+      d = runner::parse_keep_alive(nlohmann::json(v));
+    } catch (const std::invalid_argument&) {
+    }
+    if (d <= runner::Duration::zero()) {
+      throw std::invalid_argument(std::string(name) + "=" + v +
+                                  ": expected a positive duration (\"10s\", \"1m\") or seconds");
+    }
+    out = std::chrono::duration_cast<std::chrono::milliseconds>(d);
+  };
+  count("CORRAL_MAX_BODY_SIZE", o.max_body_bytes, false);
+  HttpLimits& h = o.http;
+  duration("CORRAL_HEADER_TIMEOUT", h.header_timeout);
+  duration("CORRAL_IDLE_TIMEOUT", h.idle_timeout);
+  duration("CORRAL_READ_TIMEOUT", h.read_timeout);
+  duration("CORRAL_WRITE_TIMEOUT", h.write_timeout);
+  duration("CORRAL_BODY_RATE_GRACE", h.body_rate_grace);
+  count("CORRAL_MIN_BODY_RATE", h.min_body_rate, true);
+  count("CORRAL_MAX_HEADER_SIZE", h.max_header_bytes, false);
+  count("CORRAL_MAX_CONNECTIONS", h.max_connections, false);
+  count("CORRAL_MAX_CONNECTIONS_PER_CLIENT", h.max_connections_per_client, false);
+  size_t backlog = static_cast<size_t>(h.listen_backlog);
+  count("CORRAL_LISTEN_BACKLOG", backlog, false);
+  h.listen_backlog = static_cast<int>(std::min<size_t>(backlog, 1 << 20));
   o.models = store::Store::default_root();
   o.scheduler = runner::scheduler_options_from_env();
   return o;
@@ -150,7 +220,7 @@ Context::Context(ServerOptions o)
 
 Server::Server(ServerOptions options)
     : context_(std::make_unique<Context>(std::move(options))),
-      http_(std::make_unique<httplib::Server>()) {
+      http_(std::make_unique<FrontDoor>(context_->options.http, context_->options.max_body_bytes)) {
   const ServerOptions& o = context_->options;
   auto policy = std::make_shared<Policy>();
   policy->any_host = !is_loopback_address(o.host);
@@ -161,20 +231,18 @@ Server::Server(ServerOptions options)
   policy->api_key = o.api_key;
   policy->max_body_bytes = o.max_body_bytes;
 
+  // The front door (front_door.h) owns connections, threads and timeouts; httplib parses and
+  // routes.
   httplib::Server& http = *http_;
-  // Each streaming response holds a thread for its whole length; httplib's default pool (8) would
-  // let a few long generations starve every other request.
-  http.new_task_queue = [] { return new httplib::ThreadPool(64); };
-  // httplib gives up on a socket silent for 5 s; a busy machine (or a client uploading a large
-  // blob from a slow disk) can stall longer than that without being gone.
-  http.set_read_timeout(60);
-  http.set_write_timeout(60);
   http.set_pre_routing_handler([policy](const httplib::Request& req, httplib::Response& res) {
     return check_request(*policy, req, res);
   });
   const auto drain = [](const httplib::Request&, httplib::Response& res,
                         const httplib::ContentReader& read) {
+    // A body that ends early makes httplib set 400 over the refusal's status.
+    const int status = res.status;
     read([](const char*, size_t) { return true; });
+    res.status = status;
     if (res.status <= 0) send_error(res, 404, "404 page not found");
   };
   http.Post(kDrainPath, drain);
@@ -186,6 +254,12 @@ Server::Server(ServerOptions options)
   // Answers httplib itself gives (no route, a malformed request) get a JSON body too.
   http.set_error_handler(
       httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+        // A body the front door cut (over the limit, too slow) fails its read whatever the route.
+        std::string cut_message;
+        if (const int cut = body_cut_status(req, &cut_message)) {
+          send_error(res, cut, cut_message);
+          return httplib::Server::HandlerResponse::Handled;
+        }
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         std::string message = std::to_string(res.status) + " error";
         if (res.status == 400) message = "bad request";
@@ -212,6 +286,7 @@ int Server::bind() {
   if (o.port == 0) {
     const int port = http_->bind_to_any_port(o.host);
     if (port < 0) throw std::runtime_error("cannot listen on " + o.host + ": no free port");
+    http_->raise_backlog();
     context_->options.port = port;
     bound_ = true;
     return port;
@@ -220,13 +295,14 @@ int Server::bind() {
     throw std::runtime_error("cannot listen on " + o.host + ":" + std::to_string(o.port) +
                              " (is another server using the port? CORRAL_HOST picks another)");
   }
+  http_->raise_backlog();
   bound_ = true;
   return o.port;
 }
 
 void Server::listen() {
   if (!bound_) bind();
-  http_->listen_after_bind();
+  http_->serve();
 }
 
 void Server::stop() {
@@ -234,7 +310,11 @@ void Server::stop() {
   // Generations end at their next step (handlers waiting on them return, streams close) and
   // waiting requests are refused, so stopping the HTTP server's threads does not wait for them.
   context_->scheduler.shutdown();
-  http_->stop();
+  http_->stop_all();
 }
+
+std::string Server::answer(std::string_view bytes) { return http_->answer(bytes); }
+
+ConnectionStats Server::connection_stats() const { return http_->stats(); }
 
 }  // namespace corral::server

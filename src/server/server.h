@@ -31,6 +31,31 @@ struct Response;
 
 namespace corral::server {
 
+class FrontDoor;
+struct ConnectionStats;
+
+// How the server treats connections (server/front_door.h): how long a client may take and how
+// much it may hold. Every duration is also the longest a hostile client can hold what it covers.
+struct HttpLimits {
+  // A request's head must be complete this long after its connection is accepted (or after its
+  // first byte on a kept-alive connection): slowloris clients are closed.
+  std::chrono::milliseconds header_timeout{10'000};  // CORRAL_HEADER_TIMEOUT
+  // An idle kept-alive connection is closed after this long (it holds no thread while idle).
+  std::chrono::milliseconds idle_timeout{60'000};  // CORRAL_IDLE_TIMEOUT
+  // Silence within a body, and a client not taking the answer, end the request after this long.
+  std::chrono::milliseconds read_timeout{60'000};   // CORRAL_READ_TIMEOUT
+  std::chrono::milliseconds write_timeout{60'000};  // CORRAL_WRITE_TIMEOUT
+  // Once a body has taken longer than the grace period it must have averaged this many bytes a
+  // second, or it is cut (408): a slow body holds a worker thread. 0: no minimum.
+  size_t min_body_rate = 16 * 1024;                   // CORRAL_MIN_BODY_RATE
+  std::chrono::milliseconds body_rate_grace{10'000};  // CORRAL_BODY_RATE_GRACE
+  size_t max_header_bytes = 64 * 1024;      // CORRAL_MAX_HEADER_SIZE; larger heads get 431
+  size_t max_connections = 4096;            // CORRAL_MAX_CONNECTIONS, all clients together
+  size_t max_connections_per_client = 256;  // CORRAL_MAX_CONNECTIONS_PER_CLIENT (an IPv6 /64)
+  int listen_backlog = 1024;                // CORRAL_LISTEN_BACKLOG (capped by somaxconn)
+  size_t threads = 64;                      // requests answered at once (streams hold theirs)
+};
+
 struct ServerOptions {
   std::string host = "127.0.0.1";  // CORRAL_HOST "host:port", "host", ":port", "http://host:port"
   int port = 11434;
@@ -38,10 +63,12 @@ struct ServerOptions {
   std::string api_key;               // CORRAL_API_KEY: when set, Authorization: Bearer <key>
   size_t max_body_bytes = size_t{32} << 20;  // larger bodies get 413 (blobs are streamed)
   std::filesystem::path models;              // the store root (CORRAL_MODELS)
+  HttpLimits http;
   runner::SchedulerOptions scheduler;
 };
 
-// CORRAL_HOST, CORRAL_ORIGINS, CORRAL_API_KEY, CORRAL_MODELS and the scheduler's variables.
+// CORRAL_HOST, CORRAL_ORIGINS, CORRAL_API_KEY, CORRAL_MAX_BODY_SIZE, CORRAL_MODELS, the
+// connection limits of HttpLimits and the scheduler's variables.
 // Throws naming a variable with a bad value.
 ServerOptions server_options_from_env();
 
@@ -72,10 +99,13 @@ class Server {
   int bind();
   void stop();
   Context& context() { return *context_; }
+  // What the server writes back for `bytes` arriving on one connection (no socket; for the fuzzer).
+  std::string answer(std::string_view bytes);
+  ConnectionStats connection_stats() const;
 
  private:
   std::unique_ptr<Context> context_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<FrontDoor> http_;
   bool bound_ = false;
 };
 

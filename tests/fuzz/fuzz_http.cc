@@ -1,0 +1,39 @@
+// libFuzzer entry point for the HTTP layer: the input is the bytes one client sends on one
+// connection. They go through the front door's head scanning and ConnStream into httplib's
+// process_request on a real Server (over an empty temporary model store), so that header parsing,
+// body framing and limits, routing and every route's body parsing are fuzzed. Any input must be
+// answered or refused, never crash, hang or leak.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "server/server.h"
+#include "store/temp_store.h"
+
+namespace {
+
+corral::server::Server& server() {
+  static corral::testing::TempDir dir;
+  static std::unique_ptr<corral::server::Server> s = [] {
+    corral::server::ServerOptions o;
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.models = dir.path() / "models";
+    o.max_body_bytes = 64 * 1024;
+    o.scheduler.n_threads = 1;
+    o.scheduler.num_parallel = 1;
+    return std::make_unique<corral::server::Server>(std::move(o));
+  }();
+  return *s;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string out =
+      server().answer(std::string_view(reinterpret_cast<const char*>(data), size));
+  volatile size_t sink = out.size();
+  (void)sink;
+  return 0;
+}
