@@ -39,7 +39,12 @@ MemoryNeeds estimate_memory(const ml::gguf::File& file, const model::Config& c,
   MemoryNeeds n;
   n.num_ctx = o.num_ctx;
   n.num_parallel = o.num_parallel;
-  for (const auto& t : file.tensors()) n.weights += t.nbytes;
+  for (const auto& t : file.tensors()) {
+    n.weights += t.nbytes;
+    // The CPU backend repacks matrix weights into panels at their first use: a second copy
+    // (measured: 0.53 GB more anonymous memory than the KV cache on llama-3.2-1b Q4_0).
+    if (t.n_dims >= 2) n.packed += t.nbytes;
+  }
   const auto batch = static_cast<uint64_t>(o.num_batch);
   const auto n_embd = static_cast<uint64_t>(c.n_embd);
   n.fixed = sizeof(float) * (batch * n_embd * 17 + static_cast<uint64_t>(o.num_parallel) *
@@ -56,13 +61,13 @@ MemoryNeeds estimate_memory(const ml::gguf::File& file, const model::Config& c,
 uint64_t MemoryNeeds::bytes(int64_t ctx) const {
   const auto cells = static_cast<uint64_t>(slot_cells_for(std::max<int64_t>(ctx, 1))) *
                      static_cast<uint64_t>(num_parallel);
-  return weights + fixed + cells * per_cell;
+  return weights + packed + fixed + cells * per_cell;
 }
 
 int64_t MemoryNeeds::fit(uint64_t budget) const {
-  if (budget <= weights + fixed || per_cell == 0) return 0;
-  const uint64_t cells =
-      (budget - weights - fixed) / per_cell / static_cast<uint64_t>(num_parallel);
+  const uint64_t base = weights + packed + fixed;
+  if (budget <= base || per_cell == 0) return 0;
+  const uint64_t cells = (budget - base) / per_cell / static_cast<uint64_t>(num_parallel);
   if (cells >= static_cast<uint64_t>(slot_cells_for(num_ctx))) return num_ctx;
   return static_cast<int64_t>(cells) / kSlotAlign * kSlotAlign;
 }

@@ -42,6 +42,7 @@ struct MemoryNeeds {
   int64_t num_ctx = 0;    // cells per sequence as asked, at most the training context
   int num_parallel = 1;   // sequences
   uint64_t weights = 0;   // the file's tensor bytes: mmapped, resident once used
+  uint64_t packed = 0;    // the CPU backend's repacked copies of the matrices (at most)
   uint64_t fixed = 0;     // compute buffers that do not grow with the context
   uint64_t per_cell = 0;  // KV cache (K and V, every layer) and attention mask, per cell
   // Bytes for num_ctx cells per sequence (rounded up to whole cache tiles, as allocated).
