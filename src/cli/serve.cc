@@ -73,6 +73,8 @@ void add_serve_command(CLI::App& app) {
       "  CORRAL_API_KEY         require 'Authorization: Bearer <key>' on every request\n"
       "  CORRAL_MAX_BODY_SIZE   largest request body in bytes (default 32 MiB; blobs exempt)\n"
       "  CORRAL_KEEP_ALIVE      how long an idle model stays loaded (default 5m)\n"
+      "  CORRAL_MAX_MEMORY      most bytes all loaded models may take (16G, 512M; default: what\n"
+      "                         the machine has available)\n"
       "  CORRAL_MAX_LOADED_MODELS, CORRAL_NUM_PARALLEL, CORRAL_MAX_QUEUE, CORRAL_CONTEXT_LENGTH\n"
       "Connections (durations: \"10s\", \"1m\" or seconds):\n"
       "  CORRAL_HEADER_TIMEOUT  a request's head must arrive within this (default 10s)\n"

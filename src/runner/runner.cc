@@ -25,7 +25,52 @@ constexpr int64_t kPoolingMean = 1;
 
 constexpr int kMaxTopLogprobs = 20;
 
+int64_t slot_cells_for(int64_t num_ctx) {
+  return (num_ctx + kSlotAlign - 1) / kSlotAlign * kSlotAlign;
+}
+
+// An estimate from the shapes alone, before anything is allocated. The compute buffers are the
+// planner's live activations for a batch of num_batch tokens (a handful of [n_embd] rows per
+// token, counted generously as 16), the embeddings of every row (one more) and the logits of one
+// output row per sequence; the attention mask (f32 [n_kv, n_tokens]) grows with the cells attended,
+// so it is counted per cell with the KV cache.
+MemoryNeeds estimate_memory(const ml::gguf::File& file, const model::Config& c,
+                            const RunnerOptions& o) {
+  MemoryNeeds n;
+  n.num_ctx = o.num_ctx;
+  n.num_parallel = o.num_parallel;
+  for (const auto& t : file.tensors()) {
+    n.weights += t.nbytes;
+    // The CPU backend repacks matrix weights into panels at their first use: a second copy
+    // (measured: 0.53 GB more anonymous memory than the KV cache on llama-3.2-1b Q4_0).
+    if (t.n_dims >= 2) n.packed += t.nbytes;
+  }
+  const auto batch = static_cast<uint64_t>(o.num_batch);
+  const auto n_embd = static_cast<uint64_t>(c.n_embd);
+  n.fixed = sizeof(float) * (batch * n_embd * 17 + static_cast<uint64_t>(o.num_parallel) *
+                                                       static_cast<uint64_t>(c.n_vocab));
+  n.per_cell =
+      static_cast<uint64_t>(c.n_layer) * (ml::row_size(o.cache_dtype, c.head_dim_k * c.n_head_kv) +
+                                          ml::row_size(o.cache_dtype, c.head_dim_v * c.n_head_kv)) +
+      sizeof(float) * batch;
+  return n;
+}
+
 }  // namespace
+
+uint64_t MemoryNeeds::bytes(int64_t ctx) const {
+  const auto cells = static_cast<uint64_t>(slot_cells_for(std::max<int64_t>(ctx, 1))) *
+                     static_cast<uint64_t>(num_parallel);
+  return weights + packed + fixed + cells * per_cell;
+}
+
+int64_t MemoryNeeds::fit(uint64_t budget) const {
+  const uint64_t base = weights + packed + fixed;
+  if (budget <= base || per_cell == 0) return 0;
+  const uint64_t cells = (budget - base) / per_cell / static_cast<uint64_t>(num_parallel);
+  if (cells >= static_cast<uint64_t>(slot_cells_for(num_ctx))) return num_ctx;
+  return static_cast<int64_t>(cells) / kSlotAlign * kSlotAlign;
+}
 
 // ---- Sequence ----
 
@@ -113,6 +158,7 @@ struct Runner::Impl {
   Pooling pooling = Pooling::kLast;
   std::chrono::nanoseconds load_duration{0};
   uint64_t memory_bytes = 0;
+  MemoryNeeds needs;
   // The bytes of every token, for grammars; built at the first request that has one.
   std::shared_ptr<const sample::TokenPieces> pieces;
   std::vector<float> masked;  // a row of logits with the grammar's mask applied
@@ -603,6 +649,11 @@ Runner::Runner(const std::string& gguf_path, RunnerOptions options)
   if (c.n_ctx_train > 0) options_.num_ctx = std::min(options_.num_ctx, c.n_ctx_train);
   options_.num_parallel = std::max(1, options_.num_parallel);
   options_.num_batch = std::max(1, options_.num_batch);
+  m.needs = estimate_memory(*m.file, c, options_);
+  if (options_.fit_memory) {
+    options_.num_ctx = std::clamp<int64_t>(options_.fit_memory(m.needs), 1, options_.num_ctx);
+    options_.fit_memory = nullptr;  // what it captured need not outlive the load
+  }
   m.options = options_;
   const std::string pooling_key = c.architecture + ".pooling_type";
   if (const ml::gguf::Value* v = m.file->metadata().find(pooling_key)) {
@@ -612,20 +663,14 @@ Runner::Runner(const std::string& gguf_path, RunnerOptions options)
   m.backend = backend::cpu::make_backend({.n_threads = std::max(0, options_.n_threads),
                                           .constant = {std::as_bytes(m.file->tensor_data())}});
   m.executor = std::make_unique<ml::Executor>(std::vector<ml::Backend*>{m.backend.get()});
-  m.slot_cells = (options_.num_ctx + kSlotAlign - 1) / kSlotAlign * kSlotAlign;
+  m.slot_cells = slot_cells_for(options_.num_ctx);
   m.cache.emplace(m.model->make_cache({.num_ctx = m.slot_cells * options_.num_parallel,
                                        .dtype = options_.cache_dtype,
                                        .seq_cells = m.slot_cells}));
   m.slots.resize(static_cast<size_t>(options_.num_parallel));
   for (size_t i = 0; i < m.slots.size(); ++i) m.slots[i].id = static_cast<int32_t>(i);
 
-  uint64_t weights = 0;
-  for (const auto& t : m.file->tensors()) weights += t.nbytes;
-  const uint64_t kv = static_cast<uint64_t>(c.n_layer) *
-                      (ml::row_size(options_.cache_dtype, c.head_dim_k * c.n_head_kv) +
-                       ml::row_size(options_.cache_dtype, c.head_dim_v * c.n_head_kv)) *
-                      static_cast<uint64_t>(m.slot_cells * options_.num_parallel);
-  m.memory_bytes = weights + kv;
+  m.memory_bytes = m.needs.bytes(options_.num_ctx);
   m.load_duration = Clock::now() - t0;
   m.worker = std::thread([&m] { m.loop(); });
 }
@@ -645,6 +690,7 @@ const tokenizer::Tokenizer& Runner::tokenizer() const { return *impl_->tokenizer
 std::chrono::nanoseconds Runner::load_duration() const { return impl_->load_duration; }
 Pooling Runner::pooling() const { return impl_->pooling; }
 uint64_t Runner::memory_bytes() const { return impl_->memory_bytes; }
+const MemoryNeeds& Runner::memory_needs() const { return impl_->needs; }
 
 void Runner::set_max_queue(size_t n) {
   std::lock_guard lock(impl_->mu);
@@ -689,8 +735,14 @@ std::shared_ptr<Sequence> Runner::submit(SequenceRequest request) {
   sequence->wake_ = impl_->signal;
   {
     std::lock_guard lock(impl_->mu);
-    if (impl_->queue.size() >= impl_->max_queue) {
-      throw QueueFullError("server busy: " + std::to_string(impl_->queue.size()) +
+    // Requests that a free slot takes at the next step do not wait: max_queue counts only those
+    // beyond the free slots (the worker may not have admitted the earlier ones yet).
+    const size_t slots = static_cast<size_t>(options_.num_parallel);
+    const size_t free_slots = slots - std::min(impl_->busy_slots, slots);
+    const size_t queued = impl_->queue.size() + 1;
+    const size_t waiting = queued - std::min(queued, free_slots);
+    if (waiting > impl_->max_queue) {
+      throw QueueFullError("server busy: " + std::to_string(waiting - 1) +
                            " requests are waiting (CORRAL_MAX_QUEUE)");
     }
     impl_->queue.push_back({std::move(request), sequence, Clock::now()});

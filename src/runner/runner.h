@@ -37,6 +37,20 @@
 
 namespace corral::runner {
 
+// What loading a model takes in memory, for the scheduler's admission (and /api/ps "size").
+struct MemoryNeeds {
+  int64_t num_ctx = 0;    // cells per sequence as asked, at most the training context
+  int num_parallel = 1;   // sequences
+  uint64_t weights = 0;   // the file's tensor bytes: mmapped, resident once used
+  uint64_t packed = 0;    // the CPU backend's repacked copies of the matrices (at most)
+  uint64_t fixed = 0;     // compute buffers that do not grow with the context
+  uint64_t per_cell = 0;  // KV cache (K and V, every layer) and attention mask, per cell
+  // Bytes for num_ctx cells per sequence (rounded up to whole cache tiles, as allocated).
+  uint64_t bytes(int64_t num_ctx) const;
+  // The largest num_ctx, a multiple of the cache tile, whose bytes() fit in `budget`; 0 if none.
+  int64_t fit(uint64_t budget) const;
+};
+
 struct RunnerOptions {
   int64_t num_ctx = 4096;  // cells per sequence (capped at the training context)
   int num_parallel = 4;    // sequences decoded together
@@ -46,6 +60,9 @@ struct RunnerOptions {
   // Called on the worker with each batch before its forward pass; what it throws fails that
   // batch as a failing forward pass would (tests observe and break batches with it).
   std::function<void(const model::Batch&)> on_batch = nullptr;
+  // Called once the model is read and before its KV cache is allocated: returns the num_ctx to
+  // allocate (at most needs.num_ctx), or throws to refuse the load. Null: needs.num_ctx.
+  std::function<int64_t(const MemoryNeeds&)> fit_memory = nullptr;
 };
 
 // The log-probability of one token (Ollama's api.TokenLogprob / OpenAI's logprobs content).
@@ -155,6 +172,8 @@ class Runner {
   Pooling pooling() const;
   // Bytes of weights plus KV cache plus compute buffers (for /api/ps "size").
   uint64_t memory_bytes() const;
+  // How memory_bytes() grows with the context (what fit_memory was given).
+  const MemoryNeeds& memory_needs() const;
 
   // Queues a request; it starts when a slot frees. Throws std::invalid_argument for an empty
   // prompt or token ids outside the vocabulary, QueueFullError when max_queue are waiting.

@@ -6,9 +6,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 namespace corral::cli {
@@ -152,7 +156,94 @@ std::optional<double> parse_number(std::string_view s) {
   return v;
 }
 
+// A number from the start of a /sys or /proc file ("max" and the like: nullopt).
+std::optional<uint64_t> read_u64(const char* path) {
+  std::ifstream in(path);
+  uint64_t v = 0;
+  if (in >> v) return v;
+  return std::nullopt;
+}
+
+// The most threads a load uses: the spinning thread pool on more threads than the machine runs
+// at once makes every step wait for threads that are not running (100000 threads, capped at the
+// pool's 255, took minutes per token on 2 cores).
+int max_threads() {
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc > 0 ? static_cast<int>(hc) : 1;
+}
+
 }  // namespace
+
+std::optional<uint64_t> available_system_memory() {
+  std::optional<uint64_t> out;
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib) {
+    std::getline(meminfo, unit);
+    if (key == "MemAvailable:") {
+      out = kib * 1024;
+      break;
+    }
+  }
+  // cgroup v2: a container's limit, less what it already uses.
+  const auto max = read_u64("/sys/fs/cgroup/memory.max");
+  const auto current = read_u64("/sys/fs/cgroup/memory.current");
+  if (max && current) {
+    const uint64_t left = *max > *current ? *max - *current : 0;
+    out = out ? std::min(*out, left) : left;
+  }
+  return out;
+}
+
+std::optional<uint64_t> parse_bytes(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  size_t digits = 0;
+  while (digits < s.size() &&
+         (std::isdigit(static_cast<unsigned char>(s[digits])) || s[digits] == '.')) {
+    ++digits;
+  }
+  const auto number = parse_number(s.substr(0, digits));
+  if (!number || *number < 0) return std::nullopt;
+  std::string unit;
+  for (char c : s.substr(digits)) {
+    if (c != ' ') unit += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  if (unit.ends_with("IB")) unit.resize(unit.size() - 2);
+  if (unit.size() == 2 && unit[1] == 'B') unit.resize(1);
+  double scale = 1;
+  if (unit == "K") {
+    scale = 1024.0;
+  } else if (unit == "M") {
+    scale = 1024.0 * 1024;
+  } else if (unit == "G") {
+    scale = 1024.0 * 1024 * 1024;
+  } else if (unit == "T") {
+    scale = 1024.0 * 1024 * 1024 * 1024;
+  } else if (!unit.empty() && unit != "B") {
+    return std::nullopt;
+  }
+  const double bytes = *number * scale;
+  if (bytes >= 1.8e19) return std::nullopt;
+  return static_cast<uint64_t>(bytes);
+}
+
+std::string human_bytes(uint64_t n) {
+  static const struct {
+    double scale;
+    const char* unit;
+  } kUnits[] = {{1e12, "TB"}, {1e9, "GB"}, {1e6, "MB"}, {1e3, "KB"}};
+  char buf[32];
+  for (const auto& u : kUnits) {
+    if (static_cast<double>(n) < u.scale) continue;
+    std::snprintf(buf, sizeof buf, "%.1f %s", static_cast<double>(n) / u.scale, u.unit);
+    return buf;
+  }
+  std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  return buf;
+}
 
 Duration parse_keep_alive(const nlohmann::json& value) {
   if (value.is_number()) {
@@ -195,6 +286,14 @@ SchedulerOptions scheduler_options_from_env() {
   o.max_queue =
       static_cast<size_t>(integer("CORRAL_MAX_QUEUE", 0, static_cast<int64_t>(o.max_queue)));
   o.default_num_ctx = integer("CORRAL_CONTEXT_LENGTH", 0, o.default_num_ctx);
+  if (const char* v = std::getenv("CORRAL_MAX_MEMORY"); v && *v) {
+    const auto bytes = parse_bytes(v);
+    if (!bytes) {
+      throw std::invalid_argument(std::string("CORRAL_MAX_MEMORY=") + v +
+                                  ": expected a byte count (\"16G\", \"512M\", \"1000000\")");
+    }
+    o.max_memory = *bytes;
+  }
   return o;
 }
 
@@ -225,6 +324,9 @@ struct Scheduler::Impl {
     int refs = 0;
     bool unload_when_idle = false;
     int n_threads = 0;  // as asked at load (0: the default)
+    // The context asked for at load (at most the trained one); more than the loaded one when
+    // memory lowered it, and then requests up to it are served by this instance, not reloads.
+    int64_t asked_ctx = 0;
     Steady::time_point last_used{};
     Steady::time_point deadline = Steady::time_point::max();  // when idle
   };
@@ -246,6 +348,72 @@ struct Scheduler::Impl {
     // Ollama shows "Forever" for expiry dates far away; a negative keep_alive is forever.
     if (keep_alive.count() < 0) return System::time_point::max();
     return System::now() + std::chrono::duration_cast<System::duration>(keep_alive);
+  }
+
+  void say(const SchedulerOptions& o, const std::string& line) const {
+    if (o.log) {
+      o.log(line);
+    } else {
+      std::cerr << "[corral] " << line << std::endl;
+    }
+  }
+
+  // Under the lock: the bytes a new load may take, and whether CORRAL_MAX_MEMORY (rather than
+  // the machine) is what limits it.
+  std::pair<uint64_t, bool> budget(const SchedulerOptions& o) const {
+    uint64_t out = std::numeric_limits<uint64_t>::max();
+    if (auto available = o.available_memory ? o.available_memory() : available_system_memory()) {
+      out = *available;
+    }
+    if (o.max_memory == 0) return {out, false};
+    uint64_t used = 0;
+    for (const auto& [path, e] : models) {
+      if (e.model) used += e.model->runner->memory_bytes();
+    }
+    const uint64_t left = o.max_memory > used ? o.max_memory - used : 0;
+    return {std::min(out, left), left <= out};
+  }
+
+  // The num_ctx a load of `name` gets (Runner's fit_memory): all it asked when that fits, after
+  // unloading idle models if need be; else the largest that fits, down to min_num_ctx.
+  int64_t fit(const SchedulerOptions& o, const std::string& name, const MemoryNeeds& n) {
+    std::unique_lock lock(mu);
+    auto [room, by_limit] = budget(o);
+    while (n.bytes(n.num_ctx) > room) {
+      auto lru = models.end();
+      for (auto j = models.begin(); j != models.end(); ++j) {
+        const Entry& e = j->second;
+        if (!e.model || e.loading || e.refs > 0) continue;
+        if (lru == models.end() || e.last_used < lru->second.last_used) lru = j;
+      }
+      if (lru == models.end()) break;
+      std::shared_ptr<LoadedModel> victim = std::move(lru->second.model);
+      models.erase(lru);
+      changed.notify_all();
+      lock.unlock();
+      say(o, "unloading " + victim->info.name + " to make room for " + name);
+      victim.reset();  // frees its memory before the probe looks again
+      lock.lock();
+      std::tie(room, by_limit) = budget(o);
+    }
+    lock.unlock();
+    if (n.bytes(n.num_ctx) <= room) return n.num_ctx;
+    const std::string where =
+        human_bytes(room) + (by_limit ? " is left under CORRAL_MAX_MEMORY" : " is available");
+    const std::string asked = std::to_string(n.num_ctx) + "-token context (" +
+                              std::to_string(n.num_parallel) + " parallel sequences)";
+    const int64_t min_ctx = std::clamp<int64_t>(o.min_num_ctx, 1, n.num_ctx);
+    int64_t ctx = n.fit(room);
+    if (ctx < min_ctx && n.bytes(min_ctx) <= room) ctx = min_ctx;
+    if (ctx < min_ctx) {
+      throw InsufficientMemoryError(name + " needs " + human_bytes(n.bytes(n.num_ctx)) + " for a " +
+                                    asked + " but " + where + "; even a " +
+                                    std::to_string(min_ctx) + "-token context needs " +
+                                    human_bytes(n.bytes(min_ctx)));
+    }
+    say(o, name + ": a " + asked + " needs " + human_bytes(n.bytes(n.num_ctx)) + " but " + where +
+               "; num_ctx lowered to " + std::to_string(ctx));
+    return ctx;
   }
 
   // Under the lock: removes idle models whose keep_alive ran out; returns them, to be destroyed
@@ -311,7 +479,12 @@ Lease Scheduler::acquire(const store::ModelInfo& info, const sample::Options& op
   const std::string path = info.gguf.string();
   const Duration keep_alive = keep_alive_in.value_or(options_.keep_alive);
   const int64_t want_ctx = options.num_ctx > 0 ? options.num_ctx : options_.default_num_ctx;
-  const int want_threads = options.num_thread > 0 ? options.num_thread : options_.n_threads;
+  // A client's num_thread and num_batch are lowered to what the machine runs (see max_threads,
+  // kMaxNumBatch); zero or negative ones take the defaults.
+  const int want_threads =
+      std::min(options.num_thread > 0 ? options.num_thread : options_.n_threads, max_threads());
+  const int want_batch = options.num_batch > 0 ? std::min(options.num_batch, kMaxNumBatch)
+                                               : sample::Options{}.num_batch;
 
   std::vector<std::shared_ptr<LoadedModel>> to_destroy;
   std::unique_lock lock(m.mu);
@@ -329,7 +502,7 @@ Lease Scheduler::acquire(const store::ModelInfo& info, const sample::Options& op
       const Runner& r = *e.model->runner;
       const int64_t train = r.model().config().n_ctx_train;
       const int64_t fit_ctx = train > 0 ? std::min(want_ctx, train) : want_ctx;
-      const bool fits = fit_ctx <= r.options().num_ctx &&
+      const bool fits = fit_ctx <= std::max(r.options().num_ctx, e.asked_ctx) &&
                         (options.num_thread <= 0 || e.n_threads == want_threads) &&
                         !e.unload_when_idle;
       if (fits) {
@@ -377,14 +550,19 @@ Lease Scheduler::acquire(const store::ModelInfo& info, const sample::Options& op
   to_destroy.clear();  // frees memory before the new model takes it
 
   std::shared_ptr<LoadedModel> loaded;
+  int64_t asked_ctx = 0;
   try {
     loaded = std::make_shared<LoadedModel>();
     loaded->info = info;
-    loaded->runner = std::make_unique<Runner>(
-        path, RunnerOptions{.num_ctx = want_ctx,
-                            .num_parallel = std::max(1, options_.num_parallel),
-                            .num_batch = std::max(1, options.num_batch),
-                            .n_threads = want_threads});
+    RunnerOptions ro{.num_ctx = want_ctx,
+                     .num_parallel = std::max(1, options_.num_parallel),
+                     .num_batch = want_batch,
+                     .n_threads = want_threads};
+    ro.fit_memory = [this, &info, &asked_ctx](const MemoryNeeds& n) {
+      asked_ctx = n.num_ctx;
+      return impl_->fit(options_, info.name, n);
+    };
+    loaded->runner = std::make_unique<Runner>(path, std::move(ro));
     loaded->runner->set_max_queue(options_.max_queue);
   } catch (...) {
     lock.lock();
@@ -398,6 +576,7 @@ Lease Scheduler::acquire(const store::ModelInfo& info, const sample::Options& op
   e.model = loaded;
   e.refs = 1;
   e.n_threads = want_threads;
+  e.asked_ctx = asked_ctx;
   e.last_used = Steady::now();
   e.deadline = Impl::deadline_after(keep_alive);
   loaded->keep_alive = keep_alive;

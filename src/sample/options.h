@@ -16,6 +16,21 @@
 
 namespace corral::sample {
 
+// Limits. Here a value is checked for its type and its field's range (an integer beyond int32, a
+// float beyond float's or not finite: 400). What a value may cost is bounded where it is used,
+// clamped as Ollama does rather than refused:
+//   num_ctx        <= 0: the server's default; beyond the trained context: that; beyond what
+//                  memory holds: lowered to fit, or the load is refused (runner/scheduler.h).
+//   num_batch      <= 0: 512; above runner::kMaxNumBatch (4096): that.
+//   num_thread     <= 0: the default (physical cores); above the machine's logical CPUs: those.
+//   num_gpu, main_gpu, use_mmap, draft_num_predict: accepted; the CPU backend ignores them.
+//   num_keep       clamped to [0, num_ctx - 1] where a prompt is cut or the context shifts.
+//   num_predict    > 0: that many tokens; -2: until the context is full; else unlimited.
+//   top_k          <= 0 or >= the vocabulary: off.
+//   repeat_last_n  -1: num_ctx; below -1: off; beyond the history: the history.
+//   seed           any; negative: a random one.
+//   top_p, min_p, typical_p, temperature, penalties: out of their useful range they turn the
+//                  sampler off (or greedy, for temperature <= 0).
 struct Options {
   // Load-time options (Ollama's `Runner` struct): they change how a model is loaded.
   int num_ctx = 0;  // context window; 0: the server picks (Ollama: 4096 without a large GPU)

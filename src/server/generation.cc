@@ -7,9 +7,11 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <random>
 #include <regex>
 #include <stdexcept>
+#include <unordered_map>
 #include <utility>
 
 #include "ml/gguf/metadata.h"
@@ -113,15 +115,90 @@ std::shared_ptr<const sample::Grammar> format_grammar(const OJson& format) {
   }
 }
 
+namespace {
+
+// Builds an ordered_json from SAX events. nlohmann's own parser inserts each object member with
+// ordered_map::emplace, which looks for the key among those before it: an object of n keys costs
+// n^2/2 string comparisons (100,000 unknown options kept a request busy for minutes). Here each
+// open object indexes its keys in a hash map and members are appended to the map's vector
+// directly. Duplicate keys behave as nlohmann's: the last value wins, at the first key's place.
+class OrderedJsonBuilder : public nlohmann::json_sax<OJson> {
+ public:
+  explicit OrderedJsonBuilder(OJson& root) : root_(root) {}
+
+  bool null() override { return put(nullptr) != nullptr; }
+  bool boolean(bool v) override { return put(v) != nullptr; }
+  bool number_integer(number_integer_t v) override { return put(v) != nullptr; }
+  bool number_unsigned(number_unsigned_t v) override { return put(v) != nullptr; }
+  bool number_float(number_float_t v, const string_t&) override { return put(v) != nullptr; }
+  bool string(string_t& v) override { return put(std::move(v)) != nullptr; }
+  bool binary(binary_t& v) override { return put(OJson::binary(std::move(v))) != nullptr; }
+  bool start_object(std::size_t) override {
+    open_.push_back(put(OJson::object()));
+    keys_.emplace_back();
+    return true;
+  }
+  bool key(string_t& k) override {
+    auto& members =
+        static_cast<OJson::object_t::Container&>(open_.back()->get_ref<OJson::object_t&>());
+    const auto [it, added] = keys_.back().try_emplace(k, members.size());
+    if (added) members.emplace_back(std::move(k), nullptr);
+    member_ = &members[it->second].second;
+    return true;
+  }
+  bool end_object() override {
+    open_.pop_back();
+    keys_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    open_.push_back(put(OJson::array()));
+    keys_.emplace_back();
+    return true;
+  }
+  bool end_array() override { return end_object(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    throw HttpError(400, "invalid JSON in request body: " + excerpt(e.what(), 200));
+  }
+
+ private:
+  // Places a value where the document is: the root, the end of the open array, or the member
+  // whose key came last. Only the members of the innermost open container are ever appended to,
+  // so the pointers to the enclosing ones stay valid.
+  template <class V>
+  OJson* put(V&& v) {
+    if (open_.empty()) {
+      root_ = OJson(std::forward<V>(v));
+      return &root_;
+    }
+    OJson& top = *open_.back();
+    if (top.is_array()) {
+      top.get_ref<OJson::array_t&>().emplace_back(std::forward<V>(v));
+      return &top.get_ref<OJson::array_t&>().back();
+    }
+    *member_ = OJson(std::forward<V>(v));
+    return member_;
+  }
+
+  OJson& root_;
+  std::vector<OJson*> open_;  // the open objects and arrays, outermost first
+  std::vector<std::unordered_map<std::string, size_t>> keys_;  // per open one (empty: arrays)
+  OJson* member_ = nullptr;
+};
+
+}  // namespace
+
+OJson parse_ordered_json(std::string_view text) {
+  OJson out;
+  OrderedJsonBuilder builder(out);
+  OJson::sax_parse(text, &builder);
+  return out;
+}
+
 OJson parse_ordered_body(const httplib::Request& req) {
   if (req.body.empty()) throw HttpError(400, "missing request body");
   check_json_depth(req.body);
-  OJson body;
-  try {
-    body = OJson::parse(req.body);
-  } catch (const nlohmann::json::exception& e) {
-    throw HttpError(400, "invalid JSON in request body: " + excerpt(e.what(), 200));
-  }
+  OJson body = parse_ordered_json(req.body);
   if (!body.is_object()) throw HttpError(400, "the request body must be a JSON object");
   return body;
 }
@@ -772,14 +849,32 @@ Embeddings embed_texts(Context& ctx, const store::ModelInfo& info, const sample:
                               ? std::min<int64_t>(options.num_ctx, runner.options().num_ctx)
                               : runner.options().num_ctx;
 
-  std::vector<std::shared_ptr<runner::Sequence>> sequences;
-  std::vector<size_t> lengths;
+  // The inputs go to the runner a window at a time and the results are taken in order: a
+  // request of many inputs waits for slots as any other does instead of filling the queue (and
+  // refusing itself and others with 503). The window keeps every slot busy and the next inputs
+  // ready; when others' requests fill the queue meanwhile, this one waits for its own oldest to
+  // finish; only a queue full before any of its inputs is in it answers 503.
+  const size_t window = 2 * static_cast<size_t>(std::max(1, runner.options().num_parallel));
+  std::deque<std::shared_ptr<runner::Sequence>> sequences;
   struct CancelAll {
-    std::vector<std::shared_ptr<runner::Sequence>>& s;
+    std::deque<std::shared_ptr<runner::Sequence>>& s;
     ~CancelAll() {
       for (auto& q : s) q->cancel();
     }
   } cancel_all{sequences};
+  const auto take_oldest = [&] {
+    const runner::SequenceResult& r = sequences.front()->result();
+    std::vector<float> v = r.embedding;
+    if (dimensions > 0 && static_cast<size_t>(dimensions) < v.size()) {
+      v.resize(static_cast<size_t>(dimensions));
+      double sum = 0;
+      for (const float x : v) sum += double(x) * x;
+      const float scale = static_cast<float>(1.0 / std::max(std::sqrt(sum), 1e-12));
+      for (float& x : v) x *= scale;
+    }
+    out.vectors.push_back(std::move(v));
+    sequences.pop_front();
+  };
   for (const std::string& text : inputs) {
     runner::SequenceRequest r;
     r.prompt = tokenize_prompt(runner.tokenizer(), text);
@@ -790,29 +885,21 @@ Embeddings embed_texts(Context& ctx, const store::ModelInfo& info, const sample:
     }
     r.options = options;
     r.embed = true;
-    lengths.push_back(r.prompt.size());
-    try {
-      sequences.push_back(runner.submit(std::move(r)));
-    } catch (const runner::QueueFullError& e) {
-      throw HttpError(503, e.what());
-    } catch (const std::invalid_argument& e) {
-      throw HttpError(400, e.what());
+    out.prompt_tokens += static_cast<int>(r.prompt.size());
+    if (sequences.size() >= window) take_oldest();
+    for (;;) {
+      try {
+        sequences.push_back(runner.submit(r));
+        break;
+      } catch (const runner::QueueFullError& e) {
+        if (sequences.empty()) throw HttpError(503, e.what());
+        take_oldest();
+      } catch (const std::invalid_argument& e) {
+        throw HttpError(400, e.what());
+      }
     }
   }
-  for (auto& s : sequences) {
-    const runner::SequenceResult& r = s->result();
-    std::vector<float> v = r.embedding;
-    if (dimensions > 0 && static_cast<size_t>(dimensions) < v.size()) {
-      v.resize(static_cast<size_t>(dimensions));
-      double sum = 0;
-      for (const float x : v) sum += double(x) * x;
-      const float scale = static_cast<float>(1.0 / std::max(std::sqrt(sum), 1e-12));
-      for (float& x : v) x *= scale;
-    }
-    out.vectors.push_back(std::move(v));
-    out.prompt_tokens += static_cast<int>(lengths[out.vectors.size() - 1]);
-  }
-  sequences.clear();
+  while (!sequences.empty()) take_oldest();
   out.total_duration = Clock::now() - start;
   return out;
 }
@@ -850,6 +937,7 @@ void stream_response(httplib::Response& res, const char* content_type,
 int error_status(const std::exception& e) {
   if (const auto* h = dynamic_cast<const HttpError*>(&e)) return h->status;
   if (dynamic_cast<const runner::QueueFullError*>(&e)) return 503;
+  if (dynamic_cast<const runner::InsufficientMemoryError*>(&e)) return 507;
   if (dynamic_cast<const std::invalid_argument*>(&e)) return 400;
   if (dynamic_cast<const nlohmann::json::exception*>(&e)) return 400;  // a field of a wrong type
   return 500;

@@ -95,6 +95,9 @@ int error_status(std::exception_ptr error, std::string* message) {
   } catch (const runner::QueueFullError& e) {
     status = 503;
     what = e.what();
+  } catch (const runner::InsufficientMemoryError& e) {
+    status = 507;
+    what = e.what();
   } catch (const nlohmann::json::exception& e) {
     // A field of the wrong type (get<std::string>() on a number, ...).
     status = 400;

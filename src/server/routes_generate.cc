@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -86,7 +87,16 @@ void handle_generate(Context& ctx, const httplib::Request& req, httplib::Respons
     if (!body["context"].is_array()) throw HttpError(400, "context must be an array of tokens");
     for (const auto& t : body["context"]) {
       if (!t.is_number_integer()) throw HttpError(400, "context must be an array of tokens");
-      context.push_back(t.get<int32_t>());
+      // Read wide: get<int32_t> would wrap 2^32 + 403 to 403. Ids outside the vocabulary are
+      // refused when the runner takes the prompt.
+      const bool fits = t.is_number_unsigned()
+                            ? t.get<uint64_t>() <= static_cast<uint64_t>(INT32_MAX)
+                            : t.get<int64_t>() >= 0 && t.get<int64_t>() <= INT32_MAX;
+      if (!fits) {
+        throw HttpError(400, "context[" + std::to_string(context.size()) +
+                                 "] = " + t.dump().substr(0, 24) + " is not a token id");
+      }
+      context.push_back(static_cast<int32_t>(t.get<int64_t>()));
     }
   }
 

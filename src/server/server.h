@@ -2,8 +2,8 @@
 // model store. cpp-httplib serves each connection on its own thread; handlers parse and validate
 // the request, hand generation to the model's Runner (which batches all sequences of a model) and
 // stream its pieces back. Every handler turns an exception into {"error": "..."} with a status
-// (400 bad request, 404 unknown model, 413 body too large, 500, 503 queue full) and the server
-// keeps serving.
+// (400 bad request, 404 unknown model, 413 body too large, 500, 503 queue full, 507 a model that
+// does not fit in memory) and the server keeps serving.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -316,11 +318,40 @@ TEST(Runner, RejectsBadRequestsAndAFullQueue) {
   EXPECT_THROW(runner.submit(request({}, greedy(1))), std::invalid_argument);
   EXPECT_THROW(runner.submit(request({1, 512}, greedy(1))), std::invalid_argument);
   EXPECT_THROW(runner.submit(request({1, -1}, greedy(1))), std::invalid_argument);
+  // A request a free slot takes does not wait; one more than the slots and the queue does.
   runner.set_max_queue(0);
+  auto busy = runner.submit(request({1}, greedy(-1)));
+  Piece piece;
+  ASSERT_TRUE(busy->next(piece));
   EXPECT_THROW(runner.submit(request({1}, greedy(1))), QueueFullError);
+  busy->cancel();
+  EXPECT_EQ(busy->result().stats.done_reason, "cancel");
   runner.set_max_queue(8);
   EXPECT_EQ(collect(*runner.submit(request({1}, greedy(3)))).result.stats.eval_count, 3);
   EXPECT_EQ(runner.active(), 0u);
+}
+
+TEST(Runner, ABurstOfSlotsPlusQueueRequestsIsAllAccepted) {
+  // The worker is held at its first forward pass: whether or not it has admitted any request
+  // yet, 4 slots and a queue of 4 take 8 requests and refuse the 9th.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool go = false;
+  Runner runner(stories_path(),
+                {.num_parallel = 4, .n_threads = 1, .on_batch = [&](const model::Batch&) {
+                   std::unique_lock lock(mu);
+                   cv.wait(lock, [&] { return go; });
+                 }});
+  runner.set_max_queue(4);
+  std::vector<std::shared_ptr<Sequence>> burst;
+  for (int i = 0; i < 8; ++i) burst.push_back(runner.submit(request({1}, greedy(5))));
+  EXPECT_THROW(runner.submit(request({1}, greedy(5))), QueueFullError);
+  {
+    std::lock_guard lock(mu);
+    go = true;
+  }
+  cv.notify_all();
+  for (auto& s : burst) EXPECT_EQ(collect(*s).result.stats.eval_count, 5);
 }
 
 TEST(Runner, StopStringEndsTheTextBeforeIt) {

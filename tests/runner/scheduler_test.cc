@@ -4,9 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
+#include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "store/temp_store.h"
 #include "testdata.h"
@@ -75,7 +80,9 @@ TEST(SchedulerOptionsFromEnv, ReadsTheVariablesAndNamesABadOne) {
   setenv("CORRAL_NUM_PARALLEL", "8", 1);
   setenv("CORRAL_MAX_QUEUE", "16", 1);
   setenv("CORRAL_CONTEXT_LENGTH", "8192", 1);
+  setenv("CORRAL_MAX_MEMORY", "1.5G", 1);
   SchedulerOptions o = scheduler_options_from_env();
+  EXPECT_EQ(o.max_memory, uint64_t{3} << 29);
   EXPECT_EQ(o.keep_alive, minutes(10));
   EXPECT_EQ(o.max_loaded, 2);
   EXPECT_EQ(o.num_parallel, 8);
@@ -88,13 +95,39 @@ TEST(SchedulerOptionsFromEnv, ReadsTheVariablesAndNamesABadOne) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("CORRAL_NUM_PARALLEL"), std::string::npos);
   }
+  setenv("CORRAL_NUM_PARALLEL", "8", 1);
+  setenv("CORRAL_MAX_MEMORY", "lots", 1);
+  EXPECT_THROW(scheduler_options_from_env(), std::invalid_argument);
   for (const char* v : {"CORRAL_KEEP_ALIVE", "CORRAL_MAX_LOADED_MODELS", "CORRAL_NUM_PARALLEL",
-                        "CORRAL_MAX_QUEUE", "CORRAL_CONTEXT_LENGTH"}) {
+                        "CORRAL_MAX_QUEUE", "CORRAL_CONTEXT_LENGTH", "CORRAL_MAX_MEMORY"}) {
     unsetenv(v);
   }
   o = scheduler_options_from_env();
   EXPECT_EQ(o.keep_alive, minutes(5));
   EXPECT_EQ(o.num_parallel, 4);
+  EXPECT_EQ(o.max_memory, 0u);
+}
+
+TEST(ParseBytes, ReadsNumbersWithBinarySuffixes) {
+  EXPECT_EQ(parse_bytes("1000000"), 1000000u);
+  EXPECT_EQ(parse_bytes("16G"), uint64_t{16} << 30);
+  EXPECT_EQ(parse_bytes("16GB"), uint64_t{16} << 30);
+  EXPECT_EQ(parse_bytes("16 GiB"), uint64_t{16} << 30);
+  EXPECT_EQ(parse_bytes("512m"), uint64_t{512} << 20);
+  EXPECT_EQ(parse_bytes("4k"), 4096u);
+  EXPECT_EQ(parse_bytes("1.5G"), uint64_t{3} << 29);
+  EXPECT_EQ(parse_bytes("2T"), uint64_t{2} << 40);
+  for (const char* bad : {"", "G", "-1G", "12X", "1e9", "lots", "99999999999T"}) {
+    EXPECT_FALSE(parse_bytes(bad)) << bad;
+  }
+  EXPECT_EQ(human_bytes(17'179'869'184), "17.2 GB");
+  EXPECT_EQ(human_bytes(999), "999 B");
+}
+
+TEST(AvailableSystemMemory, ReadsMemAvailable) {
+  const auto bytes = available_system_memory();
+  ASSERT_TRUE(bytes);  // Linux: /proc/meminfo
+  EXPECT_GT(*bytes, 0u);
 }
 
 TEST(Scheduler, LoadsOnFirstUseAndSharesTheInstance) {
@@ -237,6 +270,130 @@ TEST(Scheduler, LoadErrorsReachTheCallerAndLeaveNothingLoaded) {
   EXPECT_TRUE(s.running().empty());
   Lease a = s.acquire(stories(), {});
   EXPECT_EQ(s.running().size(), 1u);
+}
+
+// What a load of stories with the small() options needs, from an unconstrained load.
+MemoryNeeds stories_needs() {
+  Scheduler s(small());
+  sample::Options o;
+  o.num_ctx = 512;
+  Lease a = s.acquire(stories(), o);
+  return a->runner->memory_needs();
+}
+
+// Scheduler options whose available memory is what *available says, and whose log lines go to
+// *log.
+SchedulerOptions with_memory(std::shared_ptr<std::atomic<uint64_t>> available,
+                             std::shared_ptr<std::vector<std::string>> log) {
+  SchedulerOptions o = small();
+  o.min_num_ctx = 256;
+  o.available_memory = [available]() -> std::optional<uint64_t> { return available->load(); };
+  o.log = [log](const std::string& line) { log->push_back(line); };
+  return o;
+}
+
+TEST(SchedulerMemory, AContextThatDoesNotFitIsLoweredToWhatFits) {
+  const MemoryNeeds needs = stories_needs();
+  EXPECT_EQ(needs.num_ctx, 512);
+  EXPECT_EQ(needs.num_parallel, 2);
+  EXPECT_LT(needs.bytes(256), needs.bytes(512));
+  auto available = std::make_shared<std::atomic<uint64_t>>(needs.bytes(512) - 1);
+  auto log = std::make_shared<std::vector<std::string>>();
+  Scheduler s(with_memory(available, log));
+  sample::Options o;
+  o.num_ctx = 1'000'000'000;
+  Lease a = s.acquire(stories(), o);
+  EXPECT_EQ(a->runner->options().num_ctx, 256);
+  EXPECT_EQ(a->runner->memory_bytes(), needs.bytes(256));
+  auto ps = s.running();
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0].context_length, 256);
+  ASSERT_EQ(log->size(), 1u);
+  EXPECT_NE(log->front().find("num_ctx lowered to 256"), std::string::npos) << log->front();
+  EXPECT_NE(log->front().find("512-token context"), std::string::npos) << log->front();
+  // The same request again is served by the lowered instance rather than reloading it.
+  Lease b = s.acquire(stories(), o);
+  EXPECT_EQ(b->runner.get(), a->runner.get());
+  EXPECT_EQ(log->size(), 1u);
+  // And it generates.
+  runner::SequenceRequest r;
+  r.prompt = {1};
+  r.options.temperature = 0;
+  r.options.num_predict = 3;
+  EXPECT_EQ(b->runner->submit(r)->result().stats.eval_count, 3);
+}
+
+TEST(SchedulerMemory, AModelThatDoesNotFitEvenWithTheSmallestContextIsRefused) {
+  const MemoryNeeds needs = stories_needs();
+  auto available = std::make_shared<std::atomic<uint64_t>>(needs.bytes(256) - 1);
+  auto log = std::make_shared<std::vector<std::string>>();
+  Scheduler s(with_memory(available, log));
+  sample::Options o;
+  o.num_ctx = 1'000'000'000;
+  try {
+    s.acquire(stories(), o);
+    ADD_FAILURE() << "no error";
+  } catch (const InsufficientMemoryError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("stories:latest needs " + human_bytes(needs.bytes(512)) +
+                        " for a 512-token context"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find(human_bytes(needs.bytes(256) - 1) + " is available"), std::string::npos)
+        << what;
+    EXPECT_NE(what.find("256-token context needs"), std::string::npos) << what;
+  }
+  EXPECT_TRUE(s.running().empty());
+  // Once memory is there, a normal request loads.
+  available->store(needs.bytes(512));
+  Lease a = s.acquire(stories(), sample::Options{});
+  EXPECT_EQ(a->runner->options().num_ctx, 256);
+}
+
+TEST(SchedulerMemory, MaxMemoryUnloadsIdleModelsToMakeRoom) {
+  const MemoryNeeds needs = stories_needs();
+  auto available = std::make_shared<std::atomic<uint64_t>>(uint64_t{1} << 40);
+  auto log = std::make_shared<std::vector<std::string>>();
+  SchedulerOptions o = with_memory(available, log);
+  // Room for one stories at 256 cells (the f16 file is smaller than the f32 one).
+  o.max_memory = needs.bytes(256) + needs.bytes(256) / 4;
+  Scheduler s(o);
+  { Lease a = s.acquire(stories(), {}); }
+  { Lease b = s.acquire(stories_f16(), {}); }
+  auto ps = s.running();
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0].name, "stories16:latest");
+  ASSERT_FALSE(log->empty());
+  EXPECT_NE(log->front().find("unloading stories:latest"), std::string::npos) << log->front();
+  // One in use is not unloaded: the next load gets what is left, here too little.
+  Lease b = s.acquire(stories_f16(), {});
+  EXPECT_THROW(s.acquire(stories(), {}), InsufficientMemoryError);
+  EXPECT_EQ(s.running().size(), 1u);
+}
+
+TEST(SchedulerLimits, HugeNumThreadAndNumBatchAreLoweredAndTheModelAnswers) {
+  Scheduler s(small());
+  sample::Options o;
+  o.num_thread = 100000;
+  o.num_batch = std::numeric_limits<int>::max();
+  Lease a = s.acquire(stories(), o);
+  EXPECT_LE(a->runner->options().n_threads,
+            static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  EXPECT_EQ(a->runner->options().num_batch, kMaxNumBatch);
+  runner::SequenceRequest r;
+  r.prompt = {1, 403, 407, 261, 378};
+  r.options = o;
+  r.options.temperature = 0;
+  r.options.num_predict = 8;
+  EXPECT_EQ(a->runner->submit(r)->result().stats.eval_count, 8);
+  // Zero and negative ones take the defaults.
+  o.num_thread = -5;
+  o.num_batch = -1;
+  a = Lease();
+  s.unload(stories().gguf.string());
+  Lease b = s.acquire(stories(), o);
+  EXPECT_EQ(b->runner->options().num_batch, sample::Options{}.num_batch);
+  EXPECT_EQ(b->runner->options().n_threads, 1);
 }
 
 }  // namespace

@@ -51,6 +51,27 @@ TEST(GenerationFields, RequestOptionsLayerOverModelParametersAndSkipUnknownKeys)
   EXPECT_EQ(status_of([&] { request_options(info, json::array()); }), 400);
 }
 
+TEST(GenerationFields, OrderedJsonKeepsKeyOrderAndIsLinearInKeys) {
+  const json j = parse_ordered_json(
+      R"({"z": 1, "a": [true, null, {"y": 2.5, "b": "s"}], "m": {}, "z": 3, "u": 18446744073709551615})");
+  EXPECT_EQ(j.dump(),
+            R"({"z":3,"a":[true,null,{"y":2.5,"b":"s"}],"m":{},"u":18446744073709551615})");
+  EXPECT_EQ(parse_ordered_json("[1, -2, \"x\"]").dump(), R"([1,-2,"x"])");
+  EXPECT_EQ(parse_ordered_json("7"), 7);
+  for (const char* bad : {"", "{", "{\"a\" 1}", "[1,]", "{\"a\": 1} x", "nul"}) {
+    EXPECT_EQ(status_of([&] { parse_ordered_json(bad); }), 400) << bad;
+  }
+  // 100,000 keys in one object: quadratic insertion took minutes; this is a fraction of a second.
+  std::string text = "{";
+  for (int i = 0; i < 100000; ++i) text += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":0";
+  text += "}";
+  const auto t0 = std::chrono::steady_clock::now();
+  const json big = parse_ordered_json(text);
+  EXPECT_EQ(big.size(), 100000u);
+  EXPECT_EQ(big.begin().key(), "k0");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+}
+
 TEST(GenerationFields, FormatOtherThanJsonOrSchemaIsRejected) {
   EXPECT_EQ(format_grammar(json()), nullptr);
   EXPECT_EQ(format_grammar(""), nullptr);
