@@ -102,9 +102,11 @@ tmpl::Json normalize_messages(const OJson& messages, const std::string& model_na
 
 // Renders `input`; when truncate and the prompt's tokens exceed num_ctx, drops the oldest
 // messages (system messages stay, the last message always stays) until it fits, as Ollama's
-// chatPrompt does.
+// chatPrompt does. Each rendering is held to `limits`; the number of renderings grows with the
+// logarithm of the conversation's length.
 std::string render_chat(const tmpl::PromptTemplate& t, tmpl::ChatInput input,
-                        const tokenizer::Tokenizer& tokenizer, int64_t num_ctx, bool truncate);
+                        const tokenizer::Tokenizer& tokenizer, int64_t num_ctx, bool truncate,
+                        const tmpl::Limits& limits = {});
 
 // Thinking: which tags a template puts around an assistant's thinking, when it has any.
 struct ThinkTags {
@@ -201,6 +203,9 @@ class Generation {
   const store::ModelInfo& info() const { return info_; }
   const std::string& model() const { return model_; }
   int64_t num_ctx() const;
+  // What rendering this request's prompt may cost: the server's template limits, cancelled when
+  // the server stops.
+  tmpl::Limits template_limits() const;
 
   // Starts generating. HttpError 400 for a prompt the runner rejects, 503 when its queue is full.
   void submit(runner::SequenceRequest request, OutputParser parser);

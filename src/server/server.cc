@@ -24,6 +24,16 @@ const char* env(const char* name) {
   return v && *v ? v : nullptr;
 }
 
+uint64_t positive_integer(const char* name, const char* v, const char* unit) {
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(v, &end, 10);
+  if (end == v || *end != '\0' || n == 0 || v[0] == '-') {
+    throw std::invalid_argument(std::string(name) + "=" + v + ": expected a positive number of " +
+                                unit);
+  }
+  return n;
+}
+
 // Whether httplib reads a body for this request (its expect_content rule).
 bool has_body(const httplib::Request& req) {
   if (req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
@@ -129,13 +139,23 @@ ServerOptions server_options_from_env() {
   }
   if (const char* v = env("CORRAL_API_KEY")) o.api_key = v;
   if (const char* v = env("CORRAL_MAX_BODY_SIZE")) {
+    o.max_body_bytes = static_cast<size_t>(positive_integer("CORRAL_MAX_BODY_SIZE", v, "bytes"));
+  }
+  if (const char* v = env("CORRAL_TEMPLATE_MAX_OUTPUT")) {
+    o.template_limits.max_output_bytes =
+        static_cast<size_t>(positive_integer("CORRAL_TEMPLATE_MAX_OUTPUT", v, "bytes"));
+  }
+  if (const char* v = env("CORRAL_TEMPLATE_MAX_STEPS")) {
+    o.template_limits.max_steps = positive_integer("CORRAL_TEMPLATE_MAX_STEPS", v, "steps");
+  }
+  if (const char* v = env("CORRAL_TEMPLATE_TIMEOUT")) {
     char* end = nullptr;
-    const unsigned long long n = std::strtoull(v, &end, 10);
-    if (end == v || *end != '\0' || n == 0) {
-      throw std::invalid_argument(std::string("CORRAL_MAX_BODY_SIZE=") + v +
-                                  ": expected a positive number of bytes");
+    const double s = std::strtod(v, &end);
+    if (end == v || *end != '\0' || !(s >= 0) || s > 1e6) {
+      throw std::invalid_argument(std::string("CORRAL_TEMPLATE_TIMEOUT=") + v +
+                                  ": expected seconds (0 for no limit)");
     }
-    o.max_body_bytes = static_cast<size_t>(n);
+    o.template_limits.max_duration = std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
   }
   o.models = store::Store::default_root();
   o.scheduler = runner::scheduler_options_from_env();

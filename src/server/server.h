@@ -20,6 +20,7 @@
 
 #include "runner/scheduler.h"
 #include "store/store.h"
+#include "template/limits.h"
 
 namespace httplib {
 class Server;
@@ -37,9 +38,14 @@ struct ServerOptions {
   size_t max_body_bytes = size_t{32} << 20;  // larger bodies get 413 (blobs are streamed)
   std::filesystem::path models;              // the store root (CORRAL_MODELS)
   runner::SchedulerOptions scheduler;
+  // What rendering one prompt may cost (every request's template and messages are client input):
+  // CORRAL_TEMPLATE_MAX_OUTPUT (bytes), CORRAL_TEMPLATE_MAX_STEPS, CORRAL_TEMPLATE_TIMEOUT
+  // (seconds, 0 for none). Defaults in template/limits.h.
+  tmpl::Limits template_limits;
 };
 
-// CORRAL_HOST, CORRAL_ORIGINS, CORRAL_API_KEY, CORRAL_MODELS and the scheduler's variables.
+// CORRAL_HOST, CORRAL_ORIGINS, CORRAL_API_KEY, CORRAL_MODELS, the template limits and the
+// scheduler's variables.
 // Throws naming a variable with a bad value.
 ServerOptions server_options_from_env();
 
