@@ -223,16 +223,29 @@ std::string render_chat(const tmpl::PromptTemplate& t, tmpl::ChatInput input,
                         const tokenizer::Tokenizer& tokenizer, int64_t num_ctx, bool truncate,
                         const tmpl::Limits& limits) {
   const tmpl::ParsedPrompt parsed(t);
-  if (!truncate || input.messages.size() <= 1) return parsed.render(input, limits);
+  // Checked before each rendering (which polls it too, every few thousand steps).
+  auto check_cancelled = [&] {
+    if (limits.cancelled && limits.cancelled()) throw HttpError(400, "the request was cancelled");
+  };
+  auto fits = [&](const std::string& prompt) {
+    return static_cast<int64_t>(tokenize_prompt(tokenizer, prompt).size()) <= num_ctx;
+  };
+  check_cancelled();
+  std::string prompt = parsed.render(input, limits);
+  if (!truncate || input.messages.size() <= 1 || fits(prompt)) return prompt;
+
+  // Ollama keeps the most recent messages that fit, dropping the oldest, and always keeps the last
+  // one. Trying every start in turn costs a rendering and a tokenization of the rest for each
+  // message dropped, quadratic in the conversation; a prompt that fits still fits with fewer
+  // messages, so the first start that fits is found by galloping back from the last message and
+  // then bisecting, in O(log n) renderings no longer than twice the part that is kept.
   const tmpl::Json all = std::move(input.messages);
   std::vector<size_t> system;  // indices of the system messages, which are never dropped
   for (size_t j = 0; j < all.size(); ++j)
     if (all[j].value("role", "") == "system") system.push_back(j);
-
-  // The prompt without the messages before `start` (the system messages among them stay), when
-  // its tokens fit num_ctx.
+  // The prompt without the messages before `start` (the system messages among them stay).
   auto render_from = [&](size_t start) {
-    if (limits.cancelled && limits.cancelled()) throw HttpError(400, "the request was cancelled");
+    check_cancelled();
     tmpl::Json msgs = tmpl::Json::array();
     for (size_t j : system) {
       if (j >= start) break;
@@ -242,17 +255,6 @@ std::string render_chat(const tmpl::PromptTemplate& t, tmpl::ChatInput input,
     input.messages = std::move(msgs);
     return parsed.render(input, limits);
   };
-  auto fits = [&](const std::string& prompt) {
-    return static_cast<int64_t>(tokenize_prompt(tokenizer, prompt).size()) <= num_ctx;
-  };
-
-  // Ollama keeps the most recent messages that fit, dropping the oldest, and always keeps the last
-  // one. Trying every start in turn costs a rendering and a tokenization of the rest for each
-  // message dropped, quadratic in the conversation; a prompt that fits still fits with fewer
-  // messages, so the first start that fits is found by galloping back from the last message and
-  // then bisecting, in O(log n) renderings no longer than twice the part that is kept.
-  std::string prompt = render_from(0);
-  if (fits(prompt)) return prompt;
   const size_t last = all.size() - 1;
   size_t bad = 0;  // the latest start known not to fit
   size_t good = last;
