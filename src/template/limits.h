@@ -29,8 +29,9 @@ struct Limits {
   // under a second.
   std::chrono::milliseconds max_duration{10'000};
   // Run-time nesting: template and macro calls, blocks and expressions being evaluated together
-  // (the parsers take no deeper source than this). Each level is a few C++ frames, so this stays
-  // far from the bottom of even a 512 KiB thread stack (tests/template/limits_test.cc).
+  // (the parsers take source nested up to 256 levels). Each level is a few C++ frames, so 256
+  // stays far from the bottom of even a 512 KiB thread stack (tests/template/limits_test.cc); the
+  // server does not make it configurable for that reason.
   int max_depth = 256;
   // Polled every kPollSteps steps (with the clock); returning true stops the rendering, for a
   // request whose client has gone away.
