@@ -298,23 +298,66 @@ tmpl::Json normalize_messages(const OJson& messages, const std::string& model_na
 }
 
 std::string render_chat(const tmpl::PromptTemplate& t, tmpl::ChatInput input,
-                        const tokenizer::Tokenizer& tokenizer, int64_t num_ctx, bool truncate) {
-  const tmpl::Json all = input.messages;
-  if (!truncate || all.size() <= 1) return tmpl::render_prompt(t, input);
-  // Drop messages from the front, keeping the system messages among them, until the prompt
-  // fits; the last message is always kept.
-  for (size_t start = 0; start < all.size(); ++start) {
+                        const tokenizer::Tokenizer& tokenizer, int64_t num_ctx, bool truncate,
+                        const tmpl::Limits& limits) {
+  const tmpl::ParsedPrompt parsed(t);
+  // Checked before each rendering (which polls it too, every few thousand steps).
+  auto check_cancelled = [&] {
+    if (limits.cancelled && limits.cancelled()) throw HttpError(400, "the request was cancelled");
+  };
+  auto fits = [&](const std::string& prompt) {
+    return static_cast<int64_t>(tokenize_prompt(tokenizer, prompt).size()) <= num_ctx;
+  };
+  check_cancelled();
+  std::string prompt = parsed.render(input, limits);
+  if (!truncate || input.messages.size() <= 1 || fits(prompt)) return prompt;
+
+  // Ollama keeps the most recent messages that fit, dropping the oldest, and always keeps the last
+  // one. Trying every start in turn costs a rendering and a tokenization of the rest for each
+  // message dropped, quadratic in the conversation; a prompt that fits still fits with fewer
+  // messages, so the first start that fits is found by galloping back from the last message and
+  // then bisecting, in O(log n) renderings no longer than twice the part that is kept.
+  const tmpl::Json all = std::move(input.messages);
+  std::vector<size_t> system;  // indices of the system messages, which are never dropped
+  for (size_t j = 0; j < all.size(); ++j)
+    if (all[j].value("role", "") == "system") system.push_back(j);
+  // The prompt without the messages before `start` (the system messages among them stay).
+  auto render_from = [&](size_t start) {
+    check_cancelled();
     tmpl::Json msgs = tmpl::Json::array();
-    for (size_t j = 0; j < start; ++j)
-      if (all[j].value("role", "") == "system") msgs.push_back(all[j]);
+    for (size_t j : system) {
+      if (j >= start) break;
+      msgs.push_back(all[j]);
+    }
     for (size_t j = start; j < all.size(); ++j) msgs.push_back(all[j]);
     input.messages = std::move(msgs);
-    std::string prompt = tmpl::render_prompt(t, input);
-    if (start + 1 == all.size() ||
-        static_cast<int64_t>(tokenize_prompt(tokenizer, prompt).size()) <= num_ctx)
-      return prompt;
+    return parsed.render(input, limits);
+  };
+  const size_t last = all.size() - 1;
+  size_t bad = 0;  // the latest start known not to fit
+  size_t good = last;
+  std::optional<std::string> good_prompt;  // the prompt from `good`, once rendered
+  for (size_t back = 1; back < last; back *= 2) {
+    const size_t start = last - back;
+    prompt = render_from(start);
+    if (!fits(prompt)) {
+      bad = start;
+      break;
+    }
+    good = start;
+    good_prompt = std::move(prompt);
   }
-  return tmpl::render_prompt(t, input);
+  while (good - bad > 1) {
+    const size_t start = bad + (good - bad) / 2;
+    prompt = render_from(start);
+    if (fits(prompt)) {
+      good = start;
+      good_prompt = std::move(prompt);
+    } else {
+      bad = start;
+    }
+  }
+  return good_prompt ? std::move(*good_prompt) : render_from(last);
 }
 
 std::optional<ThinkTags> thinking_tags(const tmpl::PromptTemplate& t) {
@@ -645,7 +688,14 @@ OJson ollama_tool_call(const tmpl::ToolCall& call, size_t index) {
 // ---- Running a request ----------------------------------------------------------------------
 
 Generation::Generation(Context& ctx, std::string request_model, store::ModelInfo info)
-    : ctx_(ctx), model_(std::move(request_model)), info_(std::move(info)), start_(Clock::now()) {}
+    : ctx_(ctx), model_(std::move(request_model)), info_(std::move(info)), start_(Clock::now()) {
+  // Created on the request's thread: the socket is this request's.
+  watch_ = ctx_.disconnects.watch_current([client = client_] {
+    client->gone = true;
+    std::lock_guard lock(client->mu);
+    if (client->sequence) client->sequence->cancel();
+  });
+}
 
 Generation::~Generation() {
   if (sequence_ && !finished_) sequence_->cancel();
@@ -663,6 +713,13 @@ int64_t Generation::num_ctx() const {
   // A loaded instance with a larger context serves a request for a smaller one; the prompt is
   // still cut to what the request asked for, as Ollama does.
   return requested_ctx_ > 0 ? std::min<int64_t>(requested_ctx_, loaded) : loaded;
+}
+
+tmpl::Limits Generation::template_limits() const {
+  tmpl::Limits limits = ctx_.options.template_limits;
+  const std::atomic<bool>* stopping = &ctx_.stopping;
+  limits.cancelled = [stopping, client = client_] { return stopping->load() || client->gone; };
+  return limits;
 }
 
 void Generation::submit_chat(const PreparedChat& chat, const sample::Options& options,
@@ -685,7 +742,9 @@ void Generation::submit(runner::SequenceRequest request, OutputParser parser) {
     throw HttpError(400, e.what());
   }
   parser_.emplace(std::move(parser));
-  watch_ = ctx_.disconnects.watch_current([sequence = sequence_] { sequence->cancel(); });
+  std::lock_guard lock(client_->mu);
+  client_->sequence = sequence_;
+  if (client_->gone) sequence_->cancel();
 }
 
 bool Generation::next(Delta& out) {
@@ -753,11 +812,15 @@ PreparedChat prepare_chat(const Generation& g, ChatSpec spec) {
   input.think_level = spec.think.level;
   tmpl::add_special_tokens(runner.tokenizer().vocab(), input.context);
   try {
-    out.prompt = render_chat(t, std::move(input), runner.tokenizer(), g.num_ctx(), spec.truncate);
+    out.prompt = render_chat(t, std::move(input), runner.tokenizer(), g.num_ctx(), spec.truncate,
+                             g.template_limits());
   } catch (const HttpError&) {
     throw;
   } catch (const std::exception& e) {
-    throw HttpError(500, std::string("rendering the prompt: ") + e.what());
+    // A rendering stopped by its limits was asked for too much (a conversation beyond them); a
+    // failure of the model's own template is the server's.
+    throw HttpError(tmpl::is_limit_error(e) ? 400 : 500,
+                    std::string("rendering the prompt: ") + e.what());
   }
   out.tokens = tokenize_prompt(runner.tokenizer(), out.prompt);
 
@@ -799,7 +862,8 @@ PreparedGenerate prepare_generate(const Generation& g, GenerateSpec spec) {
       if (!spec.suffix.empty()) {
         if (t.syntax != tmpl::Syntax::kGo || t.text.find(".Suffix") == std::string::npos)
           throw HttpError(400, "\"" + g.model() + "\" does not support insert");
-        text = tmpl::render_ollama(tmpl::parse_ollama(t.text), input, {spec.prompt, spec.suffix});
+        text = tmpl::render_ollama(tmpl::parse_ollama(t.text), input,
+                                   {spec.prompt, spec.suffix, g.template_limits()});
       } else {
         const std::string sys = !spec.system.empty() ? spec.system : g.info().system.value_or("");
         if (!sys.empty()) input.messages.push_back({{"role", "system"}, {"content", sys}});
@@ -807,14 +871,18 @@ PreparedGenerate prepare_generate(const Generation& g, GenerateSpec spec) {
           for (const auto& m : g.info().messages) input.messages.push_back(m);
         input.messages.push_back({{"role", "user"}, {"content", spec.prompt}});
         if (spec.template_override.empty())
-          text = render_chat(t, std::move(input), runner.tokenizer(), g.num_ctx(), spec.truncate);
+          text = render_chat(t, std::move(input), runner.tokenizer(), g.num_ctx(), spec.truncate,
+                             g.template_limits());
         else
-          text = tmpl::render_prompt(t, input);
+          text = tmpl::render_prompt(t, input, g.template_limits());
       }
     } catch (const HttpError&) {
       throw;
     } catch (const std::exception& e) {
-      throw HttpError(500, std::string("rendering the prompt: ") + e.what());
+      // The request's own template, and any rendering stopped by its limits, are the client's
+      // error; a failure of the model's template is the server's.
+      const bool client = !spec.template_override.empty() || tmpl::is_limit_error(e);
+      throw HttpError(client ? 400 : 500, std::string("rendering the prompt: ") + e.what());
     }
   }
   out.prompt = text;

@@ -7,10 +7,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -107,9 +109,11 @@ tmpl::Json normalize_messages(const OJson& messages, const std::string& model_na
 
 // Renders `input`; when truncate and the prompt's tokens exceed num_ctx, drops the oldest
 // messages (system messages stay, the last message always stays) until it fits, as Ollama's
-// chatPrompt does.
+// chatPrompt does. Each rendering is held to `limits`; the number of renderings grows with the
+// logarithm of the conversation's length.
 std::string render_chat(const tmpl::PromptTemplate& t, tmpl::ChatInput input,
-                        const tokenizer::Tokenizer& tokenizer, int64_t num_ctx, bool truncate);
+                        const tokenizer::Tokenizer& tokenizer, int64_t num_ctx, bool truncate,
+                        const tmpl::Limits& limits = {});
 
 // Thinking: which tags a template puts around an assistant's thinking, when it has any.
 struct ThinkTags {
@@ -206,6 +210,9 @@ class Generation {
   const store::ModelInfo& info() const { return info_; }
   const std::string& model() const { return model_; }
   int64_t num_ctx() const;
+  // What rendering this request's prompt may cost: the server's template limits, cancelled when
+  // the server stops or the request's client goes away.
+  tmpl::Limits template_limits() const;
 
   // Ollama's `shift`: when the context fills, drop old tokens and go on generating; without it
   // (the default) generation ends there with done_reason "length", so a request without
@@ -237,7 +244,14 @@ class Generation {
   std::optional<OutputParser> parser_;
   bool finished_ = false;
   bool shift_ = false;
-  DisconnectWatch::Handle watch_;  // destroyed before sequence_
+  // The client of the request: when it goes, rendering stops and the sequence is cancelled.
+  struct Client {
+    std::atomic<bool> gone{false};
+    std::mutex mu;
+    std::shared_ptr<runner::Sequence> sequence;  // once submitted
+  };
+  std::shared_ptr<Client> client_ = std::make_shared<Client>();
+  DisconnectWatch::Handle watch_;  // destroyed before sequence_ and client_
 };
 
 // A chat request as both APIs give it.

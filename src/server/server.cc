@@ -26,6 +26,16 @@ const char* env(const char* name) {
   return v && *v ? v : nullptr;
 }
 
+uint64_t positive_integer(const char* name, const char* v, const char* unit) {
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(v, &end, 10);
+  if (end == v || *end != '\0' || n == 0 || v[0] == '-') {
+    throw std::invalid_argument(std::string(name) + "=" + v + ": expected a positive number of " +
+                                unit);
+  }
+  return n;
+}
+
 // Whether httplib reads a body for this request (its expect_content rule).
 bool has_body(const httplib::Request& req) {
   if (req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
@@ -207,6 +217,22 @@ ServerOptions server_options_from_env() {
   size_t backlog = static_cast<size_t>(h.listen_backlog);
   count("CORRAL_LISTEN_BACKLOG", backlog, false);
   h.listen_backlog = static_cast<int>(std::min<size_t>(backlog, 1 << 20));
+  if (const char* v = env("CORRAL_TEMPLATE_MAX_OUTPUT")) {
+    o.template_limits.max_output_bytes =
+        static_cast<size_t>(positive_integer("CORRAL_TEMPLATE_MAX_OUTPUT", v, "bytes"));
+  }
+  if (const char* v = env("CORRAL_TEMPLATE_MAX_STEPS")) {
+    o.template_limits.max_steps = positive_integer("CORRAL_TEMPLATE_MAX_STEPS", v, "steps");
+  }
+  if (const char* v = env("CORRAL_TEMPLATE_TIMEOUT")) {
+    char* end = nullptr;
+    const double s = std::strtod(v, &end);
+    if (end == v || *end != '\0' || !(s >= 0) || s > 1e6) {
+      throw std::invalid_argument(std::string("CORRAL_TEMPLATE_TIMEOUT=") + v +
+                                  ": expected seconds (0 for no limit)");
+    }
+    o.template_limits.max_duration = std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+  }
   o.models = store::Store::default_root();
   o.scheduler = runner::scheduler_options_from_env();
   return o;

@@ -22,6 +22,7 @@
 #include "runner/scheduler.h"
 #include "server/disconnect.h"
 #include "store/store.h"
+#include "template/limits.h"
 
 namespace httplib {
 class Server;
@@ -65,10 +66,14 @@ struct ServerOptions {
   std::filesystem::path models;              // the store root (CORRAL_MODELS)
   HttpLimits http;
   runner::SchedulerOptions scheduler;
+  // What rendering one prompt may cost (every request's template and messages are client input):
+  // CORRAL_TEMPLATE_MAX_OUTPUT (bytes), CORRAL_TEMPLATE_MAX_STEPS, CORRAL_TEMPLATE_TIMEOUT
+  // (seconds, 0 for none). Defaults in template/limits.h.
+  tmpl::Limits template_limits;
 };
 
 // CORRAL_HOST, CORRAL_ORIGINS, CORRAL_API_KEY, CORRAL_MAX_BODY_SIZE, CORRAL_MODELS, the
-// connection limits of HttpLimits and the scheduler's variables.
+// connection limits of HttpLimits, the template limits and the scheduler's variables.
 // Throws naming a variable with a bad value.
 ServerOptions server_options_from_env();
 

@@ -42,7 +42,7 @@ std::string render_hf_chat(const jinja::Template& chat_template, const ChatInput
                 size_t n = std::strftime(buf, sizeof(buf), format->as_string().c_str(), &local);
                 return Value(std::string(buf, n));
               }));
-  return chat_template.render(context);
+  return chat_template.render(context, options.limits);
 }
 
 }  // namespace corral::tmpl

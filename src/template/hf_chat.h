@@ -14,6 +14,8 @@ namespace corral::tmpl {
 struct HfChatOptions {
   // The clock strftime_now reads (transformers: datetime.now(), local time); unset: now.
   std::optional<std::time_t> now;
+  // What the rendering may cost.
+  Limits limits;
 };
 
 // The template sees `messages`, `tools` and `documents` (None when not given, as transformers

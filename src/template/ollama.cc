@@ -27,6 +27,24 @@ std::string str_or_empty(const Json& j, const char* key) {
   return it->get<std::string>();
 }
 
+// The converters below recurse once per level of the request's JSON (tool-call arguments, tool
+// schemas), so its nesting is checked first, without recursion.
+constexpr int kMaxJsonDepth = 128;
+
+void check_json_depth(const Json& root) {
+  std::vector<std::pair<const Json*, int>> stack = {{&root, 0}};
+  while (!stack.empty()) {
+    const auto [j, depth] = stack.back();
+    stack.pop_back();
+    if (!j->is_structured()) continue;
+    if (depth >= kMaxJsonDepth) {
+      throw gotmpl::LimitError("template data nested more than " + std::to_string(kMaxJsonDepth) +
+                               " levels deep");
+    }
+    for (const Json& child : *j) stack.emplace_back(&child, depth + 1);
+  }
+}
+
 // A JSON value as Go's json.Unmarshal into `any` makes it: numbers become float64, objects
 // map[string]interface{} (sorted when ranged, printed or marshalled).
 Value any_value(const Json& j) {
@@ -645,6 +663,8 @@ gotmpl::Template parse_ollama(std::string_view text) {
 
 std::string render_ollama(const gotmpl::Template& t, const ChatInput& input,
                           const OllamaOptions& options) {
+  check_json_depth(input.messages);
+  check_json_depth(input.tools);
   std::vector<Message> msgs = parse_messages(input.messages);
   const std::string all_system = collate(msgs);
 
@@ -671,25 +691,28 @@ std::string render_ollama(const gotmpl::Template& t, const ChatInput& input,
   if (!options.prompt.empty() && !options.suffix.empty()) {
     return t.execute(with_think({{"Prompt", Value(options.prompt)},
                                  {"Suffix", Value(options.suffix)},
-                                 {"Response", Value("")}}));
+                                 {"Response", Value("")}}),
+                     options.limits);
   }
   const std::vector<std::string> vars = ollama_vars(t);
   if (std::find(vars.begin(), vars.end(), "messages") != vars.end()) {
     return t.execute(with_think({{"System", Value(all_system)},
                                  {"Messages", messages_value(msgs)},
                                  {"Tools", ollama_tools_value(input.tools)},
-                                 {"Response", Value("")}}));
+                                 {"Response", Value("")}}),
+                     options.limits);
   }
 
   // Legacy mode: one execution per system/user/assistant turn.
   std::string out;
+  Budget budget(options.limits);
   std::string system, prompt, response;
   auto data = [&]() {
     return with_think(
         {{"System", Value(system)}, {"Prompt", Value(prompt)}, {"Response", Value(response)}});
   };
   auto execute = [&]() {
-    t.execute(out, data());
+    t.execute(out, data(), budget);
     system.clear();
     prompt.clear();
     response.clear();
@@ -707,7 +730,7 @@ std::string render_ollama(const gotmpl::Template& t, const ChatInput& input,
   }
   std::vector<gotmpl::Node> root = t.root();
   ResponseCutter().list(root);
-  t.with_bare_root(std::move(root)).execute(out, data());
+  t.with_bare_root(std::move(root)).execute(out, data(), budget);
   return out;
 }
 

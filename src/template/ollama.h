@@ -30,6 +30,8 @@ struct OllamaOptions {
   // /api/generate's prompt and suffix: both non-empty selects fill-in-the-middle rendering.
   std::string prompt;
   std::string suffix;
+  // What the rendering may cost (legacy templates execute once per turn: all of them together).
+  Limits limits;
 };
 
 // Renders a prompt exactly as Ollama's Template.Execute does. input.messages are Ollama API

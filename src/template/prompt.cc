@@ -49,9 +49,33 @@ void add_special_tokens(const tokenizer::Vocab& vocab, Json& context) {
   add("pad_token", vocab.pad);
 }
 
-std::string render_prompt(const PromptTemplate& t, const ChatInput& input) {
-  if (t.syntax == Syntax::kGo) return render_ollama(parse_ollama(t.text), input);
-  return render_hf_chat(t.text, input);
+ParsedPrompt::ParsedPrompt(const PromptTemplate& t) {
+  if (t.syntax == Syntax::kGo) {
+    go_ = std::make_shared<const gotmpl::Template>(parse_ollama(t.text));
+  } else {
+    jinja_ = std::make_shared<const jinja::Template>(jinja::Template::parse(t.text));
+  }
+}
+
+std::string ParsedPrompt::render(const ChatInput& input, const Limits& limits) const {
+  if (go_) {
+    OllamaOptions options;
+    options.limits = limits;
+    return render_ollama(*go_, input, options);
+  }
+  HfChatOptions options;
+  options.limits = limits;
+  return render_hf_chat(*jinja_, input, options);
+}
+
+std::string render_prompt(const PromptTemplate& t, const ChatInput& input, const Limits& limits) {
+  return ParsedPrompt(t).render(input, limits);
+}
+
+bool is_limit_error(const std::exception& e) {
+  if (dynamic_cast<const gotmpl::LimitError*>(&e)) return true;
+  const auto* jinja_error = dynamic_cast<const jinja::Error*>(&e);
+  return jinja_error && jinja_error->is_limit();
 }
 
 }  // namespace corral::tmpl

@@ -4,11 +4,14 @@
 // the model's tokenizer.
 #pragma once
 
+#include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "template/chat.h"
+#include "template/limits.h"
 
 namespace corral::ml::gguf {
 class Metadata;
@@ -18,6 +21,12 @@ struct Vocab;
 }
 
 namespace corral::tmpl {
+namespace gotmpl {
+class Template;
+}
+namespace jinja {
+class Template;
+}
 
 enum class Syntax { kGo, kJinja };
 
@@ -39,7 +48,25 @@ std::optional<PromptTemplate> choose_template(const std::optional<std::string>& 
 // (Hugging Face passes them from tokenizer_config.json).
 void add_special_tokens(const tokenizer::Vocab& vocab, Json& context);
 
-// Renders with the engine the syntax names. Throws the engine's error (line and column).
-std::string render_prompt(const PromptTemplate& t, const ChatInput& input);
+// Renders with the engine the syntax names, within limits. Throws the engine's error (line and
+// column).
+std::string render_prompt(const PromptTemplate& t, const ChatInput& input,
+                          const Limits& limits = {});
+
+// A template parsed once, for rendering several prompts from it (a chat cut to fit the context
+// renders a few). Throws the engine's error for a syntax error.
+class ParsedPrompt {
+ public:
+  explicit ParsedPrompt(const PromptTemplate& t);
+  std::string render(const ChatInput& input, const Limits& limits = {}) const;
+
+ private:
+  std::shared_ptr<const gotmpl::Template> go_;
+  std::shared_ptr<const jinja::Template> jinja_;
+};
+
+// Whether an error of either engine means that a rendering was stopped by its Limits (too much
+// output, work, time or nesting, or cancelled) rather than that the template failed.
+bool is_limit_error(const std::exception& e);
 
 }  // namespace corral::tmpl

@@ -127,13 +127,13 @@ TEST_F(ServerAbuse, DeeplyNestedJsonIsRefusedWith400) {
     EXPECT_EQ(r->status, 400) << path;
   }
   // Tool-call arguments are JSON inside a string.
-  const json chat = {{"model", "stories"},
-                     {"messages",
-                      {{{"role", "assistant"},
-                        {"content", ""},
-                        {"tool_calls",
-                         {{{"type", "function"},
-                           {"function", {{"name", "f"}, {"arguments", deep}}}}}}}}}};
+  const json chat = {
+      {"model", "stories"},
+      {"messages",
+       {{{"role", "assistant"},
+         {"content", ""},
+         {"tool_calls",
+          {{{"type", "function"}, {"function", {{"name", "f"}, {"arguments", deep}}}}}}}}}};
   auto r = c.Post("/v1/chat/completions", chat.dump(), "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);

@@ -196,6 +196,32 @@ TEST(ServerOptions, DefaultsAreLoopbackWithoutKey) {
   EXPECT_EQ(o.max_body_bytes, size_t{32} << 20);
 }
 
+TEST(ServerOptions, TemplateLimitsComeFromTheEnvironment) {
+  {
+    ScopedEnv output("CORRAL_TEMPLATE_MAX_OUTPUT", nullptr);
+    ScopedEnv steps("CORRAL_TEMPLATE_MAX_STEPS", nullptr);
+    ScopedEnv timeout("CORRAL_TEMPLATE_TIMEOUT", nullptr);
+    const tmpl::Limits defaults;
+    const ServerOptions o = server_options_from_env();
+    EXPECT_EQ(o.template_limits.max_output_bytes, defaults.max_output_bytes);
+    EXPECT_EQ(o.template_limits.max_steps, defaults.max_steps);
+    EXPECT_EQ(o.template_limits.max_duration, defaults.max_duration);
+  }
+  ScopedEnv output("CORRAL_TEMPLATE_MAX_OUTPUT", "1048576");
+  ScopedEnv steps("CORRAL_TEMPLATE_MAX_STEPS", "5000");
+  ScopedEnv timeout("CORRAL_TEMPLATE_TIMEOUT", "2.5");
+  const ServerOptions o = server_options_from_env();
+  EXPECT_EQ(o.template_limits.max_output_bytes, size_t{1} << 20);
+  EXPECT_EQ(o.template_limits.max_steps, 5000u);
+  EXPECT_EQ(o.template_limits.max_duration, std::chrono::milliseconds(2500));
+  for (const char* bad : {"0", "-1", "many"}) {
+    ScopedEnv again("CORRAL_TEMPLATE_MAX_STEPS", bad);
+    EXPECT_THROW(server_options_from_env(), std::invalid_argument) << bad;
+  }
+  ScopedEnv negative("CORRAL_TEMPLATE_TIMEOUT", "-3");
+  EXPECT_THROW(server_options_from_env(), std::invalid_argument);
+}
+
 TEST(ServerOptions, BadValuesNameTheVariable) {
   {
     ScopedEnv host("CORRAL_HOST", "localhost:port");

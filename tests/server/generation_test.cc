@@ -162,6 +162,92 @@ TEST(GenerationPrompt, LongChatsLoseTheirOldestMessagesButKeepSystemAndLast) {
   EXPECT_NE(render_chat(t, in, tok, 2, true).find("LAST question"), std::string::npos);
 }
 
+// What render_chat did before it searched: every start from the front, rendered and tokenized,
+// until the prompt fits.
+std::string render_chat_by_scan(const tmpl::PromptTemplate& t, tmpl::ChatInput input,
+                                const tokenizer::Tokenizer& tok, int64_t num_ctx) {
+  const tmpl::Json all = input.messages;
+  for (size_t start = 0; start < all.size(); ++start) {
+    tmpl::Json msgs = tmpl::Json::array();
+    for (size_t j = 0; j < start; ++j)
+      if (all[j].value("role", "") == "system") msgs.push_back(all[j]);
+    for (size_t j = start; j < all.size(); ++j) msgs.push_back(all[j]);
+    input.messages = std::move(msgs);
+    std::string prompt = tmpl::render_prompt(t, input);
+    if (start + 1 == all.size() ||
+        static_cast<int64_t>(tokenize_prompt(tok, prompt).size()) <= num_ctx)
+      return prompt;
+  }
+  return "";
+}
+
+tmpl::Json long_chat(size_t n) {
+  const char* words[] = {"the cat", "sat on the mat and", "a dog ran", "once upon a time", "hi"};
+  tmpl::Json m = tmpl::Json::array({{{"role", "system"}, {"content", "SYS"}}});
+  for (size_t i = 0; i < n; ++i) {
+    std::string content = "m" + std::to_string(i) + " ";
+    for (size_t k = 0; k <= i % 7; ++k) content += words[(i + k) % 5];
+    const char* role = i == n / 3 ? "system" : i % 2 ? "assistant" : "user";
+    m.push_back({{"role", role}, {"content", content}});
+  }
+  return m;
+}
+
+TEST(GenerationPrompt, TruncationKeepsWhatAScanFromTheFrontKept) {
+  const auto file =
+      ml::gguf::File::open(testing::testdata_path("tinystories260k/stories260K-f32.gguf"));
+  const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(file.metadata());
+  const std::vector<tmpl::PromptTemplate> templates = {
+      {tmpl::Syntax::kGo, "{{ range .Messages }}[{{ .Role }}] {{ .Content }}\n{{ end }}", "go"},
+      {tmpl::Syntax::kJinja,
+       "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+       "{% if add_generation_prompt %}<assistant>{% endif %}",
+       "jinja"}};
+  tmpl::ChatInput in;
+  in.messages = long_chat(60);
+  for (const tmpl::PromptTemplate& t : templates) {
+    const int64_t full =
+        static_cast<int64_t>(tokenize_prompt(tok, tmpl::render_prompt(t, in)).size());
+    for (int64_t num_ctx = 1; num_ctx <= full + 1; num_ctx += num_ctx < 40 ? 3 : 17) {
+      EXPECT_EQ(render_chat(t, in, tok, num_ctx, true), render_chat_by_scan(t, in, tok, num_ctx))
+          << t.source << " num_ctx " << num_ctx;
+    }
+  }
+}
+
+TEST(GenerationPrompt, LongChatsAreCutInFewRenderings) {
+  const auto file =
+      ml::gguf::File::open(testing::testdata_path("tinystories260k/stories260K-f32.gguf"));
+  const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(file.metadata());
+  const tmpl::PromptTemplate t{
+      tmpl::Syntax::kGo, "{{ range .Messages }}[{{ .Role }}] {{ .Content }}\n{{ end }}", "go"};
+  tmpl::ChatInput in;
+  in.messages = long_chat(10000);
+  // The cancellation check is polled before each rendering (and every few thousand steps within
+  // one): a scan from the front would poll it ten thousand times.
+  tmpl::Limits limits;
+  int polls = 0;
+  limits.cancelled = [&] { return ++polls < 0; };
+  const std::string cut = render_chat(t, in, tok, 300, true, limits);
+  EXPECT_LE(tokenize_prompt(tok, cut).size(), 300u);
+  EXPECT_NE(cut.find("[system] SYS\n"), std::string::npos);
+  EXPECT_NE(cut.find("m9999 "), std::string::npos);
+  EXPECT_EQ(cut.find("m9000 "), std::string::npos);
+  EXPECT_LT(polls, 200);
+  // A client that leaves stops the rendering.
+  limits.cancelled = [] { return true; };
+  EXPECT_EQ(status_of([&] { render_chat(t, in, tok, 300, true, limits); }), 400);
+  // Limits apply to each rendering.
+  tmpl::Limits small;
+  small.max_output_bytes = 1000;
+  try {
+    render_chat(t, in, tok, 300, true, small);
+    ADD_FAILURE() << "no error";
+  } catch (const std::exception& e) {
+    EXPECT_TRUE(tmpl::is_limit_error(e)) << e.what();
+  }
+}
+
 TEST(GenerationPrompt, ThinkingTagsComeFromTheTemplate) {
   const auto jinja = thinking_tags({tmpl::Syntax::kJinja, "{{ '<think>\\n' }}", "t"});
   ASSERT_TRUE(jinja);

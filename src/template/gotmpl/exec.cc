@@ -9,13 +9,10 @@
 
 namespace corral::tmpl::gotmpl {
 
-// Nested template calls are limited so that a self-recursive template fails with an error rather
-// than overflowing the stack (Go allows 100000; C++ frames are larger).
-constexpr int kMaxExecDepth = 1000;
-
 class Executor {
  public:
-  Executor(const Template& t, std::string& out) : t_(t), out_(out), opts_(*t.options_) {}
+  Executor(const Template& t, std::string& out, Budget& budget)
+      : t_(t), out_(out), opts_(*t.options_), budget_(budget) {}
 
   void run(const Value& data) {
     vars_.push_back({"$", data});
@@ -33,6 +30,7 @@ class Executor {
   const Template& t_;
   std::string& out_;
   const Options& opts_;
+  Budget& budget_;
   std::vector<Var> vars_;
   std::string tmpl_name_;
   int depth_ = 0;
@@ -46,13 +44,43 @@ class Executor {
     at_set_ = true;
   }
 
-  [[noreturn]] void fail(const std::string& msg) const {
-    if (!at_set_) throw Error("template: " + tmpl_name_ + ": " + msg);
+  std::string located(const std::string& msg) const {
+    if (!at_set_) return "template: " + tmpl_name_ + ": " + msg;
     std::string context = at_str_;
     if (context.size() > 20) context = context.substr(0, 20) + "...";
-    throw Error("template: " + error_location(t_.name_, *t_.text_, at_pos_) + ": executing \"" +
-                tmpl_name_ + "\" at <" + context + ">: " + msg);
+    return "template: " + error_location(t_.name_, *t_.text_, at_pos_) + ": executing \"" +
+           tmpl_name_ + "\" at <" + context + ">: " + msg;
   }
+
+  [[noreturn]] void fail(const std::string& msg) const { throw Error(located(msg)); }
+  [[noreturn]] void fail_limit(const std::string& msg) const { throw LimitError(located(msg)); }
+
+  void step() {
+    if (!budget_.step()) fail_limit(budget_.error());
+  }
+  void append(std::string_view text) {
+    if (!budget_.output(out_.size() + text.size()) || !budget_.bytes(text.size())) {
+      fail_limit(budget_.error());
+    }
+    out_ += text;
+  }
+
+  // Every level of blocks, template calls and parenthesized pipelines being executed is a few C++
+  // frames, so their nesting together is bounded (Go allows 100000 template calls; its stacks
+  // grow).
+  struct DepthGuard {
+    explicit DepthGuard(Executor& e) : ex(e) {
+      if (++ex.depth_ > ex.budget_.limits().max_depth) {
+        --ex.depth_;
+        ex.fail_limit("exceeded maximum template depth (" +
+                      std::to_string(ex.budget_.limits().max_depth) + ")");
+      }
+    }
+    ~DepthGuard() { --ex.depth_; }
+    DepthGuard(const DepthGuard&) = delete;
+    DepthGuard& operator=(const DepthGuard&) = delete;
+    Executor& ex;
+  };
 
   Flow walk_list(const Value& dot, const std::vector<Node>& list) {
     for (const Node& n : list) {
@@ -63,9 +91,10 @@ class Executor {
   }
 
   Flow walk(const Value& dot, const Node& n) {
+    step();
     switch (n.type) {
       case NodeType::kText:
-        out_ += n.text;
+        append(n.text);
         return Flow::kNormal;
       case NodeType::kAction: {
         const Value v = eval_pipeline(dot, *n.pipe);
@@ -74,6 +103,7 @@ class Executor {
       }
       case NodeType::kIf:
       case NodeType::kWith: {
+        DepthGuard guard(*this);
         const size_t mark = vars_.size();
         const Value v = eval_pipeline(dot, *n.pipe);
         Flow f = Flow::kNormal;
@@ -85,11 +115,15 @@ class Executor {
         vars_.resize(mark);
         return f;
       }
-      case NodeType::kRange:
+      case NodeType::kRange: {
+        DepthGuard guard(*this);
         return walk_range(dot, n);
-      case NodeType::kTemplate:
+      }
+      case NodeType::kTemplate: {
+        DepthGuard guard(*this);
         walk_template(dot, n);
         return Flow::kNormal;
+      }
       case NodeType::kBreak:
         return Flow::kBreak;
       case NodeType::kContinue:
@@ -103,7 +137,7 @@ class Executor {
       at(n.pos, "{{" + to_string(*n.pipe) + "}}");
       fail("can't print {{" + to_string(*n.pipe) + "}} of type " + v.type_name());
     }
-    out_ += format_value(v);
+    append(format_value(v));
   }
 
   void set_var(const std::string& name, const Value& v) {
@@ -133,6 +167,7 @@ class Executor {
     bool stop = false;
     auto iteration = [&](const Value& index, const Value& elem) {
       any = true;
+      step();
       if (!p.decl.empty()) {
         if (p.is_assign) {
           set_var(p.decl[0], p.decl.size() > 1 ? index : elem);
@@ -197,17 +232,12 @@ class Executor {
       body = &t_.root_;
     }
     if (!body) fail("template \"" + n.text + "\" not defined");
-    if (depth_ >= kMaxExecDepth) {
-      fail("exceeded maximum template depth (" + std::to_string(kMaxExecDepth) + ")");
-    }
     const Value new_dot = n.pipe ? eval_pipeline(dot, *n.pipe) : Value();
     std::vector<Var> saved_vars = std::move(vars_);
     std::string saved_name = std::move(tmpl_name_);
     vars_ = {{"$", new_dot}};
     tmpl_name_ = n.text;
-    ++depth_;
     walk_list(new_dot, *body);
-    --depth_;
     vars_ = std::move(saved_vars);
     tmpl_name_ = std::move(saved_name);
   }
@@ -217,6 +247,7 @@ class Executor {
   static Value dig(Value v) { return v.is_nil() ? Value() : v; }
 
   Value eval_pipeline(const Value& dot, const Pipe& p) {
+    DepthGuard guard(*this);
     Value v;
     bool have = false;
     for (const Command& c : p.cmds) {
@@ -240,6 +271,7 @@ class Executor {
   }
 
   Value eval_command(const Value& dot, const Command& c, const Value* final) {
+    step();
     const Arg& first = c.args[0];
     switch (first.kind) {
       case ArgKind::kField:
@@ -435,8 +467,11 @@ class Executor {
       fail("wrong type for value; expected string; got " + args[0].type_name());
     }
     try {
-      if (builtin) return call_builtin(name, args);
-      return user->second.fn(args);
+      Value result = builtin ? call_builtin(name, args) : user->second.fn(args);
+      if (result.kind() == Kind::kString && !budget_.bytes(result.as_string().size())) {
+        fail_limit(budget_.error());
+      }
+      return result;
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
@@ -445,14 +480,19 @@ class Executor {
   }
 };
 
-std::string Template::execute(const Value& data) const {
+std::string Template::execute(const Value& data, const Limits& limits) const {
   std::string out;
-  execute(out, data);
+  execute(out, data, limits);
   return out;
 }
 
-void Template::execute(std::string& out, const Value& data) const {
-  Executor(*this, out).run(data);
+void Template::execute(std::string& out, const Value& data, const Limits& limits) const {
+  Budget budget(limits);
+  execute(out, data, budget);
+}
+
+void Template::execute(std::string& out, const Value& data, Budget& budget) const {
+  Executor(*this, out, budget).run(data);
 }
 
 }  // namespace corral::tmpl::gotmpl

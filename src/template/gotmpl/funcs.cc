@@ -206,9 +206,7 @@ Value slice(std::span<const Value> args) {
   const auto from = static_cast<size_t>(idx[0]);
   const auto to = static_cast<size_t>(idx[1]);
   if (item.kind() == Kind::kString) return Value(item.as_string().substr(from, to - from));
-  Value::List out(item.items().begin() + static_cast<ptrdiff_t>(from),
-                  item.items().begin() + static_cast<ptrdiff_t>(to));
-  return Value::list(std::move(out));
+  return Value::sublist(item, from, to);
 }
 
 // The arguments of html/js/urlquery as one string (Go's evalArgs): a single string as is, else
@@ -737,18 +735,27 @@ std::string sprintf(std::string_view format, std::span<const Value> args) {
       }
     }
     auto read_num = [&](int& target) {
+      const char* bad = &target == &sp.width ? "%!(BADWIDTH)" : "%!(BADPREC)";
       if (i < n && format[i] == '*') {
         ++i;
         if (arg >= args.size()) {
-          out += "%!(BADWIDTH)";
+          out += bad;
           return;
         }
         const Value& a = args[arg++];
-        if (a.kind() != Kind::kInt) {
-          out += "%!(BADWIDTH)";
+        // Go's fmt refuses a width or precision argument beyond a million (tooLarge), so a
+        // template cannot make it pad to gigabytes.
+        if (a.kind() != Kind::kInt || a.as_int() > 1000000 || a.as_int() < -1000000) {
+          if (&target == &sp.prec) target = -1;
+          out += bad;
           return;
         }
         target = static_cast<int>(a.as_int());
+        if (target < 0 && &target == &sp.prec) {
+          target = -1;
+          out += bad;
+          return;
+        }
         if (target < 0 && &target == &sp.width) {
           sp.minus = true, sp.zero = false;
           target = -target;

@@ -480,7 +480,9 @@ struct ParseError {
   std::string msg;
 };
 
-constexpr int kMaxDepth = 1000;
+// Nesting of blocks and parenthesized pipelines, bounded as Limits::max_depth bounds their
+// execution (the parser recurses a few frames per level).
+constexpr int kMaxDepth = 256;
 
 class Parser {
  public:

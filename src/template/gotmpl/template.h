@@ -12,6 +12,7 @@
 
 #include "template/gotmpl/ast.h"
 #include "template/gotmpl/value.h"
+#include "template/limits.h"
 
 namespace corral::tmpl::gotmpl {
 
@@ -19,6 +20,13 @@ namespace corral::tmpl::gotmpl {
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// An execution stopped by its Limits (output, steps, time, depth, cancellation) rather than by
+// anything wrong in the template.
+class LimitError : public Error {
+ public:
+  using Error::Error;
 };
 
 // A template function beyond Go's built-ins. max_args -1: variadic.
@@ -44,9 +52,13 @@ class Template {
   // Parses text (with its {{define}} and {{block}} templates). Throws Error.
   static Template parse(std::string_view text, std::string name = "", Options options = {});
 
-  // Executes with dot and $ set to data. Throws Error.
-  std::string execute(const Value& data) const;
-  void execute(std::string& out, const Value& data) const;
+  // Executes with dot and $ set to data, appending to out, within limits. Throws Error
+  // (LimitError where a limit stopped it).
+  std::string execute(const Value& data, const Limits& limits = {}) const;
+  void execute(std::string& out, const Value& data, const Limits& limits = {}) const;
+  // The same, charged to an account that several executions share (their output together is
+  // out, which must stay within the budget's output limit).
+  void execute(std::string& out, const Value& data, Budget& budget) const;
 
   const std::string& name() const { return name_; }
   const std::string& text() const { return *text_; }

@@ -12,6 +12,8 @@ namespace corral::tmpl::gotmpl {
 struct Value::Composite {
   std::string str;
   List list;
+  std::shared_ptr<const Composite> base;  // a sublist: base->list[from, to)
+  size_t from = 0, to = 0;
   Map map;
   Fields fields;
   Function fn;
@@ -24,7 +26,6 @@ struct Value::Composite {
 
 namespace {
 const std::string kEmpty;
-const Value::List kEmptyList;
 const Value::Map kEmptyMap;
 const Value::Fields kEmptyFields;
 const Function kNoFunction;
@@ -34,6 +35,24 @@ Value::Value(std::string s) : kind_(Kind::kString) {
   auto c = std::make_shared<Composite>();
   c->str = std::move(s);
   data_ = std::move(c);
+}
+
+Value Value::sublist(const Value& list, size_t from, size_t to) {
+  Value v;
+  v.kind_ = Kind::kList;
+  auto c = std::make_shared<Composite>();
+  const Composite* base = list.data_.get();
+  if (base && base->base) {
+    from += base->from;
+    to += base->from;
+    c->base = base->base;
+  } else if (base) {
+    c->base = list.data_;
+  }
+  c->from = from;
+  c->to = to;
+  v.data_ = std::move(c);
+  return v;
 }
 
 Value Value::list(List items, bool nil_slice) {
@@ -102,8 +121,12 @@ Value Value::with_type_name(std::string type_name) const {
 const std::string& Value::as_string() const {
   return kind_ == Kind::kString && data_ ? data_->str : kEmpty;
 }
-const Value::List& Value::items() const {
-  return kind_ == Kind::kList && data_ ? data_->list : kEmptyList;
+std::span<const Value> Value::items() const {
+  if (kind_ != Kind::kList || !data_) return {};
+  if (data_->base) {
+    return std::span<const Value>(data_->base->list).subspan(data_->from, data_->to - data_->from);
+  }
+  return data_->list;
 }
 const Value::Map& Value::entries() const {
   return kind_ == Kind::kMap && data_ ? data_->map : kEmptyMap;

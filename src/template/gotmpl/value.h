@@ -57,6 +57,9 @@ class Value {
   }
   // nil_slice: a Go nil slice (prints "[]" like an empty one, marshals to JSON null).
   static Value list(List items, bool nil_slice = false);
+  // items()[from, to) of a list, sharing its elements as a Go slice shares its array (templates
+  // take `slice $.Messages $i` once per message; a copy each time would be quadratic).
+  static Value sublist(const Value& list, size_t from, size_t to);
   static Value map(Map entries, bool nil_map = false);
   // A struct: fields in declaration order; type_name as Go's %T prints it.
   static Value object(std::string type_name, Fields fields);
@@ -79,7 +82,7 @@ class Value {
   int64_t as_int() const { return int_; }
   double as_float() const { return float_; }
   const std::string& as_string() const;
-  const List& items() const;
+  std::span<const Value> items() const;
   const Map& entries() const;
   const Fields& fields() const;
   const Function& function() const;

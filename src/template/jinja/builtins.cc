@@ -215,7 +215,7 @@ int64_t to_index(const Value& v, const char* what) {
 std::string repeat(const std::string& s, int64_t n) {
   if (n <= 0 || s.empty()) return "";
   if (static_cast<size_t>(n) > kMaxRepeat / s.size())
-    throw Error("MemoryError", "repeated string is too large");
+    throw Error::limit("MemoryError", "repeated string is too large");
   const size_t total = s.size() * static_cast<size_t>(n);
   std::string out;
   out.reserve(total);
@@ -1182,7 +1182,8 @@ Value negate(const Value& v) {
 Value binary_op(const std::string& op, const Value& a, const Value& b) {
   if (op == "~") {
     std::string left = a.str(), right = b.str();
-    if (left.size() + right.size() > kMaxRepeat) throw Error("MemoryError", "string is too large");
+    if (left.size() + right.size() > kMaxRepeat)
+      throw Error::limit("MemoryError", "string is too large");
     return Value(left + right);
   }
   check_defined(a);
@@ -1205,7 +1206,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
       if (!b.is_string())
         type_error("can only concatenate str (not \"" + b.type_name() + "\") to str");
       if (a.as_string().size() + b.as_string().size() > kMaxRepeat)
-        throw Error("MemoryError", "string is too large");
+        throw Error::limit("MemoryError", "string is too large");
       return Value(a.as_string() + b.as_string());
     }
     if (a.is_list() && a.list_kind() != Value::ListKind::kGenerator) {
@@ -1246,7 +1247,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
       int64_t n = count->as_int();
       if (n > 0 && !seq->items().empty() &&
           static_cast<size_t>(n) > kMaxRepeat / seq->items().size() / 64)
-        throw Error("MemoryError", "repeated list is too large");
+        throw Error::limit("MemoryError", "repeated list is too large");
       for (int64_t i = 0; i < n; ++i)
         items.insert(items.end(), seq->items().begin(), seq->items().end());
       return Value::list(std::move(items), seq->list_kind());
@@ -1451,8 +1452,9 @@ Value builtin_globals() {
         double count = std::ceil((static_cast<double>(stop) - static_cast<double>(start)) /
                                  static_cast<double>(step));
         if (count > static_cast<double>(kMaxRange))
-          throw Error("OverflowError",
-                      "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
+          throw Error::limit(
+              "OverflowError",
+              "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
         ValueList items;
         for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
           items.push_back(Value(i));

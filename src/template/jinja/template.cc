@@ -7,10 +7,9 @@ namespace corral::tmpl::jinja {
 namespace {
 
 constexpr int kMaxCallDepth = 100;
-// Bound on nested evaluation (expression nodes, statements and macro calls together), so that
-// macro recursion through tall expressions cannot exhaust the stack.
-constexpr int kMaxEvalDepth = 1000;
-constexpr size_t kMaxOutput = size_t{64} << 20;
+// A loop iteration builds a scope and a loop object of a dozen entries: several times the work of
+// an expression node.
+constexpr uint64_t kLoopIterationSteps = 4;
 
 // Variables of one scope. Loop iterations and macro calls open a child scope; `set` writes to
 // the innermost one, so assignments inside a loop do not leak out (Jinja2's scoping).
@@ -40,7 +39,7 @@ enum class Flow { kNormal, kBreak, kContinue };
 
 class Renderer {
  public:
-  Renderer(const Value& context, std::string& out) : out_(&out) {
+  Renderer(const Value& context, std::string& out, Budget& budget) : out_(&out), budget_(budget) {
     auto globals = std::make_shared<Frame>();
     const Value builtins = builtin_globals();
     for (const auto& [key, value] : builtins.entries()) globals->set(key.as_string(), value);
@@ -54,9 +53,13 @@ class Renderer {
   void run(const Body& body) { exec(body, root_); }
 
  private:
+  [[noreturn]] void exceeded() { throw Error::limit("LimitError", budget_.error()); }
+  void step(uint64_t n = 1) {
+    if (!budget_.step(n)) exceeded();
+  }
+
   void write(const std::string& text) {
-    if (out_->size() + text.size() > kMaxOutput)
-      throw Error("MemoryError", "rendered output exceeds the size limit");
+    if (!budget_.output(out_->size() + text.size()) || !budget_.bytes(text.size())) exceeded();
     *out_ += text;
   }
 
@@ -64,7 +67,8 @@ class Renderer {
     for (const auto& stmt : body) {
       Flow flow;
       try {
-        DepthGuard guard(eval_depth_);
+        step();
+        DepthGuard guard(*this);
         flow = exec_stmt(*stmt, frame);
       } catch (const Error& e) {
         if (e.line() == 0) throw e.at(stmt->line, stmt->column);
@@ -191,6 +195,7 @@ class Renderer {
                }));
       scope->set("loop", loop);
       bind_targets(s, items[i], *scope);
+      step(kLoopIterationSteps);
       if (exec(s.body, scope) == Flow::kBreak) break;
     }
     if (n == 0) exec(s.else_body, frame);
@@ -220,7 +225,8 @@ class Renderer {
       FramePtr parent = weak_scope.lock();
       if (!parent) parent = root_;
       if (call_depth_ >= kMaxCallDepth)
-        throw Error("RecursionError", "maximum recursion depth exceeded in macro '" + name + "'");
+        throw Error::limit("RecursionError",
+                           "maximum recursion depth exceeded in macro '" + name + "'");
       auto scope = std::make_shared<Frame>();
       scope->parent = parent;
       ValueList varargs;
@@ -293,21 +299,35 @@ class Renderer {
     throw Error("TypeError", "'" + callee.type_name() + "' object is not callable");
   }
 
+  // Bound on nested evaluation (statements, expression nodes and macro calls together), so that
+  // macro recursion through tall expressions cannot exhaust the stack.
   struct DepthGuard {
-    explicit DepthGuard(int& depth) : depth(depth) {
-      if (++depth > kMaxEvalDepth) {
-        --depth;
-        throw Error("RecursionError", "maximum recursion depth exceeded");
+    explicit DepthGuard(Renderer& r) : renderer(r) {
+      if (++renderer.eval_depth_ > renderer.budget_.limits().max_depth) {
+        --renderer.eval_depth_;
+        throw Error::limit("RecursionError", "maximum recursion depth exceeded");
       }
     }
-    ~DepthGuard() { --depth; }
-    int& depth;
+    ~DepthGuard() { --renderer.eval_depth_; }
+    DepthGuard(const DepthGuard&) = delete;
+    DepthGuard& operator=(const DepthGuard&) = delete;
+    Renderer& renderer;
   };
 
   Value eval(const Expr& e, const FramePtr& frame) {
     try {
-      DepthGuard guard(eval_depth_);
-      return eval_node(e, frame);
+      step();
+      DepthGuard guard(*this);
+      Value v = eval_node(e, frame);
+      // What the node built is charged by size: strings by their bytes (concatenation and
+      // repetition in a loop), lists made by calls, filters and operators by their items.
+      if (v.is_string()) {
+        if (!budget_.bytes(v.as_string().size())) exceeded();
+      } else if (v.is_list() && (e.kind == Expr::Kind::kCall || e.kind == Expr::Kind::kFilter ||
+                                 e.kind == Expr::Kind::kBinary || e.kind == Expr::Kind::kSlice)) {
+        step(v.items().size());
+      }
+      return v;
     } catch (const Error& err) {
       if (err.line() == 0) throw err.at(e.line, e.column);
       throw;
@@ -406,6 +426,7 @@ class Renderer {
   }
 
   std::string* out_;
+  Budget& budget_;
   FramePtr root_;
   int call_depth_ = 0;
   int eval_depth_ = 0;
@@ -425,10 +446,11 @@ Template Template::parse(const std::string& source) {
   return t;
 }
 
-std::string Template::render(const Value& context) const {
+std::string Template::render(const Value& context, const Limits& limits) const {
   std::string out;
+  Budget budget(limits);
   try {
-    Renderer(context, out).run(*body_);
+    Renderer(context, out, budget).run(*body_);
   } catch (const std::logic_error& e) {
     throw Error("TemplateRuntimeError", e.what());
   }

@@ -11,6 +11,7 @@
 
 #include "template/jinja/ast.h"
 #include "template/jinja/value.h"
+#include "template/limits.h"
 
 namespace corral::tmpl::jinja {
 
@@ -22,8 +23,8 @@ class Template {
   // `context` is a dict of variables (a non-dict is treated as empty). The globals `range`,
   // `dict` and `namespace` are always present; callers add functions such as raise_exception as
   // Value::function entries of the context. Throws jinja::Error with the line and column of the
-  // failing node.
-  std::string render(const Value& context) const;
+  // failing node (is_limit() where one of `limits` stopped the rendering).
+  std::string render(const Value& context, const Limits& limits = {}) const;
 
  private:
   std::shared_ptr<const Body> body_;

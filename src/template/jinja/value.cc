@@ -22,9 +22,53 @@ const Value* CallArgs::get(const std::string& name, size_t index) const {
   return index < args.size() ? &args[index] : nullptr;
 }
 
+namespace {
+
+// Lists and dicts cannot change once built (the sandbox refuses their mutating methods), so the
+// depth a container records when it is built is its real depth, except below a namespace (whose
+// attributes change). A namespace cannot hold another one, so that part is bounded too: no value
+// nests deeper than twice this, and none is cyclic.
+constexpr int kMaxValueDepth = 128;
+
+[[noreturn]] void too_deep() {
+  throw Error::limit("RecursionError",
+                     "value nested more than " + std::to_string(kMaxValueDepth) + " levels deep");
+}
+
+}  // namespace
+
+int Value::nesting() const {
+  if (type_ == Type::kList) return list_->depth;
+  if (type_ == Type::kDict) return dict_->depth;
+  return 0;
+}
+
+bool Value::holds_namespace() const {
+  if (type_ == Type::kList) return list_->has_namespace;
+  if (type_ == Type::kDict) return dict_->is_namespace || dict_->has_namespace;
+  return false;
+}
+
+void Value::note_entry(const Value& value) const {
+  const int depth = value.nesting() + 1;
+  if (depth > kMaxValueDepth) too_deep();
+  if (value.holds_namespace()) {
+    if (dict_->is_namespace) {
+      throw Error::limit("TypeError", "a namespace cannot hold another namespace");
+    }
+    dict_->has_namespace = true;
+  }
+  dict_->depth = std::max(dict_->depth, depth);
+}
+
 Value Value::list(ValueList items, ListKind kind) {
   Value v(Type::kList);
   v.list_ = std::make_shared<ListData>(ListData{std::move(items), kind});
+  for (const Value& item : v.list_->items) {
+    v.list_->depth = std::max(v.list_->depth, item.nesting() + 1);
+    v.list_->has_namespace = v.list_->has_namespace || item.holds_namespace();
+  }
+  if (v.list_->depth > kMaxValueDepth) too_deep();
   return v;
 }
 
@@ -46,7 +90,11 @@ Value Value::function(std::string name, Function fn) {
   return v;
 }
 
-Value Value::from_json(const nlohmann::ordered_json& j) {
+Value Value::from_json(const nlohmann::ordered_json& j) { return from_json(j, 0); }
+
+Value Value::from_json(const nlohmann::ordered_json& j, int depth) {
+  // Checked before recursing: a request's JSON can nest far deeper than the stack allows.
+  if ((j.is_array() || j.is_object()) && depth >= kMaxValueDepth) too_deep();
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null:
       return none();
@@ -63,12 +111,16 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
     case nlohmann::ordered_json::value_t::array: {
       ValueList items;
       items.reserve(j.size());
-      for (const auto& item : j) items.push_back(from_json(item));
+      for (const auto& item : j) items.push_back(from_json(item, depth + 1));
       return list(std::move(items));
     }
     case nlohmann::ordered_json::value_t::object: {
       Value d = dict();
-      for (const auto& [key, item] : j.items()) d.dict_->entries.emplace_back(key, from_json(item));
+      for (const auto& [key, item] : j.items()) {
+        Value value = from_json(item, depth + 1);
+        d.note_entry(value);
+        d.dict_->entries.emplace_back(key, std::move(value));
+      }
       return d;
     }
     default:
@@ -83,6 +135,7 @@ const Value* Value::find(const Value& key) const {
 }
 
 void Value::set(const Value& key, Value value) const {
+  note_entry(value);
   for (auto& entry : dict_->entries) {
     if (entry.first == key) {
       entry.second = std::move(value);

@@ -24,11 +24,24 @@ class Error : public std::runtime_error {
   const std::string& detail() const { return detail_; }
   int line() const { return line_; }
   int column() const { return column_; }
-  Error at(int line, int column) const { return Error(kind_, detail_, line, column); }
+  Error at(int line, int column) const {
+    Error e(kind_, detail_, line, column);
+    e.limit_ = limit_;
+    return e;
+  }
+  // An error of a rendering stopped by its limits (output, work, time, depth, cancellation,
+  // or a value too large to build) rather than by anything wrong in the template.
+  static Error limit(const std::string& kind, const std::string& message) {
+    Error e(kind, message);
+    e.limit_ = true;
+    return e;
+  }
+  bool is_limit() const { return limit_; }
 
  private:
   std::string kind_, detail_;
   int line_, column_;
+  bool limit_ = false;
 };
 
 class Value;
@@ -114,14 +127,25 @@ class Value {
 
  private:
   explicit Value(Type t) : type_(t) {}
+  // Containers record how deeply they nest and whether a namespace (the one mutable kind) is
+  // inside, so that no value can be built deep enough for the recursion of printing, comparing
+  // or destroying it to exhaust the stack (see kMaxValueDepth in value.cc).
   struct ListData {
     ValueList items;
     ListKind kind;
+    int depth = 1;
+    bool has_namespace = false;
   };
   struct DictData {
     std::vector<std::pair<Value, Value>> entries;
     bool is_namespace = false;
+    int depth = 1;
+    bool has_namespace = false;
   };
+  int nesting() const;
+  bool holds_namespace() const;
+  void note_entry(const Value& value) const;
+  static Value from_json(const nlohmann::ordered_json& j, int depth);
   struct FunctionData {
     std::string name;
     Function fn;
