@@ -83,10 +83,15 @@ void add_serve_command(CLI::App& app) {
       "  CORRAL_WRITE_TIMEOUT   a client not reading the answer ends it (default 60s)\n"
       "  CORRAL_MIN_BODY_RATE   bytes/s a body must average after the grace period (default\n"
       "                         16384; 0: none); CORRAL_BODY_RATE_GRACE (default 10s)\n"
+      "  CORRAL_MAX_BODY_MEMORY bytes all bodies being handled may hold (default 48 MiB)\n"
       "  CORRAL_MAX_HEADER_SIZE largest request head in bytes (default 65536; larger: 431)\n"
       "  CORRAL_MAX_CONNECTIONS open connections, all clients (default 4096)\n"
       "  CORRAL_MAX_CONNECTIONS_PER_CLIENT  per client address or IPv6 /64 (default 256)\n"
-      "  CORRAL_LISTEN_BACKLOG  pending connections the kernel queues (default 1024)");
+      "  CORRAL_LISTEN_BACKLOG  pending connections the kernel queues (default 1024)\n"
+      "Templates (each prompt rendering; beyond a limit: 400):\n"
+      "  CORRAL_TEMPLATE_MAX_OUTPUT  bytes (default 64 MiB)\n"
+      "  CORRAL_TEMPLATE_MAX_STEPS   evaluation steps (default 20000000)\n"
+      "  CORRAL_TEMPLATE_TIMEOUT     seconds (default 10; 0: none)");
   cmd->callback([] { serve(); });
 }
 

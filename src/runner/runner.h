@@ -93,8 +93,8 @@ struct SequenceRequest {
   // (Pooling below), L2-normalized; no token is sampled.
   bool embed = false;
   // When the sequence's context is full: false ends generation with done_reason "length" (so
-  // num_predict -1 is bounded by the context, as Ollama's runner does unless asked to shift);
-  // true discards old tokens after num_keep and goes on (num_predict -2 always ends).
+  // num_predict -1 is bounded by the context); true discards old tokens after num_keep and goes
+  // on (num_predict -2 always ends). The server shifts only when asked or when num_predict > 0.
   bool shift = false;
 };
 

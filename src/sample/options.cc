@@ -11,6 +11,13 @@
 namespace corral::sample {
 namespace {
 
+// A client's value as an error message quotes it: at most 80 bytes of its JSON.
+std::string shown(const nlohmann::json& v) {
+  std::string s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (s.size() > 80) s = s.substr(0, 80) + "... (" + std::to_string(s.size()) + " bytes)";
+  return s;
+}
+
 using Member = std::variant<int Options::*, int64_t Options::*, float Options::*,
                             std::optional<int> Options::*, std::optional<bool> Options::*,
                             std::vector<std::string> Options::*>;
@@ -69,31 +76,31 @@ Int json_integer(std::string_view key, const nlohmann::json& v) {
   if (v.is_number_integer()) {
     if (v.is_number_unsigned()) {
       if (v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<Int>::max())) {
-        fail(key, "is out of range: " + v.dump());
+        fail(key, "is out of range: " + shown(v));
       }
       return static_cast<Int>(v.get<uint64_t>());
     }
     const int64_t i = v.get<int64_t>();
     if (i < std::numeric_limits<Int>::min() || i > std::numeric_limits<Int>::max()) {
-      fail(key, "is out of range: " + v.dump());
+      fail(key, "is out of range: " + shown(v));
     }
     return static_cast<Int>(i);
   }
-  if (!v.is_number_float()) fail(key, "must be an integer, got " + v.dump());
+  if (!v.is_number_float()) fail(key, "must be an integer, got " + shown(v));
   const double d = v.get<double>();
-  if (d != std::trunc(d)) fail(key, "must be an integer, got " + v.dump());
+  if (d != std::trunc(d)) fail(key, "must be an integer, got " + shown(v));
   if (d < static_cast<double>(std::numeric_limits<Int>::min()) ||
       d >= -static_cast<double>(std::numeric_limits<Int>::min())) {
-    fail(key, "is out of range: " + v.dump());
+    fail(key, "is out of range: " + shown(v));
   }
   return static_cast<Int>(d);
 }
 
 float json_float(std::string_view key, const nlohmann::json& v) {
-  if (!v.is_number()) fail(key, "must be a number, got " + v.dump());
+  if (!v.is_number()) fail(key, "must be a number, got " + shown(v));
   const double d = v.get<double>();
   if (!std::isfinite(d) || std::abs(d) > std::numeric_limits<float>::max()) {
-    fail(key, "is out of range: " + v.dump());
+    fail(key, "is out of range: " + shown(v));
   }
   return static_cast<float>(d);
 }
@@ -159,7 +166,7 @@ bool is_removed_option(std::string_view key) {
 void Options::apply(const nlohmann::json& options, std::vector<std::string>* unknown) {
   if (options.is_null()) return;
   if (!options.is_object()) {
-    throw std::invalid_argument("options must be a JSON object, got " + options.dump());
+    throw std::invalid_argument("options must be a JSON object, got " + shown(options));
   }
   // Parse into a copy so that a bad value leaves *this untouched.
   Options next = *this;
@@ -181,7 +188,7 @@ void Options::apply(const nlohmann::json& options, std::vector<std::string>* unk
                    [&](float Options::*m) { next.*m = json_float(key, value); },
                    [&](std::optional<int> Options::*m) { next.*m = json_integer<int>(key, value); },
                    [&](std::optional<bool> Options::*m) {
-                     if (!value.is_boolean()) fail(key, "must be a boolean, got " + value.dump());
+                     if (!value.is_boolean()) fail(key, "must be a boolean, got " + shown(value));
                      next.*m = value.get<bool>();
                    },
                    [&](std::vector<std::string> Options::*m) {
@@ -192,12 +199,12 @@ void Options::apply(const nlohmann::json& options, std::vector<std::string>* unk
                      } else if (value.is_array()) {
                        for (const auto& item : value) {
                          if (!item.is_string()) {
-                           fail(key, "must be a list of strings, got " + value.dump());
+                           fail(key, "must be a list of strings, got " + shown(value));
                          }
                          list.push_back(item.get<std::string>());
                        }
                      } else {
-                       fail(key, "must be a list of strings, got " + value.dump());
+                       fail(key, "must be a list of strings, got " + shown(value));
                      }
                      next.*m = std::move(list);
                    },

@@ -206,6 +206,10 @@ struct FrontDoor::Conn {
 class ConnStream : public httplib::Stream {
  public:
   ConnStream(FrontDoor& door, FrontDoor::Conn& c) : door_(door), c_(c), head_(c.head) {}
+  // The request is over: its body no longer counts against max_body_memory.
+  ~ConnStream() override { door_.bodies_held_ -= held_; }
+  ConnStream(const ConnStream&) = delete;
+  ConnStream& operator=(const ConnStream&) = delete;
 
   // setup_request: httplib has parsed the head; frame the body as it will read it.
   void on_head(httplib::Request& req) {
@@ -298,6 +302,18 @@ class ConnStream : public httplib::Stream {
       chunked_.feed(c_.in.data() + pos_, n);
       if (chunked_.data_bytes() > limit_) {
         cut(413, "request body too large: more than " + std::to_string(limit_) + " bytes");
+        return -1;
+      }
+    }
+    if (limit_ != std::numeric_limits<uint64_t>::max()) {
+      held_ += n;
+      const uint64_t budget = std::max<uint64_t>(door_.limits_.max_body_memory, limit_);
+      if (door_.bodies_held_.fetch_add(n) + n > budget) {
+        // This body is abandoned: what it held is free for the others at once.
+        door_.bodies_held_ -= held_;
+        held_ = 0;
+        cut(503, "server busy: the request bodies being handled hold more than " +
+                     std::to_string(budget) + " bytes (CORRAL_MAX_BODY_MEMORY); try again");
         return -1;
       }
     }
@@ -426,6 +442,7 @@ class ConnStream : public httplib::Stream {
   uint64_t length_ = 0;
   uint64_t limit_ = 0;
   uint64_t body_read_ = 0;
+  uint64_t held_ = 0;  // added to door_.bodies_held_
   ChunkedCounter chunked_;
   Clock::time_point body_start_;
 };

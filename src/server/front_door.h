@@ -143,6 +143,7 @@ class FrontDoor : public httplib::Server {
   std::unordered_map<std::string, size_t> per_client_;
   std::atomic<uint64_t> refused_{0};
   std::atomic<uint64_t> body_bytes_{0};
+  std::atomic<uint64_t> bodies_held_{0};  // body bytes of the requests in progress (not blobs)
   std::atomic<uint64_t> head_timeouts_{0};
 
   friend class ConnStream;

@@ -733,7 +733,7 @@ void Generation::submit_chat(const PreparedChat& chat, const sample::Options& op
 }
 
 void Generation::submit(runner::SequenceRequest request, OutputParser parser) {
-  request.shift = shift_;
+  request.shift = shift_.value_or(request.options.num_predict > 0);
   try {
     sequence_ = runner().submit(std::move(request));
   } catch (const runner::QueueFullError& e) {

@@ -214,10 +214,10 @@ class Generation {
   // the server stops or the request's client goes away.
   tmpl::Limits template_limits() const;
 
-  // Ollama's `shift`: when the context fills, drop old tokens and go on generating; without it
-  // (the default) generation ends there with done_reason "length", so a request without
-  // num_predict on a model that never ends its output still ends.
-  void set_shift(bool shift) { shift_ = shift; }
+  // Ollama's `shift`: when the context fills, drop old tokens and go on generating, or end there
+  // with done_reason "length". Unset: shift only when a positive num_predict bounds the output,
+  // so that a request without num_predict on a model that never ends its output still ends.
+  void set_shift(std::optional<bool> shift) { shift_ = shift; }
   // Starts generating; the generation is cancelled if the client of this thread's request goes
   // away before it ends (streamed or not). HttpError 400 for a prompt the runner rejects, 503
   // when its queue is full.
@@ -243,7 +243,7 @@ class Generation {
   std::shared_ptr<runner::Sequence> sequence_;
   std::optional<OutputParser> parser_;
   bool finished_ = false;
-  bool shift_ = false;
+  std::optional<bool> shift_;
   // The client of the request: when it goes, rendering stops and the sequence is cancelled.
   struct Client {
     std::atomic<bool> gone{false};

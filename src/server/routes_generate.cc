@@ -120,7 +120,9 @@ void handle_generate(Context& ctx, const httplib::Request& req, httplib::Respons
   auto grammar = format_grammar(body.value("format", json()));
 
   auto g = std::make_shared<Generation>(ctx, model, std::move(info));
-  g->set_shift(bool_field(body, "shift", false));
+  if (const auto it = body.find("shift"); it != body.end() && !it->is_null()) {
+    g->set_shift(bool_field(body, "shift", false));
+  }
   g->load(options, keep_alive);
   if (prompt.empty()) {
     send_ordered(res, {{"model", model},
@@ -225,7 +227,9 @@ void handle_chat(Context& ctx, const httplib::Request& req, httplib::Response& r
   spec.grammar = format_grammar(body.value("format", json()));
 
   auto g = std::make_shared<Generation>(ctx, model, std::move(info));
-  g->set_shift(bool_field(body, "shift", false));
+  if (const auto it = body.find("shift"); it != body.end() && !it->is_null()) {
+    g->set_shift(bool_field(body, "shift", false));
+  }
   g->load(options, keep_alive);
   if (spec.messages.empty()) {
     send_ordered(res, {{"model", model},

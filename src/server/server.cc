@@ -211,6 +211,7 @@ ServerOptions server_options_from_env() {
   duration("CORRAL_WRITE_TIMEOUT", h.write_timeout);
   duration("CORRAL_BODY_RATE_GRACE", h.body_rate_grace);
   count("CORRAL_MIN_BODY_RATE", h.min_body_rate, true);
+  count("CORRAL_MAX_BODY_MEMORY", h.max_body_memory, false);
   count("CORRAL_MAX_HEADER_SIZE", h.max_header_bytes, false);
   count("CORRAL_MAX_CONNECTIONS", h.max_connections, false);
   count("CORRAL_MAX_CONNECTIONS_PER_CLIENT", h.max_connections_per_client, false);

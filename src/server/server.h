@@ -50,11 +50,15 @@ struct HttpLimits {
   // second, or it is cut (408): a slow body holds a worker thread. 0: no minimum.
   size_t min_body_rate = 16 * 1024;                   // CORRAL_MIN_BODY_RATE
   std::chrono::milliseconds body_rate_grace{10'000};  // CORRAL_BODY_RATE_GRACE
-  size_t max_header_bytes = 64 * 1024;      // CORRAL_MAX_HEADER_SIZE; larger heads get 431
-  size_t max_connections = 4096;            // CORRAL_MAX_CONNECTIONS, all clients together
-  size_t max_connections_per_client = 256;  // CORRAL_MAX_CONNECTIONS_PER_CLIENT (an IPv6 /64)
-  int listen_backlog = 1024;                // CORRAL_LISTEN_BACKLOG (capped by somaxconn)
-  size_t threads = 64;                      // requests answered at once (streams hold theirs)
+  // Request bodies (blob uploads aside) held by the requests in progress, all together: a body
+  // whose bytes would go beyond it is cut with 503, so that a few clients sending bodies near the
+  // limit at once cannot take the server's memory. At least max_body_bytes.
+  size_t max_body_memory = size_t{48} << 20;  // CORRAL_MAX_BODY_MEMORY
+  size_t max_header_bytes = 64 * 1024;        // CORRAL_MAX_HEADER_SIZE; larger heads get 431
+  size_t max_connections = 4096;              // CORRAL_MAX_CONNECTIONS, all clients together
+  size_t max_connections_per_client = 256;    // CORRAL_MAX_CONNECTIONS_PER_CLIENT (an IPv6 /64)
+  int listen_backlog = 1024;                  // CORRAL_LISTEN_BACKLOG (capped by somaxconn)
+  size_t threads = 64;                        // requests answered at once (streams hold theirs)
 };
 
 struct ServerOptions {

@@ -363,6 +363,40 @@ TEST_F(HttpFront, HugeChunkedBodyIs413AfterLittleMoreThanTheLimit) {
   expect_no_leaks();
 }
 
+// Several bodies near the limit at once: what they hold together is bounded too (503 for the one
+// that would go beyond), so a few clients cannot take the server's memory with legal sizes.
+TEST_F(HttpFront, BodiesInProgressShareOneMemoryBudget) {
+  ServerOptions o;
+  o.max_body_bytes = 64 * 1024;
+  o.http.max_body_memory = 96 * 1024;
+  start(o);
+  const std::string head =
+      "POST /api/generate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n";
+  const std::string chunk = "4000\r\n" + std::string(0x4000, ' ') + "\r\n";  // 16 KiB
+  const uint64_t before = server_->connection_stats().body_bytes;
+  const int a = connect();
+  ASSERT_TRUE(send_all(a, head + chunk + chunk + chunk));  // 48 KiB held, the body still open
+  const Clock::time_point deadline = Clock::now() + milliseconds(3000);
+  while (server_->connection_stats().body_bytes - before < 3 * chunk.size() &&
+         Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  const int b = connect();
+  ASSERT_TRUE(send_all(b, head + chunk + chunk + chunk + chunk));  // 64 KiB more: over 96 KiB
+  const Answer refused = read_answer(b);
+  EXPECT_EQ(refused.status, 503) << refused.head << refused.body;
+  EXPECT_NE(refused.body.find("CORRAL_MAX_BODY_MEMORY"), std::string::npos) << refused.body;
+  // The first body is unaffected (its end makes it a JSON error), and its bytes are released.
+  ASSERT_TRUE(send_all(a, "0\r\n\r\n"));
+  EXPECT_EQ(read_answer(a).status, 400);
+  const int c = connect();
+  ASSERT_TRUE(send_all(c, head + chunk + chunk + chunk + chunk + "0\r\n\r\n"));
+  EXPECT_EQ(read_answer(c).status, 400);  // 64 KiB alone fits
+  EXPECT_EQ(get_tags().status, 200);
+  expect_no_leaks();
+}
+
 TEST_F(HttpFront, HugeContentLengthIs413WithoutTheBody) {
   ServerOptions o;
   o.max_body_bytes = 64 * 1024;
