@@ -140,7 +140,7 @@ phase('baseline', { ...before, latency: summary(await latencies(20)) });
   for (let i = 0; i < nSlowloris; ++i) {
     const s = net.connect(port, '127.0.0.1');
     s.on('error', () => { refused++; });
-    s.on('close', () => { closed++; });
+    s.on('close', () => { if (!s.ours) closed++; });
     s.at = 0;
     sockets.push(s);
   }
@@ -151,7 +151,7 @@ phase('baseline', { ...before, latency: summary(await latencies(20)) });
   const during = await latencies(20, 200);
   const status = procStatus();
   clearInterval(drip);
-  for (const s of sockets) s.destroy();
+  for (const s of sockets) { s.ours = true; s.destroy(); }
   await sleep(200);
   phase('slowloris', { sockets: nSlowloris, closed_by_server: closed, errors: refused,
                        latency_during: summary(during), during: status, after: procStatus() });
@@ -186,8 +186,9 @@ function chunkedBomb(route, total) {
       }
       if (answered === null && sent >= total) s.write('0\r\n\r\n');
     };
+    const start = '{"model": "stories", "prompt": "';
     s.write(`POST ${route} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-            'Transfer-Encoding: chunked\r\n\r\n{"model": "stories", "prompt": "');
+            `Transfer-Encoding: chunked\r\n\r\n${start.length.toString(16)}\r\n${start}\r\n`);
     pump();
   });
 }
