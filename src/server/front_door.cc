@@ -217,6 +217,13 @@ class ConnStream : public httplib::Stream {
     head_parsed_ = true;
     body_start_ = Clock::now();
     const bool blob = req.path.starts_with("/api/blobs/");
+    // `curl -d` labels a body as a form. Ollama's API reads every body as JSON whatever its label,
+    // while httplib would parse a form into parameters and refuse one over 8 KiB with 413.
+    if (const auto it = req.headers.find("Content-Type");
+        it != req.headers.end() &&
+        strncasecmp(it->second.c_str(), "application/x-www-form-urlencoded", 33) == 0) {
+      req.headers.erase(it);
+    }
     limit_ = blob ? std::numeric_limits<uint64_t>::max() : door_.max_body_bytes_;
     // As httplib decides (the first Transfer-Encoding value, exactly "chunked").
     if (strcasecmp(req.get_header_value("Transfer-Encoding").c_str(), "chunked") == 0) {

@@ -165,6 +165,19 @@ TEST_F(ServerAbuse, ErrorsQuoteAShortExcerptOfWhatTheClientSent) {
   expect_served();
 }
 
+// `curl -d @request.json` labels the body as a form; Ollama reads it as JSON whatever its size.
+TEST_F(ServerAbuse, AFormLabelledBodyIsReadAsJsonWhateverItsSize) {
+  create_stories(dir_.path() / "models");
+  start();
+  const json body = {{"model", "stories"},
+                     {"prompt", std::string(20000, 'a')},
+                     {"stream", false},
+                     {"options", {{"num_predict", 2}}}};
+  auto r = client().Post("/api/generate", body.dump(), "application/x-www-form-urlencoded");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body.substr(0, 200);
+}
+
 TEST_F(ServerAbuse, AGenerationWithoutLimitEndsWhenItsContextIsFull) {
   create_stories(dir_.path() / "models");
   start();
