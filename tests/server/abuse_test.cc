@@ -165,6 +165,48 @@ TEST_F(ServerAbuse, ErrorsQuoteAShortExcerptOfWhatTheClientSent) {
   expect_served();
 }
 
+// A request's own template is client code: it is stopped by the template limits (400), not left to
+// take the server's memory.
+TEST_F(ServerAbuse, TemplateBombsAreRefusedWith400) {
+  create_stories(dir_.path() / "models");
+  start();
+  auto c = client();
+  for (const char* tmpl :
+       {"{{range 1000000000}}x{{end}}", "{{range 100000}}{{range 100000}}{{.Prompt}}{{end}}{{end}}",
+        "{{define \"t\"}}{{template \"t\" .}}{{end}}{{template \"t\" .}}",
+        "{{range 300000}}{{printf \"%0500d\" 1}}{{end}}"}) {
+    const auto t0 = Steady::now();
+    auto r = c.Post("/api/generate",
+                    json{{"model", "stories"}, {"prompt", "x"}, {"template", tmpl}}.dump(),
+                    "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << tmpl << ": " << r->body.substr(0, 200);
+    EXPECT_LT(Steady::now() - t0, std::chrono::seconds(20)) << tmpl;
+  }
+  expect_served();
+}
+
+// A chat of many messages beyond the context: cut to fit in a few renderings, then answered.
+TEST_F(ServerAbuse, AChatOfTwentyThousandMessagesIsCutToTheContext) {
+  create_stories(dir_.path() / "models");
+  start();
+  json messages = json::array();
+  for (int i = 0; i < 20000; ++i) {
+    messages.push_back({{"role", i % 2 ? "assistant" : "user"}, {"content", "hello there"}});
+  }
+  auto r = client().Post("/api/chat",
+                         json{{"model", "stories"},
+                              {"messages", messages},
+                              {"stream", false},
+                              {"options", {{"num_predict", 2}, {"num_ctx", 128}}}}
+                             .dump(),
+                         "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body.substr(0, 200);
+  EXPECT_LE(json::parse(r->body)["prompt_eval_count"].get<int>(), 128);
+  expect_served();
+}
+
 // `curl -d @request.json` labels the body as a form; Ollama reads it as JSON whatever its size.
 TEST_F(ServerAbuse, AFormLabelledBodyIsReadAsJsonWhateverItsSize) {
   create_stories(dir_.path() / "models");
