@@ -15,11 +15,9 @@
 #include <string>
 #include <thread>
 
+#include "running_server.h"
 #include "server/server.h"
-#include "store/create.h"
-#include "store/model.h"
 #include "store/temp_store.h"
-#include "testdata.h"
 
 namespace corral::server {
 namespace {
@@ -27,14 +25,6 @@ namespace {
 namespace fs = std::filesystem;
 using Steady = std::chrono::steady_clock;
 using nlohmann::json;
-
-// stories260K from the fixtures as the store model `stories`.
-void create_stories(const fs::path& models) {
-  store::Store st(models);
-  store::Modelfile mf;
-  mf.from = corral::testing::testdata_path("tinystories260k/stories260K-f32.gguf");
-  store::create_model(st, store::ModelName::parse("stories"), mf, fs::current_path());
-}
 
 // A raw connection, for what httplib's client cannot do (send a request and vanish).
 int connect_to(int port) {
@@ -69,16 +59,9 @@ class ServerAbuse : public ::testing::Test {
     o.scheduler.n_threads = 1;
     o.scheduler.num_parallel = 1;
     o.scheduler.default_num_ctx = 128;
-    o.host = "127.0.0.1";
-    o.port = 0;
     o.models = dir_.path() / "models";
-    server_ = std::make_unique<Server>(std::move(o));
-    port_ = server_->bind();
-    thread_ = std::thread([this] { server_->listen(); });
-  }
-  void TearDown() override {
-    if (server_) server_->stop();
-    if (thread_.joinable()) thread_.join();
+    running_ = std::make_unique<RunningServer>(std::move(o));
+    port_ = running_->port();
   }
   httplib::Client client(int timeout_s = 30) {
     httplib::Client c("127.0.0.1", port_);
@@ -99,8 +82,7 @@ class ServerAbuse : public ::testing::Test {
   }
 
   corral::testing::TempDir dir_;
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
+  std::unique_ptr<RunningServer> running_;
   int port_ = 0;
 };
 

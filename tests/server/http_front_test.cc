@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "running_server.h"
 #include "server/server.h"
 #include "store/temp_store.h"
 
@@ -135,12 +136,10 @@ class HttpFront : public ::testing::Test {
   void start(ServerOptions o = {}) {
     o.scheduler.n_threads = 1;
     o.scheduler.num_parallel = 1;
-    o.host = "127.0.0.1";
-    o.port = 0;
     o.models = dir_.path() / "models";
-    server_ = std::make_unique<Server>(std::move(o));
-    port_ = server_->bind();
-    thread_ = std::thread([this] { server_->listen(); });
+    running_ = std::make_unique<RunningServer>(std::move(o));
+    server_ = &running_->server();
+    port_ = running_->port();
     // Once the first request is answered, every thread of the server exists.
     ASSERT_EQ(get_tags().status, 200);
     wait_for_open(0);
@@ -148,8 +147,7 @@ class HttpFront : public ::testing::Test {
   }
   void TearDown() override {
     for (const int fd : clients_) ::close(fd);
-    if (server_) server_->stop();
-    if (thread_.joinable()) thread_.join();
+    running_.reset();
   }
 
   int connect(const char* from = nullptr) {
@@ -196,8 +194,8 @@ class HttpFront : public ::testing::Test {
   }
 
   corral::testing::TempDir dir_;
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
+  std::unique_ptr<RunningServer> running_;
+  Server* server_ = nullptr;
   int port_ = 0;
   size_t baseline_fds_ = 0;
   std::vector<int> clients_;
@@ -569,8 +567,7 @@ TEST_F(HttpFront, StopIsPromptWithConnectionsOpen) {
   ASSERT_EQ(read_answer(idle).status, 200);
   wait_for_open(22);
   const Clock::time_point t = Clock::now();
-  server_->stop();
-  thread_.join();
+  running_->stop();
   EXPECT_LT(seconds_since(t), 1.0);
   EXPECT_EQ(server_->connection_stats().open, 0u);
   close_clients();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runner/runner.h"
+#include "running_server.h"
 #include "server/server.h"
 #include "store/create.h"
 #include "store/model.h"
@@ -41,20 +42,11 @@ class ServerLimits : public ::testing::Test {
       log_.push_back(line);
     };
     o.scheduler = std::move(so);
-    o.host = "127.0.0.1";
-    o.port = 0;
     o.models = dir_.path() / "models";
-    server_ = std::make_unique<Server>(std::move(o));
-    port_ = server_->bind();
-    thread_ = std::thread([this] { server_->listen(); });
-    store::Modelfile mf;
-    mf.from = stories_path();
-    store::create_model(server_->context().store, store::ModelName::parse("stories"), mf,
-                        fs::current_path());
-  }
-  void TearDown() override {
-    if (server_) server_->stop();
-    if (thread_.joinable()) thread_.join();
+    running_ = std::make_unique<RunningServer>(std::move(o));
+    server_ = &running_->server();
+    port_ = running_->port();
+    create_stories(server_->context().store);
   }
   httplib::Client client() {
     httplib::Client c("127.0.0.1", port_);
@@ -86,8 +78,8 @@ class ServerLimits : public ::testing::Test {
   }
 
   corral::testing::TempDir dir_;
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
+  std::unique_ptr<RunningServer> running_;
+  Server* server_ = nullptr;
   int port_ = 0;
   std::mutex log_mu_;
   std::vector<std::string> log_;

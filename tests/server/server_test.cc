@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "running_server.h"
 #include "store/create.h"
 #include "store/digest.h"
 #include "store/model.h"
@@ -31,13 +32,9 @@ class ServerHttp : public ::testing::Test {
     o.port = 0;
     o.models = dir_.path() / "models";
     if (o.max_body_bytes == ServerOptions{}.max_body_bytes) o.max_body_bytes = 4096;
-    server_ = std::make_unique<Server>(std::move(o));
-    port_ = server_->bind();
-    thread_ = std::thread([this] { server_->listen(); });
-  }
-  void TearDown() override {
-    if (server_) server_->stop();
-    if (thread_.joinable()) thread_.join();
+    running_ = std::make_unique<RunningServer>(std::move(o));
+    server_ = &running_->server();
+    port_ = running_->port();
   }
   httplib::Client client() {
     httplib::Client c("127.0.0.1", port_);
@@ -47,8 +44,8 @@ class ServerHttp : public ::testing::Test {
   static nlohmann::json json(const httplib::Result& r) { return nlohmann::json::parse(r->body); }
 
   testing::TempDir dir_;
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
+  std::unique_ptr<RunningServer> running_;
+  Server* server_ = nullptr;
   int port_ = 0;
 };
 
@@ -203,13 +200,6 @@ TEST_F(ServerHttp, MismatchedBlobIs400AndLeavesNothing) {
   r = c.Get("/api/tags");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
-}
-
-// stories260K from the fixtures as the store model `stories`.
-void create_stories(store::Store& st) {
-  store::Modelfile mf;
-  mf.from = corral::testing::testdata_path("tinystories260k/stories260K-f32.gguf");
-  store::create_model(st, store::ModelName::parse("stories"), mf, fs::current_path());
 }
 
 TEST_F(ServerHttp, PsListsLoadedModelsWithOllamaFields) {
