@@ -2,6 +2,7 @@
 // until SIGINT or SIGTERM.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdlib>
 #include <iostream>
@@ -17,8 +18,18 @@ namespace {
 // How long `corral serve` waits for its requests to end after SIGINT/SIGTERM.
 constexpr time_t kStopDeadlineSeconds = 5;
 
+// Each connection takes a descriptor: the soft limit (often 1024) is raised to the hard one, so
+// that CORRAL_MAX_CONNECTIONS, not the limit, decides how many are served.
+void raise_descriptor_limit() {
+  rlimit l{};
+  if (getrlimit(RLIMIT_NOFILE, &l) != 0 || l.rlim_cur >= l.rlim_max) return;
+  l.rlim_cur = l.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &l);
+}
+
 void serve() {
   server::ServerOptions options = server::server_options_from_env();
+  raise_descriptor_limit();
   // Signals are taken by one thread (sigwait) rather than a handler, so that stopping the server
   // runs as ordinary code. They are blocked before any other thread exists, and so in all of them.
   sigset_t signals;
