@@ -8,12 +8,17 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -438,6 +443,57 @@ TEST_F(HttpFront, ConnectionsPerClientAreLimited) {
   ASSERT_TRUE(send_all(again, "GET /api/tags HTTP/1.1\r\nHost: localhost\r\n\r\n"));
   EXPECT_EQ(read_answer(again).status, 200);
   expect_no_leaks();
+}
+
+// The accept queue the kernel keeps for the listening socket (ss's Send-Q of a listener), asked
+// through sock_diag: httplib listens with 5, and a burst of connections then overflows it.
+int listen_backlog_of(int port) {
+  const int nl = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0) return -1;
+  struct {
+    nlmsghdr h;
+    inet_diag_req_v2 r;
+  } req{};
+  req.h.nlmsg_len = sizeof req;
+  req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.r.sdiag_family = AF_INET;
+  req.r.sdiag_protocol = IPPROTO_TCP;
+  req.r.idiag_states = 1u << 10;  // TCP_LISTEN
+  req.r.id.idiag_sport = htons(static_cast<uint16_t>(port));
+  int backlog = -1;
+  if (::send(nl, &req, sizeof req, 0) == static_cast<ssize_t>(sizeof req)) {
+    alignas(nlmsghdr) char buf[16384];
+    bool done = false;
+    while (!done) {
+      const ssize_t n = ::recv(nl, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      int left = static_cast<int>(n);
+      for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+        if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+          done = true;
+          break;
+        }
+        const auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+        if (ntohs(m->id.idiag_sport) == port) backlog = static_cast<int>(m->idiag_wqueue);
+      }
+    }
+  }
+  ::close(nl);
+  return backlog;
+}
+
+TEST_F(HttpFront, TheListenBacklogHoldsABurst) {
+  ServerOptions o;
+  o.http.listen_backlog = 777;
+  start(o);
+  // The kernel caps the backlog at net.core.somaxconn (4096 on current kernels).
+  int somaxconn = 4096;
+  if (FILE* f = std::fopen("/proc/sys/net/core/somaxconn", "r")) {
+    if (std::fscanf(f, "%d", &somaxconn) != 1) somaxconn = 4096;
+    std::fclose(f);
+  }
+  EXPECT_EQ(listen_backlog_of(port_), std::min(777, somaxconn));
 }
 
 TEST_F(HttpFront, GlobalConnectionCapRefusesTheRest) {
