@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -52,9 +54,21 @@ void serve() {
     // Whatever is running is cancelled first (Server::stop), so this takes well under a second;
     // should something still hold on, a second signal or kStopDeadline ends the process anyway.
     std::thread([signals] {
-      struct timespec deadline = {kStopDeadlineSeconds, 0};
-      siginfo_t info;
-      const int again = sigtimedwait(&signals, &info, &deadline);
+      const auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::seconds(kStopDeadlineSeconds);
+      int again = -1;
+      for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        const struct timespec wait = {static_cast<time_t>(left.count() / 1000000000),
+                                      static_cast<long>(left.count() % 1000000000)};
+        siginfo_t info;
+        again = sigtimedwait(&signals, &info, &wait);
+        // Interrupted (a debugger, the leak checker stopping threads at exit): wait on.
+        if (again < 0 && errno == EINTR) continue;
+        break;
+      }
       std::cerr << "[corral] "
                 << (again > 0
                         ? "second signal"
