@@ -124,7 +124,7 @@ httplib::Server::HandlerResponse check_request(const Policy& policy, const httpl
 
   const std::string host = req.get_header_value("Host");
   if (!policy.any_host && !host_allowed(host, policy.bound_host, policy.hostname)) {
-    return refuse(403, "host '" + host +
+    return refuse(403, "host '" + excerpt(host) +
                            "' is not allowed (corral answers requests addressed to this machine "
                            "only; CORRAL_HOST=0.0.0.0 serves every host)");
   }
@@ -133,7 +133,8 @@ httplib::Server::HandlerResponse check_request(const Policy& policy, const httpl
   const bool same_origin = origin == "http://" + host || origin == "https://" + host;
   if (!origin.empty() && !same_origin) {
     if (!origin_allowed(origin, policy.origins)) {
-      return refuse(403, "origin '" + origin + "' is not allowed (add it to CORRAL_ORIGINS)");
+      return refuse(403,
+                    "origin '" + excerpt(origin) + "' is not allowed (add it to CORRAL_ORIGINS)");
     }
     res.set_header("Access-Control-Allow-Origin", origin);
     res.set_header("Vary", "Origin");
@@ -290,7 +291,9 @@ Server::Server(ServerOptions options)
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         std::string message = std::to_string(res.status) + " error";
         if (res.status == 400) message = "bad request";
-        if (res.status == 404) message = "404 page not found: " + req.method + " " + req.path;
+        if (res.status == 404) {
+          message = "404 page not found: " + excerpt(req.method) + " " + excerpt(req.path);
+        }
         if (res.status == 413) message = "request body too large";
         send_error(res, res.status, message);
         return httplib::Server::HandlerResponse::Handled;

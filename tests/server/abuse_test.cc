@@ -144,6 +144,20 @@ TEST_F(ServerAbuse, ErrorsQuoteAShortExcerptOfWhatTheClientSent) {
     EXPECT_TRUE(r->status == 400 || r->status == 404) << r->status;  // 404: no such model
     EXPECT_LT(r->body.size(), 1000u) << r->body.substr(0, 300);
   }
+  // Headers and paths too (httplib takes lines and targets of up to 8 KiB).
+  const std::string long_text(6000, 'h');
+  auto r = c.Get("/api/tags", httplib::Headers{{"Host", long_text}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+  EXPECT_LT(r->body.size(), 1000u);
+  r = c.Get("/api/tags", httplib::Headers{{"Origin", "http://" + long_text}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+  EXPECT_LT(r->body.size(), 1000u);
+  r = c.Get("/" + long_text);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_LT(r->body.size(), 1000u);
   expect_served();
 }
 
