@@ -216,17 +216,21 @@ TEST(Scheduler, UnloadWaitsForTheRequestInFlight) {
   EXPECT_TRUE(s.running().empty());
 }
 
+// A request that would never end on its own: no num_predict, and the context shifts when full.
+runner::SequenceRequest endless() {
+  runner::SequenceRequest r;
+  r.prompt = {1};
+  r.options.num_predict = -1;
+  r.shift = true;
+  return r;
+}
+
 // `corral stop` / keep_alive 0 while a request generates without end: the request is cancelled
 // and the model unloads when its lease goes, instead of both living forever.
 TEST(Scheduler, UnloadCancelsTheRequestsInFlightAndThenUnloads) {
   Scheduler s(small());
   Lease a = s.acquire(stories(), {});
-  runner::SequenceRequest r;
-  r.prompt = {1};
-  r.options.temperature = 0;
-  r.options.num_predict = -1;
-  r.shift = true;  // would never end on its own
-  auto seq = a->runner->submit(r);
+  auto seq = a->runner->submit(endless());
   runner::Piece p;
   ASSERT_TRUE(seq->next(p));
   EXPECT_TRUE(s.unload(stories().gguf.string()));
@@ -238,11 +242,7 @@ TEST(Scheduler, UnloadCancelsTheRequestsInFlightAndThenUnloads) {
 TEST(Scheduler, ShutdownCancelsEverythingAndRefusesNewRequests) {
   Scheduler s(small());
   Lease a = s.acquire(stories(), {});
-  runner::SequenceRequest r;
-  r.prompt = {1};
-  r.options.num_predict = -1;
-  r.shift = true;
-  auto seq = a->runner->submit(r);
+  auto seq = a->runner->submit(endless());
   s.shutdown();
   EXPECT_EQ(seq->result().stats.done_reason, "cancel");
   EXPECT_THROW(s.acquire(stories(), {}), std::runtime_error);
