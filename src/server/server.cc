@@ -26,14 +26,17 @@ const char* env(const char* name) {
   return v && *v ? v : nullptr;
 }
 
-uint64_t positive_integer(const char* name, const char* v, const char* unit) {
+// An integer variable, when set, into `out`; 0 only where zero_ok. Throws naming the variable.
+void env_count(const char* name, size_t& out, bool zero_ok = false) {
+  const char* v = env(name);
+  if (!v) return;
   char* end = nullptr;
   const unsigned long long n = std::strtoull(v, &end, 10);
-  if (end == v || *end != '\0' || n == 0 || v[0] == '-') {
-    throw std::invalid_argument(std::string(name) + "=" + v + ": expected a positive number of " +
-                                unit);
+  if (end == v || *end != '\0' || (n == 0 && !zero_ok) || v[0] == '-') {
+    throw std::invalid_argument(std::string(name) + "=" + v + ": expected a " +
+                                (zero_ok ? "non-negative" : "positive") + " integer");
   }
-  return n;
+  out = static_cast<size_t>(n);
 }
 
 // Whether httplib reads a body for this request (its expect_content rule).
@@ -179,17 +182,6 @@ ServerOptions server_options_from_env() {
     o.origins.resize(o.origins.size() - allowed_origins("").size());
   }
   if (const char* v = env("CORRAL_API_KEY")) o.api_key = v;
-  const auto count = [](const char* name, size_t& out, bool zero_ok) {
-    const char* v = env(name);
-    if (!v) return;
-    char* end = nullptr;
-    const unsigned long long n = std::strtoull(v, &end, 10);
-    if (end == v || *end != '\0' || (n == 0 && !zero_ok) || v[0] == '-') {
-      throw std::invalid_argument(std::string(name) + "=" + v + ": expected a " +
-                                  (zero_ok ? "non-negative" : "positive") + " integer");
-    }
-    out = static_cast<size_t>(n);
-  };
   const auto duration = [](const char* name, std::chrono::milliseconds& out) {
     const char* v = env(name);
     if (!v) return;
@@ -204,28 +196,25 @@ ServerOptions server_options_from_env() {
     }
     out = std::chrono::duration_cast<std::chrono::milliseconds>(d);
   };
-  count("CORRAL_MAX_BODY_SIZE", o.max_body_bytes, false);
+  env_count("CORRAL_MAX_BODY_SIZE", o.max_body_bytes);
   HttpLimits& h = o.http;
   duration("CORRAL_HEADER_TIMEOUT", h.header_timeout);
   duration("CORRAL_IDLE_TIMEOUT", h.idle_timeout);
   duration("CORRAL_READ_TIMEOUT", h.read_timeout);
   duration("CORRAL_WRITE_TIMEOUT", h.write_timeout);
   duration("CORRAL_BODY_RATE_GRACE", h.body_rate_grace);
-  count("CORRAL_MIN_BODY_RATE", h.min_body_rate, true);
-  count("CORRAL_MAX_BODY_MEMORY", h.max_body_memory, false);
-  count("CORRAL_MAX_HEADER_SIZE", h.max_header_bytes, false);
-  count("CORRAL_MAX_CONNECTIONS", h.max_connections, false);
-  count("CORRAL_MAX_CONNECTIONS_PER_CLIENT", h.max_connections_per_client, false);
+  env_count("CORRAL_MIN_BODY_RATE", h.min_body_rate, true);
+  env_count("CORRAL_MAX_BODY_MEMORY", h.max_body_memory);
+  env_count("CORRAL_MAX_HEADER_SIZE", h.max_header_bytes);
+  env_count("CORRAL_MAX_CONNECTIONS", h.max_connections);
+  env_count("CORRAL_MAX_CONNECTIONS_PER_CLIENT", h.max_connections_per_client);
   size_t backlog = static_cast<size_t>(h.listen_backlog);
-  count("CORRAL_LISTEN_BACKLOG", backlog, false);
+  env_count("CORRAL_LISTEN_BACKLOG", backlog);
   h.listen_backlog = static_cast<int>(std::min<size_t>(backlog, 1 << 20));
-  if (const char* v = env("CORRAL_TEMPLATE_MAX_OUTPUT")) {
-    o.template_limits.max_output_bytes =
-        static_cast<size_t>(positive_integer("CORRAL_TEMPLATE_MAX_OUTPUT", v, "bytes"));
-  }
-  if (const char* v = env("CORRAL_TEMPLATE_MAX_STEPS")) {
-    o.template_limits.max_steps = positive_integer("CORRAL_TEMPLATE_MAX_STEPS", v, "steps");
-  }
+  env_count("CORRAL_TEMPLATE_MAX_OUTPUT", o.template_limits.max_output_bytes);
+  size_t steps = o.template_limits.max_steps;
+  env_count("CORRAL_TEMPLATE_MAX_STEPS", steps);
+  o.template_limits.max_steps = steps;
   if (const char* v = env("CORRAL_TEMPLATE_TIMEOUT")) {
     char* end = nullptr;
     const double s = std::strtod(v, &end);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string_view>
 
+#include "fuzz/fuzz_server.h"
 #include "server/server.h"
 #include "store/temp_store.h"
 
@@ -16,14 +17,8 @@ namespace {
 corral::server::Server& server() {
   static corral::testing::TempDir dir;
   static std::unique_ptr<corral::server::Server> s = [] {
-    corral::server::ServerOptions o;
-    o.host = "127.0.0.1";
-    o.port = 0;
-    o.models = dir.path() / "models";
-    o.max_body_bytes = 64 * 1024;
-    o.scheduler.n_threads = 1;
-    o.scheduler.num_parallel = 1;
-    return std::make_unique<corral::server::Server>(std::move(o));
+    return std::make_unique<corral::server::Server>(
+        corral::server::fuzz_server_options(dir.path() / "models"));
   }();
   return *s;
 }

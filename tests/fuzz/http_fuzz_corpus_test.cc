@@ -8,6 +8,7 @@
 #include <iterator>
 #include <string>
 
+#include "fuzz/fuzz_server.h"
 #include "server/server.h"
 #include "store/temp_store.h"
 
@@ -19,14 +20,7 @@ TEST(HttpFuzzCorpus, EveryInputIsAnsweredOrRefused) {
       std::filesystem::path(CORRAL_SOURCE_DIR) / "tests/fuzz/http_corpus";
   ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
   corral::testing::TempDir store;
-  ServerOptions o;
-  o.host = "127.0.0.1";
-  o.port = 0;
-  o.models = store.path() / "models";
-  o.max_body_bytes = 64 * 1024;
-  o.scheduler.n_threads = 1;
-  o.scheduler.num_parallel = 1;
-  Server server(std::move(o));
+  Server server(fuzz_server_options(store.path() / "models"));
   size_t n_inputs = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (!entry.is_regular_file()) continue;
