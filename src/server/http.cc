@@ -80,8 +80,10 @@ void send_json(httplib::Response& res, const nlohmann::json& body, int status) {
                   "application/json; charset=utf-8");
 }
 
+std::string error_message(std::string_view message) { return excerpt(message, kMaxErrorMessage); }
+
 void send_error(httplib::Response& res, int status, const std::string& message) {
-  send_json(res, nlohmann::json{{"error", message}}, status);
+  send_json(res, nlohmann::json{{"error", error_message(message)}}, status);
 }
 
 int error_status(std::exception_ptr error, std::string* message) {

@@ -63,7 +63,7 @@ void respond(httplib::Response& res, std::shared_ptr<Generation> g, bool stream,
                       write(dump_json(final_object(*g, g->result(), Delta{})) + "\n");
                     } catch (const std::exception& e) {
                       g->cancel();
-                      write(dump_json(OJson{{"error", e.what()}}) + "\n");
+                      write(dump_json(OJson{{"error", error_message(e.what())}}) + "\n");
                     }
                   });
 }

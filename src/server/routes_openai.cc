@@ -34,7 +34,7 @@ OJson error_body(int status, const std::string& message, const std::string& para
                      : status == 404 ? "not_found_error"
                                      : "api_error";
   return {{"error",
-           {{"message", message},
+           {{"message", error_message(message)},
             {"type", type},
             {"param", param.empty() ? OJson(nullptr) : OJson(param)},
             {"code", nullptr}}}};

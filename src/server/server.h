@@ -141,6 +141,11 @@ nlohmann::json parse_body(const httplib::Request& req);
 // At most `max` bytes of a client's text for an error message, cut at a UTF-8 boundary, with
 // "... (N bytes)" when cut: a message never echoes a large value back.
 std::string excerpt(std::string_view text, size_t max = 80);
+// What an error response says: the message, cut to kMaxErrorMessage bytes as excerpt() cuts. Every
+// error sink (send_error, the OpenAI error body, an error line in a stream) goes through it, so no
+// message echoes a large value whatever built it.
+constexpr size_t kMaxErrorMessage = 1024;
+std::string error_message(std::string_view message);
 // The compact JSON of a client's value, as excerpt() cuts it.
 std::string json_excerpt(const nlohmann::json& value, size_t max = 80);
 std::string json_excerpt(const nlohmann::ordered_json& value, size_t max = 80);

@@ -3,6 +3,7 @@
 #include "server/generation.h"
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <chrono>
 #include <string>
@@ -70,6 +71,21 @@ TEST(GenerationFields, OrderedJsonKeepsKeyOrderAndIsLinearInKeys) {
   EXPECT_EQ(big.size(), 100000u);
   EXPECT_EQ(big.begin().key(), "k0");
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+}
+
+// Whatever built a message, an error response carries at most kMaxErrorMessage bytes of it, cut
+// at a character boundary.
+TEST(GenerationFields, ErrorResponsesAreCutToAShortMessage) {
+  httplib::Response res;
+  std::string message = "bad value: ";
+  for (int i = 0; i < 20000; ++i) message += "\xC3\xA9";  // é
+  send_error(res, 400, message);
+  EXPECT_EQ(res.status, 400);
+  EXPECT_LT(res.body.size(), kMaxErrorMessage + 100);
+  const std::string shown = nlohmann::json::parse(res.body)["error"];
+  EXPECT_TRUE(shown.starts_with("bad value: \xC3\xA9"));
+  EXPECT_NE(shown.find("(40011 bytes)"), std::string::npos) << shown.substr(shown.size() - 40);
+  EXPECT_EQ(error_message("short"), "short");
 }
 
 TEST(GenerationFields, FormatOtherThanJsonOrSchemaIsRejected) {
