@@ -32,9 +32,12 @@ constexpr const char* kBodyCutMark = "\ncorral-body-cut";
 
 // After an answer to a request whose body was not read, input is discarded for at most this long
 // and this much before the connection closes (a close with unread input sends a reset, which can
-// reach the client before it has read the answer).
-constexpr auto kLingerTime = std::chrono::seconds(2);
-constexpr size_t kLingerBytes = size_t{16} << 20;
+// reach the client before it has read the answer, and many clients then report the reset instead
+// of the answer): the rest of a declared body up to kMaxLingerBytes, else kLingerBytes. Discarding
+// holds no thread and no memory; the deadline bounds a client that sends slowly.
+constexpr auto kLingerTime = std::chrono::seconds(5);
+constexpr uint64_t kLingerBytes = uint64_t{16} << 20;
+constexpr uint64_t kMaxLingerBytes = uint64_t{1} << 30;
 
 // The most read from a socket at once.
 constexpr size_t kReadChunk = 64 * 1024;
@@ -195,7 +198,8 @@ struct FrontDoor::Conn {
   size_t head = 0;     // length of the complete head at the front of `in`
   bool eof = false;    // the client closed its sending side
   bool lingering = false;
-  size_t lingered = 0;
+  uint64_t lingered = 0;
+  uint64_t linger_budget = 0;
   size_t served = 0;  // requests answered on this connection
   Clock::time_point deadline;
   std::string* out = nullptr;  // answer(): where writes go
@@ -275,6 +279,10 @@ class ConnStream : public httplib::Stream {
     return false;
   }
   size_t consumed() const { return pos_; }
+  // What a Content-Length promised and was not read (a refused or abandoned body).
+  uint64_t unread_declared() const {
+    return framing_ == Framing::kLength && length_ > body_read_ ? length_ - body_read_ : 0;
+  }
 
   bool is_readable() const override {
     return pos_ < c_.in.size() || (c_.fd >= 0 && poll_one(POLLIN, 0));
@@ -670,8 +678,8 @@ void FrontDoor::waiting_room() {
       for (;;) {
         const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
         if (n > 0) {
-          c.lingered += static_cast<size_t>(n);
-          if (c.lingered < kLingerBytes) continue;
+          c.lingered += static_cast<uint64_t>(n);
+          if (c.lingered < c.linger_budget) continue;
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
@@ -809,6 +817,8 @@ void FrontDoor::serve_connection(std::unique_ptr<Conn> c) {
       if (ok && !c->eof && !stopping_) {
         ::shutdown(c->fd, SHUT_WR);
         c->lingering = true;
+        c->linger_budget = std::clamp<uint64_t>(strm.unread_declared() + kReadChunk, kLingerBytes,
+                                                kMaxLingerBytes);
         c->in.clear();
         c->deadline = Clock::now() + kLingerTime;
         to_waiting_room(std::move(c));
