@@ -21,7 +21,21 @@ ml::Tensor Model::forward(ml::Graph& g, const Batch& batch, kvcache::Causal& cac
     return g.leaf(ml::DType::I32, {static_cast<int64_t>(v.size())}, const_cast<int32_t*>(v.data()),
                   name);
   };
+  if (!batch.rope_positions.empty() && batch.rope_positions.size() != 4 * n) {
+    throw std::invalid_argument("forward: rope_positions must hold 4 per token");
+  }
+  if (!batch.cross.empty() && batch.cross.size() != n) {
+    throw std::invalid_argument("forward: cross must hold one image (or null) per token");
+  }
+  for (const Batch::ImageRows& r : batch.images) {
+    if (r.states == nullptr || r.n <= 0 || r.first < 0 || r.row < 0 ||
+        static_cast<size_t>(r.first) + static_cast<size_t>(r.n) > n) {
+      throw std::invalid_argument("forward: image rows outside the batch");
+    }
+  }
   Inputs in{leaf(batch.tokens, "tokens"), leaf(batch.positions, "positions"), {}, output};
+  in.batch = &batch;
+  if (!batch.rope_positions.empty()) in.rope_positions = leaf(batch.rope_positions, "rope_pos");
   if (batch.outputs.size() != n) in.outputs = leaf(batch.outputs, "outputs");
   return build(in, cache);
 }

@@ -13,6 +13,7 @@
 #include "ml/gguf/reader.h"
 #include "ml/graph.h"
 #include "model/batch.h"
+#include "model/vision.h"
 #include "nn/module.h"
 
 namespace corral::model {
@@ -42,6 +43,10 @@ struct Inputs {
   ml::Tensor positions;  // I32 [n_tokens]
   ml::Tensor outputs;    // I32 [n_outputs]; empty when every token's logits are wanted, in order
   Output output = Output::kLogits;
+  // I32 [4 * n_tokens] when the batch has rope_positions (M-RoPE models), else empty.
+  ml::Tensor rope_positions;
+  // The batch itself, for its images (Batch::images, Batch::cross).
+  const Batch* batch = nullptr;
 };
 
 class Model : public nn::Module {
@@ -63,6 +68,9 @@ class Model : public nn::Module {
                            config_.head_dim_v, options);
   }
 
+  // The vision part of a multimodal model; null for text-only models.
+  virtual const Vision* vision() const { return nullptr; }
+
   // Tensors of the file that no weight consumed (after binding).
   const std::vector<std::string>& unused_tensors() const { return unused_; }
 
@@ -71,7 +79,8 @@ class Model : public nn::Module {
   virtual ml::Tensor build(const Inputs& in, kvcache::Causal& cache) const = 0;
 
  private:
-  friend std::unique_ptr<Model> load(const ml::gguf::File& file);
+  friend std::unique_ptr<Model> load(const ml::gguf::File& file,
+                                     const ml::gguf::File* projector);
   Config config_;
   std::vector<std::string> unused_;
 };
@@ -107,12 +116,15 @@ void check_config(const ml::gguf::File& file, const Config& c, const ml::op::Rop
 // One row of the registry: general.architecture and the constructor of its module tree.
 struct Architecture {
   std::string_view name;
-  std::unique_ptr<Model> (*make)(const ml::gguf::File& file);
+  std::unique_ptr<Model> (*make)(const ml::gguf::File& file, const ml::gguf::File* projector);
 };
 std::span<const Architecture> architectures();
 
 // Builds the model general.architecture names and binds its weights to the file's tensors (the
-// file must outlive the model). Throws naming an unknown architecture, or BindError.
-std::unique_ptr<Model> load(const ml::gguf::File& file);
+// file must outlive the model). A vision model stored as two files (the llama.cpp layout: a text
+// GGUF and an mmproj projector GGUF) takes the second as `projector`; its tensors bind too.
+// Throws naming an unknown architecture, or BindError.
+std::unique_ptr<Model> load(const ml::gguf::File& file,
+                            const ml::gguf::File* projector = nullptr);
 
 }  // namespace corral::model

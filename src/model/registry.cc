@@ -8,10 +8,10 @@
 namespace corral::model {
 
 namespace llama {
-std::unique_ptr<Model> make(const ml::gguf::File& file);
+std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
 }
 namespace qwen2 {
-std::unique_ptr<Model> make(const ml::gguf::File& file);
+std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
 }
 
 namespace {
@@ -23,7 +23,7 @@ constexpr Architecture kArchitectures[] = {
 
 std::span<const Architecture> architectures() { return kArchitectures; }
 
-std::unique_ptr<Model> load(const ml::gguf::File& file) {
+std::unique_ptr<Model> load(const ml::gguf::File& file, const ml::gguf::File* projector) {
   const auto& meta = file.metadata();
   if (!meta.contains("general.architecture")) {
     throw std::runtime_error(file.source() + ": no general.architecture key");
@@ -31,7 +31,7 @@ std::unique_ptr<Model> load(const ml::gguf::File& file) {
   const std::string& arch = meta.get_string("general.architecture");
   for (const Architecture& a : kArchitectures) {
     if (a.name != arch) continue;
-    std::unique_ptr<Model> m = a.make(file);
+    std::unique_ptr<Model> m = a.make(file, projector);
     nn::Binder binder(file);
     binder.bind(*m);
     m->unused_ = binder.unused();

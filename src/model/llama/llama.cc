@@ -3,6 +3,7 @@
 // grouped-query attention with RoPE and a SwiGLU feed-forward, RMSNorm throughout. GGUF stores
 // Q and K permuted (llama.cpp's converter), so the rotation is the interleaved-pair one.
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -125,7 +126,11 @@ class Llama final : public Model {
 
 }  // namespace
 
-std::unique_ptr<Model> make(const ml::gguf::File& file) {
+std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector) {
+  if (projector != nullptr) {
+    throw std::runtime_error(file.source() + ": " + std::string("llama") +
+                             " models take no projector file (" + projector->source() + ")");
+  }
   Options o(file);
   check_config(file, o.config, o.rope);
   return std::make_unique<Llama>(std::move(o));

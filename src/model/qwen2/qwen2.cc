@@ -2,6 +2,7 @@
 // layout with biases on the q/k/v projections and the half-split (NeoX) rotation, which GGUF
 // keeps as transformers has it (no Q/K permutation). Usually tied output embeddings.
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -117,7 +118,11 @@ class Qwen2 final : public Model {
 
 }  // namespace
 
-std::unique_ptr<Model> make(const ml::gguf::File& file) {
+std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector) {
+  if (projector != nullptr) {
+    throw std::runtime_error(file.source() + ": " + std::string("qwen2") +
+                             " models take no projector file (" + projector->source() + ")");
+  }
   Options o(file);
   check_config(file, o.config, o.rope);
   return std::make_unique<Qwen2>(std::move(o));
