@@ -45,7 +45,9 @@ void convert_hf(const std::string& dir, const std::string& out_path,
   if (name.empty()) name = std::filesystem::path(dir).lexically_normal().parent_path().filename();
   if (!name.empty()) md.set("general.name", name);
   a->set_parameters(config, type, md);
-  add_tokenizer(dir, config, config.get_int("vocab_size"), /*prefer_sentencepiece=*/true, md);
+  if (a->set_vision) a->set_vision(dir, config, md);
+  const int64_t vocab = a->vocab_size ? a->vocab_size(config) : config.get_int("vocab_size");
+  add_tokenizer(dir, config, vocab, /*prefer_sentencepiece=*/true, md);
 
   if (progress) progress({"converting " + hf_class + " to " + type.name});
   write_model(std::move(md), tensors, type, out_path, options.write);

@@ -22,6 +22,11 @@ struct Arch {
   std::function<void(const HfConfig&, const QuantType&, ml::gguf::Metadata&)> set_parameters;
   // Every tensor to write, in llama.cpp's order (generated tensors first, then checkpoint order).
   std::function<std::vector<TensorSource>(const HfConfig&, const Checkpoint&)> tensors;
+  // Vision models: the keys of the rest of the folder (preprocessor_config.json's image
+  // processor settings), written after the model keys. Null for text models.
+  std::function<void(const std::string& dir, const HfConfig&, ml::gguf::Metadata&)> set_vision;
+  // The vocabulary size the tokenizer is checked against; null: config.json's vocab_size.
+  std::function<int64_t(const HfConfig&)> vocab_size;
 };
 
 // The converter for a config's architectures[0] ("LlamaForCausalLM", ...), or nullptr.
