@@ -33,9 +33,13 @@
 #include "backend/cuda/cuda.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/images.h"
 #include "cli/prompt.h"
+#include "image/image.h"
 #include "runner/engine.h"
 #include "sample/options.h"
+#include "server/images.h"
+#include "store/digest.h"
 #include "store/model.h"
 
 namespace corral::cli {
@@ -108,14 +112,44 @@ class Output {
   char last_ = 0;
 };
 
-// Streams the reply to `out`; the whole reply is left in *reply when given.
-Stats generate(Engine& engine, const std::string& prompt, const sample::Options& options,
-               Output& out, const std::atomic<bool>* cancel, std::string* reply = nullptr) {
-  std::vector<int32_t> ids = engine.tokenize(prompt);
+std::vector<int32_t> tokenize_start(const Engine& engine, std::string_view text) {
+  std::vector<int32_t> ids = engine.tokenize(text);
   // A chat template that writes {{ bos_token }} itself, on a vocabulary that also adds BOS,
   // would start the prompt with two: keep one, as transformers' tokenizer would.
   const int32_t bos = engine.tokenizer().vocab().bos;
   if (ids.size() >= 2 && bos >= 0 && ids[0] == bos && ids[1] == bos) ids.erase(ids.begin());
+  return ids;
+}
+
+// Streams the reply to `out`; the whole reply is left in *reply when given. `images` are the
+// files whose markers ("[img-N]") the prompt may hold.
+Stats generate(Engine& engine, const std::string& prompt, const sample::Options& options,
+               Output& out, const std::atomic<bool>* cancel, std::string* reply = nullptr,
+               const std::vector<std::string>& images = {}) {
+  std::vector<int32_t> ids;
+  std::vector<runner::PromptImage> placed;
+  if (images.empty()) {
+    ids = tokenize_start(engine, prompt);
+  } else {
+    const model::Vision* vision = engine.model().vision();
+    if (vision == nullptr) throw std::runtime_error("this model does not support images");
+    std::vector<std::shared_ptr<const model::ImageInput>> inputs;
+    std::vector<std::string> digests;
+    for (const std::string& bytes : images) {
+      const image::Image rgb =
+          image::decode(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+      inputs.push_back(std::make_shared<const model::ImageInput>(vision->preprocess(rgb)));
+      digests.push_back(store::sha256_digest(bytes));
+    }
+    ids = runner::tokenize_with_images(
+        prompt, inputs, digests,
+        [&](std::string_view text, bool first) {
+          return first ? tokenize_start(engine, text)
+                       : engine.tokenizer().encode(text, /*add_special=*/false,
+                                                   /*parse_special=*/true);
+        },
+        placed);
+  }
   if (ids.empty()) {
     throw std::runtime_error("the prompt gives no tokens (this model adds no BOS token)");
   }
@@ -125,7 +159,7 @@ Stats generate(Engine& engine, const std::string& prompt, const sample::Options&
         out.write(text);
         if (reply) reply->append(text);
       },
-      cancel);
+      cancel, placed);
 }
 
 void print_stats(const Stats& stats, std::chrono::nanoseconds load_duration) {
@@ -299,7 +333,11 @@ class Session {
   virtual ~Session() = default;
   // Streams the reply to `message` (the message itself with --raw, else the conversation so far
   // and this message through the model's template); the exchange is remembered unless cancelled.
-  virtual Reply reply(const std::string& message, Output& out, const std::atomic<bool>* cancel) = 0;
+  // `images`: the files the message shows (vision models).
+  virtual Reply reply(const std::string& message, const std::vector<std::string>& images,
+                      Output& out, const std::atomic<bool>* cancel) = 0;
+  // Whether the model reads images (then image paths in messages are read as images).
+  virtual bool vision() const = 0;
   // /set parameter K V; throws std::exception for an unknown key or a bad value.
   virtual void set_parameter(const std::string& key, const std::string& value) = 0;
   virtual void set_system(std::string system) = 0;
@@ -318,17 +356,32 @@ class LocalSession : public Session {
     eo.num_gpu = args.num_gpu                       ? *args.num_gpu
                  : backend::cuda::devices().empty() ? 0
                                                     : options_.num_gpu;
+    eo.projector = info.projector.string();
     engine_ = std::make_unique<Engine>(info.gguf.string(), eo);
     chat_ = std::make_unique<Conversation>(info, engine_->file().metadata(),
                                            engine_->tokenizer().vocab());
   }
 
-  Reply reply(const std::string& message, Output& out, const std::atomic<bool>* cancel) override {
+  bool vision() const override { return engine_->model().vision() != nullptr; }
+
+  Reply reply(const std::string& message_in, const std::vector<std::string>& images, Output& out,
+              const std::atomic<bool>* cancel) override {
+    // The images are marked in front of the message, as the server marks them.
+    std::string message;
+    std::vector<std::string> all = images_;
+    for (const std::string& bytes : images) {
+      message += runner::image_marker(all.size());
+      all.push_back(bytes);
+    }
+    message += message_in;
     std::string text;
     Reply r;
     r.stats = generate(*engine_, args_.raw ? message : chat_->prompt_for(message), options_, out,
-                       cancel, &text);
-    if (r.stats.done_reason != "cancel") chat_->add_turn(message, text);
+                       cancel, &text, all);
+    if (r.stats.done_reason != "cancel") {
+      chat_->add_turn(message, text);
+      images_ = std::move(all);
+    }
     // The load is reported with the first reply only: the model stays loaded after it.
     r.load_duration = load_reported_ ? std::chrono::nanoseconds(0) : engine_->load_duration();
     load_reported_ = true;
@@ -342,7 +395,10 @@ class LocalSession : public Session {
     options_ = std::move(changed);
   }
   void set_system(std::string system) override { chat_->set_system(std::move(system)); }
-  void clear() override { chat_->clear(); }
+  void clear() override {
+    chat_->clear();
+    images_.clear();
+  }
   void show_info(std::ostream& out) override { print_model_summary(engine_->file(), out); }
   std::string template_text() override { return chat_->chat_template().text; }
 
@@ -351,6 +407,7 @@ class LocalSession : public Session {
   sample::Options options_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Conversation> chat_;
+  std::vector<std::string> images_;  // of the conversation's messages, by marker number
   bool load_reported_ = false;
 };
 
@@ -370,16 +427,27 @@ class RemoteSession : public Session {
     if (args.num_gpu) options_["num_gpu"] = *args.num_gpu;
   }
 
-  Reply reply(const std::string& message, Output& out, const std::atomic<bool>* cancel) override {
+  bool vision() const override {
+    const auto caps = show_.value("capabilities", nlohmann::json::array());
+    return std::find(caps.begin(), caps.end(), "vision") != caps.end();
+  }
+
+  Reply reply(const std::string& message, const std::vector<std::string>& images, Output& out,
+              const std::atomic<bool>* cancel) override {
     nlohmann::json req = {{"model", args_.model}, {"stream", true}, {"options", options_}};
+    nlohmann::json encoded = nlohmann::json::array();
+    for (const std::string& bytes : images) encoded.push_back(server::encode_base64(bytes));
+    nlohmann::json user = {{"role", "user"}, {"content", message}};
+    if (!images.empty()) user["images"] = encoded;
     if (args_.raw) {
       req["prompt"] = message;
       req["raw"] = true;
+      if (!images.empty()) req["images"] = encoded;
     } else {
       nlohmann::json messages = nlohmann::json::array();
       if (system_) messages.push_back({{"role", "system"}, {"content", *system_}});
       for (const auto& m : turns_) messages.push_back(m);
-      messages.push_back({{"role", "user"}, {"content", message}});
+      messages.push_back(user);
       req["messages"] = std::move(messages);
     }
     // Ctrl+C closes the connection (the server then cancels the request): a watcher, because
@@ -432,7 +500,7 @@ class RemoteSession : public Session {
     r.stats.done_reason = last.value("done_reason", "");
     r.load_duration = nanos(last, "load_duration");
     if (!args_.raw) {
-      turns_.push_back({{"role", "user"}, {"content", message}});
+      turns_.push_back(std::move(user));
       turns_.push_back({{"role", "assistant"}, {"content", text}});
     }
     return r;
@@ -579,7 +647,13 @@ void run_interactive(Session& session, RunArgs& args) {
     editor.take_interrupt();
     out.reset();
     try {
-      const Reply r = session.reply(message, out, &g_interrupted);
+      PromptImages p;
+      if (session.vision()) {
+        p = take_image_paths(message, &std::cerr);
+      } else {
+        p.text = message;
+      }
+      const Reply r = session.reply(p.text, p.images, out, &g_interrupted);
       out.end_line();
       std::cout << "\n" << std::flush;
       if (args.verbose) print_stats(r.stats, r.load_duration);
@@ -659,7 +733,13 @@ void run_session(Session& session, RunArgs& args) {
     prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   }
   Output out;
-  const Reply r = session.reply(prompt, out, nullptr);
+  PromptImages p;
+  if (session.vision()) {
+    p = take_image_paths(prompt, &std::cerr);
+  } else {
+    p.text = prompt;
+  }
+  const Reply r = session.reply(p.text, p.images, out, nullptr);
   out.end_line();
   if (args.verbose) print_stats(r.stats, r.load_duration);
 }

@@ -19,7 +19,7 @@ class Error : public std::invalid_argument {
 };
 
 struct Limits {
-  size_t max_bytes = size_t{32} << 20;    // of the encoded file
+  size_t max_bytes = size_t{32} << 20;     // of the encoded file
   int64_t max_pixels = int64_t{50} << 20;  // width * height, checked from the header
   int64_t max_side = 32768;                // of either side
 };

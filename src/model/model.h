@@ -79,8 +79,7 @@ class Model : public nn::Module {
   virtual ml::Tensor build(const Inputs& in, kvcache::Causal& cache) const = 0;
 
  private:
-  friend std::unique_ptr<Model> load(const ml::gguf::File& file,
-                                     const ml::gguf::File* projector);
+  friend std::unique_ptr<Model> load(const ml::gguf::File& file, const ml::gguf::File* projector);
   Config config_;
   std::vector<std::string> unused_;
 };
@@ -124,7 +123,6 @@ std::span<const Architecture> architectures();
 // file must outlive the model). A vision model stored as two files (the llama.cpp layout: a text
 // GGUF and an mmproj projector GGUF) takes the second as `projector`; its tensors bind too.
 // Throws naming an unknown architecture, or BindError.
-std::unique_ptr<Model> load(const ml::gguf::File& file,
-                            const ml::gguf::File* projector = nullptr);
+std::unique_ptr<Model> load(const ml::gguf::File& file, const ml::gguf::File* projector = nullptr);
 
 }  // namespace corral::model

@@ -61,7 +61,8 @@ std::vector<int32_t> fit_prompt(std::span<const int32_t> prompt_in, int64_t num_
 Engine::Engine(const std::string& path, EngineOptions options) : options_(options) {
   const auto t0 = Clock::now();
   file_ = open_gguf(path);
-  model_ = model::load(*file_);
+  if (!options.projector.empty()) projector_ = open_gguf(options.projector);
+  model_ = model::load(*file_, projector_.get());
   try {
     tokenizer_ =
         std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(file_->metadata()));
@@ -76,6 +77,11 @@ Engine::Engine(const std::string& path, EngineOptions options) : options_(option
   }
   if (options.num_gpu != 0) offload(options.num_gpu);
   set_threads(options.n_threads);
+  if (const model::Vision* v = model_->vision()) {
+    std::vector<std::span<const std::byte>> constant = {std::as_bytes(file_->tensor_data())};
+    if (projector_) constant.push_back(std::as_bytes(projector_->tensor_data()));
+    encoder_ = std::make_unique<ImageEncoder>(*v, std::max(0, options.n_threads), constant, 4);
+  }
   load_duration_ = Clock::now() - t0;
 }
 
@@ -109,8 +115,10 @@ Engine::~Engine() = default;
 void Engine::set_threads(int n_threads) {
   if (backend_ && n_threads == n_threads_) return;
   executor_.reset();
-  backend_ = backend::cpu::make_backend(
-      {.n_threads = std::max(0, n_threads), .constant = {std::as_bytes(file_->tensor_data())}});
+  std::vector<std::span<const std::byte>> constant = {std::as_bytes(file_->tensor_data())};
+  if (projector_) constant.push_back(std::as_bytes(projector_->tensor_data()));
+  backend_ =
+      backend::cpu::make_backend({.n_threads = std::max(0, n_threads), .constant = constant});
   std::vector<ml::Backend*> backends;
   if (gpu_) backends.push_back(gpu_.get());
   backends.push_back(backend_.get());
@@ -148,10 +156,14 @@ const float* Engine::evaluate(std::span<const int32_t> tokens, int32_t pos, int 
     if (cancel && cancel->load(std::memory_order_relaxed)) return nullptr;
     const size_t n = std::min(step, tokens.size() - i);
     batch_.clear();
+    batch_images_.clear();
     // Only the chunk's last token asks for logits; only the final chunk's are used.
     for (size_t j = 0; j < n; ++j) {
-      batch_.add(tokens[i + j], pos + static_cast<int32_t>(i + j), 0, j + 1 == n);
+      const auto p = pos + static_cast<int32_t>(i + j);
+      batch_.add(tokens[i + j], p, 0, j + 1 == n);
+      batch_images_.added(batch_, images_, static_cast<size_t>(p), p);
     }
+    batch_images_.finish(batch_, model_->vision() != nullptr && model_->vision()->mrope());
     graph_.clear();
     ml::Tensor out = model_->forward(graph_, batch_, *cache_);
     executor_->compute(graph_, {out});
@@ -166,27 +178,49 @@ void Engine::bench_evaluate(std::span<const int32_t> tokens, int32_t pos, int nu
   ensure_cache(num_ctx);
   cache_->remove(0, pos);
   cached_.resize(std::min(cached_.size(), static_cast<size_t>(std::max(0, pos))));
+  images_ = {};
   evaluate(tokens, pos, num_batch);
 }
 
+SequenceImages Engine::place_images(std::vector<int32_t>& prompt,
+                                    std::span<const PromptImage> images) {
+  if (images.empty()) return {};
+  const model::Vision* vision = model_->vision();
+  if (vision == nullptr || !encoder_) {
+    throw std::invalid_argument("this model does not support images (it has no vision encoder)");
+  }
+  return expand_images(*vision, *encoder_, prompt, images);
+}
+
 Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options& options,
-                       const TextSink& sink, const std::atomic<bool>* cancel) {
+                       const TextSink& sink, const std::atomic<bool>* cancel,
+                       std::span<const PromptImage> images) {
   const auto t_start = Clock::now();
   if (prompt_in.empty()) throw std::invalid_argument("generate: the prompt has no tokens");
   const int64_t num_ctx = context_size(options);
   ensure_cache(num_ctx);
   const int n_vocab = static_cast<int>(model_->config().n_vocab);
 
-  // A prompt longer than the context keeps its first num_keep tokens and its end (Ollama's
-  // truncation), leaving room for one generated token.
-  std::vector<int32_t> prompt = fit_prompt(prompt_in, num_ctx, options.num_keep);
+  std::vector<int32_t> prompt(prompt_in.begin(), prompt_in.end());
+  SequenceImages placed = place_images(prompt, images);
+  if (placed.empty()) {
+    // A prompt longer than the context keeps its first num_keep tokens and its end (Ollama's
+    // truncation), leaving room for one generated token.
+    prompt = fit_prompt(prompt, num_ctx, options.num_keep);
+  } else if (static_cast<int64_t>(prompt.size()) >= num_ctx) {
+    throw std::invalid_argument("the prompt with its images takes " +
+                                std::to_string(prompt.size()) +
+                                " tokens, more than the context of " + std::to_string(num_ctx) +
+                                " (num_ctx) leaves room for");
+  }
 
   // Reuse the cached prefix; at least the last prompt token is evaluated, for its logits.
   size_t common = 0;
   while (common < cached_.size() && common < prompt.size() && cached_[common] == prompt[common]) {
     ++common;
   }
-  common = std::min(common, prompt.size() - 1);
+  common = SequenceImages::shared_prefix(images_, placed, std::min(common, prompt.size() - 1));
+  images_ = std::move(placed);
   cache_->remove(0, static_cast<int32_t>(common));
   cached_.resize(common);
 
@@ -237,7 +271,8 @@ Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options
         break;
       }
       if (static_cast<int64_t>(cached_.size()) >= num_ctx) {
-        if (options.num_predict == -2) {
+        // A sequence with images is not shifted: its images' positions would lose their meaning.
+        if (options.num_predict == -2 || !images_.empty()) {
           stats.done_reason = "length";
           break;
         }
@@ -264,6 +299,7 @@ Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options
     // The cache may hold part of a batch: forget it rather than trust it.
     cache_->remove(0);
     cached_.clear();
+    images_ = {};
     throw;
   }
 
@@ -278,8 +314,10 @@ Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options
   return stats;
 }
 
-std::vector<float> Engine::logits(std::span<const int32_t> tokens) {
-  if (tokens.empty()) throw std::invalid_argument("logits: no tokens");
+std::vector<float> Engine::logits(std::span<const int32_t> tokens_in,
+                                  std::span<const PromptImage> images) {
+  if (tokens_in.empty()) throw std::invalid_argument("logits: no tokens");
+  std::vector<int32_t> tokens(tokens_in.begin(), tokens_in.end());
   const int64_t n_vocab = model_->config().n_vocab;
   for (int32_t t : tokens) {
     if (t < 0 || t >= n_vocab) {
@@ -288,12 +326,16 @@ std::vector<float> Engine::logits(std::span<const int32_t> tokens) {
                                   " tokens)");
     }
   }
+  const SequenceImages placed = place_images(tokens, images);
   auto cache =
       model_->make_cache(cache_options(static_cast<int64_t>(tokens.size()), ml::DType::F32, 1));
   model::Batch batch;
+  BatchImages batch_images;
   for (size_t i = 0; i < tokens.size(); ++i) {
     batch.add(tokens[i], static_cast<int32_t>(i), 0, true);
+    batch_images.added(batch, placed, i, static_cast<int32_t>(i));
   }
+  batch_images.finish(batch, model_->vision() != nullptr && model_->vision()->mrope());
   ml::Graph g;
   ml::Tensor out = model_->forward(g, batch, cache);
   executor_->compute(g, {out});

@@ -23,6 +23,7 @@
 #include "ml/backend.h"
 #include "ml/gguf/reader.h"
 #include "model/model.h"
+#include "runner/multimodal.h"
 #include "sample/options.h"
 #include "tokenizer/tokenizer.h"
 
@@ -35,6 +36,8 @@ struct EngineOptions {
   // memory and their nodes run there; n_layer + 1 or more (or any negative value) also offloads
   // the output layer and embeddings. 0: CPU only. Needs a build with CUDA and a device.
   int num_gpu = 0;
+  // A vision model's projector GGUF when it is a file of its own (llama.cpp's mmproj layout).
+  std::string projector;
 };
 
 // Ollama's generation statistics (api.Metrics), and why generation ended.
@@ -85,12 +88,22 @@ class Engine {
   // num_predict -1 a full context is shifted (keeping num_keep tokens) and generation goes on;
   // with -2 it ends there. Throws std::invalid_argument for an empty prompt, or one that does
   // not fit the context.
+  // `images` (vision models) are placed among the prompt's tokens, encoded (or found among the
+  // recently encoded) and their placeholder tokens spliced in; a prompt with images is never
+  // truncated (std::invalid_argument when it does not fit).
   Stats generate(std::span<const int32_t> prompt, const sample::Options& options,
-                 const TextSink& sink, const std::atomic<bool>* cancel = nullptr);
+                 const TextSink& sink, const std::atomic<bool>* cancel = nullptr,
+                 std::span<const PromptImage> images = {});
 
   // Logits of every position of `tokens`, evaluated from scratch as one sequence with an f32
   // cache: [n_tokens][n_vocab]. For comparing the forward pass with other implementations.
-  std::vector<float> logits(std::span<const int32_t> tokens);
+  // `images` are placed among the tokens as generate() places them; the logits are those of the
+  // tokens after splicing (placeholders included).
+  std::vector<float> logits(std::span<const int32_t> tokens,
+                            std::span<const PromptImage> images = {});
+
+  // How many times the vision encoder ran.
+  size_t images_encoded() const { return encoder_ ? encoder_->encoded() : 0; }
 
   // For `corral bench`: evaluates `tokens` (valid ids) as sequence 0 at positions [pos, pos + n)
   // in batches of num_batch, with a cache of num_ctx cells; the cache keeps positions below
@@ -103,6 +116,8 @@ class Engine {
   const float* evaluate(std::span<const int32_t> tokens, int32_t pos, int num_batch,
                         const std::atomic<bool>* cancel = nullptr);
   bool is_end_of_generation(int32_t token) const;
+  // Splices the images' placeholders into `prompt`; throws for a model without vision.
+  SequenceImages place_images(std::vector<int32_t>& prompt, std::span<const PromptImage> images);
   void ensure_cache(int64_t num_ctx);
   // Creates the GPU backend and makes the weights of the first num_gpu layers resident.
   void offload(int num_gpu);
@@ -111,7 +126,9 @@ class Engine {
   EngineOptions options_;
   int n_threads_ = 0;
   std::unique_ptr<ml::gguf::File> file_;
+  std::unique_ptr<ml::gguf::File> projector_;
   std::unique_ptr<model::Model> model_;
+  std::unique_ptr<ImageEncoder> encoder_;  // vision models
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   // Declared before everything that holds its memory (resident weights, caches), so it is
   // destroyed after them.
@@ -122,6 +139,8 @@ class Engine {
   std::unique_ptr<ml::Executor> executor_;
   std::optional<kvcache::Causal> cache_;
   std::vector<int32_t> cached_;  // the tokens of sequence 0 in the cache, in position order
+  SequenceImages images_;        // the images of the sequence being evaluated (and cached)
+  BatchImages batch_images_;
   ml::Graph graph_;
   model::Batch batch_;
   std::chrono::nanoseconds load_duration_{0};

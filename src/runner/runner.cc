@@ -61,11 +61,11 @@ MemoryNeeds estimate_memory(const ml::gguf::File& file, const model::Config& c,
 uint64_t MemoryNeeds::bytes(int64_t ctx) const {
   const auto cells = static_cast<uint64_t>(slot_cells_for(std::max<int64_t>(ctx, 1))) *
                      static_cast<uint64_t>(num_parallel);
-  return weights + packed + fixed + cells * per_cell;
+  return weights + packed + fixed + images + cells * per_cell;
 }
 
 int64_t MemoryNeeds::fit(uint64_t budget) const {
-  const uint64_t base = weights + packed + fixed;
+  const uint64_t base = weights + packed + fixed + images;
   if (budget <= base || per_cell == 0) return 0;
   const uint64_t cells = (budget - base) / per_cell / static_cast<uint64_t>(num_parallel);
   if (cells >= static_cast<uint64_t>(slot_cells_for(num_ctx))) return num_ctx;
@@ -108,6 +108,7 @@ struct Runner::Impl {
   // A request waiting for a slot.
   struct Pending {
     SequenceRequest request;
+    SequenceImages images;  // the prompt's images, its placeholders spliced in
     std::shared_ptr<Sequence> sequence;
     Clock::time_point submitted;
   };
@@ -116,7 +117,8 @@ struct Runner::Impl {
   // request whose prompt starts with it reuses those cells.
   struct Slot {
     int32_t id = 0;
-    std::vector<int32_t> cached;  // the tokens in this slot's cells, in position order
+    std::vector<int32_t> cached;   // the tokens in this slot's cells, in position order
+    SequenceImages cached_images;  // the images among them
     Clock::time_point last_used{};
 
     // The request being served; null when idle.
@@ -124,6 +126,7 @@ struct Runner::Impl {
     SequenceRequest request;
     int64_t num_ctx = 0;
     std::vector<int32_t> prompt;  // as evaluated (fitted to the context)
+    SequenceImages images;        // the images of the prompt
     size_t next_prompt = 0;       // prompt[next_prompt..] are still to be evaluated
     int32_t next_token = -1;      // sampled, to be evaluated in the next step
     std::optional<sample::Sampler> sampler;
@@ -149,7 +152,9 @@ struct Runner::Impl {
   RunnerOptions options;
   std::string path;
   std::unique_ptr<ml::gguf::File> file;
+  std::unique_ptr<ml::gguf::File> projector;
   std::unique_ptr<model::Model> model;
+  std::unique_ptr<ImageEncoder> encoder;  // vision models
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;
   std::unique_ptr<ml::Backend> backend;
   std::unique_ptr<ml::Executor> executor;
@@ -177,6 +182,7 @@ struct Runner::Impl {
   std::vector<Slot> slots;
   ml::Graph graph;
   model::Batch batch;
+  BatchImages batch_images;
   std::thread worker;
 
   int32_t n_vocab() const { return static_cast<int32_t>(model->config().n_vocab); }
@@ -263,6 +269,7 @@ struct Runner::Impl {
   void fail_slot(Slot& slot, std::exception_ptr error) {
     cache->remove(slot.id);
     slot.cached.clear();
+    slot.cached_images = {};
     std::shared_ptr<Sequence> seq = slot.sequence;
     release(slot);
     fail(*seq, std::move(error));
@@ -276,6 +283,7 @@ struct Runner::Impl {
     slot.grammar.reset();
     slot.request = {};
     slot.prompt.clear();
+    slot.images = {};
     slot.history.clear();
     slot.logprobs.clear();
     slot.pooled.clear();
@@ -320,6 +328,7 @@ struct Runner::Impl {
   void start(Slot& slot, Pending p) {
     SequenceRequest& r = p.request;
     slot.sequence = std::move(p.sequence);
+    slot.images = std::move(p.images);
     slot.t_submit = p.submitted;
     slot.t_start = Clock::now();
     slot.stats = {};
@@ -331,15 +340,19 @@ struct Runner::Impl {
           r.prompt.begin(),
           r.prompt.begin() + static_cast<std::ptrdiff_t>(std::min<int64_t>(
                                  static_cast<int64_t>(r.prompt.size()), slot.num_ctx)));
+    } else if (!slot.images.empty()) {
+      slot.prompt = r.prompt;  // submit() checked that it fits: images are not cut
     } else {
       slot.prompt = fit_prompt(r.prompt, slot.num_ctx, r.options.num_keep);
     }
     // Reuse the cached prefix; at least the last prompt token is evaluated, for its logits. Mean
     // pooling needs every token's hidden state, so it evaluates them all.
     size_t common = std::min(common_prefix(slot.cached, slot.prompt), slot.prompt.size() - 1);
+    common = SequenceImages::shared_prefix(slot.cached_images, slot.images, common);
     if (r.embed && pooling == Pooling::kMean) common = 0;
     cache->remove(slot.id, static_cast<int32_t>(common));
     slot.cached.resize(common);
+    slot.cached_images = slot.images;
     slot.next_prompt = common;
     slot.next_token = -1;
     slot.history = slot.prompt;
@@ -408,6 +421,7 @@ struct Runner::Impl {
       slot.out_col = static_cast<int64_t>(batch.outputs.size());
       slot.n_out = 1;
       batch.add(slot.next_token, pos, slot.id, true);
+      batch_images.added(batch, slot.images, static_cast<size_t>(pos), pos);
       slot.n_batched = 1;
       return 1;
     }
@@ -422,6 +436,7 @@ struct Runner::Impl {
         ++slot.n_out;
       }
       batch.add(slot.prompt[slot.next_prompt + j], pos + static_cast<int32_t>(j), slot.id, out);
+      batch_images.added(batch, slot.images, slot.next_prompt + j, pos + static_cast<int32_t>(j));
     }
     slot.n_batched = n;
     return n;
@@ -431,6 +446,7 @@ struct Runner::Impl {
   // when it threw: its sequences have failed.
   bool forward(const std::vector<Slot*>& members, model::Output output, const float*& out) {
     try {
+      batch_images.finish(batch, encoder && model->vision()->mrope());
       if (options.on_batch) options.on_batch(batch);
       graph.clear();
       ml::Tensor t = model->forward(graph, batch, *cache, output);
@@ -513,7 +529,10 @@ struct Runner::Impl {
       return finish(slot, "length");
     }
     if (static_cast<int64_t>(slot.cached.size()) >= slot.num_ctx) {
-      if (o.num_predict == -2 || !slot.request.shift) return finish(slot, "length");
+      // A sequence with images is not shifted: its images' positions would lose their meaning.
+      if (o.num_predict == -2 || !slot.request.shift || !slot.images.empty()) {
+        return finish(slot, "length");
+      }
       const int32_t keep =
           std::clamp<int32_t>(o.num_keep, 0, static_cast<int32_t>(slot.num_ctx) - 1);
       int32_t discarded = 0;
@@ -552,6 +571,7 @@ struct Runner::Impl {
   // One forward pass over the sequences of one kind (generation or embedding).
   void run_pass(bool embed) {
     batch.clear();
+    batch_images.clear();
     std::vector<Slot*> members;
     size_t budget = static_cast<size_t>(std::max(1, options.num_batch));
     // Decoding sequences first, a token each, so that a long prompt never stalls them.
@@ -642,7 +662,10 @@ Runner::Runner(const std::string& gguf_path, RunnerOptions options)
   Impl& m = *impl_;
   m.path = gguf_path;
   m.file = std::make_unique<ml::gguf::File>(ml::gguf::File::open(gguf_path));
-  m.model = model::load(*m.file);
+  if (!options_.projector.empty()) {
+    m.projector = std::make_unique<ml::gguf::File>(ml::gguf::File::open(options_.projector));
+  }
+  m.model = model::load(*m.file, m.projector.get());
   m.tokenizer = load_tokenizer(*m.file, *m.model, gguf_path);
   const model::Config& c = m.model->config();
   if (options_.num_ctx <= 0) options_.num_ctx = 4096;
@@ -650,6 +673,13 @@ Runner::Runner(const std::string& gguf_path, RunnerOptions options)
   options_.num_parallel = std::max(1, options_.num_parallel);
   options_.num_batch = std::max(1, options_.num_batch);
   m.needs = estimate_memory(*m.file, c, options_);
+  const size_t images_kept = std::max<size_t>(4, static_cast<size_t>(options_.num_parallel));
+  if (m.projector) {
+    for (const auto& t : m.projector->tensors()) m.needs.weights += t.nbytes;
+  }
+  if (const model::Vision* v = m.model->vision()) {
+    m.needs.images = static_cast<uint64_t>(v->max_image_state_bytes()) * images_kept;
+  }
   if (options_.fit_memory) {
     options_.num_ctx = std::clamp<int64_t>(options_.fit_memory(m.needs), 1, options_.num_ctx);
     options_.fit_memory = nullptr;  // what it captured need not outlive the load
@@ -660,8 +690,14 @@ Runner::Runner(const std::string& gguf_path, RunnerOptions options)
     if (auto p = v->as_integer(); p && *p == kPoolingMean) m.pooling = Pooling::kMean;
   }
 
-  m.backend = backend::cpu::make_backend({.n_threads = std::max(0, options_.n_threads),
-                                          .constant = {std::as_bytes(m.file->tensor_data())}});
+  std::vector<std::span<const std::byte>> constant = {std::as_bytes(m.file->tensor_data())};
+  if (m.projector) constant.push_back(std::as_bytes(m.projector->tensor_data()));
+  m.backend = backend::cpu::make_backend(
+      {.n_threads = std::max(0, options_.n_threads), .constant = constant});
+  if (const model::Vision* v = m.model->vision()) {
+    m.encoder =
+        std::make_unique<ImageEncoder>(*v, std::max(0, options_.n_threads), constant, images_kept);
+  }
   m.executor = std::make_unique<ml::Executor>(std::vector<ml::Backend*>{m.backend.get()});
   m.slot_cells = slot_cells_for(options_.num_ctx);
   m.cache.emplace(m.model->make_cache({.num_ctx = m.slot_cells * options_.num_parallel,
@@ -702,6 +738,8 @@ size_t Runner::active() const {
   return impl_->busy_slots + impl_->queue.size();
 }
 
+size_t Runner::images_encoded() const { return impl_->encoder ? impl_->encoder->encoded() : 0; }
+
 size_t Runner::cancel_all() {
   std::vector<std::shared_ptr<Sequence>> sequences;
   {
@@ -731,6 +769,27 @@ std::shared_ptr<Sequence> Runner::submit(SequenceRequest request) {
   if (request.top_logprobs > kMaxTopLogprobs) {
     throw std::invalid_argument("top_logprobs must be at most " + std::to_string(kMaxTopLogprobs));
   }
+  SequenceImages images;
+  if (!request.images.empty()) {
+    const model::Vision* vision = impl_->model->vision();
+    if (vision == nullptr || !impl_->encoder) {
+      throw std::invalid_argument("this model does not support images (it has no vision encoder)");
+    }
+    if (request.embed) throw std::invalid_argument("embeddings of images are not supported");
+    // Encoding runs here, on the requester's thread, one image at a time: the worker goes on
+    // decoding the other sequences meanwhile.
+    images = expand_images(*vision, *impl_->encoder, request.prompt, request.images);
+    request.images.clear();
+    const int64_t num_ctx = request.options.num_ctx > 0
+                                ? std::min<int64_t>(request.options.num_ctx, options_.num_ctx)
+                                : options_.num_ctx;
+    if (static_cast<int64_t>(request.prompt.size()) >= num_ctx) {
+      throw std::invalid_argument("the prompt with its images takes " +
+                                  std::to_string(request.prompt.size()) +
+                                  " tokens, more than the context of " + std::to_string(num_ctx) +
+                                  " (num_ctx) leaves room for");
+    }
+  }
   auto sequence = std::make_shared<Sequence>();
   sequence->wake_ = impl_->signal;
   {
@@ -745,7 +804,7 @@ std::shared_ptr<Sequence> Runner::submit(SequenceRequest request) {
       throw QueueFullError("server busy: " + std::to_string(waiting - 1) +
                            " requests are waiting (CORRAL_MAX_QUEUE)");
     }
-    impl_->queue.push_back({std::move(request), sequence, Clock::now()});
+    impl_->queue.push_back({std::move(request), std::move(images), sequence, Clock::now()});
     std::erase_if(impl_->live, [](const std::weak_ptr<Sequence>& w) { return w.expired(); });
     impl_->live.push_back(sequence);
   }

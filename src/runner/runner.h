@@ -31,6 +31,7 @@
 #include "ml/gguf/reader.h"
 #include "model/model.h"
 #include "runner/engine.h"
+#include "runner/multimodal.h"
 #include "sample/grammar.h"
 #include "sample/options.h"
 #include "tokenizer/tokenizer.h"
@@ -45,6 +46,7 @@ struct MemoryNeeds {
   uint64_t packed = 0;    // the CPU backend's repacked copies of the matrices (at most)
   uint64_t fixed = 0;     // compute buffers that do not grow with the context
   uint64_t per_cell = 0;  // KV cache (K and V, every layer) and attention mask, per cell
+  uint64_t images = 0;    // vision models: the encoder cache at its fullest
   // Bytes for num_ctx cells per sequence (rounded up to whole cache tiles, as allocated).
   uint64_t bytes(int64_t num_ctx) const;
   // The largest num_ctx, a multiple of the cache tile, whose bytes() fit in `budget`; 0 if none.
@@ -63,6 +65,8 @@ struct RunnerOptions {
   // Called once the model is read and before its KV cache is allocated: returns the num_ctx to
   // allocate (at most needs.num_ctx), or throws to refuse the load. Null: needs.num_ctx.
   std::function<int64_t(const MemoryNeeds&)> fit_memory = nullptr;
+  // A vision model's projector GGUF when it is a file of its own (llama.cpp's mmproj layout).
+  std::string projector;
 };
 
 // The log-probability of one token (Ollama's api.TokenLogprob / OpenAI's logprobs content).
@@ -96,6 +100,9 @@ struct SequenceRequest {
   // num_predict -1 is bounded by the context); true discards old tokens after num_keep and goes
   // on (num_predict -2 always ends). The server shifts only when asked or when num_predict > 0.
   bool shift = false;
+  // Images placed among the prompt's tokens (vision models only); submit() encodes them and
+  // splices their placeholder tokens into the prompt.
+  std::vector<PromptImage> images;
 };
 
 enum class Pooling { kLast, kMean };
@@ -182,6 +189,8 @@ class Runner {
 
   // Sequences running or waiting.
   size_t active() const;
+  // How many times the vision encoder ran (an image already encoded recently is not again).
+  size_t images_encoded() const;
   // Cancels every sequence running or waiting (keep_alive 0, `corral stop`, shutdown): each ends
   // at the next step with done_reason "cancel". Returns how many were cancelled.
   size_t cancel_all();

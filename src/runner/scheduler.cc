@@ -558,6 +558,7 @@ Lease Scheduler::acquire(const store::ModelInfo& info, const sample::Options& op
                      .num_parallel = std::max(1, options_.num_parallel),
                      .num_batch = want_batch,
                      .n_threads = want_threads};
+    ro.projector = info.projector.string();
     ro.fit_memory = [this, &info, &asked_ctx](const MemoryNeeds& n) {
       asked_ctx = n.num_ctx;
       return impl_->fit(options_, info.name, n);

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "ml/gguf/metadata.h"
+#include "server/images.h"
 #include "server/server.h"
 #include "template/ollama.h"
 #include "tokenizer/tokenizer.h"
@@ -266,7 +267,22 @@ tmpl::Json chat_messages(const store::ModelInfo& info, const tmpl::Json& request
   return out;
 }
 
-tmpl::Json normalize_messages(const OJson& messages, const std::string& model_name) {
+void images_field(const OJson& value, std::vector<std::string>& images) {
+  if (value.is_null()) return;
+  if (!value.is_array()) throw HttpError(400, "images must be an array of base64 strings");
+  for (const auto& v : value) {
+    if (!v.is_string()) throw HttpError(400, "images must be an array of base64 strings");
+    if (images.size() >= kMaxImagesPerRequest) {
+      throw HttpError(
+          400, "a request may carry at most " + std::to_string(kMaxImagesPerRequest) + " images");
+    }
+    images.push_back(
+        decode_base64(v.get_ref<const std::string&>(), "image " + std::to_string(images.size())));
+  }
+}
+
+tmpl::Json normalize_messages(const OJson& messages, const std::string& model_name,
+                              std::vector<std::string>& images) {
   if (messages.is_null()) return tmpl::Json::array();
   if (!messages.is_array()) throw HttpError(400, "messages must be an array");
   tmpl::Json out = tmpl::Json::array();
@@ -275,10 +291,15 @@ tmpl::Json normalize_messages(const OJson& messages, const std::string& model_na
     std::string role = string_field(m, "role");
     if (role.empty()) throw HttpError(400, "each message needs a role");
     for (char& c : role) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    tmpl::Json msg = {{"role", role}, {"content", string_field(m, "content")}};
-    if (const auto it = m.find("images"); it != m.end() && !it->is_null() && !it->empty())
-      throw HttpError(400,
-                      "\"" + model_name + "\" does not support images (it has no vision encoder)");
+    std::string content = string_field(m, "content");
+    if (const auto it = m.find("images"); it != m.end()) {
+      const size_t first = images.size();
+      images_field(*it, images);
+      std::string markers;
+      for (size_t i = first; i < images.size(); ++i) markers += runner::image_marker(i);
+      content = markers + content;
+    }
+    tmpl::Json msg = {{"role", role}, {"content", std::move(content)}};
     const std::string thinking = string_field(m, "thinking");
     if (!thinking.empty()) {
       msg["thinking"] = thinking;
@@ -726,6 +747,7 @@ void Generation::submit_chat(const PreparedChat& chat, const sample::Options& op
                              int top_logprobs) {
   runner::SequenceRequest sr;
   sr.prompt = chat.tokens;
+  sr.images = chat.images;
   sr.options = options;
   sr.grammar = chat.grammar;
   sr.top_logprobs = top_logprobs;
@@ -771,6 +793,29 @@ OutputParser PreparedChat::parser() const {
   if (think && prompt_opens_thinking) p.push(runner::Piece{think->open, {}});
   return p;
 }
+
+namespace {
+
+// The prompt's text and images as tokens, the images through the model's processor.
+std::vector<int32_t> tokenize_images(const Generation& g, std::string_view text,
+                                     const std::vector<std::string>& images, bool at_start,
+                                     std::vector<runner::PromptImage>& out) {
+  const model::Vision* vision = g.runner().model().vision();
+  if (vision == nullptr) {
+    throw HttpError(400,
+                    "\"" + g.model() + "\" does not support images (it has no vision encoder)");
+  }
+  const RequestImages prepared = prepare_images(*vision, images);
+  const tokenizer::Tokenizer& tok = g.runner().tokenizer();
+  return runner::tokenize_with_images(
+      text, prepared.inputs, prepared.digests,
+      [&](std::string_view piece, bool first) {
+        return tokenize_prompt(tok, piece, first && at_start);
+      },
+      out);
+}
+
+}  // namespace
 
 PreparedChat prepare_chat(const Generation& g, ChatSpec spec) {
   PreparedChat out;
@@ -822,7 +867,11 @@ PreparedChat prepare_chat(const Generation& g, ChatSpec spec) {
     throw HttpError(tmpl::is_limit_error(e) ? 400 : 500,
                     std::string("rendering the prompt: ") + e.what());
   }
-  out.tokens = tokenize_prompt(runner.tokenizer(), out.prompt);
+  if (spec.images.empty()) {
+    out.tokens = tokenize_prompt(runner.tokenizer(), out.prompt);
+  } else {
+    out.tokens = tokenize_images(g, out.prompt, spec.images, true, out.images);
+  }
 
   if (tags && spec.think.on()) {
     out.think = tags;
@@ -849,6 +898,16 @@ PreparedGenerate prepare_generate(const Generation& g, GenerateSpec spec) {
     throw HttpError(400, "\"" + g.model() + "\" does not support thinking");
   if (tags && !spec.think.enabled) spec.think.enabled = true;
 
+  if (!spec.images.empty()) {
+    // Ollama marks the images in front of the prompt, unless the prompt places them itself.
+    std::string markers;
+    for (size_t i = 0; i < spec.images.size(); ++i) {
+      if (spec.prompt.find(runner::image_marker(i)) == std::string::npos) {
+        markers += runner::image_marker(i);
+      }
+    }
+    spec.prompt = markers + spec.prompt;
+  }
   std::string text = spec.prompt;
   if (!spec.raw) {
     tmpl::PromptTemplate t = model_tmpl;
@@ -887,7 +946,16 @@ PreparedGenerate prepare_generate(const Generation& g, GenerateSpec spec) {
   }
   out.prompt = text;
 
-  if (spec.has_context) {
+  if (!spec.images.empty()) {
+    std::vector<runner::PromptImage> images;
+    const auto more = tokenize_images(g, text, spec.images, !spec.has_context, images);
+    if (spec.has_context) {
+      out.tokens = std::move(spec.context);
+      for (runner::PromptImage& i : images) i.at += out.tokens.size();
+    }
+    out.tokens.insert(out.tokens.end(), more.begin(), more.end());
+    out.images = std::move(images);
+  } else if (spec.has_context) {
     out.tokens = std::move(spec.context);
     const auto more = tokenize_prompt(runner.tokenizer(), text, false);
     out.tokens.insert(out.tokens.end(), more.begin(), more.end());

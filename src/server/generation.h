@@ -103,9 +103,14 @@ std::vector<int32_t> tokenize_prompt(const tokenizer::Tokenizer& tokenizer, std:
 tmpl::Json chat_messages(const store::ModelInfo& info, const tmpl::Json& request_messages);
 
 // Normalizes API messages for the template (role lower-cased, content a string, thinking also as
-// reasoning_content for Hugging Face templates). HttpError 400 for a message without a role, with
-// content that is not text, or with images (no model here has a vision encoder).
-tmpl::Json normalize_messages(const OJson& messages, const std::string& model_name);
+// reasoning_content for Hugging Face templates). A message's images (base64) are decoded into
+// `images` and marked in front of its content as Ollama marks them ("[img-0]"). HttpError 400 for
+// a message without a role, with content that is not text, or with images that are not base64.
+tmpl::Json normalize_messages(const OJson& messages, const std::string& model_name,
+                              std::vector<std::string>& images);
+
+// Ollama's `images` field (base64 strings) decoded and appended to `images`; HttpError 400.
+void images_field(const OJson& value, std::vector<std::string>& images);
 
 // Renders `input`; when truncate and the prompt's tokens exceed num_ctx, drops the oldest
 // messages (system messages stay, the last message always stays) until it fits, as Ollama's
@@ -267,11 +272,13 @@ struct ChatSpec {
   Think think;
   std::shared_ptr<const sample::Grammar> grammar;  // from format / response_format
   bool truncate = true;
+  std::vector<std::string> images;  // the messages' images (files' bytes), marked in content
 };
 // The prompt of a chat and how its output is read.
 struct PreparedChat {
   std::string prompt;
   std::vector<int32_t> tokens;
+  std::vector<runner::PromptImage> images;         // placed among the tokens
   std::shared_ptr<const sample::Grammar> grammar;  // format's, or one forcing a tool call
   std::optional<ThinkTags> think;                  // set when thinking is on and has tags
   bool prompt_opens_thinking = false;              // the prompt ends with the opening tag
@@ -293,10 +300,12 @@ struct GenerateSpec {
   bool has_context = false;
   Think think;
   bool truncate = true;
+  std::vector<std::string> images;  // files' bytes; marked in front of the prompt unless in it
 };
 struct PreparedGenerate {
   std::string prompt;  // rendered text (after the context's tokens)
   std::vector<int32_t> tokens;
+  std::vector<runner::PromptImage> images;  // placed among the tokens
   std::optional<ThinkTags> think;
   bool prompt_opens_thinking = false;
   OutputParser parser() const;

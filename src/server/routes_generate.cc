@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "server/generation.h"
+#include "server/images.h"
 #include "server/server.h"
 
 namespace corral::server {
@@ -111,7 +112,9 @@ void handle_generate(Context& ctx, const httplib::Request& req, httplib::Respons
                        {"done_reason", "unload"}});
     return;
   }
-  if (const auto it = body.find("images"); it != body.end() && !it->is_null() && !it->empty())
+  std::vector<std::string> images;
+  if (const auto it = body.find("images"); it != body.end()) images_field(*it, images);
+  if (!images.empty() && !has_vision(info))
     throw HttpError(400, "\"" + model + "\" does not support images (it has no vision encoder)");
   if (raw && (!template_override.empty() || !system.empty() || has_context))
     throw HttpError(400, "raw mode does not support template, system, or context");
@@ -143,6 +146,7 @@ void handle_generate(Context& ctx, const httplib::Request& req, httplib::Respons
   spec.has_context = has_context;
   spec.think = think;
   spec.truncate = bool_field(body, "truncate", true);
+  spec.images = std::move(images);
   const PreparedGenerate prepared = prepare_generate(*g, std::move(spec));
 
   if (render_only) {
@@ -156,6 +160,7 @@ void handle_generate(Context& ctx, const httplib::Request& req, httplib::Respons
 
   runner::SequenceRequest sr;
   sr.prompt = prepared.tokens;
+  sr.images = prepared.images;
   sr.options = options;
   sr.grammar = grammar;
   sr.top_logprobs = top_logprobs;
@@ -203,7 +208,7 @@ void handle_chat(Context& ctx, const httplib::Request& req, httplib::Response& r
   const int top_logprobs = top_logprobs_of(body);
 
   ChatSpec spec;
-  spec.messages = normalize_messages(body.value("messages", json()), model);
+  spec.messages = normalize_messages(body.value("messages", json()), model, spec.images);
   spec.think = parse_think(body.value("think", json()));
   spec.truncate = bool_field(body, "truncate", true);
   if (const auto it = body.find("tools"); it != body.end() && !it->is_null()) {
@@ -212,6 +217,8 @@ void handle_chat(Context& ctx, const httplib::Request& req, httplib::Response& r
   }
 
   store::ModelInfo info = find_model(ctx, model);
+  if (!spec.images.empty() && !has_vision(info))
+    throw HttpError(400, "\"" + model + "\" does not support images (it has no vision encoder)");
   const auto keep_alive = request_keep_alive(body);
   const OJson empty_message = {{"role", "assistant"}, {"content", ""}};
   if (spec.messages.empty() && keep_alive && keep_alive->count() == 0) {

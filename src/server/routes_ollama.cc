@@ -15,6 +15,7 @@
 #include "ml/gguf/json.h"
 #include "ml/gguf/reader.h"
 #include "sample/options.h"
+#include "server/images.h"
 #include "server/server.h"
 #include "store/create.h"
 #include "store/digest.h"
@@ -124,6 +125,7 @@ Json capabilities_of(const store::ModelInfo& info, const ml::gguf::File& f) {
     caps.push_back("tools");
   }
   if (tmpl.find(".Suffix") != std::string::npos) caps.push_back("insert");
+  if (has_vision(info)) caps.push_back("vision");
   if (tmpl.find(".Think") != std::string::npos ||
       tmpl.find("enable_thinking") != std::string::npos) {
     caps.push_back("thinking");

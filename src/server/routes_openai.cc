@@ -15,6 +15,7 @@
 #include "ml/gguf/metadata.h"
 #include "ml/gguf/reader.h"
 #include "server/generation.h"
+#include "server/images.h"
 #include "server/server.h"
 
 namespace corral::server {
@@ -119,7 +120,7 @@ OJson usage_json(int prompt_tokens, int completion_tokens) {
 
 // OpenAI messages as Ollama's: content parts joined, tool-call arguments parsed from their JSON
 // strings, a tool message's function name found from its tool_call_id.
-json chat_messages_from_openai(const json& messages) {
+json chat_messages_from_openai(const json& messages, bool allow_image_urls) {
   if (!messages.is_array() || messages.empty())
     throw OpenAiError(400, "messages must be a non-empty array", "messages");
   json out = json::array();
@@ -132,18 +133,33 @@ json chat_messages_from_openai(const json& messages) {
       msg["content"] = content;
     } else if (content.is_array()) {
       std::string text;
+      json images = json::array();
       for (const auto& part : content) {
         const std::string type = part.is_object() ? part.value("type", "") : "";
         if (type == "text" && part.contains("text") && part["text"].is_string()) {
           if (!text.empty()) text += "\n";
           text += part["text"].get<std::string>();
-        } else if (type == "image_url" || type == "input_audio") {
-          throw OpenAiError(400, "this model does not support images or audio", "messages");
+        } else if (type == "image_url") {
+          // {"image_url": {"url": ...}} as the SDK sends it, or {"image_url": "..."}.
+          json u = part.value("image_url", json());
+          if (u.is_object()) u = u.value("url", json());
+          if (!u.is_string()) throw OpenAiError(400, "image_url needs a url", "messages");
+          const std::string& url = u.get_ref<const std::string&>();
+          const size_t comma = url.find(',');
+          if (url.starts_with("data:") && comma != std::string::npos &&
+              std::string_view(url).substr(0, comma).ends_with(";base64")) {
+            images.push_back(url.substr(comma + 1));  // decoded with the other images
+          } else {
+            images.push_back(encode_base64(image_from_url(url, allow_image_urls)));
+          }
+        } else if (type == "input_audio") {
+          throw OpenAiError(400, "audio input is not supported", "messages");
         } else {
           throw OpenAiError(400, "invalid message format", "messages");
         }
       }
       msg["content"] = text;
+      if (!images.empty()) msg["images"] = std::move(images);
     } else if (content.is_null()) {
       if (!m.contains("tool_calls"))
         throw OpenAiError(400, "invalid message content type: null", "messages");
@@ -278,8 +294,9 @@ void handle_chat_completions(Context& ctx, const httplib::Request& req, httplib:
   }
 
   ChatSpec spec;
-  spec.messages =
-      normalize_messages(chat_messages_from_openai(body.value("messages", json())), model);
+  spec.messages = normalize_messages(
+      chat_messages_from_openai(body.value("messages", json()), ctx.options.allow_image_urls),
+      model, spec.images);
   if (const auto it = body.find("tools"); it != body.end() && !it->is_null()) {
     if (!it->is_array()) throw OpenAiError(400, "tools must be an array", "tools");
     spec.tools = *it;
@@ -296,6 +313,10 @@ void handle_chat_completions(Context& ctx, const httplib::Request& req, httplib:
   spec.truncate = bool_field(body, "truncate", true);
 
   store::ModelInfo info = find_model(ctx, model);
+  if (!spec.images.empty() && !has_vision(info)) {
+    throw OpenAiError(400, "\"" + model + "\" does not support images (it has no vision encoder)",
+                      "messages");
+  }
   const sample::Options options = request_options(info, sampling_options(body, true));
   auto g = std::make_shared<Generation>(ctx, model, std::move(info));
   g->load(options, std::nullopt);

@@ -224,6 +224,14 @@ ServerOptions server_options_from_env() {
     }
     o.template_limits.max_duration = std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
   }
+  if (const char* v = env("CORRAL_ALLOW_IMAGE_URLS")) {
+    const std::string b = v;
+    if (b == "1" || b == "true") {
+      o.allow_image_urls = true;
+    } else if (b != "0" && b != "false" && !b.empty()) {
+      throw std::invalid_argument("CORRAL_ALLOW_IMAGE_URLS=" + b + ": expected 1 or 0");
+    }
+  }
   o.models = store::Store::default_root();
   o.scheduler = runner::scheduler_options_from_env();
   return o;

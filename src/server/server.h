@@ -74,6 +74,9 @@ struct ServerOptions {
   // CORRAL_TEMPLATE_MAX_OUTPUT (bytes), CORRAL_TEMPLATE_MAX_STEPS, CORRAL_TEMPLATE_TIMEOUT
   // (seconds, 0 for none). Defaults in template/limits.h.
   tmpl::Limits template_limits;
+  // CORRAL_ALLOW_IMAGE_URLS=1: OpenAI image_url parts may name http(s) URLs, which the server
+  // then fetches (10 s, 32 MiB at most); otherwise only data: URIs.
+  bool allow_image_urls = false;
 };
 
 // CORRAL_HOST, CORRAL_ORIGINS, CORRAL_API_KEY, CORRAL_MAX_BODY_SIZE, CORRAL_MODELS, the

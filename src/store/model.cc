@@ -55,6 +55,12 @@ ModelInfo resolve_manifest(const Store& store, const ModelName& name, Manifest m
       store.verify_blob(l.digest);
       info.gguf = store.blob_path(l.digest);
       have_model = true;
+    } else if (l.media_type == kMediaProjector) {
+      if (!info.projector.empty()) {
+        throw std::runtime_error("model '" + info.name + "' has several projector layers");
+      }
+      store.verify_blob(l.digest);
+      info.projector = store.blob_path(l.digest);
     } else if (l.media_type == kMediaAdapter) {
       throw std::runtime_error("model '" + info.name +
                                "' has an adapter layer: adapters are not "
@@ -78,7 +84,7 @@ ModelInfo resolve_manifest(const Store& store, const ModelName& name, Manifest m
     } else if (l.media_type == kMediaLicense) {
       info.licenses.push_back(store.read_blob(l.digest));
     }
-    // Projector layers (vision) and unknown media types are left for the code that knows them.
+    // Unknown media types are left for the code that knows them.
   }
   if (!have_model) throw std::runtime_error("model '" + info.name + "' has no model layer");
   if (!m->config.digest.empty() && store.has_blob(m->config.digest)) {

@@ -14,9 +14,10 @@
 namespace corral::store {
 
 struct ModelInfo {
-  std::string name;              // as the user should see it ("my-model:latest", or the path)
-  std::filesystem::path gguf;    // the model layer's blob, or the file given
-  std::optional<ModelName> ref;  // set when it came from the store
+  std::string name;                 // as the user should see it ("my-model:latest", or the path)
+  std::filesystem::path gguf;       // the model layer's blob, or the file given
+  std::filesystem::path projector;  // a vision model's projector layer (mmproj), when separate
+  std::optional<ModelName> ref;     // set when it came from the store
   std::optional<Manifest> manifest;
   std::optional<std::string> template_text;  // TEMPLATE layer (Go text/template)
   std::optional<std::string> system;         // SYSTEM layer
