@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/debug_images.h"
 #include "runner/engine.h"
 #include "store/model.h"
 
@@ -28,6 +29,7 @@ struct LogitsArgs {
   std::optional<std::string> text;
   bool json = false;
   std::optional<int> threads;
+  std::vector<std::string> images;
 };
 
 std::vector<int32_t> parse_token_list(const std::string& s) {
@@ -56,7 +58,8 @@ std::vector<int32_t> parse_token_list(const std::string& s) {
 
 void run_logits(const LogitsArgs& a) {
   const store::ModelInfo info = store::resolve(store::Store(store::Store::default_root()), a.model);
-  runner::Engine engine(info.gguf.string(), {.n_threads = a.threads.value_or(0)});
+  runner::Engine engine(info.gguf.string(),
+                        {.n_threads = a.threads.value_or(0), .projector = info.projector.string()});
   std::vector<int32_t> ids;
   if (a.text) {
     ids = engine.tokenize(*a.text);
@@ -64,7 +67,27 @@ void run_logits(const LogitsArgs& a) {
     ids = parse_token_list(a.tokens);
   }
   if (ids.empty()) throw std::invalid_argument("no tokens: give --tokens 1,2,3 or --text TEXT");
-  const std::vector<float> logits = engine.logits(ids);
+  // The ids hold each image's placeholder as transformers' processor writes it: each is taken
+  // out and the image placed where it was.
+  std::vector<int32_t> text_ids = ids;
+  std::vector<runner::PromptImage> images;
+  size_t from = 0;
+  for (const std::string& path : a.images) {
+    runner::PromptImage image = read_prompt_image(engine.model(), path);
+    const model::Placeholder p = engine.image_placeholder(image);
+    const auto it = std::search(text_ids.begin() + static_cast<std::ptrdiff_t>(from),
+                                text_ids.end(), p.tokens.begin(), p.tokens.end());
+    if (p.tokens.empty() || it == text_ids.end()) {
+      throw std::invalid_argument(path + ": the tokens hold no placeholder of " +
+                                  std::to_string(p.tokens.size()) +
+                                  " tokens for this image (as transformers' processor expands it)");
+    }
+    image.at = static_cast<size_t>(it - text_ids.begin());
+    text_ids.erase(it, it + static_cast<std::ptrdiff_t>(p.tokens.size()));
+    from = image.at;
+    images.push_back(std::move(image));
+  }
+  const std::vector<float> logits = engine.logits(text_ids, images);
   const size_t n_vocab = static_cast<size_t>(engine.model().config().n_vocab);
 
   if (a.json) {
@@ -125,6 +148,9 @@ void add_debug_logits_command(CLI::App& debug) {
   tokens->excludes(text);
   cmd->add_flag("--json", a->json,
                 "Print {\"tokens\", \"logits_shape\": [n_tokens, n_vocab], \"logits\": rows}");
+  cmd->add_option("--image", a->images,
+                  "An image the tokens show (vision models; repeatable, in order): --tokens then "
+                  "hold its placeholder tokens as transformers' processor writes them");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: physical cores)");
   cmd->callback([a] { run_logits(*a); });
 }

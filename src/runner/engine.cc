@@ -192,6 +192,14 @@ SequenceImages Engine::place_images(std::vector<int32_t>& prompt,
   return expand_images(*vision, *encoder_, prompt, images);
 }
 
+model::Placeholder Engine::image_placeholder(const PromptImage& image) {
+  const model::Vision* vision = model_->vision();
+  if (vision == nullptr || !encoder_) {
+    throw std::invalid_argument("this model does not support images (it has no vision encoder)");
+  }
+  return vision->placeholder(*encoder_->encode(image));
+}
+
 Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options& options,
                        const TextSink& sink, const std::atomic<bool>* cancel,
                        std::span<const PromptImage> images) {

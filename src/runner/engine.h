@@ -102,6 +102,9 @@ class Engine {
   std::vector<float> logits(std::span<const int32_t> tokens,
                             std::span<const PromptImage> images = {});
 
+  // The placeholder an image takes in the prompt (encoding it, or finding it encoded).
+  model::Placeholder image_placeholder(const PromptImage& image);
+
   // How many times the vision encoder ran.
   size_t images_encoded() const { return encoder_ ? encoder_->encoded() : 0; }
 
