@@ -1,4 +1,5 @@
-// Image decoding: PNG and JPEG through stb_image, WebP through libwebp. Before anything is
+// Image decoding: PNG through stb_image, JPEG through libjpeg-turbo (jpeg.cc), WebP through
+// libwebp. Before anything is
 // decoded the container is walked (chunks, markers) so that truncation is reported as such and
 // the header's size is checked against the limits; then the pixels are decoded into 8-bit RGB
 // and the EXIF orientation, if any, is applied as PIL's ImageOps.exif_transpose does.
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "image/image.h"
+#include "image/jpeg.h"
 
 namespace corral::image {
 namespace {
@@ -323,7 +325,7 @@ Image decode(std::span<const uint8_t> bytes, const Limits& limits) {
       const Header h = walk_jpeg(bytes);
       if (h.width == 0) throw Error("corrupt JPEG: no frame header (SOF)");
       check_size("JPEG", h.width, h.height, limits);
-      image = decode_stb(bytes, "JPEG");
+      image = decode_jpeg(bytes, h.width, h.height);
       exif = h.exif;
       break;
     }
