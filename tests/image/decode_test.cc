@@ -344,6 +344,38 @@ TEST(ImageDecode, PngExifOrientationIsApplied) {
   EXPECT_EQ(image.rgb, expected.rgb);
 }
 
+void put_le32(Bytes& out, uint32_t v) {
+  for (int s = 0; s < 32; s += 8) out.push_back(uint8_t(v >> s));
+}
+
+// A simple-format WebP rewrapped in the extended format (VP8X) with an EXIF chunk.
+Bytes with_webp_exif(const Bytes& simple, int w, int h, const Bytes& tiff) {
+  Bytes body = {'W', 'E', 'B', 'P', 'V', 'P', '8', 'X'};
+  put_le32(body, 10);
+  body.insert(body.end(), {0x08, 0, 0, 0});  // flags: EXIF
+  for (int v : {w - 1, h - 1})
+    body.insert(body.end(), {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16)});
+  body.insert(body.end(), simple.begin() + 12, simple.end());  // the VP8L chunk
+  body.insert(body.end(), {'E', 'X', 'I', 'F'});
+  put_le32(body, uint32_t(tiff.size()));
+  body.insert(body.end(), tiff.begin(), tiff.end());
+  if (tiff.size() & 1) body.push_back(0);
+  Bytes out = {'R', 'I', 'F', 'F'};
+  put_le32(out, uint32_t(body.size()));
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+TEST(ImageDecode, WebpExifOrientationIsApplied) {
+  const auto pixels = random_pixels(5 * 3 * 3, 16);
+  const Bytes file = with_webp_exif(webp(pixels, 5, 3, 3, true), 5, 3, tiff_orientation(8, true));
+  const Image image = decode(file);
+  const Image expected = expected_orientation(Image{5, 3, pixels}, 8);
+  EXPECT_EQ(image.width, 3);
+  EXPECT_EQ(image.height, 5);
+  EXPECT_EQ(image.rgb, expected.rgb);
+}
+
 // --- sizes and hostile input --------------------------------------------------------------
 
 TEST(ImageDecode, TinyAndThinImagesDecode) {
