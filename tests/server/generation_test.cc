@@ -112,23 +112,37 @@ TEST(GenerationFields, KeepAliveParsesDurationsAndRejectsGarbage) {
   EXPECT_EQ(status_of([] { request_keep_alive({{"keep_alive", "soon"}}); }), 400);
 }
 
-TEST(GenerationPrompt, MessagesAreNormalizedAndImagesRefused) {
+TEST(GenerationPrompt, MessagesAreNormalizedAndImagesMarked) {
+  std::vector<std::string> images;
   const tmpl::Json m = normalize_messages(
       json::array({{{"role", "USER"}, {"content", "hi"}},
-                   {{"role", "assistant"}, {"content", nullptr}, {"thinking", "hmm"}}}),
-      "m");
-  ASSERT_EQ(m.size(), 2u);
+                   {{"role", "assistant"}, {"content", nullptr}, {"thinking", "hmm"}},
+                   {{"role", "user"}, {"content", "and this?"}, {"images", {"aGk=", "eWF5"}}}}),
+      "m", images);
+  ASSERT_EQ(m.size(), 3u);
   EXPECT_EQ(m[0]["role"], "user");
   EXPECT_EQ(m[1]["content"], "");
   EXPECT_EQ(m[1]["thinking"], "hmm");
   EXPECT_EQ(m[1]["reasoning_content"], "hmm");
-  EXPECT_EQ(status_of([] {
-              normalize_messages(json::array({{{"role", "user"}, {"images", {"aGk="}}}}), "m");
+  // Ollama's markers in front of the content; the images decoded in order.
+  EXPECT_EQ(m[2]["content"], "[img-0][img-1]and this?");
+  EXPECT_EQ(images, (std::vector<std::string>{"hi", "yay"}));
+  std::vector<std::string> ignored;
+  EXPECT_EQ(status_of([&] {
+              normalize_messages(json::array({{{"role", "user"}, {"images", {"a!Gk="}}}}), "m",
+                                 ignored);
             }),
             400);
-  EXPECT_EQ(status_of([] { normalize_messages(json::array({{{"content", "x"}}}), "m"); }), 400);
-  EXPECT_EQ(status_of([] {
-              normalize_messages(json::array({{{"role", "user"}, {"content", 5}}}), "m");
+  EXPECT_EQ(status_of([&] {
+              normalize_messages(json::array({{{"role", "user"}, {"images", {5}}}}), "m", ignored);
+            }),
+            400);
+  EXPECT_EQ(status_of([&] {
+              normalize_messages(json::array({{{"content", "x"}}}), "m", ignored);
+            }),
+            400);
+  EXPECT_EQ(status_of([&] {
+              normalize_messages(json::array({{{"role", "user"}, {"content", 5}}}), "m", ignored);
             }),
             400);
 }
