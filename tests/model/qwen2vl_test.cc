@@ -213,6 +213,49 @@ TEST_P(Qwen2vlOnBackend, CachedDecodingEqualsAFullPrefill) {
   EXPECT_LE(max_diff(got, full.logits), 1e-4f);
 }
 
+// The test above is not blind: without the image's rows, or with sequential positions in
+// place of get_rope_index's, the logits move far from transformers'.
+TEST(Qwen2vl, TheImageRowsAndTheirPositionsBothMatter) {
+  const auto m = load(fixture().file);
+  Runner r("cpu");
+  const Prefill p = prefill(*m, r, fixture());
+  const std::vector<int32_t> ids = fixture().ids();
+  const std::vector<float> want = fixture().logits();
+
+  Batch no_image = slice(ids, p.rope, 0, ids.size(), p.image.get(), p.placeholder.n);
+  no_image.images.clear();
+  auto c1 = m->make_cache({.num_ctx = 64, .dtype = ml::DType::F32});
+  const float without_image = max_diff(r.logits(*m, no_image, c1), want);
+  EXPECT_GT(without_image, 1e-2f);
+
+  Batch sequential = slice(ids, p.rope, 0, ids.size(), p.image.get(), p.placeholder.n);
+  sequential.rope_positions.clear();
+  auto c2 = m->make_cache({.num_ctx = 64, .dtype = ml::DType::F32});
+  const float sequential_positions = max_diff(r.logits(*m, sequential, c2), want);
+  EXPECT_GT(sequential_positions, 1e-3f);
+  std::printf("[ cpu ] without the image %g, with sequential positions %g\n", without_image,
+              sequential_positions);
+}
+
+// F16 weights (the converter's default type) bind too: norms and biases stay F32.
+TEST(Qwen2vl, AnF16ConversionBindsAndStaysClose) {
+  const fs::path path =
+      fs::temp_directory_path() / ("corral-qwen2vl-f16-" + std::to_string(::getpid()) + ".gguf");
+  convert::convert_hf(fixture().dir, path.string(), {.type = "F16"});
+  {
+    const ml::gguf::File file = ml::gguf::File::open(path.string());
+    const auto m = load(file);
+    EXPECT_TRUE(m->unused_tensors().empty());
+    Runner r("cpu");
+    const Prefill p = prefill(*m, r, fixture());
+    // The fixture's bf16 weights lie in f16's normal range, where f16 holds them exactly.
+    const float d = max_diff(p.logits, fixture().logits());
+    EXPECT_LE(d, 1e-4f);
+    std::printf("[ f16 ] max |logit - transformers| = %g\n", d);
+  }
+  fs::remove(path);
+}
+
 // llama.cpp's layout: the text model alone (general.architecture qwen2vl) and the vision tower
 // in an mmproj file (general.architecture clip), made here by splitting the converted file.
 struct TwoFiles {
