@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "convert/convert.h"
@@ -21,7 +23,13 @@ using testing::max_abs_diff;
 using testing::Runner;
 namespace fs = std::filesystem;
 
-constexpr size_t kImageStart = 6;  // the first <|image_pad|> of the reference prompt
+constexpr size_t kImageStart = 6;
+
+convert::ConvertOptions as(const char* type) {
+  convert::ConvertOptions o;
+  o.type = type;
+  return o;
+}  // the first <|image_pad|> of the reference prompt
 
 // The fixture converted once to an F32 GGUF (removed at exit).
 struct Fixture {
@@ -41,7 +49,7 @@ struct Fixture {
   }
 
   static ml::gguf::File convert_and_open(const std::string& dir, const fs::path& path) {
-    convert::convert_hf(dir, path.string(), {.type = "F32"});
+    convert::convert_hf(dir, path.string(), as("F32"));
     return ml::gguf::File::open(path.string());
   }
 
@@ -241,7 +249,7 @@ TEST(Qwen2vl, TheImageRowsAndTheirPositionsBothMatter) {
 TEST(Qwen2vl, AnF16ConversionBindsAndStaysClose) {
   const fs::path path =
       fs::temp_directory_path() / ("corral-qwen2vl-f16-" + std::to_string(::getpid()) + ".gguf");
-  convert::convert_hf(fixture().dir, path.string(), {.type = "F16"});
+  convert::convert_hf(fixture().dir, path.string(), as("F16"));
   {
     const ml::gguf::File file = ml::gguf::File::open(path.string());
     const auto m = load(file);
@@ -299,6 +307,69 @@ TEST_P(Qwen2vlOnBackend, LlamaCppTwoFileLayoutGivesTheSameLogits) {
   const auto text_only = load(files.text);
   EXPECT_EQ(text_only->vision(), nullptr);
   EXPECT_TRUE(text_only->unused_tensors().empty());
+}
+
+// A projector must be a clip file holding a Qwen2-VL merger.
+TEST(Qwen2vl, RejectsAProjectorThatIsNotAQwen2vlClipFile) {
+  const TwoFiles files(fixture().file);
+  try {
+    load(files.text, &files.text);
+    FAIL() << "loaded";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("text.gguf: not a vision projector"), std::string::npos)
+        << e.what();
+  }
+}
+
+// The fixture's folder with config.json (or preprocessor_config.json) edited.
+struct EditedFolder {
+  fs::path dir = fs::temp_directory_path() / ("corral-qwen2vl-edit-" + std::to_string(::getpid()));
+  EditedFolder(const std::string& file, const std::function<void(nlohmann::json&)>& edit) {
+    fs::create_directories(dir);
+    for (const auto& e : fs::directory_iterator(fixture().dir)) {
+      fs::create_symlink(e.path(), dir / e.path().filename());
+    }
+    nlohmann::json j = nlohmann::json::parse(testing::read_text(fixture().dir + "/" + file));
+    edit(j);
+    fs::remove(dir / file);
+    std::ofstream(dir / file) << j.dump();
+  }
+  ~EditedFolder() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  std::string convert_error() const {
+    try {
+      convert::convert_hf(dir.string(), (dir / "out.gguf").string(), as("F32"));
+    } catch (const std::runtime_error& e) {
+      return e.what();
+    }
+    return "(converted)";
+  }
+};
+
+TEST(Qwen2vlConvert, RefusesWhatTheModelCannotRunNamingTheFileAndKey) {
+  {
+    const EditedFolder f("config.json",
+                         [](nlohmann::json& j) { j["vision_config"]["hidden_act"] = "gelu"; });
+    const std::string e = f.convert_error();
+    EXPECT_NE(e.find("config.json (vision_config): hidden_act 'gelu'"), std::string::npos) << e;
+  }
+  {
+    const EditedFolder f("preprocessor_config.json",
+                         [](nlohmann::json& j) { j["patch_size"] = 16; });
+    const std::string e = f.convert_error();
+    EXPECT_NE(e.find("preprocessor_config.json: patch_size 16 differs from the vision tower's 14"),
+              std::string::npos)
+        << e;
+  }
+  {
+    const EditedFolder f("config.json", [](nlohmann::json& j) {
+      j["text_config"]["rope_parameters"].erase("mrope_section");
+    });
+    const std::string e = f.convert_error();
+    EXPECT_NE(e.find("no rope mrope_section"), std::string::npos) << e;
+  }
 }
 
 // A text-only batch (no rope_positions) rotates as M-RoPE with t = h = w = position.
