@@ -53,13 +53,16 @@ class Text : public nn::Module {
   ml::op::Rope shift_rope_;
 
  public:
-  nn::Embedding token_embd;
+  nn::Embedding token_embd{*this, "token_embd", o_.config.n_embd, o_.config.n_vocab};
   nn::Module blk{*this, "blk"};
   std::vector<std::unique_ptr<TextBlock>> blocks;
-  nn::RMSNorm output_norm;
+  nn::RMSNorm output_norm{*this, "output_norm", o_.config.n_embd, o_.eps};
   // Tied embeddings: without output.weight the embedding table projects back to the vocabulary.
-  nn::Linear output;
-  nn::RoPE rope;  // its optional rope_freqs tensor stays unbound (Qwen2-VL has none)
+  nn::Linear output{
+      *this, "output", o_.config.n_embd, o_.config.n_vocab, nn::Bias::kOptional, "token_embd",
+  };
+  // Its optional rope_freqs tensor stays unbound (Qwen2-VL has none).
+  nn::RoPE rope{*this, "rope_freqs", o_.rope};
 };
 
 // ---- vision (vision.cc) ----
@@ -103,15 +106,22 @@ class VisionTower : public nn::Module {
   const VisionOptions& o_;
   ml::op::Rope rope_;
 
+  int64_t merged() const { return o_.n_embd * o_.image.merge_size * o_.image.merge_size; }
+  nn::WeightSpec kernel() const {
+    return nn::WeightSpec({o_.image.patch_size, o_.image.patch_size, 3, o_.n_embd});
+  }
+
   nn::Module v_{*this, "v"};
   // The Conv3d's two temporal kernel slices [patch, patch, 3, n_embd].
   nn::Module patch_embd_{v_, "patch_embd"};
-  nn::Weight patch_embd_0_, patch_embd_1_;
+  nn::Weight patch_embd_0_{patch_embd_, "weight", kernel()};
+  nn::Weight patch_embd_1_{patch_embd_, "weight.1", kernel()};
   nn::Module blk_{v_, "blk"};
   std::vector<std::unique_ptr<VisionBlock>> blocks_;
-  nn::LayerNorm post_ln_;  // the merger's ln_q
+  nn::LayerNorm post_ln_{v_, "post_ln", o_.n_embd, o_.eps};  // the merger's ln_q
   nn::Module mm_{*this, "mm"};
-  nn::Linear mm_0_, mm_2_;
+  nn::Linear mm_0_{mm_, "0", merged(), merged(), nn::Bias::kRequired};
+  nn::Linear mm_2_{mm_, "2", merged(), o_.n_embd_text, nn::Bias::kRequired};
 };
 
 // What one image leaves for the text model: its merged rows.

@@ -120,18 +120,7 @@ class VisionBlock : public nn::Module {
   }
 };
 
-VisionTower::VisionTower(nn::Module& parent, const VisionOptions& o)
-    : Module(parent, ""),
-      o_(o),
-      patch_embd_0_(patch_embd_, "weight",
-                    nn::WeightSpec({o.image.patch_size, o.image.patch_size, 3, o.n_embd})),
-      patch_embd_1_(patch_embd_, "weight.1",
-                    nn::WeightSpec({o.image.patch_size, o.image.patch_size, 3, o.n_embd})),
-      post_ln_(v_, "post_ln", o.n_embd, o.eps),
-      mm_0_(mm_, "0", o.n_embd * o.image.merge_size * o.image.merge_size,
-            o.n_embd * o.image.merge_size * o.image.merge_size, nn::Bias::kRequired),
-      mm_2_(mm_, "2", o.n_embd * o.image.merge_size * o.image.merge_size, o.n_embd_text,
-            nn::Bias::kRequired) {
+VisionTower::VisionTower(nn::Module& parent, const VisionOptions& o) : Module(parent, ""), o_(o) {
   for (int il = 0; il < o.n_layer; ++il) {
     blocks_.push_back(std::make_unique<VisionBlock>(blk_, il, o));
   }
