@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -370,6 +371,44 @@ TEST(Qwen2vlConvert, RefusesWhatTheModelCannotRunNamingTheFileAndKey) {
     const std::string e = f.convert_error();
     EXPECT_NE(e.find("no rope mrope_section"), std::string::npos) << e;
   }
+}
+
+// Context shift: keys rotated at M-RoPE positions (t, h, w) and then shifted by d equal keys
+// rotated at (t + d, h + d, w + d).
+TEST_P(Qwen2vlOnBackend, ShiftMovesEverySectionByTheDelta) {
+  const auto m = load(fixture().file);
+  Runner r(GetParam());
+  const int64_t hd = m->config().head_dim_k, heads = m->config().n_head_kv, n = 5;
+  std::vector<float> keys(static_cast<size_t>(hd * heads * n));
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = std::sin(0.37f * static_cast<float>(i));
+  std::vector<int32_t> at = {3,       7, 7,  9,  12, /*h*/ 3, 8, 9, 9, 12,
+                             /*w*/ 3, 8, 10, 11, 12, 0,       0, 0, 0, 0};
+  std::vector<int32_t> moved = at;
+  const std::vector<int32_t> delta = {-3, 2, 5, 0, 1};
+  for (size_t s = 0; s < 3; ++s) {
+    for (size_t i = 0; i < n; ++i) moved[s * n + i] += delta[i];
+  }
+  std::vector<float> shifted, direct;
+  ml::op::Rope rope;
+  rope.mode = ml::op::RopeMode::kMRope;
+  rope.n_dims = static_cast<int32_t>(hd);
+  rope.freq_base = fixture().file.metadata().get<float>("qwen2vl.rope.freq_base");
+  rope.sections = {2, 3, 3, 0};
+  for (int pass = 0; pass < 2; ++pass) {
+    ml::Graph g;
+    ml::Tensor k = g.leaf(ml::DType::F32, {hd, heads, n}, keys.data(), "keys");
+    ml::Tensor out;
+    if (pass == 0) {
+      k = ml::rope(k, g.leaf(ml::DType::I32, {4 * n}, at.data()), {}, rope);
+      out = m->shift(k, g.leaf(ml::DType::I32, {n}, const_cast<int32_t*>(delta.data())), 0);
+    } else {
+      out = ml::rope(k, g.leaf(ml::DType::I32, {4 * n}, moved.data()), {}, rope);
+    }
+    r.executor().compute(g, {out});
+    const auto* p = static_cast<const float*>(out.data());
+    (pass == 0 ? shifted : direct).assign(p, p + out.nelements());
+  }
+  EXPECT_LE(max_diff(shifted, direct), 1e-4f);
 }
 
 // A text-only batch (no rope_positions) rotates as M-RoPE with t = h = w = position.
