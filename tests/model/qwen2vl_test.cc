@@ -265,6 +265,22 @@ TEST(Qwen2vl, AnF16ConversionBindsAndStaysClose) {
   fs::remove(path);
 }
 
+// An image's rows may come as several runs of one batch (text.cc joins them in order).
+TEST(Qwen2vl, ImageRowsInSeveralRunsOfOneBatch) {
+  const auto m = load(fixture().file);
+  Runner r("cpu");
+  const Prefill p = prefill(*m, r, fixture());
+  const std::vector<int32_t> ids = fixture().ids();
+  Batch b = slice(ids, p.rope, 0, ids.size(), p.image.get(), p.placeholder.n);
+  ASSERT_EQ(b.images.size(), 1u);
+  // Rows [7, 12) first in the list, then [0, 7).
+  b.images = {
+      {.first = static_cast<int32_t>(kImageStart) + 7, .n = 5, .row = 7, .states = p.image.get()},
+      {.first = static_cast<int32_t>(kImageStart), .n = 7, .row = 0, .states = p.image.get()}};
+  auto cache = m->make_cache({.num_ctx = 64, .dtype = ml::DType::F32});
+  EXPECT_LE(max_diff(r.logits(*m, b, cache), p.logits), 1e-6f);
+}
+
 // llama.cpp's layout: the text model alone (general.architecture qwen2vl) and the vision tower
 // in an mmproj file (general.architecture clip), made here by splitting the converted file.
 struct TwoFiles {
