@@ -6,7 +6,6 @@
 // Linear, GELU, Linear) projects to the text width. Named as llama.cpp's mmproj file names it
 // (clip-impl.h), so one file or llama.cpp's two bind alike.
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 
