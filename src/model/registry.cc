@@ -13,11 +13,15 @@ std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* pr
 namespace qwen2 {
 std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
 }
+namespace qwen2vl {
+std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
+}
 
 namespace {
 constexpr Architecture kArchitectures[] = {
     {"llama", llama::make},
     {"qwen2", qwen2::make},
+    {"qwen2vl", qwen2vl::make},
 };
 }  // namespace
 
@@ -32,7 +36,7 @@ std::unique_ptr<Model> load(const ml::gguf::File& file, const ml::gguf::File* pr
   for (const Architecture& a : kArchitectures) {
     if (a.name != arch) continue;
     std::unique_ptr<Model> m = a.make(file, projector);
-    nn::Binder binder(file);
+    nn::Binder binder(file, projector);
     binder.bind(*m);
     m->unused_ = binder.unused();
     return m;

@@ -66,12 +66,26 @@ ml::Tensor Weight::leaf(ml::Graph& g) const {
   return g.leaf(info_->dtype, ne, const_cast<uint8_t*>(info_->data), info_->name);
 }
 
+Binder::Binder(const ml::gguf::File& file, const ml::gguf::File* projector) {
+  sources_.push_back({&file, {}});
+  if (projector != nullptr) sources_.push_back({projector, {}});
+}
+
+const ml::gguf::TensorInfo* Binder::find(const std::string& name) {
+  for (Source& s : sources_) {
+    if (const ml::gguf::TensorInfo* t = s.file->find_tensor(name)) return t;
+  }
+  return nullptr;
+}
+
 void Binder::bind(Module& root) {
-  used_.assign(file_.tensors().size(), 0);
+  for (Source& s : sources_) s.used.assign(s.file->tensors().size(), 0);
   std::vector<std::string> problems;
   bind_tree(root, problems);
   if (problems.empty()) return;
-  std::string msg = file_.source() + ": the tensors do not fit the model (" +
+  std::string where = sources_[0].file->source();
+  if (sources_.size() > 1) where += " with projector " + sources_[1].file->source();
+  std::string msg = where + ": the tensors do not fit the model (" +
                     std::to_string(problems.size()) + " problem" +
                     (problems.size() == 1 ? "" : "s") + "):";
   constexpr size_t kShown = 12;
@@ -85,10 +99,10 @@ void Binder::bind_tree(Module& m, std::vector<std::string>& problems) {
   for (Weight* w : m.weights()) {
     const WeightSpec& spec = w->spec();
     const std::string name = w->full_name();
-    const ml::gguf::TensorInfo* t = file_.find_tensor(name);
+    const ml::gguf::TensorInfo* t = find(name);
     if (!t && !spec.alternate.empty()) {
       const std::string parent = m.parent() ? m.parent()->path() : std::string();
-      t = file_.find_tensor(join(join(parent, spec.alternate), w->suffix()));
+      t = find(join(join(parent, spec.alternate), w->suffix()));
     }
     w->bind(nullptr);
     if (!t) {
@@ -113,16 +127,22 @@ void Binder::bind_tree(Module& m, std::vector<std::string>& problems) {
       continue;
     }
     w->bind(t);
-    used_[static_cast<size_t>(t - file_.tensors().data())] = 1;
+    for (Source& s : sources_) {
+      const auto& ts = s.file->tensors();
+      if (t >= ts.data() && t < ts.data() + ts.size())
+        s.used[static_cast<size_t>(t - ts.data())] = 1;
+    }
   }
   for (Module* c : m.children()) bind_tree(*c, problems);
 }
 
 std::vector<std::string> Binder::unused() const {
   std::vector<std::string> out;
-  const auto& ts = file_.tensors();
-  for (size_t i = 0; i < ts.size(); ++i) {
-    if (i >= used_.size() || !used_[i]) out.push_back(ts[i].name);
+  for (const Source& s : sources_) {
+    const auto& ts = s.file->tensors();
+    for (size_t i = 0; i < ts.size(); ++i) {
+      if (i >= s.used.size() || !s.used[i]) out.push_back(ts[i].name);
+    }
   }
   return out;
 }

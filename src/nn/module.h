@@ -102,19 +102,27 @@ class BindError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Binds every weight of a tree to the tensors of a file.
+// Binds every weight of a tree to the tensors of a file, or of two: a model stored as the
+// llama.cpp ecosystem stores vision models (a text GGUF and an mmproj projector GGUF) binds
+// across both, each tensor looked up in the model file first, then in the projector.
 class Binder {
  public:
-  explicit Binder(const ml::gguf::File& file) : file_(file) {}
+  explicit Binder(const ml::gguf::File& file, const ml::gguf::File* projector = nullptr);
   // Throws BindError naming each problem; on success every required weight is bound.
   void bind(Module& root);
-  // Tensors of the file that no weight consumed, in file order (after bind()).
+  // Tensors that no weight consumed, in file order (after bind()): the model file's, then the
+  // projector's.
   std::vector<std::string> unused() const;
 
  private:
+  struct Source {
+    const ml::gguf::File* file;
+    std::vector<char> used;
+  };
+  // The tensor of that name in the first file holding it; nullptr if none.
+  const ml::gguf::TensorInfo* find(const std::string& name);
   void bind_tree(Module& m, std::vector<std::string>& problems);
-  const ml::gguf::File& file_;
-  std::vector<char> used_;
+  std::vector<Source> sources_;
 };
 
 }  // namespace corral::nn

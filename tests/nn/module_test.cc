@@ -124,6 +124,38 @@ TEST(Binder, ReportsEveryProblemByFullNameAndTheUnconsumedTensors) {
                                       "blk.1.extra.weight"}));
 }
 
+// The llama.cpp two-file layout: weights absent from the model file come from the projector;
+// unconsumed tensors of both files are reported, the model file's first.
+TEST(Binder, BindsAcrossTheModelAndProjectorFiles) {
+  MemoryFile text, proj;
+  text.add("blk.0.attn_norm.weight", {8});
+  text.add("text.extra.weight", {2});
+  proj.add("blk.0.attn_q.weight", {8, 16});
+  proj.add("blk.0.attn_q.bias", {16});
+  proj.add("v.extra.weight", {3});
+  const auto tf = text.file();
+  const auto pf = proj.file();
+  Module root;
+  Module blk(root, "blk");
+  Block b0(blk, "0");
+  Binder binder(tf, &pf);
+  binder.bind(root);
+  EXPECT_EQ(b0.attn_norm.weight.info(), tf.find_tensor("blk.0.attn_norm.weight"));
+  EXPECT_EQ(b0.attn_q.weight.info(), pf.find_tensor("blk.0.attn_q.weight"));
+  EXPECT_TRUE(b0.attn_q.bias.present());
+  EXPECT_EQ(binder.unused(), (std::vector<std::string>{"text.extra.weight", "v.extra.weight"}));
+
+  Module root2;
+  Module blk2(root2, "blk");
+  Block missing(blk2, "1");
+  try {
+    Binder(tf, &pf).bind(root2);
+    FAIL() << "bound";
+  } catch (const BindError& e) {
+    EXPECT_NE(std::string(e.what()).find("with projector"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Binder, AnAlternateSiblingStandsInForAnAbsentTensor) {
   MemoryFile mf;
   mf.add("token_embd.weight", {8, 32});

@@ -36,6 +36,7 @@ std::string supported_classes();
 
 Arch llama();
 Arch qwen2();
+Arch qwen2vl();
 
 // --- shared by the architectures ---
 
@@ -60,6 +61,8 @@ struct Layout {
   std::vector<std::pair<std::string, std::string>> layer;
   // HF tensors that carry nothing GGUF needs (rotary_emb.inv_freq buffers).
   std::vector<std::string> ignored_suffixes;
+  // HF tensors another part of the converter writes (a vision tower: "visual.").
+  std::vector<std::string> ignored_prefixes;
   std::vector<Expected> expected;
   // Drop lm_head.weight: the output projection is the token embedding.
   bool tied = false;

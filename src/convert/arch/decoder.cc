@@ -193,6 +193,7 @@ std::vector<TensorSource> map_tensors(const HfConfig& config, const Checkpoint& 
     const std::string where = *t->file + ": tensor '" + hf + "'";
     bool ignored = false;
     for (const std::string& s : layout.ignored_suffixes) ignored = ignored || hf.ends_with(s);
+    for (const std::string& s : layout.ignored_prefixes) ignored = ignored || hf.starts_with(s);
     if (ignored) continue;
     const std::string gguf = rename(hf);
     if (gguf.empty()) {
@@ -254,13 +255,18 @@ std::vector<TensorSource> map_tensors(const HfConfig& config, const Checkpoint& 
   return out;
 }
 
-std::string supported_classes() { return "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM"; }
+std::string supported_classes() {
+  return "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
+         "Qwen2VLForConditionalGeneration";
+}
 
 const Arch* find(std::string_view hf_class) {
   static const Arch kLlama = llama();
   static const Arch kQwen2 = qwen2();
+  static const Arch kQwen2vl = qwen2vl();
   if (hf_class == "LlamaForCausalLM" || hf_class == "MistralForCausalLM") return &kLlama;
   if (hf_class == "Qwen2ForCausalLM") return &kQwen2;
+  if (hf_class == "Qwen2VLForConditionalGeneration") return &kQwen2vl;
   return nullptr;
 }
 
