@@ -1,6 +1,7 @@
 #include "runner/multimodal.h"
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 #include "backend/cpu/cpu.h"
@@ -102,11 +103,13 @@ void BatchImages::finish(model::Batch& batch, bool mrope) {
 // ---- ImageEncoder ----
 
 ImageEncoder::ImageEncoder(const model::Vision& vision, int n_threads,
-                           std::vector<std::span<const std::byte>> constant, size_t capacity)
+                           std::vector<std::span<const std::byte>> constant, size_t capacity,
+                           std::function<void(const std::string&)> log)
     : vision_(vision),
       capacity_(std::max<size_t>(capacity, 1)),
       backend_(backend::cpu::make_backend({.n_threads = n_threads, .constant = constant})),
-      executor_(std::make_unique<ml::Executor>(std::vector<ml::Backend*>{backend_.get()})) {}
+      executor_(std::make_unique<ml::Executor>(std::vector<ml::Backend*>{backend_.get()})),
+      log_(std::move(log)) {}
 
 ImageEncoder::~ImageEncoder() = default;
 
@@ -119,8 +122,16 @@ std::shared_ptr<const model::ImageStates> ImageEncoder::encode(const PromptImage
     }
   }
   if (!image.input) throw std::invalid_argument("an image without pixel values");
+  const auto t0 = std::chrono::steady_clock::now();
   std::shared_ptr<const model::ImageStates> states = vision_.encode(*executor_, *image.input);
   ++encoded_;
+  if (log_) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - t0)
+                        .count();
+    log_("vision encoder: image " + image.digest.substr(0, 19) + " encoded in " +
+         std::to_string(ms) + " ms (" + std::to_string(states->bytes()) + " bytes kept)");
+  }
   if (!image.digest.empty()) {
     recent_.emplace_front(image.digest, states);
     while (recent_.size() > capacity_) recent_.pop_back();

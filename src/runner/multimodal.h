@@ -88,8 +88,10 @@ class ImageEncoder {
  public:
   // `vision` must outlive the encoder; n_threads as the engine's; `constant`: the weights' memory
   // (the model files' tensor data); `capacity` images are kept.
+  // `log` (optional) is told of every encoding: the image's digest, rows and time.
   ImageEncoder(const model::Vision& vision, int n_threads,
-               std::vector<std::span<const std::byte>> constant, size_t capacity);
+               std::vector<std::span<const std::byte>> constant, size_t capacity,
+               std::function<void(const std::string&)> log = nullptr);
   ~ImageEncoder();
 
   std::shared_ptr<const model::ImageStates> encode(const PromptImage& image);
@@ -104,6 +106,7 @@ class ImageEncoder {
   std::unique_ptr<ml::Executor> executor_;
   std::list<std::pair<std::string, std::shared_ptr<const model::ImageStates>>> recent_;
   size_t encoded_ = 0;
+  std::function<void(const std::string&)> log_;
 };
 
 // Splices the images' placeholders into `prompt` (encoding them with `encoder`); returns the

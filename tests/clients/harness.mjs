@@ -1,6 +1,7 @@
 // Starts `corral serve` for the client tests: a fresh model store in a temp folder holding
-// `stories` (tinystories260k, a GGUF) and `qwen` (the tiny-qwen2 safetensors checkpoint converted
-// with `corral create -q F32`), the server on a free loopback port, and a stop() that ends the
+// `stories` (tinystories260k, a GGUF), `qwen` (the tiny-qwen2 safetensors checkpoint converted
+// with `corral create -q F32`) and the vision models `qwen2vl` and `mllama` (tiny-qwen2vl and
+// tiny-mllama, F32), the server on a free loopback port, and a stop() that ends the
 // server and removes the folder.
 //
 // CORRAL_BINARY names the corral executable (default build/corral of this checkout);
@@ -69,6 +70,11 @@ function makeSeedStore() {
   fs.writeFileSync(path.join(dir, "Modelfile.qwen"), `FROM ${qwen}\n`);
   runCorral(["create", "stories", "-f", path.join(dir, "Modelfile.stories")], env);
   runCorral(["create", "qwen", "-q", "F32", "-f", path.join(dir, "Modelfile.qwen")], env);
+  for (const name of ["qwen2vl", "mllama"]) {
+    const file = path.join(dir, `Modelfile.${name}`);
+    fs.writeFileSync(file, `FROM ${testdataPath(`reference/tiny-${name}`)}\n`);
+    runCorral(["create", name, "-q", "F32", "-f", file], env);
+  }
   seedStore = store;
   return store;
 }
