@@ -36,6 +36,7 @@ std::string supported_classes();
 
 Arch llama();
 Arch qwen2();
+Arch mllama();
 
 // --- shared by the architectures ---
 

@@ -254,13 +254,17 @@ std::vector<TensorSource> map_tensors(const HfConfig& config, const Checkpoint& 
   return out;
 }
 
-std::string supported_classes() { return "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM"; }
+std::string supported_classes() {
+  return "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, MllamaForConditionalGeneration";
+}
 
 const Arch* find(std::string_view hf_class) {
   static const Arch kLlama = llama();
   static const Arch kQwen2 = qwen2();
+  static const Arch kMllama = mllama();
   if (hf_class == "LlamaForCausalLM" || hf_class == "MistralForCausalLM") return &kLlama;
   if (hf_class == "Qwen2ForCausalLM") return &kQwen2;
+  if (hf_class == "MllamaForConditionalGeneration") return &kMllama;
   return nullptr;
 }
 

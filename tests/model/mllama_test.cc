@@ -1,0 +1,179 @@
+// mllama (Llama 3.2 Vision) end to end: the tiny-mllama checkpoint converted by convert_hf to an
+// F32 GGUF, the reference pixel_values encoded by the vision tower, and the text model's logits
+// against transformers' (reference.json).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "convert/convert.h"
+#include "model/harness.h"
+
+namespace corral::model {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::max_abs_diff;
+using testing::Runner;
+
+// The fixture converted once per test program.
+struct Fixture {
+  std::string dir = corral::testing::testdata_path("reference/tiny-mllama");
+  nlohmann::json reference;
+  fs::path gguf;
+  ml::gguf::File file;
+
+  Fixture()
+      : reference(nlohmann::json::parse(testing::read_text(dir + "/reference.json"))),
+        gguf(fs::temp_directory_path() / ("corral-mllama-" + std::to_string(::getpid()) + ".gguf")),
+        file(convert()) {}
+  ~Fixture() {
+    std::error_code ec;
+    fs::remove(gguf, ec);
+  }
+
+  ml::gguf::File convert() {
+    convert::ConvertOptions o;
+    o.type = "F32";
+    o.write.n_threads = 1;
+    convert::convert_hf(dir, gguf.string(), o);
+    return ml::gguf::File::open(gguf.string());
+  }
+
+  // transformers' processor outputs as the model's image input.
+  ImageInput image() const {
+    ImageInput in;
+    in.pixel_values = reference.at("pixel_values").get<std::vector<float>>();
+    in.shape = reference.at("pixel_values_shape").get<std::vector<int64_t>>();
+    in.aspect_ratio_id = reference.at("aspect_ratio_ids")[0][0].get<int32_t>();
+    in.aspect_ratio_mask = reference.at("aspect_ratio_mask")[0][0].get<std::vector<int32_t>>();
+    return in;
+  }
+  std::vector<int32_t> ids() const { return reference.at("input_ids").get<std::vector<int32_t>>(); }
+  std::vector<float> logits() const { return reference.at("logits").get<std::vector<float>>(); }
+};
+
+const Fixture& fixture() {
+  static const Fixture f;
+  return f;
+}
+
+constexpr int32_t kImageToken = 400;
+
+// A batch of `ids` at positions from `start`; tokens at or after the image token see `image`
+// (the image token is at `image_at` of the whole prompt).
+Batch batch_of(const std::vector<int32_t>& ids, size_t start, size_t end, size_t image_at,
+               const ImageStates* image) {
+  Batch b;
+  for (size_t i = start; i < end; ++i) b.add(ids[i], static_cast<int32_t>(i), 0, true);
+  if (image != nullptr) {
+    for (size_t i = start; i < end; ++i) b.cross.push_back(i >= image_at ? image : nullptr);
+  }
+  return b;
+}
+
+TEST(Mllama, ConvertsAndBindsEveryTensor) {
+  const Fixture& f = fixture();
+  const auto m = load(f.file);
+  EXPECT_TRUE(m->unused_tensors().empty()) << m->unused_tensors().front();
+  EXPECT_EQ(m->config().architecture, "mllama");
+  EXPECT_EQ(m->config().n_vocab, 400);
+  ASSERT_NE(m->vision(), nullptr);
+  const auto& md = f.file.metadata();
+  EXPECT_EQ(md.get_array_of<int32_t>("mllama.attention.cross_attention_layers"),
+            std::vector<int32_t>{1});
+  EXPECT_EQ(md.get_array_of<int32_t>("mllama.vision.intermediate_layers_indices"),
+            (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(md.get_integer("mllama.vision.max_image_tiles"), 4);
+  EXPECT_EQ(md.get_array_of<float>("mllama.vision.image_mean"),
+            (std::vector<float>{0.5f, 0.5f, 0.5f}));
+  // The tokenizer keeps <|image|> after the text vocabulary.
+  const auto tokens = md.get_array_of<std::string>("tokenizer.ggml.tokens");
+  ASSERT_EQ(tokens.size(), 401u);
+  EXPECT_EQ(tokens[kImageToken], "<|image|>");
+}
+
+class MllamaOn : public testing::OnBackend {};
+
+// The reference prompt (<|image|> at index 1) with the reference image: every position's logits,
+// including the BOS before the image (which transformers lets attend to the image without its
+// cross-attention MLP).
+TEST_P(MllamaOn, LogitsMatchTransformersWithTheReferenceImage) {
+  const Fixture& f = fixture();
+  const auto m = load(f.file);
+  Runner r(GetParam());
+  const auto image = m->vision()->encode(r.executor(), f.image());
+  const Placeholder p = m->vision()->placeholder(*image);
+  EXPECT_EQ(p.tokens, std::vector<int32_t>{kImageToken});
+  EXPECT_EQ(p.n, 1u);
+  EXPECT_LE(image->bytes(), m->vision()->max_image_state_bytes());
+
+  const std::vector<int32_t> ids = f.ids();
+  const std::vector<float> want = f.logits();
+  const int64_t n_vocab = m->config().n_vocab;
+  ASSERT_EQ(ids[1], kImageToken);
+  ASSERT_EQ(want.size(), ids.size() * static_cast<size_t>(n_vocab));
+  auto cache = m->make_cache({.num_ctx = 64, .dtype = ml::DType::F32});
+  const Batch b = batch_of(ids, 0, ids.size(), 1, image.get());
+  const std::vector<float> got = r.logits(*m, b, cache);
+  float worst = 0.0f;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const float d = max_abs_diff(&got[i * n_vocab], &want[i * n_vocab], n_vocab);
+    worst = std::max(worst, d);
+    EXPECT_LE(d, 1e-4f) << "position " << i;
+  }
+  RecordProperty("max_abs_diff", std::to_string(worst));
+  std::printf("[ %s ] max |logit - transformers| = %g\n", GetParam().c_str(), worst);
+}
+
+// A prefix holding the image token as one batch, then the rest one token at a time: each token's
+// logits equal the full prefill's.
+TEST_P(MllamaOn, CachedDecodingEqualsAFullPrefill) {
+  const Fixture& f = fixture();
+  const auto m = load(f.file);
+  Runner r(GetParam());
+  const auto image = m->vision()->encode(r.executor(), f.image());
+  const std::vector<int32_t> ids = f.ids();
+  const int64_t n_vocab = m->config().n_vocab;
+
+  auto full_cache = m->make_cache({.num_ctx = 64, .dtype = ml::DType::F32});
+  const std::vector<float> full =
+      r.logits(*m, batch_of(ids, 0, ids.size(), 1, image.get()), full_cache);
+
+  auto cache = m->make_cache({.num_ctx = 64, .dtype = ml::DType::F32});
+  constexpr size_t kPrefix = 5;
+  std::vector<float> got = r.logits(*m, batch_of(ids, 0, kPrefix, 1, image.get()), cache);
+  float worst = max_abs_diff(got.data(), full.data(), got.size());
+  for (size_t i = kPrefix; i < ids.size(); ++i) {
+    got = r.logits(*m, batch_of(ids, i, i + 1, 1, image.get()), cache);
+    worst = std::max(worst, max_abs_diff(got.data(), &full[i * n_vocab], n_vocab));
+  }
+  EXPECT_LE(worst, 1e-4f);
+}
+
+// A prompt without an image skips the cross-attention layers; a batch whose cross list is empty
+// and one whose entries are all null give the same logits.
+TEST_P(MllamaOn, TextOnlyPromptRuns) {
+  const Fixture& f = fixture();
+  const auto m = load(f.file);
+  Runner r(GetParam());
+  const std::vector<int32_t> ids = {0, 40, 73, 87, 71, 86, 77};
+  auto cache = m->make_cache({.num_ctx = 32, .dtype = ml::DType::F32});
+  const std::vector<float> a = r.logits(*m, batch_of(ids, 0, ids.size(), 0, nullptr), cache);
+  ASSERT_EQ(a.size(), ids.size() * static_cast<size_t>(m->config().n_vocab));
+  for (float x : a) ASSERT_TRUE(std::isfinite(x));
+  Batch nulls = batch_of(ids, 0, ids.size(), 0, nullptr);
+  nulls.cross.assign(ids.size(), nullptr);
+  auto cache2 = m->make_cache({.num_ctx = 32, .dtype = ml::DType::F32});
+  const std::vector<float> b = r.logits(*m, nulls, cache2);
+  EXPECT_EQ(a, b);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, MllamaOn, ::testing::ValuesIn(testing::backend_names()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace corral::model
