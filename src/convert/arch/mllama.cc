@@ -85,9 +85,14 @@ uint32_t u32(const HfConfig& c, const char* key) {
   return static_cast<uint32_t>(v);
 }
 
-bool is_self_q(const std::string& hf) { return hf.ends_with("self_attn.q_proj.weight"); }
-bool is_self_k(const std::string& hf) { return hf.ends_with("self_attn.k_proj.weight"); }
 bool is_vision(const std::string& hf) { return hf.find("vision_model.") != std::string::npos; }
+// The text model's self-attention Q and K (the vision tower's have no RoPE and stay as they are).
+bool is_self_q(const std::string& hf) {
+  return !is_vision(hf) && hf.ends_with("self_attn.q_proj.weight");
+}
+bool is_self_k(const std::string& hf) {
+  return !is_vision(hf) && hf.ends_with("self_attn.k_proj.weight");
+}
 
 // How a vision gate is stored: the factor it applies.
 enum class Gate { kNone, kTanh, kOneMinusTanh };

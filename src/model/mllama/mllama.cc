@@ -113,7 +113,7 @@ VisionOptions::VisionOptions(const ml::gguf::File& file) {
   n_tiles = k.positive_or("vision.max_num_tiles", 4, 64);
   n_channels = k.positive_or("vision.num_channels", 3, 16);
   eps = k.number_or("vision.attention.layer_norm_epsilon", 1e-5f);
-  intermediate = int_array(file, k.full("vision.intermediate_layers_indices"), n_layer);
+  intermediate = int_array(file, k.full("vision.intermediate_layers_indices"), n_layer + 1);
   if (n_embd % n_head != 0 || image_size % patch_size != 0) {
     throw std::runtime_error(
         file.source() + ": mllama.vision.embedding_length " + std::to_string(n_embd) +

@@ -36,7 +36,9 @@ struct VisionOptions {
   int64_t image_size = 0, patch_size = 0, n_tiles = 0, n_channels = 0;
   int64_t n_ratio_ids = 0;  // rows of the aspect-ratio embeddings (ids 0 .. n - 1)
   float eps = 1e-5f;
-  std::vector<int> intermediate;  // local layers whose inputs join the output
+  // Local layers whose inputs join the output (n_layer: the last one's output). Meta's meaning,
+  // which Ollama and transformers up to 4.x share; transformers 5.17 takes layer i's output.
+  std::vector<int> intermediate;
 
   explicit VisionOptions(const ml::gguf::File& file);
   int64_t n_patches() const { return (image_size / patch_size) * (image_size / patch_size); }

@@ -153,13 +153,19 @@ ml::Tensor VisionModel::forward(ml::Graph& g, VisionInputs& in) const {
   x = ml::reshape(x, {n_embd, n});
   ml::Tensor mask = g.leaf(ml::DType::F32, {n, n}, in.mask.data(), "vision_mask");
 
-  std::vector<ml::Tensor> intermediate;  // the inputs of the listed local layers
-  for (size_t il = 0; il < layers.size(); ++il) {
-    for (int keep : o.intermediate) {
-      if (keep == static_cast<int>(il)) intermediate.push_back(x);
+  // The inputs of the listed local layers (index n_layer: the last one's output), in layer
+  // order, as Meta's VisionEncoder collects them with return_intermediate.
+  std::vector<ml::Tensor> intermediate;
+  const auto keep = [&](size_t il) {
+    for (int k : o.intermediate) {
+      if (k == static_cast<int>(il)) intermediate.push_back(x);
     }
+  };
+  for (size_t il = 0; il < layers.size(); ++il) {
+    keep(il);
     x = layers[il]->forward(x, mask);
   }
+  keep(layers.size());
   x = post_ln.forward(x);
   x = post_tile_position_embd.forward(ml::reshape(x, {n_embd, n_pad, n_tiles}), ratio);
   x = ml::reshape(x, {n_embd, n});
