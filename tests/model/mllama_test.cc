@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -204,6 +205,56 @@ TEST_P(MllamaOn, TextOnlyPromptRuns) {
   auto cache2 = m->make_cache({.num_ctx = 32, .dtype = ml::DType::F32});
   const std::vector<float> b = r.logits(*m, nulls, cache2);
   EXPECT_EQ(a, b);
+}
+
+// An image of two tiles ([1, 2], id 2): the encoder keeps only those tiles' keys and values.
+TEST_P(MllamaOn, EncodesOnlyTheTilesInUse) {
+  const Fixture& f = fixture();
+  const auto m = load(f.file);
+  Runner r(GetParam());
+  ImageInput in = f.image();
+  in.aspect_ratio_id = 2;
+  in.aspect_ratio_mask = {1, 1, 0, 0};
+  std::fill(in.pixel_values.begin() + in.pixel_values.size() / 2, in.pixel_values.end(), 0.0f);
+  const auto two = m->vision()->encode(r.executor(), in);
+  const auto four = m->vision()->encode(r.executor(), f.image());
+  EXPECT_EQ(two->bytes() * 2, four->bytes());
+  EXPECT_EQ(four->bytes(), m->vision()->max_image_state_bytes());
+
+  const std::vector<int32_t> ids = f.ids();
+  auto cache = m->make_cache({.num_ctx = 64, .dtype = ml::DType::F32});
+  const std::vector<float> got = r.logits(*m, batch_of(ids, 0, ids.size(), 1, two.get()), cache);
+  for (float x : got) ASSERT_TRUE(std::isfinite(x));
+}
+
+// A sequence with the image and one without share a batch: each gets the logits it gets alone.
+TEST_P(MllamaOn, SequencesWithAndWithoutAnImageShareABatch) {
+  const Fixture& f = fixture();
+  const auto m = load(f.file);
+  Runner r(GetParam());
+  const auto image = m->vision()->encode(r.executor(), f.image());
+  const std::vector<int32_t> a = f.ids();
+  const std::vector<int32_t> b = {0, 40, 73, 87, 71, 86, 77};
+  const int64_t n_vocab = m->config().n_vocab;
+
+  auto cache_a = m->make_cache({.num_ctx = 64, .dtype = ml::DType::F32});
+  const std::vector<float> want_a = r.logits(*m, batch_of(a, 0, a.size(), 1, image.get()), cache_a);
+  auto cache_b = m->make_cache({.num_ctx = 64, .dtype = ml::DType::F32});
+  const std::vector<float> want_b = r.logits(*m, batch_of(b, 0, b.size(), 0, nullptr), cache_b);
+
+  auto cache = m->make_cache({.num_ctx = 64, .dtype = ml::DType::F32});
+  Batch batch;
+  for (size_t i = 0; i < b.size(); ++i) {
+    batch.add(b[i], static_cast<int32_t>(i), 1, true);
+    batch.cross.push_back(nullptr);
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    batch.add(a[i], static_cast<int32_t>(i), 0, true);
+    batch.cross.push_back(i >= 1 ? image.get() : nullptr);
+  }
+  const std::vector<float> got = r.logits(*m, batch, cache);
+  EXPECT_LE(max_abs_diff(got.data(), want_b.data(), want_b.size()), 1e-4f);
+  EXPECT_LE(max_abs_diff(&got[b.size() * n_vocab], want_a.data(), want_a.size()), 1e-4f);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, MllamaOn, ::testing::ValuesIn(testing::backend_names()),
