@@ -57,9 +57,16 @@ TextOptions::TextOptions(const ml::gguf::File& file) {
   c.architecture = "mllama";
   c.n_layer = static_cast<int>(k.positive("block_count"));
   c.n_embd = k.positive("embedding_length");
-  // Logits cover the text vocabulary (output.weight); token_embd has 8 more rows (<|image|>).
+  // output.weight projects to the text vocabulary; token_embd has 8 more rows, <|image|> first.
   const ml::gguf::TensorInfo* out = file.find_tensor("output.weight");
-  c.n_vocab = out != nullptr ? out->ne[1] : k.positive("vocab_size");
+  n_output = out != nullptr ? out->ne[1] : k.positive("vocab_size");
+  c.n_vocab = n_output;
+  if (const auto* tokens = file.metadata().find("tokenizer.ggml.tokens");
+      tokens != nullptr && tokens->is<ml::gguf::Array>()) {
+    const auto n = static_cast<int64_t>(tokens->as_array().items.size());
+    const ml::gguf::TensorInfo* embd = file.find_tensor("token_embd.weight");
+    if (n > n_output && embd != nullptr && n <= embd->ne[1]) c.n_vocab = n;
+  }
   c.n_head = k.positive("attention.head_count");
   c.n_head_kv = k.positive_or("attention.head_count_kv", c.n_head);
   c.head_dim_k = k.positive_or("attention.key_length", c.n_embd / c.n_head);
@@ -239,7 +246,7 @@ std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* pr
   image.rescale_factor = k.number_or("vision.rescale_factor", image.rescale_factor);
 
   // <|image|> follows the text vocabulary.
-  const int64_t image_token = k.positive_or("vocab_size", t.config.n_vocab);
+  const int64_t image_token = k.positive_or("vocab_size", t.n_output);
   return std::make_unique<Mllama>(std::move(t), std::move(v), image,
                                   static_cast<int32_t>(image_token));
 }

@@ -19,6 +19,9 @@ namespace corral::model::mllama {
 
 struct TextOptions {
   Config config;
+  // Rows of output.weight: the text vocabulary. config.n_vocab also counts the tokenizer's tokens
+  // past it (<|image|>), whose logits are -inf: they are never generated.
+  int64_t n_output = 0;
   int64_t n_ff = 0;
   float eps = 1e-5f;
   ml::op::Rope rope;

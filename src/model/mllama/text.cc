@@ -70,7 +70,7 @@ TextModel::TextModel(nn::Module& parent, const TextOptions& o)
       o(o),
       token_embd(*this, "token_embd", o.config.n_embd),
       output_norm(*this, "output_norm", o.config.n_embd, o.eps),
-      output(*this, "output", o.config.n_embd, o.config.n_vocab, nn::Bias::kOptional, "token_embd"),
+      output(*this, "output", o.config.n_embd, o.n_output, nn::Bias::kOptional, "token_embd"),
       rope_freqs(*this, "rope_freqs", o.rope) {
   for (int il = 0; il < o.config.n_layer; ++il) {
     if (o.is_cross(il)) {
@@ -144,7 +144,14 @@ ml::Tensor TextModel::forward(const Inputs& in, kvcache::Causal& cache) const {
   if (in.outputs.valid()) x = ml::get_rows(x, in.outputs);  // [n_embd, n_outputs]
   x = output_norm.forward(x);
   if (in.output == Output::kEmbeddings) return x;
-  return output.forward(x);  // [n_vocab, n_outputs]
+  ml::Tensor logits = output.forward(x);  // [n_output, n_outputs]
+  if (o.config.n_vocab == o.n_output) return logits;
+  // The tokens past the text vocabulary get -inf: 0 * logit - inf.
+  const int64_t extra = o.config.n_vocab - o.n_output, n = logits.ne(1);
+  ml::Tensor none =
+      ml::cont(ml::view(logits, {extra, n, 1, 1},
+                        {logits.nb(0), logits.nb(1), logits.nb(1) * n, logits.nb(1) * n}, 0));
+  return ml::concat(logits, ml::scale(none, 0.0f, -INFINITY), 0);  // [n_vocab, n_outputs]
 }
 
 }  // namespace corral::model::mllama
