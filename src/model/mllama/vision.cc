@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "ml/fp16.h"
 #include "model/mllama/mllama.h"
 
 namespace corral::model::mllama {
@@ -111,11 +112,12 @@ VisionInputs VisionModel::inputs(const ImageInput& image) const {
   for (int64_t i = 0; i < n; ++i) {
     padding[i] = image.aspect_ratio_mask[i / n_pad] == 0 || i % n_pad >= n_pos;
   }
-  in.mask.assign(static_cast<size_t>(n * n), 0.0f);
+  const uint16_t masked = ml::fp32_to_fp16(-INFINITY);
+  in.mask.assign(static_cast<size_t>(n * n), ml::fp32_to_fp16(0.0f));
   for (int64_t i = 0; i < n; ++i) {
     if (!padding[i]) continue;
     for (int64_t j = 0; j < n; ++j) {
-      if (padding[j]) in.mask[i * n + j] = -INFINITY;
+      if (padding[j]) in.mask[i * n + j] = masked;
     }
   }
   return in;
@@ -151,7 +153,7 @@ ml::Tensor VisionModel::forward(ml::Graph& g, VisionInputs& in) const {
     x = ml::concat(x, pad, 1);  // [n_embd, n_pad, T]
   }
   x = ml::reshape(x, {n_embd, n});
-  ml::Tensor mask = g.leaf(ml::DType::F32, {n, n}, in.mask.data(), "vision_mask");
+  ml::Tensor mask = g.leaf(ml::DType::F16, {n, n}, in.mask.data(), "vision_mask");
 
   // The inputs of the listed local layers (index n_layer: the last one's output), in layer
   // order, as Meta's VisionEncoder collects them with return_intermediate.
