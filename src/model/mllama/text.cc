@@ -8,7 +8,8 @@
 // token before the first image of its sequence in the same batch attends to that image without
 // its MLP, as transformers computes such rows when the prompt holds an image; a token of a
 // sequence with no image in the batch passes the layer unchanged (transformers skips the layer
-// when there are no cross-attention states).
+// when there are no cross-attention states). The first rule depends on the batch: a prompt
+// prefilled in two batches, the image in the second, differs there from one prefilled at once.
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -19,7 +20,8 @@
 namespace corral::model::mllama {
 namespace {
 
-// tanh of a stored scalar gate (transformers applies tanh at every call; the value is fixed).
+// tanh of a scalar gate, read from the file's mapping when the graph is recorded: the value is
+// fixed, and the op vocabulary has no tanh (Ollama's files store these two gates before tanh).
 float tanh_gate(const nn::Weight& w) {
   float v;
   std::memcpy(&v, w.info()->data, sizeof v);
