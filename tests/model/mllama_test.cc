@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -129,6 +130,36 @@ TEST(Mllama, ConvertsAndBindsEveryTensor) {
   const auto tokens = md.get_array_of<std::string>("tokenizer.ggml.tokens");
   ASSERT_EQ(tokens.size(), 401u);
   EXPECT_EQ(tokens[kImageToken], "<|image|>");
+}
+
+// Ollama's names (convert/convert_mllama.go), and its vision gates stored as the factors they
+// apply: 1 - tanh(gate) for the patch positions, tanh(gate) for the tile positions and the global
+// layers; the text model's gates stay as they are (tanh is taken when the graph is recorded).
+TEST(Mllama, WritesOllamaNamesAndGateFactors) {
+  const Fixture& f = fixture();
+  const auto scalar = [&](const char* name) {
+    const ml::gguf::TensorInfo* t = f.file.find_tensor(name);
+    EXPECT_NE(t, nullptr) << name;
+    if (t == nullptr) return NAN;
+    EXPECT_EQ(t->dtype, ml::DType::F32) << name;
+    float v;
+    std::memcpy(&v, t->data, sizeof v);
+    return v;
+  };
+  const float pos_gate = -0.1806640625f;  // gated_positional_embedding.gate (bf16)
+  EXPECT_FLOAT_EQ(scalar("v.position_embd.gate"), 1.0f - std::tanh(pos_gate));
+  EXPECT_FLOAT_EQ(scalar("v.tile_position_embd.gate"), std::tanh(pos_gate));
+  EXPECT_FLOAT_EQ(scalar("v.global.blk.0.attn_gate"), std::tanh(0.0294189453125f));
+  EXPECT_FLOAT_EQ(scalar("v.pre_tile_position_embd.gate"), std::tanh(0.1533203125f));
+  EXPECT_FLOAT_EQ(scalar("blk.1.cross_attn_attn_gate"), -0.1201171875f);
+  for (const char* name :
+       {"v.patch_embd.weight", "v.class_embd", "v.position_embd.weight",
+        "v.tile_position_embd.weight", "v.post_tile_position_embd.weight", "v.pre_ln.bias",
+        "v.blk.1.ffn_up.bias", "v.global.blk.0.ffn_gate", "mm.0.weight",
+        "blk.1.cross_attn_k_norm.weight", "blk.1.cross_attn_mlp_gate", "blk.2.attn_q.weight",
+        "token_embd.weight", "output.weight"}) {
+    EXPECT_NE(f.file.find_tensor(name), nullptr) << name;
+  }
 }
 
 class MllamaOn : public testing::OnBackend {};
