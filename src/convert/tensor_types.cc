@@ -305,7 +305,15 @@ std::vector<DType> tensor_types(const QuantType& type, const ModelShape& shape,
     if (t.ne.empty()) throw std::invalid_argument("tensor '" + t.name + "' has no dimensions");
     if (!allows_quantization(t.name, t.ne.size())) {
       const bool small = t.ne.size() == 1 || t.name.ends_with("_norm.weight");
-      out[i] = small && is_float(t.dtype) ? DType::F32 : t.dtype;
+      if (small && is_float(t.dtype)) {
+        out[i] = DType::F32;
+      } else if (!ml::is_quantized(type.base) && is_float(t.dtype)) {
+        // A float target type is a conversion (convert_hf_to_gguf's --outtype), which writes
+        // every larger tensor in it; only quantizing keeps these in their source type.
+        out[i] = type.base;
+      } else {
+        out[i] = t.dtype;
+      }
       continue;
     }
     if (!ml::is_quantized(type.base)) {

@@ -61,8 +61,9 @@ bool allows_quantization(const std::string& name, size_t n_dims);
 
 // The dtype of each tensor (same order as `tensors`) under `type`. Rules run in llama.cpp's
 // order (by layer number, then name), since some depend on how many attn_v / ffn_down tensors
-// came before. Tensors llama.cpp keeps as they are keep their source dtype, except that 1-D
-// tensors and norms in F16/BF16 become F32 (as llama.cpp's converter writes them). Where a row
+// came before. Tensors llama.cpp keeps as they are keep their source dtype when quantizing,
+// except that 1-D tensors and norms in F16/BF16 become F32 (as llama.cpp's converter writes
+// them); under a float type (F32, F16, BF16) the larger ones take that type. Where a row
 // does not fit the chosen type's block, the type falls back as llama.cpp's does (Q2_K/Q3_K to
 // Q4_0, Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0), and to F16 when even 32 does not divide the
 // row (llama.cpp throws for the 32-block types; corral writes F16 instead).

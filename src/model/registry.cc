@@ -16,12 +16,16 @@ std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* pr
 namespace qwen2vl {
 std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
 }
+namespace mllama {
+std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
+}
 
 namespace {
 constexpr Architecture kArchitectures[] = {
     {"llama", llama::make},
     {"qwen2", qwen2::make},
     {"qwen2vl", qwen2vl::make},
+    {"mllama", mllama::make},
 };
 }  // namespace
 

@@ -306,6 +306,23 @@ TEST(TensorTypes, SmallTensorsKeepTheirSourceTypeOrBecomeF32) {
   EXPECT_EQ(got.at("v.patch_embd.weight"), DType::F16);
 }
 
+// Converting to a float type writes the never-quantized tensors in it too (a bf16 checkpoint's
+// patch embedding becomes F32 under F32, F16 under F16); small ones stay F32.
+TEST(TensorTypes, FloatTargetsConvertTheNeverQuantizedTensors) {
+  const std::vector<TensorDesc> t = {
+      {"v.patch_embd.weight", {14, 14, 3, 64}, DType::BF16},
+      {"v.position_embd.weight", {64, 5}, DType::BF16},
+      {"v.class_embd", {64}, DType::BF16},
+  };
+  const auto f32 = types_by_name("F32", {"mllama", 1, 4, 4, 0}, t);
+  EXPECT_EQ(f32.at("v.patch_embd.weight"), DType::F32);
+  EXPECT_EQ(f32.at("v.position_embd.weight"), DType::F32);
+  EXPECT_EQ(f32.at("v.class_embd"), DType::F32);
+  const auto f16 = types_by_name("F16", {"mllama", 1, 4, 4, 0}, t);
+  EXPECT_EQ(f16.at("v.patch_embd.weight"), DType::F16);
+  EXPECT_EQ(f16.at("v.class_embd"), DType::F32);
+}
+
 TEST(TensorTypes, ModelShapeReadsLlamaMetadata) {
   ml::gguf::Metadata md;
   md.set("general.architecture", "llama");
