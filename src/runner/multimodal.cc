@@ -13,6 +13,10 @@ namespace corral::runner {
 std::array<int32_t, 3> SequenceImages::rope_position(size_t i) const {
   // Text advances every section by one per token; an image's rows take their own (t, h, w) from
   // the first row's position, and the text after it continues past the largest.
+  if (!mrope_) {
+    const auto p = static_cast<int32_t>(i);
+    return {p, p, p};
+  }
   int64_t delta = 0;  // rope position - sequence index, for text tokens
   for (const ImageSpan& s : spans_) {
     if (i < s.first) break;
