@@ -62,7 +62,9 @@ void run_preprocess(const PreprocessArgs& a) {
   const model::ImageInput& in = *image.input;
   const std::string arch = engine.model().config().architecture;
   if (a.json) {
-    Json doc{{"model", a.model}, {"image", a.image}, {"pixel_values_shape", in.shape},
+    Json doc{{"model", a.model},
+             {"image", a.image},
+             {"pixel_values_shape", in.shape},
              {"pixel_values", in.pixel_values}};
     if (!in.aspect_ratio_mask.empty()) {
       doc["aspect_ratio_ids"] = Json::array({Json::array({in.aspect_ratio_id})});
@@ -74,8 +76,7 @@ void run_preprocess(const PreprocessArgs& a) {
   }
   std::string shape;
   for (int64_t d : in.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
-  std::printf("%s: %s image processor, %s\n", a.image.c_str(), arch.c_str(),
-              image.digest.c_str());
+  std::printf("%s: %s image processor, %s\n", a.image.c_str(), arch.c_str(), image.digest.c_str());
   std::printf("pixel_values: [%s]\n", shape.c_str());
   double sum = 0, min = INFINITY, max = -INFINITY;
   for (float v : in.pixel_values) {

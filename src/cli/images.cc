@@ -16,7 +16,8 @@ constexpr size_t kMaxImageBytes = size_t{32} << 20;
 
 bool has_image_extension(const std::string& path) {
   std::string lower;
-  for (char c : path) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : path)
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   for (const char* ext : {".png", ".jpg", ".jpeg", ".webp"}) {
     if (lower.ends_with(ext)) return true;
   }

@@ -246,6 +246,10 @@ void check_size(const char* format, int64_t width, int64_t height, const Limits&
   if (width <= 0 || height <= 0) {
     throw Error(std::string("corrupt ") + format + ": the image is " + size + " pixels");
   }
+  if (width < limits.min_side || height < limits.min_side) {
+    throw Error("the image is " + size + " pixels; each side must be at least " +
+                std::to_string(limits.min_side) + " pixels");
+  }
   if (width > limits.max_side || height > limits.max_side) {
     throw Error("the image is " + size + " pixels, more than the limit of " +
                 std::to_string(limits.max_side) + " pixels on a side");

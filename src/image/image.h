@@ -22,6 +22,9 @@ struct Limits {
   size_t max_bytes = size_t{32} << 20;     // of the encoded file
   int64_t max_pixels = int64_t{50} << 20;  // width * height, checked from the header
   int64_t max_side = 32768;                // of either side
+  // Of either side: an image one pixel wide (1x1, 1x4000) carries nothing a vision model can
+  // use, and its processor would stretch a line into tiles.
+  int64_t min_side = 2;
 };
 
 // 8-bit RGB, rows top to bottom, pixels left to right: rgb[(y * width + x) * 3 + c].

@@ -130,9 +130,9 @@ std::shared_ptr<const model::ImageStates> ImageEncoder::encode(const PromptImage
   std::shared_ptr<const model::ImageStates> states = vision_.encode(*executor_, *image.input);
   ++encoded_;
   if (log_) {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - t0)
-                        .count();
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     log_("vision encoder: image " + image.digest.substr(0, 19) + " encoded in " +
          std::to_string(ms) + " ms (" + std::to_string(states->bytes()) + " bytes kept)");
   }

@@ -31,11 +31,11 @@ struct PromptImage {
 
 // An image placed in a sequence's tokens.
 struct ImageSpan {
-  size_t start = 0;  // the placeholder's first token
-  size_t length = 0;  // the placeholder's tokens
-  size_t first = 0;   // the first of its image rows (a sequence index)
-  size_t n = 0;       // image rows
-  int32_t advance = 0;  // M-RoPE: positions the rows take (max relative position + 1)
+  size_t start = 0;                // the placeholder's first token
+  size_t length = 0;               // the placeholder's tokens
+  size_t first = 0;                // the first of its image rows (a sequence index)
+  size_t n = 0;                    // image rows
+  int32_t advance = 0;             // M-RoPE: positions the rows take (max relative position + 1)
   std::vector<int32_t> positions;  // M-RoPE: [3 * n] (t..., h..., w...) relative to the first row
   std::shared_ptr<const model::ImageStates> states;
   std::string digest;

@@ -696,8 +696,9 @@ Runner::Runner(const std::string& gguf_path, RunnerOptions options)
   m.backend = backend::cpu::make_backend(
       {.n_threads = std::max(0, options_.n_threads), .constant = constant});
   if (const model::Vision* v = m.model->vision()) {
-    m.encoder =
-        std::make_unique<ImageEncoder>(*v, std::max(0, options_.n_threads), constant, images_kept);
+    m.encoder = std::make_unique<ImageEncoder>(
+        *v, std::max(0, options_.n_threads), constant, images_kept,
+        [](const std::string& line) { std::cerr << "[corral] " << line << std::endl; });
   }
   m.executor = std::make_unique<ml::Executor>(std::vector<ml::Backend*>{m.backend.get()});
   m.slot_cells = slot_cells_for(options_.num_ctx);

@@ -57,8 +57,8 @@ std::string encode_base64(std::string_view bytes) {
   out.reserve((bytes.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t v = (uint32_t(uint8_t(bytes[i])) << 16) | (uint32_t(uint8_t(bytes[i + 1])) << 8) |
-                       uint8_t(bytes[i + 2]);
+    const uint32_t v = (uint32_t(uint8_t(bytes[i])) << 16) |
+                       (uint32_t(uint8_t(bytes[i + 1])) << 8) | uint8_t(bytes[i + 2]);
     for (int s = 18; s >= 0; s -= 6) out.push_back(kAlphabet[(v >> s) & 63]);
   }
   if (i < bytes.size()) {
@@ -117,11 +117,12 @@ std::string image_from_url(const std::string& url, bool allow_urls) {
   if (too_large) throw HttpError(400, "image_url: the image is larger than 32 MiB");
   if (late) throw HttpError(400, "image_url: fetching the image took longer than 10 s");
   if (!res) {
-    throw HttpError(400, "image_url: fetching " + origin + " failed: " + httplib::to_string(res.error()));
+    throw HttpError(
+        400, "image_url: fetching " + origin + " failed: " + httplib::to_string(res.error()));
   }
   if (res->status != 200) {
-    throw HttpError(400, "image_url: " + url.substr(0, 200) + " answered " +
-                             std::to_string(res->status));
+    throw HttpError(
+        400, "image_url: " + url.substr(0, 200) + " answered " + std::to_string(res->status));
   }
   return body;
 }
@@ -143,8 +144,8 @@ RequestImages prepare_images(const model::Vision& vision, const std::vector<std:
   for (size_t i = 0; i < images.size(); ++i) {
     const std::string& bytes = images[i];
     try {
-      const image::Image rgb = image::decode(
-          std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+      const image::Image rgb =
+          image::decode(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
       out.inputs.push_back(std::make_shared<const model::ImageInput>(vision.preprocess(rgb)));
     } catch (const image::Error& e) {
       throw HttpError(400, "image " + std::to_string(i) + ": " + e.what());

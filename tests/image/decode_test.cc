@@ -378,18 +378,31 @@ TEST(ImageDecode, WebpExifOrientationIsApplied) {
 
 // --- sizes and hostile input --------------------------------------------------------------
 
-TEST(ImageDecode, TinyAndThinImagesDecode) {
-  const Image one = decode(png({1, 2, 3}, 1, 1, 3));
+TEST(ImageDecode, ImagesOnePixelWideAreRefusedByDefault) {
+  EXPECT_NE(error_of(png({1, 2, 3}, 1, 1, 3)).find("1x1 pixels; each side must be at least 2"),
+            std::string::npos)
+      << error_of(png({1, 2, 3}, 1, 1, 3));
+  const auto tall = random_pixels(4000 * 3, 10);
+  EXPECT_NE(error_of(png(tall, 1, 4000, 3)).find("1x4000"), std::string::npos);
+  EXPECT_NE(error_of(webp(tall, 4000, 1, 3, true)).find("4000x1"), std::string::npos);
+  const Image two = decode(png(random_pixels(2 * 2 * 3, 3), 2, 2, 3));
+  EXPECT_EQ(two.width, 2);
+}
+
+TEST(ImageDecode, TinyAndThinImagesDecodeWhenAllowed) {
+  Limits any;
+  any.min_side = 1;
+  const Image one = decode(png({1, 2, 3}, 1, 1, 3), any);
   EXPECT_EQ(one.width, 1);
   EXPECT_EQ(one.height, 1);
   EXPECT_EQ(one.rgb, (std::vector<uint8_t>{1, 2, 3}));
 
   const auto tall = random_pixels(4000 * 3, 10);
-  const Image thin = decode(png(tall, 1, 4000, 3));
+  const Image thin = decode(png(tall, 1, 4000, 3), any);
   EXPECT_EQ(thin.width, 1);
   EXPECT_EQ(thin.height, 4000);
   EXPECT_EQ(thin.rgb, tall);
-  const Image wide = decode(webp(tall, 4000, 1, 3, true));
+  const Image wide = decode(webp(tall, 4000, 1, 3, true), any);
   EXPECT_EQ(wide.width, 4000);
   EXPECT_EQ(wide.rgb, tall);
 }

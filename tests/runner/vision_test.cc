@@ -96,7 +96,8 @@ TEST_P(Vision, LogitsFromImagePngMatchTransformersEndToEnd) {
   double max_diff = 0;
   for (size_t r = 0; r < want.size() / n_ref; ++r) {
     for (size_t c = 0; c < n_ref; ++c) {
-      max_diff = std::max(max_diff, std::fabs(double(logits[r * n_vocab + c]) - want[r * n_ref + c]));
+      max_diff =
+          std::max(max_diff, std::fabs(double(logits[r * n_vocab + c]) - want[r * n_ref + c]));
     }
   }
   EXPECT_LT(max_diff, 1e-3) << GetParam();
@@ -115,7 +116,8 @@ TEST_P(Vision, RunnerBatchesImageSequencesAsAloneAndEncodesEachImageOnce) {
   // Alone, through the engine: the continuation's tokens.
   const auto alone = [&](const std::vector<int32_t>& prompt, std::vector<PromptImage> images) {
     std::string out;
-    engine.generate(prompt, greedy(6), [&](std::string_view s) { out += s; }, nullptr, images);
+    engine.generate(
+        prompt, greedy(6), [&](std::string_view s) { out += s; }, nullptr, images);
     return out;
   };
   const std::vector<int32_t> shorter(text.begin(), text.end() - 3);
@@ -178,8 +180,8 @@ TEST_P(Vision, CachedDecodingAfterTheImageAgreesWithAFullPrefill) {
   auto s = runner.submit(std::move(r));
   const SequenceResult& result = s->result();
   const size_t prompt_tokens = result.context.size() - static_cast<size_t>(result.stats.eval_count);
-  const std::vector<int32_t> cached(result.context.begin() + static_cast<std::ptrdiff_t>(prompt_tokens),
-                                    result.context.end());
+  const std::vector<int32_t> cached(
+      result.context.begin() + static_cast<std::ptrdiff_t>(prompt_tokens), result.context.end());
   // ...and each token again as the argmax of a full prefill of everything before it (f32 cache).
   std::vector<int32_t> full = text;
   std::vector<int32_t> prefilled;
@@ -201,7 +203,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, Vision, ::testing::Values("tiny-qwen2vl", "ti
                          });
 
 TEST(VisionText, AModelWithoutVisionRefusesImages) {
-  const std::string stories = corral::testing::testdata_path("tinystories260k/stories260K-f32.gguf");
+  const std::string stories =
+      corral::testing::testdata_path("tinystories260k/stories260K-f32.gguf");
   Runner runner(stories, {.num_parallel = 1, .n_threads = 1});
   SequenceRequest r;
   r.prompt = {1, 2, 3};

@@ -128,11 +128,11 @@ TEST(GenerationPrompt, MessagesAreNormalizedAndImagesMarked) {
   EXPECT_EQ(m[2]["content"], "[img-0][img-1]and this?");
   EXPECT_EQ(images, (std::vector<std::string>{"hi", "yay"}));
   std::vector<std::string> ignored;
-  EXPECT_EQ(status_of([&] {
-              normalize_messages(json::array({{{"role", "user"}, {"images", {"a!Gk="}}}}), "m",
-                                 ignored);
-            }),
-            400);
+  EXPECT_EQ(
+      status_of([&] {
+        normalize_messages(json::array({{{"role", "user"}, {"images", {"a!Gk="}}}}), "m", ignored);
+      }),
+      400);
   EXPECT_EQ(status_of([&] {
               normalize_messages(json::array({{{"role", "user"}, {"images", {5}}}}), "m", ignored);
             }),

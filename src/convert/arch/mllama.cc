@@ -347,8 +347,7 @@ Arch mllama() {
 
     md.set("mllama.vision.block_count", static_cast<uint32_t>(d.v_layer));
     md.set("mllama.vision.global.block_count", static_cast<uint32_t>(d.v_global));
-    md.set("mllama.vision.intermediate_layers_indices",
-           i32_array(intermediate_layers(c, v)));
+    md.set("mllama.vision.intermediate_layers_indices", i32_array(intermediate_layers(c, v)));
     md.set("mllama.vision.embedding_length", static_cast<uint32_t>(d.v_embd));
     md.set("mllama.vision.feed_forward_length", static_cast<uint32_t>(d.v_ff));
     md.set("mllama.vision.attention.head_count", static_cast<uint32_t>(d.v_head));
