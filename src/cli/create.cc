@@ -128,7 +128,25 @@ void create_remote(Client& client, const CreateArgs& a, const store::Modelfile& 
   nlohmann::json req = {{"model", a.name}, {"stream", true}};
   const fs::path from = store::expand_modelfile_path(mf.from, dir);
   std::error_code ec;
-  if (fs::is_directory(from, ec)) {
+  std::vector<fs::path> ggufs;  // a folder of GGUFs (a vision model: text GGUF and projector)
+  if (fs::is_directory(from, ec) && !fs::exists(from / "config.json", ec)) {
+    for (const auto& e : fs::directory_iterator(from, ec)) {
+      if (e.path().extension() == ".gguf" && e.is_regular_file(ec)) ggufs.push_back(e.path());
+    }
+    std::sort(ggufs.begin(), ggufs.end());
+  }
+  if (mf.from2) {
+    const fs::path other = store::expand_modelfile_path(*mf.from2, dir);
+    for (const fs::path& f : {from, other}) {
+      if (!fs::is_regular_file(f, ec)) throw std::runtime_error(f.string() + ": no such file");
+    }
+    req["files"] = {{from.filename().string(), upload(client, from)},
+                    {other.filename().string(), upload(client, other)}};
+  } else if (!ggufs.empty()) {
+    nlohmann::json files = nlohmann::json::object();
+    for (const fs::path& f : ggufs) files[f.filename().string()] = upload(client, f);
+    req["files"] = files;
+  } else if (fs::is_directory(from, ec)) {
     nlohmann::json files = nlohmann::json::object();
     for (const fs::path& f : model_folder_files(from)) {
       files[f.filename().string()] = upload(client, f);

@@ -290,9 +290,11 @@ struct CreateJob {
   std::unique_ptr<store::ScratchDir> scratch;  // links to uploaded files; relative FROMs see it
 };
 
-// The model layer given by blobs: one GGUF is used in place; several files (safetensors,
-// config.json, tokenizer files) are linked under their names into a folder that is converted.
-std::string from_files(Context& ctx, const nlohmann::json& files, const fs::path& scratch) {
+// The model layer given by blobs: one GGUF is used in place (two: a vision model's text GGUF and
+// its projector, into *second); several files (safetensors, config.json, tokenizer files) are
+// linked under their names into a folder that is converted.
+std::string from_files(Context& ctx, const nlohmann::json& files, const fs::path& scratch,
+                       std::optional<std::string>* second = nullptr) {
   if (files.empty()) throw HttpError(400, "'files' is empty");
   std::vector<std::pair<std::string, fs::path>> blobs;
   for (const auto& [filename, digest_json] : files.items()) {
@@ -314,9 +316,16 @@ std::string from_files(Context& ctx, const nlohmann::json& files, const fs::path
     blobs.emplace_back(filename, ctx.store.blob_path(digest));
   }
   if (blobs.size() == 1 && is_gguf_blob(blobs[0].second)) return blobs[0].second.string();
+  if (blobs.size() == 2 && second && is_gguf_blob(blobs[0].second) &&
+      is_gguf_blob(blobs[1].second)) {
+    *second = blobs[1].second.string();
+    return blobs[0].second.string();
+  }
   for (const auto& [filename, blob] : blobs) {
     if (filename.ends_with(".gguf")) {
-      throw HttpError(400, "'files' holds a GGUF file among others; send one GGUF alone");
+      throw HttpError(400,
+                      "'files' holds a GGUF file among others; send one GGUF alone (or a vision "
+                      "model's text GGUF and its projector GGUF)");
     }
   }
   const fs::path dir = scratch / "model";
@@ -370,7 +379,7 @@ CreateJob parse_create(Context& ctx, const nlohmann::json& body) {
     if (!ctx.store.find_manifest(base)) throw HttpError(404, "model '" + *from + "' not found");
     mf.from = base.display();
   } else if (files) {
-    mf.from = from_files(ctx, *files, job.scratch->path());
+    mf.from = from_files(ctx, *files, job.scratch->path(), &mf.from2);
   } else if (mf.from.empty()) {
     throw HttpError(400, "neither 'from' or 'files' was specified");
   }

@@ -1,5 +1,6 @@
 #include "store/create.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -9,6 +10,7 @@
 
 #include "convert/convert.h"
 #include "ml/gguf/reader.h"
+#include "model/model.h"
 #include "store/digest.h"
 
 namespace corral::store {
@@ -79,19 +81,19 @@ class Creator {
   }
 
   // A GGUF file outside the store made into a blob (skipped when the store already has it).
-  Layer import_gguf(const fs::path& path) {
+  Layer import_gguf(const fs::path& path, const char* media_type = kMediaModel) {
     const std::string digest = sha256_file(path);
     const uint64_t size = fs::file_size(path);
     if (!store_.has_blob(digest)) {
       const std::string label = "copying file " + digest;
       const Layer copied = store_.add_blob_file(
-          path, kMediaModel, [&](uint64_t done, uint64_t total) { percent(label, done, total); });
+          path, media_type, [&](uint64_t done, uint64_t total) { percent(label, done, total); });
       if (copied.digest != digest) {
         throw std::runtime_error(path.string() + " changed while it was being copied");
       }
     }
     status("copying file " + digest + " 100%", size, size);
-    return Layer{kMediaModel, digest, size, {}};
+    return Layer{media_type, digest, size, {}};
   }
 
   // Status lines with a percentage, each percent once (a terminal shows them in place).
@@ -172,6 +174,37 @@ std::string human_number(uint64_t n) {
   return std::to_string(n);
 }
 
+namespace {
+
+// Whether a GGUF is a vision projector (llama.cpp's mmproj: general.architecture "clip").
+bool is_projector(const fs::path& path) { return describe(path).architecture == "clip"; }
+
+// A text GGUF and its projector, in either order: checked by loading the pair as the engine will
+// (so that a mismatch is an error now, naming both, rather than at the first run).
+std::pair<fs::path, fs::path> text_and_projector(const fs::path& a, const fs::path& b) {
+  const bool pa = is_projector(a), pb = is_projector(b);
+  if (pa == pb) {
+    throw std::runtime_error(
+        "two model files (" + a.string() + ", " + b.string() +
+        ") need to be a text model GGUF "
+        "and its vision projector (an mmproj GGUF, general.architecture \"clip\"); " +
+        (pa ? std::string("both are projectors") : std::string("neither is a projector")));
+  }
+  const fs::path& text = pa ? b : a;
+  const fs::path& projector = pa ? a : b;
+  const ml::gguf::File t = ml::gguf::File::open(text.string());
+  const ml::gguf::File p = ml::gguf::File::open(projector.string());
+  try {
+    model::load(t, &p);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("the projector " + projector.string() + " does not fit the model " +
+                             text.string() + ": " + e.what());
+  }
+  return {text, projector};
+}
+
+}  // namespace
+
 void create_model(Store& store, const ModelName& name, const Modelfile& mf, const fs::path& dir,
                   const CreateOptions& options) {
   Creator c(store, options);
@@ -185,8 +218,25 @@ void create_model(Store& store, const ModelName& name, const Modelfile& mf, cons
 
   std::error_code ec;
   const fs::path path = expand_modelfile_path(mf.from, dir);
-  if (fs::exists(path, ec)) {
+  if (mf.from2) {
+    // llama.cpp's vision layout: the text GGUF and its projector, stored as Ollama stores them
+    // (a model layer and a projector layer).
+    const fs::path other = expand_modelfile_path(*mf.from2, dir);
+    for (const fs::path& p : {path, other}) {
+      if (!fs::is_regular_file(p, ec) || !is_gguf_file(p)) {
+        throw std::runtime_error("FROM " + p.string() +
+                                 ": with two FROM lines, each must be a GGUF file (a text model "
+                                 "and its vision projector)");
+      }
+    }
+    const auto [text, projector] = text_and_projector(path, other);
+    std::optional<Layer> quantized;
+    if (qtype) quantized = c.quantize(text, *qtype);
+    base_layers.push_back(quantized ? *quantized : c.import_gguf(text));
+    base_layers.push_back(c.import_gguf(projector, kMediaProjector));
+  } else if (fs::exists(path, ec)) {
     Layer model;
+    std::optional<fs::path> projector_file;
     if (fs::is_directory(path, ec)) {
       if (convert::is_hf_folder(path.string())) {
         model = c.convert_folder(path);
@@ -194,6 +244,13 @@ void create_model(Store& store, const ModelName& name, const Modelfile& mf, cons
         std::vector<fs::path> ggufs;
         for (const auto& e : fs::directory_iterator(path, ec)) {
           if (e.path().extension() == ".gguf" && e.is_regular_file(ec)) ggufs.push_back(e.path());
+        }
+        std::sort(ggufs.begin(), ggufs.end());
+        if (ggufs.size() == 2 && is_projector(ggufs[0]) != is_projector(ggufs[1])) {
+          // A vision model as llama.cpp ships it: the text GGUF and its mmproj, side by side.
+          const auto [text, projector] = text_and_projector(ggufs[0], ggufs[1]);
+          ggufs = {text};
+          projector_file = projector;
         }
         if (ggufs.size() != 1) {
           throw std::runtime_error(
@@ -214,6 +271,7 @@ void create_model(Store& store, const ModelName& name, const Modelfile& mf, cons
       throw std::runtime_error("FROM " + path.string() + ": not a GGUF file");
     }
     base_layers.push_back(model);
+    if (projector_file) base_layers.push_back(c.import_gguf(*projector_file, kMediaProjector));
   } else {
     const bool path_like = mf.from.starts_with(".") || mf.from.starts_with("/") ||
                            mf.from.starts_with("~") || mf.from.ends_with(".gguf");

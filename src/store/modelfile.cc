@@ -150,13 +150,18 @@ class Parser {
       const std::string value = read_value(line, upper);
 
       if (instr == "from") {
-        if (from_line) {
-          fail(line, "a second FROM (the first is on line " + std::to_string(from_line) +
-                         "); one model per Modelfile");
-        }
         if (value.empty()) fail(line, "FROM needs a model: a .gguf file, a folder or a name");
-        mf.from = value;
-        from_line = line;
+        if (mf.from2) {
+          fail(line,
+               "a third FROM: a Modelfile names one model, or (a vision model in two "
+               "files) its text GGUF and its projector GGUF");
+        }
+        if (from_line) {
+          mf.from2 = value;
+        } else {
+          mf.from = value;
+          from_line = line;
+        }
       } else if (instr == "parameter") {
         if (sample::is_removed_option(key)) {
           mf.warnings.push_back(source_ + " line " + std::to_string(line) + ": parameter " + key +
@@ -306,6 +311,7 @@ std::string format_modelfile(const Modelfile& mf, const std::string& name) {
   out += "# To build a new Modelfile based on this, replace FROM with:\n";
   out += "# FROM " + name + "\n\n";
   out += "FROM " + quote(mf.from, "FROM") + "\n";
+  if (mf.from2) out += "FROM " + quote(*mf.from2, "FROM") + "\n";
   if (mf.template_text) out += "TEMPLATE " + quote(*mf.template_text, "TEMPLATE") + "\n";
   if (mf.system) out += "SYSTEM " + quote(*mf.system, "SYSTEM") + "\n";
   for (const auto& item : mf.parameters.items()) {

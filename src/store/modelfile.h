@@ -29,6 +29,9 @@ struct ModelfileMessage {
 
 struct Modelfile {
   std::string from;  // as written: a .gguf path, a safetensors folder or a model name
+  // A second FROM (vision models in llama.cpp's two files): the other of the text GGUF and its
+  // projector (mmproj) GGUF; which is which is read from the files.
+  std::optional<std::string> from2;
   std::optional<std::string> template_text;
   std::optional<std::string> system;
   // Typed as Ollama's api.Options (sample::params_to_json): repeated `stop` lines make a list.

@@ -100,8 +100,9 @@ TEST(Modelfile, EveryErrorNamesItsLine) {
   EXPECT_EQ(error_of("FROM m\nREQUIRES latest\n"),
             "Modelfile line 2: REQUIRES must be a valid version (e.g. 0.14.0), not 'latest'");
   EXPECT_EQ(error_of("FROM m\nREQUIRES 01.2\n").substr(0, 29), "Modelfile line 2: REQUIRES mu");
-  EXPECT_EQ(error_of("FROM m\nFROM n\n"),
-            "Modelfile line 2: a second FROM (the first is on line 1); one model per Modelfile");
+  EXPECT_EQ(error_of("FROM m\nFROM n\nFROM o\n"),
+            "Modelfile line 3: a third FROM: a Modelfile names one model, or (a vision model in "
+            "two files) its text GGUF and its projector GGUF");
   EXPECT_EQ(error_of("FROM m\nINSTRUCT x\n"),
             "Modelfile line 2: unknown instruction 'INSTRUCT' (instructions: FROM, PARAMETER, "
             "TEMPLATE, SYSTEM, ADAPTER, LICENSE, MESSAGE, REQUIRES)");
