@@ -1,6 +1,7 @@
 // The CLI against a real `corral serve` on a free port with a temporary store: create (uploading
 // the GGUF), list, show, cp, rm, run one-shot through the server (the same greedy text as the
-// model run in-process), ps and stop; and `corral run` starting a server when none answers.
+// model run in-process), ps and stop; `corral run` starting a server when none answers; and a
+// vision model (one file, and llama.cpp's two) asked about an image path in the prompt.
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -11,12 +12,18 @@
 
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/client.h"
+#include "convert/convert.h"
+#include "ml/gguf/reader.h"
+#include "ml/gguf/writer.h"
 #include "store/digest.h"
 #include "store/temp_store.h"
 #include "testdata.h"
@@ -193,6 +200,119 @@ TEST(CliThroughServe, RunStartsAServerWhenNoneAnswers) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   if (kill(pid, 0) == 0) kill(pid, SIGKILL);
+}
+
+// The text (or vision) half of a one-file qwen2vl GGUF, as llama.cpp lays the two files out.
+void write_half(const ml::gguf::File& whole, bool vision, const fs::path& out) {
+  ml::gguf::Writer w;
+  auto& md = w.metadata();
+  for (const auto& [key, value] : whole.metadata()) {
+    if (key == "general.alignment") continue;
+    if (key.starts_with("general.") || key.starts_with("clip.") == vision) md.set(key, value);
+  }
+  if (vision) md.set("general.architecture", "clip");
+  for (const ml::gguf::TensorInfo& t : whole.tensors()) {
+    const bool v = t.name.starts_with("v.") || t.name.starts_with("mm.");
+    if (v == vision) w.add_tensor(t.name, t.dtype, t.shape(), t.bytes());
+  }
+  w.write(out.string());
+}
+
+// Text as the server's JSON carries it: each byte that is not part of valid UTF-8 becomes U+FFFD
+// (a model with random weights emits stray bytes, which `corral run` in-process prints as they
+// are).
+std::string lossy_utf8(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 2;
+    if (ok) {
+      out.append(s, i, n);
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+TEST(CliThroughServe, AVisionModelAnswersAboutAnImagePathWithAndWithoutTheServer) {
+  TempDir server_store, client_store, work;
+  ServeProcess serve(server_store.path());
+  ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
+  const std::string cli = "CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() + " CORRAL_MODELS='" +
+                          client_store.str() + "' '" + CORRAL_BINARY + "' ";
+  const std::string local =
+      "CORRAL_NO_SERVER=1 CORRAL_MODELS='" + server_store.str() + "' '" + CORRAL_BINARY + "' ";
+  const std::string dir = testdata_path("reference/tiny-qwen2vl");
+  fs::copy_file(dir + "/image.png", work.path() / "photo.png");
+
+  // One file, converted by the server from the uploaded folder.
+  write_text(work.path() / "Modelfile", "FROM " + dir + "\nPARAMETER temperature 0\n");
+  Result r = sh("cd '" + work.str() + "' && " + cli + "create vl -q F32");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = sh(cli + "show vl");
+  EXPECT_TRUE(contains(r.out, "vision")) << r.out;
+
+  // llama.cpp's two files, uploaded and stored as a model and a projector layer.
+  convert::ConvertOptions co;
+  co.type = "F32";
+  co.write.n_threads = 1;
+  const fs::path whole = work.path() / "whole.gguf";
+  convert::convert_hf(dir, whole.string(), co);
+  const ml::gguf::File f = ml::gguf::File::open(whole.string());
+  write_half(f, false, work.path() / "text.gguf");
+  write_half(f, true, work.path() / "mmproj.gguf");
+  write_text(work.path() / "Modelfile.two",
+             "FROM ./mmproj.gguf\nFROM ./text.gguf\nPARAMETER temperature 0\n");
+  r = sh("cd '" + work.str() + "' && " + cli + "create vl2 -f Modelfile.two");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+
+  const std::string ask = " --option num_predict=6 'what is in " + work.str() + "/photo.png?'";
+  const Result served = sh(cli + "run vl" + ask);
+  ASSERT_EQ(served.exit_code, 0) << served.out;
+  EXPECT_TRUE(contains(served.out, "Added image '" + work.str() + "/photo.png'")) << served.out;
+  const Result in_process = sh(local + "run vl" + ask);
+  ASSERT_EQ(in_process.exit_code, 0) << in_process.out;
+  EXPECT_EQ(served.out, lossy_utf8(in_process.out));
+  const Result two = sh(cli + "run vl2" + ask);
+  EXPECT_EQ(two.out, served.out);
+  // Without the image the model says something else (the image is what it answers about).
+  const Result blind = sh(local + "run vl --option num_predict=6 'what is in this?'");
+  EXPECT_NE(blind.out, served.out.substr(served.out.find('\n') + 1));
+
+  // The debug commands against transformers' numbers: the processor's pixel_values, and the
+  // logits of the reference input_ids with the image.
+  const nlohmann::json ref = nlohmann::json::parse(read_text(dir + "/reference.json"));
+  r = sh(local + "debug preprocess vl '" + work.str() + "/photo.png' --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json pre = nlohmann::json::parse(r.out);
+  EXPECT_EQ(pre["pixel_values_shape"], ref["pixel_values_shape"]);
+  EXPECT_EQ(pre["image_grid_thw"][0], ref["image_grid_thw"]);
+  double max_diff = 0;
+  for (size_t i = 0; i < ref["pixel_values"].size(); ++i) {
+    max_diff = std::max(max_diff, std::fabs(pre["pixel_values"][i].get<double>() -
+                                            ref["pixel_values"][i].get<double>()));
+  }
+  EXPECT_LE(max_diff, 1e-5);
+  std::string ids;
+  for (const auto& id : ref["input_ids"]) ids += (ids.empty() ? "" : ",") + id.dump();
+  r = sh(local + "debug logits vl --tokens " + ids + " --image '" + work.str() +
+         "/photo.png' --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json logits = nlohmann::json::parse(r.out);
+  max_diff = 0;
+  size_t k = 0;
+  for (const auto& row : logits["logits"]) {
+    for (const auto& v : row) {
+      max_diff = std::max(max_diff, std::fabs(v.get<double>() - ref["logits"][k++].get<double>()));
+    }
+  }
+  EXPECT_EQ(k, ref["logits"].size());
+  EXPECT_LE(max_diff, 1e-3);
 }
 
 }  // namespace
