@@ -146,6 +146,10 @@ TEST_P(Vision, RunnerBatchesImageSequencesAsAloneAndEncodesEachImageOnce) {
   EXPECT_EQ(collect(*b), want_b);
   EXPECT_EQ(collect(*c), want_text);
   EXPECT_EQ(runner.images_encoded(), 1u) << "one image, shown by two sequences";
+  // The encoder cache is part of the model's memory (what /api/ps shows and admission counts).
+  const MemoryNeeds& needs = runner.memory_needs();
+  EXPECT_GT(needs.images, 0u);
+  EXPECT_GE(runner.memory_bytes(), needs.weights + needs.images);
 
   // The conversation's next turn: the prompt starts with the first one (image included), so its
   // cells are reused and the image is not encoded again.
