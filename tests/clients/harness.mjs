@@ -1,7 +1,7 @@
 // Starts `corral serve` for the client tests: a fresh model store in a temp folder holding
-// `stories` (tinystories260k, a GGUF), `qwen` (the tiny-qwen2 safetensors checkpoint converted
-// with `corral create -q F32`) and the vision models `qwen2vl` and `mllama` (tiny-qwen2vl and
-// tiny-mllama, F32), the server on a free loopback port, and a stop() that ends the
+// `stories` (tinystories260k, a GGUF) and `qwen` (the tiny-qwen2 safetensors checkpoint converted
+// with `corral create -q F32`) — with opts.vision also the vision models `qwen2vl` and `mllama`
+// (tiny-qwen2vl and tiny-mllama, F32) — the server on a free loopback port, and a stop() that ends the
 // server and removes the folder.
 //
 // CORRAL_BINARY names the corral executable (default build/corral of this checkout);
@@ -51,10 +51,10 @@ function runCorral(args, env) {
 
 // The models are made once per process into a seed store; each server gets a copy of it, so that
 // tests that delete or replace models do not see each other.
-let seedStore = null;
+const seedStores = new Map();
 
-function makeSeedStore() {
-  if (seedStore) return seedStore;
+function makeSeedStore(vision) {
+  if (seedStores.has(vision)) return seedStores.get(vision);
   if (!fs.existsSync(corralBinary)) {
     throw new Error(
       `corral binary ${corralBinary} not found (build it, or set CORRAL_BINARY to its path)`,
@@ -70,19 +70,19 @@ function makeSeedStore() {
   fs.writeFileSync(path.join(dir, "Modelfile.qwen"), `FROM ${qwen}\n`);
   runCorral(["create", "stories", "-f", path.join(dir, "Modelfile.stories")], env);
   runCorral(["create", "qwen", "-q", "F32", "-f", path.join(dir, "Modelfile.qwen")], env);
-  for (const name of ["qwen2vl", "mllama"]) {
+  for (const name of vision ? ["qwen2vl", "mllama"] : []) {
     const file = path.join(dir, `Modelfile.${name}`);
     fs.writeFileSync(file, `FROM ${testdataPath(`reference/tiny-${name}`)}\n`);
     runCorral(["create", name, "-q", "F32", "-f", file], env);
   }
-  seedStore = store;
+  seedStores.set(vision, store);
   return store;
 }
 
 // Starts a server. opts.env adds environment variables (CORRAL_API_KEY, CORRAL_NUM_PARALLEL, ...);
-// opts.timeoutMs bounds the start (default 30 s).
+// opts.timeoutMs bounds the start (default 30 s); opts.vision adds the vision models to the store.
 export async function startServer(opts = {}) {
-  const seed = makeSeedStore();
+  const seed = makeSeedStore(Boolean(opts.vision));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "corral-serve-"));
   const modelsDir = path.join(dir, "models");
   fs.cpSync(seed, modelsDir, { recursive: true });

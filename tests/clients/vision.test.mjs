@@ -13,7 +13,7 @@ import { startServer, testdataPath } from "./harness.mjs";
 let server, ollama, openai;
 
 before(async () => {
-  server = await startServer();
+  server = await startServer({ vision: true });
   ollama = new Ollama({ host: server.url });
   openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused" });
 });
