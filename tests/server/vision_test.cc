@@ -87,11 +87,11 @@ class ServerVision : public ::testing::Test {
   httplib::Result chat(const std::string& model, const std::string& image_base64) {
     httplib::Client c("127.0.0.1", running_->port());
     c.set_read_timeout(60);
-    const Json body = {{"model", model},
-                       {"stream", false},
-                       {"options", {{"num_predict", 3}, {"temperature", 0}}},
-                       {"messages",
-                        {{{"role", "user"}, {"content", "look"}, {"images", {image_base64}}}}}};
+    const Json body = {
+        {"model", model},
+        {"stream", false},
+        {"options", {{"num_predict", 3}, {"temperature", 0}}},
+        {"messages", {{{"role", "user"}, {"content", "look"}, {"images", {image_base64}}}}}};
     return c.Post("/api/chat", body.dump(), "application/json");
   }
 
