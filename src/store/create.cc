@@ -176,8 +176,19 @@ std::string human_number(uint64_t n) {
 
 namespace {
 
-// Whether a GGUF is a vision projector (llama.cpp's mmproj: general.architecture "clip").
-bool is_projector(const fs::path& path) { return describe(path).architecture == "clip"; }
+// Whether a GGUF is a vision projector: llama.cpp's mmproj (general.architecture "clip"), or a
+// vision tower without a text model (Ollama's projector blobs: v.* tensors, no token_embd).
+bool is_projector(const fs::path& path) {
+  const ml::gguf::File f = ml::gguf::File::open(path.string());
+  const ml::gguf::Value* a = f.metadata().find("general.architecture");
+  if (a && a->is<std::string>() && a->as_string() == "clip") return true;
+  bool vision = false;
+  for (const auto& t : f.tensors()) {
+    if (t.name == "token_embd.weight") return false;
+    vision = vision || t.name.starts_with("v.");
+  }
+  return vision;
+}
 
 // A text GGUF and its projector, in either order: checked by loading the pair as the engine will
 // (so that a mismatch is an error now, naming both, rather than at the first run).

@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "convert/convert.h"
+#include "ml/gguf/reader.h"
+#include "ml/gguf/writer.h"
 #include "model/harness.h"
 
 namespace corral::model {
@@ -176,6 +178,40 @@ TEST_P(MllamaOn, LogitsMatchTransformersWithTheReferenceImage) {
   }
   RecordProperty("max_abs_diff", std::to_string(worst));
   std::printf("[ %s ] max |logit - transformers| = %g\n", GetParam().c_str(), worst);
+}
+
+// A store's projector layer: the text model in one file and the vision tower (v.*, mm.* and the
+// mllama.vision.* keys) in another, as Ollama keeps llama3.2-vision. The pair computes what the
+// one file does.
+TEST_P(MllamaOn, TheVisionTowerInAProjectorFileOfItsOwn) {
+  const Fixture& f = fixture();
+  const auto split = [&](bool vision) {
+    ml::gguf::Writer w;
+    for (const auto& [key, value] : f.file.metadata()) {
+      if (key == "general.alignment") continue;
+      const bool v = key.starts_with("mllama.vision.");
+      if (key.starts_with("general.") || v == vision) w.metadata().set(key, value);
+    }
+    for (const ml::gguf::TensorInfo& t : f.file.tensors()) {
+      const bool v = t.name.starts_with("v.") || t.name.starts_with("mm.");
+      if (v == vision) w.add_tensor(t.name, t.dtype, t.shape(), t.bytes());
+    }
+    return w.to_bytes();
+  };
+  const std::vector<uint8_t> text_bytes = split(false), vision_bytes = split(true);
+  const ml::gguf::File text = ml::gguf::File::parse(text_bytes, "text.gguf");
+  const ml::gguf::File vision = ml::gguf::File::parse(vision_bytes, "projector.gguf");
+  const auto two = load(text, &vision);
+  const auto one = load(f.file);
+  EXPECT_TRUE(two->unused_tensors().empty());
+  Runner r(GetParam());
+  const std::vector<int32_t> ids = f.ids();
+  const auto logits = [&](const Model& m) {
+    const auto image = m.vision()->encode(r.executor(), f.image());
+    auto cache = m.make_cache({.num_ctx = 64, .dtype = ml::DType::F32});
+    return r.logits(const_cast<Model&>(m), batch_of(ids, 0, ids.size(), 1, image.get()), cache);
+  };
+  EXPECT_EQ(logits(*two), logits(*one));
 }
 
 // A prefix holding the image token as one batch, then the rest one token at a time: each token's

@@ -224,26 +224,25 @@ class Mllama final : public Model, public Vision {
 }  // namespace
 
 std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector) {
-  if (projector != nullptr) {
-    throw std::runtime_error(
-        file.source() + ": mllama files hold the vision tower themselves; no projector file (" +
-        projector->source() + ") is taken");
-  }
   TextOptions t(file);
   check_config(file, t.config, t.rope);
-  VisionOptions v(file);
+  // The vision tower is in the model's file (corral's converter, Ollama's single blob) or in a
+  // projector file of its own (a store's projector layer), with its mllama.vision.* keys.
+  const ml::gguf::File& vision_file = projector != nullptr ? *projector : file;
+  VisionOptions v(vision_file);
 
   const Keys k(file, "mllama");
+  const Keys kv(vision_file, "mllama");
   ImageOptions image;
   image.image_size = v.image_size;
-  image.max_image_tiles = k.positive_or("vision.max_image_tiles", v.n_tiles, v.n_tiles);
-  if (const auto mean = float_array(file, k.full("vision.image_mean"), 3); !mean.empty()) {
+  image.max_image_tiles = kv.positive_or("vision.max_image_tiles", v.n_tiles, v.n_tiles);
+  if (const auto mean = float_array(vision_file, kv.full("vision.image_mean"), 3); !mean.empty()) {
     std::copy(mean.begin(), mean.end(), image.mean.begin());
   }
-  if (const auto dev = float_array(file, k.full("vision.image_std"), 3); !dev.empty()) {
+  if (const auto dev = float_array(vision_file, kv.full("vision.image_std"), 3); !dev.empty()) {
     std::copy(dev.begin(), dev.end(), image.std.begin());
   }
-  image.rescale_factor = k.number_or("vision.rescale_factor", image.rescale_factor);
+  image.rescale_factor = kv.number_or("vision.rescale_factor", image.rescale_factor);
 
   // <|image|> follows the text vocabulary.
   const int64_t image_token = k.positive_or("vocab_size", t.n_output);
