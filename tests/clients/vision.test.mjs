@@ -5,6 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import http from "node:http";
 import zlib from "node:zlib";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
@@ -215,4 +216,34 @@ test("image URLs are refused unless the server allows them", async () => {
     }),
     (e) => e.status === 400 && /CORRAL_ALLOW_IMAGE_URLS/.test(e.message),
   );
+});
+
+test("with CORRAL_ALLOW_IMAGE_URLS=1 an http image URL is fetched; a failing one is a 400", async () => {
+  const files = http.createServer((req, res) => {
+    if (req.url === "/photo.png") {
+      res.writeHead(200, { "Content-Type": "image/png" });
+      res.end(image("qwen2vl"));
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise((r) => files.listen(0, "127.0.0.1", r));
+  const base = `http://127.0.0.1:${files.address().port}`;
+  const fetching = await startServer({ vision: true, env: { CORRAL_ALLOW_IMAGE_URLS: "1" } });
+  try {
+    const client = new OpenAI({ baseURL: `${fetching.url}/v1`, apiKey: "unused" });
+    const ask = (url) =>
+      client.chat.completions.create({
+        model: "qwen2vl",
+        messages: [{ role: "user", content: [{ type: "text", text: "what?" }, { type: "image_url", image_url: { url } }] }],
+        max_tokens: 2,
+      });
+    const r = await ask(`${base}/photo.png`);
+    assert.equal(typeof r.choices[0].message.content, "string");
+    await assert.rejects(ask(`${base}/missing.png`), (e) => e.status === 400 && /404/.test(e.message));
+  } finally {
+    await fetching.stop();
+    files.close();
+  }
 });
