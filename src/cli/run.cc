@@ -308,6 +308,7 @@ constexpr const char* kReplHelp =
     "  /?, /help            Help for a command\n"
     "\n"
     "Use \"\"\" to begin a multi-line message.\n"
+    "Vision models: name image files in a message (./photo.png, ~/a.jpg) to show them.\n"
     "Ctrl+C stops a response; Ctrl+C twice at an empty prompt, or Ctrl+D, exits.\n";
 
 std::vector<std::string> split_words(const std::string& line) {
@@ -795,6 +796,8 @@ void add_run_command(CLI::App& app) {
       "  echo \"Once upon a time\" | corral run model.gguf --verbose\n"
       "  corral run my-model \"Hello\"   (a model made by corral create)\n"
       "  corral run model.gguf          (interactive: /? for help, /bye to exit)\n"
+      "\n"
+      "  corral run qwen2-vl \"what is in ./photo.png?\"   (a vision model: image paths are read)\n"
       "\n"
       "A model from the store brings its SYSTEM, MESSAGEs and PARAMETERs (--option overrides\n"
       "them) and its template.\n"

@@ -101,6 +101,8 @@ void add_serve_command(CLI::App& app) {
       "  CORRAL_MAX_MEMORY      most bytes all loaded models may take (16G, 512M; default: what\n"
       "                         the machine has available)\n"
       "  CORRAL_MAX_LOADED_MODELS, CORRAL_NUM_PARALLEL, CORRAL_MAX_QUEUE, CORRAL_CONTEXT_LENGTH\n"
+      "  CORRAL_ALLOW_IMAGE_URLS  1: fetch http(s) image_url parts (10 s, 32 MiB; default:\n"
+      "                         only data: URIs)\n"
       "Connections (durations: \"10s\", \"1m\" or seconds):\n"
       "  CORRAL_HEADER_TIMEOUT  a request's head must arrive within this (default 10s)\n"
       "  CORRAL_IDLE_TIMEOUT    an idle kept-alive connection is closed after this (default 60s)\n"
