@@ -570,6 +570,7 @@ ConnectionStats FrontDoor::stats() const {
   }
   s.refused = refused_;
   s.body_bytes = body_bytes_;
+  s.body_memory = bodies_held_.load();
   s.head_timeouts = head_timeouts_;
   return s;
 }

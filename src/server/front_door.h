@@ -80,6 +80,7 @@ struct ConnectionStats {
   size_t open = 0;             // connections held now (waiting room, workers, lingering)
   uint64_t refused = 0;        // refused at accept: over a per-client or the global limit
   uint64_t body_bytes = 0;     // request-body bytes read from sockets and handed to httplib
+  uint64_t body_memory = 0;    // bytes the bodies of requests in progress hold now
   uint64_t head_timeouts = 0;  // connections closed for a head not complete in time
 };
 

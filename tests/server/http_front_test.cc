@@ -377,12 +377,10 @@ TEST_F(HttpFront, BodiesInProgressShareOneMemoryBudget) {
       "POST /api/generate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
       "Transfer-Encoding: chunked\r\n\r\n";
   const std::string chunk = "4000\r\n" + std::string(0x4000, ' ') + "\r\n";  // 16 KiB
-  const uint64_t before = server_->connection_stats().body_bytes;
   const int a = connect();
   ASSERT_TRUE(send_all(a, head + chunk + chunk + chunk));  // 48 KiB held, the body still open
   const Clock::time_point deadline = Clock::now() + milliseconds(3000);
-  while (server_->connection_stats().body_bytes - before < 3 * chunk.size() &&
-         Clock::now() < deadline) {
+  while (server_->connection_stats().body_memory < 3 * 0x4000 && Clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(5));
   }
   const int b = connect();
@@ -390,9 +388,15 @@ TEST_F(HttpFront, BodiesInProgressShareOneMemoryBudget) {
   const Answer refused = read_answer(b);
   EXPECT_EQ(refused.status, 503) << refused.head << refused.body;
   EXPECT_NE(refused.body.find("CORRAL_MAX_BODY_MEMORY"), std::string::npos) << refused.body;
-  // The first body is unaffected (its end makes it a JSON error), and its bytes are released.
+  // The first body is unaffected (its end makes it a JSON error), and its bytes are released
+  // once its request is over (just after its answer is written: wait for that, bounded).
   ASSERT_TRUE(send_all(a, "0\r\n\r\n"));
   EXPECT_EQ(read_answer(a).status, 400);
+  const Clock::time_point released = Clock::now() + milliseconds(3000);
+  while (server_->connection_stats().body_memory > 0 && Clock::now() < released) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_EQ(server_->connection_stats().body_memory, 0u);
   const int c = connect();
   ASSERT_TRUE(send_all(c, head + chunk + chunk + chunk + chunk + "0\r\n\r\n"));
   EXPECT_EQ(read_answer(c).status, 400);  // 64 KiB alone fits
