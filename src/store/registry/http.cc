@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <memory>
 #include <mutex>
 
@@ -16,7 +17,26 @@ struct Transfer {
   const BodySink* sink = nullptr;
   size_t max_body = 0;
   bool too_large = false;
+  bool stalled = false;
+  std::chrono::seconds stall_timeout{60};
+  curl_off_t last_bytes = -1;
+  std::chrono::steady_clock::time_point last_change = std::chrono::steady_clock::now();
 };
+
+// Called by curl about once a second and whenever bytes move: ends a transfer that received
+// nothing for stall_timeout (curl's own low-speed check averages over several seconds).
+int on_progress(void* user, curl_off_t, curl_off_t received, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(user);
+  const auto now = std::chrono::steady_clock::now();
+  if (received != t->last_bytes) {
+    t->last_bytes = received;
+    t->last_change = now;
+  } else if (now - t->last_change > t->stall_timeout) {
+    t->stalled = true;
+    return 1;
+  }
+  return 0;
+}
 
 size_t on_header(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
@@ -64,6 +84,7 @@ Response http_get(const std::string& url, const std::vector<std::string>& header
 
   Response response;
   Transfer t{curl.get(), &response, &sink, max_body};
+  t.stall_timeout = std::chrono::seconds(options.stall_timeout_s);
   CURL* c = curl.get();
   const char* protocols = options.allow_http ? "http,https" : "https";
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -75,8 +96,9 @@ Response http_get(const std::string& url, const std::vector<std::string>& header
   curl_easy_setopt(c, CURLOPT_USERAGENT, "corral/" CORRAL_VERSION);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, options.connect_timeout_s);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, options.stall_timeout_s);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -85,6 +107,10 @@ Response http_get(const std::string& url, const std::vector<std::string>& header
   if (t.too_large) {
     throw std::runtime_error(url + ": the answer is larger than the " + std::to_string(max_body) +
                              " bytes expected");
+  }
+  if (t.stalled) {
+    throw TransportError(url + ": nothing received for " + std::to_string(options.stall_timeout_s) +
+                         " s");
   }
   if (rc != CURLE_OK) throw TransportError(url + ": " + curl_easy_strerror(rc));
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
