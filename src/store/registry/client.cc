@@ -137,12 +137,8 @@ std::string Client::manifest() {
         throw std::runtime_error(repo_url_ + path + ": " + what + " (" + error_text(r) +
                                  "; expected a manifest " + kMediaManifest + ")");
       }
-    } catch (const TransportError& e) {
-      if (attempt >= options_.max_attempts) {
-        if (options_.http.allow_http) throw;
-        throw TransportError(std::string(e.what()) +
-                             " (a registry that speaks plain http needs --insecure)");
-      }
+    } catch (const TransportError&) {
+      if (attempt >= options_.max_attempts) throw;
     }
     backoff(attempt);
   }

@@ -112,7 +112,22 @@ Response http_get(const std::string& url, const std::vector<std::string>& header
     throw TransportError(url + ": nothing received for " + std::to_string(options.stall_timeout_s) +
                          " s");
   }
-  if (rc != CURLE_OK) throw TransportError(url + ": " + curl_easy_strerror(rc));
+  const std::string what = url + ": " + curl_easy_strerror(rc);
+  switch (rc) {
+    case CURLE_OK:
+      break;
+    case CURLE_SSL_CONNECT_ERROR:  // the same on every try, so not retried
+      if (options.allow_http) throw std::runtime_error(what);
+      throw std::runtime_error(what + " (a registry that speaks plain http needs --insecure)");
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_TOO_MANY_REDIRECTS:
+      throw std::runtime_error(what);
+    default:
+      throw TransportError(what);
+  }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
   return response;
 }

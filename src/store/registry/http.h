@@ -36,8 +36,9 @@ struct Response {
 using BodySink = std::function<bool(const Response& head, const char* data, size_t size)>;
 
 // GETs `url` with extra header lines ("Name: value"). The body of a 2xx answer goes to `sink` when
-// one is given; any other body is kept in Response::body. A body longer than `max_body` bytes
-// ends the request with a std::runtime_error naming the URL.
+// one is given; any other body is kept in Response::body. A body longer than `max_body` bytes, a
+// TLS failure, an unknown host or a refused protocol (http without allow_http) end the request
+// with a std::runtime_error naming the URL; other failures are TransportErrors.
 Response http_get(const std::string& url, const std::vector<std::string>& headers,
                   const HttpOptions& options, size_t max_body, const BodySink& sink = {});
 
