@@ -6,7 +6,6 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <memory>
 
 #include "store/digest.h"
 
@@ -85,26 +84,26 @@ void pull(Store& st, const ModelName& name, const PullOptions& o) {
   }
   std::vector<Layer> blobs = manifest.layers;
   blobs.push_back(manifest.config);
-  std::vector<Layer> fetched;
-  std::vector<std::unique_ptr<FileLock>> locks;  // two pulls of one blob never share a file
+  // One blob at a time under its lock (never two locks held: two pulls cannot deadlock), each
+  // verified as soon as it is complete; the status follows Ollama's order of statuses.
   for (const Layer& layer : blobs) {
     const fs::path partial = st.blob_path(layer.digest).string() + "-partial";
     fs::create_directories(partial.parent_path());
-    if (!st.has_blob(layer.digest)) locks.push_back(std::make_unique<FileLock>(lock_file(partial)));
-    if (st.has_blob(layer.digest)) {  // (another pull may have finished it meanwhile)
-      report(o, {"pulling " + layer.digest.substr(7, 12), layer.digest, layer.size, layer.size});
+    if (!st.has_blob(layer.digest)) {
+      FileLock lock(lock_file(partial));
+      if (!st.has_blob(layer.digest)) {  // (another pull may have finished it meanwhile)
+        fetch(client, layer, partial, o);
+        verify_blob(st, client, layer, partial, o);
+      } else {
+        report(o, {"pulling " + layer.digest.substr(7, 12), layer.digest, layer.size, layer.size});
+      }
+      std::error_code ec;
+      fs::remove(lock_file(partial), ec);  // safe: a waiter finds the blob present
       continue;
     }
-    fetch(client, layer, partial, o);
-    fetched.push_back(layer);
+    report(o, {"pulling " + layer.digest.substr(7, 12), layer.digest, layer.size, layer.size});
   }
   report(o, {"verifying sha256 digest", "", 0, 0});
-  for (const Layer& layer : fetched) {
-    verify_blob(st, client, layer, st.blob_path(layer.digest).string() + "-partial", o);
-  }
-  std::error_code ec;
-  for (const Layer& layer : blobs)
-    fs::remove(lock_file(st.blob_path(layer.digest).string() + "-partial"), ec);
   report(o, {"writing manifest", "", 0, 0});
   std::vector<std::string> previous;
   if (const auto old = st.find_manifest(name)) {
