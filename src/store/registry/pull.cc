@@ -84,6 +84,15 @@ void pull(Store& st, const ModelName& name, const PullOptions& o) {
   }
   std::vector<Layer> blobs = manifest.layers;
   blobs.push_back(manifest.config);
+  uint64_t missing = 0;
+  for (const Layer& layer : blobs) missing += st.has_blob(layer.digest) ? 0 : layer.size;
+  fs::create_directories(st.root() / "blobs");
+  const uint64_t available = fs::space(st.root() / "blobs").available;
+  if (missing > available) {
+    throw std::runtime_error(source + ": the model needs " + std::to_string(missing) +
+                             " bytes of blobs, and " + st.root().string() + " has " +
+                             std::to_string(available) + " free");
+  }
   // One blob at a time under its lock (never two locks held: two pulls cannot deadlock), each
   // verified as soon as it is complete; the status follows Ollama's order of statuses.
   for (const Layer& layer : blobs) {
