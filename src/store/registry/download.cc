@@ -10,6 +10,7 @@
 #include <exception>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -211,6 +212,9 @@ void download_blob(Client& client, const std::string& digest, uint64_t size,
     fs::remove(partial, ec);
   }
   job.fd = ::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  const std::unique_ptr<int, void (*)(int*)> close_fd(&job.fd, [](int* fd) {
+    if (*fd >= 0) ::close(*fd);
+  });
   if (job.fd < 0 || ::ftruncate(job.fd, static_cast<off_t>(size)) != 0) {
     throw std::runtime_error("cannot create " + partial.string() + ": " + std::strerror(errno));
   }
@@ -223,7 +227,6 @@ void download_blob(Client& client, const std::string& digest, uint64_t size,
   for (size_t i = 0; i < job.parts.size(); ++i) threads.emplace_back(run_part, std::ref(job), i);
   for (std::thread& t : threads) t.join();
   const bool synced = ::fsync(job.fd) == 0;
-  ::close(job.fd);
   std::lock_guard lock(job.mutex);
   job.save();
   if (job.failure) std::rethrow_exception(job.failure);
