@@ -23,7 +23,7 @@ void add_show_command(CLI::App& app);      // show.cc
 void add_debug_command(CLI::App& app);     // debug.cc
 void add_run_command(CLI::App& app);       // run.cc
 void add_quantize_command(CLI::App& app);  // quantize.cc
-void add_store_commands(CLI::App& app);    // create, list, cp, rm, ps, stop (create.cc)
+void add_store_commands(CLI::App& app);    // create, pull, list, cp, rm, ps, stop (create.cc)
 void add_bench_command(CLI::App& app);     // bench.cc
 void add_serve_command(CLI::App& app);     // serve.cc
 
@@ -55,6 +55,7 @@ void add_cp_command(CLI::App& app);      // cp.cc
 void add_rm_command(CLI::App& app);      // rm.cc
 void add_ps_command(CLI::App& app);      // ps.cc
 void add_stop_command(CLI::App& app);    // stop.cc
+void add_pull_command(CLI::App& app);    // pull.cc
 
 // Table and time formatting shared by list and ps (list.cc), as Ollama's CLI prints them.
 // format.HumanBytes: decimal units ("1.2 GB", "260 KB").

@@ -1,6 +1,7 @@
 // Ollama's management API (server/routes.go): /, /api/version, /api/tags, /api/show,
-// /api/create, /api/blobs/:digest, /api/copy, /api/delete, /api/ps, and /api/pull and /api/push,
-// which answer 501 until corral has a registry client. Field names and shapes follow Ollama's
+// /api/create, /api/blobs/:digest, /api/copy, /api/delete, /api/ps, /api/pull (from an OCI
+// registry, streaming Ollama's status objects), and /api/push, which answers 501 until corral can
+// push. Field names and shapes follow Ollama's
 // api/types.go so that its clients (ollama-js, ollama-python, the Ollama CLI) work unchanged.
 #include <httplib.h>
 
@@ -20,6 +21,7 @@
 #include "store/create.h"
 #include "store/digest.h"
 #include "store/model.h"
+#include "store/registry/pull.h"
 #include "store/show.h"
 
 namespace corral::server {
@@ -551,12 +553,59 @@ void handle_ps(Context& ctx, httplib::Response& res) {
   send_json(res, nlohmann::json{{"models", models}});
 }
 
-void not_implemented(const httplib::Request& req, httplib::Response& res) {
-  const bool pull = req.path == "/api/pull";
+void not_implemented(const httplib::Request&, httplib::Response& res) {
   send_error(res, 501,
-             std::string(pull ? "pulling" : "pushing") +
-                 " models is not supported yet: corral has no registry client (make models with "
-                 "'corral create' or POST /api/create)");
+             "pushing models is not supported yet: corral has no registry upload (copy the store's "
+             "blobs and manifest instead)");
+}
+
+// ---- Pull --------------------------------------------------------------------------------------
+
+// POST /api/pull {"model", "insecure", "stream"}: Ollama's statuses, one object per line, with
+// digest, total and completed while a blob downloads. A client that goes away stops the pull (its
+// finished parts are kept for the next one).
+void handle_pull(Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  const nlohmann::json body = parse_body(req);
+  const store::ModelName name = parse_name(request_model(body));
+  const bool insecure = bool_field(body, "insecure", false);
+  if (!bool_field(body, "stream", true)) {
+    store::registry::pull(ctx.store, name, store::registry::pull_options_from_env(insecure));
+    send_json(res, nlohmann::json{{"status", "success"}});
+    return;
+  }
+  res.set_chunked_content_provider(
+      "application/x-ndjson", [&ctx, name, insecure](size_t, httplib::DataSink& sink) {
+        const auto send = [&](const nlohmann::json& line) {
+          const std::string text =
+              line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+          if (!sink.write(text.data(), text.size())) throw ClientGone{};
+        };
+        try {
+          auto options = store::registry::pull_options_from_env(insecure);
+          options.progress = [&](const store::registry::PullProgress& p) {
+            nlohmann::json line = {{"status", p.status}};
+            if (!p.digest.empty()) line["digest"] = p.digest;
+            if (p.total > 0) {
+              line["total"] = p.total;
+              line["completed"] = p.completed;
+            }
+            send(line);
+          };
+          store::registry::pull(ctx.store, name, options);
+        } catch (const ClientGone&) {
+          return false;
+        } catch (...) {
+          std::string message;
+          error_status(std::current_exception(), &message);
+          try {
+            send(nlohmann::json{{"error", message}});
+          } catch (const ClientGone&) {
+            return false;
+          }
+        }
+        sink.done();
+        return true;
+      });
 }
 
 }  // namespace
@@ -590,7 +639,9 @@ void add_ollama_routes(httplib::Server& http, Context& ctx) {
     handle_delete(*c, req, res);
   });
   http.Get("/api/ps", [c](const httplib::Request&, httplib::Response& res) { handle_ps(*c, res); });
-  http.Post("/api/pull", not_implemented);
+  http.Post("/api/pull", [c](const httplib::Request& req, httplib::Response& res) {
+    handle_pull(*c, req, res);
+  });
   http.Post("/api/push", not_implemented);
 }
 

@@ -123,7 +123,7 @@ class Server {
 
 // Route tables, one per file (server/routes_*.cc).
 // routes_ollama.cc: /, /api/version, /api/tags, /api/show, /api/create, /api/blobs/:digest,
-// /api/copy, /api/delete, /api/ps, /api/pull and /api/push (501 until a registry client exists).
+// /api/copy, /api/delete, /api/ps, /api/pull, and /api/push (501 until corral can push).
 void add_ollama_routes(httplib::Server& http, Context& ctx);
 // routes_generate.cc: /api/generate, /api/chat, /api/embed, /api/embeddings.
 void add_generate_routes(httplib::Server& http, Context& ctx);

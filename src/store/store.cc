@@ -302,11 +302,16 @@ Manifest Store::manifest(const ModelName& name) const {
 }
 
 void Store::write_manifest(const ModelName& name, const Manifest& manifest) {
+  write_manifest_json(name, manifest.to_json());
+}
+
+void Store::write_manifest_json(const ModelName& name, const std::string& json) {
+  Manifest::parse(json, "the manifest of " + name.display());
   const fs::path dest = manifest_file(name);
   fs::create_directories(dest.parent_path());
   ScratchDir scratch(root_);
   const fs::path tmp = scratch.file("manifest");
-  write_synced(tmp, manifest.to_json());
+  write_synced(tmp, json);
   // Another spelling of the same name is replaced, not kept beside it.
   const fs::path existing = find_manifest_file(name);
   fs::rename(tmp, dest);

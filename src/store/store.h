@@ -118,6 +118,9 @@ class Store {
   std::optional<Manifest> find_manifest(const ModelName& name) const;
   Manifest manifest(const ModelName& name) const;  // throws "model 'x' not found"
   void write_manifest(const ModelName& name, const Manifest& manifest);  // atomic
+  // Writes a manifest's JSON text as it is (a registry's bytes, so its digest is kept), after
+  // checking that it parses.
+  void write_manifest_json(const ModelName& name, const std::string& json);
   std::vector<ModelEntry> list() const;
   void copy(const ModelName& from, const ModelName& to);
   // Removes the manifest and every blob no other manifest references. Throws "model 'x' not

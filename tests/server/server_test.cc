@@ -106,7 +106,10 @@ TEST_F(ServerHttp, ErrorsAreJsonWithTheirStatus) {
   r = c.Post("/api/show", R"({"model": ["a"]})", "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
-  r = c.Post("/api/pull", R"({"model": "llama3"})", "application/json");
+  r = c.Post("/api/pull", R"({"model": "../x"})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  r = c.Post("/api/push", R"({"model": "llama3"})", "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 501);
 }

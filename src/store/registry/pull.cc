@@ -1,0 +1,127 @@
+#include "store/registry/pull.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "store/digest.h"
+
+namespace corral::store::registry {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Held while a blob is downloaded, so two pulls of one blob never write one partial file.
+class FileLock {
+ public:
+  explicit FileLock(const fs::path& file) {
+    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) {
+      throw std::runtime_error("cannot lock " + file.string());
+    }
+  }
+  ~FileLock() { ::close(fd_); }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+fs::path lock_file(const fs::path& partial) { return partial.string() + ".lock"; }
+
+void report(const PullOptions& o, PullProgress p) {
+  if (o.progress) o.progress(p);
+}
+
+void fetch(Client& client, const Layer& layer, const fs::path& partial, const PullOptions& o) {
+  const std::string status = "pulling " + layer.digest.substr(7, 12);
+  download_blob(client, layer.digest, layer.size, partial, o.parts,
+                [&](uint64_t done, uint64_t total) {
+                  report(o, {status, layer.digest, total, done});
+                });
+}
+
+// Moves a downloaded blob into blobs/ if it hashes to its digest; else fetches it once more.
+void verify_blob(Store& st, Client& client, const Layer& layer, const fs::path& partial,
+                 const PullOptions& o) {
+  for (int round = 0;; ++round) {
+    const std::string got = sha256_file(partial);
+    if (got == layer.digest) break;
+    std::error_code ec;
+    fs::remove(partial, ec);
+    if (round > 0) {
+      throw std::runtime_error(client.repository_url() + "/blobs/" + layer.digest +
+                               ": the downloaded blob hashes to " + got + " twice (expected " +
+                               layer.digest + ")");
+    }
+    fetch(client, layer, partial, o);
+  }
+  st.adopt_hashed(partial, layer.digest, layer.media_type);
+}
+
+}  // namespace
+
+PullOptions pull_options_from_env(bool insecure) {
+  PullOptions o;
+  o.client.insecure = insecure;
+  if (const char* mirror = std::getenv("CORRAL_REGISTRY_MIRROR")) o.client.mirror = mirror;
+  return o;
+}
+
+void pull(Store& st, const ModelName& name, const PullOptions& o) {
+  Client client(name, o.client);
+  report(o, {"pulling manifest", "", 0, 0});
+  const std::string text = client.manifest();
+  const std::string source = client.repository_url() + "/manifests/" + name.tag;
+  const Manifest manifest = Manifest::parse(text, source);
+  if (manifest.layers.size() > kMaxLayers) {
+    throw std::runtime_error(source + ": " + std::to_string(manifest.layers.size()) +
+                             " layers (at most " + std::to_string(kMaxLayers) + " expected)");
+  }
+  std::vector<Layer> blobs = manifest.layers;
+  blobs.push_back(manifest.config);
+  uint64_t missing = 0;
+  for (const Layer& layer : blobs) missing += st.has_blob(layer.digest) ? 0 : layer.size;
+  fs::create_directories(st.root() / "blobs");
+  const uint64_t available = fs::space(st.root() / "blobs").available;
+  if (missing > available) {
+    throw std::runtime_error(source + ": the model needs " + std::to_string(missing) +
+                             " bytes of blobs, and " + st.root().string() + " has " +
+                             std::to_string(available) + " free");
+  }
+  // One blob at a time under its lock (never two locks held: two pulls cannot deadlock), each
+  // verified as soon as it is complete; the status follows Ollama's order of statuses.
+  for (const Layer& layer : blobs) {
+    const fs::path partial = st.blob_path(layer.digest).string() + "-partial";
+    fs::create_directories(partial.parent_path());
+    if (!st.has_blob(layer.digest)) {
+      FileLock lock(lock_file(partial));
+      if (!st.has_blob(layer.digest)) {  // (another pull may have finished it meanwhile)
+        fetch(client, layer, partial, o);
+        verify_blob(st, client, layer, partial, o);
+      } else {
+        report(o, {"pulling " + layer.digest.substr(7, 12), layer.digest, layer.size, layer.size});
+      }
+      std::error_code ec;
+      fs::remove(lock_file(partial), ec);  // safe: a waiter finds the blob present
+      continue;
+    }
+    report(o, {"pulling " + layer.digest.substr(7, 12), layer.digest, layer.size, layer.size});
+  }
+  report(o, {"verifying sha256 digest", "", 0, 0});
+  report(o, {"writing manifest", "", 0, 0});
+  std::vector<std::string> previous;
+  if (const auto old = st.find_manifest(name)) {
+    previous.push_back(old->config.digest);
+    for (const Layer& l : old->layers) previous.push_back(l.digest);
+  }
+  st.write_manifest_json(name, text);
+  st.remove_unreferenced(previous);
+  report(o, {"success", "", 0, 0});
+}
+
+}  // namespace corral::store::registry

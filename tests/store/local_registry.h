@@ -1,0 +1,206 @@
+// A registry for pull tests, on loopback only: Debian's docker-registry (the CNCF distribution
+// server) on a free port with its storage in a temp folder, filled with plain HTTP calls
+// (POST /v2/<name>/blobs/uploads/, PUT ...?digest=, PUT /v2/<name>/manifests/<tag>); and a
+// FaultProxy in front of it that drops connections mid-blob, answers 503, corrupts a byte,
+// stalls, or asks for a Bearer token, counting the blob bytes it serves.
+#pragma once
+
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "store/digest.h"
+
+namespace corral::testing {
+
+inline int free_loopback_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+class LocalRegistry {
+ public:
+  static constexpr const char* kBinary = "/usr/bin/docker-registry";
+
+  explicit LocalRegistry(const std::filesystem::path& dir) : port_(free_loopback_port()) {
+    if (!std::filesystem::exists(kBinary)) {
+      throw std::runtime_error(std::string(kBinary) +
+                               " is missing (apt-get install docker-registry; scripts/setup.sh)");
+    }
+    const auto config = dir / "registry.yml";
+    std::ofstream(config) << "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+                          << "    rootdirectory: " << (dir / "registry").string() << "\n"
+                          << "http:\n  addr: 127.0.0.1:" << port_ << "\n";
+    const std::string log = (dir / "registry.log").string();
+    pid_ = fork();
+    if (pid_ == 0) {
+      freopen(log.c_str(), "w", stdout);
+      freopen(log.c_str(), "a", stderr);
+      execl(kBinary, kBinary, "serve", config.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    httplib::Client c("127.0.0.1", port_);
+    for (int i = 0; i < 500; ++i) {
+      if (auto r = c.Get("/v2/"); r && r->status == 200) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    throw std::runtime_error("docker-registry did not answer on port " + std::to_string(port_) +
+                             " (see " + log + ")");
+  }
+  ~LocalRegistry() {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+  }
+  LocalRegistry(const LocalRegistry&) = delete;
+  LocalRegistry& operator=(const LocalRegistry&) = delete;
+
+  int port() const { return port_; }
+
+  // Uploads a blob (monolithic upload) and returns its digest.
+  std::string push_blob(const std::string& repo, const std::string& bytes) {
+    const std::string digest = store::sha256_digest(bytes);
+    httplib::Client c("127.0.0.1", port_);
+    auto r = c.Post("/v2/" + repo + "/blobs/uploads/", "", "application/octet-stream");
+    if (!r || r->status != 202) throw std::runtime_error("upload start failed for " + repo);
+    std::string location = r->get_header_value("Location");
+    if (location.starts_with("http")) location = location.substr(location.find('/', 8));
+    location +=
+        (location.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + digest;
+    r = c.Put(location, bytes, "application/octet-stream");
+    if (!r || r->status != 201) throw std::runtime_error("upload failed for " + digest);
+    return digest;
+  }
+  void push_manifest(const std::string& repo, const std::string& tag, const std::string& json) {
+    httplib::Client c("127.0.0.1", port_);
+    auto r = c.Put("/v2/" + repo + "/manifests/" + tag, json,
+                   "application/vnd.docker.distribution.manifest.v2+json");
+    if (!r || r->status != 201) {
+      throw std::runtime_error("manifest upload failed: " + (r ? r->body : std::string("-")));
+    }
+  }
+
+ private:
+  int port_;
+  pid_t pid_ = -1;
+};
+
+// Forwards GETs to a registry; each fault counter is used up one blob answer at a time.
+class FaultProxy {
+ public:
+  std::atomic<int> drops{0};        // blob answers cut after half their bytes
+  std::atomic<int> unavailable{0};  // blob requests answered 503
+  std::atomic<int> corruptions{0};  // blob answers with one byte flipped
+  std::atomic<bool> stall{false};   // blob answers stop after half their bytes, until cleared
+  std::atomic<bool> require_token{false};
+  std::atomic<uint64_t> blob_bytes{0};  // blob bytes sent
+  std::atomic<int> token_requests{0};
+  std::string token_query;  // the last token request's query string
+
+  explicit FaultProxy(int upstream_port) : upstream_(upstream_port) {
+    server_.Get("/token", [this](const httplib::Request& req, httplib::Response& res) {
+      ++token_requests;
+      token_query =
+          "service=" + req.get_param_value("service") + "&scope=" + req.get_param_value("scope");
+      res.set_content(R"({"token": "t0ken"})", "application/json");
+    });
+    server_.Get(R"(/v2/.*)",
+                [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~FaultProxy() {
+    stall = false;
+    server_.stop();
+    thread_.join();
+  }
+
+  int port() const { return port_; }
+
+ private:
+  void handle(const httplib::Request& req, httplib::Response& res) {
+    if (require_token && req.get_header_value("Authorization") != "Bearer t0ken") {
+      res.status = 401;
+      res.set_header(
+          "WWW-Authenticate",
+          "Bearer realm=\"http://127.0.0.1:" + std::to_string(port_) +
+              "/token\",service=\"test\",scope=\"repository:" + "library/stories:pull\"");
+      return;
+    }
+    const bool blob = req.path.find("/blobs/") != std::string::npos;
+    if (blob && take(unavailable)) {
+      res.status = 503;
+      return;
+    }
+    // Blobs are fetched whole; httplib itself answers the Range (206, Content-Range), calling
+    // the content provider with offsets into the whole blob.
+    httplib::Client c("127.0.0.1", upstream_);
+    httplib::Headers h;
+    if (req.has_header("Accept")) h.emplace("Accept", req.get_header_value("Accept"));
+    auto up = c.Get(req.path, h);
+    if (!up) {
+      res.status = 502;
+      return;
+    }
+    auto body = std::make_shared<std::string>(up->body);
+    if (!blob || up->status != 200) {
+      res.status = up->status;
+      res.set_content(*body, up->get_header_value("Content-Type"));
+      return;
+    }
+    size_t from = 0, to = body->size() - 1;
+    if (req.ranges.size() == 1) {
+      if (req.ranges[0].first >= 0) from = req.ranges[0].first;
+      if (req.ranges[0].second >= 0) to = std::min<size_t>(req.ranges[0].second, to);
+    }
+    if (take(corruptions)) (*body)[body->size() / 2] ^= 0x01;
+    const size_t cut = take(drops) || stall ? from + (to - from + 1) / 2 : body->size();
+    res.set_content_provider(
+        body->size(), "application/octet-stream",
+        [this, body, cut](size_t offset, size_t length, httplib::DataSink& sink) {
+          if (offset >= cut) {
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+            while (stall && std::chrono::steady_clock::now() < deadline) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            }
+            return false;  // the connection is closed mid-body
+          }
+          const size_t n = std::min<size_t>({cut - offset, length, 16384});
+          blob_bytes += n;
+          return sink.write(body->data() + offset, n);
+        });
+  }
+
+  static bool take(std::atomic<int>& counter) {
+    int v = counter.load();
+    while (v > 0 && !counter.compare_exchange_weak(v, v - 1)) {
+    }
+    return v > 0;
+  }
+
+  int upstream_;
+  int port_ = 0;
+  httplib::Server server_;
+  std::thread thread_;
+};
+
+}  // namespace corral::testing

@@ -1,0 +1,244 @@
+// Pulls from a real registry (Debian's docker-registry on loopback) into a temp store, directly
+// and through a FaultProxy: the manifest and blobs arrive byte for byte, dropped connections
+// resume without fetching much again, a corrupted blob is fetched again, and a stalled pull
+// leaves no model in the store but a partial file that the next pull continues.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "store/local_registry.h"
+#include "store/registry/pull.h"
+#include "store/temp_store.h"
+#include "testdata.h"
+
+namespace corral {
+namespace {
+
+namespace fs = std::filesystem;
+using store::ModelName;
+using store::registry::PullOptions;
+
+// Runs a shell command; its exit status and output (stdout and stderr).
+std::pair<int, std::string> sh(const std::string& cmd) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  return {pclose(p), out};
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A registry holding library/stories:latest (the stories260K GGUF and a config blob).
+class RegistryPull : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    registry_ = std::make_unique<testing::LocalRegistry>(dir_.path());
+    gguf_ = read_file(testing::testdata_path("tinystories260k/stories260K-f32.gguf"));
+    ASSERT_GT(gguf_.size(), 1000000u);
+    config_ = R"({"model_format":"gguf","model_family":"llama","file_type":"F32"})";
+    gguf_digest_ = registry_->push_blob("library/stories", gguf_);
+    config_digest_ = registry_->push_blob("library/stories", config_);
+    manifest_ =
+        nlohmann::json{
+            {"schemaVersion", 2},
+            {"mediaType", store::kMediaManifest},
+            {"config",
+             {{"mediaType", store::kMediaConfig},
+              {"digest", config_digest_},
+              {"size", config_.size()}}},
+            {"layers",
+             {{{"mediaType", store::kMediaModel},
+               {"digest", gguf_digest_},
+               {"size", gguf_.size()}}}},
+        }
+            .dump();
+    registry_->push_manifest("library/stories", "latest", manifest_);
+  }
+
+  ModelName name(int port) const {
+    return ModelName::parse("127.0.0.1:" + std::to_string(port) + "/library/stories:latest");
+  }
+
+  // Small parts (5 of the GGUF), quick retries, plain http.
+  static PullOptions options() {
+    PullOptions o;
+    o.client.insecure = true;
+    o.client.first_backoff = std::chrono::milliseconds(5);
+    o.parts.min_part_size = 256 << 10;
+    return o;
+  }
+
+  void expect_pulled(const store::Store& st, const ModelName& n) {
+    const fs::path manifest = st.root() / "manifests" / n.manifest_path();
+    EXPECT_EQ(read_file(manifest), manifest_);
+    EXPECT_EQ(read_file(st.blob_path(gguf_digest_)), gguf_);
+    EXPECT_EQ(read_file(st.blob_path(config_digest_)), config_);
+    EXPECT_FALSE(fs::exists(st.blob_path(gguf_digest_).string() + "-partial"));
+  }
+
+  testing::TempDir dir_, store_dir_;
+  std::unique_ptr<testing::LocalRegistry> registry_;
+  std::string gguf_, config_, gguf_digest_, config_digest_, manifest_;
+};
+
+TEST_F(RegistryPull, ManifestAndBlobsArriveIdenticalAndTheModelRuns) {
+  const std::string model =
+      "127.0.0.1:" + std::to_string(registry_->port()) + "/library/stories:latest";
+  const std::string corral =
+      "env CORRAL_NO_SERVER=1 CORRAL_MODELS='" + store_dir_.str() + "' '" + CORRAL_BINARY + "' ";
+  const auto [rc, out] = sh(corral + "pull " + model + " --insecure");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("pulling manifest\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("pulling " + gguf_digest_.substr(7, 12)), std::string::npos) << out;
+  EXPECT_NE(out.find("verifying sha256 digest\nwriting manifest\nsuccess\n"), std::string::npos)
+      << out;
+  store::Store st(store_dir_.path());
+  expect_pulled(st, name(registry_->port()));
+
+  const auto [run_rc, text] =
+      sh(corral + "run " + model + " --option num_predict=8 'Once upon a time'");
+  ASSERT_EQ(run_rc, 0) << text;
+  EXPECT_GT(text.size(), 8u) << text;
+}
+
+TEST_F(RegistryPull, PlainHttpNeedsInsecure) {
+  store::Store st(store_dir_.path());
+  PullOptions o = options();
+  o.client.insecure = false;
+  o.client.max_attempts = 1;
+  try {
+    store::registry::pull(st, name(registry_->port()), o);
+    FAIL() << "an https pull of an http registry succeeded";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("https://127.0.0.1:"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--insecure"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(st.list().empty());
+}
+
+TEST_F(RegistryPull, MissingTagNamesTheRegistryUrl) {
+  store::Store st(store_dir_.path());
+  const ModelName n =
+      ModelName::parse("127.0.0.1:" + std::to_string(registry_->port()) + "/library/none:x");
+  try {
+    store::registry::pull(st, n, options());
+    FAIL() << "pulled a model that is not there";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("/v2/library/none/manifests/x"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(RegistryPull, DroppedConnectionsAnd503ResumeWithoutRefetching) {
+  testing::FaultProxy proxy(registry_->port());
+  proxy.drops = 3;
+  proxy.unavailable = 1;
+  store::Store st(store_dir_.path());
+  std::vector<store::registry::PullProgress> seen;
+  PullOptions o = options();
+  o.progress = [&](const store::registry::PullProgress& p) { seen.push_back(p); };
+  store::registry::pull(st, name(proxy.port()), o);
+  expect_pulled(st, name(proxy.port()));
+  EXPECT_EQ(proxy.drops.load(), 0);
+  EXPECT_EQ(proxy.unavailable.load(), 0);
+  const uint64_t blobs = gguf_.size() + config_.size();
+  EXPECT_LE(proxy.blob_bytes.load(), blobs + blobs / 10);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().status, "success");
+}
+
+TEST_F(RegistryPull, CorruptedBlobIsFetchedAgainOnce) {
+  testing::FaultProxy proxy(registry_->port());
+  store::Store st(store_dir_.path());
+  PullOptions o = options();
+  o.parts.min_part_size = 64 << 20;  // one part, so the corrupted answer is a whole blob
+  proxy.corruptions = 1;
+  store::registry::pull(st, name(proxy.port()), o);
+  expect_pulled(st, name(proxy.port()));
+  EXPECT_GE(proxy.blob_bytes.load(), 2 * gguf_.size());
+
+  testing::TempDir other;
+  store::Store st2(other.path());
+  proxy.corruptions = 1000;
+  try {
+    store::registry::pull(st2, name(proxy.port()), o);
+    FAIL() << "a blob that never matches its digest was accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("expected " + gguf_digest_), std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(st2.list().empty());
+  EXPECT_FALSE(st2.has_blob(gguf_digest_));
+}
+
+TEST_F(RegistryPull, StalledPullLeavesNoModelAndTheNextOneResumes) {
+  testing::FaultProxy proxy(registry_->port());
+  store::Store st(store_dir_.path());
+  PullOptions o = options();
+  o.client.http.stall_timeout_s = 1;
+  o.client.max_attempts = 1;
+  proxy.stall = true;
+  EXPECT_ANY_THROW(store::registry::pull(st, name(proxy.port()), o));
+  proxy.stall = false;
+  EXPECT_TRUE(st.list().empty());
+  EXPECT_FALSE(st.find_manifest(name(proxy.port())));
+  const fs::path partial = st.blob_path(gguf_digest_).string() + "-partial";
+  EXPECT_TRUE(fs::exists(partial));
+  EXPECT_TRUE(fs::exists(store::registry::progress_file(partial)));
+
+  const uint64_t first = proxy.blob_bytes.load();
+  EXPECT_GT(first, gguf_.size() / 4);
+  store::registry::pull(st, name(proxy.port()), options());
+  expect_pulled(st, name(proxy.port()));
+  // The second pull fetched only what the first one lacked.
+  EXPECT_LE(proxy.blob_bytes.load() - first, gguf_.size() - first + config_.size() + 65536);
+}
+
+TEST_F(RegistryPull, BearerChallengeGetsAnAnonymousToken) {
+  testing::FaultProxy proxy(registry_->port());
+  proxy.require_token = true;
+  store::Store st(store_dir_.path());
+  store::registry::pull(st, name(proxy.port()), options());
+  expect_pulled(st, name(proxy.port()));
+  EXPECT_EQ(proxy.token_requests.load(), 1);
+  EXPECT_EQ(proxy.token_query, "service=test&scope=repository:library/stories:pull");
+}
+
+TEST(Registry, ParsesBearerChallenges) {
+  const auto c = store::registry::parse_bearer_challenge(
+      R"(Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push")");
+  EXPECT_EQ(c.realm, "https://auth.example/token");
+  EXPECT_EQ(c.service, "registry.example");
+  EXPECT_EQ(c.scope, "repository:a/b:pull,push");
+  EXPECT_TRUE(store::registry::parse_bearer_challenge("Basic realm=\"x\"").realm.empty());
+}
+
+TEST(Registry, UrlsFollowInsecureAndTheMirror) {
+  using store::registry::Client;
+  using store::registry::ClientOptions;
+  EXPECT_EQ(Client(ModelName::parse("llama3.2"), {}).repository_url(),
+            "https://registry.ollama.ai/v2/library/llama3.2");
+  ClientOptions insecure;
+  insecure.insecure = true;
+  EXPECT_EQ(Client(ModelName::parse("127.0.0.1:5000/me/m:q4"), insecure).repository_url(),
+            "http://127.0.0.1:5000/v2/me/m");
+  ClientOptions mirror;
+  mirror.mirror = "mirror.example:8443/";
+  EXPECT_EQ(Client(ModelName::parse("llama3.2"), mirror).repository_url(),
+            "https://mirror.example:8443/v2/library/llama3.2");
+  mirror.mirror = "http://10.0.0.2:5000";
+  EXPECT_EQ(Client(ModelName::parse("llama3.2"), mirror).repository_url(),
+            "http://10.0.0.2:5000/v2/library/llama3.2");
+  // A name with a host of its own is not redirected.
+  EXPECT_EQ(Client(ModelName::parse("other.example/a/b"), mirror).repository_url(),
+            "https://other.example/v2/a/b");
+}
+
+}  // namespace
+}  // namespace corral
