@@ -1,6 +1,7 @@
 // The pure parts of the generation routes: request fields, prompts, thinking and tool-call
 // output splitting, grammars for forced tool calls, response fields.
 #include "server/generation.h"
+#include "server/images.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -137,6 +138,17 @@ TEST(GenerationPrompt, MessagesAreNormalizedAndImagesMarked) {
               normalize_messages(json::array({{{"role", "user"}, {"images", {5}}}}), "m", ignored);
             }),
             400);
+  // Too many: at most kMaxImagesPerRequest images in one request, all messages together.
+  std::vector<std::string> many;
+  EXPECT_EQ(
+      status_of([&] {
+        normalize_messages(
+            json::array(
+                {{{"role", "user"},
+                  {"images", json(std::vector<std::string>(kMaxImagesPerRequest + 1, "aGk="))}}}),
+            "m", many);
+      }),
+      400);
   EXPECT_EQ(status_of([&] {
               normalize_messages(json::array({{{"content", "x"}}}), "m", ignored);
             }),
