@@ -56,6 +56,7 @@ void add_rm_command(CLI::App& app);      // rm.cc
 void add_ps_command(CLI::App& app);      // ps.cc
 void add_stop_command(CLI::App& app);    // stop.cc
 void add_pull_command(CLI::App& app);    // pull.cc
+void add_push_command(CLI::App& app);    // push.cc
 
 // Table and time formatting shared by list and ps (list.cc), as Ollama's CLI prints them.
 // format.HumanBytes: decimal units ("1.2 GB", "260 KB").

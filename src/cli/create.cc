@@ -243,6 +243,7 @@ void add_create_command(CLI::App& app) {
 void add_store_commands(CLI::App& app) {
   add_create_command(app);
   add_pull_command(app);
+  add_push_command(app);
   add_list_command(app);
   add_cp_command(app);
   add_rm_command(app);

@@ -2,14 +2,13 @@
 // name has a host; CORRAL_REGISTRY_MIRROR redirects the default) into the store, with Ollama's
 // status lines. Through the server at CORRAL_HOST when one answers (POST /api/pull, so the
 // server's store gets the model); with none, in this process.
-#include <unistd.h>
-
 #include <cstdio>
 #include <memory>
 #include <string>
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/transfer_progress.h"
 #include "store/registry/pull.h"
 
 namespace corral::cli {
@@ -20,57 +19,13 @@ struct PullArgs {
   bool insecure = false;
 };
 
-// "pulling 1a2b3c4d5e6f  45% ▕ 533 KB/1.2 MB" redrawn in place on a terminal; elsewhere a counted
-// status is printed when it starts and when it ends.
-class PullPrinter {
- public:
-  PullPrinter() : tty_(isatty(STDOUT_FILENO) != 0) {}
-  ~PullPrinter() {
-    if (open_) std::printf("\n");
-  }
-
-  void operator()(const store::registry::PullProgress& p) {
-    if (p.total == 0) {
-      if (open_) std::printf("\n");
-      open_ = false;
-      std::printf("%s\n", p.status.c_str());
-    } else {
-      const bool done = p.completed >= p.total;
-      const int pct = static_cast<int>(p.completed * 100 / p.total);
-      const std::string line = p.status + " " + std::to_string(pct) + "% " +
-                               human_decimal_bytes(p.completed) + "/" +
-                               human_decimal_bytes(p.total);
-      if (tty_) {
-        std::printf("\r%s\033[K", line.c_str());
-        open_ = true;
-      } else if (p.status != last_ || (done && !last_done_)) {
-        std::printf("%s\n", line.c_str());
-      }
-      last_done_ = p.status == last_ && last_done_ ? true : done;
-    }
-    last_ = p.status;
-    std::fflush(stdout);
-  }
-
- private:
-  bool tty_;
-  bool open_ = false;
-  bool last_done_ = false;
-  std::string last_;
-};
-
 void pull(const PullArgs& a) {
   const store::ModelName name = store::ModelName::parse(a.name);
-  PullPrinter printer;
+  TransferPrinter printer;
   if (auto client = connect_if_running()) {
     const nlohmann::json req = {{"model", a.name}, {"insecure", a.insecure}, {"stream", true}};
     client->stream("/api/pull", req, [&printer](const nlohmann::json& obj) {
-      store::registry::PullProgress p;
-      p.status = obj.value("status", "");
-      p.digest = obj.value("digest", "");
-      p.total = obj.value("total", uint64_t{0});
-      p.completed = obj.value("completed", uint64_t{0});
-      if (!p.status.empty()) printer(p);
+      printer(obj);
       return true;
     });
     return;

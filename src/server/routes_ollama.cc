@@ -1,13 +1,14 @@
 // Ollama's management API (server/routes.go): /, /api/version, /api/tags, /api/show,
-// /api/create, /api/blobs/:digest, /api/copy, /api/delete, /api/ps, /api/pull (from an OCI
-// registry, streaming Ollama's status objects), and /api/push, which answers 501 until corral can
-// push. Field names and shapes follow Ollama's
+// /api/create, /api/blobs/:digest, /api/copy, /api/delete, /api/ps, /api/pull and /api/push (to
+// and from an OCI registry, streaming Ollama's status objects). Field names and shapes follow
+// Ollama's
 // api/types.go so that its clients (ollama-js, ollama-python, the Ollama CLI) work unchanged.
 #include <httplib.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,6 +23,7 @@
 #include "store/digest.h"
 #include "store/model.h"
 #include "store/registry/pull.h"
+#include "store/registry/push.h"
 #include "store/show.h"
 
 namespace corral::server {
@@ -448,40 +450,24 @@ void run_create(Context& ctx, CreateJob& job, const convert::ProgressFn& progres
   store::create_model(ctx.store, job.name, job.modelfile, job.scratch->path(), options);
 }
 
-// Thrown from the progress callback when the client has gone: it unwinds create_model, whose
-// scratch files are removed and whose manifest is never written.
+// Thrown from the progress callback when the client has gone: it unwinds the work (create_model's
+// scratch files are removed and its manifest is never written; a pull keeps its finished parts).
 struct ClientGone {};
 
-void handle_create(Context& ctx, const httplib::Request& req, httplib::Response& res) {
-  const nlohmann::json body = parse_body(req);
-  const bool stream = bool_field(body, "stream", true);
-  auto job = std::make_shared<CreateJob>(parse_create(ctx, body));
-  if (!stream) {
-    run_create(ctx, *job, {});
-    send_json(res, nlohmann::json{{"status", "success"}});
-    return;
-  }
+using SendLine = std::function<void(const nlohmann::json&)>;
+
+// Answers with the NDJSON lines `work` sends, as create, pull and push stream: a client that goes
+// away stops the work at its next line; an error ends the stream with an {"error"} line.
+void stream_lines(httplib::Response& res, std::function<void(const SendLine&)> work) {
   res.set_chunked_content_provider(
-      "application/x-ndjson", [&ctx, job](size_t, httplib::DataSink& sink) {
-        const auto send = [&](const nlohmann::json& line) {
+      "application/x-ndjson", [work = std::move(work)](size_t, httplib::DataSink& sink) {
+        const SendLine send = [&](const nlohmann::json& line) {
           const std::string text =
               line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
           if (!sink.write(text.data(), text.size())) throw ClientGone{};
         };
         try {
-          run_create(ctx, *job, [&](const convert::Progress& p) {
-            nlohmann::json line = {{"status", p.status}};
-            if (p.status.starts_with("copying file ") || p.status.starts_with("using existing") ||
-                p.status.starts_with("creating new")) {
-              const size_t at = p.status.find("sha256:");
-              if (at != std::string::npos) line["digest"] = p.status.substr(at, 71);
-            }
-            if (p.total > 0) {
-              line["total"] = p.total;
-              line["completed"] = p.completed;
-            }
-            send(line);
-          });
+          work(send);
         } catch (const ClientGone&) {
           return false;
         } catch (...) {
@@ -496,6 +482,32 @@ void handle_create(Context& ctx, const httplib::Request& req, httplib::Response&
         sink.done();
         return true;
       });
+}
+
+void handle_create(Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  const nlohmann::json body = parse_body(req);
+  const bool stream = bool_field(body, "stream", true);
+  auto job = std::make_shared<CreateJob>(parse_create(ctx, body));
+  if (!stream) {
+    run_create(ctx, *job, {});
+    send_json(res, nlohmann::json{{"status", "success"}});
+    return;
+  }
+  stream_lines(res, [&ctx, job](const SendLine& send) {
+    run_create(ctx, *job, [&](const convert::Progress& p) {
+      nlohmann::json line = {{"status", p.status}};
+      if (p.status.starts_with("copying file ") || p.status.starts_with("using existing") ||
+          p.status.starts_with("creating new")) {
+        const size_t at = p.status.find("sha256:");
+        if (at != std::string::npos) line["digest"] = p.status.substr(at, 71);
+      }
+      if (p.total > 0) {
+        line["total"] = p.total;
+        line["completed"] = p.completed;
+      }
+      send(line);
+    });
+  });
 }
 
 // ---- Copy, delete, ps -----------------------------------------------------------------------
@@ -553,13 +565,17 @@ void handle_ps(Context& ctx, httplib::Response& res) {
   send_json(res, nlohmann::json{{"models", models}});
 }
 
-void not_implemented(const httplib::Request&, httplib::Response& res) {
-  send_error(res, 501,
-             "pushing models is not supported yet: corral has no registry upload (copy the store's "
-             "blobs and manifest instead)");
-}
+// ---- Pull and push -----------------------------------------------------------------------------
 
-// ---- Pull --------------------------------------------------------------------------------------
+nlohmann::json progress_line(const store::registry::PullProgress& p) {
+  nlohmann::json line = {{"status", p.status}};
+  if (!p.digest.empty()) line["digest"] = p.digest;
+  if (p.total > 0) {
+    line["total"] = p.total;
+    line["completed"] = p.completed;
+  }
+  return line;
+}
 
 // POST /api/pull {"model", "insecure", "stream"}: Ollama's statuses, one object per line, with
 // digest, total and completed while a blob downloads. A client that goes away stops the pull (its
@@ -573,39 +589,33 @@ void handle_pull(Context& ctx, const httplib::Request& req, httplib::Response& r
     send_json(res, nlohmann::json{{"status", "success"}});
     return;
   }
-  res.set_chunked_content_provider(
-      "application/x-ndjson", [&ctx, name, insecure](size_t, httplib::DataSink& sink) {
-        const auto send = [&](const nlohmann::json& line) {
-          const std::string text =
-              line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-          if (!sink.write(text.data(), text.size())) throw ClientGone{};
-        };
-        try {
-          auto options = store::registry::pull_options_from_env(insecure);
-          options.progress = [&](const store::registry::PullProgress& p) {
-            nlohmann::json line = {{"status", p.status}};
-            if (!p.digest.empty()) line["digest"] = p.digest;
-            if (p.total > 0) {
-              line["total"] = p.total;
-              line["completed"] = p.completed;
-            }
-            send(line);
-          };
-          store::registry::pull(ctx.store, name, options);
-        } catch (const ClientGone&) {
-          return false;
-        } catch (...) {
-          std::string message;
-          error_status(std::current_exception(), &message);
-          try {
-            send(nlohmann::json{{"error", message}});
-          } catch (const ClientGone&) {
-            return false;
-          }
-        }
-        sink.done();
-        return true;
-      });
+  stream_lines(res, [&ctx, name, insecure](const SendLine& send) {
+    auto options = store::registry::pull_options_from_env(insecure);
+    options.progress = [&](const store::registry::PullProgress& p) { send(progress_line(p)); };
+    store::registry::pull(ctx.store, name, options);
+  });
+}
+
+// POST /api/push {"model", "insecure", "stream"}: Ollama's push statuses ("retrieving manifest",
+// "pushing <12 hex>" with digest, total and completed, "pushing manifest", "success"). A model
+// the store lacks is a 404 before anything streams. A client that goes away stops the push; the
+// registry keeps what it took, so the next push skips or continues it.
+void handle_push(Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  const nlohmann::json body = parse_body(req);
+  const std::string text = request_model(body);
+  const store::ModelName name = parse_name(text);
+  const bool insecure = bool_field(body, "insecure", false);
+  if (!ctx.store.find_manifest(name)) throw HttpError(404, "model '" + text + "' not found");
+  if (!bool_field(body, "stream", true)) {
+    store::registry::push(ctx.store, name, store::registry::push_options(insecure));
+    send_json(res, nlohmann::json{{"status", "success"}});
+    return;
+  }
+  stream_lines(res, [&ctx, name, insecure](const SendLine& send) {
+    auto options = store::registry::push_options(insecure);
+    options.progress = [&](const store::registry::PushProgress& p) { send(progress_line(p)); };
+    store::registry::push(ctx.store, name, options);
+  });
 }
 
 }  // namespace
@@ -642,7 +652,9 @@ void add_ollama_routes(httplib::Server& http, Context& ctx) {
   http.Post("/api/pull", [c](const httplib::Request& req, httplib::Response& res) {
     handle_pull(*c, req, res);
   });
-  http.Post("/api/push", not_implemented);
+  http.Post("/api/push", [c](const httplib::Request& req, httplib::Response& res) {
+    handle_push(*c, req, res);
+  });
 }
 
 }  // namespace corral::server

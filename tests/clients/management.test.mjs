@@ -180,10 +180,10 @@ test("create from uploaded safetensors files converts the checkpoint", async () 
   await ollama.delete({ model: "qwen-upload" });
 });
 
-test("push says that it is not supported yet", async () => {
-  await assert.rejects(ollama.push({ model: "stories" }), (e) => {
-    assert.equal(e.status_code, 501);
-    assert.match(e.error, /not supported/);
+test("push of a model the store lacks is a 404 naming it", async () => {
+  await assert.rejects(ollama.push({ model: "no-such-model" }), (e) => {
+    assert.equal(e.status_code, 404);
+    assert.match(e.error, /no-such-model/);
     return true;
   });
 });

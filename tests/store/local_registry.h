@@ -2,7 +2,9 @@
 // server) on a free port with its storage in a temp folder, filled with plain HTTP calls
 // (POST /v2/<name>/blobs/uploads/, PUT ...?digest=, PUT /v2/<name>/manifests/<tag>); and a
 // FaultProxy in front of it that drops connections mid-blob, answers 503, corrupts a byte,
-// stalls, or asks for a Bearer token, counting the blob bytes it serves.
+// stalls, or asks for a Bearer token, counting the blob bytes it serves; it also forwards a push's
+// HEAD, POST, PATCH and PUT requests (with relative Locations, so the client keeps coming back
+// through it), counting the bytes uploaded and dropping chosen PATCHes.
 #pragma once
 
 #include <arpa/inet.h>
@@ -103,9 +105,14 @@ class LocalRegistry {
   pid_t pid_ = -1;
 };
 
-// Forwards GETs to a registry; each fault counter is used up one blob answer at a time.
+// Forwards requests to a registry; each fault counter is used up one blob answer at a time.
 class FaultProxy {
  public:
+  std::atomic<int> patch_drops{0};       // PATCHes whose connection is closed unanswered (and
+                                         // whose bytes never reach the registry)
+  std::atomic<uint64_t> upload_bytes{0};  // PATCH and PUT body bytes of blob uploads forwarded
+  std::atomic<int> mounts{0};             // cross-repository mounts the registry made
+  std::atomic<int> push_token_requests{0};
   std::atomic<int> drops{0};        // blob answers cut after half their bytes
   std::atomic<int> unavailable{0};  // blob requests answered 503
   std::atomic<int> corruptions{0};  // blob answers with one byte flipped
@@ -118,12 +125,23 @@ class FaultProxy {
   explicit FaultProxy(int upstream_port) : upstream_(upstream_port) {
     server_.Get("/token", [this](const httplib::Request& req, httplib::Response& res) {
       ++token_requests;
-      token_query =
-          "service=" + req.get_param_value("service") + "&scope=" + req.get_param_value("scope");
-      res.set_content(R"({"token": "t0ken"})", "application/json");
+      const std::string scope = req.get_param_value("scope");
+      token_query = "service=" + req.get_param_value("service") + "&scope=" + scope;
+      if (scope.ends_with(":pull,push")) {
+        ++push_token_requests;
+        res.set_content(R"({"token": "t0ken-push"})", "application/json");
+      } else {
+        res.set_content(R"({"token": "t0ken"})", "application/json");
+      }
     });
     server_.Get(R"(/v2/.*)",
                 [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); });
+    const auto forward = [this](const httplib::Request& req, httplib::Response& res) {
+      handle_push(req, res);
+    };
+    server_.Post(R"(/v2/.*)", forward);
+    server_.Patch(R"(/v2/.*)", forward);
+    server_.Put(R"(/v2/.*)", forward);
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -137,16 +155,77 @@ class FaultProxy {
   int port() const { return port_; }
 
  private:
-  void handle(const httplib::Request& req, httplib::Response& res) {
-    if (require_token && req.get_header_value("Authorization") != "Bearer t0ken") {
-      res.status = 401;
-      res.set_header(
-          "WWW-Authenticate",
-          "Bearer realm=\"http://127.0.0.1:" + std::to_string(port_) +
-              "/token\",service=\"test\",scope=\"repository:" + "library/stories:pull\"");
+  // A registry behind token auth: reads need a token for the repository's pull scope, writes one
+  // for its pull,push scope. True when the request may go on.
+  bool authorized(const httplib::Request& req, httplib::Response& res) {
+    const bool write = req.method != "GET" && req.method != "HEAD";
+    const std::string auth = req.get_header_value("Authorization");
+    if (!require_token || auth == "Bearer t0ken-push" || (!write && auth == "Bearer t0ken")) {
+      return true;
+    }
+    // /v2/<ns>/<model>/...
+    const size_t from = 4, to = req.path.find('/', req.path.find('/', from) + 1);
+    const std::string repo = req.path.substr(from, to - from);
+    res.status = 401;
+    res.set_header("WWW-Authenticate", "Bearer realm=\"http://127.0.0.1:" + std::to_string(port_) +
+                                           "/token\",service=\"test\",scope=\"repository:" +
+                                           repo + (write ? ":pull,push\"" : ":pull\""));
+    return false;
+  }
+
+  // Copies the upstream answer's status, body and upload headers, with Location made relative.
+  static void relay(const httplib::Result& up, httplib::Response& res) {
+    if (!up) {
+      res.status = 502;
       return;
     }
-    const bool blob = req.path.find("/blobs/") != std::string::npos;
+    res.status = up->status;
+    for (const char* h : {"Range", "Docker-Upload-UUID", "Docker-Content-Digest"}) {
+      if (up->has_header(h)) res.set_header(h, up->get_header_value(h));
+    }
+    if (up->has_header("Location")) {
+      std::string location = up->get_header_value("Location");
+      if (location.starts_with("http")) location = location.substr(location.find('/', 8));
+      res.set_header("Location", location);
+    }
+    if (!up->body.empty()) res.set_content(up->body, up->get_header_value("Content-Type"));
+  }
+
+  void handle_push(const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    httplib::Client c("127.0.0.1", upstream_);
+    const bool upload = req.path.find("/blobs/uploads/") != std::string::npos;
+    const std::string type = req.get_header_value("Content-Type");
+    if (req.method == "POST") {
+      auto up = c.Post(req.target, req.body, type.empty() ? "application/octet-stream" : type);
+      if (up && up->status == 201 && req.target.find("mount=") != std::string::npos) ++mounts;
+      relay(up, res);
+      return;
+    }
+    if (req.method == "PATCH" && take(patch_drops)) {
+      // The connection is closed after the status line: the client never learns the answer.
+      res.set_content_provider(1, "text/plain",
+                               [](size_t, size_t, httplib::DataSink&) { return false; });
+      return;
+    }
+    if (upload) upload_bytes += req.body.size();
+    httplib::Headers h;
+    if (req.has_header("Content-Range")) {
+      h.emplace("Content-Range", req.get_header_value("Content-Range"));
+    }
+    relay(req.method == "PATCH" ? c.Patch(req.target, h, req.body, type)
+                                : c.Put(req.target, h, req.body, type),
+          res);
+  }
+
+  void handle(const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    const bool blob = req.path.find("/blobs/sha256:") != std::string::npos;
+    if (req.method == "HEAD" || (!blob && req.path.find("/blobs/uploads/") != std::string::npos)) {
+      httplib::Client c("127.0.0.1", upstream_);
+      relay(req.method == "HEAD" ? c.Head(req.target) : c.Get(req.target), res);
+      return;
+    }
     if (blob && take(unavailable)) {
       res.status = 503;
       return;

@@ -119,6 +119,46 @@ Response Client::get(const std::string& path, std::vector<std::string> headers, 
   }
 }
 
+// ---- Requests beyond GET (push) ----------------------------------------------------------------
+
+std::string resolve_location(const std::string& request_url, const std::string& location) {
+  if (location.find("://") != std::string::npos) return location;
+  const size_t scheme = request_url.find("://");
+  const size_t path = request_url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  const std::string origin = request_url.substr(0, path);
+  if (location.starts_with("/")) return origin + location;
+  // Relative to the request's folder (the query dropped).
+  std::string base = request_url.substr(0, request_url.find('?'));
+  base = base.substr(0, std::max(base.rfind('/'), origin.size()));
+  return base + "/" + location;
+}
+
+Response Client::request(const std::string& method, const std::string& target,
+                         std::vector<std::string> headers, const RequestBody& body,
+                         size_t max_body) {
+  const std::string url = target.find("://") != std::string::npos ? target : repo_url_ + target;
+  const size_t scheme = repo_url_.find("://");
+  const std::string origin = repo_url_.substr(0, repo_url_.find('/', scheme + 3));
+  const bool ours = url.starts_with(origin + "/") || url == origin;
+  std::string scope_fetched;
+  for (int round = 0;; ++round) {
+    std::vector<std::string> h = headers;
+    const std::string t = token();
+    if (!t.empty() && ours) h.push_back("Authorization: Bearer " + t);
+    Response r =
+        http_request(method, url, h, options_.http, std::max(max_body, kMaxErrorBytes), body);
+    if (r.status != 401 || !ours || round > 1) return r;
+    BearerChallenge ch = parse_bearer_challenge(r.headers["www-authenticate"]);
+    if (ch.realm.empty()) return r;
+    if (ch.scope.empty() && method != "GET" && method != "HEAD") {
+      ch.scope = "repository:" + name_.ns + "/" + name_.model + ":pull,push";
+    }
+    if (round > 0 && ch.scope == scope_fetched) return r;
+    fetch_token(ch);
+    scope_fetched = ch.scope;
+  }
+}
+
 void Client::backoff(int attempt) const {
   auto wait = options_.first_backoff * (1LL << std::min(attempt - 1, 20));
   std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(wait, options_.max_backoff));

@@ -44,6 +44,14 @@ class Client {
   // One GET of repository_url() + path (with the token, fetching one on a Bearer challenge).
   Response get(const std::string& path, std::vector<std::string> headers, size_t max_body,
                const BodySink& sink = {});
+  // One `method` request to `target`: a path under repository_url() ("/blobs/uploads/") or an
+  // absolute URL (an upload's Location). The token goes only to the registry's own origin. A
+  // 401's Bearer challenge fetches a token for the scope it names (a push is challenged for
+  // "repository:ns/model:pull,push"; with no scope named, a request that sends asks for that) and
+  // the request is made again; a second challenge is answered only if it names another scope.
+  Response request(const std::string& method, const std::string& target,
+                   std::vector<std::string> headers, const RequestBody& body = {},
+                   size_t max_body = 0);
   // The manifest's JSON text for the name's tag, retried on connection errors and 5xx.
   std::string manifest();
   // Sleeps before retry number `attempt` (1, 2, ...): first_backoff * 2^(attempt-1), capped.
@@ -59,6 +67,10 @@ class Client {
   mutable std::mutex mutex_;
   std::string token_;
 };
+
+// The absolute URL a Location header names, relative to the URL of the request it answered
+// (registries may send "/v2/..." or a full URL).
+std::string resolve_location(const std::string& request_url, const std::string& location);
 
 // Whether a status is worth another try (5xx, 429).
 inline bool retryable_status(long status) { return status >= 500 || status == 429; }

@@ -1,6 +1,8 @@
-// HTTP GETs for the registry client, on libcurl: a whole small body (a manifest, a token) or a
-// body streamed to a sink (a blob part). Redirects are followed (registries send blobs to a CDN);
-// curl never forwards our Authorization header to another host.
+// HTTP requests for the registry client, on libcurl: a whole small body (a manifest, a token) or a
+// body streamed to a sink (a blob part); HEAD, POST, PATCH and PUT for pushes, with a request body
+// from memory or streamed from a byte range of a file. GET and HEAD follow redirects (registries
+// send blobs to a CDN); curl never forwards our Authorization header to another host. Requests
+// with a body do not follow them: the caller sees the answer and its Location.
 #pragma once
 
 #include <cstddef>
@@ -9,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include <cstdint>
+#include <filesystem>
 
 namespace corral::store::registry {
 
@@ -34,6 +38,24 @@ struct Response {
 // Gets the answer's status and headers with each piece of a 2xx body. Return false to abort the
 // transfer (it then ends with a TransportError).
 using BodySink = std::function<bool(const Response& head, const char* data, size_t size)>;
+
+// What a POST, PATCH or PUT sends: `memory`'s bytes, else `length` bytes of `file` from
+// `offset` (read as they are sent, never whole), else nothing.
+struct RequestBody {
+  const std::string* memory = nullptr;
+  std::filesystem::path file;
+  uint64_t offset = 0, length = 0;
+  // Told the bytes handed to the connection so far; return false to abort the request (it then
+  // ends with a TransportError).
+  std::function<bool(uint64_t sent)> on_sent;
+
+  uint64_t size() const { return memory ? memory->size() : length; }
+};
+
+// `method` ("GET", "HEAD", "POST", "PATCH", "PUT", ...) to `url`, as http_get does otherwise.
+Response http_request(const std::string& method, const std::string& url,
+                      const std::vector<std::string>& headers, const HttpOptions& options,
+                      size_t max_body, const RequestBody& body = {}, const BodySink& sink = {});
 
 // GETs `url` with extra header lines ("Name: value"). The body of a 2xx answer goes to `sink` when
 // one is given; any other body is kept in Response::body. A body longer than `max_body` bytes, a
