@@ -27,8 +27,8 @@ TransferPrinter::~TransferPrinter() {
   if (tty_) redraw(true);
 }
 
-std::string TransferPrinter::bar_line(const std::string& status, uint64_t completed,
-                                      uint64_t total, double rate) {
+std::string TransferPrinter::bar_line(const std::string& status, uint64_t completed, uint64_t total,
+                                      double rate) {
   constexpr int kWidth = 24;
   completed = std::min(completed, total);
   const int pct = total ? static_cast<int>(completed * 100 / total) : 100;
@@ -50,9 +50,9 @@ std::string TransferPrinter::render(const Line& l) const {
   if (l.total == 0) return l.status;
   const double seconds = std::chrono::duration<double>(Clock::now() - l.first_seen).count();
   const double rate =
-      seconds > 0.5 ? static_cast<double>(l.completed - std::min(l.completed, l.first_completed)) /
-                          seconds
-                    : 0;
+      seconds > 0.5
+          ? static_cast<double>(l.completed - std::min(l.completed, l.first_completed)) / seconds
+          : 0;
   return bar_line(l.status, l.completed, l.total, rate);
 }
 

@@ -5,8 +5,8 @@
 #pragma once
 
 #include <chrono>
-#include <nlohmann/json.hpp>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

@@ -4,66 +4,26 @@
 // answers /api/generate, and `corral pull` through the server (CORRAL_HOST) prints the same lines.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { Ollama } from "ollama";
 import { startServer, testdataPath, corralBinary } from "./harness.mjs";
+import { startRegistry } from "./registry.mjs";
 
-const registryBinary = "/usr/bin/docker-registry";
 let server;
 let ollama;
 let registry;
-let registryDir;
 let registryHost;
 let ggufDigest;
 
-const sha256 = (bytes) => "sha256:" + createHash("sha256").update(bytes).digest("hex");
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function pushBlob(repo, bytes) {
-  const digest = sha256(bytes);
-  const start = await fetch(`http://${registryHost}/v2/${repo}/blobs/uploads/`, { method: "POST" });
-  assert.equal(start.status, 202);
-  const location = new URL(start.headers.get("location"), `http://${registryHost}`);
-  location.searchParams.set("digest", digest);
-  const put = await fetch(location, { method: "PUT", body: bytes });
-  assert.equal(put.status, 201, await put.text());
-  return { digest, size: bytes.length };
-}
-
 before(async () => {
-  assert.ok(fs.existsSync(registryBinary), `${registryBinary} is missing (scripts/setup.sh)`);
-  registryDir = fs.mkdtempSync(path.join(os.tmpdir(), "corral-registry-"));
-  registryHost = `127.0.0.1:${await freePort()}`;
-  const config = path.join(registryDir, "config.yml");
-  fs.writeFileSync(
-    config,
-    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${registryDir}/data\nhttp:\n  addr: ${registryHost}\n`,
-  );
-  registry = spawn(registryBinary, ["serve", config], { stdio: "ignore" });
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`http://${registryHost}/v2/`)).ok) break;
-    } catch {}
-    if (i > 500) throw new Error(`docker-registry does not answer at ${registryHost}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  registry = await startRegistry();
+  registryHost = registry.host;
   const gguf = fs.readFileSync(testdataPath("tinystories260k/stories260K-f32.gguf"));
-  const model = await pushBlob("library/stories", gguf);
+  const model = await registry.pushBlob("library/stories", gguf);
   ggufDigest = model.digest;
-  const config_ = await pushBlob(
+  const config_ = await registry.pushBlob(
     "library/stories",
     Buffer.from(JSON.stringify({ model_format: "gguf", model_family: "llama" })),
   );
@@ -87,8 +47,7 @@ before(async () => {
 
 after(async () => {
   await server?.stop();
-  registry?.kill("SIGTERM");
-  if (registryDir) fs.rmSync(registryDir, { recursive: true, force: true });
+  registry?.stop();
 });
 
 test("ollama.pull streams Ollama's statuses and the pulled model generates", async () => {

@@ -108,8 +108,8 @@ class LocalRegistry {
 // Forwards requests to a registry; each fault counter is used up one blob answer at a time.
 class FaultProxy {
  public:
-  std::atomic<int> patch_drops{0};       // PATCHes whose connection is closed unanswered (and
-                                         // whose bytes never reach the registry)
+  std::atomic<int> patch_drops{0};        // PATCHes whose connection is closed unanswered (and
+                                          // whose bytes never reach the registry)
   std::atomic<uint64_t> upload_bytes{0};  // PATCH and PUT body bytes of blob uploads forwarded
   std::atomic<int> mounts{0};             // cross-repository mounts the registry made
   std::atomic<int> push_token_requests{0};
@@ -168,8 +168,8 @@ class FaultProxy {
     const std::string repo = req.path.substr(from, to - from);
     res.status = 401;
     res.set_header("WWW-Authenticate", "Bearer realm=\"http://127.0.0.1:" + std::to_string(port_) +
-                                           "/token\",service=\"test\",scope=\"repository:" +
-                                           repo + (write ? ":pull,push\"" : ":pull\""));
+                                           "/token\",service=\"test\",scope=\"repository:" + repo +
+                                           (write ? ":pull,push\"" : ":pull\""));
     return false;
   }
 

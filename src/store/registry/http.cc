@@ -21,9 +21,9 @@ struct Transfer {
   const BodySink* sink = nullptr;
   size_t max_body = 0;
   const RequestBody* body = nullptr;
-  int fd = -1;         // the body's file, when it has one
-  uint64_t sent = 0;   // body bytes handed to curl
-  std::string read_error;
+  int fd = -1;        // the body's file, when it has one
+  uint64_t sent = 0;  // body bytes handed to curl
+  std::string read_error{};
   bool too_large = false;
   bool stalled = false;
   std::chrono::seconds stall_timeout{60};
@@ -134,7 +134,8 @@ Response http_request(const std::string& method, const std::string& url,
   std::unique_ptr<curl_slist, void (*)(curl_slist*)> list_owner(list, curl_slist_free_all);
 
   Response response;
-  Transfer t{curl.get(), &response, &sink, max_body, &body};
+  Transfer t{curl.get(), &response, &sink, max_body};
+  t.body = &body;
   if (!body.memory && !body.file.empty()) {
     t.fd = ::open(body.file.c_str(), O_RDONLY | O_CLOEXEC);
     if (t.fd < 0) {

@@ -6,13 +6,13 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
-#include <cstdint>
-#include <filesystem>
 
 namespace corral::store::registry {
 

@@ -11,8 +11,9 @@ namespace {
 namespace fs = std::filesystem;
 
 bool same_host(const std::string& a, const std::string& b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
-                    [](unsigned char x, unsigned char y) { return std::tolower(x) == std::tolower(y); });
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](unsigned char x, unsigned char y) {
+    return std::tolower(x) == std::tolower(y);
+  });
 }
 
 // A repository of `name`'s registry that probably holds `digest` (see push.h), or "".
@@ -29,10 +30,9 @@ std::string mount_source(const std::vector<ModelEntry>& models, const ModelName&
   for (const ModelEntry& e : models) {
     if (!other_repo(e.name)) continue;
     const Manifest& m = e.manifest;
-    const bool refers =
-        m.config.digest == layer.digest ||
-        std::any_of(m.layers.begin(), m.layers.end(),
-                    [&](const Layer& l) { return l.digest == layer.digest; });
+    const bool refers = m.config.digest == layer.digest ||
+                        std::any_of(m.layers.begin(), m.layers.end(),
+                                    [&](const Layer& l) { return l.digest == layer.digest; });
     if (refers) return e.name.ns + "/" + e.name.model;
   }
   return "";
@@ -53,8 +53,8 @@ PushOptions push_options(bool insecure) {
 PushResult push(const Store& st, const ModelName& name, const PushOptions& o) {
   report(o, {"retrieving manifest", "", 0, 0});
   const std::vector<ModelEntry> models = st.list();
-  const auto entry =
-      std::find_if(models.begin(), models.end(), [&](const ModelEntry& e) { return e.name == name; });
+  const auto entry = std::find_if(models.begin(), models.end(),
+                                  [&](const ModelEntry& e) { return e.name == name; });
   if (entry == models.end()) throw std::runtime_error("model '" + name.display() + "' not found");
   // The stored bytes, so the registry's manifest digest is the local one.
   const fs::path file = st.root() / "manifests" / entry->name.manifest_path();
@@ -78,11 +78,11 @@ PushResult push(const Store& st, const ModelName& name, const PushOptions& o) {
   PushResult result;
   for (const Layer& layer : blobs) {
     const std::string status = "pushing " + layer.digest.substr(7, 12);
-    const BlobPushed what = push_blob(client, layer, st.blob_path(layer.digest),
-                                      mount_source(models, name, layer), o.upload,
-                                      [&](uint64_t done, uint64_t total) {
-                                        report(o, {status, layer.digest, total, done});
-                                      });
+    const BlobPushed what =
+        push_blob(client, layer, st.blob_path(layer.digest), mount_source(models, name, layer),
+                  o.upload, [&](uint64_t done, uint64_t total) {
+                    report(o, {status, layer.digest, total, done});
+                  });
     switch (what) {
       case BlobPushed::kExisted:
         ++result.existed;
@@ -103,7 +103,8 @@ PushResult push(const Store& st, const ModelName& name, const PushOptions& o) {
   body.memory = &text;
   for (int attempt = 1;; ++attempt) {
     try {
-      const Response r = client.request("PUT", path, {std::string("Content-Type: ") + kMediaManifest}, body);
+      const Response r =
+          client.request("PUT", path, {std::string("Content-Type: ") + kMediaManifest}, body);
       if (r.status == 201 || r.status == 200) break;
       if (!retryable_status(r.status) || attempt >= o.client.max_attempts) {
         throw std::runtime_error(client.repository_url() + path + ": the registry answered " +

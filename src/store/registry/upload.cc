@@ -69,8 +69,8 @@ class Upload {
   void send_all() {
     int attempt = 0;
     while (offset_ < layer_.size) {
-      const uint64_t length = std::min<uint64_t>(std::max<uint64_t>(options_.chunk_size, 1),
-                                                 layer_.size - offset_);
+      const uint64_t length =
+          std::min<uint64_t>(std::max<uint64_t>(options_.chunk_size, 1), layer_.size - offset_);
       if (send_chunk(length)) {
         attempt = 0;
         continue;
