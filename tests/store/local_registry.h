@@ -110,6 +110,8 @@ class FaultProxy {
  public:
   std::atomic<int> patch_drops{0};        // PATCHes whose connection is closed unanswered (and
                                           // whose bytes never reach the registry)
+  std::atomic<int> patch_half_drops{0};   // PATCHes of which the registry gets the first half
+                                          // before the connection is closed unanswered
   std::atomic<uint64_t> upload_bytes{0};  // PATCH and PUT body bytes of blob uploads forwarded
   std::atomic<int> mounts{0};             // cross-repository mounts the registry made
   std::atomic<int> push_token_requests{0};
@@ -202,7 +204,19 @@ class FaultProxy {
       relay(up, res);
       return;
     }
-    if (req.method == "PATCH" && take(patch_drops)) {
+    bool drop = req.method == "PATCH" && !req.get_header_value("Content-Range").starts_with("0-") &&
+                take(patch_drops);
+    if (req.method == "PATCH" && !drop && req.body.size() > 1 && take(patch_half_drops)) {
+      drop = true;
+      const std::string range = req.get_header_value("Content-Range");
+      const size_t from = std::stoull(range.substr(0, range.find('-')));
+      const size_t half = req.body.size() / 2;
+      upload_bytes += half;
+      c.Patch(req.target,
+              {{"Content-Range", std::to_string(from) + "-" + std::to_string(from + half - 1)}},
+              req.body.substr(0, half), type);
+    }
+    if (drop) {
       // The connection is closed after the status line: the client never learns the answer.
       res.set_content_provider(1, "text/plain",
                                [](size_t, size_t, httplib::DataSink&) { return false; });

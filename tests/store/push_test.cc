@@ -2,7 +2,8 @@
 // FaultProxy: a created model pushed, removed and pulled back is the same model byte for byte and
 // runs; a second model sharing the GGUF uploads only its new blobs (the GGUF is mounted from the
 // first model's repository, or found by HEAD in the same one); PATCHes dropped mid-upload are
-// resumed from the registry's offset without sending a chunk twice; a token is fetched for the
+// resumed from the registry's offset without sending a chunk twice (and one the registry half
+// received, in a new session); a token is fetched for the
 // push scope; a name with no local model is a clear error.
 #include <gtest/gtest.h>
 
@@ -184,6 +185,21 @@ TEST_F(RegistryPush, DroppedPatchesResumeFromTheRegistryOffset) {
   // Each chunk reached the registry once: the dropped ones were sent again from the offset the
   // registry reported, nothing before it.
   EXPECT_EQ(proxy.upload_bytes.load(), result.uploaded_bytes);
+  expect_pulls_back(st, model);
+}
+
+TEST_F(RegistryPush, HalfReceivedPatchStartsAFreshSession) {
+  // The distribution server forgets a session whose chunk it half received (its state token no
+  // longer matches): the upload starts again in a new session, and still ends verified.
+  testing::FaultProxy proxy(registry_->port());
+  store::Store st(store_dir_.path());
+  const std::string model = name(proxy.port(), "me/stories:latest");
+  create(st, model, "");
+  proxy.patch_half_drops = 1;
+  const auto result = store::registry::push(st, ModelName::parse(model), options());
+  EXPECT_EQ(proxy.patch_half_drops.load(), 0);
+  EXPECT_GT(proxy.upload_bytes.load(), result.uploaded_bytes);
+  EXPECT_LE(proxy.upload_bytes.load(), 2 * result.uploaded_bytes);
   expect_pulls_back(st, model);
 }
 
