@@ -103,6 +103,15 @@ PullOptions pull_options_from_env(bool insecure) {
   PullOptions o;
   o.client.insecure = insecure;
   if (const char* mirror = std::getenv("CORRAL_REGISTRY_MIRROR")) o.client.mirror = mirror;
+  if (const char* parts = std::getenv("CORRAL_PULL_PARTS")) {
+    char* end = nullptr;
+    const long n = std::strtol(parts, &end, 10);
+    if (end == parts || *end != '\0' || n < 1 || n > kMaxParts) {
+      throw std::runtime_error("CORRAL_PULL_PARTS must be a number from 1 to " +
+                               std::to_string(kMaxParts) + ", not '" + parts + "'");
+    }
+    o.parts.max_parts = static_cast<int>(n);
+  }
   return o;
 }
 
