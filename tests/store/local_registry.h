@@ -91,6 +91,30 @@ class LocalRegistry {
     if (!r || r->status != 201) throw std::runtime_error("upload failed for " + digest);
     return digest;
   }
+  // Uploads a file as a blob, streamed from disk, and returns its digest.
+  std::string push_blob_file(const std::string& repo, const std::filesystem::path& file) {
+    const std::string digest = store::sha256_file(file);
+    httplib::Client c("127.0.0.1", port_);
+    c.set_write_timeout(300);
+    auto r = c.Post("/v2/" + repo + "/blobs/uploads/", "", "application/octet-stream");
+    if (!r || r->status != 202) throw std::runtime_error("upload start failed for " + repo);
+    std::string location = r->get_header_value("Location");
+    if (location.starts_with("http")) location = location.substr(location.find('/', 8));
+    location +=
+        (location.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + digest;
+    auto in = std::make_shared<std::ifstream>(file, std::ios::binary);
+    r = c.Put(
+        location, std::filesystem::file_size(file),
+        [in](size_t offset, size_t length, httplib::DataSink& sink) {
+          std::string buf(std::min<size_t>(length, 1 << 20), '\0');
+          in->seekg(static_cast<std::streamoff>(offset));
+          in->read(buf.data(), static_cast<std::streamsize>(buf.size()));
+          return in->gcount() > 0 && sink.write(buf.data(), static_cast<size_t>(in->gcount()));
+        },
+        "application/octet-stream");
+    if (!r || r->status != 201) throw std::runtime_error("upload failed for " + digest);
+    return digest;
+  }
   void push_manifest(const std::string& repo, const std::string& tag, const std::string& json) {
     httplib::Client c("127.0.0.1", port_);
     auto r = c.Put("/v2/" + repo + "/manifests/" + tag, json,
@@ -119,12 +143,15 @@ class FaultProxy {
   std::atomic<int> unavailable{0};  // blob requests answered 503
   std::atomic<int> corruptions{0};  // blob answers with one byte flipped
   std::atomic<bool> stall{false};   // blob answers stop after half their bytes, until cleared
+  std::atomic<int> stalls{0};       // blob answers that stop after half their bytes and hang (20 s)
   std::atomic<bool> require_token{false};
   std::atomic<uint64_t> blob_bytes{0};  // blob bytes sent
   std::atomic<int> token_requests{0};
   std::string token_query;  // the last token request's query string
 
   explicit FaultProxy(int upstream_port) : upstream_(upstream_port) {
+    // A thread per connection of two pulls' 16 parts each, stalled ones included.
+    server_.new_task_queue = [] { return new httplib::ThreadPool(48); };
     server_.Get("/token", [this](const httplib::Request& req, httplib::Response& res) {
       ++token_requests;
       const std::string scope = req.get_param_value("scope");
@@ -149,7 +176,7 @@ class FaultProxy {
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ~FaultProxy() {
-    stall = false;
+    stopping_ = true;
     server_.stop();
     thread_.join();
   }
@@ -244,42 +271,62 @@ class FaultProxy {
       res.status = 503;
       return;
     }
-    // Blobs are fetched whole; httplib itself answers the Range (206, Content-Range), calling
-    // the content provider with offsets into the whole blob.
     httplib::Client c("127.0.0.1", upstream_);
     httplib::Headers h;
     if (req.has_header("Accept")) h.emplace("Accept", req.get_header_value("Accept"));
-    auto up = c.Get(req.path, h);
-    if (!up) {
+    const auto forward = [&] {
+      auto up = c.Get(req.path, h);
+      res.status = up ? up->status : 502;
+      if (up) res.set_content(up->body, up->get_header_value("Content-Type"));
+    };
+    if (!blob) return forward();
+    auto head = c.Head(req.path, h);
+    if (!head) {
       res.status = 502;
       return;
     }
-    auto body = std::make_shared<std::string>(up->body);
-    if (!blob || up->status != 200) {
-      res.status = up->status;
-      res.set_content(*body, up->get_header_value("Content-Type"));
-      return;
-    }
-    size_t from = 0, to = body->size() - 1;
+    if (head->status != 200) return forward();
+    // httplib answers the Range (206, Content-Range) and asks the content provider for spans of
+    // the whole blob, which come from ranged GETs upstream, streamed: nothing is held in memory.
+    const size_t size = std::stoull("0" + head->get_header_value("Content-Length"));
+    size_t from = 0, to = size - 1;
     if (req.ranges.size() == 1) {
       if (req.ranges[0].first >= 0) from = req.ranges[0].first;
       if (req.ranges[0].second >= 0) to = std::min<size_t>(req.ranges[0].second, to);
     }
-    if (take(corruptions)) (*body)[body->size() / 2] ^= 0x01;
-    const size_t cut = take(drops) || stall ? from + (to - from + 1) / 2 : body->size();
+    const size_t corrupt_at = take(corruptions) ? size / 2 : size;
+    const bool hang = take(stalls);
+    const size_t cut = take(drops) || stall || hang ? from + (to - from + 1) / 2 : size;
     res.set_content_provider(
-        body->size(), "application/octet-stream",
-        [this, body, cut](size_t offset, size_t length, httplib::DataSink& sink) {
+        size, "application/octet-stream",
+        [this, path = req.path, cut, corrupt_at, hang](size_t offset, size_t length,
+                                                       httplib::DataSink& sink) {
           if (offset >= cut) {
             const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-            while (stall && std::chrono::steady_clock::now() < deadline) {
+            while ((stall || hang) && !stopping_ && std::chrono::steady_clock::now() < deadline) {
               std::this_thread::sleep_for(std::chrono::milliseconds(20));
             }
             return false;  // the connection is closed mid-body
           }
-          const size_t n = std::min<size_t>({cut - offset, length, 16384});
-          blob_bytes += n;
-          return sink.write(body->data() + offset, n);
+          const size_t end = std::min(offset + length, cut);
+          httplib::Client up("127.0.0.1", upstream_);
+          const httplib::Headers range = {
+              {"Range", "bytes=" + std::to_string(offset) + "-" + std::to_string(end - 1)}};
+          size_t at = offset;
+          bool written = true;
+          std::string piece;
+          auto r = up.Get(path, range, [&](const char* data, size_t n) {
+            n = std::min(n, end - at);
+            piece.assign(data, n);
+            if (corrupt_at >= at && corrupt_at < at + n) piece[corrupt_at - at] ^= 0x01;
+            written = sink.write(piece.data(), n);
+            if (written) {
+              blob_bytes += n;
+              at += n;
+            }
+            return written && at < end;
+          });
+          return written && at > offset;  // httplib asks again for what is left
         });
   }
 
@@ -292,6 +339,7 @@ class FaultProxy {
 
   int upstream_;
   int port_ = 0;
+  std::atomic<bool> stopping_{false};
   httplib::Server server_;
   std::thread thread_;
 };

@@ -210,6 +210,26 @@ TEST_F(RegistryPull, BearerChallengeGetsAnAnonymousToken) {
   EXPECT_EQ(proxy.token_query, "service=test&scope=repository:library/stories:pull");
 }
 
+TEST_F(RegistryPull, ANewerTagPrunesTheBlobsOnlyTheOldOneUsed) {
+  store::Store st(store_dir_.path());
+  const ModelName n = name(registry_->port());
+  store::registry::pull(st, n, options());
+  ASSERT_TRUE(st.has_blob(config_digest_));
+  // The tag moves to a manifest with another config blob and the same GGUF.
+  const std::string other_config = R"({"model_format":"gguf","model_family":"llama","x":1})";
+  const std::string other_digest = registry_->push_blob("library/stories", other_config);
+  auto manifest = nlohmann::json::parse(manifest_);
+  manifest["config"]["digest"] = other_digest;
+  manifest["config"]["size"] = other_config.size();
+  registry_->push_manifest("library/stories", "latest", manifest.dump());
+  store::registry::pull(st, n, options());
+  EXPECT_FALSE(st.has_blob(config_digest_));
+  EXPECT_TRUE(st.has_blob(other_digest));
+  EXPECT_TRUE(st.has_blob(gguf_digest_));
+  ASSERT_EQ(st.list().size(), 1u);
+  EXPECT_EQ(st.list()[0].manifest.config.digest, other_digest);
+}
+
 TEST(Registry, ParsesBearerChallenges) {
   const auto c = store::registry::parse_bearer_challenge(
       R"(Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push")");

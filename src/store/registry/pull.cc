@@ -4,8 +4,16 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <thread>
 
 #include "store/digest.h"
 
@@ -14,22 +22,48 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Held while a blob is downloaded, so two pulls of one blob never write one partial file.
-class FileLock {
+// Held while a blob is downloaded, so two pulls of one blob (in this process or another) never
+// write one partial file: the second one waits, showing the first one's progress, then finds the
+// blob in the store; if the first one stopped before the end, the second one takes over where its
+// progress file says it stopped.
+class BlobLock {
  public:
-  explicit FileLock(const fs::path& file) {
+  explicit BlobLock(const fs::path& file) : file_(file) {
     fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) {
-      throw std::runtime_error("cannot lock " + file.string());
+    if (fd_ < 0) throw std::runtime_error("cannot lock " + file.string());
+  }
+  ~BlobLock() { ::close(fd_); }
+  BlobLock(const BlobLock&) = delete;
+  BlobLock& operator=(const BlobLock&) = delete;
+
+  // Takes the lock; while another holder has it, calls `waiting` every 100 ms (which may throw).
+  void lock(const std::function<void()>& waiting) {
+    while (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK && errno != EINTR) {
+        throw std::runtime_error("cannot lock " + file_.string() + ": " + std::strerror(errno));
+      }
+      waiting();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
-  ~FileLock() { ::close(fd_); }
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
 
  private:
+  fs::path file_;
   int fd_ = -1;
 };
+
+// The bytes another pull has of a blob, from its progress file (0 when unreadable).
+uint64_t bytes_in_progress(const fs::path& partial) {
+  try {
+    std::ifstream in(progress_file(partial), std::ios::binary);
+    uint64_t n = 0;
+    const auto state = nlohmann::json::parse(in);
+    for (const auto& done : state.at("completed")) n += done.get<uint64_t>();
+    return n;
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
 
 fs::path lock_file(const fs::path& partial) { return partial.string() + ".lock"; }
 
@@ -69,6 +103,15 @@ PullOptions pull_options_from_env(bool insecure) {
   PullOptions o;
   o.client.insecure = insecure;
   if (const char* mirror = std::getenv("CORRAL_REGISTRY_MIRROR")) o.client.mirror = mirror;
+  if (const char* parts = std::getenv("CORRAL_PULL_PARTS")) {
+    char* end = nullptr;
+    const long n = std::strtol(parts, &end, 10);
+    if (end == parts || *end != '\0' || n < 1 || n > kMaxParts) {
+      throw std::runtime_error("CORRAL_PULL_PARTS must be a number from 1 to " +
+                               std::to_string(kMaxParts) + ", not '" + parts + "'");
+    }
+    o.parts.max_parts = static_cast<int>(n);
+  }
   return o;
 }
 
@@ -99,12 +142,18 @@ void pull(Store& st, const ModelName& name, const PullOptions& o) {
     const fs::path partial = st.blob_path(layer.digest).string() + "-partial";
     fs::create_directories(partial.parent_path());
     if (!st.has_blob(layer.digest)) {
-      FileLock lock(lock_file(partial));
+      const std::string status = "pulling " + layer.digest.substr(7, 12);
+      BlobLock lock(lock_file(partial));
+      lock.lock([&] {
+        if (o.parts.cancelled && o.parts.cancelled()) throw std::runtime_error("pull cancelled");
+        report(o, {status, layer.digest, layer.size,
+                   std::min(bytes_in_progress(partial), layer.size)});
+      });
       if (!st.has_blob(layer.digest)) {  // (another pull may have finished it meanwhile)
         fetch(client, layer, partial, o);
         verify_blob(st, client, layer, partial, o);
       } else {
-        report(o, {"pulling " + layer.digest.substr(7, 12), layer.digest, layer.size, layer.size});
+        report(o, {status, layer.digest, layer.size, layer.size});
       }
       std::error_code ec;
       fs::remove(lock_file(partial), ec);  // safe: a waiter finds the blob present

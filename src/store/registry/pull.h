@@ -30,9 +30,11 @@ struct PullOptions {
   std::function<void(const PullProgress&)> progress;  // may throw to stop the pull
 };
 
-// Options for a pull as the CLI and server make it: CORRAL_REGISTRY_MIRROR read from the
-// environment.
+// Options for a pull as the CLI and server make it, from the environment: CORRAL_REGISTRY_MIRROR,
+// and CORRAL_PULL_PARTS (the most parts a blob is fetched in at once, 1..kMaxParts; default 16).
 PullOptions pull_options_from_env(bool insecure);
+
+inline constexpr int kMaxParts = 64;
 
 // The most layers a manifest may list.
 inline constexpr size_t kMaxLayers = 256;
