@@ -132,10 +132,11 @@ class LocalRegistry {
 // Forwards requests to a registry; each fault counter is used up one blob answer at a time.
 class FaultProxy {
  public:
-  std::atomic<int> patch_drops{0};        // PATCHes whose connection is closed unanswered (and
-                                          // whose bytes never reach the registry)
-  std::atomic<int> patch_half_drops{0};   // PATCHes of which the registry gets the first half
-                                          // before the connection is closed unanswered
+  // PATCHes past a blob's first chunk whose connection is closed unanswered (their bytes never
+  // reach the registry).
+  std::atomic<int> patch_drops{0};
+  // PATCHes of which the registry gets the first half before the connection is closed unanswered.
+  std::atomic<int> patch_half_drops{0};
   std::atomic<uint64_t> upload_bytes{0};  // PATCH and PUT body bytes of blob uploads forwarded
   std::atomic<int> mounts{0};             // cross-repository mounts the registry made
   std::atomic<int> push_token_requests{0};
