@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "store/digest.h"
+#include "store/registry/credentials.h"
 
 namespace corral::store::registry {
 namespace {
@@ -69,6 +70,8 @@ PullOptions pull_options_from_env(bool insecure) {
   PullOptions o;
   o.client.insecure = insecure;
   if (const char* mirror = std::getenv("CORRAL_REGISTRY_MIRROR")) o.client.mirror = mirror;
+  o.client.key_file = default_key_path();
+  o.client.credential_files = default_credential_files();
   return o;
 }
 

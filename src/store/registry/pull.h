@@ -31,7 +31,7 @@ struct PullOptions {
 };
 
 // Options for a pull as the CLI and server make it: CORRAL_REGISTRY_MIRROR read from the
-// environment.
+// environment, the signing key ~/.corral/id_ed25519 and the default credentials files.
 PullOptions pull_options_from_env(bool insecure);
 
 // The most layers a manifest may list.
