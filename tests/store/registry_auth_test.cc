@@ -44,9 +44,13 @@ std::string push_model(testing::LocalRegistry& registry, std::string* layer_dige
           {"schemaVersion", 2},
           {"mediaType", store::kMediaManifest},
           {"config",
-           {{"mediaType", store::kMediaConfig}, {"digest", config_digest}, {"size", config.size()}}},
+           {{"mediaType", store::kMediaConfig},
+            {"digest", config_digest},
+            {"size", config.size()}}},
           {"layers",
-           {{{"mediaType", store::kMediaModel}, {"digest", *layer_digest}, {"size", layer.size()}}}},
+           {{{"mediaType", store::kMediaModel},
+             {"digest", *layer_digest},
+             {"size", layer.size()}}}},
       }
           .dump();
   registry.push_manifest("library/tiny", "latest", manifest);
@@ -77,7 +81,8 @@ class RegistryTokenAuth : public ::testing::Test {
  protected:
   void SetUp() override {
     tokens_ = std::make_unique<testing::TokenServer>(dir_.path());
-    registry_ = std::make_unique<testing::LocalRegistry>(dir_.path(), tokens_->registry_auth_yaml());
+    registry_ =
+        std::make_unique<testing::LocalRegistry>(dir_.path(), tokens_->registry_auth_yaml());
     tokens_->set_upstream(registry_->port());
     registry_->authorization =
         "Bearer " + tokens_->mint("test-setup", "repository:library/tiny:pull,push");
@@ -132,7 +137,7 @@ TEST_F(RegistryTokenAuth, WithoutAKeyTheRequestIsUnsignedAndRefused) {
   const std::string error = pull_error(st, name(), quick_options());
   EXPECT_NE(error.find("401 Unauthorized"), std::string::npos) << error;
   EXPECT_NE(error.find("the request is not signed"), std::string::npos) << error;
-  EXPECT_NE(error.find("asked anonymously"), std::string::npos) << error;
+  EXPECT_NE(error.find("sent anonymously"), std::string::npos) << error;
 }
 
 // docker-registry with `auth: htpasswd` (plain http: distribution does not insist on TLS).
@@ -204,7 +209,8 @@ TEST(RegistryCredentials, LookupByHostInDockerConfigFiles) {
   using store::registry::find_credentials;
   testing::TempDir dir;
   const fs::path a = dir.path() / "a.json", b = dir.path() / "b.json";
-  testing::write_text(a, R"({"auths": {"https://index.docker.io/v1/": {"auth": "aHVidXNlcjpwYTpzcw=="},
+  testing::write_text(a,
+                      R"({"auths": {"https://index.docker.io/v1/": {"auth": "aHVidXNlcjpwYTpzcw=="},
                                         "Registry.Example:5000": {"username": "u", "password": "p"},
                                         "token-only.example": {"identitytoken": "t"}}})");
   testing::write_text(b, R"({"auths": {"registry.example:5000": {"auth": "b3RoZXI6eA=="},
@@ -246,9 +252,9 @@ TEST(RegistryNames, HuggingFaceNamesUseTheRegistryApiOfTheirHost) {
   // The mirror stands in for the default registry only.
   store::registry::ClientOptions mirror;
   mirror.mirror = "http://10.0.0.2:5000";
-  EXPECT_EQ(Client(ModelName::parse("huggingface.co/unsloth/Qwen3-0.6B-GGUF"), mirror)
-                .repository_url(),
-            "https://huggingface.co/v2/unsloth/Qwen3-0.6B-GGUF");
+  EXPECT_EQ(
+      Client(ModelName::parse("huggingface.co/unsloth/Qwen3-0.6B-GGUF"), mirror).repository_url(),
+      "https://huggingface.co/v2/unsloth/Qwen3-0.6B-GGUF");
 }
 
 }  // namespace

@@ -66,7 +66,8 @@ void expect_parse_error(std::string_view text, const std::string& why) {
 TEST(Signing, Rfc8032TestVector) {
   // RFC 8032 section 7.1, TEST 1 (the empty message).
   std::array<uint8_t, 32> seed{};
-  const std::string s = hex_bytes("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+  const std::string s =
+      hex_bytes("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
   std::copy(s.begin(), s.end(), seed.begin());
   const SigningKey key = SigningKey::from_seed(seed, "");
   EXPECT_EQ(std::string(key.public_key.begin(), key.public_key.end()),
@@ -77,7 +78,8 @@ TEST(Signing, Rfc8032TestVector) {
 }
 
 TEST(Signing, SignatureBytesEqualOpensslPkeyutl) {
-  if (!fs::exists("/usr/bin/openssl")) GTEST_SKIP() << "no openssl binary (apt-get install openssl)";
+  if (!fs::exists("/usr/bin/openssl"))
+    GTEST_SKIP() << "no openssl binary (apt-get install openssl)";
   testing::TempDir dir;
   const SigningKey key = store::registry::load_or_create_key(dir.path() / "id_ed25519");
   // The same key as PKCS#8 PEM, which openssl reads.
@@ -96,8 +98,9 @@ TEST(Signing, SignatureBytesEqualOpensslPkeyutl) {
       "repository:library/llama3.2:pull", 1765000000, store::registry::new_nonce());
   const std::string message = store::registry::token_request_message(url);
   std::ofstream(dir.path() / "message", std::ios::binary) << message;
-  const auto [rc, out] = sh("openssl pkeyutl -sign -rawin -inkey '" + dir.str() + "/key.pem' -in '" +
-                            dir.str() + "/message' -out '" + dir.str() + "/sig'");
+  const auto [rc, out] =
+      sh("openssl pkeyutl -sign -rawin -inkey '" + dir.str() + "/key.pem' -in '" + dir.str() +
+         "/message' -out '" + dir.str() + "/sig'");
   ASSERT_EQ(rc, 0) << out;
   const std::string expected = read_file(dir.path() / "sig");
   ASSERT_EQ(expected.size(), 64u);
@@ -127,8 +130,9 @@ TEST(Signing, TokenRequestUrlAndMessageAreOllamas) {
   const std::string n1 = store::registry::new_nonce(), n2 = store::registry::new_nonce();
   EXPECT_EQ(n1.size(), 22u);
   EXPECT_NE(n1, n2);
-  EXPECT_EQ(n1.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
-            std::string::npos);
+  EXPECT_EQ(
+      n1.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+      std::string::npos);
   EXPECT_EQ(store::registry::query_escape("a b/c~d+e"), "a+b%2Fc~d%2Be");
 }
 
@@ -139,7 +143,7 @@ TEST(Signing, KeyIsCreatedOnceWithMode0600AndAPublicKeyFile) {
   const std::string text = read_file(path);
   EXPECT_TRUE(text.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n")) << text;
   EXPECT_TRUE(text.ends_with("-----END OPENSSH PRIVATE KEY-----\n")) << text;
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(read_file(path.string() + ".pub"), key.authorized_key() + "\n");
@@ -169,10 +173,10 @@ TEST(Signing, SshKeygenReadsOurKeyAndWeReadItsKeys) {
   EXPECT_EQ(type_and_key(out), type_and_key(key.authorized_key()));
 
   const std::string theirs = dir.str() + "/theirs";
-  std::tie(rc, out) = sh("ssh-keygen -q -t ed25519 -N '' -C 'made by ssh-keygen' -f '" + theirs + "'");
+  std::tie(rc, out) =
+      sh("ssh-keygen -q -t ed25519 -N '' -C 'made by ssh-keygen' -f '" + theirs + "'");
   ASSERT_EQ(rc, 0) << out;
-  const SigningKey parsed =
-      store::registry::parse_openssh_private_key(read_file(theirs), theirs);
+  const SigningKey parsed = store::registry::parse_openssh_private_key(read_file(theirs), theirs);
   EXPECT_EQ(parsed.authorized_key(), trim(read_file(theirs + ".pub")));
   EXPECT_EQ(parsed.comment, "made by ssh-keygen");
 
@@ -184,7 +188,8 @@ TEST(Signing, SshKeygenReadsOurKeyAndWeReadItsKeys) {
   const std::string ecdsa = dir.str() + "/ecdsa";
   std::tie(rc, out) = sh("ssh-keygen -q -t ecdsa -N '' -f '" + ecdsa + "'");
   ASSERT_EQ(rc, 0) << out;
-  expect_parse_error(read_file(ecdsa), "a ecdsa-sha2-nistp256 key; Ollama's signing needs an ed25519");
+  expect_parse_error(read_file(ecdsa),
+                     "a ecdsa-sha2-nistp256 key; Ollama's signing needs an ed25519");
 }
 
 TEST(Signing, CorruptOrTruncatedKeysGiveClearErrors) {
@@ -223,10 +228,12 @@ TEST(Signing, CorruptOrTruncatedKeysGiveClearErrors) {
     }
   }
   expect_parse_error("", "not an OpenSSH private key");
-  expect_parse_error("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
-                     "ssh-keygen -p");
-  expect_parse_error("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blb*\n-----END OPENSSH PRIVATE KEY-----",
-                     "not valid base64");
+  expect_parse_error(
+      "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+      "ssh-keygen -p");
+  expect_parse_error(
+      "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blb*\n-----END OPENSSH PRIVATE KEY-----",
+      "not valid base64");
   expect_parse_error(framed("openssh-key-v2"), "not an openssh-key-v1 private key");
 
   // A corrupt key file is reported, never replaced by a new key.

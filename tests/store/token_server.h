@@ -43,15 +43,12 @@ class TokenServer {
       : key_(EVP_RSA_gen(2048), EVP_PKEY_free), cert_path_(dir / "token-signer.crt") {
     if (!key_) throw std::runtime_error("cannot make an RSA key");
     make_certificate();
-    server_.Get("/token", [this](const httplib::Request& req, httplib::Response& res) {
-      token(req, res);
-    });
-    server_.Get(R"(/v2/.*)", [this](const httplib::Request& req, httplib::Response& res) {
-      forward(req, res);
-    });
-    server_.Get("/v2/", [this](const httplib::Request& req, httplib::Response& res) {
-      forward(req, res);
-    });
+    server_.Get("/token",
+                [this](const httplib::Request& req, httplib::Response& res) { token(req, res); });
+    server_.Get(R"(/v2/.*)",
+                [this](const httplib::Request& req, httplib::Response& res) { forward(req, res); });
+    server_.Get("/v2/",
+                [this](const httplib::Request& req, httplib::Response& res) { forward(req, res); });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -151,8 +148,12 @@ class TokenServer {
     RAND_bytes(id, sizeof id);
     const nlohmann::json header = {{"typ", "JWT"}, {"alg", "RS256"}, {"x5c", {cert_der_b64_}}};
     const nlohmann::json claims = {
-        {"iss", kIssuer},      {"sub", subject},  {"aud", kService},
-        {"exp", now + 300},    {"nbf", now - 10}, {"iat", now},
+        {"iss", kIssuer},
+        {"sub", subject},
+        {"aud", kService},
+        {"exp", now + 300},
+        {"nbf", now - 10},
+        {"iat", now},
         {"jti", b64(std::string_view(reinterpret_cast<char*>(id), sizeof id), true)},
         {"access", access}};
     const std::string signing_input = b64(header.dump(), true) + "." + b64(claims.dump(), true);
@@ -187,18 +188,18 @@ class TokenServer {
     const std::string prefix = std::string("\0\0\0\x0bssh-ed25519\0\0\0\x20", 19);
     if (wire.size() != 19 + 32 || !wire.starts_with(prefix)) return "not an ed25519 public key";
     const std::string sig = unb64(auth.substr(colon + 1));
-    const Pkey pub(EVP_PKEY_new_raw_public_key(
-                       EVP_PKEY_ED25519, nullptr,
-                       reinterpret_cast<const unsigned char*>(wire.data() + 19), 32),
-                   EVP_PKEY_free);
+    const Pkey pub(
+        EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr,
+                                    reinterpret_cast<const unsigned char*>(wire.data() + 19), 32),
+        EVP_PKEY_free);
     // The body is empty: base64 of the hex sha256 of nothing.
     const std::string message =
         "GET,http://127.0.0.1:" + std::to_string(port_) + req.target +
         ",ZTNiMGM0NDI5OGZjMWMxNDlhZmJmNGM4OTk2ZmI5MjQyN2FlNDFlNDY0OWI5MzRjYTQ5NTk5MWI3ODUyYjg1NQ==";
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
     if (!pub || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pub.get()) != 1 ||
-        EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()),
-                         sig.size(), reinterpret_cast<const unsigned char*>(message.data()),
+        EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                         reinterpret_cast<const unsigned char*>(message.data()),
                          message.size()) != 1) {
       return "the signature does not match " + message;
     }

@@ -105,12 +105,12 @@ void Client::fetch_token(const BearerChallenge& ch) {
   const std::string url = token_request_url(ch.realm, ch.service, ch.scope,
                                             static_cast<int64_t>(std::time(nullptr)), new_nonce());
   std::vector<std::string> headers = {"Accept: application/json"};
-  std::string how = "asked anonymously";
+  std::string how = "sent anonymously";
   // Docker Hub and GHCR take a password at their token endpoint; Ollama's registry takes a
   // signed request, and Ollama sends one only to the registry's own host (server/auth.go).
   if (const auto creds = find_credentials(options_.credential_files, host_)) {
     headers.push_back("Authorization: " + creds->basic_authorization());
-    how = "asked with the password of user '" + creds->user + "' from " + creds->source.string();
+    how = "sent with the password of user '" + creds->user + "' from " + creds->source.string();
   } else if (!options_.key_file.empty() && iequals(url_host(ch.realm), host_)) {
     const SigningKey& key = signing_key();
     headers.push_back("Authorization: " + signed_authorization(key, token_request_message(url)));
@@ -120,9 +120,9 @@ void Client::fetch_token(const BearerChallenge& ch) {
   }
   const Response r = http_get(url, headers, options_.http, kMaxTokenBytes);
   if (r.status != 200) {
-    const std::string status =
-        r.status == 401 ? "401 Unauthorized" : r.status == 403 ? "403 Forbidden"
-                                                               : std::to_string(r.status);
+    const std::string status = r.status == 401   ? "401 Unauthorized"
+                               : r.status == 403 ? "403 Forbidden"
+                                                 : std::to_string(r.status);
     throw std::runtime_error(ch.realm + ": the token server refused a token for " + repo_url_ +
                              " (" + status + ": " + error_text(r) + "); the request was " + how);
   }
@@ -151,10 +151,11 @@ bool Client::authenticate(const Response& unauthorized) {
   const auto creds = find_credentials(options_.credential_files, host_);
   if (!creds) {
     std::string files;
-    for (const auto& f : options_.credential_files) files += (files.empty() ? "" : " or ") + f.string();
+    for (const auto& f : options_.credential_files)
+      files += (files.empty() ? "" : " or ") + f.string();
     throw std::runtime_error(
-        repo_url_ + ": the registry " + host_ + " asks for a user name and password (" +
-        challenge + "); none found for it" + (files.empty() ? "" : " in " + files) +
+        repo_url_ + ": the registry " + host_ + " asks for a user name and password (" + challenge +
+        "); none found for it" + (files.empty() ? "" : " in " + files) +
         " (expected {\"auths\": {\"" + host_ + "\": {\"auth\": \"<base64 of user:password>\"}}})");
   }
   std::lock_guard lock(mutex_);

@@ -59,7 +59,8 @@ std::optional<Credentials> find_credentials(const std::vector<fs::path>& files,
                                "); expected {\"auths\": {\"HOST\": {\"auth\": \"...\"}}}");
     }
     if (!j.is_object() || !j.contains("auths")) continue;
-    if (!j["auths"].is_object()) throw std::runtime_error(file.string() + ": \"auths\" is not an object");
+    if (!j["auths"].is_object())
+      throw std::runtime_error(file.string() + ": \"auths\" is not an object");
     for (const auto& [key, entry] : j["auths"].items()) {
       if (key_host(key) != want) continue;
       const std::string where = file.string() + ": the entry for \"" + key + "\"";

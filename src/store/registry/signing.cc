@@ -116,7 +116,8 @@ fs::path write_temp(const fs::path& path, std::string_view text, mode_t mode) {
   for (uint8_t b : r) suffix += "0123456789abcdef"[b & 15];
   const fs::path tmp = path.string() + ".tmp-" + std::to_string(getpid()) + "-" + suffix;
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) throw std::runtime_error("cannot create " + tmp.string() + ": " + std::strerror(errno));
+  if (fd < 0)
+    throw std::runtime_error("cannot create " + tmp.string() + ": " + std::strerror(errno));
   size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
@@ -206,8 +207,8 @@ std::string SigningKey::authorized_key() const {
 std::string SigningKey::openssh_private_key() const {
   std::array<uint8_t, 4> check{};
   RAND_bytes(check.data(), check.size());
-  const uint32_t checkint = static_cast<uint32_t>(check[0]) << 24 | check[1] << 16 |
-                            check[2] << 8 | check[3];
+  const uint32_t checkint =
+      static_cast<uint32_t>(check[0]) << 24 | check[1] << 16 | check[2] << 8 | check[3];
   std::string priv;
   put_u32(priv, checkint);
   put_u32(priv, checkint);
@@ -238,8 +239,7 @@ std::string SigningKey::sign(std::string_view message) const {
   size_t len = sig.size();
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, pk.get()) != 1 ||
       EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
-                     reinterpret_cast<const unsigned char*>(message.data()),
-                     message.size()) != 1 ||
+                     reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1 ||
       len != 64) {
     throw std::runtime_error("OpenSSL cannot sign with the ed25519 key");
   }
@@ -430,7 +430,8 @@ std::string signed_authorization(const SigningKey& key, std::string_view message
 std::string new_nonce() {
   std::array<uint8_t, 16> r{};
   if (RAND_bytes(r.data(), r.size()) != 1) throw std::runtime_error("no random bytes for a nonce");
-  std::string s = base64_encode(std::string_view(reinterpret_cast<const char*>(r.data()), r.size()));
+  std::string s =
+      base64_encode(std::string_view(reinterpret_cast<const char*>(r.data()), r.size()));
   while (s.ends_with('=')) s.pop_back();
   std::replace(s.begin(), s.end(), '+', '-');
   std::replace(s.begin(), s.end(), '/', '_');
