@@ -66,6 +66,23 @@ PullOptions quick_options() {
   return o;
 }
 
+// Runs a shell command; its exit status and output (stdout and stderr).
+std::pair<int, std::string> sh(const std::string& cmd) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  return {pclose(p), out};
+}
+
+// `corral` with HOME (where the key and credentials are looked for) and the store in temp folders,
+// never a running server.
+std::string corral_in(const testing::TempDir& home, const testing::TempDir& store,
+                      const std::string& env = "") {
+  return "env -u DOCKER_CONFIG HOME='" + home.str() + "' CORRAL_NO_SERVER=1 CORRAL_MODELS='" +
+         store.str() + "' " + env + " '" + CORRAL_BINARY + "' ";
+}
+
 std::string pull_error(store::Store& st, const ModelName& name, const PullOptions& o) {
   try {
     store::registry::pull(st, name, o);
@@ -130,6 +147,24 @@ TEST_F(RegistryTokenAuth, UnknownKeyIsUnauthorizedAndTheKeyIsMadeOnFirstUse) {
   tokens_->trust(store::registry::load_or_create_key(key_file).public_base64());
   store::registry::pull(st, name(), o);
   EXPECT_TRUE(st.has_blob(layer_digest_));
+}
+
+TEST_F(RegistryTokenAuth, CorralPullSignsWithTheKeyMadeInHome) {
+  const std::string pull =
+      corral_in(home_, store_dir_) + "pull " + name().display() + " --insecure";
+  auto [rc, out] = sh(pull);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("401 Unauthorized"), std::string::npos) << out;
+  const fs::path key_file = home_.path() / ".corral" / "id_ed25519";
+  EXPECT_NE(out.find("signed with the key " + key_file.string()), std::string::npos) << out;
+  ASSERT_TRUE(fs::exists(key_file));
+
+  tokens_->trust(store::registry::load_or_create_key(key_file).public_base64());
+  std::tie(rc, out) = sh(pull);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("success"), std::string::npos) << out;
+  store::Store st(store_dir_.path());
+  EXPECT_EQ(testing::read_text(st.root() / "manifests" / name().manifest_path()), manifest_);
 }
 
 TEST_F(RegistryTokenAuth, WithoutAKeyTheRequestIsUnsignedAndRefused) {
@@ -203,6 +238,26 @@ TEST_F(RegistryBasicAuth, NoCredentialsSaysWhereToPutThem) {
       << error;
   EXPECT_NE(error.find((home_.path() / ".corral" / "credentials.json").string()), std::string::npos)
       << error;
+}
+
+TEST_F(RegistryBasicAuth, CorralPullReadsDockersConfigWhenCorralHasNone) {
+  testing::TempDir docker;
+  testing::write_text(
+      docker.path() / "config.json",
+      nlohmann::json{
+          {"auths",
+           {{host_,
+             {{"auth", store::registry::base64_encode(std::string(kUser) + ":" + kPassword)}}}}}}
+          .dump());
+  const std::string pull = "pull " + name().display() + " --insecure";
+  auto [rc, out] = sh(corral_in(home_, store_dir_) + pull);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("asks for a user name and password"), std::string::npos) << out;
+  std::tie(rc, out) =
+      sh(corral_in(home_, store_dir_, "DOCKER_CONFIG='" + docker.str() + "'") + pull);
+  ASSERT_EQ(rc, 0) << out;
+  store::Store st(store_dir_.path());
+  EXPECT_TRUE(st.has_blob(layer_digest_));
 }
 
 TEST(RegistryCredentials, LookupByHostInDockerConfigFiles) {
