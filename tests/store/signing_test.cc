@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
+#include <vector>
 
 #include "store/temp_store.h"
 
@@ -158,6 +160,20 @@ TEST(Signing, KeyIsCreatedOnceWithMode0600AndAPublicKeyFile) {
   fs::remove(path.string() + ".pub");
   store::registry::load_or_create_key(path);
   EXPECT_EQ(read_file(path.string() + ".pub"), key.authorized_key() + "\n");
+}
+
+TEST(Signing, ConcurrentFirstUsesAgreeOnOneKey) {
+  testing::TempDir dir;
+  const fs::path path = dir.path() / "id_ed25519";
+  std::vector<SigningKey> keys(8);
+  std::vector<std::thread> threads;
+  for (auto& k : keys) {
+    threads.emplace_back([&k, &path] { k = store::registry::load_or_create_key(path); });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& k : keys) EXPECT_EQ(k.seed, keys[0].seed);
+  EXPECT_EQ(store::registry::load_or_create_key(path).seed, keys[0].seed);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 2);
 }
 
 TEST(Signing, SshKeygenReadsOurKeyAndWeReadItsKeys) {
