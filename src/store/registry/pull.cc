@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "store/digest.h"
+#include "store/registry/credentials.h"
 
 namespace corral::store::registry {
 namespace {
@@ -112,6 +113,8 @@ PullOptions pull_options_from_env(bool insecure) {
     }
     o.parts.max_parts = static_cast<int>(n);
   }
+  o.client.key_file = default_key_path();
+  o.client.credential_files = default_credential_files();
   return o;
 }
 
