@@ -9,7 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libedit-dev
   libssl-dev libcpp-httplib-dev libcurl4-openssl-dev
-  docker-registry
+  docker-registry openssl
   libstb-dev libjpeg-dev libwebp-dev
   clang clang-format libclang-rt-14-dev
   nodejs

@@ -51,9 +51,14 @@ void add_pull_command(CLI::App& app) {
       "model appears in `corral list` only when it is complete. The default registry is\n"
       "registry.ollama.ai; CORRAL_REGISTRY_MIRROR=host[:port] (or scheme://host[:port]) fetches\n"
       "its models from a mirror instead. Through a corral server when one answers at CORRAL_HOST.\n"
+      "A registry that asks for a password gets the one for its host from\n"
+      "~/.corral/credentials.json or ~/.docker/config.json ({\"auths\": {\"HOST\": {\"auth\":\n"
+      "base64 of user:password}}}); token requests to a registry's own host are signed as Ollama\n"
+      "signs them, with ~/.corral/id_ed25519 (made on first use; add its .pub to ollama.com).\n"
       "\n"
       "Example:\n"
       "  corral pull llama3.2\n"
+      "  corral pull hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M\n"
       "  corral pull 127.0.0.1:5000/library/stories:latest --insecure");
   cmd->callback([args] { pull(*args); });
 }

@@ -1,6 +1,7 @@
 // A registry for pull tests, on loopback only: Debian's docker-registry (the CNCF distribution
 // server) on a free port with its storage in a temp folder, filled with plain HTTP calls
-// (POST /v2/<name>/blobs/uploads/, PUT ...?digest=, PUT /v2/<name>/manifests/<tag>); and a
+// (POST /v2/<name>/blobs/uploads/, PUT ...?digest=, PUT /v2/<name>/manifests/<tag>), with or
+// without authentication (htpasswd, or token auth with token_server.h); and a
 // FaultProxy in front of it that drops connections mid-blob, answers 503, corrupts a byte,
 // stalls, or asks for a Bearer token, counting the blob bytes it serves; it also forwards a push's
 // HEAD, POST, PATCH and PUT requests (with relative Locations, so the client keeps coming back
@@ -43,7 +44,10 @@ class LocalRegistry {
  public:
   static constexpr const char* kBinary = "/usr/bin/docker-registry";
 
-  explicit LocalRegistry(const std::filesystem::path& dir) : port_(free_loopback_port()) {
+  // `auth_yaml`: the body of the configuration's `auth:` section (e.g. TokenServer's, or an
+  // htpasswd one), indented by two spaces; empty: no authentication.
+  explicit LocalRegistry(const std::filesystem::path& dir, const std::string& auth_yaml = "")
+      : port_(free_loopback_port()) {
     if (!std::filesystem::exists(kBinary)) {
       throw std::runtime_error(std::string(kBinary) +
                                " is missing (apt-get install docker-registry; scripts/setup.sh)");
@@ -51,7 +55,8 @@ class LocalRegistry {
     const auto config = dir / "registry.yml";
     std::ofstream(config) << "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
                           << "    rootdirectory: " << (dir / "registry").string() << "\n"
-                          << "http:\n  addr: 127.0.0.1:" << port_ << "\n";
+                          << "http:\n  addr: 127.0.0.1:" << port_ << "\n"
+                          << (auth_yaml.empty() ? "" : "auth:\n" + auth_yaml);
     const std::string log = (dir / "registry.log").string();
     pid_ = fork();
     if (pid_ == 0) {
@@ -62,7 +67,7 @@ class LocalRegistry {
     }
     httplib::Client c("127.0.0.1", port_);
     for (int i = 0; i < 500; ++i) {
-      if (auto r = c.Get("/v2/"); r && r->status == 200) return;
+      if (auto r = c.Get("/v2/"); r && (r->status == 200 || r->status == 401)) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     throw std::runtime_error("docker-registry did not answer on port " + std::to_string(port_) +
@@ -77,10 +82,14 @@ class LocalRegistry {
 
   int port() const { return port_; }
 
+  // Sent with the uploads below when the registry has authentication ("Bearer ...", "Basic ...").
+  std::string authorization;
+
   // Uploads a blob (monolithic upload) and returns its digest.
   std::string push_blob(const std::string& repo, const std::string& bytes) {
     const std::string digest = store::sha256_digest(bytes);
     httplib::Client c("127.0.0.1", port_);
+    if (!authorization.empty()) c.set_default_headers({{"Authorization", authorization}});
     auto r = c.Post("/v2/" + repo + "/blobs/uploads/", "", "application/octet-stream");
     if (!r || r->status != 202) throw std::runtime_error("upload start failed for " + repo);
     std::string location = r->get_header_value("Location");
@@ -117,6 +126,7 @@ class LocalRegistry {
   }
   void push_manifest(const std::string& repo, const std::string& tag, const std::string& json) {
     httplib::Client c("127.0.0.1", port_);
+    if (!authorization.empty()) c.set_default_headers({{"Authorization", authorization}});
     auto r = c.Put("/v2/" + repo + "/manifests/" + tag, json,
                    "application/vnd.docker.distribution.manifest.v2+json");
     if (!r || r->status != 201) {

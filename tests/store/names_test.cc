@@ -28,6 +28,24 @@ TEST(ModelName, ParsesEveryPart) {
   EXPECT_EQ(ModelName::parse("https://example.com/a/b").host, "example.com");
 }
 
+// Hugging Face serves GGUF repositories through the registry API at hf.co (and huggingface.co):
+// Ollama parses such a name as any other, keeping the repository's case; the tag picks the
+// quantization, and "latest" lets Hugging Face choose (Q4_K_M when the repository has it).
+TEST(ModelName, HuggingFaceNamesAreHostNamespaceModelTag) {
+  const ModelName n = ModelName::parse("hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M");
+  EXPECT_EQ(n.host, "hf.co");
+  EXPECT_EQ(n.ns, "bartowski");
+  EXPECT_EQ(n.model, "Llama-3.2-1B-Instruct-GGUF");
+  EXPECT_EQ(n.tag, "Q4_K_M");
+  EXPECT_EQ(n.display(), "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M");
+  EXPECT_EQ(n.manifest_path(), "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF/Q4_K_M");
+  EXPECT_EQ(ModelName::parse("huggingface.co/unsloth/Qwen3-0.6B-GGUF").tag, "latest");
+  EXPECT_EQ(ModelName::parse("https://hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M"), n);
+  EXPECT_EQ(ModelName::parse("HF.co/Bartowski/llama-3.2-1b-instruct-gguf:q4_k_m"), n);
+  // A repository name may hold '.', a user name may not (Ollama's namespace rule).
+  EXPECT_FALSE(ModelName::valid("hf.co/some.user/repo"));
+}
+
 TEST(ModelName, ComparesCaseInsensitively) {
   EXPECT_EQ(ModelName::parse("Llama3:Latest"), ModelName::parse("llama3"));
   EXPECT_FALSE(ModelName::parse("llama3:7b") == ModelName::parse("llama3"));

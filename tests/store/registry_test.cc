@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "store/local_registry.h"
 #include "store/registry/pull.h"
@@ -228,6 +229,51 @@ TEST_F(RegistryPull, ANewerTagPrunesTheBlobsOnlyTheOldOneUsed) {
   EXPECT_TRUE(st.has_blob(gguf_digest_));
   ASSERT_EQ(st.list().size(), 1u);
   EXPECT_EQ(st.list()[0].manifest.config.digest, other_digest);
+}
+
+// The store on a 1.6 MB tmpfs (in a mount namespace of its own: root only) that fills up while the
+// blob is half way: the pull stops with the system's error and no model; once there is room, the
+// next pull ends the blob.
+TEST_F(RegistryPull, DiskFullMidBlobStopsCleanlyAndTheNextPullEndsIt) {
+  if (geteuid() != 0 || sh("unshare -m true").first != 0) {
+    GTEST_SKIP() << "needs root (unshare -m) to mount a small tmpfs as the store";
+  }
+  testing::FaultProxy proxy(registry_->port());
+  proxy.stall = true;
+  const fs::path small = dir_.path() / "small", marks = dir_.path() / "marks";
+  fs::create_directories(small);
+  fs::create_directories(marks);
+  const std::string m = small.string(), k = marks.string();
+  const std::string corral =
+                        "env CORRAL_NO_SERVER=1 CORRAL_MODELS=" + m + " '" + CORRAL_BINARY + "' ",
+                    model = "127.0.0.1:" + std::to_string(proxy.port()) + "/library/stories";
+  const std::string script =
+      "mount -t tmpfs -o size=1600k tmpfs " + m + " || exit 9\n" +
+      // The first pull, in the background, until its progress file shows half the blob.
+      "(" + corral + "pull --insecure " + model + " > " + k + "/out1 2>&1; echo $? > " + k +
+      "/rc1) &\n" + "for i in $(seq 600); do [ -s " + m + "/blobs/*-partial.json ] && break; " +
+      "sleep 0.05; done\n" + "head -c 1000k /dev/zero > " + m + "/filler 2>/dev/null\n" + "touch " +
+      k + "/filled\nwait\n" + corral + "list > " + k + "/list1 2>&1\n" + "rm " + m + "/filler\n" +
+      corral + "pull --insecure " + model + " > " + k + "/out2 2>&1; echo $? > " + k + "/rc2\n" +
+      corral + "list > " + k + "/list2 2>&1\n";
+  std::ofstream(marks / "script.sh") << script;
+  std::pair<int, std::string> result;
+  std::thread run([&] { result = sh("unshare -m sh " + (marks / "script.sh").string()); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  while (!fs::exists(marks / "filled") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  proxy.stall = false;  // the rest of the blob now meets a full disk
+  run.join();
+  ASSERT_EQ(result.first, 0) << result.second;
+  EXPECT_NE(read_file(marks / "rc1"), "0\n");
+  EXPECT_NE(read_file(marks / "out1").find("No space left on device"), std::string::npos)
+      << read_file(marks / "out1");
+  EXPECT_EQ(read_file(marks / "list1").find("stories"), std::string::npos)
+      << read_file(marks / "list1");
+  EXPECT_EQ(read_file(marks / "rc2"), "0\n") << read_file(marks / "out2");
+  EXPECT_NE(read_file(marks / "list2").find("stories"), std::string::npos)
+      << read_file(marks / "list2");
 }
 
 TEST(Registry, ParsesBearerChallenges) {

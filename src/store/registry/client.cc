@@ -2,10 +2,14 @@
 
 #include <curl/curl.h>
 
+#include <strings.h>
+
 #include <algorithm>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "store/registry/credentials.h"
 #include "store/store.h"
 
 namespace corral::store::registry {
@@ -16,13 +20,6 @@ constexpr size_t kMaxTokenBytes = 1 << 20;
 constexpr size_t kMaxErrorBytes = 64 << 10;
 const char* const kAcceptManifest = "Accept: application/vnd.docker.distribution.manifest.v2+json";
 
-std::string url_escape(const std::string& text) {
-  char* e = curl_easy_escape(nullptr, text.c_str(), static_cast<int>(text.size()));
-  std::string out = e ? e : "";
-  curl_free(e);
-  return out;
-}
-
 // The registry's {"errors": [{"code", "message"}]}, or the start of a body that is not one.
 std::string error_text(const Response& r) {
   try {
@@ -32,6 +29,20 @@ std::string error_text(const Response& r) {
   } catch (const std::exception&) {
     return r.body.substr(0, 200);
   }
+}
+
+// "host[:port]" of "scheme://[user@]host[:port]/path?query".
+std::string url_host(const std::string& url) {
+  const size_t scheme = url.find("://");
+  const size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  const size_t end = std::min(url.find_first_of("/?#", start), url.size());
+  std::string host = url.substr(start, end - start);
+  if (const size_t at = host.rfind('@'); at != std::string::npos) host.erase(0, at + 1);
+  return host;
+}
+
+bool iequals(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && strncasecmp(a.c_str(), b.c_str(), a.size()) == 0;
 }
 
 }  // namespace
@@ -76,21 +87,44 @@ Client::Client(const ModelName& name, ClientOptions options)
   // An explicit http:// mirror was asked for by whoever set the variable.
   options_.http.allow_http = options_.insecure || base.starts_with("http://");
   repo_url_ = base + "/v2/" + name_.ns + "/" + name_.model;
+  host_ = url_host(repo_url_);
 }
 
-std::string Client::token() const {
+std::string Client::authorization() const {
   std::lock_guard lock(mutex_);
-  return token_;
+  return authorization_;
+}
+
+const SigningKey& Client::signing_key() {
+  std::lock_guard lock(key_mutex_);
+  if (!key_) key_ = load_or_create_key(options_.key_file);
+  return *key_;
 }
 
 void Client::fetch_token(const BearerChallenge& ch) {
-  std::string url = ch.realm + (ch.realm.find('?') == std::string::npos ? "?" : "&") +
-                    "service=" + url_escape(ch.service);
-  if (!ch.scope.empty()) url += "&scope=" + url_escape(ch.scope);
-  const Response r = http_get(url, {"Accept: application/json"}, options_.http, kMaxTokenBytes);
+  const std::string url = token_request_url(ch.realm, ch.service, ch.scope,
+                                            static_cast<int64_t>(std::time(nullptr)), new_nonce());
+  std::vector<std::string> headers = {"Accept: application/json"};
+  std::string how = "sent anonymously";
+  // Docker Hub and GHCR take a password at their token endpoint; Ollama's registry takes a
+  // signed request, and Ollama sends one only to the registry's own host (server/auth.go).
+  if (const auto creds = find_credentials(options_.credential_files, host_)) {
+    headers.push_back("Authorization: " + creds->basic_authorization());
+    how = "sent with the password of user '" + creds->user + "' from " + creds->source.string();
+  } else if (!options_.key_file.empty() && iequals(url_host(ch.realm), host_)) {
+    const SigningKey& key = signing_key();
+    headers.push_back("Authorization: " + signed_authorization(key, token_request_message(url)));
+    how = "signed with the key " + options_.key_file.string() + " (if the registry needs to know " +
+          "it, add the public key in " + options_.key_file.string() +
+          ".pub to your account there, as on ollama.com/settings/keys)";
+  }
+  const Response r = http_get(url, headers, options_.http, kMaxTokenBytes);
   if (r.status != 200) {
-    throw std::runtime_error(url + ": the token request for " + repo_url_ + " answered " +
-                             std::to_string(r.status) + " (" + error_text(r) + ")");
+    const std::string status = r.status == 401   ? "401 Unauthorized"
+                               : r.status == 403 ? "403 Forbidden"
+                                                 : std::to_string(r.status);
+    throw std::runtime_error(ch.realm + ": the token server refused a token for " + repo_url_ +
+                             " (" + status + ": " + error_text(r) + "); the request was " + how);
   }
   std::string token;
   try {
@@ -98,10 +132,36 @@ void Client::fetch_token(const BearerChallenge& ch) {
     token = j.value("token", j.value("access_token", ""));
   } catch (const std::exception&) {
   }
-  if (token.empty())
-    throw std::runtime_error(url + ": no token in the answer (expected JSON {\"token\"})");
+  if (token.empty()) {
+    throw std::runtime_error(ch.realm + ": no token in the answer (expected JSON {\"token\"})");
+  }
   std::lock_guard lock(mutex_);
-  token_ = token;
+  authorization_ = "Authorization: Bearer " + token;
+  auth_used_ = "the token from " + ch.realm;
+}
+
+bool Client::authenticate(const Response& unauthorized) {
+  const auto it = unauthorized.headers.find("www-authenticate");
+  const std::string challenge = it == unauthorized.headers.end() ? "" : it->second;
+  if (const BearerChallenge ch = parse_bearer_challenge(challenge); !ch.realm.empty()) {
+    fetch_token(ch);
+    return true;
+  }
+  if (challenge.size() < 5 || strncasecmp(challenge.c_str(), "basic", 5) != 0) return false;
+  const auto creds = find_credentials(options_.credential_files, host_);
+  if (!creds) {
+    std::string files;
+    for (const auto& f : options_.credential_files)
+      files += (files.empty() ? "" : " or ") + f.string();
+    throw std::runtime_error(
+        repo_url_ + ": the registry " + host_ + " asks for a user name and password (" + challenge +
+        "); none found for it" + (files.empty() ? "" : " in " + files) +
+        " (expected {\"auths\": {\"" + host_ + "\": {\"auth\": \"<base64 of user:password>\"}}})");
+  }
+  std::lock_guard lock(mutex_);
+  authorization_ = "Authorization: " + creds->basic_authorization();
+  auth_used_ = "the password of user '" + creds->user + "' from " + creds->source.string();
+  return true;
 }
 
 Response Client::get(const std::string& path, std::vector<std::string> headers, size_t max_body,
@@ -109,13 +169,15 @@ Response Client::get(const std::string& path, std::vector<std::string> headers, 
   const std::string url = repo_url_ + path;
   for (int round = 0;; ++round) {
     std::vector<std::string> h = headers;
-    const std::string t = token();
-    if (!t.empty()) h.push_back("Authorization: Bearer " + t);
+    if (const std::string a = authorization(); !a.empty()) h.push_back(a);
     Response r = http_get(url, h, options_.http, std::max(max_body, kMaxErrorBytes), sink);
-    if (r.status != 401 || round > 0) return r;
-    const BearerChallenge ch = parse_bearer_challenge(r.headers["www-authenticate"]);
-    if (ch.realm.empty()) return r;
-    fetch_token(ch);
+    if (r.status != 401) return r;
+    if (round > 0) {
+      std::lock_guard lock(mutex_);
+      throw std::runtime_error(url + ": unauthorized: the registry " + host_ + " refused " +
+                               auth_used_ + " (401: " + error_text(r) + ")");
+    }
+    if (!authenticate(r)) return r;
   }
 }
 
@@ -140,22 +202,30 @@ Response Client::request(const std::string& method, const std::string& target,
   const size_t scheme = repo_url_.find("://");
   const std::string origin = repo_url_.substr(0, repo_url_.find('/', scheme + 3));
   const bool ours = url.starts_with(origin + "/") || url == origin;
-  std::string scope_fetched;
+  const bool writes = method != "GET" && method != "HEAD";
+  std::string answered;  // the last challenge answered
   for (int round = 0;; ++round) {
     std::vector<std::string> h = headers;
-    const std::string t = token();
-    if (!t.empty() && ours) h.push_back("Authorization: Bearer " + t);
+    if (const std::string a = authorization(); !a.empty() && ours) h.push_back(a);
     Response r =
         http_request(method, url, h, options_.http, std::max(max_body, kMaxErrorBytes), body);
-    if (r.status != 401 || !ours || round > 1) return r;
-    BearerChallenge ch = parse_bearer_challenge(r.headers["www-authenticate"]);
-    if (ch.realm.empty()) return r;
-    if (ch.scope.empty() && method != "GET" && method != "HEAD") {
-      ch.scope = "repository:" + name_.ns + "/" + name_.model + ":pull,push";
+    if (r.status != 401 || !ours) return r;
+    // A token for a pull is challenged again for a push's scope, and answered once more; the
+    // same challenge twice is a refusal.
+    const std::string challenge = r.headers["www-authenticate"];
+    if (round > 2 || (round > 0 && challenge == answered)) {
+      std::lock_guard lock(mutex_);
+      throw std::runtime_error(url + ": unauthorized: the registry " + host_ + " refused " +
+                               auth_used_ + " (401: " + error_text(r) + ")");
     }
-    if (round > 0 && ch.scope == scope_fetched) return r;
-    fetch_token(ch);
-    scope_fetched = ch.scope;
+    BearerChallenge ch = parse_bearer_challenge(challenge);
+    if (!ch.realm.empty() && ch.scope.empty() && writes) {
+      ch.scope = "repository:" + name_.ns + "/" + name_.model + ":pull,push";
+      fetch_token(ch);
+    } else if (!authenticate(r)) {
+      return r;
+    }
+    answered = challenge;
   }
 }
 

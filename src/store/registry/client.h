@@ -1,6 +1,9 @@
 // A client of one repository on an OCI (Docker v2) registry, as Ollama's registry speaks it:
-// GET /v2/<namespace>/<model>/manifests/<tag> and /v2/<namespace>/<model>/blobs/<digest>, with
-// an anonymous Bearer token fetched from a 401's WWW-Authenticate challenge.
+// GET /v2/<namespace>/<model>/manifests/<tag> and /v2/<namespace>/<model>/blobs/<digest>. A 401
+// is answered as its WWW-Authenticate challenge asks: Bearer, a token from the realm (requested
+// with Basic credentials when the credentials files have some for the registry, else signed with
+// Ollama's ed25519 key when the realm is on the registry's own host[:port], as Ollama does, else
+// anonymously); Basic, the credentials for the registry's host.
 //
 // https unless `insecure` (then plain http, as Ollama's --insecure does): a name never downgrades
 // to http by itself, not even on loopback, so what a name means does not depend on where it is
@@ -9,12 +12,15 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "store/names.h"
 #include "store/registry/http.h"
+#include "store/registry/signing.h"
 
 namespace corral::store::registry {
 
@@ -25,6 +31,11 @@ struct ClientOptions {
   int max_attempts = 6;  // per request (a blob part: since its last progress)
   std::chrono::milliseconds first_backoff{500};  // doubled after every failed attempt
   std::chrono::milliseconds max_backoff{30000};
+  // Ollama's signing key (signing.h), read or generated when a token request is to be signed;
+  // empty: token requests are not signed.
+  std::filesystem::path key_file;
+  // Docker config.json-format files with user names and passwords (credentials.h).
+  std::vector<std::filesystem::path> credential_files;
 };
 
 // The challenge of a 401: Bearer realm="...",service="...",scope="...". Empty realm: not Bearer.
@@ -58,14 +69,23 @@ class Client {
   void backoff(int attempt) const;
 
  private:
+  // Answers a 401's challenge (a new Bearer token, or Basic credentials) for the next request;
+  // false when the challenge is neither Bearer nor Basic. Throws when it cannot be answered.
+  bool authenticate(const Response& unauthorized);
   void fetch_token(const BearerChallenge& challenge);
-  std::string token() const;
+  // The "Authorization: ..." header line for requests to the registry, or "".
+  std::string authorization() const;
+  const SigningKey& signing_key();
 
   ModelName name_;
   ClientOptions options_;
   std::string repo_url_;
+  std::string host_;  // the registry's host[:port] as in repo_url_
   mutable std::mutex mutex_;
-  std::string token_;
+  std::string authorization_;
+  std::string auth_used_;  // what authorization_ came from, for the message of a second 401
+  std::mutex key_mutex_;
+  std::optional<SigningKey> key_;
 };
 
 // The absolute URL a Location header names, relative to the URL of the request it answered

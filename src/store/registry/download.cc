@@ -55,9 +55,15 @@ struct Job {
     nlohmann::json j = {{"digest", digest}, {"size", size}, {"part_size", part_size}};
     for (const Part& p : parts) j["completed"].push_back(p.done);
     const fs::path tmp = state.string() + ".tmp";
-    std::ofstream(tmp, std::ios::binary | std::ios::trunc) << j.dump();
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << j.dump();
+    out.close();
     std::error_code ec;
-    fs::rename(tmp, state, ec);
+    if (out) {
+      fs::rename(tmp, state, ec);
+    } else {  // a full disk: the last saved state stays (it still describes bytes on disk)
+      fs::remove(tmp, ec);
+    }
     unsaved = 0;
   }
 
@@ -116,10 +122,16 @@ void fetch_range(Job& job, size_t index) {
       problem = "sent more than the " + std::to_string(part.length) + " bytes asked for";
       return false;
     }
-    const off_t at = static_cast<off_t>(part.start + part.done);
-    if (::pwrite(job.fd, data, n, at) != static_cast<ssize_t>(n)) {
-      problem = "cannot write " + job.partial.string() + ": " + std::strerror(errno);
-      return false;
+    for (size_t written = 0; written < n;) {  // a short write: the rest meets the error, if any
+      const off_t at = static_cast<off_t>(part.start + part.done + written);
+      const ssize_t w = ::pwrite(job.fd, data + written, n - written, at);
+      if (w <= 0) {
+        problem =
+            "cannot write " + job.partial.string() + ": " + std::strerror(w < 0 ? errno : ENOSPC);
+        part.done += written;
+        return false;
+      }
+      written += static_cast<size_t>(w);
     }
     part.done += n;
     job.unsaved += n;

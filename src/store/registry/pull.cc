@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "store/digest.h"
+#include "store/registry/credentials.h"
 
 namespace corral::store::registry {
 namespace {
@@ -112,6 +113,8 @@ PullOptions pull_options_from_env(bool insecure) {
     }
     o.parts.max_parts = static_cast<int>(n);
   }
+  o.client.key_file = default_key_path();
+  o.client.credential_files = default_credential_files();
   return o;
 }
 
@@ -128,7 +131,11 @@ void pull(Store& st, const ModelName& name, const PullOptions& o) {
   std::vector<Layer> blobs = manifest.layers;
   blobs.push_back(manifest.config);
   uint64_t missing = 0;
-  for (const Layer& layer : blobs) missing += st.has_blob(layer.digest) ? 0 : layer.size;
+  for (const Layer& layer : blobs) {
+    if (st.has_blob(layer.digest)) continue;
+    const fs::path partial = st.blob_path(layer.digest).string() + "-partial";
+    missing += layer.size - std::min(bytes_in_progress(partial), layer.size);  // resumed bytes
+  }
   fs::create_directories(st.root() / "blobs");
   const uint64_t available = fs::space(st.root() / "blobs").available;
   if (missing > available) {

@@ -30,8 +30,9 @@ struct PullOptions {
   std::function<void(const PullProgress&)> progress;  // may throw to stop the pull
 };
 
-// Options for a pull as the CLI and server make it, from the environment: CORRAL_REGISTRY_MIRROR,
-// and CORRAL_PULL_PARTS (the most parts a blob is fetched in at once, 1..kMaxParts; default 16).
+// Options for a pull as the CLI and server make it: from the environment CORRAL_REGISTRY_MIRROR
+// and CORRAL_PULL_PARTS (the most parts a blob is fetched in at once, 1..kMaxParts; default 16);
+// the signing key ~/.corral/id_ed25519 and the default credentials files.
 PullOptions pull_options_from_env(bool insecure);
 
 inline constexpr int kMaxParts = 64;

@@ -1,5 +1,8 @@
 #include "store/registry/push.h"
 
+#include "store/registry/credentials.h"
+#include "store/registry/signing.h"
+
 #include <algorithm>
 #include <cctype>
 #include <fstream>
@@ -47,6 +50,8 @@ void report(const PushOptions& o, PushProgress p) {
 PushOptions push_options(bool insecure) {
   PushOptions o;
   o.client.insecure = insecure;
+  o.client.key_file = default_key_path();
+  o.client.credential_files = default_credential_files();
   return o;
 }
 

@@ -30,8 +30,9 @@ struct PushOptions {
   std::function<void(const PushProgress&)> progress;  // may throw to stop the push
 };
 
-// Options for a push as the CLI and server make it. The mirror setting is not used: it redirects
-// reads of the default registry, and a push goes where the name says.
+// Options for a push as the CLI and server make it: the signing key and credentials files of a
+// pull (pull_options_from_env). The mirror setting is not used: it redirects reads of the default
+// registry, and a push goes where the name says.
 PushOptions push_options(bool insecure);
 
 // What a push did with each blob, for callers that report it (and tests).
