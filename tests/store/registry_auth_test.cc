@@ -168,6 +168,34 @@ TEST_F(RegistryTokenAuth, CorralPullSignsWithTheKeyMadeInHome) {
   EXPECT_EQ(testing::read_text(st.root() / "manifests" / name().manifest_path()), manifest_);
 }
 
+TEST_F(RegistryTokenAuth, PushGetsATokenForThePushScopeWithASignedRequest) {
+  // Pulled, then pushed under another repository of the registry: distribution asks the pull
+  // token's holder for one with the push scope, which the signed request gets.
+  store::Store st(store_dir_.path());
+  PullOptions o = quick_options();
+  o.client.key_file = home_.path() / "id_ed25519";
+  tokens_->trust(store::registry::load_or_create_key(o.client.key_file).public_base64());
+  store::registry::pull(st, name(), o);
+  const ModelName copy =
+      ModelName::parse("127.0.0.1:" + std::to_string(tokens_->port()) + "/me/tiny:v1");
+  st.copy(name(), copy);
+  store::registry::PushOptions p;
+  p.client = o.client;
+  p.upload.chunk_size = 256 << 10;
+  const int before = tokens_->issued.load();
+  const auto result = store::registry::push(st, copy, p);
+  EXPECT_EQ(result.mounted, 2);  // from library/tiny, which the pull came from
+  EXPECT_GT(tokens_->issued.load(), before);
+  EXPECT_EQ(tokens_->refused.load(), 0);
+  httplib::Client c("127.0.0.1", registry_->port());
+  c.set_default_headers(
+      {{"Authorization", "Bearer " + tokens_->mint("test-check", "repository:me/tiny:pull")},
+       {"Accept", store::kMediaManifest}});
+  const auto r = c.Get("/v2/me/tiny/manifests/v1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, testing::read_text(st.root() / "manifests" / copy.manifest_path()));
+}
+
 TEST_F(RegistryTokenAuth, WithoutAKeyTheRequestIsUnsignedAndRefused) {
   store::Store st(store_dir_.path());
   const std::string error = pull_error(st, name(), quick_options());

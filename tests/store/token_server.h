@@ -8,8 +8,9 @@
 // rootcertbundle, with the certificate in the x5c header, and the claims distribution 2.8 checks
 // (iss, aud = the service, exp and nbf within a minute's leeway) plus sub, iat, jti and access.
 //
-// It also forwards GET /v2/... to the registry, so that the realm is on the registry's own
-// host:port, the only place Ollama (and corral) sends a signed request.
+// It also forwards /v2/... to the registry (GET, and a push's HEAD, POST, PATCH and PUT, with
+// relative Locations), so that the realm is on the registry's own host:port, the only place
+// Ollama (and corral) sends a signed request.
 #pragma once
 
 #include <httplib.h>
@@ -49,6 +50,11 @@ class TokenServer {
                 [this](const httplib::Request& req, httplib::Response& res) { forward(req, res); });
     server_.Get("/v2/",
                 [this](const httplib::Request& req, httplib::Response& res) { forward(req, res); });
+    const httplib::Server::Handler push = [this](const httplib::Request& req,
+                                                 httplib::Response& res) { forward(req, res); };
+    server_.Post(R"(/v2/.*)", push);
+    server_.Patch(R"(/v2/.*)", push);
+    server_.Put(R"(/v2/.*)", push);
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -234,19 +240,29 @@ class TokenServer {
   void forward(const httplib::Request& req, httplib::Response& res) {
     httplib::Client c("127.0.0.1", upstream_.load());
     httplib::Headers h;
-    for (const char* name : {"Accept", "Authorization"}) {
+    for (const char* name : {"Accept", "Authorization", "Content-Range"}) {
       if (req.has_header(name)) h.emplace(name, req.get_header_value(name));
     }
+    const std::string type = req.get_header_value("Content-Type");
     // Whole answers: httplib serves a Range request's part itself.
-    auto up = c.Get(req.path, h);
+    auto up = req.method == "HEAD"    ? c.Head(req.target, h)
+              : req.method == "POST"  ? c.Post(req.target, h, req.body, type)
+              : req.method == "PATCH" ? c.Patch(req.target, h, req.body, type)
+              : req.method == "PUT"   ? c.Put(req.target, h, req.body, type)
+                                      : c.Get(req.target, h);
     if (!up) {
       res.status = 502;
       return;
     }
     // A 200 is left to httplib, which makes it a 206 for a Range request.
     if (up->status != 200) res.status = up->status;
-    for (const char* name : {"WWW-Authenticate", "Docker-Content-Digest"}) {
+    for (const char* name : {"WWW-Authenticate", "Docker-Content-Digest", "Range"}) {
       if (up->has_header(name)) res.set_header(name, up->get_header_value(name));
+    }
+    if (up->has_header("Location")) {  // made relative, so the client comes back through here
+      std::string location = up->get_header_value("Location");
+      if (location.starts_with("http")) location = location.substr(location.find('/', 8));
+      res.set_header("Location", location);
     }
     res.set_content(up->body, up->get_header_value("Content-Type"));
   }
