@@ -203,6 +203,29 @@ TEST_F(RegistryPush, HalfReceivedPatchStartsAFreshSession) {
   expect_pulls_back(st, model);
 }
 
+TEST_F(RegistryPush, ProgressThatThrowsStopsThePush) {
+  // As the server's progress does when its client has gone: the push stops with that error, no
+  // retry, and no manifest reaches the registry.
+  store::Store st(store_dir_.path());
+  const std::string model = name(registry_->port(), "me/stories:latest");
+  create(st, model, "");
+  PushOptions o = options();
+  o.progress = [](const store::registry::PushProgress& p) {
+    if (p.completed > 0 && p.completed < p.total) throw std::runtime_error("client gone");
+  };
+  std::string error;
+  try {
+    store::registry::push(st, ModelName::parse(model), o);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  EXPECT_EQ(error, "client gone");
+  httplib::Client c("127.0.0.1", registry_->port());
+  const auto r = c.Get("/v2/me/stories/manifests/latest");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+}
+
 TEST_F(RegistryPush, TokenIsFetchedForThePushScope) {
   testing::FaultProxy proxy(registry_->port());
   proxy.require_token = true;

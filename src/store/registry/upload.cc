@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <stdexcept>
 
@@ -106,9 +107,17 @@ class Upload {
     body.file = file_;
     body.offset = from;
     body.length = length;
+    // A progress callback that throws (a client gone) must not unwind through curl: the request
+    // is aborted and the exception rethrown here.
+    std::exception_ptr stopped;
     body.on_sent = [&](uint64_t sent) {
-      report(from + sent, false);
-      return true;
+      try {
+        report(from + sent, false);
+        return true;
+      } catch (...) {
+        stopped = std::current_exception();
+        return false;
+      }
     };
     const std::string range =
         "Content-Range: " + std::to_string(from) + "-" + std::to_string(from + length - 1);
@@ -124,6 +133,7 @@ class Upload {
       }
       last_error_ = "the registry answered " + std::to_string(r.status);
     } catch (const TransportError& e) {
+      if (stopped) std::rethrow_exception(stopped);
       last_error_ = e.what();
     }
     report(from, true);  // what was in flight may not have arrived
