@@ -181,6 +181,31 @@ Response Client::get(const std::string& path, std::vector<std::string> headers, 
   }
 }
 
+std::string Client::blob_location(const std::string& digest) {
+  HttpOptions once = options_.http;
+  once.follow_redirects = false;
+  const std::string url = repo_url_ + "/blobs/" + digest;
+  // The first byte: a registry that serves the blob itself answers 206, and the sink then stops
+  // the transfer (also of a registry that ignores the Range).
+  const BodySink stop = [](const Response&, const char*, size_t) { return false; };
+  try {
+    for (int round = 0; round < 2; ++round) {
+      std::vector<std::string> h = {"Range: bytes=0-0"};
+      if (const std::string a = authorization(); !a.empty()) h.push_back(a);
+      const Response r = http_get(url, h, once, kMaxErrorBytes, stop);
+      if (r.status == 401 && round == 0 && authenticate(r)) continue;
+      const auto loc = r.headers.find("location");
+      if (r.status < 300 || r.status >= 400 || loc == r.headers.end()) return "";
+      std::string target = loc->second;
+      if (target.starts_with("/"))
+        target = url.substr(0, url.find('/', url.find("://") + 3)) + target;
+      return iequals(url_host(target), host_) ? "" : target;
+    }
+  } catch (const std::exception&) {
+  }
+  return "";
+}
+
 void Client::backoff(int attempt) const {
   auto wait = options_.first_backoff * (1LL << std::min(attempt - 1, 20));
   std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(wait, options_.max_backoff));

@@ -55,6 +55,11 @@ class Client {
   // One GET of repository_url() + path (with the token, fetching one on a Bearer challenge).
   Response get(const std::string& path, std::vector<std::string> headers, size_t max_body,
                const BodySink& sink = {});
+  // Where the registry sends a blob's bytes when that is another host (a CDN): the Location of
+  // its redirect, which a download then asks directly, without the registry's Authorization, as
+  // Ollama does. Empty: the registry serves the bytes itself (or could not be asked; the parts'
+  // own requests then meet the problem and retry).
+  std::string blob_location(const std::string& digest);
   // The manifest's JSON text for the name's tag, retried on connection errors and 5xx.
   std::string manifest();
   // Sleeps before retry number `attempt` (1, 2, ...): first_backoff * 2^(attempt-1), capped.

@@ -23,6 +23,7 @@ struct HttpOptions {
   bool allow_http = false;  // plain http (the registry's and redirects'); else https only
   long connect_timeout_s = 30;
   long stall_timeout_s = 60;  // less than 1 byte/s for this long: a stalled transfer
+  bool follow_redirects = true;
 };
 
 struct Response {
