@@ -137,6 +137,8 @@ std::string Client::manifest() {
         throw std::runtime_error(repo_url_ + path + ": " + what + " (" + error_text(r) +
                                  "; expected a manifest " + kMediaManifest + ")");
       }
+    } catch (const ConnectError& e) {
+      throw std::runtime_error(e.what());
     } catch (const TransportError&) {
       if (attempt >= options_.max_attempts) throw;
     }

@@ -44,7 +44,8 @@ class Client {
   // One GET of repository_url() + path (with the token, fetching one on a Bearer challenge).
   Response get(const std::string& path, std::vector<std::string> headers, size_t max_body,
                const BodySink& sink = {});
-  // The manifest's JSON text for the name's tag, retried on connection errors and 5xx.
+  // The manifest's JSON text for the name's tag, retried on dropped connections and 5xx (a
+  // refused connection fails at once: nothing listens there).
   std::string manifest();
   // Sleeps before retry number `attempt` (1, 2, ...): first_backoff * 2^(attempt-1), capped.
   void backoff(int attempt) const;
