@@ -114,7 +114,7 @@ test("an unknown model is a 404", async () => {
   // is not there.
   assert.match(
     await expectError(500, "POST", "/api/create", { model: "x", from: "nope", stream: false }),
-    /FROM nope: .*\/v2\/library\/nope\/manifests\/latest/,
+    /FROM nope.*\/v2\/library\/nope\/manifests\/latest/,
   );
   await expectError(404, "GET", "/api/no-such-route");
   await expectHealthy();
