@@ -444,7 +444,12 @@ void run_create(Context& ctx, CreateJob& job, const convert::ProgressFn& progres
   options.quantize = job.quantize;
   options.insecure = job.insecure;
   options.progress = progress;
-  store::create_model(ctx.store, job.name, job.modelfile, job.scratch->path(), options);
+  try {
+    store::create_model(ctx.store, job.name, job.modelfile, job.scratch->path(), options);
+  } catch (const store::FromPullError& e) {
+    // The registry lacks the FROM model, or failed: not the server's fault.
+    throw HttpError(e.not_found ? 404 : 502, e.what());
+  }
 }
 
 // Thrown from the progress callback when the client has gone: it unwinds create_model, whose

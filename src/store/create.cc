@@ -111,8 +111,10 @@ class Creator {
     };
     try {
       registry::pull(store_, name, po);
+    } catch (const registry::ManifestNotFound& e) {
+      throw FromPullError("FROM " + from + ": " + e.what(), true);
     } catch (const std::exception& e) {
-      throw std::runtime_error("FROM " + from + ": " + e.what());
+      throw FromPullError("FROM " + from + ": " + e.what(), false);
     }
   }
 

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <stdexcept>
 #include <string>
 
 #include "convert/quantize.h"
@@ -23,6 +24,15 @@ struct CreateOptions {
   // FROM a model name the store lacks: the model is pulled first (as Ollama's create does), over
   // plain http when `insecure`.
   bool insecure = false;
+};
+
+// FROM named a model the store lacks, and pulling it failed; `not_found`: the registry lacks it
+// (else it could not be reached or read).
+class FromPullError : public std::runtime_error {
+ public:
+  FromPullError(const std::string& what, bool not_found)
+      : std::runtime_error(what), not_found(not_found) {}
+  bool not_found;
 };
 
 // Creates (or replaces) `name` from `modelfile`; its relative paths are resolved against `dir`.

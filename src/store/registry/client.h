@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,12 @@ class Client {
   std::string repo_url_;
   mutable std::mutex mutex_;
   std::string token_;
+};
+
+// The registry answered 404 for the manifest: it has no such model or tag.
+class ManifestNotFound : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 // Whether a status is worth another try (5xx, 429).
