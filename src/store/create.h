@@ -1,8 +1,8 @@
 // `corral create`: a Modelfile made into a model in the store, layer by layer as Ollama's create
 // makes it (server/create.go): the model layer (a GGUF copied in, a safetensors folder converted,
 // or an existing model's layer reused, quantized on request; a model FROM names that the store
-// lacks is pulled from its registry first), the template, system, params,
-// messages and license layers, the config blob, and last, atomically, the manifest.
+// lacks is pulled from its registry first), the template, system, params, messages and license
+// layers, the config blob, and last, atomically, the manifest.
 #pragma once
 
 #include <filesystem>
