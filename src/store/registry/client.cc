@@ -221,9 +221,13 @@ std::string Client::manifest() {
         const std::string what = r.status == 404
                                      ? "model '" + name_.display() + "' not found"
                                      : "the registry answered " + std::to_string(r.status);
-        throw std::runtime_error(repo_url_ + path + ": " + what + " (" + error_text(r) +
-                                 "; expected a manifest " + kMediaManifest + ")");
+        const std::string message = repo_url_ + path + ": " + what + " (" + error_text(r) +
+                                    "; expected a manifest " + kMediaManifest + ")";
+        if (r.status == 404) throw ManifestNotFound(message);
+        throw std::runtime_error(message);
       }
+    } catch (const ConnectError& e) {
+      throw std::runtime_error(e.what());
     } catch (const TransportError&) {
       if (attempt >= options_.max_attempts) throw;
     }

@@ -125,6 +125,8 @@ Response http_get(const std::string& url, const std::vector<std::string>& header
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_TOO_MANY_REDIRECTS:
       throw std::runtime_error(what);
+    case CURLE_COULDNT_CONNECT:
+      throw ConnectError(what);
     default:
       throw TransportError(what);
   }

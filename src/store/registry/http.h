@@ -19,6 +19,13 @@ class TransportError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Nothing listens at the address (connection refused). A TransportError, so a blob part is
+// retried, but a manifest fetch gives up at once: the registry is not there, as Ollama reports.
+class ConnectError : public TransportError {
+ public:
+  using TransportError::TransportError;
+};
+
 struct HttpOptions {
   bool allow_http = false;  // plain http (the registry's and redirects'); else https only
   long connect_timeout_s = 30;
