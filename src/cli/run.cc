@@ -40,6 +40,7 @@
 #include "runner/engine.h"
 #include "sample/options.h"
 #include "server/images.h"
+#include "store/base64.h"
 #include "store/digest.h"
 #include "store/model.h"
 #include "store/names.h"
@@ -440,7 +441,7 @@ class RemoteSession : public Session {
               const std::atomic<bool>* cancel) override {
     nlohmann::json req = {{"model", args_.model}, {"stream", true}, {"options", options_}};
     nlohmann::json encoded = nlohmann::json::array();
-    for (const std::string& bytes : images) encoded.push_back(server::encode_base64(bytes));
+    for (const std::string& bytes : images) encoded.push_back(store::base64_encode(bytes));
     nlohmann::json user = {{"role", "user"}, {"content", message}};
     if (!images.empty()) user["images"] = encoded;
     if (args_.raw) {
