@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package the build and the tests need (non-interactive, idempotent),
-# then builds Release into build/ and prints the version of the binary it built.
+# then builds Release into build/, prints the version of the binary it built, and runs the model
+# the repository ships (models/stories260K) from the store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,3 +39,10 @@ export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release ${CORRAL_CMAKE_ARGS:-}
 cmake --build build
 build/corral --version
+
+# The model the repository ships goes into the store as `stories` (again on every run: the blob is
+# already there, so only the manifest is rewritten), and corral runs it. CORRAL_NO_SERVER keeps
+# both in this process: setup never leaves a server running. CORRAL_MODELS, when set, is the store.
+CORRAL_NO_SERVER=1 build/corral create stories -f models/stories260K/Modelfile > /dev/null
+echo 'setup: corral run stories "Once upon a time"'
+CORRAL_NO_SERVER=1 build/corral run stories "Once upon a time"

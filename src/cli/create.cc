@@ -30,6 +30,7 @@ struct CreateArgs {
   std::string name;
   std::string file = "Modelfile";
   std::string quantize;
+  bool insecure = false;  // a missing FROM model may be pulled over plain http
 };
 
 // Prints status lines: a counted status ("copying file sha256:... 42%") is updated in place on a
@@ -172,6 +173,7 @@ void create_remote(Client& client, const CreateArgs& a, const store::Modelfile& 
   if (!mf.licenses.empty()) req["license"] = mf.licenses;
   if (mf.requires_version) req["requires"] = *mf.requires_version;
   if (!a.quantize.empty()) req["quantize"] = a.quantize;
+  if (a.insecure) req["insecure"] = true;
 
   ProgressPrinter printer;
   client.stream("/api/create", req, [&printer](const nlohmann::json& obj) {
@@ -206,6 +208,7 @@ void create(const CreateArgs& a) {
   auto printer = std::make_shared<ProgressPrinter>();
   store::CreateOptions options;
   options.quantize = a.quantize;
+  options.insecure = a.insecure;
   options.progress = [printer](const convert::Progress& p) { (*printer)(p); };
   store::create_model(st, name, mf, fs::absolute(a.file).parent_path(), options);
 }
@@ -221,9 +224,12 @@ void add_create_command(CLI::App& app) {
   cmd->add_option("-q,--quantize", args->quantize,
                   "Quantize the model to this type (Q4_K_M, Q8_0, F16, ...; see corral quantize "
                   "--help)");
+  cmd->add_flag("--insecure", args->insecure,
+                "Pull a missing FROM model over plain http (only from a registry you trust)");
   cmd->footer(
       "A Modelfile names the model and its settings, one instruction per line:\n"
-      "  FROM ./model.gguf            a GGUF file, a safetensors folder, or a model in the store\n"
+      "  FROM ./model.gguf            a GGUF file, a safetensors folder, or a model name (one\n"
+      "                               the store lacks is pulled, as `corral pull` would)\n"
       "  PARAMETER temperature 0.7    a generation option (repeat `stop` for several)\n"
       "  SYSTEM \"\"\"You are ...\"\"\"     the system message\n"
       "  TEMPLATE \"\"\"...\"\"\"           the prompt template (Go template syntax)\n"

@@ -8,6 +8,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/pull.h"
 #include "cli/transfer_progress.h"
 #include "store/registry/pull.h"
 
@@ -19,11 +20,13 @@ struct PullArgs {
   bool insecure = false;
 };
 
-void pull(const PullArgs& a) {
-  const store::ModelName name = store::ModelName::parse(a.name);
+}  // namespace
+
+void pull_model(Client* client, const std::string& model, bool insecure) {
+  const store::ModelName name = store::ModelName::parse(model);
   TransferPrinter printer;
-  if (auto client = connect_if_running()) {
-    const nlohmann::json req = {{"model", a.name}, {"insecure", a.insecure}, {"stream", true}};
+  if (client) {
+    const nlohmann::json req = {{"model", model}, {"insecure", insecure}, {"stream", true}};
     client->stream("/api/pull", req, [&printer](const nlohmann::json& obj) {
       printer(obj);
       return true;
@@ -31,10 +34,14 @@ void pull(const PullArgs& a) {
     return;
   }
   store::Store st(store::Store::default_root());
-  auto options = store::registry::pull_options_from_env(a.insecure);
+  auto options = store::registry::pull_options_from_env(insecure);
   options.progress = [&printer](const store::registry::PullProgress& p) { printer(p); };
   store::registry::pull(st, name, options);
 }
+
+namespace {
+
+void pull(const PullArgs& a) { pull_model(connect_if_running().get(), a.name, a.insecure); }
 
 }  // namespace
 

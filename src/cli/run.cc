@@ -35,12 +35,15 @@
 #include "cli/commands.h"
 #include "cli/images.h"
 #include "cli/prompt.h"
+#include "cli/pull.h"
 #include "image/image.h"
 #include "runner/engine.h"
 #include "sample/options.h"
 #include "server/images.h"
+#include "store/base64.h"
 #include "store/digest.h"
 #include "store/model.h"
+#include "store/names.h"
 
 namespace corral::cli {
 namespace {
@@ -54,6 +57,7 @@ struct RunArgs {
   std::vector<std::string> params;  // K=V
   bool raw = false;
   bool verbose = false;
+  bool insecure = false;  // a missing model may be pulled over plain http
   std::optional<int64_t> seed;
   std::optional<int> threads;
   std::optional<int> num_gpu;  // --num-gpu / --gpu, over the num_gpu option
@@ -437,7 +441,7 @@ class RemoteSession : public Session {
               const std::atomic<bool>* cancel) override {
     nlohmann::json req = {{"model", args_.model}, {"stream", true}, {"options", options_}};
     nlohmann::json encoded = nlohmann::json::array();
-    for (const std::string& bytes : images) encoded.push_back(server::encode_base64(bytes));
+    for (const std::string& bytes : images) encoded.push_back(store::base64_encode(bytes));
     nlohmann::json user = {{"role", "user"}, {"content", message}};
     if (!images.empty()) user["images"] = encoded;
     if (args_.raw) {
@@ -745,17 +749,40 @@ void run_session(Session& session, RunArgs& args) {
   if (args.verbose) print_stats(r.stats, r.load_duration);
 }
 
+// Whether `run` may pull `model` when the store lacks it: a model name, not a path (a path that
+// is not there is an error of its own).
+bool pullable(const std::string& model) {
+  return !store::is_model_path(model) && !model.starts_with(".") && !model.starts_with("/") &&
+         !model.starts_with("~") && store::ModelName::valid(model);
+}
+
+// The server's /api/show answer for the model; a model the server lacks is pulled first, as
+// `ollama run` does.
+nlohmann::json show_or_pull(Client& client, const RunArgs& args) {
+  try {
+    return client.post("/api/show", {{"model", args.model}});
+  } catch (const ServerError& e) {
+    if (e.status != 404 || !pullable(args.model)) throw;
+  }
+  pull_model(&client, args.model, args.insecure);
+  return client.post("/api/show", {{"model", args.model}});
+}
+
 void run(RunArgs& args) {
   if (!store::is_model_path(args.model) && !server_disabled()) {
     std::unique_ptr<Client> client = connect_if_running();
     if (!client) client = start_server();
     split_params(args);  // a malformed --option is reported before anything is sent
-    RemoteSession session(*client, args, client->post("/api/show", {{"model", args.model}}));
+    RemoteSession session(*client, args, show_or_pull(*client, args));
     run_session(session, args);
     return;
   }
-  const store::ModelInfo info =
-      store::resolve(store::Store(store::Store::default_root()), args.model);
+  const store::Store st(store::Store::default_root());
+  if (pullable(args.model) && !st.find_manifest(store::ModelName::parse(args.model))) {
+    split_params(args);
+    pull_model(nullptr, args.model, args.insecure);
+  }
+  const store::ModelInfo info = store::resolve(st, args.model);
   LocalSession session(args, info);
   run_session(session, args);
 }
@@ -780,6 +807,8 @@ void add_run_command(CLI::App& app) {
                 "as the tokenizer asks)");
   cmd->add_flag("--verbose", args->verbose,
                 "Print timings to stderr after the response (durations, token counts, rates)");
+  cmd->add_flag("--insecure", args->insecure,
+                "Pull a missing model over plain http (only from a registry you trust)");
   cmd->add_option("--seed", args->seed, "Random seed (same seed, same options: same text)");
   cmd->add_option("-t,--threads", args->threads,
                   "Threads for the CPU backend (default: physical cores; overrides num_thread)")
@@ -795,12 +824,16 @@ void add_run_command(CLI::App& app) {
       "  corral run model.gguf --option temperature=0 --option num_predict=64 \"Hello\"\n"
       "  echo \"Once upon a time\" | corral run model.gguf --verbose\n"
       "  corral run my-model \"Hello\"   (a model made by corral create)\n"
+      "  corral run llama3.2            (pulled from registry.ollama.ai when missing)\n"
       "  corral run model.gguf          (interactive: /? for help, /bye to exit)\n"
       "\n"
       "  corral run qwen2-vl \"what is in ./photo.png?\"   (a vision model: image paths are read)\n"
       "\n"
       "A model from the store brings its SYSTEM, MESSAGEs and PARAMETERs (--option overrides\n"
       "them) and its template.\n"
+      "\n"
+      "A model name the store lacks is pulled first, as `corral pull` would (llama3.2 comes\n"
+      "from registry.ollama.ai).\n"
       "\n"
       "A model from the store is run by the corral server at CORRAL_HOST (default\n"
       "127.0.0.1:11434); when none answers, `corral serve` is started in the background (log:\n"

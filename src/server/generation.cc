@@ -17,6 +17,7 @@
 #include "ml/gguf/metadata.h"
 #include "server/images.h"
 #include "server/server.h"
+#include "store/base64.h"
 #include "template/ollama.h"
 #include "tokenizer/tokenizer.h"
 
@@ -666,7 +667,7 @@ std::string base64_f32_le(const std::vector<float>& v) {
     std::memcpy(&u, &v[i], 4);
     for (int b = 0; b < 4; ++b) bytes[i * 4 + b] = static_cast<char>((u >> (8 * b)) & 0xff);
   }
-  return encode_base64(bytes);
+  return store::base64_encode(bytes);
 }
 
 OJson logprobs_json(std::span<const runner::Logprob> logprobs) {

@@ -19,7 +19,6 @@ inline constexpr size_t kMaxImagesPerRequest = 32;
 
 // Standard base64 (padding optional, no other characters); HttpError 400 naming `what`.
 std::string decode_base64(std::string_view text, std::string_view what);
-std::string encode_base64(std::string_view bytes);
 
 // The image of an OpenAI image_url: a data: URI ("data:image/png;base64,..."); an http(s) URL is
 // fetched (at most 10 s and the body limit) only when `allow_urls` (CORRAL_ALLOW_IMAGE_URLS=1),

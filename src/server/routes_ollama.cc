@@ -291,6 +291,7 @@ struct CreateJob {
   store::ModelName name;
   store::Modelfile modelfile;
   std::string quantize;
+  bool insecure = false;                       // pull a missing FROM model over plain http
   std::unique_ptr<store::ScratchDir> scratch;  // links to uploaded files; relative FROMs see it
 };
 
@@ -367,9 +368,7 @@ CreateJob parse_create(Context& ctx, const nlohmann::json& body) {
                                ": over the API a Modelfile names a model or an uploaded blob "
                                "(@sha256:...), not a path");
     } else {
-      const store::ModelName from = parse_name(mf.from);
-      if (!ctx.store.find_manifest(from)) throw HttpError(404, "model '" + mf.from + "' not found");
-      mf.from = from.display();
+      mf.from = parse_name(mf.from).display();  // pulled by create_model when missing
     }
   }
 
@@ -379,15 +378,14 @@ CreateJob parse_create(Context& ctx, const nlohmann::json& body) {
     throw HttpError(400, "adapters are not supported yet");
   }
   if (from && !from->empty()) {
-    const store::ModelName base = parse_name(*from);
-    if (!ctx.store.find_manifest(base)) throw HttpError(404, "model '" + *from + "' not found");
-    mf.from = base.display();
+    mf.from = parse_name(*from).display();  // pulled by create_model when missing
   } else if (files) {
     mf.from = from_files(ctx, *files, job.scratch->path(), &mf.from2);
   } else if (mf.from.empty()) {
     throw HttpError(400, "neither 'from' or 'files' was specified");
   }
 
+  job.insecure = bool_field(body, "insecure", false);
   if (std::optional<std::string> q = string_field(body, "quantize")) job.quantize = *q;
   if (std::optional<std::string> q = string_field(body, "quantization");
       q && job.quantize.empty()) {
@@ -446,8 +444,14 @@ CreateJob parse_create(Context& ctx, const nlohmann::json& body) {
 void run_create(Context& ctx, CreateJob& job, const convert::ProgressFn& progress) {
   store::CreateOptions options;
   options.quantize = job.quantize;
+  options.insecure = job.insecure;
   options.progress = progress;
-  store::create_model(ctx.store, job.name, job.modelfile, job.scratch->path(), options);
+  try {
+    store::create_model(ctx.store, job.name, job.modelfile, job.scratch->path(), options);
+  } catch (const store::FromPullError& e) {
+    // The registry lacks the FROM model, or failed: not the server's fault.
+    throw HttpError(e.not_found ? 404 : 502, e.what());
+  }
 }
 
 // Thrown from the progress callback when the client has gone: it unwinds the work (create_model's

@@ -17,6 +17,7 @@
 #include "server/generation.h"
 #include "server/images.h"
 #include "server/server.h"
+#include "store/base64.h"
 
 namespace corral::server {
 namespace {
@@ -150,7 +151,7 @@ json chat_messages_from_openai(const json& messages, bool allow_image_urls) {
               std::string_view(url).substr(0, comma).ends_with(";base64")) {
             images.push_back(url.substr(comma + 1));  // decoded with the other images
           } else {
-            images.push_back(encode_base64(image_from_url(url, allow_image_urls)));
+            images.push_back(store::base64_encode(image_from_url(url, allow_image_urls)));
           }
         } else if (type == "input_audio") {
           throw OpenAiError(400, "audio input is not supported", "messages");

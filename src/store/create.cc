@@ -12,6 +12,7 @@
 #include "ml/gguf/reader.h"
 #include "model/model.h"
 #include "store/digest.h"
+#include "store/registry/pull.h"
 
 namespace corral::store {
 namespace fs = std::filesystem;
@@ -94,6 +95,27 @@ class Creator {
     }
     status("copying file " + digest + " 100%", size, size);
     return Layer{media_type, digest, size, {}};
+  }
+
+  // A model FROM names that the store lacks, pulled with the pull's statuses (its "success" is
+  // left to the create's own).
+  void pull(const ModelName& name, const std::string& from) {
+    status("pulling model");
+    auto po = registry::pull_options_from_env(options_.insecure);
+    po.progress = [&](const registry::PullProgress& p) {
+      if (p.total) {
+        percent(p.status, p.completed, p.total);
+      } else if (p.status != "success") {
+        status(p.status);
+      }
+    };
+    try {
+      registry::pull(store_, name, po);
+    } catch (const registry::ManifestNotFound& e) {
+      throw FromPullError("FROM " + from + ": " + e.what(), true);
+    } catch (const std::exception& e) {
+      throw FromPullError("FROM " + from + ": " + e.what(), false);
+    }
   }
 
   // Status lines with a percentage, each percent once (a terminal shows them in place).
@@ -291,8 +313,14 @@ void create_model(Store& store, const ModelName& name, const Modelfile& mf, cons
                                ")" + (path_like ? "" : ", and not a model name"));
     }
     const ModelName from = ModelName::parse(mf.from);
-    const std::optional<Manifest> base = store.find_manifest(from);
-    if (!base) throw std::runtime_error("FROM " + mf.from + ": model '" + mf.from + "' not found");
+    std::optional<Manifest> base = store.find_manifest(from);
+    if (!base) {
+      c.pull(from, mf.from);
+      base = store.find_manifest(from);
+      if (!base) {
+        throw std::runtime_error("FROM " + mf.from + ": model '" + mf.from + "' not found");
+      }
+    }
     try {
       config = Json::parse(store.read_blob(base->config.digest));
       if (!config.is_object()) config = Json::object();

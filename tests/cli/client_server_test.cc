@@ -25,6 +25,7 @@
 #include "ml/gguf/reader.h"
 #include "ml/gguf/writer.h"
 #include "store/digest.h"
+#include "store/registry_model.h"
 #include "store/temp_store.h"
 #include "testdata.h"
 
@@ -85,6 +86,10 @@ class ServeProcess {
     if (pid_ == 0) {
       setenv("CORRAL_HOST", host_.c_str(), 1);
       setenv("CORRAL_MODELS", store.c_str(), 1);
+      // A model the store lacks is pulled: by default from a closed loopback port, never from
+      // registry.ollama.ai.
+      setenv("CORRAL_REGISTRY_MIRROR", ("http://127.0.0.1:" + std::to_string(free_port())).c_str(),
+             1);
       const std::string log = (store / "serve.log").string();
       freopen(log.c_str(), "w", stdout);
       freopen(log.c_str(), "a", stderr);
@@ -168,7 +173,57 @@ TEST(CliThroughServe, CreateListShowRunPsStopCopyRemove) {
   EXPECT_FALSE(contains(r.out, "story:latest")) << r.out;
   r = sh(cli + "run story hello");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(contains(r.out, "not found")) << r.out;
+  EXPECT_TRUE(contains(r.out, "pulling manifest\nError: ")) << r.out;
+  EXPECT_TRUE(contains(r.out, "/v2/library/story/manifests/latest: ")) << r.out;
+}
+
+// `corral run NAME` and `FROM NAME` pull a model the server's store lacks, through the server
+// (POST /api/pull; /api/create pulls it itself), from a real registry on loopback.
+TEST(CliThroughServe, RunAndCreatePullAMissingModelIntoTheServersStore) {
+  TempDir server_store, client_store, registry_dir, work;
+  LocalRegistry registry(registry_dir.path());
+  const std::string manifest = push_stories_model(registry, "library/stories", "latest");
+  const std::string host = "127.0.0.1:" + std::to_string(registry.port());
+  const std::string name = host + "/library/stories:latest";
+  const fs::path manifest_file =
+      server_store.path() / "manifests" / host / "library" / "stories" / "latest";
+  ServeProcess serve(server_store.path());
+  ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
+  const std::string cli = "CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() + " CORRAL_MODELS='" +
+                          client_store.str() + "' '" + CORRAL_BINARY + "' ";
+
+  Result r = sh(cli + "run " + name + " --insecure --option num_predict=12 'Once upon a time'");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(r.out.starts_with("pulling manifest\n")) << r.out;
+  const std::string done = "verifying sha256 digest\nwriting manifest\nsuccess\n";
+  const size_t at = r.out.find(done);
+  ASSERT_NE(at, std::string::npos) << r.out;
+  EXPECT_EQ(read_text(manifest_file), manifest);
+  EXPECT_FALSE(fs::exists(client_store.path() / "manifests"));
+  // The same greedy story as a second run, which pulls nothing.
+  const Result again = sh(cli + "run " + name + " --option num_predict=12 'Once upon a time'");
+  ASSERT_EQ(again.exit_code, 0) << again.out;
+  EXPECT_EQ(again.out, r.out.substr(at + done.size()));
+
+  // FROM a name neither store has: the server pulls it (its statuses stream to the client).
+  const std::string other = host + "/library/other:v1";
+  push_stories_model(registry, "library/other", "v1");
+  write_text(work.path() / "Modelfile", "FROM " + other + "\nSYSTEM Lily\n");
+  r = sh("cd '" + work.str() + "' && " + cli + "create mine --insecure");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "pulling model\npulling manifest\n")) << r.out;
+  EXPECT_TRUE(r.out.ends_with("success\n")) << r.out;
+  r = sh(cli + "list");
+  EXPECT_TRUE(contains(r.out, "mine:latest")) << r.out;
+  EXPECT_TRUE(contains(r.out, other)) << r.out;
+  EXPECT_FALSE(fs::exists(client_store.path() / "manifests"));
+
+  // A name the registry lacks: one clear error, and no model.
+  r = sh(cli + "run " + host + "/library/none --insecure hello");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_TRUE(contains(r.out, "/v2/library/none/manifests/latest: model")) << r.out;
+  EXPECT_EQ(r.out.find("Error:"), r.out.rfind("Error:")) << r.out;
+  EXPECT_FALSE(contains(sh(cli + "list").out, "none")) << r.out;
 }
 
 TEST(CliThroughServe, RunStartsAServerWhenNoneAnswers) {

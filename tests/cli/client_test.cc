@@ -419,6 +419,12 @@ class CliAgainstServer : public ::testing::Test {
                          {"general.parameter_count", 292480},
                          {"llama.context_length", 128}}}});
     });
+    // The registry lacks every model (as a server whose pull fails answers).
+    h.Post("/api/pull", [&](const httplib::Request& req, httplib::Response& res) {
+      server_.record(req);
+      stream_lines(res, {R"({"status":"pulling manifest"})",
+                         R"({"error":"pull model manifest: file does not exist"})"});
+    });
     h.Post("/api/copy",
            [&](const httplib::Request& req, httplib::Response&) { server_.record(req); });
     h.Delete("/api/delete",
@@ -613,9 +619,12 @@ TEST_F(CliAgainstServer, RunStreamsTheChatWithOptionsAndVerboseStats) {
   EXPECT_EQ(raw["raw"], true);
   EXPECT_EQ(raw["prompt"], "hello there");
 
-  r = run("run nope hello");
+  // A model the server lacks is pulled through it first (here the pull fails).
+  r = run("run nope --insecure hello");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.out, "Error: model 'nope' not found\n");
+  EXPECT_EQ(r.out, "pulling manifest\nError: pull model manifest: file does not exist\n");
+  EXPECT_EQ(server_.last_body("POST", "/api/pull"),
+            json({{"model", "nope"}, {"insecure", true}, {"stream", true}}));
   r = run("run alpha --option no_such_option=1 hello");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.out, "no_such_option")) << r.out;

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "store/digest.h"
+#include "store/local_registry.h"
 #include "store/modelfile.h"
 #include "store/store.h"
 #include "store/temp_store.h"
@@ -32,7 +33,10 @@ struct Result {
 // store is used directly (CORRAL_NO_SERVER): no server that may be running is asked, and `run`
 // starts none.
 Result corral(const fs::path& store, const std::string& args, const fs::path& cwd = "") {
-  std::string cmd = "CORRAL_NO_SERVER=1 CORRAL_MODELS='" + store.string() + "' ";
+  // A name the store lacks is pulled: from a closed loopback port, never registry.ollama.ai.
+  std::string cmd =
+      "CORRAL_NO_SERVER=1 CORRAL_MODELS='" + store.string() +
+      "' CORRAL_REGISTRY_MIRROR=http://127.0.0.1:" + std::to_string(free_loopback_port()) + " ";
   if (!cwd.empty()) cmd = "cd '" + cwd.string() + "' && " + cmd;
   cmd += std::string("'") + CORRAL_BINARY + "' " + args + " 2>&1 </dev/null";
   Result r;
@@ -170,7 +174,8 @@ TEST(CliStore, CreateListShowRunCopyRemove) {
   EXPECT_EQ(corral(store_dir.path(), "run me/story2:v2 Lily").out, by_name.out);
   r = corral(store_dir.path(), "run story Lily");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(contains(r.out, "Error: model 'story' not found")) << r.out;
+  EXPECT_TRUE(contains(r.out, "pulling manifest\nError: http://127.0.0.1:")) << r.out;
+  EXPECT_TRUE(contains(r.out, "/v2/library/story/manifests/latest: ")) << r.out;
   r = corral(store_dir.path(), "rm me/story2:v2");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(fs::is_empty(store_dir.path() / "blobs"));
@@ -280,7 +285,7 @@ TEST(CliStore, BadNamesAreRefusedWithAClearError) {
   EXPECT_FALSE(fs::exists(store_dir.path() / "blobs"));
   const Result r = corral(store_dir.path(), "run nosuchmodel hello");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(contains(r.out, "Error: model 'nosuchmodel' not found")) << r.out;
+  EXPECT_TRUE(contains(r.out, "/v2/library/nosuchmodel/manifests/latest: ")) << r.out;
 }
 
 TEST(CliStore, CreateErrorsAreClear) {
@@ -297,7 +302,7 @@ TEST(CliStore, CreateErrorsAreClear) {
   EXPECT_TRUE(contains(r.out, "FROM ./missing.gguf: no such file or folder")) << r.out;
   write_text(work.path() / "Modelfile", "FROM nosuch:model\n");
   r = corral(store_dir.path(), "create m", work.path());
-  EXPECT_TRUE(contains(r.out, "model 'nosuch:model' not found")) << r.out;
+  EXPECT_TRUE(contains(r.out, "Error: FROM nosuch:model: http://127.0.0.1:")) << r.out;
   write_text(work.path() / "Modelfile", "FROM ./Modelfile\n");
   r = corral(store_dir.path(), "create m", work.path());
   EXPECT_TRUE(contains(r.out, "Modelfile: not a GGUF file")) << r.out;
@@ -440,7 +445,7 @@ void kill_create_at(const std::string& line_prefix) {
   Result r = corral(store_dir.path(), "list");
   EXPECT_EQ(r.out, "NAME    ID    SIZE    MODIFIED\n");
   r = corral(store_dir.path(), "run big hello");
-  EXPECT_TRUE(contains(r.out, "model 'big' not found")) << r.out;
+  EXPECT_TRUE(contains(r.out, "/v2/library/big/manifests/latest: ")) << r.out;
 
   // The next create sweeps what the killed one left in the scratch area, and succeeds.
   write_text(work.path() / "Modelfile", "FROM " + stories() + "\n");

@@ -110,7 +110,12 @@ test("an unknown model is a 404", async () => {
   assert.match(await expectError(404, "POST", "/api/show", { model: "nope" }), /not found/);
   await expectError(404, "DELETE", "/api/delete", { model: "nope" });
   await expectError(404, "POST", "/api/copy", { source: "nope", destination: "other" });
-  await expectError(404, "POST", "/api/create", { model: "x", from: "nope" });
+  // A FROM model the store lacks is pulled, as Ollama's create does: here from a registry that
+  // is not there (a 502: the upstream failed).
+  assert.match(
+    await expectError(502, "POST", "/api/create", { model: "x", from: "nope", stream: false }),
+    /FROM nope.*\/v2\/library\/nope\/manifests\/latest/,
+  );
   await expectError(404, "GET", "/api/no-such-route");
   await expectHealthy();
 });

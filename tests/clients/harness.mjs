@@ -90,6 +90,9 @@ export async function startServer(opts = {}) {
     ...process.env,
     CORRAL_MODELS: modelsDir,
     CORRAL_HOST: "127.0.0.1:0",
+    // A model the store lacks is pulled: from loopback port 1, where nothing listens, never from
+    // registry.ollama.ai.
+    CORRAL_REGISTRY_MIRROR: "http://127.0.0.1:1",
     ...(opts.env || {}),
   };
   const child = spawn(corralBinary, ["serve"], { env, stdio: ["ignore", "pipe", "pipe"] });

@@ -1,7 +1,10 @@
 // The server the HTTP fuzzer and the replay of its corpus run: an empty store, a 64 KiB body
-// limit, one thread and one slot.
+// limit, one thread and one slot. Models it is asked to pull (/api/pull, and /api/create FROM a
+// name it lacks) come from the default registry, redirected to a loopback port where nothing
+// listens: the corpus never reaches registry.ollama.ai.
 #pragma once
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "server/server.h"
@@ -9,6 +12,7 @@
 namespace corral::server {
 
 inline ServerOptions fuzz_server_options(const std::filesystem::path& models) {
+  setenv("CORRAL_REGISTRY_MIRROR", "http://127.0.0.1:1", 1);
   ServerOptions o;
   o.host = "127.0.0.1";
   o.port = 0;

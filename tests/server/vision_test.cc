@@ -15,6 +15,7 @@
 #include "convert/convert.h"
 #include "running_server.h"
 #include "server/images.h"
+#include "store/base64.h"
 #include "store/temp_store.h"
 #include "testdata.h"
 
@@ -108,14 +109,14 @@ TEST_F(ServerVision, HostileImagesGetA400SayingWhyAndTheServerGoesOn) {
     const char* says;
   };
   const Case cases[] = {
-      {"truncated PNG", encode_base64(png.substr(0, png.size() - 30)), "PNG"},
-      {"truncated JPEG", encode_base64(jpeg.substr(0, jpeg.size() / 2)), "JPEG"},
-      {"50000x50000 header", encode_base64(png_claiming(50000, 50000)), "50000x50000"},
-      {"decompression bomb", encode_base64(png_claiming(20000, 20000)), "20000x20000"},
-      {"not an image", encode_base64("just some text, not a picture"), "not an image"},
+      {"truncated PNG", store::base64_encode(png.substr(0, png.size() - 30)), "PNG"},
+      {"truncated JPEG", store::base64_encode(jpeg.substr(0, jpeg.size() / 2)), "JPEG"},
+      {"50000x50000 header", store::base64_encode(png_claiming(50000, 50000)), "50000x50000"},
+      {"decompression bomb", store::base64_encode(png_claiming(20000, 20000)), "20000x20000"},
+      {"not an image", store::base64_encode("just some text, not a picture"), "not an image"},
       {"invalid base64", "this is not base64!", "base64"},
-      {"1x1", encode_base64(encode(1, 1, false)), "1x1"},
-      {"1x4000", encode_base64(encode(1, 4000, false)), "1x4000"},
+      {"1x1", store::base64_encode(encode(1, 1, false)), "1x1"},
+      {"1x4000", store::base64_encode(encode(1, 4000, false)), "1x4000"},
   };
   for (const Case& c : cases) {
     const auto r = chat("vl", c.base64);
@@ -124,11 +125,11 @@ TEST_F(ServerVision, HostileImagesGetA400SayingWhyAndTheServerGoesOn) {
     const std::string error = Json::parse(r->body).value("error", "");
     EXPECT_NE(error.find(c.says), std::string::npos) << c.what << ": " << error;
     // The next request is served.
-    const auto ok = chat("vl", encode_base64(png));
+    const auto ok = chat("vl", store::base64_encode(png));
     ASSERT_TRUE(ok) << "after " << c.what;
     EXPECT_EQ(ok->status, 200) << "after " << c.what << ": " << ok->body;
   }
-  const auto r = chat("stories", encode_base64(png));
+  const auto r = chat("stories", store::base64_encode(png));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
   EXPECT_NE(r->body.find("does not support images"), std::string::npos) << r->body;
@@ -144,7 +145,7 @@ TEST_F(ServerVision, ShowSaysVisionAndPsCountsTheEncoderCache) {
   show = c.Post("/api/show", R"({"model": "stories"})", "application/json");
   EXPECT_EQ(Json::parse(show->body)["capabilities"], Json({"completion"}));
 
-  ASSERT_EQ(chat("vl", encode_base64(encode(40, 30, false)))->status, 200);
+  ASSERT_EQ(chat("vl", store::base64_encode(encode(40, 30, false)))->status, 200);
   const auto ps = c.Get("/api/ps");
   ASSERT_TRUE(ps);
   const Json models = Json::parse(ps->body)["models"];

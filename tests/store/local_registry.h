@@ -156,6 +156,10 @@ class FaultProxy {
   std::atomic<bool> stall{false};   // blob answers stop after half their bytes, until cleared
   std::atomic<int> stalls{0};       // blob answers that stop after half their bytes and hang (20 s)
   std::atomic<bool> require_token{false};
+  std::atomic<int> redirect_port{0};  // blob requests answered 307 to http://localhost:<port>
+  std::atomic<int> forbidden{0};      // blob requests answered 403 (an expired signed URL)
+  std::atomic<int> blob_requests{0};
+  std::atomic<bool> saw_authorization{false};
   std::atomic<uint64_t> blob_bytes{0};  // blob bytes sent
   std::atomic<int> token_requests{0};
   std::string token_query;  // the last token request's query string
@@ -273,6 +277,8 @@ class FaultProxy {
   void handle(const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
     const bool blob = req.path.find("/blobs/sha256:") != std::string::npos;
+    if (req.has_header("Authorization")) saw_authorization = true;
+    if (blob) ++blob_requests;
     if (req.method == "HEAD" || (!blob && req.path.find("/blobs/uploads/") != std::string::npos)) {
       httplib::Client c("127.0.0.1", upstream_);
       relay(req.method == "HEAD" ? c.Head(req.target) : c.Get(req.target), res);
@@ -280,6 +286,16 @@ class FaultProxy {
     }
     if (blob && take(unavailable)) {
       res.status = 503;
+      return;
+    }
+    if (blob && take(forbidden)) {
+      res.status = 403;
+      return;
+    }
+    if (blob && redirect_port != 0) {
+      res.status = 307;
+      res.set_header("Location", "http://localhost:" + std::to_string(redirect_port) + req.path +
+                                     "?signature=x");
       return;
     }
     httplib::Client c("127.0.0.1", upstream_);
@@ -305,9 +321,12 @@ class FaultProxy {
       if (req.ranges[0].first >= 0) from = req.ranges[0].first;
       if (req.ranges[0].second >= 0) to = std::min<size_t>(req.ranges[0].second, to);
     }
-    const size_t corrupt_at = take(corruptions) ? size / 2 : size;
-    const bool hang = take(stalls);
-    const size_t cut = take(drops) || stall || hang ? from + (to - from + 1) / 2 : size;
+    // Faults hit answers that have a middle: a one-byte probe (Client::blob_location) goes through.
+    const size_t half = (to - from + 1) / 2;
+    const size_t corrupt_at =
+        from <= size / 2 && size / 2 <= to && take(corruptions) ? size / 2 : size;
+    const bool hang = half > 0 && take(stalls);
+    const size_t cut = half > 0 && (take(drops) || stall || hang) ? from + half : size;
     res.set_content_provider(
         size, "application/octet-stream",
         [this, path = req.path, cut, corrupt_at, hang](size_t offset, size_t length,

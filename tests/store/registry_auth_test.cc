@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "store/base64.h"
 #include "store/local_registry.h"
 #include "store/registry/credentials.h"
 #include "store/registry/pull.h"
@@ -213,7 +214,7 @@ class RegistryBasicAuth : public ::testing::Test {
         dir_.path(), "  htpasswd:\n    realm: corral-test\n    path: " +
                          (dir_.path() / "htpasswd").string() + "\n");
     registry_->authorization =
-        "Basic " + store::registry::base64_encode(std::string(kUser) + ":" + kPassword);
+        "Basic " + store::base64_encode(std::string(kUser) + ":" + kPassword);
     manifest_ = push_model(*registry_, &layer_digest_);
     host_ = "127.0.0.1:" + std::to_string(registry_->port());
   }
@@ -223,9 +224,9 @@ class RegistryBasicAuth : public ::testing::Test {
     const fs::path file = home_.path() / ".corral" / "credentials.json";
     const nlohmann::json j = {
         {"auths",
-         {{"other.example", {{"auth", store::registry::base64_encode("x:y")}}},
+         {{"other.example", {{"auth", store::base64_encode("x:y")}}},
           {"http://" + host_,
-           {{"auth", store::registry::base64_encode(std::string(kUser) + ":" + password)}}}}}};
+           {{"auth", store::base64_encode(std::string(kUser) + ":" + password)}}}}}};
     testing::write_text(file, j.dump());
     return file;
   }
@@ -308,8 +309,7 @@ TEST_F(RegistryBasicAuth, CorralPullReadsDockersConfigWhenCorralHasNone) {
       docker.path() / "config.json",
       nlohmann::json{
           {"auths",
-           {{host_,
-             {{"auth", store::registry::base64_encode(std::string(kUser) + ":" + kPassword)}}}}}}
+           {{host_, {{"auth", store::base64_encode(std::string(kUser) + ":" + kPassword)}}}}}}
           .dump());
   const std::string pull = "pull " + name().display() + " --insecure";
   auto [rc, out] = sh(corral_in(home_, store_dir_) + pull);

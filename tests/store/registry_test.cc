@@ -276,6 +276,26 @@ TEST_F(RegistryPull, DiskFullMidBlobStopsCleanlyAndTheNextPullEndsIt) {
       << read_file(marks / "list2");
 }
 
+// registry.ollama.ai answers a blob with a 307 to a CDN: the parts go there directly, without the
+// registry's token, and an expired signed URL sends the download back to the registry.
+TEST_F(RegistryPull, BlobsRedirectedToAnotherHostAreFetchedThereWithoutTheToken) {
+  testing::FaultProxy cdn(registry_->port()), front(registry_->port());
+  front.require_token = true;
+  front.redirect_port = cdn.port();
+  cdn.forbidden = 1;
+  store::Store st(store_dir_.path());
+  store::registry::pull(st, name(front.port()), options());
+  expect_pulled(st, name(front.port()));
+  EXPECT_TRUE(front.saw_authorization.load());
+  EXPECT_FALSE(cdn.saw_authorization.load());
+  EXPECT_EQ(cdn.forbidden.load(), 0);
+  // Each blob's location is asked once, and once more after the 403; the GGUF's 5 parts and the
+  // config come from the CDN.
+  EXPECT_LE(front.blob_requests.load(), 3);
+  EXPECT_GE(cdn.blob_requests.load(), 7);
+  EXPECT_EQ(front.blob_bytes.load(), 0u);
+}
+
 TEST(Registry, ParsesBearerChallenges) {
   const auto c = store::registry::parse_bearer_challenge(
       R"(Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push")");

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/base64.h"
 #include "store/temp_store.h"
 
 namespace corral {
@@ -108,7 +109,7 @@ TEST(Signing, SignatureBytesEqualOpensslPkeyutl) {
   ASSERT_EQ(expected.size(), 64u);
   EXPECT_EQ(key.sign(message), expected);
   EXPECT_EQ(store::registry::signed_authorization(key, message),
-            key.public_base64() + ":" + store::registry::base64_encode(expected));
+            key.public_base64() + ":" + store::base64_encode(expected));
 }
 
 TEST(Signing, TokenRequestUrlAndMessageAreOllamas) {
@@ -223,9 +224,9 @@ TEST(Signing, CorruptOrTruncatedKeysGiveClearErrors) {
   for (size_t i = text.find('\n') + 1; i < text.find("-----END"); ++i) {
     if (text[i] != '\n') b64.push_back(text[i]);
   }
-  const std::string blob = store::registry::base64_decode(b64);
+  const std::string blob = store::base64_decode(b64);
   auto framed = [](const std::string& bytes) {
-    return "-----BEGIN OPENSSH PRIVATE KEY-----\n" + store::registry::base64_encode(bytes) +
+    return "-----BEGIN OPENSSH PRIVATE KEY-----\n" + store::base64_encode(bytes) +
            "\n-----END OPENSSH PRIVATE KEY-----\n";
   };
   EXPECT_EQ(store::registry::parse_openssh_private_key(framed(blob), "k").seed, key.seed);
@@ -266,8 +267,8 @@ TEST(Signing, CorruptOrTruncatedKeysGiveClearErrors) {
 }
 
 TEST(Signing, Base64) {
-  using store::registry::base64_decode;
-  using store::registry::base64_encode;
+  using store::base64_decode;
+  using store::base64_encode;
   EXPECT_EQ(base64_encode("user:pass"), "dXNlcjpwYXNz");
   EXPECT_EQ(base64_decode("dXNlcjpwYXNz"), "user:pass");
   EXPECT_EQ(base64_decode("YQ=="), "a");

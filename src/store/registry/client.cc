@@ -181,6 +181,31 @@ Response Client::get(const std::string& path, std::vector<std::string> headers, 
   }
 }
 
+std::string Client::blob_location(const std::string& digest) {
+  HttpOptions once = options_.http;
+  once.follow_redirects = false;
+  const std::string url = repo_url_ + "/blobs/" + digest;
+  // The first byte: a registry that serves the blob itself answers 206, and the sink then stops
+  // the transfer (also of a registry that ignores the Range).
+  const BodySink stop = [](const Response&, const char*, size_t) { return false; };
+  try {
+    for (int round = 0; round < 2; ++round) {
+      std::vector<std::string> h = {"Range: bytes=0-0"};
+      if (const std::string a = authorization(); !a.empty()) h.push_back(a);
+      const Response r = http_get(url, h, once, kMaxErrorBytes, stop);
+      if (r.status == 401 && round == 0 && authenticate(r)) continue;
+      const auto loc = r.headers.find("location");
+      if (r.status < 300 || r.status >= 400 || loc == r.headers.end()) return "";
+      std::string target = loc->second;
+      if (target.starts_with("/"))
+        target = url.substr(0, url.find('/', url.find("://") + 3)) + target;
+      return iequals(url_host(target), host_) ? "" : target;
+    }
+  } catch (const std::exception&) {
+  }
+  return "";
+}
+
 // ---- Requests beyond GET (push) ----------------------------------------------------------------
 
 std::string resolve_location(const std::string& request_url, const std::string& location) {
@@ -244,9 +269,13 @@ std::string Client::manifest() {
         const std::string what = r.status == 404
                                      ? "model '" + name_.display() + "' not found"
                                      : "the registry answered " + std::to_string(r.status);
-        throw std::runtime_error(repo_url_ + path + ": " + what + " (" + error_text(r) +
-                                 "; expected a manifest " + kMediaManifest + ")");
+        const std::string message = repo_url_ + path + ": " + what + " (" + error_text(r) +
+                                    "; expected a manifest " + kMediaManifest + ")";
+        if (r.status == 404) throw ManifestNotFound(message);
+        throw std::runtime_error(message);
       }
+    } catch (const ConnectError& e) {
+      throw std::runtime_error(e.what());
     } catch (const TransportError&) {
       if (attempt >= options_.max_attempts) throw;
     }

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -63,7 +64,13 @@ class Client {
   Response request(const std::string& method, const std::string& target,
                    std::vector<std::string> headers, const RequestBody& body = {},
                    size_t max_body = 0);
-  // The manifest's JSON text for the name's tag, retried on connection errors and 5xx.
+  // Where the registry sends a blob's bytes when that is another host (a CDN): the Location of
+  // its redirect, which a download then asks directly, without the registry's Authorization, as
+  // Ollama does. Empty: the registry serves the bytes itself (or could not be asked; the parts'
+  // own requests then meet the problem and retry).
+  std::string blob_location(const std::string& digest);
+  // The manifest's JSON text for the name's tag, retried on dropped connections and 5xx (a
+  // refused connection fails at once: nothing listens there).
   std::string manifest();
   // Sleeps before retry number `attempt` (1, 2, ...): first_backoff * 2^(attempt-1), capped.
   void backoff(int attempt) const;
@@ -86,6 +93,12 @@ class Client {
   std::string auth_used_;  // what authorization_ came from, for the message of a second 401
   std::mutex key_mutex_;
   std::optional<SigningKey> key_;
+};
+
+// The registry answered 404 for the manifest: it has no such model or tag.
+class ManifestNotFound : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 // The absolute URL a Location header names, relative to the URL of the request it answered

@@ -1,5 +1,7 @@
 #include "store/registry/credentials.h"
 
+#include "store/base64.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>

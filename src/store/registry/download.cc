@@ -44,6 +44,7 @@ struct Job {
   Clock::time_point last_report{};
   bool stop = false;
   std::exception_ptr failure;
+  std::string direct;  // the CDN URL the registry redirects the blob to (Client::blob_location)
 
   uint64_t completed() const {
     uint64_t n = 0;
@@ -145,15 +146,28 @@ void fetch_range(Job& job, size_t index) {
     return true;
   };
   const std::string range = "Range: bytes=" + std::to_string(from) + "-" + std::to_string(to);
+  std::string direct;
+  {
+    std::lock_guard lock(job.mutex);
+    direct = job.direct;
+  }
   Response r;
   try {
-    r = job.client.get(path, {range}, 0, sink);
+    r = direct.empty() ? job.client.get(path, {range}, 0, sink)
+                       : http_get(direct, {range}, job.client.options().http, 0, sink);
   } catch (const TransportError&) {
     if (problem.empty()) throw;
   }
-  const std::string where = job.client.repository_url() + path + " (bytes " + std::to_string(from) +
-                            "-" + std::to_string(to) + ")";
+  const std::string where = (direct.empty() ? job.client.repository_url() + path : direct) +
+                            " (bytes " + std::to_string(from) + "-" + std::to_string(to) + ")";
   if (!problem.empty()) throw std::runtime_error(where + ": " + problem);
+  if (!direct.empty() && r.status >= 400 && r.status < 500) {
+    // A CDN's signed URL expires: the registry is asked for a new one.
+    const std::string fresh = job.client.blob_location(job.digest);
+    std::lock_guard lock(job.mutex);
+    if (job.direct == direct) job.direct = fresh;
+    throw TransportError(where + ": the direct URL answered " + std::to_string(r.status));
+  }
   if (retryable_status(r.status)) {
     throw TransportError(where + ": the registry answered " + std::to_string(r.status));
   }
@@ -211,7 +225,8 @@ void download_blob(Client& client, const std::string& digest, uint64_t size,
           progress, {},
           {},       0,
           {},       false,
-          {}};
+          {},       {}};
+  job.direct = client.blob_location(digest);
   const std::vector<Part> saved = load_parts(job);
   for (uint64_t i = 0; i < n_parts; ++i) {
     const uint64_t start = std::min(i * job.part_size, size);

@@ -151,7 +151,7 @@ Response http_request(const std::string& method, const std::string& url,
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols);
   curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, sends ? 0L : 1L);
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, options.follow_redirects && !sends ? 1L : 0L);
   if (method == "HEAD") {
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (sends) {
@@ -201,6 +201,8 @@ Response http_request(const std::string& method, const std::string& url,
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_TOO_MANY_REDIRECTS:
       throw std::runtime_error(what);
+    case CURLE_COULDNT_CONNECT:
+      throw ConnectError(what);
     default:
       throw TransportError(what);
   }

@@ -23,10 +23,18 @@ class TransportError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Nothing listens at the address (connection refused). A TransportError, so a blob part is
+// retried, but a manifest fetch gives up at once: the registry is not there, as Ollama reports.
+class ConnectError : public TransportError {
+ public:
+  using TransportError::TransportError;
+};
+
 struct HttpOptions {
   bool allow_http = false;  // plain http (the registry's and redirects'); else https only
   long connect_timeout_s = 30;
   long stall_timeout_s = 60;  // less than 1 byte/s for this long: a stalled transfer
+  bool follow_redirects = true;
 };
 
 struct Response {

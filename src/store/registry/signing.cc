@@ -5,6 +5,8 @@
 // u32 length and the bytes.
 #include "store/registry/signing.h"
 
+#include "store/base64.h"
+
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -145,36 +147,6 @@ void write_public_key(const fs::path& key_path, const SigningKey& key) {
 }
 
 }  // namespace
-
-std::string base64_encode(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-std::string base64_decode(std::string_view text) {
-  static constexpr std::string_view kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
-  std::string out;
-  uint32_t bits = 0;
-  int n_bits = 0;
-  for (char c : text) {
-    const size_t v = kAlphabet.find(c);
-    if (v == std::string_view::npos) throw std::invalid_argument("not base64");
-    bits = bits << 6 | static_cast<uint32_t>(v);
-    n_bits += 6;
-    if (n_bits >= 8) {
-      n_bits -= 8;
-      out.push_back(static_cast<char>(bits >> n_bits));
-    }
-  }
-  if (n_bits >= 6) throw std::invalid_argument("not base64 (a stray character at the end)");
-  return out;
-}
 
 SigningKey SigningKey::from_seed(const std::array<uint8_t, 32>& seed, std::string comment) {
   SigningKey key;

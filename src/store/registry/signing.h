@@ -14,11 +14,6 @@
 
 namespace corral::store::registry {
 
-// Standard base64 with padding.
-std::string base64_encode(std::string_view bytes);
-// Standard base64 (padding optional); std::invalid_argument on any other character.
-std::string base64_decode(std::string_view text);
-
 struct SigningKey {
   std::array<uint8_t, 32> seed{};  // the ed25519 private key (RFC 8032's 32-byte secret)
   std::array<uint8_t, 32> public_key{};
