@@ -22,7 +22,10 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-constexpr uint64_t kSaveEvery = 1 << 20;  // progress is saved after this many new bytes
+constexpr uint64_t kSaveEvery = 8 << 20;  // progress is saved after this many new bytes
+// Written bytes are handed to the disk every this many per part, while the download goes on, so
+// that the fsync at the end (before the blob can become visible) finds little left to write.
+constexpr uint64_t kWritebackEvery = 8 << 20;
 
 struct Part {
   uint64_t start = 0, length = 0, done = 0;
@@ -107,13 +110,14 @@ void fetch_range(Job& job, size_t index) {
   const uint64_t from = part.start + part.done, to = part.start + part.length - 1;
   std::string problem;
   const std::string path = "/blobs/" + job.digest;
+  uint64_t written_back = from;
   const auto sink = [&](const Response& head, const char* data, size_t n) {
     const bool whole = from == 0 && to + 1 == job.size;
     if (head.status != 206 && !(head.status == 200 && whole)) {
       problem = "answered " + std::to_string(head.status) + " to a range request (expected 206)";
       return false;
     }
-    std::lock_guard lock(job.mutex);
+    std::unique_lock lock(job.mutex);
     if (job.stop) return false;
     if (job.options.cancelled && job.options.cancelled()) {
       job.fail(std::make_exception_ptr(std::runtime_error("pull cancelled")));
@@ -142,6 +146,13 @@ void fetch_range(Job& job, size_t index) {
     } catch (...) {
       job.fail(std::current_exception());
       return false;
+    }
+    const uint64_t end = part.start + part.done;
+    if (end - written_back >= kWritebackEvery) {
+      lock.unlock();
+      ::sync_file_range(job.fd, static_cast<off_t>(written_back),
+                        static_cast<off_t>(end - written_back), SYNC_FILE_RANGE_WRITE);
+      written_back = end;
     }
     return true;
   };
