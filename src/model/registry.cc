@@ -13,6 +13,9 @@ std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* pr
 namespace qwen2 {
 std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
 }
+namespace qwen3 {
+std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
+}
 namespace qwen2vl {
 std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
 }
@@ -25,6 +28,7 @@ constexpr Architecture kArchitectures[] = {
     {"llama", llama::make},
     {"qwen2", qwen2::make},
     {"qwen2vl", qwen2vl::make},
+    {"qwen3", qwen3::make},
     {"mllama", mllama::make},
 };
 }  // namespace

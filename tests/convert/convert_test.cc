@@ -131,7 +131,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"tiny-qwen2", "F32", 1e-4f}, Case{"small-llama-256", "F32", 1e-4f},
                       Case{"stories260K", "F16", 2e-2f}, Case{"tiny-llama3", "F16", 2e-2f},
                       Case{"tiny-qwen2", "BF16", 2e-2f}, Case{"small-llama-256", "BF16", 2e-2f},
-                      Case{"small-llama-256", "F16", 2e-2f}));
+                      Case{"small-llama-256", "F16", 2e-2f}, Case{"tiny-qwen3", "F32", 1e-4f},
+                      Case{"tiny-qwen3", "F16", 2e-2f}, Case{"tiny-qwen3", "BF16", 2e-2f}));
 
 // llama.cpp converted the same trained weights from llama2.c's checkpoint; the HF folder has them
 // in transformers' layout, so equal tensors prove the renaming, the ggml shapes and the Q/K

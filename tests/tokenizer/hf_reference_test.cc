@@ -56,7 +56,7 @@ TEST_P(CheckpointReference, InputIdsMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, CheckpointReference,
                          ::testing::Values("tiny-bert", "tiny-llama3", "tiny-qwen2", "stories260K",
-                                           "tiny-gemma3"),
+                                           "tiny-gemma3", "tiny-qwen3"),
                          [](const auto& info) {
                            std::string name = info.param;
                            for (char& c : name) {

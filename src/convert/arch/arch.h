@@ -37,6 +37,7 @@ std::string supported_classes();
 Arch llama();
 Arch qwen2();
 Arch qwen2vl();
+Arch qwen3();
 Arch mllama();
 
 // --- shared by the architectures ---

@@ -257,17 +257,19 @@ std::vector<TensorSource> map_tensors(const HfConfig& config, const Checkpoint& 
 
 std::string supported_classes() {
   return "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
-         "Qwen2VLForConditionalGeneration, MllamaForConditionalGeneration";
+         "Qwen2VLForConditionalGeneration, Qwen3ForCausalLM, MllamaForConditionalGeneration";
 }
 
 const Arch* find(std::string_view hf_class) {
   static const Arch kLlama = llama();
   static const Arch kQwen2 = qwen2();
   static const Arch kQwen2vl = qwen2vl();
+  static const Arch kQwen3 = qwen3();
   static const Arch kMllama = mllama();
   if (hf_class == "LlamaForCausalLM" || hf_class == "MistralForCausalLM") return &kLlama;
   if (hf_class == "Qwen2ForCausalLM") return &kQwen2;
   if (hf_class == "Qwen2VLForConditionalGeneration") return &kQwen2vl;
+  if (hf_class == "Qwen3ForCausalLM") return &kQwen3;
   if (hf_class == "MllamaForConditionalGeneration") return &kMllama;
   return nullptr;
 }
