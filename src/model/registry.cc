@@ -25,11 +25,8 @@ std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* pr
 
 namespace {
 constexpr Architecture kArchitectures[] = {
-    {"llama", llama::make},
-    {"qwen2", qwen2::make},
-    {"qwen2vl", qwen2vl::make},
-    {"qwen3", qwen3::make},
-    {"mllama", mllama::make},
+    {"llama", llama::make}, {"qwen2", qwen2::make},   {"qwen2vl", qwen2vl::make},
+    {"qwen3", qwen3::make}, {"mllama", mllama::make},
 };
 }  // namespace
 

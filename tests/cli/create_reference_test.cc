@@ -78,8 +78,8 @@ TEST_P(CreateReference, CreateF32ThenDebugLogitsAndTokenizeMatchTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Checkpoints, CreateReference,
-                         ::testing::Values("stories260K", "tiny-llama3", "tiny-qwen2",
-                                           "tiny-qwen3", "small-llama-256"),
+                         ::testing::Values("stories260K", "tiny-llama3", "tiny-qwen2", "tiny-qwen3",
+                                           "small-llama-256"),
                          [](const auto& info) {
                            std::string name = info.param;
                            for (char& ch : name)

@@ -3,11 +3,12 @@
 // checkpoint converted by corral's converter against transformers' per-layer hidden states.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <unistd.h>
 
 #include "convert/convert.h"
 #include "ml/gguf/reader.h"
@@ -26,13 +27,13 @@ constexpr int64_t kEmbd = 32, kHead = 4, kHeadKv = 2, kHeadDim = 16, kFf = 48, k
 constexpr int kLayers = 2;
 
 struct RandomQwen3Options {
-  bool untied = false;      // write output.weight (a copy of token_embd)
-  std::string skip;         // a tensor to leave out
+  bool untied = false;  // write output.weight (a copy of token_embd)
+  std::string skip;     // a tensor to leave out
 };
 
 // A GGUF in memory; the tensors' bytes live here as long as the File.
 struct RandomQwen3 {
-  explicit RandomQwen3(RandomQwen3Options o = {}) : o(std::move(o)) {}
+  explicit RandomQwen3(RandomQwen3Options options = {}) : o(std::move(options)) {}
 
   RandomQwen3Options o;
   std::vector<std::vector<float>> data;
@@ -167,6 +168,7 @@ TEST_P(Qwen3RandomOn, CachedDecodingOfTwoSequencesEqualsTheirPrefills) {
     if (with_b) worst = std::max(worst, max_abs_diff(&got[kVocab], &want_b[pb * kVocab], kVocab));
   }
   EXPECT_LE(worst, 1e-4f);
+  // Removing b leaves a's cells untouched.
   cache.remove(1);
   EXPECT_EQ(cache.used_cells(), static_cast<int64_t>(a.size()));
 }
@@ -178,7 +180,8 @@ INSTANTIATE_TEST_SUITE_P(Backends, Qwen3RandomOn, ::testing::ValuesIn(testing::b
 
 std::vector<float> tensor_f32(const ml::gguf::File& f, const std::string& name) {
   const ml::gguf::TensorInfo* t = f.find_tensor(name);
-  if (t == nullptr || t->dtype != ml::DType::F32) throw std::runtime_error(name + ": no F32 tensor");
+  if (t == nullptr || t->dtype != ml::DType::F32)
+    throw std::runtime_error(name + ": no F32 tensor");
   const auto* p = reinterpret_cast<const float*>(t->data);
   return {p, p + t->n_elements()};
 }
@@ -193,6 +196,39 @@ std::vector<uint8_t> truncated(const ml::gguf::File& f, int n_layer) {
     w.add_tensor(t.name, t.dtype, t.shape(), t.bytes());
   }
   return w.to_bytes();
+}
+
+// llama.cpp's names and keys: head_dim as key_length/value_length (32, not 64 / 4), the head
+// norms as blk.N.attn_q_norm/attn_k_norm of head_dim, no biases, and no output.weight for a tied
+// checkpoint.
+TEST(Qwen3Convert, WritesLlamaCppNamesAndKeys) {
+  const std::string out =
+      ::testing::TempDir() + "tiny-qwen3-names-" + std::to_string(::getpid()) + ".gguf";
+  convert::ConvertOptions options;
+  options.type = "F16";
+  options.write.n_threads = 1;
+  convert::convert_hf(corral::testing::testdata_path("reference/tiny-qwen3"), out, options);
+  const ml::gguf::File f = ml::gguf::File::open(out);
+  std::remove(out.c_str());
+  const auto& md = f.metadata();
+  EXPECT_EQ(md.get_string("general.architecture"), "qwen3");
+  EXPECT_EQ(md.get_u32("qwen3.embedding_length"), 64u);
+  EXPECT_EQ(md.get_u32("qwen3.attention.head_count"), 4u);
+  EXPECT_EQ(md.get_u32("qwen3.attention.head_count_kv"), 2u);
+  EXPECT_EQ(md.get_u32("qwen3.attention.key_length"), 32u);
+  EXPECT_EQ(md.get_u32("qwen3.attention.value_length"), 32u);
+  EXPECT_EQ(md.get_f32("qwen3.rope.freq_base"), 1000000.0f);
+  for (const char* name : {"blk.0.attn_q_norm.weight", "blk.1.attn_k_norm.weight"}) {
+    const ml::gguf::TensorInfo* t = f.find_tensor(name);
+    ASSERT_NE(t, nullptr) << name;
+    EXPECT_EQ(t->shape(), (std::vector<int64_t>{32})) << name;
+    EXPECT_EQ(t->dtype, ml::DType::F32) << name;  // 1-D tensors stay F32, as llama.cpp keeps them
+  }
+  EXPECT_EQ(f.find_tensor("blk.0.attn_q.weight")->shape(), (std::vector<int64_t>{64, 128}));
+  EXPECT_EQ(f.find_tensor("blk.0.attn_q.bias"), nullptr);
+  EXPECT_EQ(f.find_tensor("output.weight"), nullptr);
+  const auto m = load(f);
+  EXPECT_TRUE(m->unused_tensors().empty());
 }
 
 // The final hidden states after output_norm, f32 [n_tokens][n_embd].
@@ -214,7 +250,8 @@ class Qwen3HiddenStates : public testing::OnBackend {};
 // transformers' hidden_states are the embedding output, then each layer's output, the last one
 // after the final norm. The engine exposes states after output_norm, so a model cut after layer
 // l gives rms_norm(h_l) * output_norm: compared with the reference normalized the same way,
-// every layer matches within the logits' tolerance, and the embeddings match exactly.
+// every layer matches within the logits' tolerance, and the embeddings match to the
+// reference's printed precision.
 TEST_P(Qwen3HiddenStates, EveryLayerMatchesTransformersAfterConversionToF32) {
   const std::string dir = corral::testing::testdata_path("reference/tiny-qwen3");
   const std::string out = ::testing::TempDir() + "tiny-qwen3-" + GetParam() + "-" +
@@ -238,7 +275,7 @@ TEST_P(Qwen3HiddenStates, EveryLayerMatchesTransformersAfterConversionToF32) {
 
   const std::vector<float> embd = tensor_f32(file, "token_embd.weight");
   for (int64_t t = 0; t < n_tokens; ++t) {
-    EXPECT_EQ(max_abs_diff(&embd[ids[t] * n_embd], want(0, t), n_embd), 0.0f) << "token " << t;
+    EXPECT_LE(max_abs_diff(&embd[ids[t] * n_embd], want(0, t), n_embd), 1e-6f) << "token " << t;
   }
 
   const std::vector<float> norm = tensor_f32(file, "output_norm.weight");
@@ -262,8 +299,7 @@ TEST_P(Qwen3HiddenStates, EveryLayerMatchesTransformersAfterConversionToF32) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, Qwen3HiddenStates,
-                         ::testing::ValuesIn(testing::backend_names()),
+INSTANTIATE_TEST_SUITE_P(Backends, Qwen3HiddenStates, ::testing::ValuesIn(testing::backend_names()),
                          [](const auto& info) { return info.param; });
 
 }  // namespace
