@@ -163,23 +163,42 @@ TEST(ConvertHfErrors, UnknownArchitectureIsNamed) {
   expect_convert_error(f, {"config.json", "'FooForCausalLM' is not supported", "Qwen2ForCausalLM"});
 }
 
-// The checkpoint without one of its tensors: the header rewritten to leave it out.
-TEST(ConvertHfErrors, MissingTensorIsNamedWithItsGgufName) {
-  BrokenFolder f("tiny-qwen2");
+// Rewrites the folder's model.safetensors header to leave `name` out.
+void drop_tensor(const BrokenFolder& f, const std::string& name) {
   std::ifstream in(f.path("model.safetensors"), std::ios::binary);
   std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   in.close();
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);
   json header = json::parse(bytes.substr(8, n));
-  header.erase("model.layers.1.mlp.up_proj.weight");
+  header.erase(name);
   const std::string h = header.dump();
   const uint64_t len = h.size();
   std::ofstream out(f.path("model.safetensors"), std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(&len), 8);
   out << h << bytes.substr(8 + n);
-  out.close();
+}
+
+// The checkpoint without one of its tensors.
+TEST(ConvertHfErrors, MissingTensorIsNamedWithItsGgufName) {
+  BrokenFolder f("tiny-qwen2");
+  drop_tensor(f, "model.layers.1.mlp.up_proj.weight");
   expect_convert_error(f, {"model.layers.1.mlp.up_proj.weight", "blk.1.ffn_up.weight"});
+}
+
+TEST(ConvertHfErrors, MissingQwen3HeadNormIsNamedWithItsGgufName) {
+  BrokenFolder f("tiny-qwen3");
+  drop_tensor(f, "model.layers.0.self_attn.k_norm.weight");
+  expect_convert_error(f, {"model.layers.0.self_attn.k_norm.weight", "blk.0.attn_k_norm.weight"});
+}
+
+// Qwen3's head_dim is its own key: a config whose head_dim disagrees with the weights is refused.
+TEST(ConvertHfErrors, Qwen3HeadDimThatDisagreesWithTheWeightsIsNamed) {
+  BrokenFolder f("tiny-qwen3");
+  json c = json::parse(std::ifstream(f.path("config.json")));
+  c["head_dim"] = 16;
+  std::ofstream(f.path("config.json")) << c.dump();
+  expect_convert_error(f, {"model.safetensors", "has shape", "config.json implies"});
 }
 
 TEST(ConvertHfErrors, UnexpectedShapeIsNamed) {
