@@ -50,7 +50,8 @@ TEST(LlamaCppConvert, LlamaCppContinuesConvertedCheckpointsAsTransformers) {
   };
   std::vector<Job> jobs;
   std::string cmd = "node '" + kNodeDir + "/generate.mjs'";
-  for (const char* name : {"stories260K", "tiny-llama3", "tiny-qwen2", "small-llama-256"}) {
+  for (const char* name :
+       {"stories260K", "tiny-llama3", "tiny-qwen2", "tiny-qwen3", "small-llama-256"}) {
     const std::string dir = corral::testing::testdata_path(std::string("reference/") + name);
     const std::string out = (tmp / (std::string(name) + ".gguf")).string();
     ConvertOptions options;
@@ -77,7 +78,7 @@ TEST(LlamaCppConvert, LlamaCppContinuesConvertedCheckpointsAsTransformers) {
       jobs.push_back(std::move(j));
     }
   }
-  ASSERT_EQ(jobs.size(), 4u);
+  ASSERT_EQ(jobs.size(), 5u);
   cmd += " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
