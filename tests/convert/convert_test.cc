@@ -324,6 +324,9 @@ TEST(ConvertHf, ByteFallbackBpeTokenizerEncodesAsSentencePiece) {
   const json cases =
       read_json(corral::testing::testdata_path("reference/tokenizers/tok512.json")).at("cases");
   for (const json& c : cases) {
+    // Where SentencePiece's normalizer collapses spaces and transformers' tokenizer.json does
+    // not, each conversion follows its own source (spm_normalizer_test.cc checks the former).
+    if (c.at("ids") != c.at("hf_ids")) continue;
     const std::string text = c.at("text");
     EXPECT_EQ(bpe.encode(text, false), spm.encode(text, false)) << text;
   }
