@@ -334,8 +334,7 @@ std::vector<NamedTensor> Engine::intermediates(std::span<const int32_t> tokens,
 }
 
 std::vector<NamedTensor> Engine::forward_all(std::span<const int32_t> tokens_in,
-                                             std::span<const PromptImage> images,
-                                             bool keep_named) {
+                                             std::span<const PromptImage> images, bool keep_named) {
   if (tokens_in.empty()) throw std::invalid_argument("logits: no tokens");
   std::vector<int32_t> tokens(tokens_in.begin(), tokens_in.end());
   const int64_t n_vocab = model_->config().n_vocab;

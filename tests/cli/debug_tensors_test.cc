@@ -22,8 +22,8 @@ using Json = nlohmann::json;
 std::string corral(const TempDir& store, const std::string& args, int* status,
                    bool merge_stderr = false) {
   const std::string cmd = "CORRAL_NO_SERVER=1 CORRAL_MODELS='" + store.str() + "' '" +
-                          CORRAL_BINARY + "' " + args +
-                          (merge_stderr ? " 2>&1" : " 2>/dev/null") + " </dev/null";
+                          CORRAL_BINARY + "' " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null") +
+                          " </dev/null";
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return out;
@@ -83,8 +83,8 @@ double max_error(const Json& tensor, const Json& c, size_t layer) {
   if (got.size() != n_tokens * n_embd) return INFINITY;
   double err = 0;
   for (size_t i = 0; i < got.size(); ++i) {
-    err = std::max(err, std::fabs(got[i].get<double>() -
-                                  want[layer * n_tokens * n_embd + i].get<double>()));
+    err = std::max(
+        err, std::fabs(got[i].get<double>() - want[layer * n_tokens * n_embd + i].get<double>()));
   }
   return err;
 }
@@ -118,7 +118,8 @@ TEST_F(DebugTensors, JsonReproducesTransformersHiddenStatesForEveryLayer) {
   EXPECT_EQ(logits["shape"], c["logits_shape"]);
   double err = 0;
   for (size_t i = 0; i < c["logits"].size(); ++i) {
-    err = std::max(err, std::fabs(logits["values"][i].get<double>() - c["logits"][i].get<double>()));
+    err =
+        std::max(err, std::fabs(logits["values"][i].get<double>() - c["logits"][i].get<double>()));
   }
   EXPECT_LT(err, 1e-4);
 }
@@ -167,8 +168,7 @@ TEST_F(DebugTensors, BadTokensGiveAClearError) {
            {"''", "no tokens"},
        }) {
     int status = -1;
-    const std::string out =
-        corral(*store_, "debug tensors tiny --tokens " + tokens, &status, true);
+    const std::string out = corral(*store_, "debug tensors tiny --tokens " + tokens, &status, true);
     EXPECT_NE(status, 0) << tokens;
     EXPECT_NE(out.find(message), std::string::npos) << tokens << ": " << out;
   }

@@ -25,9 +25,9 @@ using tokenizer::Tokenizer;
 
 // Texts whose spaces and newlines a collapsing normalizer changes, and some it leaves alone.
 const std::vector<std::string> kSpacedTexts = {
-    "    four spaces",  "Hello  world",   "  leading",        "trailing   ",
-    "a  b   c    d",    " \n  x",         "line one\n\n  two", "tab\t  and  spaces",
-    "   ",              "",               "Once upon a time", " Once upon a time",
+    "    four spaces",  "Hello  world",      "  leading",          "trailing   ", "a  b   c    d",
+    " \n  x",           "line one\n\n  two", "tab\t  and  spaces", "   ",         "",
+    "Once upon a time", " Once upon a time",
 };
 
 class SpmNormalizer : public ::testing::Test {
