@@ -31,6 +31,7 @@ void add_serve_command(CLI::App& app);     // serve.cc
 // add_debug_command.
 void add_debug_tokenize_commands(CLI::App& debug);
 void add_debug_logits_command(CLI::App& debug);
+void add_debug_tensors_command(CLI::App& debug);  // debug_tensors.cc
 void add_debug_preprocess_command(CLI::App& debug);
 void add_debug_render_command(CLI::App& debug);  // debug_render.cc
 void add_debug_synth_command(CLI::App& debug);   // debug_synth.cc

@@ -169,6 +169,7 @@ void add_debug_command(CLI::App& app) {
                  "Print every array item (default: the first 8, then the item count)");
   add_debug_tokenize_commands(*debug);
   add_debug_logits_command(*debug);
+  add_debug_tensors_command(*debug);
   add_debug_preprocess_command(*debug);
   add_debug_render_command(*debug);
   add_debug_synth_command(*debug);

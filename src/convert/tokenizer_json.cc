@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <unordered_map>
+#include <utility>
 
 #include "tokenizer/vocab.h"
 
@@ -151,6 +152,7 @@ void add_tokenizer(const std::string& dir, const HfConfig& config, int64_t n_voc
   std::string model, pre;
   std::vector<std::string> merges;
   bool write_scores = false;
+  std::optional<std::pair<bool, bool>> spm_normalizer;  // add_space_prefix, remove_extra_ws
   TokenId bos = tokenizer::kNoToken, eos = tokenizer::kNoToken, unk = tokenizer::kNoToken;
   TokenId pad = tokenizer::kNoToken, sep = tokenizer::kNoToken;
 
@@ -159,6 +161,9 @@ void add_tokenizer(const std::string& dir, const HfConfig& config, int64_t n_voc
     model = "llama";
     pre = "default";
     write_scores = true;
+    // The normalizer's settings, so the GGUF encodes as tokenizer.model does (llama.cpp reads
+    // both keys; its own llama converter omits them and so keeps runs of spaces).
+    spm_normalizer = std::pair{v.add_space_prefix, v.remove_extra_whitespaces};
     for (const tokenizer::Token& token : v.tokens) {
       t.text.push_back(token.text);
       t.scores.push_back(token.score);
@@ -286,6 +291,10 @@ void add_tokenizer(const std::string& dir, const HfConfig& config, int64_t n_voc
   if (write_scores) set_array(md, "tokenizer.ggml.scores", t.scores);
   set_array(md, "tokenizer.ggml.token_type", t.types);
   if (!merges.empty()) set_string_array(md, "tokenizer.ggml.merges", std::move(merges));
+  if (spm_normalizer) {
+    md.set("tokenizer.ggml.add_space_prefix", spm_normalizer->first);
+    md.set("tokenizer.ggml.remove_extra_whitespaces", spm_normalizer->second);
+  }
   const auto put_id = [&](const char* key, TokenId id) {
     if (id != tokenizer::kNoToken) md.set(key, static_cast<uint32_t>(id));
   };

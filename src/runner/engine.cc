@@ -322,8 +322,19 @@ Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options
   return stats;
 }
 
-std::vector<float> Engine::logits(std::span<const int32_t> tokens_in,
+std::vector<float> Engine::logits(std::span<const int32_t> tokens,
                                   std::span<const PromptImage> images) {
+  std::vector<NamedTensor> out = forward_all(tokens, images, /*keep_named=*/false);
+  return std::move(out.back().values);
+}
+
+std::vector<NamedTensor> Engine::intermediates(std::span<const int32_t> tokens,
+                                               std::span<const PromptImage> images) {
+  return forward_all(tokens, images, /*keep_named=*/true);
+}
+
+std::vector<NamedTensor> Engine::forward_all(std::span<const int32_t> tokens_in,
+                                             std::span<const PromptImage> images, bool keep_named) {
   if (tokens_in.empty()) throw std::invalid_argument("logits: no tokens");
   std::vector<int32_t> tokens(tokens_in.begin(), tokens_in.end());
   const int64_t n_vocab = model_->config().n_vocab;
@@ -346,9 +357,36 @@ std::vector<float> Engine::logits(std::span<const int32_t> tokens_in,
   batch_images.finish(batch, model_->vision() != nullptr && model_->vision()->mrope());
   ml::Graph g;
   ml::Tensor out = model_->forward(g, batch, cache);
-  executor_->compute(g, {out});
-  const auto* p = static_cast<const float*>(out.data());
-  return {p, p + out.nelements()};
+  // Named nodes that are computed (not weights or inputs) become outputs too, so the executor
+  // keeps their memory to the end; each is copied out as a contiguous f32 tensor.
+  std::vector<std::pair<std::string, ml::Tensor>> named;
+  if (keep_named) {
+    const int n_nodes = g.size();
+    for (int id = 0; id < n_nodes; ++id) {
+      const ml::Node& n = g.node(id);
+      if (n.name.empty() || n.kind() == ml::OpKind::kLeaf) continue;
+      ml::Tensor t(&g, id);
+      if (t.dtype() != ml::DType::F32) t = ml::cast(t, ml::DType::F32);
+      if (!t.node().is_contiguous()) t = ml::cont(t);
+      named.emplace_back(n.name, t);
+    }
+  }
+  named.emplace_back("logits", out);
+  std::vector<ml::Tensor> outputs;
+  for (const auto& [name, t] : named) outputs.push_back(t);
+  executor_->compute(g, outputs);
+  std::vector<NamedTensor> result;
+  for (const auto& [name, t] : named) {
+    NamedTensor r{.name = name};
+    for (int d = ml::kMaxDims - 1; d >= 0; --d) {
+      if (r.shape.empty() && t.ne(d) == 1 && d > 0) continue;
+      r.shape.push_back(t.ne(d));
+    }
+    const auto* p = static_cast<const float*>(t.data());
+    r.values.assign(p, p + t.nelements());
+    result.push_back(std::move(r));
+  }
+  return result;
 }
 
 std::string go_duration(std::chrono::nanoseconds d) {

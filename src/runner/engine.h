@@ -29,6 +29,14 @@
 
 namespace corral::runner {
 
+// An intermediate result of a forward pass, copied out as f32: `shape` outermost first (numpy's
+// order; ggml's ne reversed, trailing 1s dropped), `values` row-major.
+struct NamedTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+};
+
 struct EngineOptions {
   int n_threads = 0;  // 0: the number of physical cores
   ml::DType cache_dtype = ml::DType::F16;
@@ -102,6 +110,13 @@ class Engine {
   std::vector<float> logits(std::span<const int32_t> tokens,
                             std::span<const PromptImage> images = {});
 
+  // The same forward pass, keeping every intermediate result the model's build() names with
+  // Tensor::set_name, in graph order, then the logits as "logits". For `corral debug tensors`:
+  // models name "token_embd.out" (transformers' hidden_states[0]), "blk.N.out" (the residual
+  // stream after block N) and "output_norm.out" (transformers' last hidden state).
+  std::vector<NamedTensor> intermediates(std::span<const int32_t> tokens,
+                                         std::span<const PromptImage> images = {});
+
   // The placeholder an image takes in the prompt (encoding it, or finding it encoded).
   model::Placeholder image_placeholder(const PromptImage& image);
 
@@ -119,6 +134,10 @@ class Engine {
   const float* evaluate(std::span<const int32_t> tokens, int32_t pos, int num_batch,
                         const std::atomic<bool>* cancel = nullptr);
   bool is_end_of_generation(int32_t token) const;
+  // One prefill from scratch with an f32 cache: the named intermediates when keep_named, then
+  // the logits (last).
+  std::vector<NamedTensor> forward_all(std::span<const int32_t> tokens,
+                                       std::span<const PromptImage> images, bool keep_named);
   // Splices the images' placeholders into `prompt`; throws for a model without vision.
   SequenceImages place_images(std::vector<int32_t>& prompt, std::span<const PromptImage> images);
   void ensure_cache(int64_t num_ctx);

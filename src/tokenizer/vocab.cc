@@ -269,6 +269,10 @@ Vocab load_gguf_vocab(const ml::gguf::Metadata& md) {
                        "' is not supported (expected llama, gpt2 or bert)");
     }
     v.add_space_prefix = md.get_or<bool>("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
+    // A SentencePiece normalizer that collapses spaces; llama.cpp's default (and files written
+    // without the key) keep every space.
+    v.remove_extra_whitespaces = v.model == Model::kSentencePiece &&
+                                 md.get_or<bool>("tokenizer.ggml.remove_extra_whitespaces", false);
 
     const size_t n = v.tokens.size();
     v.bos = optional_id(md, "tokenizer.ggml.bos_token_id", bos, n);

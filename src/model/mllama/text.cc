@@ -134,6 +134,7 @@ ml::Tensor TextModel::cross_layer(const CrossBlock& b, ml::Tensor x, const Batch
 
 ml::Tensor TextModel::forward(const Inputs& in, kvcache::Causal& cache) const {
   ml::Tensor x = token_embd.forward(in.tokens);  // [n_embd, n_tokens]
+  x.set_name("token_embd.out");
   const bool images = in.batch != nullptr && !in.batch->cross.empty();
   for (size_t il = 0; il < blocks.size(); ++il) {
     if (const auto* c = dynamic_cast<const CrossBlock*>(blocks[il].get())) {
@@ -142,9 +143,11 @@ ml::Tensor TextModel::forward(const Inputs& in, kvcache::Causal& cache) const {
     }
     const auto& b = static_cast<const SelfBlock&>(*blocks[il]);
     x = b.forward(x, in.positions, rope_freqs, cache, static_cast<int>(il));
+    x.set_name("blk." + std::to_string(il) + ".out");  // `corral debug tensors` shows it
   }
   if (in.outputs.valid()) x = ml::get_rows(x, in.outputs);  // [n_embd, n_outputs]
   x = output_norm.forward(x);
+  x.set_name("output_norm.out");
   if (in.output == Output::kEmbeddings) return x;
   ml::Tensor logits = output.forward(x);  // [n_output, n_outputs]
   if (o.config.n_vocab == o.n_output) return logits;

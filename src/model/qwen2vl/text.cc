@@ -142,11 +142,14 @@ ml::Tensor Text::embed(const Inputs& in) const {
 
 ml::Tensor Text::forward(ml::Tensor x, ml::Tensor rope_positions, const Inputs& in,
                          kvcache::Causal& cache) const {
+  x.set_name("token_embd.out");  // with the images' rows in place
   for (size_t il = 0; il < blocks.size(); ++il) {
     x = blocks[il]->forward(x, rope_positions, rope, cache, static_cast<int>(il));
+    x.set_name("blk." + std::to_string(il) + ".out");  // `corral debug tensors` shows it
   }
   if (in.outputs.valid()) x = ml::get_rows(x, in.outputs);  // [n_embd, n_outputs]
   x = output_norm.forward(x);
+  x.set_name("output_norm.out");
   if (in.output == Output::kEmbeddings) return x;
   return output.forward(x);  // [n_vocab, n_outputs]
 }
