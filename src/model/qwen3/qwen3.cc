@@ -106,11 +106,14 @@ class Qwen3 final : public Model {
  private:
   ml::Tensor build(const Inputs& in, kvcache::Causal& cache) const override {
     ml::Tensor x = token_embd.forward(in.tokens);  // [n_embd, n_tokens]
+    x.set_name("token_embd.out");
     for (size_t il = 0; il < blocks_.size(); ++il) {
       x = blocks_[il]->forward(x, in.positions, rope_, cache, static_cast<int>(il));
+      x.set_name("blk." + std::to_string(il) + ".out");  // `corral debug tensors` shows it
     }
     if (in.outputs.valid()) x = ml::get_rows(x, in.outputs);  // [n_embd, n_outputs]
     x = output_norm.forward(x);
+    x.set_name("output_norm.out");
     if (in.output == Output::kEmbeddings) return x;
     return output.forward(x);  // [n_vocab, n_outputs]
   }
