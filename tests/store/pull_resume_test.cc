@@ -27,20 +27,8 @@ namespace {
 namespace fs = std::filesystem;
 using store::ModelName;
 using store::registry::PullOptions;
-
-// Runs a shell command; its exit status and output (stdout and stderr).
-std::pair<int, std::string> sh(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  return {pclose(p), out};
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using testing::read_text;
+using testing::sh;
 
 class PullLarge : public ::testing::Test {
  protected:
@@ -88,7 +76,7 @@ class PullLarge : public ::testing::Test {
     return o;
   }
   void expect_pulled(const store::Store& st, int port) {
-    EXPECT_EQ(read_file(st.root() / "manifests" / ModelName::parse(model(port)).manifest_path()),
+    EXPECT_EQ(read_text(st.root() / "manifests" / ModelName::parse(model(port)).manifest_path()),
               *manifest_);
     EXPECT_EQ(fs::file_size(st.blob_path(digest_)), size_);
     EXPECT_FALSE(fs::exists(st.blob_path(digest_).string() + "-partial"));

@@ -26,14 +26,7 @@ namespace fs = std::filesystem;
 using store::ModelName;
 using store::registry::PushOptions;
 using testing::read_text;
-
-std::pair<int, std::string> sh(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  return {pclose(p), out};
-}
+using testing::sh;
 
 class RegistryPush : public ::testing::Test {
  protected:

@@ -21,6 +21,8 @@ namespace {
 namespace fs = std::filesystem;
 using store::ModelName;
 using store::registry::PullOptions;
+using testing::read_text;
+using testing::sh;
 
 // bcrypt (cost 4) of kPassword, as distribution's htpasswd reads it; made with libxcrypt's
 // crypt() ($2b$ is the prefix Go's bcrypt accepts, like $2a$ and $2y$).
@@ -66,15 +68,6 @@ PullOptions quick_options() {
   o.client.max_attempts = 2;
   o.parts.min_part_size = 256 << 10;
   return o;
-}
-
-// Runs a shell command; its exit status and output (stdout and stderr).
-std::pair<int, std::string> sh(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  return {pclose(p), out};
 }
 
 // `corral` with HOME (where the key and credentials are looked for) and the store in temp folders,

@@ -20,27 +20,15 @@ namespace {
 namespace fs = std::filesystem;
 using store::ModelName;
 using store::registry::PullOptions;
-
-// Runs a shell command; its exit status and output (stdout and stderr).
-std::pair<int, std::string> sh(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  return {pclose(p), out};
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using testing::read_text;
+using testing::sh;
 
 // A registry holding library/stories:latest (the stories260K GGUF and a config blob).
 class RegistryPull : public ::testing::Test {
  protected:
   void SetUp() override {
     registry_ = std::make_unique<testing::LocalRegistry>(dir_.path());
-    gguf_ = read_file(testing::testdata_path("tinystories260k/stories260K-f32.gguf"));
+    gguf_ = read_text(testing::testdata_path("tinystories260k/stories260K-f32.gguf"));
     ASSERT_GT(gguf_.size(), 1000000u);
     config_ = R"({"model_format":"gguf","model_family":"llama","file_type":"F32"})";
     gguf_digest_ = registry_->push_blob("library/stories", gguf_);
@@ -77,9 +65,9 @@ class RegistryPull : public ::testing::Test {
 
   void expect_pulled(const store::Store& st, const ModelName& n) {
     const fs::path manifest = st.root() / "manifests" / n.manifest_path();
-    EXPECT_EQ(read_file(manifest), manifest_);
-    EXPECT_EQ(read_file(st.blob_path(gguf_digest_)), gguf_);
-    EXPECT_EQ(read_file(st.blob_path(config_digest_)), config_);
+    EXPECT_EQ(read_text(manifest), manifest_);
+    EXPECT_EQ(read_text(st.blob_path(gguf_digest_)), gguf_);
+    EXPECT_EQ(read_text(st.blob_path(config_digest_)), config_);
     EXPECT_FALSE(fs::exists(st.blob_path(gguf_digest_).string() + "-partial"));
   }
 
@@ -266,14 +254,14 @@ TEST_F(RegistryPull, DiskFullMidBlobStopsCleanlyAndTheNextPullEndsIt) {
   proxy.stall = false;  // the rest of the blob now meets a full disk
   run.join();
   ASSERT_EQ(result.first, 0) << result.second;
-  EXPECT_NE(read_file(marks / "rc1"), "0\n");
-  EXPECT_NE(read_file(marks / "out1").find("No space left on device"), std::string::npos)
-      << read_file(marks / "out1");
-  EXPECT_EQ(read_file(marks / "list1").find("stories"), std::string::npos)
-      << read_file(marks / "list1");
-  EXPECT_EQ(read_file(marks / "rc2"), "0\n") << read_file(marks / "out2");
-  EXPECT_NE(read_file(marks / "list2").find("stories"), std::string::npos)
-      << read_file(marks / "list2");
+  EXPECT_NE(read_text(marks / "rc1"), "0\n");
+  EXPECT_NE(read_text(marks / "out1").find("No space left on device"), std::string::npos)
+      << read_text(marks / "out1");
+  EXPECT_EQ(read_text(marks / "list1").find("stories"), std::string::npos)
+      << read_text(marks / "list1");
+  EXPECT_EQ(read_text(marks / "rc2"), "0\n") << read_text(marks / "out2");
+  EXPECT_NE(read_text(marks / "list2").find("stories"), std::string::npos)
+      << read_text(marks / "list2");
 }
 
 // registry.ollama.ai answers a blob with a 307 to a CDN: the parts go there directly, without the

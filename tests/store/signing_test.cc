@@ -23,19 +23,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using store::registry::SigningKey;
-
-std::pair<int, std::string> sh(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  return {pclose(p), out};
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using testing::read_text;
+using testing::sh;
 
 std::string hex_bytes(const std::string& hex) {
   std::string out;
@@ -105,7 +94,7 @@ TEST(Signing, SignatureBytesEqualOpensslPkeyutl) {
       sh("openssl pkeyutl -sign -rawin -inkey '" + dir.str() + "/key.pem' -in '" + dir.str() +
          "/message' -out '" + dir.str() + "/sig'");
   ASSERT_EQ(rc, 0) << out;
-  const std::string expected = read_file(dir.path() / "sig");
+  const std::string expected = read_text(dir.path() / "sig");
   ASSERT_EQ(expected.size(), 64u);
   EXPECT_EQ(key.sign(message), expected);
   EXPECT_EQ(store::registry::signed_authorization(key, message),
@@ -143,13 +132,13 @@ TEST(Signing, KeyIsCreatedOnceWithMode0600AndAPublicKeyFile) {
   testing::TempDir dir;
   const fs::path path = dir.path() / ".corral" / "id_ed25519";
   const SigningKey key = store::registry::load_or_create_key(path);
-  const std::string text = read_file(path);
+  const std::string text = read_text(path);
   EXPECT_TRUE(text.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n")) << text;
   EXPECT_TRUE(text.ends_with("-----END OPENSSH PRIVATE KEY-----\n")) << text;
   struct stat st {};
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  EXPECT_EQ(read_file(path.string() + ".pub"), key.authorized_key() + "\n");
+  EXPECT_EQ(read_text(path.string() + ".pub"), key.authorized_key() + "\n");
   EXPECT_TRUE(key.authorized_key().starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI"));
   // Only the key and its .pub: no temporary file is left behind.
   EXPECT_EQ(std::distance(fs::directory_iterator(path.parent_path()), fs::directory_iterator()), 2);
@@ -157,10 +146,10 @@ TEST(Signing, KeyIsCreatedOnceWithMode0600AndAPublicKeyFile) {
   const SigningKey again = store::registry::load_or_create_key(path);
   EXPECT_EQ(again.seed, key.seed);
   EXPECT_EQ(again.comment, key.comment);
-  EXPECT_EQ(read_file(path), text);  // read, not rewritten
+  EXPECT_EQ(read_text(path), text);  // read, not rewritten
   fs::remove(path.string() + ".pub");
   store::registry::load_or_create_key(path);
-  EXPECT_EQ(read_file(path.string() + ".pub"), key.authorized_key() + "\n");
+  EXPECT_EQ(read_text(path.string() + ".pub"), key.authorized_key() + "\n");
 }
 
 TEST(Signing, ConcurrentFirstUsesAgreeOnOneKey) {
@@ -193,19 +182,19 @@ TEST(Signing, SshKeygenReadsOurKeyAndWeReadItsKeys) {
   std::tie(rc, out) =
       sh("ssh-keygen -q -t ed25519 -N '' -C 'made by ssh-keygen' -f '" + theirs + "'");
   ASSERT_EQ(rc, 0) << out;
-  const SigningKey parsed = store::registry::parse_openssh_private_key(read_file(theirs), theirs);
-  EXPECT_EQ(parsed.authorized_key(), trim(read_file(theirs + ".pub")));
+  const SigningKey parsed = store::registry::parse_openssh_private_key(read_text(theirs), theirs);
+  EXPECT_EQ(parsed.authorized_key(), trim(read_text(theirs + ".pub")));
   EXPECT_EQ(parsed.comment, "made by ssh-keygen");
 
   const std::string encrypted = dir.str() + "/encrypted";
   std::tie(rc, out) = sh("ssh-keygen -q -t ed25519 -N 'a passphrase' -f '" + encrypted + "'");
   ASSERT_EQ(rc, 0) << out;
-  expect_parse_error(read_file(encrypted), "the private key is encrypted (aes256-ctr, bcrypt)");
+  expect_parse_error(read_text(encrypted), "the private key is encrypted (aes256-ctr, bcrypt)");
 
   const std::string ecdsa = dir.str() + "/ecdsa";
   std::tie(rc, out) = sh("ssh-keygen -q -t ecdsa -N '' -f '" + ecdsa + "'");
   ASSERT_EQ(rc, 0) << out;
-  expect_parse_error(read_file(ecdsa),
+  expect_parse_error(read_text(ecdsa),
                      "a ecdsa-sha2-nistp256 key; Ollama's signing needs an ed25519");
 }
 
@@ -263,7 +252,7 @@ TEST(Signing, CorruptOrTruncatedKeysGiveClearErrors) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find(path.string() + ": "), std::string::npos) << e.what();
   }
-  EXPECT_EQ(read_file(path), text.substr(0, text.size() / 2));
+  EXPECT_EQ(read_text(path), text.substr(0, text.size() / 2));
 }
 
 TEST(Signing, Base64) {
