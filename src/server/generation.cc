@@ -219,24 +219,15 @@ bool bool_field(const OJson& body, const char* key, bool fallback) {
   return it->get<bool>();
 }
 
-Think parse_think(const OJson& value) {
-  Think t;
+parse::Think parse_think(const OJson& value) {
+  parse::Think t;
   if (value.is_null()) return t;
   if (value.is_boolean()) {
     t.enabled = value.get<bool>();
     return t;
   }
   if (value.is_string()) {
-    const std::string s = value.get<std::string>();
-    if (s == "low" || s == "medium" || s == "high" || s == "max") {
-      t.enabled = true;
-      t.level = s;
-      return t;
-    }
-    if (s == "true" || s == "false") {
-      t.enabled = s == "true";
-      return t;
-    }
+    if (auto parsed = parse::think_from_text(value.get<std::string>())) return *parsed;
   }
   throw HttpError(400, "invalid think value: " + json_excerpt(value) +
                            " (must be true, false, \"low\", \"medium\", \"high\" or \"max\")");
@@ -382,102 +373,6 @@ std::string render_chat(const tmpl::PromptTemplate& t, tmpl::ChatInput input,
   return good_prompt ? std::move(*good_prompt) : render_from(last);
 }
 
-std::optional<ThinkTags> thinking_tags(const tmpl::PromptTemplate& t) {
-  if (t.syntax == tmpl::Syntax::kJinja) {
-    if (t.text.find("<think>") != std::string::npos) return ThinkTags{"<think>", "</think>"};
-    return std::nullopt;
-  }
-  if (t.text.find(".Thinking") == std::string::npos) return std::nullopt;
-  // The literal text around {{ .Thinking }} inside the template's message loop.
-  static const std::regex around(
-      R"((<[^<>{}\s]+>)\s*(?:\{\{-?\s*\.Thinking\s*-?\}\})\s*(</?[^<>{}\s]+>))");
-  std::smatch m;
-  if (std::regex_search(t.text, m, around)) return ThinkTags{m[1].str(), m[2].str()};
-  return ThinkTags{"<think>", "</think>"};
-}
-
-namespace {
-
-bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
-
-size_t leading_space(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size() && is_space(s[i])) ++i;
-  return i;
-}
-
-// Length of the longest suffix of s that is a proper prefix of tag.
-size_t partial_suffix(std::string_view s, std::string_view tag) {
-  for (size_t n = std::min(s.size(), tag.size() - 1); n > 0; --n)
-    if (s.substr(s.size() - n) == tag.substr(0, n)) return n;
-  return 0;
-}
-
-}  // namespace
-
-void ThinkingParser::push(std::string_view text, std::string& thinking, std::string& content) {
-  buf_.append(text);
-  run(thinking, content, false);
-}
-
-void ThinkingParser::finish(std::string& thinking, std::string& content) {
-  run(thinking, content, true);
-}
-
-void ThinkingParser::run(std::string& thinking, std::string& content, bool at_end) {
-  for (;;) {
-    switch (state_) {
-      case State::kLookingForOpen: {
-        const size_t ws = leading_space(buf_);
-        const std::string_view rest = std::string_view(buf_).substr(ws);
-        if (rest.starts_with(tags_.open)) {
-          buf_.erase(0, ws + tags_.open.size());
-          state_ = State::kEatingSpaceAfterOpen;
-          continue;
-        }
-        if (!at_end && std::string_view(tags_.open).starts_with(rest)) return;  // undecided
-        state_ = State::kDone;
-        continue;
-      }
-      case State::kEatingSpaceAfterOpen: {
-        buf_.erase(0, leading_space(buf_));
-        if (buf_.empty() && !at_end) return;
-        state_ = State::kThinking;
-        continue;
-      }
-      case State::kThinking: {
-        const size_t close = buf_.find(tags_.close);
-        if (close != std::string::npos) {
-          std::string_view before = std::string_view(buf_).substr(0, close);
-          while (!before.empty() && is_space(before.back())) before.remove_suffix(1);
-          thinking.append(before);
-          buf_.erase(0, close + tags_.close.size());
-          state_ = State::kEatingSpaceAfterClose;
-          continue;
-        }
-        // Hold back a possible partial closing tag and trailing whitespace (which belongs to
-        // the thinking only if more thinking follows).
-        const size_t keep = at_end ? 0 : partial_suffix(buf_, tags_.close);
-        size_t end = buf_.size() - keep;
-        while (end > 0 && is_space(buf_[end - 1])) --end;
-        thinking.append(buf_, 0, end);
-        buf_.erase(0, at_end ? buf_.size() : end);
-        return;
-      }
-      case State::kEatingSpaceAfterClose: {
-        buf_.erase(0, leading_space(buf_));
-        if (buf_.empty() && !at_end) return;
-        state_ = State::kDone;
-        continue;
-      }
-      case State::kDone:
-        content.append(buf_);
-        buf_.clear();
-        return;
-    }
-  }
-}
-
 // ---- Tool calls -----------------------------------------------------------------------------
 
 std::string prefix_gbnf_rules(std::string_view gbnf, std::string_view prefix) {
@@ -617,49 +512,6 @@ std::string tool_call_id() {
   return id;
 }
 
-OutputParser::OutputParser(std::optional<ThinkTags> think,
-                           std::optional<tmpl::ToolCallFormat> tools) {
-  if (think) think_.emplace(std::move(*think));
-  if (tools && tools->supports_tools()) tools_.emplace(*tools);
-}
-
-void OutputParser::split_content(std::string text, Delta& out, bool at_end) {
-  if (!tools_) {
-    out.content += text;
-    return;
-  }
-  tmpl::ToolCallDelta d = tools_->push(text);
-  if (at_end) {
-    tmpl::ToolCallDelta rest = tools_->finish();
-    d.content += rest.content;
-    for (auto& c : rest.calls) d.calls.push_back(std::move(c));
-    for (auto& e : rest.errors) d.errors.push_back(std::move(e));
-  }
-  out.content += d.content;
-  for (const auto& e : d.errors) out.content += e.text;  // a call written wrongly stays text
-  for (auto& c : d.calls) out.calls.push_back(std::move(c));
-}
-
-Delta OutputParser::push(runner::Piece piece) {
-  Delta out;
-  out.logprobs = std::move(piece.logprobs);
-  std::string content;
-  if (think_)
-    think_->push(piece.text, out.thinking, content);
-  else
-    content = std::move(piece.text);
-  if (!content.empty()) split_content(std::move(content), out, false);
-  return out;
-}
-
-Delta OutputParser::finish() {
-  Delta out;
-  std::string content;
-  if (think_) think_->finish(out.thinking, content);
-  split_content(std::move(content), out, true);
-  return out;
-}
-
 std::string base64_f32_le(const std::vector<float>& v) {
   std::string bytes(v.size() * 4, '\0');
   for (size_t i = 0; i < v.size(); ++i) {
@@ -742,7 +594,7 @@ void Generation::submit_chat(const PreparedChat& chat, const sample::Options& op
   submit(std::move(sr), chat.parser());
 }
 
-void Generation::submit(runner::SequenceRequest request, OutputParser parser) {
+void Generation::submit(runner::SequenceRequest request, parse::OutputParser parser) {
   request.shift = shift_.value_or(request.options.num_predict > 0);
   try {
     sequence_ = runner().submit(std::move(request));
@@ -757,8 +609,8 @@ void Generation::submit(runner::SequenceRequest request, OutputParser parser) {
   if (client_->gone) sequence_->cancel();
 }
 
-bool Generation::next(Delta& out) {
-  out = Delta{};
+bool Generation::next(parse::Delta& out) {
+  out = parse::Delta{};
   if (finished_) return false;
   runner::Piece piece;
   while (sequence_->next(piece)) {
@@ -776,10 +628,8 @@ void Generation::cancel() {
   if (sequence_) sequence_->cancel();
 }
 
-OutputParser PreparedChat::parser() const {
-  OutputParser p(think, tools);
-  if (think && prompt_opens_thinking) p.push(runner::Piece{think->open, {}});
-  return p;
+parse::OutputParser PreparedChat::parser() const {
+  return parse::OutputParser(think, tools, prompt_opens_thinking);
 }
 
 namespace {
@@ -803,6 +653,17 @@ std::vector<int32_t> tokenize_images(const Generation& g, std::string_view text,
       out);
 }
 
+// The request's think settled against the template (see parse::settle_think); a 400 naming the
+// model when it asks for thinking the template cannot do.
+std::optional<parse::ThinkTags> settle_think(const Generation& g, parse::Think& think,
+                                             const std::optional<parse::ThinkTags>& tags) {
+  try {
+    return parse::settle_think(think, tags);
+  } catch (const std::invalid_argument& e) {
+    throw HttpError(400, "\"" + g.model() + "\" " + e.what());
+  }
+}
+
 }  // namespace
 
 PreparedChat prepare_chat(const Generation& g, ChatSpec spec) {
@@ -810,11 +671,7 @@ PreparedChat prepare_chat(const Generation& g, ChatSpec spec) {
   const runner::Runner& runner = g.runner();
   const tmpl::PromptTemplate t = model_template(g.info(), runner);
 
-  const std::optional<ThinkTags> tags = thinking_tags(t);
-  if (spec.think.on() && !tags)
-    throw HttpError(400, "\"" + g.model() + "\" does not support thinking");
-  // Ollama turns thinking on by default for models that can think.
-  if (tags && !spec.think.enabled) spec.think.enabled = true;
+  const std::optional<parse::ThinkTags> tags = settle_think(g, spec.think, parse::thinking_tags(t));
 
   const bool has_tools = spec.tools.is_array() && !spec.tools.empty();
   tmpl::ToolCallFormat format;
@@ -861,30 +718,24 @@ PreparedChat prepare_chat(const Generation& g, ChatSpec spec) {
     out.tokens = tokenize_images(g, out.prompt, spec.images, true, out.images);
   }
 
-  if (tags && spec.think.on()) {
+  if (tags) {
     out.think = tags;
-    std::string_view p = out.prompt;
-    while (!p.empty() && is_space(p.back())) p.remove_suffix(1);
-    out.prompt_opens_thinking = p.ends_with(tags->open);
+    out.prompt_opens_thinking = parse::opens_thinking(out.prompt, *tags);
   }
   if (offer_tools) out.tools = format;
   return out;
 }
 
-OutputParser PreparedGenerate::parser() const {
-  OutputParser p(think, std::nullopt);
-  if (think && prompt_opens_thinking) p.push(runner::Piece{think->open, {}});
-  return p;
+parse::OutputParser PreparedGenerate::parser() const {
+  return parse::OutputParser(think, std::nullopt, prompt_opens_thinking);
 }
 
 PreparedGenerate prepare_generate(const Generation& g, GenerateSpec spec) {
   PreparedGenerate out;
   const runner::Runner& runner = g.runner();
   const tmpl::PromptTemplate model_tmpl = model_template(g.info(), runner);
-  const std::optional<ThinkTags> tags = spec.raw ? std::nullopt : thinking_tags(model_tmpl);
-  if (spec.think.on() && !tags)
-    throw HttpError(400, "\"" + g.model() + "\" does not support thinking");
-  if (tags && !spec.think.enabled) spec.think.enabled = true;
+  const std::optional<parse::ThinkTags> tags =
+      settle_think(g, spec.think, spec.raw ? std::nullopt : parse::thinking_tags(model_tmpl));
 
   if (!spec.images.empty()) {
     // Ollama marks the images in front of the prompt, unless the prompt places them itself.
@@ -952,11 +803,9 @@ PreparedGenerate prepare_generate(const Generation& g, GenerateSpec spec) {
   }
   if (out.tokens.empty()) throw HttpError(400, "the prompt gives no tokens");
 
-  if (tags && spec.think.on()) {
+  if (tags) {
     out.think = tags;
-    std::string_view p = text;
-    while (!p.empty() && is_space(p.back())) p.remove_suffix(1);
-    out.prompt_opens_thinking = p.ends_with(tags->open);
+    out.prompt_opens_thinking = parse::opens_thinking(text, *tags);
   }
   return out;
 }

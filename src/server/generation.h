@@ -19,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "parse/output.h"
+#include "parse/thinking.h"
 #include "runner/runner.h"
 #include "runner/scheduler.h"
 #include "sample/grammar.h"
@@ -80,13 +82,8 @@ OJson parse_ordered_body(const httplib::Request& req);
 std::string string_field(const OJson& body, const char* key);
 bool bool_field(const OJson& body, const char* key, bool fallback);
 
-// Ollama's think: true/false or a level "low" | "medium" | "high" | "max".
-struct Think {
-  std::optional<bool> enabled;
-  std::string level;
-  bool on() const { return enabled.value_or(false); }
-};
-Think parse_think(const OJson& value);
+// Ollama's think: true/false or a level "low" | "medium" | "high" | "max"; 400 otherwise.
+parse::Think parse_think(const OJson& value);
 
 // ---- Prompts --------------------------------------------------------------------------------
 
@@ -120,36 +117,6 @@ std::string render_chat(const tmpl::PromptTemplate& t, tmpl::ChatInput input,
                         const tokenizer::Tokenizer& tokenizer, int64_t num_ctx, bool truncate,
                         const tmpl::Limits& limits = {});
 
-// Thinking: which tags a template puts around an assistant's thinking, when it has any.
-struct ThinkTags {
-  std::string open, close;
-};
-std::optional<ThinkTags> thinking_tags(const tmpl::PromptTemplate& t);
-
-// Splits streamed text into thinking (between the tags at the start of the output) and content,
-// holding back text that may still be a tag (Ollama's thinking.Parser).
-class ThinkingParser {
- public:
-  explicit ThinkingParser(ThinkTags tags) : tags_(std::move(tags)) {}
-  // Appends {thinking, content} that are certain now.
-  void push(std::string_view text, std::string& thinking, std::string& content);
-  void finish(std::string& thinking, std::string& content);
-
- private:
-  enum class State {
-    kLookingForOpen,
-    kEatingSpaceAfterOpen,
-    kThinking,
-    kEatingSpaceAfterClose,
-    kDone
-  };
-  void run(std::string& thinking, std::string& content, bool at_end);
-
-  ThinkTags tags_;
-  State state_ = State::kLookingForOpen;
-  std::string buf_;
-};
-
 // ---- Tool calls -----------------------------------------------------------------------------
 
 // Renames every rule of a GBNF text (prefix + name) so that several grammars can share one file.
@@ -164,32 +131,6 @@ std::string tool_call_gbnf(const tmpl::ToolCallFormat& format, const OJson& tool
 
 // Ollama's tool call ids: "call_" and 8 random lowercase letters and digits.
 std::string tool_call_id();
-
-// Output as the routes send it: thinking, content, completed tool calls, and the logprobs of the
-// tokens it came from.
-struct Delta {
-  std::string thinking;
-  std::string content;
-  std::vector<tmpl::ToolCall> calls;
-  std::vector<runner::Logprob> logprobs;
-  bool empty() const {
-    return thinking.empty() && content.empty() && calls.empty() && logprobs.empty();
-  }
-};
-
-// Thinking first (when tags are given), then tool calls in what remains (when a format is
-// given); malformed calls are passed on as content.
-class OutputParser {
- public:
-  OutputParser(std::optional<ThinkTags> think, std::optional<tmpl::ToolCallFormat> tools);
-  Delta push(runner::Piece piece);
-  Delta finish();
-
- private:
-  void split_content(std::string text, Delta& out, bool at_end);
-  std::optional<ThinkingParser> think_;
-  std::optional<tmpl::ToolCallParser> tools_;
-};
 
 // OpenAI's encoding_format "base64": the floats as little-endian f32 bytes, base64-encoded.
 std::string base64_f32_le(const std::vector<float>& v);
@@ -226,11 +167,11 @@ class Generation {
   // Starts generating; the generation is cancelled if the client of this thread's request goes
   // away before it ends (streamed or not). HttpError 400 for a prompt the runner rejects, 503
   // when its queue is full.
-  void submit(runner::SequenceRequest request, OutputParser parser);
+  void submit(runner::SequenceRequest request, parse::OutputParser parser);
   // A prepared chat (its tokens, grammar and output parser) with the request's sampling.
   void submit_chat(const PreparedChat& chat, const sample::Options& options, int top_logprobs);
   // The next output; false at the end (then result() is ready). Throws the sequence's error.
-  bool next(Delta& out);
+  bool next(parse::Delta& out);
   const runner::SequenceResult& result();
   void cancel();
 
@@ -246,7 +187,7 @@ class Generation {
   int64_t requested_ctx_ = 0;
   runner::Lease lease_;
   std::shared_ptr<runner::Sequence> sequence_;
-  std::optional<OutputParser> parser_;
+  std::optional<parse::OutputParser> parser_;
   bool finished_ = false;
   std::optional<bool> shift_;
   // The client of the request: when it goes, rendering stops and the sequence is cancelled.
@@ -269,7 +210,7 @@ struct ChatSpec {
   tmpl::Json messages = tmpl::Json::array();  // normalize_messages of the request's
   tmpl::Json tools = nullptr;                 // array of {"type": "function", "function"} or null
   ToolChoice tool_choice;
-  Think think;
+  parse::Think think;
   std::shared_ptr<const sample::Grammar> grammar;  // from format / response_format
   bool truncate = true;
   std::vector<std::string> images;  // the messages' images (files' bytes), marked in content
@@ -280,10 +221,10 @@ struct PreparedChat {
   std::vector<int32_t> tokens;
   std::vector<runner::PromptImage> images;         // placed among the tokens
   std::shared_ptr<const sample::Grammar> grammar;  // format's, or one forcing a tool call
-  std::optional<ThinkTags> think;                  // set when thinking is on and has tags
+  std::optional<parse::ThinkTags> think;           // set when thinking is on and has tags
   bool prompt_opens_thinking = false;              // the prompt ends with the opening tag
   std::optional<tmpl::ToolCallFormat> tools;       // set when tools are offered
-  OutputParser parser() const;
+  parse::OutputParser parser() const;
 };
 // Renders the chat through the loaded model's template (its SYSTEM and MESSAGEs in front, cut to
 // the context window). HttpError 400 when the request asks for thinking or tools the template
@@ -298,7 +239,7 @@ struct GenerateSpec {
   bool raw = false;
   std::vector<int32_t> context;
   bool has_context = false;
-  Think think;
+  parse::Think think;
   bool truncate = true;
   std::vector<std::string> images;  // files' bytes; marked in front of the prompt unless in it
 };
@@ -306,9 +247,9 @@ struct PreparedGenerate {
   std::string prompt;  // rendered text (after the context's tokens)
   std::vector<int32_t> tokens;
   std::vector<runner::PromptImage> images;  // placed among the tokens
-  std::optional<ThinkTags> think;
+  std::optional<parse::ThinkTags> think;
   bool prompt_opens_thinking = false;
-  OutputParser parser() const;
+  parse::OutputParser parser() const;
 };
 PreparedGenerate prepare_generate(const Generation& g, GenerateSpec spec);
 

@@ -34,13 +34,14 @@ int top_logprobs_of(const json& body) {
 
 // Runs a submitted generation to its end: streamed as NDJSON lines (chunk per delta, then the
 // final object) or aggregated into the final object.
-using ChunkFn = std::function<OJson(const Delta&)>;
-using FinalFn = std::function<OJson(Generation&, const runner::SequenceResult&, const Delta&)>;
+using ChunkFn = std::function<OJson(const parse::Delta&)>;
+using FinalFn =
+    std::function<OJson(Generation&, const runner::SequenceResult&, const parse::Delta&)>;
 
 void respond(httplib::Response& res, std::shared_ptr<Generation> g, bool stream, ChunkFn chunk,
              FinalFn final_object) {
   if (!stream) {
-    Delta all, d;
+    parse::Delta all, d;
     while (g->next(d)) {
       all.thinking += d.thinking;
       all.content += d.content;
@@ -54,14 +55,14 @@ void respond(httplib::Response& res, std::shared_ptr<Generation> g, bool stream,
                   [g, chunk = std::move(chunk),
                    final_object = std::move(final_object)](const StreamWrite& write) {
                     try {
-                      Delta d;
+                      parse::Delta d;
                       while (g->next(d)) {
                         if (!write(dump_json(chunk(d)) + "\n")) {
                           g->cancel();
                           return;
                         }
                       }
-                      write(dump_json(final_object(*g, g->result(), Delta{})) + "\n");
+                      write(dump_json(final_object(*g, g->result(), parse::Delta{})) + "\n");
                     } catch (const std::exception& e) {
                       g->cancel();
                       write(dump_json(OJson{{"error", error_message(e.what())}}) + "\n");
@@ -80,7 +81,7 @@ void handle_generate(Context& ctx, const httplib::Request& req, httplib::Respons
   const bool stream = bool_field(body, "stream", true);
   const bool render_only = bool_field(body, "_debug_render_only", false);
   const int top_logprobs = top_logprobs_of(body);
-  const Think think = parse_think(body.value("think", json()));
+  const parse::Think think = parse_think(body.value("think", json()));
 
   std::vector<int32_t> context;
   const bool has_context = body.contains("context") && !body["context"].is_null();
@@ -167,7 +168,7 @@ void handle_generate(Context& ctx, const httplib::Request& req, httplib::Respons
   g->submit(std::move(sr), prepared.parser());
 
   const bool with_logprobs = top_logprobs >= 0;
-  auto chunk = [model, with_logprobs](const Delta& d) {
+  auto chunk = [model, with_logprobs](const parse::Delta& d) {
     OJson j = {{"model", model}, {"created_at", now_rfc3339()}, {"response", d.content}};
     if (!d.thinking.empty()) j["thinking"] = d.thinking;
     j["done"] = false;
@@ -175,7 +176,7 @@ void handle_generate(Context& ctx, const httplib::Request& req, httplib::Respons
     return j;
   };
   auto final_object = [model, raw, with_logprobs](Generation& gen, const runner::SequenceResult& r,
-                                                  const Delta& all) {
+                                                  const parse::Delta& all) {
     OJson j = {{"model", model}, {"created_at", now_rfc3339()}, {"response", all.content}};
     if (!all.thinking.empty()) j["thinking"] = all.thinking;
     j["done"] = true;
@@ -188,7 +189,7 @@ void handle_generate(Context& ctx, const httplib::Request& req, httplib::Respons
   respond(res, g, stream, chunk, final_object);
 }
 
-OJson chat_message(const Delta& d, size_t first_call_index) {
+OJson chat_message(const parse::Delta& d, size_t first_call_index) {
   OJson m = {{"role", "assistant"}, {"content", d.content}};
   if (!d.thinking.empty()) m["thinking"] = d.thinking;
   if (!d.calls.empty()) {
@@ -261,7 +262,7 @@ void handle_chat(Context& ctx, const httplib::Request& req, httplib::Response& r
 
   const bool with_logprobs = top_logprobs >= 0;
   auto n_calls = std::make_shared<size_t>(0);
-  auto chunk = [model, with_logprobs, n_calls](const Delta& d) {
+  auto chunk = [model, with_logprobs, n_calls](const parse::Delta& d) {
     OJson j = {{"model", model},
                {"created_at", now_rfc3339()},
                {"message", chat_message(d, *n_calls)},
@@ -271,7 +272,7 @@ void handle_chat(Context& ctx, const httplib::Request& req, httplib::Response& r
     return j;
   };
   auto final_object = [model, with_logprobs](Generation& gen, const runner::SequenceResult& r,
-                                             const Delta& all) {
+                                             const parse::Delta& all) {
     OJson j = {{"model", model},
                {"created_at", now_rfc3339()},
                {"message", chat_message(all, 0)},

@@ -16,6 +16,7 @@
 #include "convert/quantize.h"
 #include "ml/gguf/json.h"
 #include "ml/gguf/reader.h"
+#include "parse/thinking.h"
 #include "sample/options.h"
 #include "server/images.h"
 #include "server/server.h"
@@ -25,6 +26,7 @@
 #include "store/registry/pull.h"
 #include "store/registry/push.h"
 #include "store/show.h"
+#include "template/prompt.h"
 
 namespace corral::server {
 namespace {
@@ -130,8 +132,9 @@ Json capabilities_of(const store::ModelInfo& info, const ml::gguf::File& f) {
   }
   if (tmpl.find(".Suffix") != std::string::npos) caps.push_back("insert");
   if (has_vision(info)) caps.push_back("vision");
-  if (tmpl.find(".Think") != std::string::npos ||
-      tmpl.find("enable_thinking") != std::string::npos) {
+  // Thinking as the generation routes read it: the template has thinking tags.
+  const std::optional<tmpl::PromptTemplate> chosen = tmpl::choose_template(info.template_text, m);
+  if (chosen && parse::thinking_tags(*chosen)) {
     caps.push_back("thinking");
   }
   return caps;

@@ -247,13 +247,13 @@ std::shared_ptr<const sample::Grammar> response_format_grammar(const json& body)
   throw OpenAiError(400, "invalid response_format type '" + type + "'", "response_format");
 }
 
-Think think_of(const json& body) {
+parse::Think think_of(const json& body) {
   std::string effort;
   if (const auto it = body.find("reasoning"); it != body.end() && it->is_object())
     effort = it->value("effort", "");
   else if (const auto e = body.find("reasoning_effort"); e != body.end() && e->is_string())
     effort = e->get<std::string>();
-  Think t;
+  parse::Think t;
   if (effort.empty()) return t;
   if (effort == "none") {
     t.enabled = false;
@@ -349,7 +349,7 @@ void handle_chat_completions(Context& ctx, const httplib::Request& req, httplib:
   };
 
   if (!stream) {
-    Delta all, d;
+    parse::Delta all, d;
     while (g->next(d)) {
       all.thinking += d.thinking;
       all.content += d.content;
@@ -379,7 +379,7 @@ void handle_chat_completions(Context& ctx, const httplib::Request& req, httplib:
       [g, base, top_logprobs, usage_in_stream, prompt_tokens](const StreamWrite& write) {
         size_t n_calls = 0;
         bool first = true;
-        auto chunk = [&](OJson delta, const OJson& finish, const Delta* d) {
+        auto chunk = [&](OJson delta, const OJson& finish, const parse::Delta* d) {
           OJson c = base("chat.completion.chunk");
           OJson choice = {{"index", 0}, {"delta", std::move(delta)}};
           if (d && top_logprobs >= 0 && !d->logprobs.empty())
@@ -389,7 +389,7 @@ void handle_chat_completions(Context& ctx, const httplib::Request& req, httplib:
           return sse(c);
         };
         try {
-          Delta d;
+          parse::Delta d;
           while (g->next(d)) {
             OJson delta = OJson::object();
             if (first) delta["role"] = "assistant";
@@ -484,7 +484,7 @@ void handle_completions(Context& ctx, const httplib::Request& req, httplib::Resp
   };
 
   if (!stream) {
-    Delta all, d;
+    parse::Delta all, d;
     while (g->next(d)) {
       all.content += d.content;
       for (auto& l : d.logprobs) all.logprobs.push_back(std::move(l));
@@ -513,7 +513,7 @@ void handle_completions(Context& ctx, const httplib::Request& req, httplib::Resp
             g->cancel();
             return;
           }
-          Delta d;
+          parse::Delta d;
           while (g->next(d)) {
             if (!send(d.content, nullptr, d.logprobs)) {
               g->cancel();

@@ -100,7 +100,7 @@ TEST(GenerationFields, ThinkAcceptsBooleansAndLevels) {
   EXPECT_FALSE(parse_think(json()).enabled.has_value());
   EXPECT_TRUE(parse_think(true).on());
   EXPECT_FALSE(parse_think(false).on());
-  const Think high = parse_think("high");
+  const parse::Think high = parse_think("high");
   EXPECT_TRUE(high.on());
   EXPECT_EQ(high.level, "high");
   EXPECT_EQ(status_of([] { parse_think("loud"); }), 400);
@@ -290,75 +290,14 @@ TEST(GenerationPrompt, LongChatsAreCutInFewRenderings) {
   }
 }
 
-TEST(GenerationPrompt, ThinkingTagsComeFromTheTemplate) {
-  const auto jinja = thinking_tags({tmpl::Syntax::kJinja, "{{ '<think>\\n' }}", "t"});
-  ASSERT_TRUE(jinja);
-  EXPECT_EQ(jinja->open, "<think>");
-  EXPECT_EQ(jinja->close, "</think>");
-  const auto go = thinking_tags(
-      {tmpl::Syntax::kGo,
-       "{{ range .Messages }}{{ if .Thinking }}<reason>{{ .Thinking }}</reason>{{ end }}{{ end }}",
-       "t"});
-  ASSERT_TRUE(go);
-  EXPECT_EQ(go->open, "<reason>");
-  EXPECT_EQ(go->close, "</reason>");
-  EXPECT_FALSE(thinking_tags({tmpl::Syntax::kGo, "{{ .Prompt }}", "t"}));
-}
-
-// Parses `text` split into pieces of `step` bytes.
-std::pair<std::string, std::string> think_split(const std::string& text, size_t step) {
-  ThinkingParser p({"<think>", "</think>"});
-  std::string thinking, content;
-  for (size_t i = 0; i < text.size(); i += step) p.push(text.substr(i, step), thinking, content);
-  p.finish(thinking, content);
-  return {thinking, content};
-}
-
-TEST(GenerationOutput, ThinkingIsSeparatedWhateverThePieceBoundaries) {
-  const std::string text = "  <think>\nweighing it up\n</think>\n\nThe answer.";
-  for (size_t step = 1; step <= text.size(); ++step) {
-    const auto [thinking, content] = think_split(text, step);
-    EXPECT_EQ(thinking, "weighing it up") << "step " << step;
-    EXPECT_EQ(content, "The answer.") << "step " << step;
-  }
-  const auto [t2, c2] = think_split("No tags here <think>x</think>", 3);
-  EXPECT_EQ(t2, "");
-  EXPECT_EQ(c2, "No tags here <think>x</think>");
-  const auto [t3, c3] = think_split("<think>cut off", 4);
-  EXPECT_EQ(t3, "cut off");
-  EXPECT_EQ(c3, "");
-}
-
-TEST(GenerationOutput, ToolCallsAreParsedOutOfContent) {
-  OutputParser p(std::nullopt, tmpl::ToolCallFormat{tmpl::ToolCallStyle::kHermes, ""});
-  const std::string text =
-      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
-      "</tool_call>";
-  std::string content;
-  std::vector<tmpl::ToolCall> calls;
-  for (size_t i = 0; i < text.size(); i += 5) {
-    Delta d = p.push(runner::Piece{text.substr(i, 5), {}});
-    content += d.content;
-    for (auto& c : d.calls) calls.push_back(c);
-  }
-  Delta d = p.finish();
-  content += d.content;
-  for (auto& c : d.calls) calls.push_back(c);
-  EXPECT_EQ(content, "");
-  ASSERT_EQ(calls.size(), 1u);
-  EXPECT_EQ(calls[0].name, "get_weather");
-  EXPECT_EQ(calls[0].arguments.dump(), R"({"city":"Paris"})");
-  const OJson j = ollama_tool_call(calls[0], 0);
+TEST(GenerationOutput, OllamaToolCallsGetAnIdAndTheirArguments) {
+  tmpl::ToolCall call;
+  call.name = "get_weather";
+  call.arguments = {{"city", "Paris"}};
+  const OJson j = ollama_tool_call(call, 0);
+  EXPECT_EQ(j["function"]["name"], "get_weather");
   EXPECT_EQ(j["function"]["arguments"]["city"], "Paris");
   EXPECT_TRUE(j["id"].get<std::string>().starts_with("call_"));
-}
-
-TEST(GenerationOutput, WithoutToolsEverythingIsContent) {
-  OutputParser p(std::nullopt, std::nullopt);
-  const std::string text = "<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>";
-  Delta d = p.push(runner::Piece{text, {}});
-  EXPECT_EQ(d.content, text);
-  EXPECT_TRUE(p.finish().empty());
 }
 
 TEST(GenerationOutput, LogprobsCarryTheTokenBytes) {
