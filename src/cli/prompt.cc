@@ -18,6 +18,8 @@ Conversation::Conversation(const store::ModelInfo& model, const ml::gguf::Metada
 tmpl::ChatInput Conversation::input_for(const std::string& user) const {
   tmpl::ChatInput in;
   in.context = context_;
+  in.think = think_.enabled;
+  in.think_level = think_.level;
   const bool has_system =
       !model_messages_.empty() && model_messages_.front().value("role", "") == "system";
   if (system_ && !system_->empty() && !has_system)
@@ -32,9 +34,17 @@ std::string Conversation::prompt_for(const std::string& user) const {
   return tmpl::render_prompt(template_, input_for(user));
 }
 
-void Conversation::add_turn(const std::string& user, const std::string& assistant) {
+void Conversation::add_turn(const std::string& user, const std::string& assistant,
+                            const std::string& thinking) {
   turns_.push_back({{"role", "user"}, {"content", user}});
-  turns_.push_back({{"role", "assistant"}, {"content", assistant}});
+  tmpl::Json reply = {{"role", "assistant"}, {"content", assistant}};
+  // Go templates read .Thinking; Hugging Face templates reasoning_content (as the server passes
+  // an API message's thinking).
+  if (!thinking.empty()) {
+    reply["thinking"] = thinking;
+    reply["reasoning_content"] = thinking;
+  }
+  turns_.push_back(std::move(reply));
 }
 
 }  // namespace corral::cli

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "parse/thinking.h"
 #include "store/model.h"
 #include "template/chat.h"
 #include "template/prompt.h"
@@ -27,10 +28,13 @@ class Conversation {
   // The prompt for `user` after the turns so far (not yet recorded: see add_turn).
   std::string prompt_for(const std::string& user) const;
   // Records a finished exchange, so that the next prompt continues the conversation.
-  void add_turn(const std::string& user, const std::string& assistant);
+  void add_turn(const std::string& user, const std::string& assistant,
+                const std::string& thinking = "");
   // Forgets this session's turns (the model's own MESSAGEs stay).
   void clear() { turns_ = tmpl::Json::array(); }
   void set_system(std::string system) { system_ = std::move(system); }
+  // Ollama's think for the template (.Think/.ThinkLevel, or enable_thinking in Jinja).
+  void set_think(const parse::Think& think) { think_ = think; }
 
   const tmpl::PromptTemplate& chat_template() const { return template_; }
 
@@ -42,6 +46,7 @@ class Conversation {
   tmpl::Json model_messages_;
   tmpl::Json turns_ = tmpl::Json::array();
   tmpl::Json context_ = tmpl::Json::object();
+  parse::Think think_;
 };
 
 }  // namespace corral::cli

@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -37,6 +38,8 @@
 #include "cli/prompt.h"
 #include "cli/pull.h"
 #include "image/image.h"
+#include "parse/output.h"
+#include "parse/thinking.h"
 #include "runner/engine.h"
 #include "sample/options.h"
 #include "server/images.h"
@@ -60,7 +63,10 @@ struct RunArgs {
   bool insecure = false;  // a missing model may be pulled over plain http
   std::optional<int64_t> seed;
   std::optional<int> threads;
-  std::optional<int> num_gpu;  // --num-gpu / --gpu, over the num_gpu option
+  std::optional<int> num_gpu;         // --num-gpu / --gpu, over the num_gpu option
+  std::optional<parse::Think> think;  // --think[=LEVEL], /set think, /set nothink
+  std::string think_text;             // --think's value, as given
+  bool hide_thinking = false;         // --hidethinking
 };
 
 // A signal handler can reach nothing but static storage: Ctrl+C in the interactive session sets
@@ -97,22 +103,61 @@ int thread_count(const RunArgs& a, const sample::Options& o) {
   return a.threads ? *a.threads : o.num_thread;
 }
 
-// Streams text to stdout as it comes and remembers how the output ends.
+// Streams a reply to stdout as it comes, as `ollama run` shows it: the thinking (unless hidden)
+// after "Thinking..." in grey, then "...done thinking." and the content. Remembers how the
+// output ends.
 class Output {
  public:
+  explicit Output(bool hide_thinking = false)
+      : hide_thinking_(hide_thinking), color_(isatty(STDOUT_FILENO) != 0) {}
+  void set_hide_thinking(bool hide) { hide_thinking_ = hide; }
+
+  void thinking(std::string_view s) {
+    if (s.empty() || hide_thinking_) return;
+    if (!in_thinking_) {
+      write(color_ ? kGreyBold + std::string("Thinking...\n") + kDefault + kGrey : "Thinking...\n");
+      in_thinking_ = true;
+    }
+    write(s);
+  }
+  void content(std::string_view s) {
+    if (s.empty()) return;
+    close_thinking();
+    write(s);
+  }
+  // Ends the current line unless it is already ended (or nothing was written).
+  void end_line() {
+    if (in_thinking_ && color_) write(kDefault);
+    in_thinking_ = false;
+    if (last_ && last_ != '\n') write("\n");
+  }
+  void reset() {
+    last_ = 0;
+    in_thinking_ = false;
+  }
+
+ private:
+  static constexpr const char* kGrey = "\x1b[38;5;245m";
+  static constexpr const char* kGreyBold = "\x1b[38;5;245m\x1b[1m";
+  static constexpr const char* kDefault = "\x1b[0m";
+
+  void close_thinking() {
+    if (!in_thinking_) return;
+    if (last_ != '\n') write("\n");
+    write(color_ ? kGreyBold + std::string("...done thinking.\n\n") + kDefault
+                 : "...done thinking.\n\n");
+    in_thinking_ = false;
+  }
   void write(std::string_view s) {
     if (s.empty()) return;
     std::fwrite(s.data(), 1, s.size(), stdout);
     std::fflush(stdout);
     last_ = s.back();
   }
-  // Ends the current line unless it is already ended (or nothing was written).
-  void end_line() {
-    if (last_ && last_ != '\n') write("\n");
-  }
-  void reset() { last_ = 0; }
 
- private:
+  bool hide_thinking_;
+  bool color_;
+  bool in_thinking_ = false;
   char last_ = 0;
 };
 
@@ -125,11 +170,11 @@ std::vector<int32_t> tokenize_start(const Engine& engine, std::string_view text)
   return ids;
 }
 
-// Streams the reply to `out`; the whole reply is left in *reply when given. `images` are the
-// files whose markers ("[img-N]") the prompt may hold.
+// Generates from `prompt`, handing each piece of text to `on_text`. `images` are the files whose
+// markers ("[img-N]") the prompt may hold.
 Stats generate(Engine& engine, const std::string& prompt, const sample::Options& options,
-               Output& out, const std::atomic<bool>* cancel, std::string* reply = nullptr,
-               const std::vector<std::string>& images = {}) {
+               const std::function<void(std::string_view)>& on_text,
+               const std::atomic<bool>* cancel, const std::vector<std::string>& images = {}) {
   std::vector<int32_t> ids;
   std::vector<runner::PromptImage> placed;
   if (images.empty()) {
@@ -157,13 +202,7 @@ Stats generate(Engine& engine, const std::string& prompt, const sample::Options&
   if (ids.empty()) {
     throw std::runtime_error("the prompt gives no tokens (this model adds no BOS token)");
   }
-  return engine.generate(
-      ids, options,
-      [&out, reply](std::string_view text) {
-        out.write(text);
-        if (reply) reply->append(text);
-      },
-      cancel, placed);
+  return engine.generate(ids, options, on_text, cancel, placed);
 }
 
 void print_stats(const Stats& stats, std::chrono::nanoseconds load_duration) {
@@ -305,6 +344,8 @@ constexpr const char* kReplHelp =
     "  /set verbose         Show timings after each response\n"
     "  /set quiet           Hide timings\n"
     "  /set system TEXT     Set the system message\n"
+    "  /set think [LEVEL]   Let a thinking model think (LEVEL: low, medium, high, max)\n"
+    "  /set nothink         Answer without thinking\n"
     "  /show info           Show details for this model\n"
     "  /show template       Show the prompt template in use\n"
     "  /clear               Forget this session's conversation\n"
@@ -343,6 +384,8 @@ class Session {
                       Output& out, const std::atomic<bool>* cancel) = 0;
   // Whether the model reads images (then image paths in messages are read as images).
   virtual bool vision() const = 0;
+  // Whether the model's template can think (it has thinking tags).
+  virtual bool can_think() const = 0;
   // /set parameter K V; throws std::exception for an unknown key or a bad value.
   virtual void set_parameter(const std::string& key, const std::string& value) = 0;
   virtual void set_system(std::string system) = 0;
@@ -368,6 +411,9 @@ class LocalSession : public Session {
   }
 
   bool vision() const override { return engine_->model().vision() != nullptr; }
+  bool can_think() const override {
+    return parse::thinking_tags(chat_->chat_template()).has_value();
+  }
 
   Reply reply(const std::string& message_in, const std::vector<std::string>& images, Output& out,
               const std::atomic<bool>* cancel) override {
@@ -379,12 +425,36 @@ class LocalSession : public Session {
       all.push_back(bytes);
     }
     message += message_in;
-    std::string text;
+    // Thinking as the server settles it: on by default for a model that can think.
+    std::optional<parse::ThinkTags> tags;
+    if (!args_.raw) {
+      parse::Think think = args_.think.value_or(parse::Think{});
+      try {
+        tags = parse::settle_think(think, parse::thinking_tags(chat_->chat_template()));
+      } catch (const std::invalid_argument& e) {
+        throw std::runtime_error("\"" + args_.model + "\" " + e.what());
+      }
+      chat_->set_think(think);
+    }
+    const std::string prompt = args_.raw ? message : chat_->prompt_for(message);
+    parse::OutputParser parser(tags, std::nullopt, tags && parse::opens_thinking(prompt, *tags));
+    std::string thinking, content;
+    const auto show = [&](const parse::Delta& d) {
+      out.thinking(d.thinking);
+      out.content(d.content);
+      thinking += d.thinking;
+      content += d.content;
+    };
     Reply r;
-    r.stats = generate(*engine_, args_.raw ? message : chat_->prompt_for(message), options_, out,
-                       cancel, &text, all);
+    r.stats = generate(
+        *engine_, prompt, options_,
+        [&](std::string_view text) {
+          show(parser.push(runner::Piece{std::string(text), {}}));
+        },
+        cancel, all);
+    show(parser.finish());
     if (r.stats.done_reason != "cancel") {
-      chat_->add_turn(message, text);
+      chat_->add_turn(message, content, thinking);
       images_ = std::move(all);
     }
     // The load is reported with the first reply only: the model stays loaded after it.
@@ -436,6 +506,10 @@ class RemoteSession : public Session {
     const auto caps = show_.value("capabilities", nlohmann::json::array());
     return std::find(caps.begin(), caps.end(), "vision") != caps.end();
   }
+  bool can_think() const override {
+    const auto caps = show_.value("capabilities", nlohmann::json::array());
+    return std::find(caps.begin(), caps.end(), "thinking") != caps.end();
+  }
 
   Reply reply(const std::string& message, const std::vector<std::string>& images, Output& out,
               const std::atomic<bool>* cancel) override {
@@ -455,6 +529,12 @@ class RemoteSession : public Session {
       messages.push_back(user);
       req["messages"] = std::move(messages);
     }
+    if (args_.think) {
+      if (!args_.think->level.empty())
+        req["think"] = args_.think->level;
+      else
+        req["think"] = args_.think->on();
+    }
     // Ctrl+C closes the connection (the server then cancels the request): a watcher, because
     // the signal handler can do nothing but set the flag, and a read may wait for a long prompt.
     std::atomic<bool> finished{false};
@@ -471,19 +551,21 @@ class RemoteSession : public Session {
         }
       });
     }
-    std::string text;
+    std::string thinking, text;
     nlohmann::json last;
     try {
-      client_.stream(
-          args_.raw ? "/api/generate" : "/api/chat", req, [&](const nlohmann::json& obj) {
-            const std::string piece =
-                args_.raw ? obj.value("response", "")
-                          : obj.value("message", nlohmann::json::object()).value("content", "");
-            out.write(piece);
-            text += piece;
-            if (obj.value("done", false)) last = obj;
-            return true;
-          });
+      client_.stream(args_.raw ? "/api/generate" : "/api/chat", req,
+                     [&](const nlohmann::json& obj) {
+                       const nlohmann::json& m = args_.raw ? obj : obj.value("message", obj);
+                       const std::string thought = m.value("thinking", "");
+                       const std::string piece = m.value(args_.raw ? "response" : "content", "");
+                       out.thinking(thought);
+                       out.content(piece);
+                       thinking += thought;
+                       text += piece;
+                       if (obj.value("done", false)) last = obj;
+                       return true;
+                     });
     } catch (...) {
       finished = true;
       if (watcher.joinable()) watcher.join();
@@ -506,7 +588,9 @@ class RemoteSession : public Session {
     r.load_duration = nanos(last, "load_duration");
     if (!args_.raw) {
       turns_.push_back(std::move(user));
-      turns_.push_back({{"role", "assistant"}, {"content", text}});
+      nlohmann::json reply = {{"role", "assistant"}, {"content", text}};
+      if (!thinking.empty()) reply["thinking"] = thinking;
+      turns_.push_back(std::move(reply));
     }
     return r;
   }
@@ -556,13 +640,33 @@ bool run_command(const std::string& line, Session& session, RunArgs& args) {
     } catch (const std::exception& e) {
       std::cout << "Couldn't set parameter: " << e.what() << "\n";
     }
+  } else if (cmd == "/set" && w.size() >= 2 && (w[1] == "think" || w[1] == "nothink")) {
+    parse::Think think{w[1] == "think", ""};
+    if (w[1] == "think" && w.size() >= 3) {
+      const std::optional<parse::Think> level = parse::think_from_text(w[2]);
+      if (!level) {
+        std::cout << "Invalid think value '" << w[2]
+                  << "' (true, false, low, medium, high or max)\n";
+        return true;
+      }
+      think = *level;
+    }
+    args.think = think;
+    if (!session.can_think())
+      std::cerr << "warning: model \"" << args.model << "\" does not support thinking output\n";
+    if (!think.on())
+      std::cout << "Set 'nothink' mode.\n";
+    else if (!think.level.empty())
+      std::cout << "Set 'think' mode to '" << think.level << "'.\n";
+    else
+      std::cout << "Set 'think' mode.\n";
   } else if (cmd == "/set" && w.size() >= 3 && w[1] == "system") {
     const size_t at = line.find("system") + 6;
     session.set_system(line.substr(line.find_first_not_of(" \t", at)));
     std::cout << "Set system message.\n";
   } else if (cmd == "/set") {
     std::cout << "Available Commands:\n  /set parameter K V\n  /set system TEXT\n"
-                 "  /set verbose\n  /set quiet\n";
+                 "  /set think [LEVEL]\n  /set nothink\n  /set verbose\n  /set quiet\n";
   } else if (cmd == "/clear") {
     session.clear();
     std::cout << "Cleared session context\n";
@@ -589,7 +693,7 @@ void run_interactive(Session& session, RunArgs& args) {
   struct sigaction old_sa = {};
   sigaction(SIGINT, &sa, &old_sa);
 
-  Output out;
+  Output out(args.hide_thinking);
   bool interrupted_at_empty = false;
   bool multiline = false;
   std::string message;
@@ -737,7 +841,7 @@ void run_session(Session& session, RunArgs& args) {
   } else {
     prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   }
-  Output out;
+  Output out(args.hide_thinking);
   PromptImages p;
   if (session.vision()) {
     p = take_image_paths(prompt, &std::cerr);
@@ -809,6 +913,13 @@ void add_run_command(CLI::App& app) {
                 "Print timings to stderr after the response (durations, token counts, rates)");
   cmd->add_flag("--insecure", args->insecure,
                 "Pull a missing model over plain http (only from a registry you trust)");
+  auto* think = cmd->add_flag(
+      "--think{true}", args->think_text,
+      "Thinking models: --think, --think=false, or a level --think=low|medium|high|max "
+      "(default: a model that can think thinks)");
+  think->check(CLI::IsMember({"true", "false", "low", "medium", "high", "max"}));
+  cmd->add_flag("--hidethinking", args->hide_thinking,
+                "Hide the thinking of a thinking model (the answer alone is printed)");
   cmd->add_option("--seed", args->seed, "Random seed (same seed, same options: same text)");
   cmd->add_option("-t,--threads", args->threads,
                   "Threads for the CPU backend (default: physical cores; overrides num_thread)")
@@ -839,7 +950,10 @@ void add_run_command(CLI::App& app) {
       "127.0.0.1:11434); when none answers, `corral serve` is started in the background (log:\n"
       "~/.corral/logs/server.log) and keeps the model loaded for the next run. Ctrl+C stops a\n"
       "response. A .gguf file, or CORRAL_NO_SERVER=1, runs the model in this process instead.");
-  cmd->callback([args] { run(*args); });
+  cmd->callback([args] {
+    if (!args->think_text.empty()) args->think = parse::think_from_text(args->think_text);
+    run(*args);
+  });
 }
 
 }  // namespace corral::cli

@@ -20,6 +20,7 @@
 #include "cli/run_corral.h"
 #include "ml/gguf/reader.h"
 #include "ml/gguf/writer.h"
+#include "store/temp_store.h"
 #include "testdata.h"
 #include "tokenizer/tokenizer.h"
 
@@ -289,12 +290,15 @@ TEST(DebugLogitsCli, JsonLogitsMatchLlama2cAndTextShowsTheTopToken) {
 // `corral run` in a pseudo-terminal: what a user types, what the session shows.
 class Terminal {
  public:
-  explicit Terminal(const std::vector<std::string>& args) {
+  // `env`: "K=V" settings added to the child's environment.
+  explicit Terminal(const std::vector<std::string>& args,
+                    const std::vector<std::string>& env = {}) {
     winsize ws{};
     ws.ws_row = 40;
     ws.ws_col = 120;
     pid_ = forkpty(&fd_, nullptr, nullptr, &ws);
     if (pid_ == 0) {
+      for (const auto& kv : env) putenv(const_cast<char*>(kv.c_str()));
       std::vector<char*> argv;
       argv.push_back(const_cast<char*>(CORRAL_BINARY));
       for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -415,6 +419,54 @@ TEST(RunTerminal, CommandsAndMultiLineInput) {
   // Six tokens of the greedy continuation (the last is " g").
   ASSERT_TRUE(command("Once upon a time\r", ", there was a little g\r\n")) << t.output();
   t.type("\x04");
+  EXPECT_EQ(t.wait_exit(), 0) << t.output();
+}
+
+// A model that always thinks (tests/clients/thinking_model.mjs writes its checkpoint), made in a
+// fresh store: `/set think` and `/set nothink` change what the next answer shows.
+TEST(RunTerminal, SetThinkAndNothinkChangeTheNextAnswer) {
+  if (std::system("node --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "node is not installed";
+  const testing::TempDir dir;
+  const std::string store = "CORRAL_MODELS=" + dir.str() + "/models";
+  const auto [wrote, out] = testing::sh(
+      "node '" CORRAL_SOURCE_DIR "/tests/clients/thinking_model.mjs' '" + dir.str() + "/hf'");
+  ASSERT_EQ(wrote, 0) << out;
+  testing::write_text(dir.path() / "Modelfile", "FROM " + dir.str() + "/hf\n");
+  const auto [created, log] =
+      testing::sh(store + " CORRAL_NO_SERVER=1 '" CORRAL_BINARY "' create think -f '" + dir.str() +
+                  "/Modelfile'");
+  ASSERT_EQ(created, 0) << log;
+
+  Terminal t({"run", "think", "-t", "1"}, {store, "CORRAL_NO_SERVER=1"});
+  ASSERT_TRUE(t.started());
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  // Thinking in grey after a bold "Thinking...", then the answer in the default colour.
+  t.type("Say hello\r");
+  ASSERT_TRUE(t.wait_for("\x1b[38;5;245m\x1b[1mThinking...\r\n\x1b[0m\x1b[38;5;245mHmm.\r\n"))
+      << t.output();
+  ASSERT_TRUE(t.wait_for("...done thinking.\r\n\r\n\x1b[0mHello!")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+
+  t.type("/set nothink\r");
+  ASSERT_TRUE(t.wait_for("Set 'nothink' mode.")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  const size_t before = t.output().size();
+  t.type("Say hello\r");
+  ASSERT_TRUE(t.wait_for("Hello!")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  EXPECT_EQ(t.output().find("Thinking...", before), std::string::npos) << t.output();
+
+  t.type("/set think low\r");
+  ASSERT_TRUE(t.wait_for("Set 'think' mode to 'low'.")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  t.type("Say hello\r");
+  ASSERT_TRUE(t.wait_for("Thinking...")) << t.output();
+  ASSERT_TRUE(t.wait_for("Hello!")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  t.type("/set think loud\r");
+  ASSERT_TRUE(t.wait_for("Invalid think value 'loud'")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  t.type("/bye\r");
   EXPECT_EQ(t.wait_exit(), 0) << t.output();
 }
 
