@@ -2,7 +2,8 @@
 // intermediate tensors of one prefill (f32 KV cache) — the embedding output, the residual stream
 // after each block, the final norm and the logits — so that an implementer finds the first layer
 // that diverges from transformers' hidden states. Text: shape, the first values of the first and
-// last rows and summary statistics, like llama.cpp's eval-callback; --json: every value.
+// last rows and summary statistics, like llama.cpp's eval-callback; --json: every value;
+// --compare: each layer's largest difference from transformers' hidden states.
 #include <fnmatch.h>
 
 #include <algorithm>
@@ -10,10 +11,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -33,6 +37,8 @@ struct TensorsArgs {
   std::optional<std::string> filter;
   bool json = false;
   std::optional<int> threads;
+  std::optional<std::string> compare;  // transformers' hidden states (JSON)
+  double tolerance = 1e-4;
 };
 
 // "1,2,3" (spaces allowed): every entry a decimal integer, none missing.
@@ -128,9 +134,128 @@ void print_text(const runner::NamedTensor& t) {
   std::printf("\n");
 }
 
+// transformers' hidden states as `output_hidden_states` returns them: [n_layers + 1][n_tokens]
+// [n_embd], the embedding output first. From {"hidden_states": ...}, or from the first case of a
+// reference.json ({"cases": [{"input_ids", "hidden_states"}]}) whose input_ids fill `ids` when
+// they are empty.
+struct Reference {
+  std::vector<std::vector<float>> layers;  // each flattened [n_tokens * n_embd]
+};
+
+Reference read_reference(const std::string& path, std::vector<int32_t>& ids) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open");
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(path + ": not JSON: " + e.what());
+  }
+  const nlohmann::json* holder = nullptr;
+  if (doc.is_object() && doc.contains("hidden_states")) {
+    holder = &doc;
+  } else if (doc.is_object() && doc.contains("cases") && doc["cases"].is_array()) {
+    for (const auto& c : doc["cases"]) {
+      if (!c.is_object() || !c.contains("hidden_states")) continue;
+      holder = &c;
+      if (ids.empty() && c.contains("input_ids")) ids = c["input_ids"].get<std::vector<int32_t>>();
+      break;
+    }
+  }
+  const char* kExpected =
+      " (expected [n_layers + 1][n_tokens][n_embd], nested or flat with "
+      "hidden_states_shape)";
+  if (holder == nullptr || !(*holder)["hidden_states"].is_array()) {
+    throw std::runtime_error(path + ": no hidden_states" + kExpected);
+  }
+  const nlohmann::json& hs = (*holder)["hidden_states"];
+  Reference r;
+  try {
+    if (holder->contains("hidden_states_shape")) {
+      // Flat, row-major in the shape's order.
+      const auto shape = (*holder)["hidden_states_shape"].get<std::vector<size_t>>();
+      if (shape.size() != 3 || shape[0] * shape[1] * shape[2] != hs.size())
+        throw std::runtime_error("hidden_states_shape does not match the values");
+      const size_t per_layer = shape[1] * shape[2];
+      for (size_t l = 0; l < shape[0]; ++l) {
+        std::vector<float> flat(per_layer);
+        for (size_t i = 0; i < per_layer; ++i) flat[i] = hs[l * per_layer + i].get<float>();
+        r.layers.push_back(std::move(flat));
+      }
+    } else {
+      for (const auto& layer : hs) {
+        std::vector<float> flat;
+        for (const auto& row : layer)
+          for (const auto& v : row) flat.push_back(v.get<float>());
+        r.layers.push_back(std::move(flat));
+      }
+    }
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": hidden_states: " + e.what() + kExpected);
+  }
+  if (r.layers.empty()) throw std::runtime_error(path + ": hidden_states is empty" + kExpected);
+  return r;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double{a[i]} - b[i]));
+  return m;
+}
+
+// Compares the embedding output and each block's output with the reference, layer by layer;
+// transformers' last entry may be after the final norm (Llama, Qwen) or before it, so the last
+// layer is compared with both. Returns whether every layer is within the tolerance.
+bool compare(const std::vector<runner::NamedTensor>& all, const Reference& ref, double tolerance) {
+  const auto find = [&](const std::string& name) -> const runner::NamedTensor* {
+    for (const runner::NamedTensor& t : all)
+      if (t.name == name) return &t;
+    return nullptr;
+  };
+  std::printf("%-6s %-18s %12s\n", "layer", "tensor", "max |diff|");
+  std::optional<std::string> first_bad;
+  for (size_t i = 0; i < ref.layers.size(); ++i) {
+    std::vector<std::string> names = {i == 0 ? "token_embd.out"
+                                             : "blk." + std::to_string(i - 1) + ".out"};
+    if (i + 1 == ref.layers.size()) names.push_back("output_norm.out");
+    std::string best_name;
+    double best = INFINITY;
+    for (const std::string& name : names) {
+      const runner::NamedTensor* t = find(name);
+      if (t == nullptr) continue;
+      if (t->values.size() != ref.layers[i].size()) {
+        throw std::runtime_error("reference layer " + std::to_string(i) + " holds " +
+                                 std::to_string(ref.layers[i].size()) + " values, " + name +
+                                 " has " + std::to_string(t->values.size()) + " " +
+                                 shape_text(t->shape) + " (same tokens?)");
+      }
+      const double d = max_abs_diff(t->values, ref.layers[i]);
+      if (d < best) {
+        best = d;
+        best_name = name;
+      }
+    }
+    if (best_name.empty()) {
+      throw std::runtime_error("the reference has " + std::to_string(ref.layers.size()) +
+                               " hidden states; this model names no " + names[0]);
+    }
+    std::printf("%-6zu %-18s %12.3e%s\n", i, best_name.c_str(), best,
+                best > tolerance ? "  <- beyond the tolerance" : "");
+    if (best > tolerance && !first_bad) first_bad = best_name;
+  }
+  if (first_bad) {
+    std::printf("first divergence: %s (tolerance %.1e)\n", first_bad->c_str(), tolerance);
+    return false;
+  }
+  std::printf("every layer within %.1e\n", tolerance);
+  return true;
+}
+
 void run_tensors(const TensorsArgs& a) {
   std::vector<int32_t> ids;
   if (a.tokens) ids = parse_tokens(*a.tokens);
+  std::optional<Reference> reference;
+  if (a.compare) reference = read_reference(*a.compare, ids);
   if (!a.text && ids.empty()) {
     throw std::invalid_argument("no tokens: give --tokens 1,2,3 or --text TEXT");
   }
@@ -147,6 +272,10 @@ void run_tensors(const TensorsArgs& a) {
     }
   }
   std::vector<runner::NamedTensor> all = engine.intermediates(ids);
+  if (reference) {
+    if (!compare(all, *reference, a.tolerance)) std::exit(1);
+    return;
+  }
   std::vector<const runner::NamedTensor*> shown;
   for (const runner::NamedTensor& t : all) {
     if (selected(t.name, a.filter)) shown.push_back(&t);
@@ -193,6 +322,13 @@ void add_debug_tensors_command(CLI::App& debug) {
   cmd->add_flag("--json", a->json,
                 "Print {\"tokens\", \"tensors\": [{\"name\", \"shape\", \"values\"}]}, values "
                 "row-major in shape's order (outermost first)");
+  cmd->add_option("--compare", a->compare,
+                  "transformers' hidden states to compare with, layer by layer: a JSON file "
+                  "{\"hidden_states\": [n_layers + 1][n_tokens][n_embd]} (output_hidden_states), "
+                  "or a reference.json whose first case has them (its input_ids are used when "
+                  "--tokens is not given); prints each layer's largest difference and the first "
+                  "beyond --tolerance (exit status 1 then)");
+  cmd->add_option("--tolerance", a->tolerance, "Largest difference taken as equal (default 1e-4)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: physical cores)");
   cmd->callback([a] { run_tensors(*a); });
 }

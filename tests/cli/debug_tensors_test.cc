@@ -174,5 +174,47 @@ TEST_F(DebugTensors, BadTokensGiveAClearError) {
   }
 }
 
+TEST_F(DebugTensors, CompareFindsTheFirstLayerThatDiverges) {
+  int status = -1;
+  const std::string reference = *folder_ + "/reference.json";
+  std::string out =
+      corral(*store_, "debug tensors tiny -t 1 --compare '" + reference + "'", &status);
+  ASSERT_EQ(status, 0) << out;
+  for (const char* want : {"token_embd.out", "blk.0.out", "output_norm.out", "every layer within"})
+    EXPECT_NE(out.find(want), std::string::npos) << want << "\n" << out;
+
+  // The same states, nested as output_hidden_states gives them, with one value of the second
+  // block's output moved: the comparison points at that block.
+  const Json c = first_case();
+  const size_t n_states = c["hidden_states_shape"][0], n_tokens = c["hidden_states_shape"][1],
+               n_embd = c["hidden_states_shape"][2];
+  Json nested = Json::array();
+  for (size_t l = 0; l < n_states; ++l) {
+    Json layer = Json::array();
+    for (size_t t = 0; t < n_tokens; ++t) {
+      Json row = Json::array();
+      for (size_t i = 0; i < n_embd; ++i)
+        row.push_back(c["hidden_states"][(l * n_tokens + t) * n_embd + i]);
+      layer.push_back(std::move(row));
+    }
+    nested.push_back(std::move(layer));
+  }
+  nested[1][2][5] = nested[1][2][5].get<double>() + 0.5;
+  const auto moved = work_->path() / "moved.json";
+  write_text(moved, Json{{"hidden_states", nested}}.dump());
+  out = corral(
+      *store_,
+      "debug tensors tiny -t 1 --tokens " + ids_of(c) + " --compare '" + moved.string() + "'",
+      &status);
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_NE(out.find("first divergence: blk.0.out"), std::string::npos) << out;
+
+  // Other tokens than the reference's: the sizes disagree, and the error says so.
+  out = corral(*store_, "debug tensors tiny --tokens 1,2 --compare '" + moved.string() + "'",
+               &status, true);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("same tokens?"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace corral::testing
