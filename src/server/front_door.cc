@@ -495,6 +495,13 @@ FrontDoor::FrontDoor(HttpLimits limits, size_t max_body_bytes)
   set_keep_alive_timeout(std::max<time_t>(
       1, std::chrono::duration_cast<std::chrono::seconds>(limits.idle_timeout).count()));
   set_keep_alive_max_count(1000);
+  // httplib's default sets SO_REUSEPORT, which lets a second server bind the same address and
+  // take half its connections. SO_REUSEADDR alone rebinds past TIME_WAIT and no more: a second
+  // `corral serve` on the address fails with EADDRINUSE.
+  set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
 }
 
 FrontDoor::~FrontDoor() { stop_all(); }

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include "server/access.h"
@@ -318,9 +320,17 @@ int Server::bind() {
     bound_ = true;
     return port;
   }
+  errno = 0;
   if (!http_->bind_to_port(o.host, o.port)) {
-    throw std::runtime_error("cannot listen on " + o.host + ":" + std::to_string(o.port) +
-                             " (is another server using the port? CORRAL_HOST picks another)");
+    const std::string address = o.host + ":" + std::to_string(o.port);
+    if (errno == EADDRINUSE) {
+      throw std::runtime_error("cannot listen on " + address +
+                               ": address already in use (another corral serve or ollama "
+                               "serve? CORRAL_HOST picks another address)");
+    }
+    throw std::runtime_error("cannot listen on " + address + ": " +
+                             (errno ? std::strerror(errno) : "bind failed") +
+                             " (CORRAL_HOST picks another address)");
   }
   http_->raise_backlog();
   bound_ = true;

@@ -177,6 +177,19 @@ TEST(CliThroughServe, CreateListShowRunPsStopCopyRemove) {
   EXPECT_TRUE(contains(r.out, "/v2/library/story/manifests/latest: ")) << r.out;
 }
 
+// A second `corral serve` on an address in use exits at once saying so, instead of sharing the
+// port with the first (which would answer every other request).
+TEST(CliThroughServe, ASecondServerOnTheSameAddressExitsSayingItIsInUse) {
+  TempDir store;
+  ServeProcess serve(store.path());
+  ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
+  const Result r = sh("CORRAL_HOST=" + serve.host() + " CORRAL_MODELS='" + store.str() +
+                      "' timeout 20 '" + CORRAL_BINARY + "' serve");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_TRUE(contains(r.out, "cannot listen on " + serve.host() + ": address already in use"))
+      << r.out;
+}
+
 // `corral run NAME` and `FROM NAME` pull a model the server's store lacks, through the server
 // (POST /api/pull; /api/create pulls it itself), from a real registry on loopback.
 TEST(CliThroughServe, RunAndCreatePullAMissingModelIntoTheServersStore) {
