@@ -10,6 +10,7 @@
 #include <histedit.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -793,6 +794,22 @@ std::unique_ptr<Client> start_server() {
   auto client = std::make_unique<Client>(host_from_env());
   const std::filesystem::path log = server_log_path();
   std::filesystem::create_directories(log.parent_path());
+  // Several `corral run` started at once start one server: the first to hold the lock starts it
+  // and waits until it answers; the others then find it answering. (The lock goes with the
+  // descriptor, which the server does not inherit.)
+  const int lock_fd =
+      open((log.parent_path() / "server.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  struct Unlock {
+    int fd;
+    ~Unlock() {
+      if (fd >= 0) close(fd);
+    }
+  } unlock{lock_fd};
+  if (lock_fd >= 0) {
+    while (flock(lock_fd, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  if (client->alive()) return client;
   const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error(log.string() + ": " + std::strerror(errno));
   std::fflush(stdout);

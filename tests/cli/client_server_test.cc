@@ -270,6 +270,48 @@ TEST(CliThroughServe, RunStartsAServerWhenNoneAnswers) {
   if (kill(pid, 0) == 0) kill(pid, SIGKILL);
 }
 
+// Eight `corral run` started at once with no server running: one of them starts a server, the
+// others use it, and all eight answer.
+TEST(CliThroughServe, ConcurrentRunsStartOneServer) {
+  TempDir home, store_dir, work;
+  const std::string host = "127.0.0.1:" + std::to_string(free_port());
+  const std::string env = "HOME='" + home.str() + "' CORRAL_NO_SERVER= CORRAL_HOST=" + host +
+                          " CORRAL_MODELS='" + store_dir.str() + "' ";
+  write_text(work.path() / "Modelfile", "FROM " +
+                                            testdata_path("tinystories260k/stories260K-f32.gguf") +
+                                            "\nPARAMETER temperature 0\nPARAMETER num_thread 1\n");
+  ASSERT_EQ(
+      sh("cd '" + work.str() + "' && " + env + "'" + CORRAL_BINARY + "' create story").exit_code,
+      0);
+  std::string runs;
+  for (int i = 0; i < 8; ++i) {
+    runs += "(" + env + "'" + CORRAL_BINARY + "' run story --option num_predict=4 Lily > '" +
+            work.str() + "/out" + std::to_string(i) + "' 2>&1; echo $? >> '" + work.str() + "/out" +
+            std::to_string(i) + "') & ";
+  }
+  sh(runs + "wait");
+  const std::string said = "started corral server in the background (pid ";
+  int started = 0;
+  pid_t pid = -1;
+  for (int i = 0; i < 8; ++i) {
+    const std::string out = read_text(work.path() / ("out" + std::to_string(i)));
+    EXPECT_TRUE(out.ends_with("\n0\n")) << "run " << i << ": " << out;
+    EXPECT_FALSE(contains(out, "Error")) << "run " << i << ": " << out;
+    if (const size_t at = out.find(said); at != std::string::npos) {
+      ++started;
+      pid = std::stoi(out.substr(at + said.size()));
+    }
+  }
+  EXPECT_EQ(started, 1);
+  if (pid > 0) {
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 200 && kill(pid, 0) == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (kill(pid, 0) == 0) kill(pid, SIGKILL);
+  }
+}
+
 // The text (or vision) half of a one-file qwen2vl GGUF, as llama.cpp lays the two files out.
 void write_half(const ml::gguf::File& whole, bool vision, const fs::path& out) {
   ml::gguf::Writer w;
