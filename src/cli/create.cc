@@ -155,8 +155,8 @@ void create_remote(Client& client, const CreateArgs& a, const store::Modelfile& 
     req["files"] = files;
   } else if (fs::is_regular_file(from, ec)) {
     req["files"] = {{from.filename().string(), upload(client, from)}};
-  } else if (store::is_model_path(mf.from)) {
-    throw std::runtime_error(mf.from + ": no such file");
+  } else if (store::is_model_path(mf.from) || store::looks_like_path(mf.from)) {
+    throw std::runtime_error(store::missing_path_error("FROM " + mf.from, from));
   } else {
     req["from"] = mf.from;
   }

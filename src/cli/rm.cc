@@ -1,8 +1,10 @@
 // `corral rm NAME...`: removes models, and the files no other model uses; through the server at
 // CORRAL_HOST when one answers (unloading the model first, then DELETE /api/delete, as `ollama rm`
 // does), else in the local store.
+#include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,16 +15,13 @@
 namespace corral::cli {
 namespace {
 
-void remove_remote(Client& client, const std::vector<std::string>& names) {
-  for (const std::string& n : names) {
-    try {
-      client.post("/api/generate", {{"model", n}, {"keep_alive", 0}});
-    } catch (const ServerError& e) {
-      if (e.status != 404) std::cerr << "Warning: unable to stop model '" << n << "'\n";
-    }
-    client.del("/api/delete", {{"model", n}});
-    std::cout << "deleted '" << n << "'\n";
+void remove_remote(Client& client, const std::string& n) {
+  try {
+    client.post("/api/generate", {{"model", n}, {"keep_alive", 0}});
+  } catch (const ServerError& e) {
+    if (e.status != 404) std::cerr << "Warning: unable to stop model '" << n << "'\n";
   }
+  client.del("/api/delete", {{"model", n}});
 }
 
 }  // namespace
@@ -33,21 +32,29 @@ void add_rm_command(CLI::App& app) {
   cmd->add_option("names", *names, "The models to remove")->required();
   cmd->footer("Files another model still uses (after corral cp, or a shared base) are kept.");
   cmd->callback([names] {
-    if (auto client = connect_if_running()) {
-      remove_remote(*client, *names);
-      return;
-    }
-    store::Store st(store::Store::default_root());
-    // Every name is checked before anything is removed.
-    std::vector<store::ModelName> parsed;
+    // Each name on its own, as `ollama rm`: the models that exist are removed, each error is
+    // reported, and the exit status says whether any failed.
+    std::unique_ptr<Client> client = connect_if_running();
+    std::optional<store::Store> local;
+    if (!client) local.emplace(store::Store::default_root());
+    bool failed = false;
     for (const std::string& n : *names) {
-      parsed.push_back(store::ModelName::parse(n));
-      if (!st.find_manifest(parsed.back())) throw std::runtime_error("model '" + n + "' not found");
+      try {
+        if (client) {
+          remove_remote(*client, n);
+        } else {
+          const store::ModelName parsed = store::ModelName::parse(n);
+          if (!local->find_manifest(parsed))
+            throw std::runtime_error("model '" + n + "' not found");
+          local->remove(parsed);
+        }
+        std::cout << "deleted '" << n << "'\n" << std::flush;
+      } catch (const std::exception& e) {
+        std::cerr << "Error: " << e.what() << "\n";
+        failed = true;
+      }
     }
-    for (size_t i = 0; i < parsed.size(); ++i) {
-      st.remove(parsed[i]);
-      std::cout << "deleted '" << (*names)[i] << "'\n";
-    }
+    if (failed) std::exit(1);
   });
 }
 

@@ -267,9 +267,9 @@ void show_remote(Client& client, const ShowArgs& a) {
   if (a.modelfile) {
     std::cout << r.value("modelfile", "") << "\n";
   } else if (a.template_text) {
-    std::cout << r.value("template", "");
+    std::cout << r.value("template", "") << "\n";
   } else if (a.system) {
-    std::cout << r.value("system", "");
+    std::cout << r.value("system", "") << "\n";
   } else if (a.parameters) {
     std::cout << r.value("parameters", "") << "\n";
   } else if (a.license) {
@@ -298,11 +298,11 @@ void show(const ShowArgs& a) {
     return;
   }
   if (a.template_text) {
-    std::cout << info.template_text.value_or("");
+    std::cout << info.template_text.value_or("") << "\n";
     return;
   }
   if (a.system) {
-    std::cout << info.system.value_or("");
+    std::cout << info.system.value_or("") << "\n";
     return;
   }
   if (a.parameters) {

@@ -1,4 +1,5 @@
 #include "store/create.h"
+#include "store/model.h"
 
 #include <algorithm>
 #include <cmath>
@@ -306,11 +307,10 @@ void create_model(Store& store, const ModelName& name, const Modelfile& mf, cons
     base_layers.push_back(model);
     if (projector_file) base_layers.push_back(c.import_gguf(*projector_file, kMediaProjector));
   } else {
-    const bool path_like = mf.from.starts_with(".") || mf.from.starts_with("/") ||
-                           mf.from.starts_with("~") || mf.from.ends_with(".gguf");
+    const bool path_like = looks_like_path(mf.from);
     if (path_like || !ModelName::valid(mf.from)) {
-      throw std::runtime_error("FROM " + mf.from + ": no such file or folder (" + path.string() +
-                               ")" + (path_like ? "" : ", and not a model name"));
+      throw std::runtime_error(missing_path_error("FROM " + mf.from, path) +
+                               (path_like ? "" : ", and not a model name"));
     }
     const ModelName from = ModelName::parse(mf.from);
     std::optional<Manifest> base = store.find_manifest(from);

@@ -10,6 +10,20 @@ bool is_model_path(const std::string& text) {
   return text.ends_with(".gguf") || fs::is_regular_file(text, ec);
 }
 
+bool looks_like_path(const std::string& text) {
+  return text.starts_with(".") || text.starts_with("/") || text.starts_with("~") ||
+         text.ends_with(".gguf");
+}
+
+std::string missing_path_error(const std::string& what, const fs::path& resolved) {
+  std::string e = what + ": no such file or folder";
+  if (!resolved.empty() && resolved.string() != what) e += " (" + resolved.string() + ")";
+  const size_t hash = what.find('#');
+  if (hash != std::string::npos && hash > 0 && (what[hash - 1] == ' ' || what[hash - 1] == '\t'))
+    e += "; a '#' starts a comment only at the beginning of a line";
+  return e;
+}
+
 ModelInfo resolve(const Store& store, const std::string& name_or_path) {
   ModelInfo info;
   if (is_model_path(name_or_path)) {

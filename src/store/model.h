@@ -40,4 +40,12 @@ ModelInfo resolve_manifest(const Store& store, const ModelName& name, Manifest m
 // Whether `text` names an existing file or ends in .gguf (then it is used as a path).
 bool is_model_path(const std::string& text);
 
+// Whether a FROM value or `run` argument is written as a path (./x, /x, ~/x, x.gguf) rather than
+// a model name; such a value that names no file is an error, never a name to pull.
+bool looks_like_path(const std::string& text);
+
+// The error for a path that names nothing: "FROM ./x: no such file or folder (/abs/x)", with a
+// hint when the value holds an inline " #" (a Modelfile comment must start its own line).
+std::string missing_path_error(const std::string& what, const std::filesystem::path& resolved);
+
 }  // namespace corral::store

@@ -139,7 +139,7 @@ TEST(CliThroughServe, CreateListShowRunPsStopCopyRemove) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, "story:latest")) << r.out;
   r = sh(cli + "show story --system");
-  EXPECT_EQ(r.out, "Lily");
+  EXPECT_EQ(r.out, "Lily\n");
   r = sh(cli + "show story");
   EXPECT_TRUE(contains(r.out, "    architecture        llama\n")) << r.out;
 
@@ -175,6 +175,23 @@ TEST(CliThroughServe, CreateListShowRunPsStopCopyRemove) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.out, "pulling manifest\nError: ")) << r.out;
   EXPECT_TRUE(contains(r.out, "/v2/library/story/manifests/latest: ")) << r.out;
+}
+
+// Through a server, a FROM path that names nothing is the same error as locally (the client
+// never sends it as a model name).
+TEST(CliThroughServe, FromAMissingPathIsTheLocalError) {
+  TempDir store, work;
+  ServeProcess serve(store.path());
+  ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
+  write_text(work.path() / "Modelfile", "FROM ./Qwen2.5-0.5B-Instruct    # a safetensors folder\n");
+  const std::string create = "cd '" + work.str() + "' && CORRAL_MODELS='" + store.str() + "' '" +
+                             CORRAL_BINARY + "' create m";
+  const Result remote = sh("CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() + " " + create);
+  const Result local = sh("CORRAL_NO_SERVER=1 " + create);
+  EXPECT_EQ(remote.exit_code, 1) << remote.out;
+  EXPECT_TRUE(contains(remote.out, "a '#' starts a comment only at the beginning of a line"))
+      << remote.out;
+  EXPECT_TRUE(local.out.ends_with(remote.out)) << local.out << "\n---\n" << remote.out;
 }
 
 // A second `corral serve` on an address in use exits at once saying so, instead of sharing the

@@ -519,8 +519,8 @@ TEST_F(CliAgainstServer, PsShowsProcessorContextAndUntil) {
 TEST_F(CliAgainstServer, ShowAsksTheServer) {
   Result r = run("show alpha --system");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_EQ(r.out, "You are terse.");
-  EXPECT_EQ(run("show alpha --template").out, "{{ .Prompt }}");
+  EXPECT_EQ(r.out, "You are terse.\n");
+  EXPECT_EQ(run("show alpha --template").out, "{{ .Prompt }}\n");
   EXPECT_EQ(run("show alpha --license").out, "MIT\n");
   EXPECT_EQ(run("show alpha --modelfile").out, "FROM alpha\n\n");
   r = run("show alpha");

@@ -133,13 +133,13 @@ TEST(CliStore, CreateListShowRunCopyRemove) {
   EXPECT_TRUE(contains(r.out, "architecture        llama\n")) << r.out;
   EXPECT_TRUE(contains(r.out, "  Parameters\n    num_predict")) << r.out;
   EXPECT_TRUE(contains(r.out, "  System\n    Once upon a time\n")) << r.out;
-  EXPECT_EQ(corral(store_dir.path(), "show story --system").out, "Once upon a time");
+  EXPECT_EQ(corral(store_dir.path(), "show story --system").out, "Once upon a time\n");
   EXPECT_EQ(corral(store_dir.path(), "show story --license").out, "MIT\n");
   EXPECT_TRUE(contains(corral(store_dir.path(), "show story --parameters").out,
                        "temperature                    0.0\n"));
 
   EXPECT_EQ(corral(store_dir.path(), "show story --template").out,
-            "{{ if .System }}{{ .System }}\n{{ end }}{{ .Prompt }}");
+            "{{ if .System }}{{ .System }}\n{{ end }}{{ .Prompt }}\n");
 
   // run renders the TEMPLATE with the SYSTEM and applies the PARAMETERs: it matches the file run
   // with them spelled out.
@@ -168,9 +168,10 @@ TEST(CliStore, CreateListShowRunCopyRemove) {
   r = corral(store_dir.path(), "list");
   EXPECT_TRUE(contains(r.out, "me/story2:v2")) << r.out;
 
-  r = corral(store_dir.path(), "rm story");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_EQ(r.out, "deleted 'story'\n");
+  // A missing name among others: the others are removed, the missing one reported, exit 1.
+  r = corral(store_dir.path(), "rm story missing");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_EQ(r.out, "deleted 'story'\nError: model 'missing' not found\n");
   EXPECT_EQ(corral(store_dir.path(), "run me/story2:v2 Lily").out, by_name.out);
   r = corral(store_dir.path(), "run story Lily");
   EXPECT_EQ(r.exit_code, 1);
@@ -180,6 +181,21 @@ TEST(CliStore, CreateListShowRunCopyRemove) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(fs::is_empty(store_dir.path() / "blobs"));
   EXPECT_EQ(corral(store_dir.path(), "list").out, "NAME    ID    SIZE    MODIFIED\n");
+}
+
+// A comment after a FROM path is part of the value, as in Ollama (comments start a line): the
+// error names the path as written and says so, instead of taking it for a model name.
+TEST(CliStore, FromAMissingPathWithAnInlineCommentSaysWhy) {
+  TempDir store_dir, work;
+  write_text(work.path() / "Modelfile", "FROM ./Qwen2.5-0.5B-Instruct    # a safetensors folder\n");
+  const Result r = corral(store_dir.path(), "create m", work.path());
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_TRUE(contains(r.out,
+                       "Error: FROM ./Qwen2.5-0.5B-Instruct    # a safetensors folder: no "
+                       "such file or folder"))
+      << r.out;
+  EXPECT_TRUE(contains(r.out, "a '#' starts a comment only at the beginning of a line")) << r.out;
+  EXPECT_FALSE(contains(r.out, "invalid model name")) << r.out;
 }
 
 TEST(CliStore, CreateFromAModelInheritsAndOverridesItsLayers) {
@@ -193,14 +209,14 @@ TEST(CliStore, CreateFromAModelInheritsAndOverridesItsLayers) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, "using existing layer " + store::sha256_file(stories()))) << r.out;
   EXPECT_FALSE(contains(r.out, "copying file")) << r.out;
-  EXPECT_EQ(corral(store_dir.path(), "show derived --system").out, "second");
+  EXPECT_EQ(corral(store_dir.path(), "show derived --system").out, "second\n");
   const store::Modelfile mf =
       store::parse_modelfile(corral(store_dir.path(), "show derived --modelfile").out);
   EXPECT_EQ(mf.parameters.dump(), R"({"num_predict":12,"temperature":0.0})");
   ASSERT_EQ(mf.messages.size(), 1u);
   EXPECT_EQ(mf.messages[0].content, "hi");
   // The base is untouched.
-  EXPECT_EQ(corral(store_dir.path(), "show base --system").out, "first");
+  EXPECT_EQ(corral(store_dir.path(), "show base --system").out, "first\n");
   expect_store_consistent(store_dir.path());
 }
 
@@ -262,7 +278,7 @@ TEST(CliStore, RecreatingAModelDropsBlobsOnlyItUsed) {
   write_text(work.path() / "Modelfile", "FROM " + stories() + "\nSYSTEM new text\n");
   ASSERT_EQ(corral(store_dir.path(), "create m", work.path()).exit_code, 0);
   EXPECT_FALSE(st.has_blob(old_system));
-  EXPECT_EQ(corral(store_dir.path(), "show m --system").out, "new text");
+  EXPECT_EQ(corral(store_dir.path(), "show m --system").out, "new text\n");
 }
 
 TEST(CliStore, BadNamesAreRefusedWithAClearError) {
@@ -355,7 +371,7 @@ TEST(CliStore, OllamaStoreListsAndRuns) {
                               "'Once upon a time'");
   EXPECT_EQ(r.out, direct.out);
   EXPECT_GT(r.out.size(), 16u) << r.out;
-  EXPECT_EQ(corral(root.path(), "show stories:260k --template").out, tmpl);
+  EXPECT_EQ(corral(root.path(), "show stories:260k --template").out, tmpl + "\n");
 
   // A model blob whose content does not match its name is an error, not a silent run.
   {
@@ -471,6 +487,22 @@ TEST(CliStore, HelpTextsDescribeTheCommands) {
   EXPECT_TRUE(contains(r.out, "--modelfile")) << r.out;
   EXPECT_TRUE(contains(corral(store_dir.path(), "rm --help").out, "Remove models")) << r.out;
   EXPECT_TRUE(contains(corral(store_dir.path(), "cp --help").out, "new name")) << r.out;
+  // `corral help [COMMAND]` and -v, as Ollama spells them.
+  r = corral(store_dir.path(), "help");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "Subcommands:")) << r.out;
+  EXPECT_TRUE(contains(r.out, "run ")) << r.out;
+  r = corral(store_dir.path(), "help create");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "-q,--quantize")) << r.out;
+  r = corral(store_dir.path(), "help debug tensors");
+  EXPECT_TRUE(contains(r.out, "debug tensors [OPTIONS] model")) << r.out;
+  r = corral(store_dir.path(), "help nonsense");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_TRUE(contains(r.out, "unknown help topic 'nonsense'")) << r.out;
+  r = corral(store_dir.path(), "-v");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(r.out.starts_with("corral version ")) << r.out;
 }
 
 }  // namespace
