@@ -67,6 +67,21 @@ GgufFacts describe(const fs::path& path) {
   return g;
 }
 
+// The first matrix of the file stored in a quantized type ("blk.0.attn_q.weight is Q4_0"), or
+// nullopt when every matrix is F32, F16 or BF16.
+std::optional<std::string> quantized_tensor(const fs::path& path) {
+  const ml::gguf::File f = ml::gguf::File::open(path.string());
+  for (const auto& t : f.tensors()) {
+    if (t.n_dims < 2 || t.dtype == ml::DType::F32 || t.dtype == ml::DType::F16 ||
+        t.dtype == ml::DType::BF16)
+      continue;
+    std::string n(ml::dtype_name(t.dtype));
+    for (char& c : n) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return t.name + " is " + n;
+  }
+  return std::nullopt;
+}
+
 bool is_gguf_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   char magic[4] = {};
@@ -133,6 +148,14 @@ class Creator {
   std::optional<Layer> quantize(const fs::path& src, const convert::QuantType& type) {
     const GgufFacts facts = describe(src);
     if (facts.file_type == type.name) return std::nullopt;
+    // As Ollama: only unquantized weights are quantized. Quantizing again compounds the errors
+    // of both types, silently.
+    if (const std::optional<std::string> q = quantized_tensor(src)) {
+      throw std::runtime_error("cannot quantize to " + type.name + ": the model's weights are " +
+                               "already quantized (" + *q +
+                               "); quantizing needs F32, F16 or BF16 weights (FROM the original "
+                               "safetensors folder, or a GGUF of them)");
+    }
     const std::string label = "quantizing " + facts.file_type + " model to " + type.name;
     status(label);
     ScratchDir scratch(store_.root());

@@ -198,6 +198,27 @@ TEST(CliStore, FromAMissingPathWithAnInlineCommentSaysWhy) {
   EXPECT_FALSE(contains(r.out, "invalid model name")) << r.out;
 }
 
+// As Ollama, only unquantized weights are quantized: Q4_0 -> Q8_0 is refused naming a quantized
+// tensor, leaves nothing in the store, and a -q of the type the file already has is accepted.
+TEST(CliStore, QuantizingQuantizedWeightsIsRefused) {
+  TempDir store_dir, work;
+  const fs::path q4 = work.path() / "q4.gguf";
+  ASSERT_EQ(
+      corral(store_dir.path(), "quantize '" + stories() + "' '" + q4.string() + "' Q4_0").exit_code,
+      0);
+  write_text(work.path() / "Modelfile", "FROM " + q4.string() + "\n");
+  Result r = corral(store_dir.path(), "create m -q Q8_0", work.path());
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_TRUE(contains(r.out,
+                       "cannot quantize to Q8_0: the model's weights are already "
+                       "quantized (token_embd.weight is Q4_0)"))
+      << r.out;
+  EXPECT_FALSE(fs::exists(store_dir.path() / "manifests"));
+  EXPECT_TRUE(!fs::exists(store_dir.path() / "blobs") || fs::is_empty(store_dir.path() / "blobs"));
+  r = corral(store_dir.path(), "create m -q Q4_0", work.path());
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+}
+
 TEST(CliStore, CreateFromAModelInheritsAndOverridesItsLayers) {
   TempDir store_dir, work;
   write_text(work.path() / "Modelfile", "FROM " + stories() +
