@@ -4,10 +4,13 @@
 // as blobs the server does not have yet, and POST /api/create makes the model from their digests
 // and the Modelfile's settings; with no server, the model is made in the local store. Also
 // registers the other store commands.
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -17,12 +20,19 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "ml/gguf/reader.h"
 #include "store/create.h"
 #include "store/digest.h"
 #include "store/model.h"
 
 namespace corral::cli {
 namespace {
+
+// Ctrl+C during a local create: the handler can only set a flag; the next progress report
+// throws Interrupted, which unwinds the create.
+std::atomic<bool> g_create_interrupted{false};
+extern "C" void on_create_sigint(int) { g_create_interrupted.store(true); }
+struct Interrupted {};
 
 namespace fs = std::filesystem;
 
@@ -113,8 +123,11 @@ std::vector<fs::path> model_folder_files(const fs::path& dir) {
   return files;
 }
 
-// Uploads `file` unless the server has a blob with its content; returns its digest.
+// Uploads `file` unless the server has a blob with its content; returns its digest. A GGUF is
+// parsed first: a truncated or malformed one is refused here, naming the user's path, before
+// any byte is sent.
 std::string upload(Client& client, const fs::path& file) {
+  if (file.extension() == ".gguf") ml::gguf::File::open(file.string());
   const std::string digest = store::sha256_file(file);
   if (client.has_blob(digest)) return digest;
   UploadProgress progress;
@@ -209,8 +222,24 @@ void create(const CreateArgs& a) {
   store::CreateOptions options;
   options.quantize = a.quantize;
   options.insecure = a.insecure;
-  options.progress = [printer](const convert::Progress& p) { (*printer)(p); };
-  store::create_model(st, name, mf, fs::absolute(a.file).parent_path(), options);
+  // Ctrl+C stops the create at its next progress report and unwinds it, so that its scratch
+  // files and the blobs it wrote are removed (the default SIGINT would leave them).
+  struct sigaction sa = {}, old_sa = {};
+  sa.sa_handler = on_create_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_sa);
+  options.progress = [printer](const convert::Progress& p) {
+    if (g_create_interrupted.load()) throw Interrupted();
+    (*printer)(p);
+  };
+  try {
+    store::create_model(st, name, mf, fs::absolute(a.file).parent_path(), options);
+  } catch (const Interrupted&) {
+    sigaction(SIGINT, &old_sa, nullptr);
+    std::fprintf(stderr, "\ncreate interrupted: nothing was kept\n");
+    std::exit(130);
+  }
+  sigaction(SIGINT, &old_sa, nullptr);
 }
 
 }  // namespace

@@ -296,12 +296,14 @@ struct CreateJob {
   std::string quantize;
   bool insecure = false;                       // pull a missing FROM model over plain http
   std::unique_ptr<store::ScratchDir> scratch;  // links to uploaded files; relative FROMs see it
+  std::vector<std::string> uploads;            // digests of the uploaded files it uses
 };
 
 // The model layer given by blobs: one GGUF is used in place (two: a vision model's text GGUF and
 // its projector, into *second); several files (safetensors, config.json, tokenizer files) are
 // linked under their names into a folder that is converted.
 std::string from_files(Context& ctx, const nlohmann::json& files, const fs::path& scratch,
+                       std::vector<std::string>& uploads,
                        std::optional<std::string>* second = nullptr) {
   if (files.empty()) throw HttpError(400, "'files' is empty");
   std::vector<std::pair<std::string, fs::path>> blobs;
@@ -322,6 +324,7 @@ std::string from_files(Context& ctx, const nlohmann::json& files, const fs::path
                                " has not been uploaded (POST /api/blobs/" + digest + " first)");
     }
     blobs.emplace_back(filename, ctx.store.blob_path(digest));
+    uploads.push_back(digest);
   }
   if (blobs.size() == 1 && is_gguf_blob(blobs[0].second)) return blobs[0].second.string();
   if (blobs.size() == 2 && second && is_gguf_blob(blobs[0].second) &&
@@ -364,8 +367,8 @@ CreateJob parse_create(Context& ctx, const nlohmann::json& body) {
       throw HttpError(400, e.what());
     }
     if (mf.from.starts_with("@")) {
-      mf.from =
-          from_files(ctx, nlohmann::json{{"model.gguf", mf.from.substr(1)}}, job.scratch->path());
+      mf.from = from_files(ctx, nlohmann::json{{"model.gguf", mf.from.substr(1)}},
+                           job.scratch->path(), job.uploads);
     } else if (!store::ModelName::valid(mf.from)) {
       throw HttpError(400, "FROM " + mf.from +
                                ": over the API a Modelfile names a model or an uploaded blob "
@@ -383,7 +386,7 @@ CreateJob parse_create(Context& ctx, const nlohmann::json& body) {
   if (from && !from->empty()) {
     mf.from = parse_name(*from).display();  // pulled by create_model when missing
   } else if (files) {
-    mf.from = from_files(ctx, *files, job.scratch->path(), &mf.from2);
+    mf.from = from_files(ctx, *files, job.scratch->path(), job.uploads, &mf.from2);
   } else if (mf.from.empty()) {
     throw HttpError(400, "neither 'from' or 'files' was specified");
   }
@@ -451,9 +454,21 @@ void run_create(Context& ctx, CreateJob& job, const convert::ProgressFn& progres
   options.progress = progress;
   try {
     store::create_model(ctx.store, job.name, job.modelfile, job.scratch->path(), options);
-  } catch (const store::FromPullError& e) {
-    // The registry lacks the FROM model, or failed: not the server's fault.
-    throw HttpError(e.not_found ? 404 : 502, e.what());
+  } catch (...) {
+    // A failed (or abandoned) create keeps none of the files uploaded for it, unless another
+    // model uses them.
+    job.scratch.reset();
+    try {
+      ctx.store.remove_unreferenced(job.uploads);
+    } catch (const std::exception&) {
+      // Best effort: the next server start prunes what remains.
+    }
+    try {
+      throw;
+    } catch (const store::FromPullError& e) {
+      // The registry lacks the FROM model, or failed: not the server's fault.
+      throw HttpError(e.not_found ? 404 : 502, e.what());
+    }
   }
 }
 

@@ -92,6 +92,26 @@ bool is_gguf_file(const fs::path& path) {
 class Creator {
  public:
   Creator(Store& store, const CreateOptions& options) : store_(store), options_(options) {}
+  // A create that failed or was interrupted leaves no blob of its own behind (blobs another
+  // manifest references stay).
+  ~Creator() {
+    if (added_.empty()) return;
+    try {
+      store_.remove_unreferenced(added_);
+    } catch (const std::exception&) {
+      // Best effort: what remains is pruned when the server starts.
+    }
+  }
+  Creator(const Creator&) = delete;
+  Creator& operator=(const Creator&) = delete;
+
+  // A finished scratch file moved into blobs/ as the model layer.
+  Layer adopt(const fs::path& file) {
+    bool created = false;
+    const Layer l = store_.adopt_blob_file(file, kMediaModel, &created);
+    added(l, created);
+    return l;
+  }
 
   void status(const std::string& s, uint64_t completed = 0, uint64_t total = 0) const {
     if (options_.progress) options_.progress({s, completed, total});
@@ -99,12 +119,17 @@ class Creator {
 
   // A GGUF file outside the store made into a blob (skipped when the store already has it).
   Layer import_gguf(const fs::path& path, const char* media_type = kMediaModel) {
+    // A truncated or malformed file is refused before it is copied, naming the user's path.
+    ml::gguf::File::open(path.string());
     const std::string digest = sha256_file(path);
     const uint64_t size = fs::file_size(path);
     if (!store_.has_blob(digest)) {
       const std::string label = "copying file " + digest;
+      bool created = false;
       const Layer copied = store_.add_blob_file(
-          path, media_type, [&](uint64_t done, uint64_t total) { percent(label, done, total); });
+          path, media_type, [&](uint64_t done, uint64_t total) { percent(label, done, total); },
+          &created);
+      added(copied, created);
       if (copied.digest != digest) {
         throw std::runtime_error(path.string() + " changed while it was being copied");
       }
@@ -165,7 +190,7 @@ class Creator {
       if (p.total) percent(label, p.completed, p.total);
     };
     convert::quantize_file(src.string(), out.string(), type, wo);
-    return store_.adopt_blob_file(out, kMediaModel);
+    return adopt(out);
   }
 
   Layer convert_folder(const fs::path& dir) {
@@ -178,7 +203,7 @@ class Creator {
       if (p.total) percent("converting model", p.completed, p.total);
     };
     convert::convert_hf(dir.string(), out.string(), co);
-    return store_.adopt_blob_file(out, kMediaModel);
+    return adopt(out);
   }
 
   // A text layer, with Ollama's "creating new layer" / "using existing layer" line.
@@ -187,8 +212,16 @@ class Creator {
     Layer l = store_.add_blob_bytes(bytes, media_type, &created);
     created_.insert(l.digest);
     if (!created) created_.erase(l.digest);
+    added(l, created);
     return l;
   }
+
+  // A blob this create wrote (not one the store had): removed again unless the create commits.
+  void added(const Layer& l, bool created) {
+    if (created) added_.push_back(l.digest);
+  }
+  // The manifest is written: the blobs are the model's now.
+  void commit() { added_.clear(); }
 
   void report_layer(const Layer& l) const {
     status((created_.count(l.digest) ? "creating new layer " : "using existing layer ") + l.digest);
@@ -198,6 +231,7 @@ class Creator {
   Store& store_;
   const CreateOptions& options_;
   std::set<std::string> created_;
+  std::vector<std::string> added_;
   int last_percent_ = -1;
   std::string last_label_;
 };
@@ -424,13 +458,16 @@ void create_model(Store& store, const ModelName& name, const Modelfile& mf, cons
   cfg["os"] = "linux";
   cfg["rootfs"] = {{"type", "layers"}, {"diff_ids", diff_ids}};
   Manifest manifest;
-  manifest.config = store.add_blob_bytes(cfg.dump() + "\n", kMediaConfig);
+  bool config_created = false;
+  manifest.config = store.add_blob_bytes(cfg.dump() + "\n", kMediaConfig, &config_created);
+  c.added(manifest.config, config_created);
   manifest.layers = layers;
 
   for (const Layer& l : layers) c.report_layer(l);
   const std::optional<Manifest> old = store.find_manifest(name);
   c.status("writing manifest");
   store.write_manifest(name, manifest);
+  c.commit();
   if (old) {
     std::vector<std::string> digests = {old->config.digest};
     for (const Layer& l : old->layers) digests.push_back(l.digest);

@@ -194,6 +194,34 @@ TEST(CliThroughServe, FromAMissingPathIsTheLocalError) {
   EXPECT_TRUE(local.out.ends_with(remote.out)) << local.out << "\n---\n" << remote.out;
 }
 
+// A truncated GGUF: the CLI refuses it before uploading (naming the user's file), and a create
+// of such a blob uploaded by another client fails and removes the blob: the store ends as it
+// began.
+TEST(CliThroughServe, AFailedCreateLeavesNoBlobInTheServersStore) {
+  TempDir store, work;
+  ServeProcess serve(store.path());
+  ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
+  const std::string whole = read_text(testdata_path("tinystories260k/stories260K-f32.gguf"));
+  const fs::path cut = work.path() / "cut.gguf";
+  write_text(cut, whole.substr(0, whole.size() / 2));
+  write_text(work.path() / "Modelfile", "FROM ./cut.gguf\n");
+  const Result r = sh("cd '" + work.str() + "' && CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() +
+                      " '" + CORRAL_BINARY + "' create m");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_TRUE(contains(r.out, "Error: " + cut.string())) << r.out;
+  EXPECT_FALSE(contains(r.out, "uploading")) << r.out;
+
+  cli::Client client(cli::parse_host(serve.host()));
+  const std::string digest = store::sha256_file(cut);
+  client.upload_blob(cut, digest);
+  EXPECT_TRUE(fs::exists(store.path() / "blobs" / ("sha256-" + digest.substr(7))));
+  EXPECT_THROW(client.post("/api/create",
+                           {{"model", "m"}, {"files", {{"cut.gguf", digest}}}, {"stream", false}}),
+               cli::ServerError);
+  EXPECT_FALSE(fs::exists(store.path() / "blobs" / ("sha256-" + digest.substr(7))));
+  EXPECT_TRUE(store::Store(store.path()).list().empty());
+}
+
 // A second `corral serve` on an address in use exits at once saying so, instead of sharing the
 // port with the first (which would answer every other request).
 TEST(CliThroughServe, ASecondServerOnTheSameAddressExitsSayingItIsInUse) {

@@ -491,6 +491,56 @@ void kill_create_at(const std::string& line_prefix) {
   EXPECT_TRUE(fs::is_empty(store_dir.path() / "tmp")) << "scratch files left behind";
 }
 
+// The regular files under the store (blobs, manifests, scratch files).
+std::vector<std::string> files_in(const fs::path& root) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!fs::exists(root)) return out;
+  for (const auto& e : fs::recursive_directory_iterator(root, ec)) {
+    if (e.is_regular_file(ec)) out.push_back(fs::relative(e.path(), root).string());
+  }
+  return out;
+}
+
+// A truncated GGUF is refused before anything is copied: the error names the user's file and
+// the store holds nothing afterwards.
+TEST(CliStore, TruncatedGgufCreateLeavesNothingInTheStore) {
+  TempDir store_dir, work;
+  const std::string whole = read_text(stories());
+  write_text(work.path() / "cut.gguf", whole.substr(0, whole.size() / 2));
+  write_text(work.path() / "Modelfile", "FROM ./cut.gguf\n");
+  const Result r = corral(store_dir.path(), "create m", work.path());
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_TRUE(contains(r.out, "Error: " + (work.path() / "cut.gguf").string())) << r.out;
+  EXPECT_EQ(files_in(store_dir.path()), std::vector<std::string>{});
+}
+
+// Ctrl+C while the model file is copied: the create stops, says so, and removes what it wrote.
+TEST(CliStore, CreateInterruptedByCtrlCLeavesNothingInTheStore) {
+  TempDir store_dir, work;
+  const fs::path big = work.path() / "big.gguf";
+  fs::copy_file(stories(), big);
+  {
+    std::ofstream out(big, std::ios::binary | std::ios::app);
+    const std::string chunk(1 << 20, '\0');
+    for (int i = 0; i < 64; ++i) out << chunk;
+  }
+  write_text(work.path() / "Modelfile", "FROM ./big.gguf\nSYSTEM hello\n");
+  int fd = -1;
+  const pid_t pid = start_create(store_dir.path(), work.path(), "big", &fd);
+  ASSERT_GT(pid, 0);
+  std::string seen;
+  const bool found = wait_for_line(fd, "copying file", &seen);
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(fd);
+  ASSERT_TRUE(found) << seen;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) GTEST_SKIP() << "the copy finished first";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 130) << status;
+  EXPECT_EQ(files_in(store_dir.path()), std::vector<std::string>{});
+}
+
 TEST(CliStore, CreateKilledAfterItsFirstLineLeavesNothingVisible) {
   kill_create_at("gathering model components");
 }
