@@ -226,6 +226,7 @@ ServerOptions server_options_from_env() {
     }
     o.template_limits.max_duration = std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
   }
+  if (const char* v = env("CORRAL_NOPRUNE"); v && *v) o.prune = false;
   if (const char* v = env("CORRAL_ALLOW_IMAGE_URLS")) {
     const std::string b = v;
     if (b == "1" || b == "true") {
@@ -243,6 +244,16 @@ Context::Context(ServerOptions o)
     : options(std::move(o)), store(options.models), scheduler(options.scheduler) {
   // Work files of creates and uploads that a killed server left behind.
   store::ScratchDir::sweep(options.models);
+  if (options.prune) {
+    // Blobs no model uses: left by a killed create or a model removed by another tool. An hour's
+    // grace spares those of a create or pull still running in another process.
+    const auto [count, bytes] = store.prune(std::chrono::hours(1));
+    if (count > 0) {
+      std::cerr << "[corral] pruned " << count << " unused blob" << (count == 1 ? "" : "s") << " ("
+                << bytes / (1 << 20) << " MiB) from " << options.models.string()
+                << " (CORRAL_NOPRUNE=1 keeps them)\n";
+    }
+  }
 }
 
 Server::Server(ServerOptions options)

@@ -77,6 +77,8 @@ struct ServerOptions {
   // CORRAL_ALLOW_IMAGE_URLS=1: OpenAI image_url parts may name http(s) URLs, which the server
   // then fetches (10 s, 32 MiB at most); otherwise only data: URIs.
   bool allow_image_urls = false;
+  // CORRAL_NOPRUNE unset: blobs no model uses are removed when the server starts.
+  bool prune = true;
 };
 
 // CORRAL_HOST, CORRAL_ORIGINS, CORRAL_API_KEY, CORRAL_MAX_BODY_SIZE, CORRAL_MODELS, the

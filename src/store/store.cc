@@ -396,4 +396,31 @@ void Store::remove_unreferenced(const std::vector<std::string>& digests) {
   for (const std::string& digest : candidates) fs::remove(blob_path(digest), ec);
 }
 
+std::pair<size_t, uint64_t> Store::prune(std::chrono::seconds min_age) {
+  std::set<std::string> used;
+  for (const ModelEntry& e : list()) {
+    used.insert(e.manifest.config.digest);
+    for (const Layer& l : e.manifest.layers) used.insert(l.digest);
+  }
+  std::error_code ec;
+  const auto now = fs::file_time_type::clock::now();
+  size_t count = 0;
+  uint64_t bytes = 0;
+  for (const auto& entry : fs::directory_iterator(root_ / "blobs", ec)) {
+    const std::string name = entry.path().filename().string();
+    // Exactly "sha256-<64 hex>": partial downloads and their progress files are kept.
+    if (name.size() != 71 || !name.starts_with("sha256-") ||
+        name.find_first_not_of("0123456789abcdef", 7) != std::string::npos)
+      continue;
+    if (!entry.is_regular_file(ec) || used.count("sha256:" + name.substr(7))) continue;
+    if (now - entry.last_write_time(ec) < min_age) continue;
+    const uint64_t size = entry.file_size(ec);
+    if (fs::remove(entry.path(), ec)) {
+      ++count;
+      bytes += size;
+    }
+  }
+  return {count, bytes};
+}
+
 }  // namespace corral::store

@@ -4,11 +4,13 @@
 // when no manifest references it. An existing Ollama store can be used as it is.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "store/names.h"
@@ -128,6 +130,11 @@ class Store {
   void remove(const ModelName& name);
   // Deletes those of `digests` that no manifest references (after a manifest was replaced).
   void remove_unreferenced(const std::vector<std::string>& digests);
+  // Deletes every blob no manifest references and that is older than `min_age` (younger ones may
+  // belong to a create or pull that has not written its manifest yet); a pull's partial files
+  // stay, for resuming. Returns the number of blobs and bytes removed. `corral serve` prunes
+  // when it starts, unless CORRAL_NOPRUNE is set (Ollama's OLLAMA_NOPRUNE).
+  std::pair<size_t, uint64_t> prune(std::chrono::seconds min_age);
 
  private:
   std::filesystem::path manifest_file(const ModelName& name) const;

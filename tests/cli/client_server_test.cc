@@ -222,6 +222,28 @@ TEST(CliThroughServe, AFailedCreateLeavesNoBlobInTheServersStore) {
   EXPECT_TRUE(store::Store(store.path()).list().empty());
 }
 
+// `corral serve` prunes blobs no model uses when it starts (an hour old at least), unless
+// CORRAL_NOPRUNE is set.
+TEST(CliThroughServe, ServePrunesUnusedBlobsWhenItStarts) {
+  TempDir store_dir;
+  store::Store st(store_dir.path());
+  const store::Layer orphan = st.add_blob_bytes("left by a killed create", store::kMediaModel);
+  fs::last_write_time(st.blob_path(orphan.digest),
+                      fs::file_time_type::clock::now() - std::chrono::hours(2));
+  setenv("CORRAL_NOPRUNE", "1", 1);
+  {
+    ServeProcess serve(store_dir.path());
+    ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
+  }
+  unsetenv("CORRAL_NOPRUNE");
+  EXPECT_TRUE(st.has_blob(orphan.digest));
+  {
+    ServeProcess serve(store_dir.path());
+    ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
+  }
+  EXPECT_FALSE(st.has_blob(orphan.digest));
+}
+
 // A second `corral serve` on an address in use exits at once saying so, instead of sharing the
 // port with the first (which would answer every other request).
 TEST(CliThroughServe, ASecondServerOnTheSameAddressExitsSayingItIsInUse) {

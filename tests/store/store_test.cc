@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
 
 #include "store/digest.h"
@@ -96,6 +97,32 @@ TEST(Store, BlobWithWrongContentIsDetected) {
   EXPECT_THROW(st.verify_blob(model.digest), std::runtime_error);
   fs::remove(st.blob_path(model.digest));
   EXPECT_THROW(st.verify_blob(model.digest), std::runtime_error);
+}
+
+// Prune removes the blobs no manifest references once they are older than the grace period,
+// and keeps referenced blobs, young blobs and a pull's partial files.
+TEST(Store, PruneRemovesOldUnreferencedBlobsOnly) {
+  TempDir dir;
+  Store st(dir.path());
+  st.write_manifest(ModelName::parse("a"), two_layer_manifest(st, "weights", "system"));
+  const Layer orphan = st.add_blob_bytes("left by a killed create", kMediaModel);
+  const Layer young = st.add_blob_bytes("a create still running", kMediaModel);
+  const fs::path partial = dir.path() / "blobs" / ("sha256-" + std::string(64, 'a') + "-partial");
+  write_text(partial, "half a download");
+  const auto old = fs::file_time_type::clock::now() - std::chrono::hours(2);
+  for (const auto& e : fs::directory_iterator(dir.path() / "blobs")) {
+    if (e.path() != st.blob_path(young.digest)) fs::last_write_time(e.path(), old);
+  }
+
+  const auto [count, bytes] = st.prune(std::chrono::hours(1));
+  EXPECT_EQ(count, 1u);
+  EXPECT_EQ(bytes, orphan.size);
+  EXPECT_FALSE(st.has_blob(orphan.digest));
+  EXPECT_TRUE(st.has_blob(young.digest));
+  EXPECT_TRUE(fs::exists(partial));
+  for (const Layer& l : st.manifest(ModelName::parse("a")).layers)
+    EXPECT_TRUE(st.has_blob(l.digest));
+  EXPECT_EQ(st.prune(std::chrono::seconds(0)).first, 1u);  // the young one, once it may go
 }
 
 TEST(Store, ListCopyAndRemoveKeepSharedBlobs) {
