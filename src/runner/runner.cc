@@ -51,9 +51,10 @@ MemoryNeeds estimate_memory(const ml::gguf::File& file, const model::Config& c,
   const auto n_embd = static_cast<uint64_t>(c.n_embd);
   n.fixed = sizeof(float) * (batch * n_embd * 17 + static_cast<uint64_t>(o.num_parallel) *
                                                        static_cast<uint64_t>(c.n_vocab));
+  const ml::DType cache = c.causal ? o.cache_dtype : ml::DType::F32;  // as the runner makes it
   n.per_cell =
-      static_cast<uint64_t>(c.n_layer) * (ml::row_size(o.cache_dtype, c.head_dim_k * c.n_head_kv) +
-                                          ml::row_size(o.cache_dtype, c.head_dim_v * c.n_head_kv)) +
+      static_cast<uint64_t>(c.n_layer) * (ml::row_size(cache, c.head_dim_k * c.n_head_kv) +
+                                          ml::row_size(cache, c.head_dim_v * c.n_head_kv)) +
       sizeof(float) * batch;
   return n;
 }

@@ -13,10 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "ml/gguf/reader.h"
 #include "running_server.h"
+#include "server/generation.h"
 #include "store/create.h"
 #include "store/temp_store.h"
 #include "testdata.h"
+#include "tokenizer/tokenizer.h"
 
 namespace corral::server {
 namespace {
@@ -149,6 +152,31 @@ TEST_F(EmbeddingServer, ShowSaysEmbeddingAndGenerationIsA400) {
   EXPECT_LE(max_abs_diff(ok("/api/embed", {{"model", "bert"}, {"input", text(0)}})["embeddings"][0],
                          mean(0)),
             1e-4f);
+}
+
+// An input cut to the context keeps its start and the [SEP] the tokenizer put last (llama.cpp's
+// bge vocabulary: [CLS] 101, [SEP] 102); truncate false refuses it.
+TEST(EmbedTokens, TruncationKeepsTheStartAndTheTrailingSep) {
+  const ml::gguf::File f =
+      ml::gguf::File::open(corral::testing::testdata_path("vocab/ggml-vocab-bert-bge.gguf"));
+  const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(f.metadata());
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "word" + std::to_string(i) + " ";
+  const std::vector<int32_t> all = tok.encode(text);
+  ASSERT_GT(all.size(), 16u);
+  const std::vector<int32_t> cut = embed_tokens(tok, text, 16, true);
+  ASSERT_EQ(cut.size(), 16u);
+  EXPECT_EQ(cut.front(), 101);
+  EXPECT_EQ(cut.back(), 102);
+  EXPECT_EQ(std::vector<int32_t>(cut.begin(), cut.end() - 1),
+            std::vector<int32_t>(all.begin(), all.begin() + 15));
+  EXPECT_EQ(embed_tokens(tok, text, static_cast<int64_t>(all.size()), false), all);
+  try {
+    embed_tokens(tok, text, 16, false);
+    FAIL() << "an input longer than the context was accepted with truncate false";
+  } catch (const HttpError& e) {
+    EXPECT_EQ(e.status, 400);
+  }
 }
 
 }  // namespace
