@@ -118,6 +118,14 @@ std::vector<fs::path> model_folder_files(const fs::path& dir) {
       files.push_back(e.path());
     }
   }
+  // A sentence-transformers model's module configs one folder down (1_Pooling/config.json), as
+  // Ollama's create sends them.
+  for (const auto& sub : fs::directory_iterator(dir)) {
+    if (!sub.is_directory() || sub.path().filename().string().starts_with(".")) continue;
+    for (const auto& e : fs::directory_iterator(sub.path())) {
+      if (e.is_regular_file() && e.path().extension() == ".json") files.push_back(e.path());
+    }
+  }
   std::sort(files.begin(), files.end());
   if (files.empty()) throw std::runtime_error(dir.string() + ": no model files in this folder");
   return files;
@@ -163,7 +171,7 @@ void create_remote(Client& client, const CreateArgs& a, const store::Modelfile& 
   } else if (fs::is_directory(from, ec)) {
     nlohmann::json files = nlohmann::json::object();
     for (const fs::path& f : model_folder_files(from)) {
-      files[f.filename().string()] = upload(client, f);
+      files[f.lexically_relative(from).generic_string()] = upload(client, f);
     }
     req["files"] = files;
   } else if (fs::is_regular_file(from, ec)) {

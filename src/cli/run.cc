@@ -35,10 +35,12 @@
 #include "backend/cuda/cuda.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/embed.h"
 #include "cli/images.h"
 #include "cli/prompt.h"
 #include "cli/pull.h"
 #include "image/image.h"
+#include "model/model.h"
 #include "parse/output.h"
 #include "parse/thinking.h"
 #include "runner/engine.h"
@@ -68,6 +70,8 @@ struct RunArgs {
   std::optional<parse::Think> think;  // --think[=LEVEL], /set think, /set nothink
   std::string think_text;             // --think's value, as given
   bool hide_thinking = false;         // --hidethinking
+  std::optional<bool> truncate;       // embedding models: cut inputs longer than the context
+  int dimensions = 0;                 // embedding models: keep this many values
 };
 
 // A signal handler can reach nothing but static storage: Ctrl+C in the interactive session sets
@@ -889,12 +893,37 @@ nlohmann::json show_or_pull(Client& client, const RunArgs& args) {
   return client.post("/api/show", {{"model", args.model}});
 }
 
+// An embedding model's input: the prompt's words, else all of stdin; it must not be empty.
+EmbedArgs embed_args(const RunArgs& args, const sample::Options& options) {
+  EmbedArgs e{.model = args.model, .truncate = args.truncate, .dimensions = args.dimensions};
+  e.threads = args.threads;
+  e.num_ctx = options.num_ctx;
+  if (!args.prompt.empty()) {
+    for (size_t i = 0; i < args.prompt.size(); ++i) e.text += (i ? " " : "") + args.prompt[i];
+  } else if (!isatty(STDIN_FILENO)) {
+    e.text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  }
+  if (e.text.empty()) {
+    throw std::runtime_error("embedding models require input text. Usage: corral run " +
+                             args.model + " \"your text here\"");
+  }
+  return e;
+}
+
 void run(RunArgs& args) {
   if (!store::is_model_path(args.model) && !server_disabled()) {
     std::unique_ptr<Client> client = connect_if_running();
     if (!client) client = start_server();
     split_params(args);  // a malformed --option is reported before anything is sent
-    RemoteSession session(*client, args, show_or_pull(*client, args));
+    const nlohmann::json show = show_or_pull(*client, args);
+    const nlohmann::json caps = show.value("capabilities", nlohmann::json::array());
+    if (std::find(caps.begin(), caps.end(), "embedding") != caps.end()) {
+      sample::Options o;
+      o.apply_params(split_params(args));
+      std::cout << embedding_json(embed_remote(*client, embed_args(args, o))) << std::endl;
+      return;
+    }
+    RemoteSession session(*client, args, show);
     run_session(session, args);
     return;
   }
@@ -904,6 +933,11 @@ void run(RunArgs& args) {
     pull_model(nullptr, args.model, args.insecure);
   }
   const store::ModelInfo info = store::resolve(st, args.model);
+  if (model::is_embedding_model(ml::gguf::File::open(info.gguf.string()).metadata())) {
+    const EmbedArgs e = embed_args(args, make_options(args, info));
+    std::cout << embedding_json(embed_local(info, e)) << std::endl;
+    return;
+  }
   LocalSession session(args, info);
   run_session(session, args);
 }
@@ -923,6 +957,12 @@ void add_run_command(CLI::App& app) {
                   "min_p, num_predict, num_ctx, seed, stop, repeat_penalty, ...); repeatable")
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_flag("--truncate{true}", args->truncate,
+                "Embedding models: cut inputs longer than the context (the default); "
+                "--truncate=false refuses them");
+  cmd->add_option("--dimensions", args->dimensions,
+                  "Embedding models: keep this many values of the embedding (renormalized)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--raw", args->raw,
                 "Use the prompt as it is, without the model's template (plain completion; BOS "
                 "as the tokenizer asks)");

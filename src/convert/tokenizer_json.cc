@@ -155,6 +155,7 @@ void add_tokenizer(const std::string& dir, const HfConfig& config, int64_t n_voc
   std::optional<std::pair<bool, bool>> spm_normalizer;  // add_space_prefix, remove_extra_ws
   TokenId bos = tokenizer::kNoToken, eos = tokenizer::kNoToken, unk = tokenizer::kNoToken;
   TokenId pad = tokenizer::kNoToken, sep = tokenizer::kNoToken;
+  bool wordpiece = false;
 
   if (use_spm) {
     const Vocab v = tokenizer::load_sentencepiece_vocab(spm_path);
@@ -195,6 +196,26 @@ void add_tokenizer(const std::string& dir, const HfConfig& config, int64_t n_voc
       }
     }
     bos = v.bos, eos = v.eos, unk = v.unk;
+  } else if (hf && hf->model == tokenizer::Model::kWordPiece) {
+    // llama.cpp's BertModel.set_vocab: the "phantom space" form, where a word's first piece
+    // starts with U+2581 and a continuation piece loses its "##"; [BRACKETED] tokens stay.
+    const Vocab& v = *hf;
+    model = "bert";
+    pre = "default";
+    wordpiece = true;
+    const std::string& cont = v.wordpiece_continuation_prefix;
+    for (const tokenizer::Token& token : v.tokens) {
+      std::string text = token.text;
+      if (!(text.starts_with("[") && text.ends_with("]"))) {
+        text = !cont.empty() && text.starts_with(cont) ? text.substr(cont.size())
+                                                       : std::string(kSpaceMark) + text;
+      }
+      t.text.push_back(std::move(text));
+      t.scores.push_back(0.0f);
+      t.types.push_back(static_cast<int32_t>(token.type));
+    }
+    t.pad_to(static_cast<size_t>(std::max<int64_t>(n_vocab, 0)));
+    bos = v.bos, eos = v.eos, unk = v.unk, pad = v.pad, sep = v.sep;
   } else {
     const Vocab& v = *hf;
     if (v.model != tokenizer::Model::kBpe) {
@@ -304,9 +325,17 @@ void add_tokenizer(const std::string& dir, const HfConfig& config, int64_t n_voc
   put_id("tokenizer.ggml.seperator_token_id", sep);
   put_id("tokenizer.ggml.padding_token_id", pad);
 
+  if (wordpiece) {
+    // gguf-py's SpecialVocab writes BERT's [CLS] as cls_token_id as well as BOS, and [MASK].
+    put_id("tokenizer.ggml.cls_token_id", bos);
+    TokenId mask = tokenizer::kNoToken;
+    special("mask", mask);
+    put_id("tokenizer.ggml.mask_token_id", mask);
+  }
   if (hf) {
     md.set("tokenizer.ggml.add_bos_token", hf->add_bos);
     md.set("tokenizer.ggml.add_eos_token", hf->add_eos);
+    if (wordpiece) md.set("tokenizer.ggml.add_sep_token", hf->add_sep);
   } else {
     if (const auto it = tok_config.find("add_bos_token");
         it != tok_config.end() && it->is_boolean()) {

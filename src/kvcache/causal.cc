@@ -20,6 +20,7 @@ Causal::Causal(int n_layer, int64_t n_head_kv, int64_t head_dim_k, int64_t head_
       dtype_(options.dtype),
       pad_(std::max<int64_t>(1, options.pad)),
       seq_cells_(std::max<int64_t>(0, options.seq_cells)),
+      causal_(options.causal),
       cells_(static_cast<size_t>(options.num_ctx)) {
   if (dtype_ != ml::DType::F16 && dtype_ != ml::DType::F32) {
     throw std::invalid_argument("kv cache: storage must be f16 or f32, not " +
@@ -114,7 +115,9 @@ void Causal::start_forward(ml::Graph& g, std::span<const int32_t> positions,
     float* row = mask_.data() + t * static_cast<size_t>(n_kv_);
     for (int64_t c = 0; c < n_kv_; ++c) {
       const Cell& cell = cells_[static_cast<size_t>(c)];
-      if (cell.pos >= 0 && cell.pos <= positions[t] && cell.has(seq_ids[t])) row[c] = 0.0f;
+      if (cell.pos >= 0 && (!causal_ || cell.pos <= positions[t]) && cell.has(seq_ids[t])) {
+        row[c] = 0.0f;
+      }
     }
   }
   graph_ = &g;

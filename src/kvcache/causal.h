@@ -28,6 +28,8 @@ struct CausalOptions {
   // The attended range is rounded up to a multiple of this, so that consecutive decode steps
   // record graphs of the same shape.
   int64_t pad = 32;
+  // False for encoders (BERT): a token sees every cell of its sequence, later positions too.
+  bool causal = true;
   // Where layer il's keys and values live: a device backend's memory for offloaded layers
   // (ml::Backend::allocate). Buffers it returns must come zeroed; without it, or when it returns
   // null, the cache allocates zeroed host memory.
@@ -96,6 +98,7 @@ class Causal {
   ml::DType dtype_;
   int64_t pad_;
   int64_t seq_cells_;
+  bool causal_;
   std::vector<Cell> cells_;
   std::vector<std::unique_ptr<ml::Buffer>> keys_, values_;
 

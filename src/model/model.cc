@@ -94,6 +94,15 @@ void check_config(const ml::gguf::File& file, const Config& c, const ml::op::Rop
   }
 }
 
+bool is_embedding_model(const ml::gguf::Metadata& md) {
+  const ml::gguf::Value* a = md.find("general.architecture");
+  if (a == nullptr || !a->is<std::string>()) return false;
+  const std::string& arch = a->as<std::string>();
+  const ml::gguf::Value* causal = md.find(arch + ".attention.causal");
+  return md.contains(arch + ".pooling_type") ||
+         (causal != nullptr && causal->is<bool>() && !causal->as<bool>());
+}
+
 int64_t vocab_size(const ml::gguf::File& file) {
   if (const auto* t = file.find_tensor("token_embd.weight")) return t->ne[1];
   if (const auto* v = file.metadata().find("tokenizer.ggml.tokens");

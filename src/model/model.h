@@ -29,6 +29,9 @@ struct Config {
   int64_t head_dim_k = 0;
   int64_t head_dim_v = 0;
   int64_t n_ctx_train = 0;
+  // False for encoders (BERT): attention sees the whole sequence, which must be evaluated in one
+  // batch; such models only embed.
+  bool causal = true;
 };
 
 // What a forward pass returns for the batch's output rows.
@@ -64,6 +67,7 @@ class Model : public nn::Module {
 
   // A cache fitted to this model.
   kvcache::Causal make_cache(kvcache::CausalOptions options) const {
+    options.causal = config_.causal;
     return kvcache::Causal(config_.n_layer, config_.n_head_kv, config_.head_dim_k,
                            config_.head_dim_v, options);
   }
@@ -111,6 +115,11 @@ int64_t vocab_size(const ml::gguf::File& file);
 // Checks what every decoder's options must satisfy (head counts that divide, a layer count the
 // file can hold, a rotation that fits the head); throws naming the file and the values.
 void check_config(const ml::gguf::File& file, const Config& c, const ml::op::Rope& rope);
+
+// Whether a file is an embedding model (Ollama's "embedding" capability instead of
+// "completion"): it names a `<arch>.pooling_type`, or it is an encoder (`<arch>.attention.causal`
+// false, as llama.cpp and Ollama write BERT).
+bool is_embedding_model(const ml::gguf::Metadata& md);
 
 // One row of the registry: general.architecture and the constructor of its module tree.
 struct Architecture {

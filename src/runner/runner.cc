@@ -21,8 +21,9 @@ using Clock = std::chrono::steady_clock;
 // every slot, and its attention sums run in the same order whichever slot it is in.
 constexpr int64_t kSlotAlign = 256;
 
-// llama.cpp's LLAMA_POOLING_TYPE_MEAN in `<arch>.pooling_type`.
+// llama.cpp's LLAMA_POOLING_TYPE_MEAN and _CLS in `<arch>.pooling_type` (0 none, 3 last).
 constexpr int64_t kPoolingMean = 1;
+constexpr int64_t kPoolingCls = 2;
 
 constexpr int kMaxTopLogprobs = 20;
 
@@ -50,9 +51,10 @@ MemoryNeeds estimate_memory(const ml::gguf::File& file, const model::Config& c,
   const auto n_embd = static_cast<uint64_t>(c.n_embd);
   n.fixed = sizeof(float) * (batch * n_embd * 17 + static_cast<uint64_t>(o.num_parallel) *
                                                        static_cast<uint64_t>(c.n_vocab));
+  const ml::DType cache = c.causal ? o.cache_dtype : ml::DType::F32;  // as the runner makes it
   n.per_cell =
-      static_cast<uint64_t>(c.n_layer) * (ml::row_size(o.cache_dtype, c.head_dim_k * c.n_head_kv) +
-                                          ml::row_size(o.cache_dtype, c.head_dim_v * c.n_head_kv)) +
+      static_cast<uint64_t>(c.n_layer) * (ml::row_size(cache, c.head_dim_k * c.n_head_kv) +
+                                          ml::row_size(cache, c.head_dim_v * c.n_head_kv)) +
       sizeof(float) * batch;
   return n;
 }
@@ -347,10 +349,11 @@ struct Runner::Impl {
       slot.prompt = fit_prompt(r.prompt, slot.num_ctx, r.options.num_keep);
     }
     // Reuse the cached prefix; at least the last prompt token is evaluated, for its logits. Mean
-    // pooling needs every token's hidden state, so it evaluates them all.
+    // and CLS pooling need every (or the first) token's hidden state, and an encoder's states
+    // depend on the whole sequence, so those evaluate them all.
     size_t common = std::min(common_prefix(slot.cached, slot.prompt), slot.prompt.size() - 1);
     common = SequenceImages::shared_prefix(slot.cached_images, slot.images, common);
-    if (r.embed && pooling == Pooling::kMean) common = 0;
+    if (r.embed && (pooling != Pooling::kLast || !model->config().causal)) common = 0;
     cache->remove(slot.id, static_cast<int32_t>(common));
     slot.cached.resize(common);
     slot.cached_images = slot.images;
@@ -430,8 +433,9 @@ struct Runner::Impl {
     if (n == 0) return 0;
     const bool completes = slot.next_prompt + n == slot.prompt.size();
     const bool every = slot.request.embed && pooling == Pooling::kMean;
+    const bool first = slot.request.embed && pooling == Pooling::kCls;
     for (size_t j = 0; j < n; ++j) {
-      const bool out = every || (completes && j + 1 == n);
+      const bool out = every || (first ? slot.next_prompt + j == 0 : completes && j + 1 == n);
       if (out) {
         if (slot.out_col < 0) slot.out_col = static_cast<int64_t>(batch.outputs.size());
         ++slot.n_out;
@@ -555,7 +559,7 @@ struct Runner::Impl {
   void pool(Slot& slot, const float* hidden) {
     const auto n_embd = static_cast<size_t>(model->config().n_embd);
     slot.pooled.resize(n_embd, 0.0);
-    if (pooling == Pooling::kLast) {
+    if (pooling != Pooling::kMean) {  // one row: the last, or the first of the prompt (CLS)
       if (slot.n_out == 0) return;
       const float* r = hidden + static_cast<size_t>(slot.out_col + slot.n_out - 1) * n_embd;
       std::copy(r, r + n_embd, slot.pooled.begin());
@@ -585,7 +589,15 @@ struct Runner::Impl {
     for (Slot& s : slots) {
       if (budget == 0) break;
       if (s.busy() && s.request.embed == embed && s.next_token < 0 && !s.prompt_done()) {
-        budget -= std::min(budget, add_to_batch(s, budget));
+        // An encoder attends over its whole sequence: a prompt goes in one batch, alone if it
+        // exceeds num_batch (the context bounds it).
+        size_t take = budget;
+        if (const size_t rest = s.prompt.size() - s.next_prompt;
+            !model->config().causal && rest > budget) {
+          if (!members.empty()) continue;
+          take = rest;
+        }
+        budget -= std::min(budget, add_to_batch(s, take));
         members.push_back(&s);
       }
     }
@@ -687,8 +699,12 @@ Runner::Runner(const std::string& gguf_path, RunnerOptions options)
   }
   m.options = options_;
   const std::string pooling_key = c.architecture + ".pooling_type";
+  m.pooling = c.causal ? Pooling::kLast : Pooling::kMean;
   if (const ml::gguf::Value* v = m.file->metadata().find(pooling_key)) {
-    if (auto p = v->as_integer(); p && *p == kPoolingMean) m.pooling = Pooling::kMean;
+    const auto p = v->as_integer();
+    m.pooling = p == kPoolingMean  ? Pooling::kMean
+                : p == kPoolingCls ? Pooling::kCls
+                                   : Pooling::kLast;
   }
 
   std::vector<std::span<const std::byte>> constant = {std::as_bytes(m.file->tensor_data())};
@@ -702,8 +718,9 @@ Runner::Runner(const std::string& gguf_path, RunnerOptions options)
   }
   m.executor = std::make_unique<ml::Executor>(std::vector<ml::Backend*>{m.backend.get()});
   m.slot_cells = slot_cells_for(options_.num_ctx);
+  // An encoder's cache lives for one request only: f32 keeps its embeddings at full precision.
   m.cache.emplace(m.model->make_cache({.num_ctx = m.slot_cells * options_.num_parallel,
-                                       .dtype = options_.cache_dtype,
+                                       .dtype = c.causal ? options_.cache_dtype : ml::DType::F32,
                                        .seq_cells = m.slot_cells}));
   m.slots.resize(static_cast<size_t>(options_.num_parallel));
   for (size_t i = 0; i < m.slots.size(); ++i) m.slots[i].id = static_cast<int32_t>(i);
@@ -767,6 +784,9 @@ std::shared_ptr<Sequence> Runner::submit(SequenceRequest request) {
       throw std::invalid_argument("token " + std::to_string(t) + " is outside the vocabulary (" +
                                   std::to_string(n_vocab) + " tokens)");
     }
+  }
+  if (!request.embed && !impl_->model->config().causal) {
+    throw std::invalid_argument("this model only makes embeddings; it does not generate text");
   }
   if (request.top_logprobs > kMaxTopLogprobs) {
     throw std::invalid_argument("top_logprobs must be at most " + std::to_string(kMaxTopLogprobs));

@@ -105,7 +105,9 @@ struct SequenceRequest {
   std::vector<PromptImage> images;
 };
 
-enum class Pooling { kLast, kMean };
+// llama.cpp's pooling types: the last row (decoders; also `none`), the mean of every row, the
+// first row (BERT's [CLS]).
+enum class Pooling { kLast, kMean, kCls };
 
 struct SequenceResult {
   Stats stats;                   // Ollama's counters; done_reason stop | length | cancel
@@ -175,7 +177,8 @@ class Runner {
   const tokenizer::Tokenizer& tokenizer() const;
   const RunnerOptions& options() const { return options_; }
   std::chrono::nanoseconds load_duration() const;
-  // How this model's embeddings are pooled (last token for decoders unless the file says mean).
+  // How this model's embeddings are pooled: as `<arch>.pooling_type` says; without it, the last
+  // token for decoders and the mean for encoders (as sentence-transformers pools a bare BERT).
   Pooling pooling() const;
   // Bytes of weights plus KV cache plus compute buffers (for /api/ps "size").
   uint64_t memory_bytes() const;

@@ -669,6 +669,9 @@ std::optional<parse::ThinkTags> settle_think(const Generation& g, parse::Think& 
 PreparedChat prepare_chat(const Generation& g, ChatSpec spec) {
   PreparedChat out;
   const runner::Runner& runner = g.runner();
+  // Ollama's words for an embedding model (its capabilities lack "completion").
+  if (!runner.model().config().causal)
+    throw HttpError(400, "\"" + g.model() + "\" does not support chat");
   const tmpl::PromptTemplate t = model_template(g.info(), runner);
 
   const std::optional<parse::ThinkTags> tags = settle_think(g, spec.think, parse::thinking_tags(t));
@@ -733,6 +736,8 @@ parse::OutputParser PreparedGenerate::parser() const {
 PreparedGenerate prepare_generate(const Generation& g, GenerateSpec spec) {
   PreparedGenerate out;
   const runner::Runner& runner = g.runner();
+  if (!runner.model().config().causal)
+    throw HttpError(400, "\"" + g.model() + "\" does not support generate");
   const tmpl::PromptTemplate model_tmpl = model_template(g.info(), runner);
   const std::optional<parse::ThinkTags> tags =
       settle_think(g, spec.think, spec.raw ? std::nullopt : parse::thinking_tags(model_tmpl));
@@ -810,6 +815,30 @@ PreparedGenerate prepare_generate(const Generation& g, GenerateSpec spec) {
   return out;
 }
 
+std::vector<int32_t> embed_tokens(const tokenizer::Tokenizer& tokenizer, std::string_view text,
+                                  int64_t num_ctx, bool truncate) {
+  std::vector<int32_t> ids = tokenize_prompt(tokenizer, text);
+  if (ids.empty()) throw HttpError(400, "an input gives no tokens");
+  if (static_cast<int64_t>(ids.size()) <= num_ctx) return ids;
+  if (!truncate) throw HttpError(400, "the input length exceeds the context length");
+  // The start of the input is kept; an end marker the tokenizer added (BERT's [SEP]) stays last.
+  const tokenizer::Vocab& v = tokenizer.vocab();
+  const int32_t last = ids.back();
+  const bool marker = num_ctx > 1 && ((v.add_sep && last == v.sep) || (v.add_eos && last == v.eos));
+  ids.resize(static_cast<size_t>(num_ctx));
+  if (marker) ids.back() = last;
+  return ids;
+}
+
+void truncate_dimensions(std::vector<float>& v, int dimensions) {
+  if (dimensions <= 0 || static_cast<size_t>(dimensions) >= v.size()) return;
+  v.resize(static_cast<size_t>(dimensions));
+  double sum = 0;
+  for (const float x : v) sum += double(x) * x;
+  const float scale = static_cast<float>(1.0 / std::max(std::sqrt(sum), 1e-12));
+  for (float& x : v) x *= scale;
+}
+
 Embeddings embed_texts(Context& ctx, const store::ModelInfo& info, const sample::Options& options,
                        std::optional<runner::Duration> keep_alive,
                        const std::vector<std::string>& inputs, bool truncate, int dimensions) {
@@ -838,24 +867,13 @@ Embeddings embed_texts(Context& ctx, const store::ModelInfo& info, const sample:
   const auto take_oldest = [&] {
     const runner::SequenceResult& r = sequences.front()->result();
     std::vector<float> v = r.embedding;
-    if (dimensions > 0 && static_cast<size_t>(dimensions) < v.size()) {
-      v.resize(static_cast<size_t>(dimensions));
-      double sum = 0;
-      for (const float x : v) sum += double(x) * x;
-      const float scale = static_cast<float>(1.0 / std::max(std::sqrt(sum), 1e-12));
-      for (float& x : v) x *= scale;
-    }
+    truncate_dimensions(v, dimensions);
     out.vectors.push_back(std::move(v));
     sequences.pop_front();
   };
   for (const std::string& text : inputs) {
     runner::SequenceRequest r;
-    r.prompt = tokenize_prompt(runner.tokenizer(), text);
-    if (r.prompt.empty()) throw HttpError(400, "an input gives no tokens");
-    if (static_cast<int64_t>(r.prompt.size()) > num_ctx) {
-      if (!truncate) throw HttpError(400, "the input length exceeds the context length");
-      r.prompt.resize(static_cast<size_t>(num_ctx));
-    }
+    r.prompt = embed_tokens(runner.tokenizer(), text, num_ctx, truncate);
     r.options = options;
     r.embed = true;
     out.prompt_tokens += static_cast<int>(r.prompt.size());

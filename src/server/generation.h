@@ -253,6 +253,14 @@ struct PreparedGenerate {
 };
 PreparedGenerate prepare_generate(const Generation& g, GenerateSpec spec);
 
+// An embedding input's tokens: cut to num_ctx (keeping a trailing [SEP]/EOS the tokenizer
+// added) when truncate, else HttpError 400 when longer; HttpError 400 when it has none.
+std::vector<int32_t> embed_tokens(const tokenizer::Tokenizer& tokenizer, std::string_view text,
+                                  int64_t num_ctx, bool truncate);
+// Ollama's `dimensions`: keeps the first `dimensions` values (when fewer than there are) and
+// L2-normalizes them again.
+void truncate_dimensions(std::vector<float>& v, int dimensions);
+
 // Embeddings of several texts, evaluated together. Inputs longer than the context are cut to it
 // when truncate, else a 400; dimensions > 0 keeps that many values, normalized again.
 struct Embeddings {

@@ -16,6 +16,7 @@
 #include "convert/quantize.h"
 #include "ml/gguf/json.h"
 #include "ml/gguf/reader.h"
+#include "model/model.h"
 #include "parse/thinking.h"
 #include "sample/options.h"
 #include "server/images.h"
@@ -117,12 +118,8 @@ Json gguf_value(const ml::gguf::Value& v, bool arrays) {
 // Ollama's capabilities: what the model file and its template can do.
 Json capabilities_of(const store::ModelInfo& info, const ml::gguf::File& f) {
   const ml::gguf::Metadata& m = f.metadata();
-  std::string arch;
-  if (const ml::gguf::Value* a = m.find("general.architecture"); a && a->is<std::string>()) {
-    arch = a->as_string();
-  }
   Json caps = Json::array();
-  caps.push_back(m.contains(arch + ".pooling_type") ? "embedding" : "completion");
+  caps.push_back(model::is_embedding_model(m) ? "embedding" : "completion");
   std::string tmpl = info.template_text.value_or("");
   if (const ml::gguf::Value* t = m.find("tokenizer.chat_template"); t && t->is<std::string>()) {
     if (!info.template_text) tmpl = t->as_string();

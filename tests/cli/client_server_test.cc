@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -490,6 +491,64 @@ TEST(CliThroughServe, AVisionModelAnswersAboutAnImagePathWithAndWithoutTheServer
   }
   EXPECT_EQ(k, ref["logits"].size());
   EXPECT_LE(max_diff, 1e-3);
+}
+
+// `corral run EMBEDDING_MODEL "text"` prints the embedding as `ollama run` does: one JSON array
+// on a line, the same through the server as in this process, and reference.json's mean-pooled
+// vector. A sentence-transformers folder's 1_Pooling/config.json reaches the server's converter.
+TEST(CliThroughServe, RunAnEmbeddingModelPrintsItsVectorAsJson) {
+  TempDir server_store, client_store, work;
+  ServeProcess serve(server_store.path());
+  ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
+  const std::string cli = "CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() + " CORRAL_MODELS='" +
+                          client_store.str() + "' '" + CORRAL_BINARY + "' ";
+  const fs::path bert = testdata_path("reference/tiny-bert");
+  const fs::path folder = work.path() / "tiny-bert-cls";
+  fs::create_directories(folder / "1_Pooling");
+  for (const char* f :
+       {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}) {
+    fs::copy_file(bert / f, folder / f);
+  }
+  write_text(
+      folder / "modules.json",
+      R"([{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},)"
+      R"({"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"}])");
+  write_text(folder / "1_Pooling" / "config.json",
+             R"({"pooling_mode_cls_token":true,"pooling_mode_mean_tokens":false})");
+  write_text(work.path() / "Modelfile", "FROM " + bert.string() + "\n");
+  write_text(work.path() / "Modelfile.cls", "FROM " + folder.string() + "\n");
+  Result r = sh("cd '" + work.str() + "' && " + cli + "create bert -q F32");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = sh("cd '" + work.str() + "' && " + cli + "create bert-cls -q F32 -f Modelfile.cls");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+
+  std::ifstream in(bert / "reference.json");
+  const nlohmann::json c = nlohmann::json::parse(in).at("cases").at(1);
+  const std::string text = c.at("text");
+  for (const auto& [model, key] :
+       {std::pair<std::string, const char*>{"bert", "mean_pooled_normalized"},
+        {"bert-cls", "cls_normalized"}}) {
+    r = sh(cli + "run " + model + " '" + text + "'");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    ASSERT_TRUE(r.out.starts_with("[") && r.out.ends_with("]\n")) << r.out;
+    EXPECT_EQ(r.out.find(' '), std::string::npos) << r.out;
+    const std::vector<float> got = nlohmann::json::parse(r.out);
+    const std::vector<float> want = c.at(key);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-4f) << model << i;
+    const Result local = sh("CORRAL_NO_SERVER=1 CORRAL_MODELS='" + server_store.str() + "' '" +
+                            CORRAL_BINARY + "' run " + model + " -t 1 '" + text + "'");
+    ASSERT_EQ(local.exit_code, 0) << local.out;
+    EXPECT_EQ(nlohmann::json::parse(local.out).size(), want.size());
+    const std::vector<float> local_v = nlohmann::json::parse(local.out);
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(local_v[i], got[i], 1e-6f) << model << i;
+  }
+  r = sh(cli + "run bert --dimensions 8 '" + text + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out).size(), 8u);
+  r = sh(cli + "run bert");  // stdin is /dev/null: no text
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.out, "embedding models require input text")) << r.out;
 }
 
 }  // namespace

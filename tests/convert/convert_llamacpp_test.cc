@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -99,6 +100,49 @@ TEST(LlamaCppConvert, LlamaCppContinuesConvertedCheckpointsAsTransformers) {
                                  << output;
   }
   EXPECT_EQ(i, jobs.size()) << output;
+}
+
+// The converted tiny-bert embeds in llama.cpp (tests/llamacpp/embed.mjs) as in transformers:
+// llama.cpp reads the bert keys and tensor names, tokenizes each text with the phantom-space
+// WordPiece vocabulary, and mean-pools as bert.pooling_type says. llama.cpp's own arithmetic
+// differs by up to ~1e-4, so the normalized vectors are compared at 1e-3.
+TEST(LlamaCppConvert, LlamaCppEmbedsConvertedBertAsTransformers) {
+  const std::string missing = llamacpp_missing();
+  ASSERT_TRUE(missing.empty()) << missing;
+  const fs::path tmp =
+      fs::temp_directory_path() / ("corral-convert-llamacpp-bert-" + std::to_string(::getpid()));
+  fs::create_directories(tmp);
+  const std::string dir = corral::testing::testdata_path("reference/tiny-bert");
+  const std::string out = (tmp / "tiny-bert.gguf").string();
+  ConvertOptions options;
+  options.type = "F32";
+  options.write.n_threads = 1;
+  convert_hf(dir, out, options);
+  std::ifstream in(dir + "/reference.json");
+  const json cases = json::parse(in).at("cases");
+  std::string cmd = "node '" + kNodeDir + "/embed.mjs' '" + out + "'";
+  for (const json& c : cases) cmd += " '" + c.at("text").get<std::string>() + "'";
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string output;
+  char buf[4096];
+  while (const size_t k = fread(buf, 1, sizeof buf, p)) output.append(buf, k);
+  const int status = pclose(p);
+  fs::remove_all(tmp);
+  ASSERT_EQ(status, 0) << output;
+  std::istringstream lines(output);
+  size_t i = 0;
+  for (std::string line; std::getline(lines, line) && i < cases.size(); ++i) {
+    std::vector<float> got = json::parse(line);
+    const std::vector<float> want = cases[i].at("mean_pooled_normalized");
+    ASSERT_EQ(got.size(), want.size()) << output;
+    double norm = 0;
+    for (const float x : got) norm += static_cast<double>(x) * x;
+    for (size_t j = 0; j < want.size(); ++j) {
+      EXPECT_NEAR(got[j] / std::sqrt(norm), want[j], 1e-3) << "case " << i << " [" << j << "]";
+    }
+  }
+  EXPECT_EQ(i, cases.size()) << output;
 }
 
 }  // namespace

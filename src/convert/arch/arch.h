@@ -22,8 +22,8 @@ struct Arch {
   std::function<void(const HfConfig&, const QuantType&, ml::gguf::Metadata&)> set_parameters;
   // Every tensor to write, in llama.cpp's order (generated tensors first, then checkpoint order).
   std::function<std::vector<TensorSource>(const HfConfig&, const Checkpoint&)> tensors;
-  // Vision models: the keys of the rest of the folder (preprocessor_config.json's image
-  // processor settings), written after the model keys. Null for text models.
+  // The keys of the rest of the folder, written after the model keys: a vision model's
+  // preprocessor_config.json, BERT's sentence-transformers pooling. Null for most text models.
   std::function<void(const std::string& dir, const HfConfig&, ml::gguf::Metadata&)> set_vision;
   // The vocabulary size the tokenizer is checked against; null: config.json's vocab_size.
   std::function<int64_t(const HfConfig&)> vocab_size;
@@ -39,6 +39,7 @@ Arch qwen2();
 Arch qwen2vl();
 Arch qwen3();
 Arch mllama();
+Arch bert();
 
 // --- shared by the architectures ---
 
