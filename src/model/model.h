@@ -29,6 +29,9 @@ struct Config {
   int64_t head_dim_k = 0;
   int64_t head_dim_v = 0;
   int64_t n_ctx_train = 0;
+  // Sliding-window attention: the window and which layers use it (empty: none).
+  int32_t sliding_window = 0;
+  std::vector<bool> sliding_layers;
 };
 
 // What a forward pass returns for the batch's output rows.
@@ -62,8 +65,10 @@ class Model : public nn::Module {
   // Rotates cached keys [head_dim_k, n_head_kv, n] by positions delta I32 [n] (context shift).
   virtual ml::Tensor shift(ml::Tensor keys, ml::Tensor delta, int layer) const = 0;
 
-  // A cache fitted to this model.
+  // A cache fitted to this model (its sliding-window layers included).
   kvcache::Causal make_cache(kvcache::CausalOptions options) const {
+    options.window = config_.sliding_window;
+    options.sliding = config_.sliding_layers;
     return kvcache::Causal(config_.n_layer, config_.n_head_kv, config_.head_dim_k,
                            config_.head_dim_v, options);
   }

@@ -19,6 +19,9 @@ std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* pr
 namespace qwen2vl {
 std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
 }
+namespace gemma3 {
+std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
+}
 namespace mllama {
 std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
 }
@@ -26,7 +29,7 @@ std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* pr
 namespace {
 constexpr Architecture kArchitectures[] = {
     {"llama", llama::make}, {"qwen2", qwen2::make},   {"qwen2vl", qwen2vl::make},
-    {"qwen3", qwen3::make}, {"mllama", mllama::make},
+    {"qwen3", qwen3::make}, {"mllama", mllama::make}, {"gemma3", gemma3::make},
 };
 }  // namespace
 

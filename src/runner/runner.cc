@@ -351,6 +351,8 @@ struct Runner::Impl {
     size_t common = std::min(common_prefix(slot.cached, slot.prompt), slot.prompt.size() - 1);
     common = SequenceImages::shared_prefix(slot.cached_images, slot.images, common);
     if (r.embed && pooling == Pooling::kMean) common = 0;
+    // Sliding-window layers may have dropped what the prefix's continuation needs.
+    common = static_cast<size_t>(cache->reusable(slot.id, static_cast<int32_t>(common)));
     cache->remove(slot.id, static_cast<int32_t>(common));
     slot.cached.resize(common);
     slot.cached_images = slot.images;
@@ -704,7 +706,8 @@ Runner::Runner(const std::string& gguf_path, RunnerOptions options)
   m.slot_cells = slot_cells_for(options_.num_ctx);
   m.cache.emplace(m.model->make_cache({.num_ctx = m.slot_cells * options_.num_parallel,
                                        .dtype = options_.cache_dtype,
-                                       .seq_cells = m.slot_cells}));
+                                       .seq_cells = m.slot_cells,
+                                       .max_batch = options_.num_batch}));
   m.slots.resize(static_cast<size_t>(options_.num_parallel));
   for (size_t i = 0; i < m.slots.size(); ++i) m.slots[i].id = static_cast<int32_t>(i);
 

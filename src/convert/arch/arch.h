@@ -39,6 +39,7 @@ Arch qwen2();
 Arch qwen2vl();
 Arch qwen3();
 Arch mllama();
+Arch gemma3();
 
 // --- shared by the architectures ---
 

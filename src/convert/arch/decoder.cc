@@ -257,7 +257,8 @@ std::vector<TensorSource> map_tensors(const HfConfig& config, const Checkpoint& 
 
 std::string supported_classes() {
   return "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
-         "Qwen2VLForConditionalGeneration, Qwen3ForCausalLM, MllamaForConditionalGeneration";
+         "Qwen2VLForConditionalGeneration, Qwen3ForCausalLM, MllamaForConditionalGeneration, "
+         "Gemma3ForCausalLM, Gemma3ForConditionalGeneration";
 }
 
 const Arch* find(std::string_view hf_class) {
@@ -271,6 +272,10 @@ const Arch* find(std::string_view hf_class) {
   if (hf_class == "Qwen2VLForConditionalGeneration") return &kQwen2vl;
   if (hf_class == "Qwen3ForCausalLM") return &kQwen3;
   if (hf_class == "MllamaForConditionalGeneration") return &kMllama;
+  static const Arch kGemma3 = gemma3();
+  if (hf_class == "Gemma3ForCausalLM" || hf_class == "Gemma3ForConditionalGeneration") {
+    return &kGemma3;
+  }
   return nullptr;
 }
 
