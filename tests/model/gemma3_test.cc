@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -102,6 +104,71 @@ TEST(Gemma3Convert, WritesLlamaCppNamesKeysAndShiftedNorms) {
   EXPECT_TRUE(m->unused_tensors().empty());
   EXPECT_EQ(m->config().sliding_window, 8);
   EXPECT_EQ(m->config().sliding_layers, (std::vector<bool>{true, true, false, true}));
+}
+
+// Gemma3ForConditionalGeneration keeps the text model under model.language_model. beside a
+// vision tower: the same text model converts to the same tensors and keys, the tower skipped.
+TEST(Gemma3Convert, TextModelOfConditionalGenerationConvertsAsTheCausalLm) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / ("gemma3-cg-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"}) {
+    fs::copy_file(fs::path(tiny_dir()) / f, dir / f, fs::copy_options::overwrite_existing);
+  }
+  std::ifstream cin(tiny_dir() + "/config.json");
+  nlohmann::json text = nlohmann::json::parse(cin);
+  text.erase("architectures");
+  std::ofstream(dir / "config.json") << nlohmann::json{
+      {"architectures", {"Gemma3ForConditionalGeneration"}},
+      {"model_type", "gemma3"},
+      {"text_config", text},
+      {"vision_config",
+       {{"hidden_size", 8}}}}.dump();
+  // model.safetensors with the language model's names, and one vision tensor.
+  std::ifstream in(tiny_dir() + "/model.safetensors", std::ios::binary);
+  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const nlohmann::json header = nlohmann::json::parse(bytes.substr(8, n));
+  nlohmann::json out_header = nlohmann::json::object();
+  std::string data;
+  for (const auto& [name, t] : header.items()) {
+    if (name == "__metadata__") continue;
+    const size_t b = t["data_offsets"][0], e = t["data_offsets"][1];
+    nlohmann::json entry = t;
+    entry["data_offsets"] = {data.size(), data.size() + (e - b)};
+    data += bytes.substr(8 + n + b, e - b);
+    out_header["model.language_model." + name.substr(std::string("model.").size())] = entry;
+  }
+  out_header["model.vision_tower.patch_embedding.weight"] = {
+      {"dtype", "F32"}, {"shape", {2}}, {"data_offsets", {data.size(), data.size() + 8}}};
+  data += std::string(8, '\0');
+  const std::string h = out_header.dump();
+  const uint64_t len = h.size();
+  {
+    std::ofstream f(dir / "model.safetensors", std::ios::binary);
+    f.write(reinterpret_cast<const char*>(&len), 8);
+    f << h << data;
+  }
+  const std::string gguf = (dir / "cg.gguf").string();
+  convert::ConvertOptions options;
+  options.type = "F32";
+  options.write.n_threads = 1;
+  convert::convert_hf(dir.string(), gguf, options);
+  const ml::gguf::File got = ml::gguf::File::open(gguf);
+  fs::remove_all(dir);
+  const ml::gguf::File want = converted("F32");
+  ASSERT_EQ(got.tensors().size(), want.tensors().size());
+  for (const auto& t : want.tensors()) {
+    const ml::gguf::TensorInfo* u = got.find_tensor(t.name);
+    ASSERT_NE(u, nullptr) << t.name;
+    EXPECT_EQ(tensor_f32(got, t.name), tensor_f32(want, t.name)) << t.name;
+  }
+  for (const char* key :
+       {"gemma3.attention.sliding_window", "gemma3.attention.sliding_window_pattern",
+        "gemma3.rope.freq_base_swa", "gemma3.block_count"}) {
+    EXPECT_EQ(got.metadata().at(key), want.metadata().at(key)) << key;
+  }
 }
 
 // The first `n_layer` blocks of a model file (the layer pattern cut to match).
@@ -272,6 +339,15 @@ TEST(Gemma3Engine, PrefixReuseGivesTheFreshResult) {
   EXPECT_EQ(run(reused, prompt), want_short);  // continues from 20 positions
   EXPECT_EQ(run(reused, longer), want_long);   // the window before position 30 is gone
   EXPECT_EQ(run(reused, prompt), want_short);
+  // Past a context of 16 the engine shifts: the sliding cells move with the full ones and
+  // generation goes on.
+  sample::Options shifting = greedy;
+  shifting.num_ctx = 16;
+  shifting.num_predict = 40;
+  const runner::Stats stats =
+      reused.generate(std::span(prompt).first(10), shifting, [](std::string_view) {});
+  EXPECT_EQ(stats.eval_count, 40);
+  EXPECT_EQ(stats.done_reason, "length");
 }
 
 // Gemma 3's real tokenizer (SentencePiece BPE with byte fallback in tokenizer.json) written as
