@@ -50,10 +50,17 @@ MemoryNeeds estimate_memory(const ml::gguf::File& file, const model::Config& c,
   const auto n_embd = static_cast<uint64_t>(c.n_embd);
   n.fixed = sizeof(float) * (batch * n_embd * 17 + static_cast<uint64_t>(o.num_parallel) *
                                                        static_cast<uint64_t>(c.n_vocab));
-  n.per_cell =
-      static_cast<uint64_t>(c.n_layer) * (ml::row_size(o.cache_dtype, c.head_dim_k * c.n_head_kv) +
-                                          ml::row_size(o.cache_dtype, c.head_dim_v * c.n_head_kv)) +
-      sizeof(float) * batch;
+  const uint64_t layer_cell = ml::row_size(o.cache_dtype, c.head_dim_k * c.n_head_kv) +
+                              ml::row_size(o.cache_dtype, c.head_dim_v * c.n_head_kv);
+  const auto n_sliding = c.sliding_window > 0
+                             ? static_cast<uint64_t>(std::count(c.sliding_layers.begin(),
+                                                                c.sliding_layers.end(), true))
+                             : 0;
+  n.per_cell = (static_cast<uint64_t>(c.n_layer) - n_sliding) * layer_cell + sizeof(float) * batch;
+  // Sliding-window layers keep at most their window and one batch per slot, whatever the
+  // context (kvcache/sliding.h).
+  n.fixed += n_sliding * layer_cell * (static_cast<uint64_t>(c.sliding_window) - 1 + batch) *
+             static_cast<uint64_t>(o.num_parallel);
   return n;
 }
 

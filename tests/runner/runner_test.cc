@@ -164,6 +164,10 @@ TEST(Runner, SimultaneousGreedyGemma3SequencesEachGiveTheirTextAlone) {
   expect_batched_equals_alone(
       gguf, {"Once upon a time there was a little dog", "hello", "the park", "a b c d e f g h i"},
       4);
+  // Only the full-attention layer (one of four) grows with the context.
+  Runner runner(gguf, {.num_parallel = 2, .n_threads = 1});
+  const uint64_t layer_cell = 2 * ml::row_size(ml::DType::F16, 32);  // K and V, one KV head
+  EXPECT_EQ(runner.memory_needs().per_cell, layer_cell + sizeof(float) * 512);
 }
 
 TEST(Runner, ContextShiftAndNumPredictMinusTwoAsTheEngine) {
