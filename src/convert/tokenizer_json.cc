@@ -243,6 +243,10 @@ void add_tokenizer(const std::string& dir, const HfConfig& config, int64_t n_voc
       model = "llama";
       pre = "default";
       write_scores = true;
+      // Whether the normalizer prepends "▁" (Gemma 3's does not: llama.cpp's Gemma3Model writes
+      // add_space_prefix false); the GGUF reader's default would otherwise prepend it.
+      // tokenizer.json carries no whitespace collapsing: runs of spaces stay.
+      spm_normalizer = std::pair{v.add_space_prefix, false};
     } else {
       throw std::runtime_error(json_path +
                                ": a BPE tokenizer without byte-level alphabet or byte fallback "

@@ -1,5 +1,7 @@
 #include "kvcache/causal.h"
 
+#include "kvcache/sliding.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cstring>
@@ -21,7 +23,7 @@ Causal::Causal(int n_layer, int64_t n_head_kv, int64_t head_dim_k, int64_t head_
       pad_(std::max<int64_t>(1, options.pad)),
       seq_cells_(std::max<int64_t>(0, options.seq_cells)),
       causal_(options.causal),
-      cells_(static_cast<size_t>(options.num_ctx)) {
+      cells_(static_cast<size_t>(std::max<int64_t>(0, options.num_ctx))) {
   if (dtype_ != ml::DType::F16 && dtype_ != ml::DType::F32) {
     throw std::invalid_argument("kv cache: storage must be f16 or f32, not " +
                                 std::string(ml::dtype_name(dtype_)));
@@ -29,8 +31,23 @@ Causal::Causal(int n_layer, int64_t n_head_kv, int64_t head_dim_k, int64_t head_
   if (options.num_ctx <= 0 || n_layer <= 0) {
     throw std::invalid_argument("kv cache: num_ctx and the layer count must be positive");
   }
+  const bool any_sliding =
+      options.window > 0 &&
+      std::find(options.sliding.begin(), options.sliding.end(), true) != options.sliding.end();
+  if (any_sliding && options.sliding.size() != static_cast<size_t>(n_layer)) {
+    throw std::invalid_argument("kv cache: " + std::to_string(options.sliding.size()) +
+                                " sliding-layer flags for " + std::to_string(n_layer) + " layers");
+  }
+  if (!any_sliding) options.sliding.clear();
+  allocate(n_layer, options, false);
+  if (any_sliding) {
+    sliding_.reset(new Causal(SlidingPart{}, n_layer, n_head_kv, head_dim_k, head_dim_v, options));
+  }
+}
+
+void Causal::allocate(int n_layer, const CausalOptions& options, bool sliding) {
   const auto bytes = [&](int64_t head_dim) {
-    return ml::row_size(dtype_, head_dim * n_head_kv) * static_cast<size_t>(options.num_ctx);
+    return ml::row_size(dtype_, head_dim * n_head_kv_) * cells_.size();
   };
   // Zeroed: cells never written are read under a -inf mask, and 0 * anything stays finite.
   auto make = [&](int il, size_t n) -> std::unique_ptr<ml::Buffer> {
@@ -41,15 +58,20 @@ Causal::Causal(int n_layer, int64_t n_head_kv, int64_t head_dim_k, int64_t head_
     std::memset(b->data(), 0, b->size());
     return b;
   };
+  slot_.assign(static_cast<size_t>(n_layer), -1);
   for (int il = 0; il < n_layer; ++il) {
-    keys_.push_back(make(il, bytes(head_dim_k)));
-    values_.push_back(make(il, bytes(head_dim_v)));
+    const bool is_sliding = !options.sliding.empty() && options.sliding[static_cast<size_t>(il)];
+    if (is_sliding != sliding) continue;
+    slot_[static_cast<size_t>(il)] = static_cast<int>(keys_.size());
+    keys_.push_back(make(il, bytes(head_dim_k_)));
+    values_.push_back(make(il, bytes(head_dim_v_)));
   }
 }
 
 ml::Tensor Causal::layer_leaf(ml::Graph& g, int layer, bool value) const {
   const int64_t row = (value ? head_dim_v_ : head_dim_k_) * n_head_kv_;
-  ml::Buffer& buf = value ? *values_[layer] : *keys_[layer];
+  const auto slot = static_cast<size_t>(slot_[static_cast<size_t>(layer)]);
+  ml::Buffer& buf = value ? *values_[slot] : *keys_[slot];
   return g.leaf(dtype_, {row, num_ctx()}, buf.data(),
                 (value ? "cache_v_l" : "cache_k_l") + std::to_string(layer));
 }
@@ -59,6 +81,22 @@ void Causal::start_forward(ml::Graph& g, std::span<const int32_t> positions,
   if (positions.size() != seq_ids.size() || positions.empty()) {
     throw std::invalid_argument("kv cache: a batch needs one position and sequence per token");
   }
+  place(g, positions, seq_ids);
+  if (!sliding_) return;
+  try {
+    sliding_->place(g, positions, seq_ids);
+  } catch (...) {
+    for (int32_t c : cell_of_token_) {
+      cells_[static_cast<size_t>(c)].pos = -1;
+      cells_[static_cast<size_t>(c)].seqs.clear();
+    }
+    throw;
+  }
+}
+
+void Causal::place(ml::Graph& g, std::span<const int32_t> positions,
+                   std::span<const int32_t> seq_ids) {
+  if (window_ > 0) evict(positions, seq_ids);
   const size_t n = positions.size();
   cell_of_token_.clear();
   if (seq_cells_ == 0) {
@@ -115,17 +153,22 @@ void Causal::start_forward(ml::Graph& g, std::span<const int32_t> positions,
     float* row = mask_.data() + t * static_cast<size_t>(n_kv_);
     for (int64_t c = 0; c < n_kv_; ++c) {
       const Cell& cell = cells_[static_cast<size_t>(c)];
-      if (cell.pos >= 0 && (!causal_ || cell.pos <= positions[t]) && cell.has(seq_ids[t])) {
+      if (cell.pos >= 0 && (!causal_ || cell.pos <= positions[t]) && cell.has(seq_ids[t]) &&
+          in_window(positions[t], cell.pos, window_)) {
         row[c] = 0.0f;
       }
     }
   }
   graph_ = &g;
-  cells_leaf_ = g.leaf(ml::DType::I32, {n_tokens_}, cell_of_token_.data(), "kv_cells");
-  mask_leaf_ = g.leaf(ml::DType::F32, {n_kv_, n_tokens_}, mask_.data(), "kv_mask");
+  const char* suffix = window_ > 0 ? "_swa" : "";
+  cells_leaf_ =
+      g.leaf(ml::DType::I32, {n_tokens_}, cell_of_token_.data(), std::string("kv_cells") + suffix);
+  mask_leaf_ =
+      g.leaf(ml::DType::F32, {n_kv_, n_tokens_}, mask_.data(), std::string("kv_mask") + suffix);
 }
 
 Causal::Entries Causal::update(int layer, ml::Tensor k, ml::Tensor v) {
+  if (slot_[static_cast<size_t>(layer)] < 0) return sliding_->update(layer, k, v);
   assert(graph_ == k.graph() && "start_forward records the batch's inputs first");
   ml::Graph& g = *graph_;
   const size_t es = ml::type_size(dtype_);  // f16/f32: one element per "block"
@@ -150,6 +193,7 @@ void Causal::remove(int32_t seq, int32_t p0, int32_t p1) {
     std::erase(cell.seqs, seq);
     if (cell.seqs.empty()) cell.pos = -1;
   }
+  if (sliding_) sliding_->remove(seq, p0, p1);
 }
 
 void Causal::copy_prefix(int32_t src, int32_t dst, int32_t len) {
@@ -158,6 +202,7 @@ void Causal::copy_prefix(int32_t src, int32_t dst, int32_t len) {
       cell.seqs.push_back(dst);
     }
   }
+  if (sliding_) sliding_->copy_prefix(src, dst, len);
 }
 
 int32_t Causal::next_position(int32_t seq) const {
@@ -172,11 +217,26 @@ int64_t Causal::used_cells() const {
   return std::count_if(cells_.begin(), cells_.end(), [](const Cell& c) { return c.pos >= 0; });
 }
 
+size_t Causal::bytes() const {
+  size_t n = 0;
+  for (const auto& b : keys_) n += b->size();
+  for (const auto& b : values_) n += b->size();
+  return n;
+}
+
 int32_t Causal::shift(ml::Executor& executor, int32_t seq, int32_t num_keep,
                       const ShiftFn& rotate) {
   const int32_t n_past = next_position(seq);
   const int32_t discard = (n_past - num_keep) / 2;
   if (discard <= 0) return 0;
+  // The sliding cells move by the same amount: both sets then hold the same positions.
+  shift_cells(executor, seq, num_keep, discard, rotate);
+  if (sliding_) sliding_->shift_cells(executor, seq, num_keep, discard, rotate);
+  return discard;
+}
+
+void Causal::shift_cells(ml::Executor& executor, int32_t seq, int32_t num_keep, int32_t discard,
+                         const ShiftFn& rotate) {
   std::vector<int32_t> moved;
   for (size_t c = 0; c < cells_.size(); ++c) {
     const Cell& cell = cells_[c];
@@ -189,9 +249,13 @@ int32_t Causal::shift(ml::Executor& executor, int32_t seq, int32_t num_keep,
       moved.push_back(static_cast<int32_t>(c));
     }
   }
-  remove(seq, num_keep, num_keep + discard);
+  for (Cell& cell : cells_) {
+    if (cell.pos < num_keep || cell.pos >= num_keep + discard || !cell.has(seq)) continue;
+    std::erase(cell.seqs, seq);
+    if (cell.seqs.empty()) cell.pos = -1;
+  }
   for (int32_t c : moved) cells_[static_cast<size_t>(c)].pos -= discard;
-  if (moved.empty()) return discard;
+  if (moved.empty() || keys_.empty()) return;
 
   // Keys carry their rotation: rotating again by -discard gives the rotation of the new
   // position (RoPE angles are linear in the position). Values carry none.
@@ -201,14 +265,14 @@ int32_t Causal::shift(ml::Executor& executor, int32_t seq, int32_t num_keep,
   ml::Tensor cells = g.leaf(ml::DType::I32, {n}, moved.data(), "shift_cells");
   ml::Tensor d = g.leaf(ml::DType::I32, {n}, delta.data(), "shift_delta");
   std::vector<ml::Tensor> outs;
-  for (int il = 0; il < static_cast<int>(keys_.size()); ++il) {
+  for (int il = 0; il < static_cast<int>(slot_.size()); ++il) {
+    if (slot_[static_cast<size_t>(il)] < 0) continue;
     ml::Tensor leaf = layer_leaf(g, il, false);
     ml::Tensor keys = ml::reshape(ml::get_rows(leaf, cells), {head_dim_k_, n_head_kv_, n});
     ml::Tensor rotated = ml::reshape(ml::cont(rotate(keys, d, il)), {head_dim_k_ * n_head_kv_, n});
     outs.push_back(ml::set_rows(leaf, rotated, cells));
   }
   executor.compute(g, outs);
-  return discard;
 }
 
 }  // namespace corral::kvcache

@@ -2,7 +2,8 @@
 // cache owns and the graph writes with set_rows. A cell holds one position and may belong to
 // several sequences (a shared prompt prefix). For each batch the cache picks free cells and
 // builds the attention mask: a token sees the cells of its own sequence at positions <= its own.
-// Mirrors Ollama's kvcache.Causal (kvcache/causal.go).
+// Mirrors Ollama's kvcache.Causal (kvcache/causal.go). Models with sliding-window layers keep
+// those layers in a second, window-bounded set of cells (kvcache/sliding.h).
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,16 @@ struct CausalOptions {
   // (ml::Backend::allocate). Buffers it returns must come zeroed; without it, or when it returns
   // null, the cache allocates zeroed host memory.
   std::function<std::unique_ptr<ml::Buffer>(int layer, size_t bytes)> allocate = nullptr;
+
+  // Sliding-window layers (see kvcache/sliding.h): with window > 0, the layers marked in
+  // `sliding` (one flag per layer; empty: none) attend to the last `window` positions of their
+  // sequence, the token's own included, and keep only those (plus the batch) in their cells.
+  int32_t window = 0;
+  std::vector<bool> sliding;
+  // Sizes the sliding layers' cells: the most tokens of one sequence in a batch, and (without
+  // seq_cells) the most sequences whose windows are kept at once.
+  int64_t max_batch = 512;
+  int64_t max_seqs = 1;
 };
 
 // No free cells left for a batch: the caller shifts the context or removes a sequence.
@@ -78,8 +89,16 @@ class Causal {
 
   // One past the largest position of seq in the cache (0 when it has none).
   int32_t next_position(int32_t seq) const;
+  // The longest prefix, at most len positions, of seq the cache can continue from: len, or 0
+  // when sliding layers have dropped positions a token at len would still attend to.
+  int32_t reusable(int32_t seq, int32_t len) const;
   int64_t num_ctx() const { return static_cast<int64_t>(cells_.size()); }
   int64_t used_cells() const;
+  // Bytes of keys and values this set of cells holds (the sliding layers' are in sliding()).
+  size_t bytes() const;
+  // The cells of the sliding-window layers; null when the model has none.
+  const Causal* sliding() const { return sliding_.get(); }
+  int32_t window() const { return window_; }
   ml::DType dtype() const { return dtype_; }
   // Of the last batch: the cell of each token, the attended cells and the mask [n_kv, n_tokens].
   std::span<const int32_t> batch_cells() const { return cell_of_token_; }
@@ -92,7 +111,17 @@ class Causal {
     std::vector<int32_t> seqs;
     bool has(int32_t s) const;
   };
+  struct SlidingPart {};  // tag: the constructor of sliding_
+  Causal(SlidingPart, int n_layer, int64_t n_head_kv, int64_t head_dim_k, int64_t head_dim_v,
+         const CausalOptions& options);
+  void allocate(int n_layer, const CausalOptions& options, bool sliding);
   ml::Tensor layer_leaf(ml::Graph& g, int layer, bool value) const;
+  void place(ml::Graph& g, std::span<const int32_t> positions, std::span<const int32_t> seq_ids);
+  // Frees the cells of the batch's sequences that no token from the batch on can see
+  // (sliding.cc).
+  void evict(std::span<const int32_t> positions, std::span<const int32_t> seq_ids);
+  void shift_cells(ml::Executor& executor, int32_t seq, int32_t num_keep, int32_t discard,
+                   const ShiftFn& rotate);
 
   int64_t n_head_kv_, head_dim_k_, head_dim_v_;
   ml::DType dtype_;
@@ -100,7 +129,11 @@ class Causal {
   int64_t seq_cells_;
   bool causal_;
   std::vector<Cell> cells_;
+  int32_t window_ = 0;  // > 0: these are sliding cells
+  // keys_/values_ index of each layer; -1 for a layer stored in sliding_.
+  std::vector<int> slot_;
   std::vector<std::unique_ptr<ml::Buffer>> keys_, values_;
+  std::unique_ptr<Causal> sliding_;
 
   // The current batch.
   ml::Graph* graph_ = nullptr;

@@ -32,6 +32,9 @@ struct Config {
   // False for encoders (BERT): attention sees the whole sequence, which must be evaluated in one
   // batch; such models only embed.
   bool causal = true;
+  // Sliding-window attention: the window and which layers use it (empty: none).
+  int32_t sliding_window = 0;
+  std::vector<bool> sliding_layers;
 };
 
 // What a forward pass returns for the batch's output rows.
@@ -65,9 +68,11 @@ class Model : public nn::Module {
   // Rotates cached keys [head_dim_k, n_head_kv, n] by positions delta I32 [n] (context shift).
   virtual ml::Tensor shift(ml::Tensor keys, ml::Tensor delta, int layer) const = 0;
 
-  // A cache fitted to this model.
+  // A cache fitted to this model (its sliding-window layers included).
   kvcache::Causal make_cache(kvcache::CausalOptions options) const {
     options.causal = config_.causal;
+    options.window = config_.sliding_window;
+    options.sliding = config_.sliding_layers;
     return kvcache::Causal(config_.n_layer, config_.n_head_kv, config_.head_dim_k,
                            config_.head_dim_v, options);
   }

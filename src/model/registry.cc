@@ -22,14 +22,18 @@ std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* pr
 namespace bert {
 std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
 }
+namespace gemma3 {
+std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
+}
 namespace mllama {
 std::unique_ptr<Model> make(const ml::gguf::File& file, const ml::gguf::File* projector);
 }
 
 namespace {
 constexpr Architecture kArchitectures[] = {
-    {"llama", llama::make}, {"qwen2", qwen2::make},   {"qwen2vl", qwen2vl::make},
-    {"qwen3", qwen3::make}, {"mllama", mllama::make}, {"bert", bert::make},
+    {"llama", llama::make},   {"qwen2", qwen2::make},   {"qwen2vl", qwen2vl::make},
+    {"qwen3", qwen3::make},   {"mllama", mllama::make}, {"bert", bert::make},
+    {"gemma3", gemma3::make},
 };
 }  // namespace
 

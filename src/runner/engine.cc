@@ -100,8 +100,15 @@ void Engine::offload(int num_gpu) {
   }
 }
 
+namespace {
+// The most tokens evaluate() puts in one batch (runner::kMaxNumBatch, the largest num_batch a
+// client gets): a sliding-window layer's cells hold its window and one such batch.
+constexpr int64_t kMaxBatch = 4096;
+}  // namespace
+
 kvcache::CausalOptions Engine::cache_options(int64_t num_ctx, ml::DType dtype, int64_t pad) const {
   kvcache::CausalOptions o{.num_ctx = num_ctx, .dtype = dtype, .pad = pad};
+  o.max_batch = std::min(num_ctx, kMaxBatch);
   if (gpu_) {
     o.allocate = [this](int layer, size_t bytes) -> std::unique_ptr<ml::Buffer> {
       return layer < gpu_layers_ ? gpu_->allocate(bytes) : nullptr;
@@ -150,7 +157,7 @@ void Engine::ensure_cache(int64_t num_ctx) {
 
 const float* Engine::evaluate(std::span<const int32_t> tokens, int32_t pos, int num_batch,
                               const std::atomic<bool>* cancel) {
-  const size_t step = static_cast<size_t>(std::max(1, num_batch));
+  const size_t step = static_cast<size_t>(std::clamp<int64_t>(num_batch, 1, kMaxBatch));
   const float* last = nullptr;
   for (size_t i = 0; i < tokens.size(); i += step) {
     if (cancel && cancel->load(std::memory_order_relaxed)) return nullptr;
@@ -229,6 +236,8 @@ Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options
   }
   common = SequenceImages::shared_prefix(images_, placed, std::min(common, prompt.size() - 1));
   images_ = std::move(placed);
+  // Sliding-window layers may have dropped what the prefix's continuation needs.
+  common = static_cast<size_t>(cache_->reusable(0, static_cast<int32_t>(common)));
   cache_->remove(0, static_cast<int32_t>(common));
   cached_.resize(common);
 
@@ -346,8 +355,10 @@ std::vector<NamedTensor> Engine::forward_all(std::span<const int32_t> tokens_in,
     }
   }
   const SequenceImages placed = place_images(tokens, images);
-  auto cache =
-      model_->make_cache(cache_options(static_cast<int64_t>(tokens.size()), ml::DType::F32, 1));
+  kvcache::CausalOptions cache_opts =
+      cache_options(static_cast<int64_t>(tokens.size()), ml::DType::F32, 1);
+  cache_opts.max_batch = static_cast<int64_t>(tokens.size());  // one batch of them all
+  auto cache = model_->make_cache(cache_opts);
   model::Batch batch;
   BatchImages batch_images;
   for (size_t i = 0; i < tokens.size(); ++i) {

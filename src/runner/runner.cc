@@ -52,10 +52,17 @@ MemoryNeeds estimate_memory(const ml::gguf::File& file, const model::Config& c,
   n.fixed = sizeof(float) * (batch * n_embd * 17 + static_cast<uint64_t>(o.num_parallel) *
                                                        static_cast<uint64_t>(c.n_vocab));
   const ml::DType cache = c.causal ? o.cache_dtype : ml::DType::F32;  // as the runner makes it
-  n.per_cell =
-      static_cast<uint64_t>(c.n_layer) * (ml::row_size(cache, c.head_dim_k * c.n_head_kv) +
-                                          ml::row_size(cache, c.head_dim_v * c.n_head_kv)) +
-      sizeof(float) * batch;
+  const uint64_t layer_cell = ml::row_size(cache, c.head_dim_k * c.n_head_kv) +
+                              ml::row_size(cache, c.head_dim_v * c.n_head_kv);
+  const auto n_sliding = c.sliding_window > 0
+                             ? static_cast<uint64_t>(std::count(c.sliding_layers.begin(),
+                                                                c.sliding_layers.end(), true))
+                             : 0;
+  n.per_cell = (static_cast<uint64_t>(c.n_layer) - n_sliding) * layer_cell + sizeof(float) * batch;
+  // Sliding-window layers keep at most their window and one batch per slot, whatever the
+  // context (kvcache/sliding.h).
+  n.fixed += n_sliding * layer_cell * (static_cast<uint64_t>(c.sliding_window) - 1 + batch) *
+             static_cast<uint64_t>(o.num_parallel);
   return n;
 }
 
@@ -354,6 +361,8 @@ struct Runner::Impl {
     size_t common = std::min(common_prefix(slot.cached, slot.prompt), slot.prompt.size() - 1);
     common = SequenceImages::shared_prefix(slot.cached_images, slot.images, common);
     if (r.embed && (pooling != Pooling::kLast || !model->config().causal)) common = 0;
+    // Sliding-window layers may have dropped what the prefix's continuation needs.
+    common = static_cast<size_t>(cache->reusable(slot.id, static_cast<int32_t>(common)));
     cache->remove(slot.id, static_cast<int32_t>(common));
     slot.cached.resize(common);
     slot.cached_images = slot.images;
@@ -721,7 +730,8 @@ Runner::Runner(const std::string& gguf_path, RunnerOptions options)
   // An encoder's cache lives for one request only: f32 keeps its embeddings at full precision.
   m.cache.emplace(m.model->make_cache({.num_ctx = m.slot_cells * options_.num_parallel,
                                        .dtype = c.causal ? options_.cache_dtype : ml::DType::F32,
-                                       .seq_cells = m.slot_cells}));
+                                       .seq_cells = m.slot_cells,
+                                       .max_batch = options_.num_batch}));
   m.slots.resize(static_cast<size_t>(options_.num_parallel));
   for (size_t i = 0; i < m.slots.size(); ++i) m.slots[i].id = static_cast<int32_t>(i);
 

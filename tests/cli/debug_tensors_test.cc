@@ -216,5 +216,39 @@ TEST_F(DebugTensors, CompareFindsTheFirstLayerThatDiverges) {
   EXPECT_NE(out.find("same tokens?"), std::string::npos) << out;
 }
 
+// Gemma 3 (created from tiny-gemma3, whose prompt is longer than its sliding window): the scaled
+// embeddings, every block and the final norm as transformers returned them.
+TEST(DebugTensorsGemma3, JsonReproducesTransformersHiddenStates) {
+  TempDir store, work;
+  const std::string folder = testdata_path("reference/tiny-gemma3");
+  write_text(work.path() / "Modelfile", "FROM " + folder + "\n");
+  int status = -1;
+  corral(store, "create g3 -q F32 -f '" + (work.path() / "Modelfile").string() + "'", &status);
+  ASSERT_EQ(status, 0) << "corral create g3 -q F32 failed";
+  std::ifstream in(folder + "/reference.json");
+  const Json c = Json::parse(in)["cases"][0];
+  std::string ids;
+  for (const Json& id : c["input_ids"]) ids += (ids.empty() ? "" : ",") + id.dump();
+  const std::string out = corral(store, "debug tensors g3 --json -t 1 --tokens " + ids, &status);
+  ASSERT_EQ(status, 0) << out;
+  const Json got = Json::parse(out);
+  std::map<std::string, Json> by_name;
+  for (const Json& t : got["tensors"]) by_name[t["name"]] = t;
+  const size_t n_layer = c["hidden_states_shape"][0].get<size_t>() - 1;
+  ASSERT_TRUE(by_name.count("token_embd.out"));
+  EXPECT_LT(max_error(by_name["token_embd.out"], c, 0), 1e-4) << "token_embd.out";
+  for (size_t il = 0; il + 1 < n_layer; ++il) {
+    const std::string name = "blk." + std::to_string(il) + ".out";
+    ASSERT_TRUE(by_name.count(name)) << name;
+    // The residual stream grows through Gemma's layers: relative to its size.
+    double scale = 1;
+    for (const Json& v : by_name[name]["values"])
+      scale = std::max(scale, std::fabs(v.get<double>()));
+    EXPECT_LT(max_error(by_name[name], c, il + 1), 1e-4 * scale) << name;
+  }
+  ASSERT_TRUE(by_name.count("output_norm.out"));
+  EXPECT_LT(max_error(by_name["output_norm.out"], c, n_layer), 1e-4) << "output_norm.out";
+}
+
 }  // namespace
 }  // namespace corral::testing

@@ -132,7 +132,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"stories260K", "F16", 2e-2f}, Case{"tiny-llama3", "F16", 2e-2f},
                       Case{"tiny-qwen2", "BF16", 2e-2f}, Case{"small-llama-256", "BF16", 2e-2f},
                       Case{"small-llama-256", "F16", 2e-2f}, Case{"tiny-qwen3", "F32", 1e-4f},
-                      Case{"tiny-qwen3", "F16", 2e-2f}, Case{"tiny-qwen3", "BF16", 2e-2f}));
+                      Case{"tiny-qwen3", "F16", 2e-2f}, Case{"tiny-qwen3", "BF16", 2e-2f},
+                      Case{"tiny-gemma3", "F32", 1e-4f}, Case{"tiny-gemma3", "F16", 2e-2f},
+                      Case{"tiny-gemma3", "BF16", 2e-2f}));
 
 // llama.cpp converted the same trained weights from llama2.c's checkpoint; the HF folder has them
 // in transformers' layout, so equal tensors prove the renaming, the ggml shapes and the Q/K

@@ -19,8 +19,20 @@
 
 namespace corral::model::testing {
 
-// HF tensor name -> GGUF name (empty when unknown).
-inline std::string gguf_name(const std::string& hf) {
+// HF tensor name -> GGUF name (empty when unknown). Gemma's sandwich norms have names of their
+// own (llama.cpp's gemma3 names).
+inline std::string gguf_name(const std::string& hf, const std::string& arch = "") {
+  if (arch == "gemma3") {
+    static const std::regex norm(
+        R"(model\.layers\.(\d+)\.(post_attention|pre_feedforward|post_feedforward)_layernorm\.weight)");
+    std::smatch m;
+    if (std::regex_match(hf, m, norm)) {
+      const char* to = m[2] == "post_attention"    ? "post_attention_norm"
+                       : m[2] == "pre_feedforward" ? "ffn_norm"
+                                                   : "post_ffw_norm";
+      return "blk." + m[1].str() + "." + to + ".weight";
+    }
+  }
   static const std::pair<const char*, const char*> kLayer[] = {
       {"input_layernorm.weight", "attn_norm.weight"},
       {"post_attention_layernorm.weight", "ffn_norm.weight"},
@@ -80,14 +92,16 @@ struct HfCheckpoint {
 
  private:
   ml::gguf::File convert(const std::string& dir) {
-    const std::string arch = config.at("model_type");
+    const std::string model_type = config.at("model_type");
+    const std::string arch = model_type == "gemma3_text" ? "gemma3" : model_type;
     const auto& c = config;
     const int64_t n_embd = c.at("hidden_size"), n_head = c.at("num_attention_heads");
     const int64_t n_head_kv = c.value("num_key_value_heads", n_head);
     const int64_t head_dim = c.contains("head_dim") && !c["head_dim"].is_null()
                                  ? c["head_dim"].get<int64_t>()
                                  : n_embd / n_head;
-    const nlohmann::json rope = c.contains("rope_parameters") ? c["rope_parameters"] : c;
+    nlohmann::json rope = c.contains("rope_parameters") ? c["rope_parameters"] : c;
+    if (rope.contains("full_attention")) rope = rope["full_attention"];  // keyed by layer type
 
     ml::gguf::Writer w;
     auto& md = w.metadata();
@@ -104,6 +118,15 @@ struct HfCheckpoint {
     if (head_dim != n_embd / n_head) {
       md.set(arch + ".attention.key_length", static_cast<uint32_t>(head_dim));
       md.set(arch + ".attention.value_length", static_cast<uint32_t>(head_dim));
+    }
+    if (arch == "gemma3") {
+      md.set(arch + ".attention.sliding_window", c.at("sliding_window").get<uint32_t>());
+      std::vector<ml::gguf::Value> sliding;
+      for (const auto& t : c.at("layer_types")) sliding.emplace_back(t == "sliding_attention");
+      md.set(arch + ".attention.sliding_window_pattern",
+             ml::gguf::Value::array(ml::gguf::ValueType::kBool, std::move(sliding)));
+      md.set(arch + ".rope.freq_base_swa",
+             c.at("rope_parameters").at("sliding_attention").at("rope_theta").get<float>());
     }
     if (rope.value("rope_type", "default") == "llama3" && llama3_ == Llama3Rope::kTensor) {
       auto& f = data.emplace_back(nn::llama3_freq_factors(
@@ -132,7 +155,7 @@ struct HfCheckpoint {
     data.reserve(tensors.size() + 1);
     for (const auto& [name, t] : tensors.items()) {
       if (name == "__metadata__") continue;
-      const std::string to = gguf_name(name);
+      const std::string to = gguf_name(name, arch);
       if (to.empty()) throw std::runtime_error("unmapped tensor " + name);
       const std::vector<int64_t> hf_shape = t.at("shape");
       const std::string dtype = t.at("dtype");
@@ -156,6 +179,10 @@ struct HfCheckpoint {
       // llama.cpp's converter permutes llama's Q/K rows from rotate-half order to pairs.
       const bool q = to.ends_with("attn_q.weight"), k = to.ends_with("attn_k.weight");
       if (arch == "llama" && (q || k)) permute_rows(v, hf_shape, q ? n_head : n_head_kv);
+      // Gemma's RMSNorm scales by 1 + weight; llama.cpp stores the sum.
+      if (arch == "gemma3" && to.ends_with("norm.weight")) {
+        for (float& x : v) x += 1.0f;
+      }
       // HF [out, in] row-major is ggml [in, out].
       const std::vector<int64_t> ne(hf_shape.rbegin(), hf_shape.rend());
       w.add_tensor(to, ml::DType::F32, ne,

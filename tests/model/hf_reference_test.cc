@@ -32,7 +32,8 @@ class ModelHfReference : public ::testing::TestWithParam<Case> {
 std::vector<Case> all_cases() {
   static const std::vector<std::string> kBackends = testing::backend_names();
   std::vector<Case> out;
-  for (const char* folder : {"stories260K", "tiny-llama3", "tiny-qwen2", "tiny-qwen3"}) {
+  for (const char* folder :
+       {"stories260K", "tiny-llama3", "tiny-qwen2", "tiny-qwen3", "tiny-gemma3"}) {
     for (const std::string& b : kBackends) out.push_back({folder, b.c_str()});
   }
   return out;

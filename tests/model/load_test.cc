@@ -173,8 +173,8 @@ TEST(ModelLoad, LinearRopeScalingDividesThePositions) {
 TEST(ModelLoad, EveryArchitectureOfTheRegistryIsListedOnce) {
   std::vector<std::string> names;
   for (const Architecture& a : architectures()) names.emplace_back(a.name);
-  EXPECT_EQ(names,
-            (std::vector<std::string>{"llama", "qwen2", "qwen2vl", "qwen3", "mllama", "bert"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"llama", "qwen2", "qwen2vl", "qwen3", "mllama", "bert",
+                                             "gemma3"}));
 }
 
 }  // namespace

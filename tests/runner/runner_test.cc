@@ -152,6 +152,24 @@ TEST(Runner, EightSimultaneousGreedyQwen2ChatsEachGiveTheirTextAlone) {
                               8);
 }
 
+// Gemma 3's sliding-window layers keep their cells per slot too (tiny-gemma3's window is 8:
+// every sequence runs past it).
+TEST(Runner, SimultaneousGreedyGemma3SequencesEachGiveTheirTextAlone) {
+  corral::testing::TempDir tmp;
+  const std::string gguf = (tmp.path() / "tiny-gemma3.gguf").string();
+  convert::ConvertOptions co;
+  co.type = "F32";
+  co.write.n_threads = 1;
+  convert::convert_hf(corral::testing::testdata_path("reference/tiny-gemma3"), gguf, co);
+  expect_batched_equals_alone(
+      gguf, {"Once upon a time there was a little dog", "hello", "the park", "a b c d e f g h i"},
+      4);
+  // Only the full-attention layer (one of four) grows with the context.
+  Runner runner(gguf, {.num_parallel = 2, .n_threads = 1});
+  const uint64_t layer_cell = 2 * ml::row_size(ml::DType::F16, 32);  // K and V, one KV head
+  EXPECT_EQ(runner.memory_needs().per_cell, layer_cell + sizeof(float) * 512);
+}
+
 TEST(Runner, ContextShiftAndNumPredictMinusTwoAsTheEngine) {
   Engine engine(stories_path(), {.n_threads = 1});
   Runner runner(stories_path(), {.num_parallel = 2, .n_threads = 1});

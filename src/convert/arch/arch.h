@@ -40,6 +40,7 @@ Arch qwen2vl();
 Arch qwen3();
 Arch mllama();
 Arch bert();
+Arch gemma3();
 
 // --- shared by the architectures ---
 

@@ -258,7 +258,7 @@ std::vector<TensorSource> map_tensors(const HfConfig& config, const Checkpoint& 
 std::string supported_classes() {
   return "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
          "Qwen2VLForConditionalGeneration, Qwen3ForCausalLM, MllamaForConditionalGeneration, "
-         "BertModel";
+         "BertModel, Gemma3ForCausalLM, Gemma3ForConditionalGeneration";
 }
 
 const Arch* find(std::string_view hf_class) {
@@ -268,12 +268,16 @@ const Arch* find(std::string_view hf_class) {
   static const Arch kQwen3 = qwen3();
   static const Arch kMllama = mllama();
   static const Arch kBert = bert();
+  static const Arch kGemma3 = gemma3();
   if (hf_class == "LlamaForCausalLM" || hf_class == "MistralForCausalLM") return &kLlama;
   if (hf_class == "Qwen2ForCausalLM") return &kQwen2;
   if (hf_class == "Qwen2VLForConditionalGeneration") return &kQwen2vl;
   if (hf_class == "Qwen3ForCausalLM") return &kQwen3;
   if (hf_class == "MllamaForConditionalGeneration") return &kMllama;
   if (hf_class == "BertModel") return &kBert;
+  if (hf_class == "Gemma3ForCausalLM" || hf_class == "Gemma3ForConditionalGeneration") {
+    return &kGemma3;
+  }
   return nullptr;
 }
 
