@@ -15,6 +15,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "ml/gguf/reader.h"
+#include "server/show.h"
 #include "store/model.h"
 #include "store/modelfile.h"
 #include "store/show.h"
@@ -262,8 +263,17 @@ void print_show_answer(const nlohmann::json& r, bool verbose, std::ostream& out)
 
 namespace {
 
-void show_remote(Client& client, const ShowArgs& a) {
-  const nlohmann::json r = client.post("/api/show", {{"model", a.model}, {"verbose", a.verbose}});
+// server::show_json's answer through JSON text, as the server's answer arrives (invalid UTF-8
+// replaced the same way).
+nlohmann::json show_answer(const store::Store& st, const store::ModelInfo& info, bool verbose) {
+  return nlohmann::json::parse(
+      server::show_json(st, info, verbose)
+          .dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+}
+
+// Prints what `corral show` prints of an /api/show answer, the same for the server's answer and
+// for show_json's in this process.
+void print_show(const nlohmann::json& r, const ShowArgs& a) {
   if (a.modelfile) {
     std::cout << r.value("modelfile", "") << "\n";
   } else if (a.template_text) {
@@ -279,40 +289,13 @@ void show_remote(Client& client, const ShowArgs& a) {
   }
 }
 
-void show(const ShowArgs& a) {
-  const int flags = a.modelfile + a.template_text + a.system + a.parameters + a.license;
-  if (flags > 1) {
-    throw std::runtime_error(
-        "only one of '--license', '--modelfile', '--parameters', '--system', or '--template' can "
-        "be specified");
-  }
-  if (!store::is_model_path(a.model)) {
-    if (auto client = connect_if_running()) {
-      show_remote(*client, a);
-      return;
-    }
-  }
-  const store::ModelInfo info = store::resolve(store::Store(store::Store::default_root()), a.model);
-  if (a.modelfile) {
-    std::cout << store::format_modelfile(store::modelfile_of(info), info.name) << "\n";
-    return;
-  }
-  if (a.template_text) {
-    std::cout << info.template_text.value_or("") << "\n";
-    return;
-  }
-  if (a.system) {
-    std::cout << info.system.value_or("") << "\n";
-    return;
-  }
-  if (a.parameters) {
-    std::cout << store::format_parameters(info.parameters) << "\n";
-    return;
-  }
-  if (a.license) {
-    std::string all;
-    for (size_t i = 0; i < info.licenses.size(); ++i) all += (i ? "\n" : "") + info.licenses[i];
-    std::cout << all << "\n";
+// A GGUF file named by its path (never through a server): the file's own summary, with its
+// metadata in full when verbose.
+void show_file(const ShowArgs& a) {
+  const store::Store st(store::Store::default_root());
+  const store::ModelInfo info = store::resolve(st, a.model);
+  if (a.modelfile || a.template_text || a.system || a.parameters || a.license) {
+    print_show(show_answer(st, info, a.verbose), a);
     return;
   }
   const File f = File::open(info.gguf.string());
@@ -325,6 +308,26 @@ void show(const ShowArgs& a) {
   if (info.system) print_text_section(std::cout, "System", *info.system);
   for (const std::string& l : info.licenses) print_text_section(std::cout, "License", l);
   if (a.verbose) print_all_metadata(f, std::cout);
+}
+
+void show(const ShowArgs& a) {
+  const int flags = a.modelfile + a.template_text + a.system + a.parameters + a.license;
+  if (flags > 1) {
+    throw std::runtime_error(
+        "only one of '--license', '--modelfile', '--parameters', '--system', or '--template' can "
+        "be specified");
+  }
+  if (store::is_model_path(a.model)) {
+    show_file(a);
+    return;
+  }
+  // A store model: the same answer, made by the same function, with or without a server.
+  if (auto client = connect_if_running()) {
+    print_show(client->post("/api/show", {{"model", a.model}, {"verbose", a.verbose}}), a);
+    return;
+  }
+  const store::Store st(store::Store::default_root());
+  print_show(show_answer(st, store::resolve(st, a.model), a.verbose), a);
 }
 
 }  // namespace

@@ -127,7 +127,7 @@ class Causal {
   ml::DType dtype_;
   int64_t pad_;
   int64_t seq_cells_;
-  bool causal_;
+  bool causal_ = true;
   std::vector<Cell> cells_;
   int32_t window_ = 0;  // > 0: these are sliding cells
   // keys_/values_ index of each layer; -1 for a layer stored in sliding_.

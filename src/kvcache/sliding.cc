@@ -30,6 +30,7 @@ Causal::Causal(SlidingPart, int n_layer, int64_t n_head_kv, int64_t head_dim_k, 
       head_dim_v_(head_dim_v),
       dtype_(options.dtype),
       pad_(std::max<int64_t>(1, options.pad)),
+      causal_(options.causal),
       window_(options.window) {
   const CausalOptions s = sliding_options(options);
   seq_cells_ = std::max<int64_t>(0, s.seq_cells);

@@ -245,6 +245,39 @@ TEST(CliThroughServe, ServePrunesUnusedBlobsWhenItStarts) {
   EXPECT_FALSE(st.has_blob(orphan.digest));
 }
 
+// `corral show` prints the same bytes with and without a server, for every part of a model: both
+// print what one function (server::show_json) says.
+TEST(CliThroughServe, ShowIsTheSameWithAndWithoutAServer) {
+  TempDir store, work;
+  write_text(work.path() / "Modelfile.story",
+             "FROM " + testdata_path("tinystories260k/stories260K-f32.gguf") +
+                 "\nPARAMETER temperature 0\nPARAMETER stop end\nSYSTEM Lily\nLICENSE MIT\n"
+                 "TEMPLATE \"\"\"{{ .System }} {{ .Prompt }}\"\"\"\nMESSAGE user hi\n");
+  write_text(work.path() / "Modelfile.qwen3",
+             "FROM " + testdata_path("reference/tiny-qwen3") + "\n");
+  const std::string local =
+      "CORRAL_NO_SERVER=1 CORRAL_MODELS='" + store.str() + "' '" + CORRAL_BINARY + "' ";
+  ASSERT_EQ(sh(local + "create story -f '" + work.str() + "/Modelfile.story'").exit_code, 0);
+  ASSERT_EQ(sh(local + "create qwen3 -q F32 -f '" + work.str() + "/Modelfile.qwen3'").exit_code, 0);
+  ServeProcess serve(store.path());
+  ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
+  const std::string remote = "CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() + " CORRAL_MODELS='" +
+                             work.str() + "' '" + CORRAL_BINARY + "' ";
+  for (const char* model : {"story", "qwen3"}) {
+    for (const char* flag :
+         {"", "--template", "--parameters", "--system", "--license", "--modelfile", "-v"}) {
+      const std::string args = std::string("show ") + model + " " + flag;
+      const Result here = sh(local + args);
+      const Result there = sh(remote + args);
+      EXPECT_EQ(here.exit_code, 0) << args << ": " << here.out;
+      EXPECT_EQ(here.out, there.out) << args;
+    }
+  }
+  // What the store model holds shows in both.
+  EXPECT_TRUE(contains(sh(local + "show qwen3 --template").out, "<|im_start|>"));
+  EXPECT_TRUE(contains(sh(local + "show story").out, "  Capabilities\n    completion\n"));
+}
+
 // A second `corral serve` on an address in use exits at once saying so, instead of sharing the
 // port with the first (which would answer every other request).
 TEST(CliThroughServe, ASecondServerOnTheSameAddressExitsSayingItIsInUse) {
