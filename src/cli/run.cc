@@ -46,6 +46,7 @@
 #include "runner/engine.h"
 #include "sample/options.h"
 #include "server/images.h"
+#include "server/show.h"
 #include "store/base64.h"
 #include "store/digest.h"
 #include "store/model.h"
@@ -69,9 +70,11 @@ struct RunArgs {
   std::optional<int> num_gpu;         // --num-gpu / --gpu, over the num_gpu option
   std::optional<parse::Think> think;  // --think[=LEVEL], /set think, /set nothink
   std::string think_text;             // --think's value, as given
-  bool hide_thinking = false;         // --hidethinking
-  std::optional<bool> truncate;       // embedding models: cut inputs longer than the context
-  int dimensions = 0;                 // embedding models: keep this many values
+  std::optional<std::string> system;  // /set system
+  std::vector<std::pair<std::string, std::string>> set_params;  // /set parameter, in order
+  bool hide_thinking = false;                                   // --hidethinking
+  std::optional<bool> truncate;  // embedding models: cut inputs longer than the context
+  int dimensions = 0;            // embedding models: keep this many values
 };
 
 // A signal handler can reach nothing but static storage: Ctrl+C in the interactive session sets
@@ -352,7 +355,7 @@ constexpr const char* kReplHelp =
     "  /set think [LEVEL]   Let a thinking model think (LEVEL: low, medium, high, max)\n"
     "  /set nothink         Answer without thinking\n"
     "  /show info           Show details for this model\n"
-    "  /show template       Show the prompt template in use\n"
+    "  /show WHAT           license, modelfile, parameters, system or template\n"
     "  /clear               Forget this session's conversation\n"
     "  /bye                 Exit\n"
     "  /?, /help            Help for a command\n"
@@ -395,8 +398,8 @@ class Session {
   virtual void set_parameter(const std::string& key, const std::string& value) = 0;
   virtual void set_system(std::string system) = 0;
   virtual void clear() = 0;
-  virtual void show_info(std::ostream& out) = 0;
-  virtual std::string template_text() = 0;
+  // The model's /api/show answer (made by server::show_json in this process, or the server's).
+  virtual const nlohmann::json& show() const = 0;
 };
 
 class LocalSession : public Session {
@@ -411,6 +414,10 @@ class LocalSession : public Session {
                                                     : options_.num_gpu;
     eo.projector = info.projector.string();
     engine_ = std::make_unique<Engine>(info.gguf.string(), eo);
+    const store::Store st(store::Store::default_root());
+    show_ = nlohmann::json::parse(
+        server::show_json(st, info, false)
+            .dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
     chat_ = std::make_unique<Conversation>(info, engine_->file().metadata(),
                                            engine_->tokenizer().vocab());
   }
@@ -479,14 +486,14 @@ class LocalSession : public Session {
     chat_->clear();
     images_.clear();
   }
-  void show_info(std::ostream& out) override { print_model_summary(engine_->file(), out); }
-  std::string template_text() override { return chat_->chat_template().text; }
+  const nlohmann::json& show() const override { return show_; }
 
  private:
   const RunArgs& args_;
   sample::Options options_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Conversation> chat_;
+  nlohmann::json show_;
   std::vector<std::string> images_;  // of the conversation's messages, by marker number
   bool load_reported_ = false;
 };
@@ -606,8 +613,7 @@ class RemoteSession : public Session {
   }
   void set_system(std::string system) override { system_ = std::move(system); }
   void clear() override { turns_ = nlohmann::json::array(); }
-  void show_info(std::ostream& out) override { print_show_answer(show_, false, out); }
-  std::string template_text() override { return show_.value("template", ""); }
+  const nlohmann::json& show() const override { return show_; }
 
  private:
   Client& client_;
@@ -617,6 +623,60 @@ class RemoteSession : public Session {
   std::optional<std::string> system_;
   nlohmann::json turns_ = nlohmann::json::array();
 };
+
+constexpr const char* kShowHelp =
+    "Available Commands:\n"
+    "  /show info         Show details for this model\n"
+    "  /show license      Show model license\n"
+    "  /show modelfile    Show Modelfile for this model\n"
+    "  /show parameters   Show parameters for this model\n"
+    "  /show system       Show system message\n"
+    "  /show template     Show prompt template\n";
+
+// `/show WHAT`, as `ollama run` answers it: from the model's /api/show answer, with what this
+// session set (/set system, /set parameter) over it.
+void show_command(const std::string& what, const nlohmann::json& show, const RunArgs& args) {
+  const std::string system = args.system.value_or(show.value("system", ""));
+  if (what == "info") {
+    nlohmann::json shown = show;
+    if (!system.empty()) shown["system"] = system;
+    print_show_answer(shown, false, std::cout);
+  } else if (what == "license") {
+    const std::string l = show.value("license", "");
+    std::cout << (l.empty() ? "No license was specified for this model." : l) << "\n";
+  } else if (what == "modelfile") {
+    std::cout << show.value("modelfile", "") << "\n";
+  } else if (what == "parameters") {
+    std::cout << "Model defined parameters:\n";
+    const std::string p = show.value("parameters", "");
+    if (p.empty()) std::cout << "  No additional parameters were specified for this model.\n";
+    size_t start = 0;
+    while (!p.empty() && start <= p.size()) {
+      const size_t nl = p.find('\n', start);
+      std::cout << "  " << p.substr(start, nl == std::string::npos ? nl : nl - start) << "\n";
+      if (nl == std::string::npos) break;
+      start = nl + 1;
+    }
+    std::cout << "\n";
+    if (!args.set_params.empty()) {
+      std::cout << "User defined parameters:\n";
+      for (const auto& [k, v] : args.set_params) {
+        std::printf("  %-30s %s\n", k.c_str(), v.c_str());
+      }
+      std::fflush(stdout);
+      std::cout << "\n";
+    }
+  } else if (what == "system") {
+    std::cout << (system.empty() ? "No system message was specified for this model."
+                                 : system + "\n")
+              << "\n";
+  } else if (what == "template") {
+    const std::string t = show.value("template", "");
+    std::cout << (t.empty() ? "No prompt template was specified for this model." : t) << "\n";
+  } else {
+    std::cout << "Unknown command '/show " << what << "'. Type /? for help\n";
+  }
+}
 
 // A /command; returns false when the session should end.
 bool run_command(const std::string& line, Session& session, RunArgs& args) {
@@ -641,6 +701,7 @@ bool run_command(const std::string& line, Session& session, RunArgs& args) {
     std::string value = line.substr(line.find_first_not_of(" \t", at));
     try {
       session.set_parameter(w[2], value);
+      args.set_params.emplace_back(w[2], value);
       std::cout << "Set parameter '" << w[2] << "' to '" << value << "'\n";
     } catch (const std::exception& e) {
       std::cout << "Couldn't set parameter: " << e.what() << "\n";
@@ -667,7 +728,8 @@ bool run_command(const std::string& line, Session& session, RunArgs& args) {
       std::cout << "Set 'think' mode.\n";
   } else if (cmd == "/set" && w.size() >= 3 && w[1] == "system") {
     const size_t at = line.find("system") + 6;
-    session.set_system(line.substr(line.find_first_not_of(" \t", at)));
+    args.system = line.substr(line.find_first_not_of(" \t", at));
+    session.set_system(*args.system);
     std::cout << "Set system message.\n";
   } else if (cmd == "/set") {
     std::cout << "Available Commands:\n  /set parameter K V\n  /set system TEXT\n"
@@ -675,12 +737,10 @@ bool run_command(const std::string& line, Session& session, RunArgs& args) {
   } else if (cmd == "/clear") {
     session.clear();
     std::cout << "Cleared session context\n";
-  } else if (cmd == "/show" && w.size() >= 2 && w[1] == "template") {
-    std::cout << session.template_text() << "\n";
-  } else if (cmd == "/show" && w.size() >= 2 && w[1] == "info") {
-    session.show_info(std::cout);
+  } else if (cmd == "/show" && w.size() >= 2) {
+    show_command(w[1], session.show(), args);
   } else if (cmd == "/show") {
-    std::cout << "Available Commands:\n  /show info\n  /show template\n";
+    std::cout << kShowHelp;
   } else {
     std::cout << "Unknown command '" << cmd << "'. Type /? for help\n";
   }

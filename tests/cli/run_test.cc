@@ -470,5 +470,43 @@ TEST(RunTerminal, SetThinkAndNothinkChangeTheNextAnswer) {
   EXPECT_EQ(t.wait_exit(), 0) << t.output();
 }
 
+// The REPL's /show commands, as `ollama run` answers them, with what the session set over the
+// model's own settings.
+TEST(RunTerminal, ShowCommandsAnswerFromTheModelAndTheSession) {
+  const testing::TempDir dir;
+  const std::string store = "CORRAL_MODELS=" + dir.str() + "/models";
+  testing::write_text(dir.path() / "Modelfile", "FROM " + model() +
+                                                    "\nPARAMETER temperature 0\nSYSTEM Lily\n"
+                                                    "LICENSE MIT\n");
+  const auto [created, log] =
+      testing::sh(store + " CORRAL_NO_SERVER=1 '" CORRAL_BINARY "' create story -f '" + dir.str() +
+                  "/Modelfile'");
+  ASSERT_EQ(created, 0) << log;
+  Terminal t({"run", "story", "-t", "1"}, {store, "CORRAL_NO_SERVER=1"});
+  ASSERT_TRUE(t.started());
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  const auto command = [&t](const std::string& keys, const std::string& answer) {
+    t.type(keys);
+    return t.wait_for(answer) && t.wait_for(">>> ");
+  };
+  EXPECT_TRUE(command("/show system\r", "Lily\r\n")) << t.output();
+  EXPECT_TRUE(command("/show license\r", "MIT\r\n")) << t.output();
+  EXPECT_TRUE(command("/show parameters\r",
+                      "Model defined parameters:\r\n  temperature                    0.0"))
+      << t.output();
+  EXPECT_TRUE(command("/show template\r", "No prompt template was specified for this model."))
+      << t.output();
+  EXPECT_TRUE(command("/show modelfile\r", "FROM ")) << t.output();
+  EXPECT_TRUE(command("/set parameter num_predict 4\r", "Set parameter")) << t.output();
+  EXPECT_TRUE(command("/show parameters\r", "User defined parameters:\r\n  num_predict"))
+      << t.output();
+  EXPECT_TRUE(command("/set system Be brief\r", "Set system message.")) << t.output();
+  EXPECT_TRUE(command("/show system\r", "Be brief\r\n")) << t.output();
+  EXPECT_TRUE(command("/show info\r", "  System\r\n    Be brief")) << t.output();
+  EXPECT_TRUE(command("/show nonsense\r", "Unknown command '/show nonsense'")) << t.output();
+  t.type("/bye\r");
+  EXPECT_EQ(t.wait_exit(), 0) << t.output();
+}
+
 }  // namespace
 }  // namespace corral
