@@ -71,6 +71,7 @@ struct RunArgs {
   std::optional<parse::Think> think;  // --think[=LEVEL], /set think, /set nothink
   std::string think_text;             // --think's value, as given
   std::optional<std::string> system;  // /set system
+  std::string keep_alive;             // --keepalive: how long the server keeps the model loaded
   std::vector<std::pair<std::string, std::string>> set_params;  // /set parameter, in order
   bool hide_thinking = false;                                   // --hidethinking
   std::optional<bool> truncate;  // embedding models: cut inputs longer than the context
@@ -232,6 +233,11 @@ class LineEditor {
     history_ = history_init();
     HistEvent ev;
     history(history_, &ev, H_SETSIZE, 1000);
+    // The lines of earlier sessions (Up recalls them), as ~/.ollama/history does for ollama.
+    if (const char* home = std::getenv("HOME"); home && *home) {
+      history_file_ = std::filesystem::path(home) / ".corral" / "history";
+      history(history_, &ev, H_LOAD, history_file_.c_str());
+    }
     el_ = el_init("corral", stdin, stdout, stderr);
     el_set(el_, EL_EDITOR, "emacs");
     el_set(el_, EL_HIST, history, history_);
@@ -278,9 +284,17 @@ class LineEditor {
     if (!line.empty()) {
       HistEvent ev;
       history(history_, &ev, H_ENTER, line.c_str());
+      if (save_history_ && !history_file_.empty()) {
+        std::error_code ec;
+        std::filesystem::create_directories(history_file_.parent_path(), ec);
+        history(history_, &ev, H_SAVE, history_file_.c_str());
+      }
     }
     return Result::kLine;
   }
+
+  // /set history, /set nohistory: whether lines are saved to ~/.corral/history.
+  void set_save_history(bool save) { save_history_ = save; }
 
   // Clears a pending interrupt (flag and pipe); true if there was one.
   bool take_interrupt() {
@@ -342,6 +356,8 @@ class LineEditor {
 
   EditLine* el_ = nullptr;
   History* history_ = nullptr;
+  std::filesystem::path history_file_;  // ~/.corral/history
+  bool save_history_ = true;
   int wake_[2] = {-1, -1};
   bool continuation_ = false;
 };
@@ -354,6 +370,7 @@ constexpr const char* kReplHelp =
     "  /set system TEXT     Set the system message\n"
     "  /set think [LEVEL]   Let a thinking model think (LEVEL: low, medium, high, max)\n"
     "  /set nothink         Answer without thinking\n"
+    "  /set nohistory       Stop saving input lines to ~/.corral/history (/set history again)\n"
     "  /show info           Show details for this model\n"
     "  /show WHAT           license, modelfile, parameters, system or template\n"
     "  /clear               Forget this session's conversation\n"
@@ -541,6 +558,7 @@ class RemoteSession : public Session {
       messages.push_back(user);
       req["messages"] = std::move(messages);
     }
+    if (!args_.keep_alive.empty()) req["keep_alive"] = args_.keep_alive;
     if (args_.think) {
       if (!args_.think->level.empty())
         req["think"] = args_.think->level;
@@ -679,7 +697,7 @@ void show_command(const std::string& what, const nlohmann::json& show, const Run
 }
 
 // A /command; returns false when the session should end.
-bool run_command(const std::string& line, Session& session, RunArgs& args) {
+bool run_command(const std::string& line, Session& session, RunArgs& args, LineEditor& editor) {
   const std::vector<std::string> w = split_words(line);
   const std::string& cmd = w[0];
   if (cmd == "/bye" || cmd == "/exit") return false;
@@ -706,6 +724,9 @@ bool run_command(const std::string& line, Session& session, RunArgs& args) {
     } catch (const std::exception& e) {
       std::cout << "Couldn't set parameter: " << e.what() << "\n";
     }
+  } else if (cmd == "/set" && w.size() >= 2 && (w[1] == "history" || w[1] == "nohistory")) {
+    editor.set_save_history(w[1] == "history");
+    std::cout << "Set '" << w[1] << "' mode.\n";
   } else if (cmd == "/set" && w.size() >= 2 && (w[1] == "think" || w[1] == "nothink")) {
     parse::Think think{w[1] == "think", ""};
     if (w[1] == "think" && w.size() >= 3) {
@@ -733,7 +754,8 @@ bool run_command(const std::string& line, Session& session, RunArgs& args) {
     std::cout << "Set system message.\n";
   } else if (cmd == "/set") {
     std::cout << "Available Commands:\n  /set parameter K V\n  /set system TEXT\n"
-                 "  /set think [LEVEL]\n  /set nothink\n  /set verbose\n  /set quiet\n";
+                 "  /set think [LEVEL]\n  /set nothink\n  /set history\n  /set nohistory\n"
+                 "  /set verbose\n  /set quiet\n";
   } else if (cmd == "/clear") {
     session.clear();
     std::cout << "Cleared session context\n";
@@ -757,6 +779,15 @@ void run_interactive(Session& session, RunArgs& args) {
   sa.sa_flags = 0;  // no SA_RESTART: a blocked read or poll returns at once
   struct sigaction old_sa = {};
   sigaction(SIGINT, &sa, &old_sa);
+
+  // The model's MESSAGEs, the conversation the session continues, shown as ollama run shows them.
+  for (const auto& m : session.show().value("messages", nlohmann::json::array())) {
+    if (!m.is_object()) continue;
+    const std::string role = m.value("role", ""), content = m.value("content", "");
+    if (role == "user") std::cout << ">>> " << content << "\n";
+    if (role == "assistant") std::cout << content << "\n\n";
+  }
+  std::cout << std::flush;
 
   Output out(args.hide_thinking);
   bool interrupted_at_empty = false;
@@ -812,7 +843,7 @@ void run_interactive(Session& session, RunArgs& args) {
       const size_t first = line.find_first_not_of(" \t");
       if (first == std::string::npos) continue;
       if (line[first] == '/') {
-        if (!run_command(line.substr(first), session, args)) break;
+        if (!run_command(line.substr(first), session, args, editor)) break;
         continue;
       }
       message = line;
@@ -1035,6 +1066,9 @@ void add_run_command(CLI::App& app) {
       "Thinking models: --think, --think=false, or a level --think=low|medium|high|max "
       "(default: a model that can think thinks)");
   think->check(CLI::IsMember({"true", "false", "low", "medium", "high", "max"}));
+  cmd->add_option("--keepalive", args->keep_alive,
+                  "How long the server keeps the model loaded after this run (5m, 1h, 0 to unload "
+                  "at once, -1 to keep it)");
   cmd->add_flag("--hidethinking", args->hide_thinking,
                 "Hide the thinking of a thinking model (the answer alone is printed)");
   cmd->add_option("--seed", args->seed, "Random seed (same seed, same options: same text)");

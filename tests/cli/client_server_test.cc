@@ -278,6 +278,34 @@ TEST(CliThroughServe, ShowIsTheSameWithAndWithoutAServer) {
   EXPECT_TRUE(contains(sh(local + "show story").out, "  Capabilities\n    completion\n"));
 }
 
+// `corral run --keepalive` sets how long the server keeps the model: 0 unloads it at once.
+TEST(CliThroughServe, RunKeepaliveTellsTheServerHowLongToKeepTheModel) {
+  TempDir store, work;
+  write_text(work.path() / "Modelfile", "FROM " +
+                                            testdata_path("tinystories260k/stories260K-f32.gguf") +
+                                            "\nPARAMETER temperature 0\nPARAMETER num_thread 1\n");
+  ASSERT_EQ(sh("CORRAL_NO_SERVER=1 CORRAL_MODELS='" + store.str() + "' '" + CORRAL_BINARY +
+               "' create story -f '" + work.str() + "/Modelfile'")
+                .exit_code,
+            0);
+  ServeProcess serve(store.path());
+  ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
+  const std::string cli =
+      "CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() + " '" + CORRAL_BINARY + "' ";
+  Result r = sh(cli + "run story --keepalive 1h --option num_predict=4 Lily");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = sh(cli + "ps");
+  EXPECT_TRUE(contains(r.out, "story:latest")) << r.out;
+  // UNTIL: an hour from now, not the default 5 minutes.
+  EXPECT_TRUE(contains(r.out, "59 minutes from now") || contains(r.out, "About an hour")) << r.out;
+  r = sh(cli + "run story --keepalive 0 --option num_predict=4 Lily");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (int i = 0; i < 100 && contains(sh(cli + "ps").out, "story:latest"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(contains(sh(cli + "ps").out, "story:latest"));
+}
+
 // A second `corral serve` on an address in use exits at once saying so, instead of sharing the
 // port with the first (which would answer every other request).
 TEST(CliThroughServe, ASecondServerOnTheSameAddressExitsSayingItIsInUse) {

@@ -508,5 +508,59 @@ TEST(RunTerminal, ShowCommandsAnswerFromTheModelAndTheSession) {
   EXPECT_EQ(t.wait_exit(), 0) << t.output();
 }
 
+// Input lines are saved to ~/.corral/history: the next session recalls them with Up, and
+// /set nohistory stops the saving.
+TEST(RunTerminal, HistoryPersistsAcrossSessions) {
+  const testing::TempDir home;
+  const std::string env = "HOME=" + home.str();
+  {
+    Terminal t({"run", model(), "-t", "1"}, {env});
+    ASSERT_TRUE(t.started());
+    ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+    t.type("/show license\r");
+    ASSERT_TRUE(t.wait_for("No license was specified for this model.")) << t.output();
+    ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+    t.type("/set nohistory\r");
+    ASSERT_TRUE(t.wait_for("Set 'nohistory' mode.")) << t.output();
+    ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+    t.type("/show template\r");
+    ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+    t.type("/bye\r");
+    EXPECT_EQ(t.wait_exit(), 0) << t.output();
+  }
+  const std::string saved = testing::read_text(home.path() / ".corral" / "history");
+  // libedit's format: a header line, then each line with spaces escaped.
+  EXPECT_NE(saved.find("/show\\040license"), std::string::npos) << saved;
+  EXPECT_EQ(saved.find("template"), std::string::npos) << saved;
+  Terminal t({"run", model(), "-t", "1"}, {env});
+  ASSERT_TRUE(t.started());
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  t.type("\x1b[A");  // Up: the last line saved (/set nohistory), then the one before
+  ASSERT_TRUE(t.wait_for("/set nohistory")) << t.output();
+  t.type("\x1b[A\r");  // (libedit redraws only what changed: the answer tells the line)
+  ASSERT_TRUE(t.wait_for("No license was specified for this model.")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  t.type("/bye\r");
+  EXPECT_EQ(t.wait_exit(), 0) << t.output();
+}
+
+// A model's MESSAGEs are the conversation the session continues: shown when it starts.
+TEST(RunTerminal, ModelMessagesAreShownWhenTheSessionStarts) {
+  const testing::TempDir dir;
+  const std::string store = "CORRAL_MODELS=" + dir.str() + "/models";
+  testing::write_text(dir.path() / "Modelfile", "FROM " + model() +
+                                                    "\nMESSAGE user Tell me a story\n"
+                                                    "MESSAGE assistant Once upon a time\n");
+  const auto [created, log] =
+      testing::sh(store + " CORRAL_NO_SERVER=1 '" CORRAL_BINARY "' create story -f '" + dir.str() +
+                  "/Modelfile'");
+  ASSERT_EQ(created, 0) << log;
+  Terminal t({"run", "story", "-t", "1"}, {store, "CORRAL_NO_SERVER=1"});
+  ASSERT_TRUE(t.started());
+  ASSERT_TRUE(t.wait_for(">>> Tell me a story\r\nOnce upon a time\r\n\r\n>>> ")) << t.output();
+  t.type("/bye\r");
+  EXPECT_EQ(t.wait_exit(), 0) << t.output();
+}
+
 }  // namespace
 }  // namespace corral
