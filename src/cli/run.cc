@@ -39,6 +39,7 @@
 #include "cli/images.h"
 #include "cli/prompt.h"
 #include "cli/pull.h"
+#include "convert/convert.h"
 #include "image/image.h"
 #include "model/model.h"
 #include "parse/output.h"
@@ -50,6 +51,7 @@
 #include "store/base64.h"
 #include "store/digest.h"
 #include "store/model.h"
+#include "store/modelfile.h"
 #include "store/names.h"
 
 namespace corral::cli {
@@ -1001,7 +1003,41 @@ EmbedArgs embed_args(const RunArgs& args, const sample::Options& options) {
   return e;
 }
 
+// A folder named as the model: the one GGUF in it is run (a vision model's text GGUF and its
+// projector are a model of the store's making); a Hugging Face folder must be made a model
+// first. A path that names nothing is said to be one, never taken for a model name.
+void resolve_path_argument(RunArgs& args) {
+  if (!store::looks_like_path(args.model)) return;  // a model name, even where a folder has it
+  std::error_code ec;
+  const std::filesystem::path p = store::expand_modelfile_path(args.model, ".");
+  if (std::filesystem::is_directory(p, ec)) {
+    if (convert::is_hf_folder(p.string())) {
+      throw std::runtime_error(
+          args.model + " is a Hugging Face model folder; make a model of it first:\n  echo 'FROM " +
+          args.model +
+          "' > Modelfile\n  corral create my-model -f Modelfile\n  corral run my-model");
+    }
+    std::vector<std::filesystem::path> ggufs;
+    for (const auto& e : std::filesystem::directory_iterator(p, ec)) {
+      if (e.path().extension() == ".gguf" && e.is_regular_file(ec)) ggufs.push_back(e.path());
+    }
+    if (ggufs.size() == 1) {
+      args.model = ggufs[0].string();
+      return;
+    }
+    throw std::runtime_error(
+        args.model + " is a folder " +
+        (ggufs.empty() ? std::string("without a model (no .gguf file, no config.json)")
+                       : "of several .gguf files: name one, or make a model of them with "
+                         "corral create (a text GGUF and its projector)"));
+  }
+  if (!std::filesystem::exists(p, ec)) {
+    throw std::runtime_error(store::missing_path_error(args.model, p));
+  }
+}
+
 void run(RunArgs& args) {
+  resolve_path_argument(args);
   if (!store::is_model_path(args.model) && !server_disabled()) {
     std::unique_ptr<Client> client = connect_if_running();
     if (!client) client = start_server();

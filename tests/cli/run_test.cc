@@ -212,6 +212,31 @@ TEST(RunCli, BadInputsExitNonZeroWithClearMessages) {
   EXPECT_NE(r.out.find("model"), std::string::npos) << r.out;
 }
 
+// A path names a file or folder, never a model name: a folder holding one GGUF runs it, a
+// Hugging Face folder is explained (create a model first), a missing path is said to be one.
+TEST(RunCli, FoldersAndMissingPathsAreNamedAsSuch) {
+  const testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() / "one");
+  std::filesystem::copy_file(model(), dir.path() / "one" / "m.gguf");
+  auto r = run_corral("run '" + dir.str() +
+                      "/one' -t 1 --option temperature=0 "
+                      "--option num_predict=6 'Once upon a time'");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out, run_corral("run " + model_arg() +
+                              " --option temperature=0 --option num_predict=6 'Once upon a time'")
+                       .out);
+  r = run_corral("run '" + testing::testdata_path("reference/tiny-qwen3") + "' hi");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("is a Hugging Face model folder; make a model of it first"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("corral create my-model -f Modelfile"), std::string::npos) << r.out;
+  r = run_corral("run '" + dir.str() + "/nothere' hi");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("nothere: no such file or folder"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("invalid model name"), std::string::npos) << r.out;
+}
+
 TEST(DebugTokenizeCli, EncodesOnceUponATimeAsSentencePieceDoes) {
   auto r = run_corral("debug tokenize '" + model() + "' 'Once upon a time'", false);
   EXPECT_EQ(r.exit_code, 0);
