@@ -152,9 +152,13 @@ TEST_P(Vision, RunnerBatchesImageSequencesAsAloneAndEncodesEachImageOnce) {
   EXPECT_GE(runner.memory_bytes(), needs.weights + needs.images);
 
   // The conversation's next turn: the prompt starts with the first one (image included), so its
-  // cells are reused and the image is not encoded again.
-  std::vector<int32_t> next = a->result().context;
-  const size_t image_tokens = next.size() - text.size() - a->result().stats.eval_count;
+  // cells are reused and the image is not encoded again. The first turn runs again alone first:
+  // when `a` finished before `b` arrived, `b` (a prefix of `a`) rightly took a's cells, and the
+  // turn would find them gone.
+  auto again = request(text, true);
+  EXPECT_EQ(collect(*again), want_a);
+  std::vector<int32_t> next = again->result().context;
+  const size_t image_tokens = next.size() - text.size() - again->result().stats.eval_count;
   next.insert(next.end(), text.end() - 4, text.end());
   std::vector<int32_t> next_text = next;
   next_text.erase(next_text.begin() + static_cast<std::ptrdiff_t>(image.at),
