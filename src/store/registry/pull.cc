@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -134,7 +135,14 @@ void pull(Store& st, const ModelName& name, const PullOptions& o) {
   for (const Layer& layer : blobs) {
     if (st.has_blob(layer.digest)) continue;
     const fs::path partial = st.blob_path(layer.digest).string() + "-partial";
-    missing += layer.size - std::min(bytes_in_progress(partial), layer.size);  // resumed bytes
+    // What the partial file already holds on disk needs no more room: its allocated blocks (a
+    // pull stopped by a full disk may not have saved its progress), or the saved progress.
+    uint64_t held = bytes_in_progress(partial);
+    struct stat sb;
+    if (::stat(partial.c_str(), &sb) == 0) {
+      held = std::max(held, static_cast<uint64_t>(sb.st_blocks) * 512);
+    }
+    missing += layer.size - std::min(held, layer.size);
   }
   fs::create_directories(st.root() / "blobs");
   const uint64_t available = fs::space(st.root() / "blobs").available;
