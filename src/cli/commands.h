@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "store/model.h"
+#include "store/store.h"
 #include "template/prompt.h"
 
 namespace corral::ml::gguf {
@@ -73,8 +75,11 @@ double seconds_since_epoch();
 // The name llama.cpp gives a general.file_type number ("Q4_K_M"), if it is one (show.cc).
 std::optional<std::string> file_type_name(int64_t ftype);
 
-// The `corral show` summary of a model file (show.cc); also the REPL's `/show info`.
+// The `corral show` summary of a model file (show.cc).
 void print_model_summary(const ml::gguf::File& file, std::ostream& out);
+// server::show_json's answer, through JSON text as a server's answer arrives (invalid UTF-8
+// replaced the same way): what `corral show` and the REPL's /show print in this process.
+nlohmann::json show_answer(const store::Store& st, const store::ModelInfo& info, bool verbose);
 // The same summary from a server's /api/show answer (show.cc); also the REPL's `/show info` on a
 // server. `verbose` adds the model_info keys.
 void print_show_answer(const nlohmann::json& answer, bool verbose, std::ostream& out);

@@ -47,7 +47,6 @@
 #include "runner/engine.h"
 #include "sample/options.h"
 #include "server/images.h"
-#include "server/show.h"
 #include "store/base64.h"
 #include "store/digest.h"
 #include "store/model.h"
@@ -433,10 +432,7 @@ class LocalSession : public Session {
                                                     : options_.num_gpu;
     eo.projector = info.projector.string();
     engine_ = std::make_unique<Engine>(info.gguf.string(), eo);
-    const store::Store st(store::Store::default_root());
-    show_ = nlohmann::json::parse(
-        server::show_json(st, info, false)
-            .dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+    show_ = show_answer(store::Store(store::Store::default_root()), info, false);
     chat_ = std::make_unique<Conversation>(info, engine_->file().metadata(),
                                            engine_->tokenizer().vocab());
   }

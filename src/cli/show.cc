@@ -261,15 +261,13 @@ void print_show_answer(const nlohmann::json& r, bool verbose, std::ostream& out)
   }
 }
 
-namespace {
-
-// server::show_json's answer through JSON text, as the server's answer arrives (invalid UTF-8
-// replaced the same way).
 nlohmann::json show_answer(const store::Store& st, const store::ModelInfo& info, bool verbose) {
   return nlohmann::json::parse(
       server::show_json(st, info, verbose)
           .dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
 }
+
+namespace {
 
 // Prints what `corral show` prints of an /api/show answer, the same for the server's answer and
 // for show_json's in this process.

@@ -447,22 +447,35 @@ TEST(RunTerminal, CommandsAndMultiLineInput) {
   EXPECT_EQ(t.wait_exit(), 0) << t.output();
 }
 
+// Makes model `name` from `modelfile` in a store under `dir` (in this process, no server);
+// returns the environment that points corral at that store. Empty when create failed (the
+// failure is recorded).
+std::vector<std::string> store_with(const testing::TempDir& dir, const std::string& name,
+                                    const std::string& modelfile) {
+  const std::string store = "CORRAL_MODELS=" + dir.str() + "/models";
+  testing::write_text(dir.path() / "Modelfile", modelfile);
+  const auto [created, log] =
+      testing::sh(store + " CORRAL_NO_SERVER=1 '" CORRAL_BINARY "' create " + name + " -f '" +
+                  dir.str() + "/Modelfile'");
+  if (created != 0) {
+    ADD_FAILURE() << "corral create " << name << ": " << log;
+    return {};
+  }
+  return {store, "CORRAL_NO_SERVER=1"};
+}
+
 // A model that always thinks (tests/clients/thinking_model.mjs writes its checkpoint), made in a
 // fresh store: `/set think` and `/set nothink` change what the next answer shows.
 TEST(RunTerminal, SetThinkAndNothinkChangeTheNextAnswer) {
   if (std::system("node --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "node is not installed";
   const testing::TempDir dir;
-  const std::string store = "CORRAL_MODELS=" + dir.str() + "/models";
   const auto [wrote, out] = testing::sh(
       "node '" CORRAL_SOURCE_DIR "/tests/clients/thinking_model.mjs' '" + dir.str() + "/hf'");
   ASSERT_EQ(wrote, 0) << out;
-  testing::write_text(dir.path() / "Modelfile", "FROM " + dir.str() + "/hf\n");
-  const auto [created, log] =
-      testing::sh(store + " CORRAL_NO_SERVER=1 '" CORRAL_BINARY "' create think -f '" + dir.str() +
-                  "/Modelfile'");
-  ASSERT_EQ(created, 0) << log;
+  const std::vector<std::string> env = store_with(dir, "think", "FROM " + dir.str() + "/hf\n");
+  ASSERT_FALSE(env.empty());
 
-  Terminal t({"run", "think", "-t", "1"}, {store, "CORRAL_NO_SERVER=1"});
+  Terminal t({"run", "think", "-t", "1"}, env);
   ASSERT_TRUE(t.started());
   ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
   // Thinking in grey after a bold "Thinking...", then the answer in the default colour.
@@ -499,15 +512,12 @@ TEST(RunTerminal, SetThinkAndNothinkChangeTheNextAnswer) {
 // model's own settings.
 TEST(RunTerminal, ShowCommandsAnswerFromTheModelAndTheSession) {
   const testing::TempDir dir;
-  const std::string store = "CORRAL_MODELS=" + dir.str() + "/models";
-  testing::write_text(dir.path() / "Modelfile", "FROM " + model() +
-                                                    "\nPARAMETER temperature 0\nSYSTEM Lily\n"
-                                                    "LICENSE MIT\n");
-  const auto [created, log] =
-      testing::sh(store + " CORRAL_NO_SERVER=1 '" CORRAL_BINARY "' create story -f '" + dir.str() +
-                  "/Modelfile'");
-  ASSERT_EQ(created, 0) << log;
-  Terminal t({"run", "story", "-t", "1"}, {store, "CORRAL_NO_SERVER=1"});
+  const std::vector<std::string> env = store_with(dir, "story",
+                                                  "FROM " + model() +
+                                                      "\nPARAMETER temperature 0\nSYSTEM Lily\n"
+                                                      "LICENSE MIT\n");
+  ASSERT_FALSE(env.empty());
+  Terminal t({"run", "story", "-t", "1"}, env);
   ASSERT_TRUE(t.started());
   ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
   const auto command = [&t](const std::string& keys, const std::string& answer) {
@@ -572,15 +582,12 @@ TEST(RunTerminal, HistoryPersistsAcrossSessions) {
 // A model's MESSAGEs are the conversation the session continues: shown when it starts.
 TEST(RunTerminal, ModelMessagesAreShownWhenTheSessionStarts) {
   const testing::TempDir dir;
-  const std::string store = "CORRAL_MODELS=" + dir.str() + "/models";
-  testing::write_text(dir.path() / "Modelfile", "FROM " + model() +
-                                                    "\nMESSAGE user Tell me a story\n"
-                                                    "MESSAGE assistant Once upon a time\n");
-  const auto [created, log] =
-      testing::sh(store + " CORRAL_NO_SERVER=1 '" CORRAL_BINARY "' create story -f '" + dir.str() +
-                  "/Modelfile'");
-  ASSERT_EQ(created, 0) << log;
-  Terminal t({"run", "story", "-t", "1"}, {store, "CORRAL_NO_SERVER=1"});
+  const std::vector<std::string> env = store_with(dir, "story",
+                                                  "FROM " + model() +
+                                                      "\nMESSAGE user Tell me a story\n"
+                                                      "MESSAGE assistant Once upon a time\n");
+  ASSERT_FALSE(env.empty());
+  Terminal t({"run", "story", "-t", "1"}, env);
   ASSERT_TRUE(t.started());
   ASSERT_TRUE(t.wait_for(">>> Tell me a story\r\nOnce upon a time\r\n\r\n>>> ")) << t.output();
   t.type("/bye\r");
