@@ -842,6 +842,12 @@ void truncate_dimensions(std::vector<float>& v, int dimensions) {
 Embeddings embed_texts(Context& ctx, const store::ModelInfo& info, const sample::Options& options,
                        std::optional<runner::Duration> keep_alive,
                        const std::vector<std::string>& inputs, bool truncate, int dimensions) {
+  // Each input is a forward pass: a batch is held to a stated count, checked before any work.
+  constexpr size_t kMaxInputs = 2048;
+  if (inputs.size() > kMaxInputs) {
+    throw HttpError(400, std::to_string(inputs.size()) + " inputs in one request (at most " +
+                             std::to_string(kMaxInputs) + ")");
+  }
   Embeddings out;
   const auto start = Clock::now();
   runner::Lease lease = ctx.scheduler.acquire(info, options, keep_alive);

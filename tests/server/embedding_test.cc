@@ -128,6 +128,23 @@ TEST_F(EmbeddingServer, TruncateCutsToTheContextOrRefusesWith400) {
   EXPECT_LE(max_abs_diff(fits["embeddings"][0], mean(0)), 1e-4f);
 }
 
+// Too many inputs in one request is a 400 before any work, on both routes; the server then
+// answers a normal request.
+TEST_F(EmbeddingServer, TooManyInputsIsA400AndTheServerGoesOn) {
+  const json many = json::array();
+  json inputs = many;
+  for (int i = 0; i < 2049; ++i) inputs.push_back("a");
+  for (const char* route : {"/api/embed", "/v1/embeddings"}) {
+    auto r = post(route, {{"model", "bert"}, {"input", inputs}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << route << ": " << r->body;
+    EXPECT_NE(r->body.find("2049 inputs in one request (at most 2048)"), std::string::npos)
+        << r->body;
+  }
+  const json fits = ok("/api/embed", {{"model", "bert"}, {"input", text(0)}});
+  EXPECT_LE(max_abs_diff(fits["embeddings"][0], mean(0)), 1e-4f);
+}
+
 TEST_F(EmbeddingServer, ShowSaysEmbeddingAndGenerationIsA400) {
   const json show = ok("/api/show", {{"model", "bert"}});
   EXPECT_EQ(show["capabilities"], json::array({"embedding"}));
