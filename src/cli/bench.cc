@@ -274,6 +274,9 @@ void run_bench(const BenchArgs& a) {
     std::cerr << "warning: " << num_ctx << " tokens exceed the training context ("
               << engine.model().config().n_ctx_train << ")\n";
   }
+  // A benchmark needs its whole context: refused (naming the sizes) rather than lowered when
+  // memory does not hold it.
+  runner::admit_in_process(a.model, engine.memory_needs(num_ctx, num_batch), num_ctx);
   std::mt19937 rng(42);
   if (!a.json) {
     std::cout << "model: " << facts.name;

@@ -27,6 +27,9 @@ std::vector<float> embed_local(const store::ModelInfo& info, const EmbedArgs& a)
   o.num_parallel = 1;
   o.n_threads = a.threads.value_or(0);
   if (a.num_ctx > 0) o.num_ctx = a.num_ctx;
+  o.fit_memory = [&a](const runner::MemoryNeeds& n) {
+    return runner::admit_in_process(a.model, n);
+  };
   runner::Runner r(info.gguf.string(), o);
   runner::SequenceRequest req;
   req.embed = true;

@@ -35,6 +35,7 @@
 #include "backend/cuda/cuda.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/context_note.h"
 #include "cli/embed.h"
 #include "cli/images.h"
 #include "cli/prompt.h"
@@ -432,6 +433,7 @@ class LocalSession : public Session {
                                                     : options_.num_gpu;
     eo.projector = info.projector.string();
     engine_ = std::make_unique<Engine>(info.gguf.string(), eo);
+    options_.num_ctx = fit_context(options_);
     show_ = show_answer(store::Store(store::Store::default_root()), info, false);
     chat_ = std::make_unique<Conversation>(info, engine_->file().metadata(),
                                            engine_->tokenizer().vocab());
@@ -494,6 +496,7 @@ class LocalSession : public Session {
     const std::pair<std::string, std::string> kv[] = {{key, value}};
     changed.apply_params(kv);
     if (key == "num_thread" && !args_.threads) engine_->set_threads(changed.num_thread);
+    if (key == "num_ctx") changed.num_ctx = fit_context(changed);
     options_ = std::move(changed);
   }
   void set_system(std::string system) override { chat_->set_system(std::move(system)); }
@@ -504,6 +507,13 @@ class LocalSession : public Session {
   const nlohmann::json& show() const override { return show_; }
 
  private:
+  // The context memory holds, before the cache is allocated: all `o` asks when it fits, else
+  // lowered (one line on stderr) or refused, as the server's scheduler decides (runner::admit).
+  int64_t fit_context(const sample::Options& o) const {
+    return runner::admit_in_process(args_.model,
+                                    engine_->memory_needs(engine_->context_size(o), o.num_batch));
+  }
+
   const RunArgs& args_;
   sample::Options options_;
   std::unique_ptr<Engine> engine_;
@@ -614,6 +624,13 @@ class RemoteSession : public Session {
     r.stats.total_duration = nanos(last, "total_duration");
     r.stats.done_reason = last.value("done_reason", "");
     r.load_duration = nanos(last, "load_duration");
+    if (!context_checked_) {
+      context_checked_ = true;
+      if (auto note = lowered_context_note(client_, args_.model, show_, options_)) {
+        out.end_line();
+        std::cerr << *note << std::endl;
+      }
+    }
     if (!args_.raw) {
       turns_.push_back(std::move(user));
       nlohmann::json reply = {{"role", "assistant"}, {"content", text}};
@@ -626,6 +643,7 @@ class RemoteSession : public Session {
     const std::pair<std::string, std::string> kv[] = {{key, value}};
     const nlohmann::json changed = sample::params_to_json(kv);
     for (const auto& item : changed.items()) options_[item.key()] = item.value();
+    if (key == "num_ctx") context_checked_ = false;
   }
   void set_system(std::string system) override { system_ = std::move(system); }
   void clear() override { turns_ = nlohmann::json::array(); }
@@ -638,6 +656,7 @@ class RemoteSession : public Session {
   nlohmann::json options_ = nlohmann::json::object();
   std::optional<std::string> system_;
   nlohmann::json turns_ = nlohmann::json::array();
+  bool context_checked_ = false;  // whether the server's context was compared with the asked one
 };
 
 constexpr const char* kShowHelp =

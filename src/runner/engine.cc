@@ -143,6 +143,15 @@ int64_t Engine::context_size(const sample::Options& options) const {
   return train > 0 ? std::min(want, train) : want;
 }
 
+MemoryNeeds Engine::memory_needs(int64_t num_ctx, int num_batch) const {
+  return estimate_memory(
+      *file_, projector_.get(), *model_,
+      {.num_ctx = num_ctx,
+       .num_parallel = 1,
+       .num_batch = static_cast<int>(std::clamp<int64_t>(num_batch, 1, kMaxBatch)),
+       .cache_dtype = options_.cache_dtype});
+}
+
 bool Engine::is_end_of_generation(int32_t token) const {
   return runner::is_end_of_generation(tokenizer_->vocab(), token);
 }

@@ -23,6 +23,7 @@
 #include "ml/backend.h"
 #include "ml/gguf/reader.h"
 #include "model/model.h"
+#include "runner/memory.h"
 #include "runner/multimodal.h"
 #include "sample/options.h"
 #include "tokenizer/tokenizer.h"
@@ -89,6 +90,10 @@ class Engine {
 
   // The context window options.num_ctx asks for (0: 4096), capped at the training context.
   int64_t context_size(const sample::Options& options) const;
+
+  // What generating with a context of num_ctx cells in batches of num_batch takes in memory (one
+  // sequence), estimated before the cache is allocated: for runner::admit_in_process.
+  MemoryNeeds memory_needs(int64_t num_ctx, int num_batch) const;
 
   // Generates a continuation of `prompt` (which must not be empty), streaming its text to
   // `sink`. Stops at an end-of-generation token, a stop string (neither is emitted),

@@ -16,71 +16,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A slot's cells start at a multiple of this, a multiple of every tile the attention kernels
-// walk the cache in: a sequence's cells then fall into the same tiles, at the same offsets, in
-// every slot, and its attention sums run in the same order whichever slot it is in.
-constexpr int64_t kSlotAlign = 256;
-
 // llama.cpp's LLAMA_POOLING_TYPE_MEAN and _CLS in `<arch>.pooling_type` (0 none, 3 last).
 constexpr int64_t kPoolingMean = 1;
 constexpr int64_t kPoolingCls = 2;
 
 constexpr int kMaxTopLogprobs = 20;
 
-int64_t slot_cells_for(int64_t num_ctx) {
-  return (num_ctx + kSlotAlign - 1) / kSlotAlign * kSlotAlign;
-}
-
-// An estimate from the shapes alone, before anything is allocated. The compute buffers are the
-// planner's live activations for a batch of num_batch tokens (a handful of [n_embd] rows per
-// token, counted generously as 16), the embeddings of every row (one more) and the logits of one
-// output row per sequence; the attention mask (f32 [n_kv, n_tokens]) grows with the cells attended,
-// so it is counted per cell with the KV cache.
-MemoryNeeds estimate_memory(const ml::gguf::File& file, const model::Config& c,
-                            const RunnerOptions& o) {
-  MemoryNeeds n;
-  n.num_ctx = o.num_ctx;
-  n.num_parallel = o.num_parallel;
-  for (const auto& t : file.tensors()) {
-    n.weights += t.nbytes;
-    // The CPU backend repacks matrix weights into panels at their first use: a second copy
-    // (measured: 0.53 GB more anonymous memory than the KV cache on llama-3.2-1b Q4_0).
-    if (t.n_dims >= 2) n.packed += t.nbytes;
-  }
-  const auto batch = static_cast<uint64_t>(o.num_batch);
-  const auto n_embd = static_cast<uint64_t>(c.n_embd);
-  n.fixed = sizeof(float) * (batch * n_embd * 17 + static_cast<uint64_t>(o.num_parallel) *
-                                                       static_cast<uint64_t>(c.n_vocab));
-  const ml::DType cache = c.causal ? o.cache_dtype : ml::DType::F32;  // as the runner makes it
-  const uint64_t layer_cell = ml::row_size(cache, c.head_dim_k * c.n_head_kv) +
-                              ml::row_size(cache, c.head_dim_v * c.n_head_kv);
-  const auto n_sliding = c.sliding_window > 0
-                             ? static_cast<uint64_t>(std::count(c.sliding_layers.begin(),
-                                                                c.sliding_layers.end(), true))
-                             : 0;
-  n.per_cell = (static_cast<uint64_t>(c.n_layer) - n_sliding) * layer_cell + sizeof(float) * batch;
-  // Sliding-window layers keep at most their window and one batch per slot, whatever the
-  // context (kvcache/sliding.h).
-  n.fixed += n_sliding * layer_cell * (static_cast<uint64_t>(c.sliding_window) - 1 + batch) *
-             static_cast<uint64_t>(o.num_parallel);
-  return n;
-}
-
 }  // namespace
-
-uint64_t MemoryNeeds::bytes(int64_t ctx) const {
-  const auto cells = static_cast<uint64_t>(slot_cells_for(std::max<int64_t>(ctx, 1))) *
-                     static_cast<uint64_t>(num_parallel);
-  return weights + packed + fixed + images + cells * per_cell;
-}
-
-int64_t MemoryNeeds::fit(uint64_t budget) const {
-  const uint64_t base = weights + packed + fixed + images;
-  if (budget <= base || per_cell == 0) return 0;
-  const uint64_t cells = (budget - base) / per_cell / static_cast<uint64_t>(num_parallel);
-  if (cells >= static_cast<uint64_t>(slot_cells_for(num_ctx))) return num_ctx;
-  return static_cast<int64_t>(cells) / kSlotAlign * kSlotAlign;
-}
 
 // ---- Sequence ----
 
@@ -694,14 +636,13 @@ Runner::Runner(const std::string& gguf_path, RunnerOptions options)
   if (c.n_ctx_train > 0) options_.num_ctx = std::min(options_.num_ctx, c.n_ctx_train);
   options_.num_parallel = std::max(1, options_.num_parallel);
   options_.num_batch = std::max(1, options_.num_batch);
-  m.needs = estimate_memory(*m.file, c, options_);
   const size_t images_kept = std::max<size_t>(4, static_cast<size_t>(options_.num_parallel));
-  if (m.projector) {
-    for (const auto& t : m.projector->tensors()) m.needs.weights += t.nbytes;
-  }
-  if (const model::Vision* v = m.model->vision()) {
-    m.needs.images = static_cast<uint64_t>(v->max_image_state_bytes()) * images_kept;
-  }
+  m.needs = estimate_memory(*m.file, m.projector.get(), *m.model,
+                            {.num_ctx = options_.num_ctx,
+                             .num_parallel = options_.num_parallel,
+                             .num_batch = options_.num_batch,
+                             .cache_dtype = options_.cache_dtype,
+                             .images_kept = images_kept});
   if (options_.fit_memory) {
     options_.num_ctx = std::clamp<int64_t>(options_.fit_memory(m.needs), 1, options_.num_ctx);
     options_.fit_memory = nullptr;  // what it captured need not outlive the load

@@ -31,29 +31,13 @@
 #include "ml/gguf/reader.h"
 #include "model/model.h"
 #include "runner/engine.h"
+#include "runner/memory.h"
 #include "runner/multimodal.h"
 #include "sample/grammar.h"
 #include "sample/options.h"
 #include "tokenizer/tokenizer.h"
 
 namespace corral::runner {
-
-// What loading a model takes in memory, for the scheduler's admission (and /api/ps "size").
-struct MemoryNeeds {
-  int64_t num_ctx = 0;   // cells per sequence as asked, at most the training context
-  int num_parallel = 1;  // sequences
-  uint64_t weights = 0;  // the file's tensor bytes: mmapped, resident once used
-  uint64_t packed = 0;   // the CPU backend's repacked copies of the matrices (at most)
-  uint64_t fixed = 0;    // compute buffers that do not grow with the context
-  // KV cache (K and V of every layer but the sliding-window ones, which `fixed` counts) and
-  // attention mask, per cell
-  uint64_t per_cell = 0;
-  uint64_t images = 0;  // vision models: the encoder cache at its fullest
-  // Bytes for num_ctx cells per sequence (rounded up to whole cache tiles, as allocated).
-  uint64_t bytes(int64_t num_ctx) const;
-  // The largest num_ctx, a multiple of the cache tile, whose bytes() fit in `budget`; 0 if none.
-  int64_t fit(uint64_t budget) const;
-};
 
 struct RunnerOptions {
   int64_t num_ctx = 4096;  // cells per sequence (capped at the training context)

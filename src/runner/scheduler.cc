@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <limits>
 #include <map>
@@ -156,14 +155,6 @@ std::optional<double> parse_number(std::string_view s) {
   return v;
 }
 
-// A number from the start of a /sys or /proc file ("max" and the like: nullopt).
-std::optional<uint64_t> read_u64(const char* path) {
-  std::ifstream in(path);
-  uint64_t v = 0;
-  if (in >> v) return v;
-  return std::nullopt;
-}
-
 // The most threads a load uses: the spinning thread pool on more threads than the machine runs
 // at once makes every step wait for threads that are not running (100000 threads, capped at the
 // pool's 255, took minutes per token on 2 cores).
@@ -173,77 +164,6 @@ int max_threads() {
 }
 
 }  // namespace
-
-std::optional<uint64_t> available_system_memory() {
-  std::optional<uint64_t> out;
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  uint64_t kib = 0;
-  std::string unit;
-  while (meminfo >> key >> kib) {
-    std::getline(meminfo, unit);
-    if (key == "MemAvailable:") {
-      out = kib * 1024;
-      break;
-    }
-  }
-  // cgroup v2: a container's limit, less what it already uses.
-  const auto max = read_u64("/sys/fs/cgroup/memory.max");
-  const auto current = read_u64("/sys/fs/cgroup/memory.current");
-  if (max && current) {
-    const uint64_t left = *max > *current ? *max - *current : 0;
-    out = out ? std::min(*out, left) : left;
-  }
-  return out;
-}
-
-std::optional<uint64_t> parse_bytes(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  size_t digits = 0;
-  while (digits < s.size() &&
-         (std::isdigit(static_cast<unsigned char>(s[digits])) || s[digits] == '.')) {
-    ++digits;
-  }
-  const auto number = parse_number(s.substr(0, digits));
-  if (!number || *number < 0) return std::nullopt;
-  std::string unit;
-  for (char c : s.substr(digits)) {
-    if (c != ' ') unit += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  if (unit.ends_with("IB")) unit.resize(unit.size() - 2);
-  if (unit.size() == 2 && unit[1] == 'B') unit.resize(1);
-  double scale = 1;
-  if (unit == "K") {
-    scale = 1024.0;
-  } else if (unit == "M") {
-    scale = 1024.0 * 1024;
-  } else if (unit == "G") {
-    scale = 1024.0 * 1024 * 1024;
-  } else if (unit == "T") {
-    scale = 1024.0 * 1024 * 1024 * 1024;
-  } else if (!unit.empty() && unit != "B") {
-    return std::nullopt;
-  }
-  const double bytes = *number * scale;
-  if (bytes >= 1.8e19) return std::nullopt;
-  return static_cast<uint64_t>(bytes);
-}
-
-std::string human_bytes(uint64_t n) {
-  static const struct {
-    double scale;
-    const char* unit;
-  } kUnits[] = {{1e12, "TB"}, {1e9, "GB"}, {1e6, "MB"}, {1e3, "KB"}};
-  char buf[32];
-  for (const auto& u : kUnits) {
-    if (static_cast<double>(n) < u.scale) continue;
-    std::snprintf(buf, sizeof buf, "%.1f %s", static_cast<double>(n) / u.scale, u.unit);
-    return buf;
-  }
-  std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
-  return buf;
-}
 
 Duration parse_keep_alive(const nlohmann::json& value) {
   if (value.is_number()) {
@@ -286,14 +206,7 @@ SchedulerOptions scheduler_options_from_env() {
   o.max_queue =
       static_cast<size_t>(integer("CORRAL_MAX_QUEUE", 0, static_cast<int64_t>(o.max_queue)));
   o.default_num_ctx = integer("CORRAL_CONTEXT_LENGTH", 0, o.default_num_ctx);
-  if (const char* v = std::getenv("CORRAL_MAX_MEMORY"); v && *v) {
-    const auto bytes = parse_bytes(v);
-    if (!bytes) {
-      throw std::invalid_argument(std::string("CORRAL_MAX_MEMORY=") + v +
-                                  ": expected a byte count (\"16G\", \"512M\", \"1000000\")");
-    }
-    o.max_memory = *bytes;
-  }
+  o.max_memory = max_memory_from_env();
   return o;
 }
 
@@ -358,28 +271,22 @@ struct Scheduler::Impl {
     }
   }
 
-  // Under the lock: the bytes a new load may take, and whether CORRAL_MAX_MEMORY (rather than
-  // the machine) is what limits it.
-  std::pair<uint64_t, bool> budget(const SchedulerOptions& o) const {
-    uint64_t out = std::numeric_limits<uint64_t>::max();
-    if (auto available = o.available_memory ? o.available_memory() : available_system_memory()) {
-      out = *available;
-    }
-    if (o.max_memory == 0) return {out, false};
+  // Under the lock: the bytes a new load may take.
+  MemoryBudget budget(const SchedulerOptions& o) const {
     uint64_t used = 0;
     for (const auto& [path, e] : models) {
       if (e.model) used += e.model->runner->memory_bytes();
     }
-    const uint64_t left = o.max_memory > used ? o.max_memory - used : 0;
-    return {std::min(out, left), left <= out};
+    return memory_budget(o.available_memory ? o.available_memory() : available_system_memory(),
+                         o.max_memory, used);
   }
 
   // The num_ctx a load of `name` gets (Runner's fit_memory): all it asked when that fits, after
   // unloading idle models if need be; else the largest that fits, down to min_num_ctx.
   int64_t fit(const SchedulerOptions& o, const std::string& name, const MemoryNeeds& n) {
     std::unique_lock lock(mu);
-    auto [room, by_limit] = budget(o);
-    while (n.bytes(n.num_ctx) > room) {
+    MemoryBudget room = budget(o);
+    while (n.bytes(n.num_ctx) > room.bytes) {
       auto lru = models.end();
       for (auto j = models.begin(); j != models.end(); ++j) {
         const Entry& e = j->second;
@@ -394,26 +301,10 @@ struct Scheduler::Impl {
       say(o, "unloading " + victim->info.name + " to make room for " + name);
       victim.reset();  // frees its memory before the probe looks again
       lock.lock();
-      std::tie(room, by_limit) = budget(o);
+      room = budget(o);
     }
     lock.unlock();
-    if (n.bytes(n.num_ctx) <= room) return n.num_ctx;
-    const std::string where =
-        human_bytes(room) + (by_limit ? " is left under CORRAL_MAX_MEMORY" : " is available");
-    const std::string asked = std::to_string(n.num_ctx) + "-token context (" +
-                              std::to_string(n.num_parallel) + " parallel sequences)";
-    const int64_t min_ctx = std::clamp<int64_t>(o.min_num_ctx, 1, n.num_ctx);
-    int64_t ctx = n.fit(room);
-    if (ctx < min_ctx && n.bytes(min_ctx) <= room) ctx = min_ctx;
-    if (ctx < min_ctx) {
-      throw InsufficientMemoryError(name + " needs " + human_bytes(n.bytes(n.num_ctx)) + " for a " +
-                                    asked + " but " + where + "; even a " +
-                                    std::to_string(min_ctx) + "-token context needs " +
-                                    human_bytes(n.bytes(min_ctx)));
-    }
-    say(o, name + ": a " + asked + " needs " + human_bytes(n.bytes(n.num_ctx)) + " but " + where +
-               "; num_ctx lowered to " + std::to_string(ctx));
-    return ctx;
+    return admit(name, n, room, o.min_num_ctx, [&](const std::string& line) { say(o, line); });
   }
 
   // Under the lock: removes idle models whose keep_alive ran out; returns them, to be destroyed

@@ -7,8 +7,10 @@
 // Memory admission: before a model's KV cache is allocated, what the load needs (weights, KV
 // cache, compute buffers: Runner's MemoryNeeds) is compared with what is available (the probe,
 // MemAvailable by default) and with what CORRAL_MAX_MEMORY leaves. Idle models are unloaded, least
-// recently used first, while the load does not fit; then the context is lowered to what fits (not
-// below min_num_ctx), and a load that does not fit even so is refused (InsufficientMemoryError).
+// recently used first, while the load does not fit; then runner::admit (memory.h, as for a model
+// run in-process) lowers the context to what fits (not below min_num_ctx), and refuses a load
+// that does not fit even so (InsufficientMemoryError: acquire() throws it, the server answers
+// 507).
 #pragma once
 
 #include <chrono>
@@ -43,19 +45,12 @@ struct SchedulerOptions {
   // 0: only what the machine has available limits them.
   uint64_t max_memory = 0;
   // A context lowered to fit memory is not lowered below this (nor below what was asked).
-  int64_t min_num_ctx = 2048;
+  int64_t min_num_ctx = kMinNumCtx;
   // Bytes the machine can still give; nullopt when unknown. Null: available_system_memory().
   std::function<std::optional<uint64_t>()> available_memory = nullptr;
   // Where the scheduler says what it decided (a lowered context, an unload to make room); null:
   // standard error, as the server's request log.
   std::function<void(const std::string&)> log = nullptr;
-};
-
-// Thrown by acquire() when a model does not fit in memory even with the smallest context; the
-// message names the sizes. The server answers 507.
-class InsufficientMemoryError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
 };
 
 // Largest num_batch a load uses (a client's larger one is lowered to it): a batch's compute
@@ -136,18 +131,6 @@ class Scheduler {
 // CORRAL_CONTEXT_LENGTH, CORRAL_MAX_MEMORY over the defaults; throws naming a variable with a bad
 // value.
 SchedulerOptions scheduler_options_from_env();
-
-// MemAvailable from /proc/meminfo, lowered to what the cgroup's memory.max leaves (a container's
-// limit); nullopt when neither can be read.
-std::optional<uint64_t> available_system_memory();
-
-// A byte count: an integer or decimal number with an optional K, M, G or T suffix (powers of
-// 1024; "KB", "KiB" and lower case are accepted too): "16G", "1.5GiB", "512m", "1000000".
-// nullopt when `s` is not one.
-std::optional<uint64_t> parse_bytes(std::string_view s);
-
-// "17.2 GB": decimal units with one decimal, as Ollama's format.HumanBytes.
-std::string human_bytes(uint64_t n);
 
 // Ollama's keep_alive: a Go duration string ("5m", "1h30m", "-1s"), a number of seconds
 // (3600, -1), or null. Negative means forever; 0 unloads at once. Throws
