@@ -148,7 +148,12 @@ void Causal::place(ml::Graph& g, std::span<const int32_t> positions,
   n_tokens_ = static_cast<int64_t>(n);
 
   constexpr float kHidden = -std::numeric_limits<float>::infinity();
-  mask_.assign(static_cast<size_t>(n_kv_ * n_tokens_), kHidden);
+  // A larger mask frees the old one first: growing in place would hold both at once, and a long
+  // prompt's last mask (n_kv × a whole batch) is the largest buffer of a step (measured: peak RSS
+  // was the KV cache plus twice the mask at an 8192-token context; the estimate counts it once).
+  const auto mask_size = static_cast<size_t>(n_kv_ * n_tokens_);
+  if (mask_size > mask_.capacity()) std::vector<float>().swap(mask_);
+  mask_.assign(mask_size, kHidden);
   for (size_t t = 0; t < n; ++t) {
     float* row = mask_.data() + t * static_cast<size_t>(n_kv_);
     for (int64_t c = 0; c < n_kv_; ++c) {
