@@ -62,13 +62,13 @@ class LineEditor {
   int wake_[2] = {-1, -1};
   struct sigaction old_sigint_ = {};
   Prompt prompt_ = Prompt::kMain;
-  std::string prompt_plain_;  // ">>> " or "... "
-  std::string prompt_hint_;   // the same with the placeholder
-  bool placeholder_ = false;   // a placeholder is shown and nothing was typed over it yet
-  bool decorate_ = false;      // stdout is a terminal: placeholders and bracketed paste
-  bool in_paste_ = false;      // between the terminal's paste start and end markers
-  bool paste_break_ = false;   // the line ended at a line break of a paste
-  bool last_was_cr_ = false;   // a pasted CR: a LF right after it is the same line break
+  std::string prompt_plain_;           // ">>> " or "... "
+  std::string prompt_hint_;            // the same with the placeholder
+  bool placeholder_ = false;           // a placeholder is shown and nothing was typed over it yet
+  bool decorate_ = false;              // stdout is a terminal: placeholders and bracketed paste
+  bool in_paste_ = false;              // between the terminal's paste start and end markers
+  bool paste_break_ = false;           // the line ended at a line break of a paste
+  bool last_was_cr_ = false;           // a pasted CR: a LF right after it is the same line break
   std::deque<unsigned char> pending_;  // bytes read ahead and put back
 };
 

@@ -143,8 +143,7 @@ void set_think(const std::vector<std::string>& w, const Session& session, RunArg
   if (w[1] == "think" && w.size() >= 3) {
     const std::optional<parse::Think> level = parse::think_from_text(w[2]);
     if (!level) {
-      std::cout << "Invalid think value '" << w[2]
-                << "' (true, false, low, medium, high or max)\n";
+      std::cout << "Invalid think value '" << w[2] << "' (true, false, low, medium, high or max)\n";
       return;
     }
     think = *level;

@@ -15,7 +15,11 @@ constexpr std::string_view kDefault = "\x1b[0m";
 
 // Bytes in the UTF-8 sequence that starts with `c` (1 for a stray continuation byte).
 size_t sequence_length(unsigned char c) {
-  return c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+  return c < 0x80             ? 1
+         : (c & 0xE0) == 0xC0 ? 2
+         : (c & 0xF0) == 0xE0 ? 3
+         : (c & 0xF8) == 0xF0 ? 4
+                              : 1;
 }
 
 // Columns a character takes: wcwidth where the locale knows it, else one.
@@ -102,7 +106,8 @@ void ReplyOutput::text(std::string_view s) {
       partial_ = bytes.substr(i);  // the rest of the character comes with the next piece
       break;
     }
-    put_char(std::string_view(bytes).substr(i, n), columns_of(std::string_view(bytes).substr(i, n)));
+    put_char(std::string_view(bytes).substr(i, n),
+             columns_of(std::string_view(bytes).substr(i, n)));
     i += n;
   }
   last_ = s.back();

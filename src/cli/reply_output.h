@@ -35,9 +35,9 @@ class ReplyOutput {
   void put_char(std::string_view bytes, int columns);
 
   bool hide_thinking_;
-  bool color_;      // standard output is a terminal
+  bool color_;  // standard output is a terminal
   bool word_wrap_ = true;
-  int width_ = 0;   // columns that take text, when wrapping; 0: no wrapping
+  int width_ = 0;  // columns that take text, when wrapping; 0: no wrapping
   bool in_thinking_ = false;
   char last_ = 0;
   int column_ = 0;

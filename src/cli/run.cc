@@ -649,8 +649,9 @@ void add_run_command(CLI::App& app) {
                   "at once, -1 to keep it)");
   cmd->add_option("--format", args->format,
                   "Answer in this format: json (the reply is one JSON value)");
-  cmd->add_flag("!--nowordwrap", args->word_wrap,
-                "Do not wrap words at the terminal's width (the text as the model wrote it)");
+  cmd->add_flag_callback(
+      "--nowordwrap", [args] { args->word_wrap = false; },
+      "Do not wrap words at the terminal's width (the text as the model wrote it)");
   cmd->add_flag("--hidethinking", args->hide_thinking,
                 "Hide the thinking of a thinking model (the answer alone is printed)");
   cmd->add_option("--seed", args->seed, "Random seed (same seed, same options: same text)");

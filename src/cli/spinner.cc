@@ -18,7 +18,8 @@ void write_err(std::string_view s) {
 Spinner::Spinner() {
   if (isatty(STDERR_FILENO) == 0) return;
   thread_ = std::thread([this] {
-    static constexpr std::string_view kFrames[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
+    static constexpr std::string_view kFrames[] = {"⠋", "⠙", "⠹", "⠸", "⠼",
+                                                   "⠴", "⠦", "⠧", "⠇", "⠏"};
     std::unique_lock lock(mu_);
     write_err("\x1b[?25l");  // the cursor hidden while the spinner stands on it
     for (size_t i = 0; !stop_; ++i) {
