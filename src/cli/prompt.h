@@ -32,6 +32,8 @@ class Conversation {
                 const std::string& thinking = "");
   // Forgets this session's turns (the model's own MESSAGEs stay).
   void clear() { turns_ = tmpl::Json::array(); }
+  // This session's exchanges ({"role", "content", ...}), oldest first.
+  const tmpl::Json& turns() const { return turns_; }
   void set_system(std::string system) { system_ = std::move(system); }
   // Ollama's think for the template (.Think/.ThinkLevel, or enable_thinking in Jinja).
   void set_think(const parse::Think& think) { think_ = think; }

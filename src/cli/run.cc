@@ -7,18 +7,14 @@
 // /api/generate with --raw); when none answers, one is started in the background first. A .gguf
 // file, or CORRAL_NO_SERVER=1, runs the model in this process.
 #include <fcntl.h>
-#include <histedit.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/wait.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <clocale>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -40,6 +36,9 @@
 #include "cli/images.h"
 #include "cli/prompt.h"
 #include "cli/pull.h"
+#include "cli/repl.h"
+#include "cli/session.h"
+#include "cli/spinner.h"
 #include "convert/convert.h"
 #include "image/image.h"
 #include "model/model.h"
@@ -49,6 +48,7 @@
 #include "sample/options.h"
 #include "server/images.h"
 #include "store/base64.h"
+#include "store/create.h"
 #include "store/digest.h"
 #include "store/model.h"
 #include "store/modelfile.h"
@@ -59,40 +59,6 @@ namespace {
 
 using runner::Engine;
 using runner::Stats;
-
-struct RunArgs {
-  std::string model;
-  std::vector<std::string> prompt;
-  std::vector<std::string> params;  // K=V
-  bool raw = false;
-  bool verbose = false;
-  bool insecure = false;  // a missing model may be pulled over plain http
-  std::optional<int64_t> seed;
-  std::optional<int> threads;
-  std::optional<int> num_gpu;         // --num-gpu / --gpu, over the num_gpu option
-  std::optional<parse::Think> think;  // --think[=LEVEL], /set think, /set nothink
-  std::string think_text;             // --think's value, as given
-  std::optional<std::string> system;  // /set system
-  std::string keep_alive;             // --keepalive: how long the server keeps the model loaded
-  std::vector<std::pair<std::string, std::string>> set_params;  // /set parameter, in order
-  bool hide_thinking = false;                                   // --hidethinking
-  std::optional<bool> truncate;  // embedding models: cut inputs longer than the context
-  int dimensions = 0;            // embedding models: keep this many values
-};
-
-// A signal handler can reach nothing but static storage: Ctrl+C in the interactive session sets
-// this flag (checked by the generation loop between tokens) and wakes the line reader through
-// a self-pipe.
-std::atomic<bool> g_interrupted{false};
-int g_wake_fd = -1;
-
-extern "C" void on_sigint(int) {
-  g_interrupted.store(true);
-  if (g_wake_fd >= 0) {
-    const char c = 1;
-    [[maybe_unused]] const ssize_t n = write(g_wake_fd, &c, 1);
-  }
-}
 
 std::vector<std::pair<std::string, std::string>> split_params(const RunArgs& a) {
   std::vector<std::pair<std::string, std::string>> params;
@@ -114,64 +80,6 @@ int thread_count(const RunArgs& a, const sample::Options& o) {
   return a.threads ? *a.threads : o.num_thread;
 }
 
-// Streams a reply to stdout as it comes, as `ollama run` shows it: the thinking (unless hidden)
-// after "Thinking..." in grey, then "...done thinking." and the content. Remembers how the
-// output ends.
-class Output {
- public:
-  explicit Output(bool hide_thinking = false)
-      : hide_thinking_(hide_thinking), color_(isatty(STDOUT_FILENO) != 0) {}
-  void set_hide_thinking(bool hide) { hide_thinking_ = hide; }
-
-  void thinking(std::string_view s) {
-    if (s.empty() || hide_thinking_) return;
-    if (!in_thinking_) {
-      write(color_ ? kGreyBold + std::string("Thinking...\n") + kDefault + kGrey : "Thinking...\n");
-      in_thinking_ = true;
-    }
-    write(s);
-  }
-  void content(std::string_view s) {
-    if (s.empty()) return;
-    close_thinking();
-    write(s);
-  }
-  // Ends the current line unless it is already ended (or nothing was written).
-  void end_line() {
-    if (in_thinking_ && color_) write(kDefault);
-    in_thinking_ = false;
-    if (last_ && last_ != '\n') write("\n");
-  }
-  void reset() {
-    last_ = 0;
-    in_thinking_ = false;
-  }
-
- private:
-  static constexpr const char* kGrey = "\x1b[38;5;245m";
-  static constexpr const char* kGreyBold = "\x1b[38;5;245m\x1b[1m";
-  static constexpr const char* kDefault = "\x1b[0m";
-
-  void close_thinking() {
-    if (!in_thinking_) return;
-    if (last_ != '\n') write("\n");
-    write(color_ ? kGreyBold + std::string("...done thinking.\n\n") + kDefault
-                 : "...done thinking.\n\n");
-    in_thinking_ = false;
-  }
-  void write(std::string_view s) {
-    if (s.empty()) return;
-    std::fwrite(s.data(), 1, s.size(), stdout);
-    std::fflush(stdout);
-    last_ = s.back();
-  }
-
-  bool hide_thinking_;
-  bool color_;
-  bool in_thinking_ = false;
-  char last_ = 0;
-};
-
 std::vector<int32_t> tokenize_start(const Engine& engine, std::string_view text) {
   std::vector<int32_t> ids = engine.tokenize(text);
   // A chat template that writes {{ bos_token }} itself, on a vocabulary that also adds BOS,
@@ -185,7 +93,8 @@ std::vector<int32_t> tokenize_start(const Engine& engine, std::string_view text)
 // markers ("[img-N]") the prompt may hold.
 Stats generate(Engine& engine, const std::string& prompt, const sample::Options& options,
                const std::function<void(std::string_view)>& on_text,
-               const std::atomic<bool>* cancel, const std::vector<std::string>& images = {}) {
+               const std::atomic<bool>* cancel, const std::vector<std::string>& images,
+               std::shared_ptr<const sample::Grammar> grammar) {
   std::vector<int32_t> ids;
   std::vector<runner::PromptImage> placed;
   if (images.empty()) {
@@ -213,213 +122,8 @@ Stats generate(Engine& engine, const std::string& prompt, const sample::Options&
   if (ids.empty()) {
     throw std::runtime_error("the prompt gives no tokens (this model adds no BOS token)");
   }
-  return engine.generate(ids, options, on_text, cancel, placed);
+  return engine.generate(ids, options, on_text, cancel, placed, std::move(grammar));
 }
-
-void print_stats(const Stats& stats, std::chrono::nanoseconds load_duration) {
-  std::fflush(stdout);
-  std::cerr << runner::format_stats(stats, load_duration) << std::flush;
-}
-
-// libedit with a read function of our own: it waits on the terminal and on the SIGINT
-// self-pipe, so that Ctrl+C ends the line being edited at once.
-class LineEditor {
- public:
-  enum class Result { kLine, kEnd, kInterrupt };
-
-  LineEditor() {
-    if (pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
-      throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
-    }
-    g_wake_fd = wake_[1];
-    history_ = history_init();
-    HistEvent ev;
-    history(history_, &ev, H_SETSIZE, 1000);
-    // The lines of earlier sessions (Up recalls them), as ~/.ollama/history does for ollama.
-    if (const char* home = std::getenv("HOME"); home && *home) {
-      history_file_ = std::filesystem::path(home) / ".corral" / "history";
-      history(history_, &ev, H_LOAD, history_file_.c_str());
-    }
-    el_ = el_init("corral", stdin, stdout, stderr);
-    el_set(el_, EL_EDITOR, "emacs");
-    el_set(el_, EL_HIST, history, history_);
-    el_set(el_, EL_CLIENTDATA, this);
-    el_set(el_, EL_PROMPT, &LineEditor::prompt);
-    el_set(el_, EL_GETCFN, &LineEditor::read_char);
-  }
-  ~LineEditor() {
-    el_end(el_);
-    history_end(history_);
-    g_wake_fd = -1;
-    close(wake_[0]);
-    close(wake_[1]);
-  }
-  LineEditor(const LineEditor&) = delete;
-  LineEditor& operator=(const LineEditor&) = delete;
-
-  // Reads one line (without its newline). kInterrupt on Ctrl+C, with `was_empty` telling
-  // whether nothing had been typed; kEnd on Ctrl+D at an empty line.
-  Result read(std::string& line, bool continuation, bool& was_empty) {
-    continuation_ = continuation;
-    // libedit prints the prompt before it switches the terminal to its editing mode (on the first
-    // character read); keys typed in between would be echoed twice and a Ctrl+D there would be
-    // taken by the terminal's line discipline. Leaving canonical mode first closes that window;
-    // libedit restores the terminal's own settings when the line is done.
-    termios t;
-    if (tcgetattr(STDIN_FILENO, &t) == 0) {
-      t.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
-      t.c_cc[VMIN] = 1;
-      t.c_cc[VTIME] = 0;
-      tcsetattr(STDIN_FILENO, TCSANOW, &t);
-    }
-    int count = 0;
-    const char* s = el_gets(el_, &count);
-    if (take_interrupt()) {
-      const LineInfo* li = el_line(el_);
-      was_empty = !li || li->lastchar == li->buffer;
-      el_reset(el_);
-      return Result::kInterrupt;
-    }
-    if (!s || count <= 0) return Result::kEnd;
-    line.assign(s, static_cast<size_t>(count));
-    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-    if (!line.empty()) {
-      HistEvent ev;
-      history(history_, &ev, H_ENTER, line.c_str());
-      if (save_history_ && !history_file_.empty()) {
-        std::error_code ec;
-        std::filesystem::create_directories(history_file_.parent_path(), ec);
-        history(history_, &ev, H_SAVE, history_file_.c_str());
-      }
-    }
-    return Result::kLine;
-  }
-
-  // /set history, /set nohistory: whether lines are saved to ~/.corral/history.
-  void set_save_history(bool save) { save_history_ = save; }
-
-  // Clears a pending interrupt (flag and pipe); true if there was one.
-  bool take_interrupt() {
-    char buf[64];
-    while (::read(wake_[0], buf, sizeof buf) > 0) {
-    }
-    return g_interrupted.exchange(false);
-  }
-
- private:
-  static char* prompt(EditLine* el) {
-    LineEditor* self = nullptr;
-    el_get(el, EL_CLIENTDATA, &self);
-    static char kMain[] = ">>> ";
-    static char kMore[] = "... ";
-    return self && self->continuation_ ? kMore : kMain;
-  }
-
-  // One character from the terminal, decoded from UTF-8; -1 when interrupted, 0 at end of input.
-  static int read_char(EditLine* el, wchar_t* out) {
-    LineEditor* self = nullptr;
-    el_get(el, EL_CLIENTDATA, &self);
-    unsigned char bytes[4];
-    int have = 0, need = 1;
-    for (;;) {
-      pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {self->wake_[0], POLLIN, 0}};
-      const int rc = poll(fds, 2, -1);
-      if (g_interrupted.load()) return -1;
-      if (rc < 0) {
-        if (errno == EINTR) continue;
-        return -1;
-      }
-      if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      unsigned char c;
-      const ssize_t n = ::read(STDIN_FILENO, &c, 1);
-      if (n == 0) return 0;
-      if (n < 0) {
-        if (errno == EINTR || errno == EAGAIN) continue;
-        return -1;
-      }
-      if (have == 0) {
-        need = c < 0x80             ? 1
-               : (c & 0xE0) == 0xC0 ? 2
-               : (c & 0xF0) == 0xE0 ? 3
-               : (c & 0xF8) == 0xF0 ? 4
-                                    : 1;
-      } else if ((c & 0xC0) != 0x80) {
-        have = 0;  // a broken sequence: start over at this byte
-        need = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
-      }
-      bytes[have++] = c;
-      if (have < need) continue;
-      uint32_t cp = need == 1 ? bytes[0] : bytes[0] & (0x7F >> need);
-      for (int i = 1; i < need; ++i) cp = (cp << 6) | (bytes[i] & 0x3F);
-      *out = static_cast<wchar_t>(cp);
-      return 1;
-    }
-  }
-
-  EditLine* el_ = nullptr;
-  History* history_ = nullptr;
-  std::filesystem::path history_file_;  // ~/.corral/history
-  bool save_history_ = true;
-  int wake_[2] = {-1, -1};
-  bool continuation_ = false;
-};
-
-constexpr const char* kReplHelp =
-    "Available Commands:\n"
-    "  /set parameter K V   Set a parameter (e.g. /set parameter temperature 0.5)\n"
-    "  /set verbose         Show timings after each response\n"
-    "  /set quiet           Hide timings\n"
-    "  /set system TEXT     Set the system message\n"
-    "  /set think [LEVEL]   Let a thinking model think (LEVEL: low, medium, high, max)\n"
-    "  /set nothink         Answer without thinking\n"
-    "  /set nohistory       Stop saving input lines to ~/.corral/history (/set history again)\n"
-    "  /show info           Show details for this model\n"
-    "  /show WHAT           license, modelfile, parameters, system or template\n"
-    "  /clear               Forget this session's conversation\n"
-    "  /bye                 Exit\n"
-    "  /?, /help            Help for a command\n"
-    "\n"
-    "Use \"\"\" to begin a multi-line message.\n"
-    "Vision models: name image files in a message (./photo.png, ~/a.jpg) to show them.\n"
-    "Ctrl+C stops a response; Ctrl+C twice at an empty prompt, or Ctrl+D, exits.\n";
-
-std::vector<std::string> split_words(const std::string& line) {
-  std::vector<std::string> words;
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-    const size_t start = i;
-    while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-    if (i > start) words.push_back(line.substr(start, i - start));
-  }
-  return words;
-}
-
-// What the session generates with: the model in this process, or a server.
-struct Reply {
-  Stats stats;
-  std::chrono::nanoseconds load_duration{0};
-};
-
-class Session {
- public:
-  virtual ~Session() = default;
-  // Streams the reply to `message` (the message itself with --raw, else the conversation so far
-  // and this message through the model's template); the exchange is remembered unless cancelled.
-  // `images`: the files the message shows (vision models).
-  virtual Reply reply(const std::string& message, const std::vector<std::string>& images,
-                      Output& out, const std::atomic<bool>* cancel) = 0;
-  // Whether the model reads images (then image paths in messages are read as images).
-  virtual bool vision() const = 0;
-  // Whether the model's template can think (it has thinking tags).
-  virtual bool can_think() const = 0;
-  // /set parameter K V; throws std::exception for an unknown key or a bad value.
-  virtual void set_parameter(const std::string& key, const std::string& value) = 0;
-  virtual void set_system(std::string system) = 0;
-  virtual void clear() = 0;
-  // The model's /api/show answer (made by server::show_json in this process, or the server's).
-  virtual const nlohmann::json& show() const = 0;
-};
 
 class LocalSession : public Session {
  public:
@@ -444,8 +148,8 @@ class LocalSession : public Session {
     return parse::thinking_tags(chat_->chat_template()).has_value();
   }
 
-  Reply reply(const std::string& message_in, const std::vector<std::string>& images, Output& out,
-              const std::atomic<bool>* cancel) override {
+  Reply reply(const std::string& message_in, const std::vector<std::string>& images,
+              ReplyOutput& out, const std::atomic<bool>* cancel) override {
     // The images are marked in front of the message, as the server marks them.
     std::string message;
     std::vector<std::string> all = images_;
@@ -480,7 +184,7 @@ class LocalSession : public Session {
         [&](std::string_view text) {
           show(parser.push(runner::Piece{std::string(text), {}}));
         },
-        cancel, all);
+        cancel, all, args_.format == "json" ? sample::Grammar::json_object() : nullptr);
     show(parser.finish());
     if (r.stats.done_reason != "cancel") {
       chat_->add_turn(message, content, thinking);
@@ -505,6 +209,28 @@ class LocalSession : public Session {
     images_.clear();
   }
   const nlohmann::json& show() const override { return show_; }
+  nlohmann::json turns() const override {
+    nlohmann::json turns = nlohmann::json::array();
+    for (const auto& t : chat_->turns()) {
+      turns.push_back({{"role", t.value("role", "")}, {"content", t.value("content", "")}});
+    }
+    return turns;
+  }
+  // The request made a Modelfile, as the server makes one from /api/create.
+  void create(const nlohmann::json& request) override {
+    store::Modelfile mf;
+    mf.from = request.at("from").get<std::string>();
+    if (request.contains("system")) mf.system = request["system"].get<std::string>();
+    if (request.contains("parameters")) {
+      mf.parameters = nlohmann::ordered_json::parse(request["parameters"].dump());
+    }
+    for (const auto& m : request.value("messages", nlohmann::json::array())) {
+      mf.messages.push_back({m.value("role", ""), m.value("content", "")});
+    }
+    store::Store st(store::Store::default_root());
+    store::create_model(st, store::ModelName::parse(request.at("model").get<std::string>()), mf,
+                        std::filesystem::current_path());
+  }
 
  private:
   // The context memory holds, before the cache is allocated: all `o` asks when it fits, else
@@ -548,9 +274,10 @@ class RemoteSession : public Session {
     return std::find(caps.begin(), caps.end(), "thinking") != caps.end();
   }
 
-  Reply reply(const std::string& message, const std::vector<std::string>& images, Output& out,
+  Reply reply(const std::string& message, const std::vector<std::string>& images, ReplyOutput& out,
               const std::atomic<bool>* cancel) override {
     nlohmann::json req = {{"model", args_.model}, {"stream", true}, {"options", options_}};
+    if (!args_.format.empty()) req["format"] = args_.format;
     nlohmann::json encoded = nlohmann::json::array();
     for (const std::string& bytes : images) encoded.push_back(store::base64_encode(bytes));
     nlohmann::json user = {{"role", "user"}, {"content", message}};
@@ -648,6 +375,24 @@ class RemoteSession : public Session {
   void set_system(std::string system) override { system_ = std::move(system); }
   void clear() override { turns_ = nlohmann::json::array(); }
   const nlohmann::json& show() const override { return show_; }
+  nlohmann::json turns() const override {
+    nlohmann::json turns = nlohmann::json::array();
+    for (const auto& t : turns_) {
+      turns.push_back({{"role", t.value("role", "")}, {"content", t.value("content", "")}});
+    }
+    return turns;
+  }
+  // A generate request with no prompt loads the model, as `ollama run` loads it.
+  void load() override {
+    nlohmann::json req = {{"model", args_.model}, {"options", options_}};
+    if (!args_.keep_alive.empty()) req["keep_alive"] = args_.keep_alive;
+    client_.post("/api/generate", req);
+  }
+  void create(const nlohmann::json& request) override {
+    nlohmann::json req = request;
+    req["stream"] = false;
+    client_.post("/api/create", req);
+  }
 
  private:
   Client& client_;
@@ -658,237 +403,6 @@ class RemoteSession : public Session {
   nlohmann::json turns_ = nlohmann::json::array();
   bool context_checked_ = false;  // whether the server's context was compared with the asked one
 };
-
-constexpr const char* kShowHelp =
-    "Available Commands:\n"
-    "  /show info         Show details for this model\n"
-    "  /show license      Show model license\n"
-    "  /show modelfile    Show Modelfile for this model\n"
-    "  /show parameters   Show parameters for this model\n"
-    "  /show system       Show system message\n"
-    "  /show template     Show prompt template\n";
-
-// `/show WHAT`, as `ollama run` answers it: from the model's /api/show answer, with what this
-// session set (/set system, /set parameter) over it.
-void show_command(const std::string& what, const nlohmann::json& show, const RunArgs& args) {
-  const std::string system = args.system.value_or(show.value("system", ""));
-  if (what == "info") {
-    nlohmann::json shown = show;
-    if (!system.empty()) shown["system"] = system;
-    print_show_answer(shown, false, std::cout);
-  } else if (what == "license") {
-    const std::string l = show.value("license", "");
-    std::cout << (l.empty() ? "No license was specified for this model." : l) << "\n";
-  } else if (what == "modelfile") {
-    std::cout << show.value("modelfile", "") << "\n";
-  } else if (what == "parameters") {
-    std::cout << "Model defined parameters:\n";
-    const std::string p = show.value("parameters", "");
-    if (p.empty()) std::cout << "  No additional parameters were specified for this model.\n";
-    size_t start = 0;
-    while (!p.empty() && start <= p.size()) {
-      const size_t nl = p.find('\n', start);
-      std::cout << "  " << p.substr(start, nl == std::string::npos ? nl : nl - start) << "\n";
-      if (nl == std::string::npos) break;
-      start = nl + 1;
-    }
-    std::cout << "\n";
-    if (!args.set_params.empty()) {
-      std::cout << "User defined parameters:\n";
-      for (const auto& [k, v] : args.set_params) {
-        std::printf("  %-30s %s\n", k.c_str(), v.c_str());
-      }
-      std::fflush(stdout);
-      std::cout << "\n";
-    }
-  } else if (what == "system") {
-    std::cout << (system.empty() ? "No system message was specified for this model."
-                                 : system + "\n")
-              << "\n";
-  } else if (what == "template") {
-    const std::string t = show.value("template", "");
-    std::cout << (t.empty() ? "No prompt template was specified for this model." : t) << "\n";
-  } else {
-    std::cout << "Unknown command '/show " << what << "'. Type /? for help\n";
-  }
-}
-
-// A /command; returns false when the session should end.
-bool run_command(const std::string& line, Session& session, RunArgs& args, LineEditor& editor) {
-  const std::vector<std::string> w = split_words(line);
-  const std::string& cmd = w[0];
-  if (cmd == "/bye" || cmd == "/exit") return false;
-  if (cmd == "/?" || cmd == "/help") {
-    std::cout << kReplHelp << "\n";
-  } else if (cmd == "/set" && w.size() >= 2 && w[1] == "verbose") {
-    args.verbose = true;
-    std::cout << "Set 'verbose' mode.\n";
-  } else if (cmd == "/set" && w.size() >= 2 && w[1] == "quiet") {
-    args.verbose = false;
-    std::cout << "Set 'quiet' mode.\n";
-  } else if (cmd == "/set" && w.size() >= 2 && w[1] == "parameter") {
-    if (w.size() < 4) {
-      std::cout << "Usage:\n  /set parameter <name> <value>\n";
-      return true;
-    }
-    // A value may hold spaces (a stop string): everything after the name.
-    const size_t at = line.find(w[2], line.find("parameter") + 9) + w[2].size();
-    std::string value = line.substr(line.find_first_not_of(" \t", at));
-    try {
-      session.set_parameter(w[2], value);
-      args.set_params.emplace_back(w[2], value);
-      std::cout << "Set parameter '" << w[2] << "' to '" << value << "'\n";
-    } catch (const std::exception& e) {
-      std::cout << "Couldn't set parameter: " << e.what() << "\n";
-    }
-  } else if (cmd == "/set" && w.size() >= 2 && (w[1] == "history" || w[1] == "nohistory")) {
-    editor.set_save_history(w[1] == "history");
-    std::cout << "Set '" << w[1] << "' mode.\n";
-  } else if (cmd == "/set" && w.size() >= 2 && (w[1] == "think" || w[1] == "nothink")) {
-    parse::Think think{w[1] == "think", ""};
-    if (w[1] == "think" && w.size() >= 3) {
-      const std::optional<parse::Think> level = parse::think_from_text(w[2]);
-      if (!level) {
-        std::cout << "Invalid think value '" << w[2]
-                  << "' (true, false, low, medium, high or max)\n";
-        return true;
-      }
-      think = *level;
-    }
-    args.think = think;
-    if (!session.can_think())
-      std::cerr << "warning: model \"" << args.model << "\" does not support thinking output\n";
-    if (!think.on())
-      std::cout << "Set 'nothink' mode.\n";
-    else if (!think.level.empty())
-      std::cout << "Set 'think' mode to '" << think.level << "'.\n";
-    else
-      std::cout << "Set 'think' mode.\n";
-  } else if (cmd == "/set" && w.size() >= 3 && w[1] == "system") {
-    const size_t at = line.find("system") + 6;
-    args.system = line.substr(line.find_first_not_of(" \t", at));
-    session.set_system(*args.system);
-    std::cout << "Set system message.\n";
-  } else if (cmd == "/set") {
-    std::cout << "Available Commands:\n  /set parameter K V\n  /set system TEXT\n"
-                 "  /set think [LEVEL]\n  /set nothink\n  /set history\n  /set nohistory\n"
-                 "  /set verbose\n  /set quiet\n";
-  } else if (cmd == "/clear") {
-    session.clear();
-    std::cout << "Cleared session context\n";
-  } else if (cmd == "/show" && w.size() >= 2) {
-    show_command(w[1], session.show(), args);
-  } else if (cmd == "/show") {
-    std::cout << kShowHelp;
-  } else {
-    std::cout << "Unknown command '" << cmd << "'. Type /? for help\n";
-  }
-  std::cout << std::flush;
-  return true;
-}
-
-void run_interactive(Session& session, RunArgs& args) {
-  std::setlocale(LC_CTYPE, "");
-  LineEditor editor;
-  struct sigaction sa = {};
-  sa.sa_handler = on_sigint;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;  // no SA_RESTART: a blocked read or poll returns at once
-  struct sigaction old_sa = {};
-  sigaction(SIGINT, &sa, &old_sa);
-
-  // The model's MESSAGEs, the conversation the session continues, shown as ollama run shows them.
-  for (const auto& m : session.show().value("messages", nlohmann::json::array())) {
-    if (!m.is_object()) continue;
-    const std::string role = m.value("role", ""), content = m.value("content", "");
-    if (role == "user") std::cout << ">>> " << content << "\n";
-    if (role == "assistant") std::cout << content << "\n\n";
-  }
-  std::cout << std::flush;
-
-  Output out(args.hide_thinking);
-  bool interrupted_at_empty = false;
-  bool multiline = false;
-  std::string message;
-  for (;;) {
-    std::string line;
-    bool was_empty = false;
-    const auto r = editor.read(line, multiline, was_empty);
-    if (r == LineEditor::Result::kInterrupt) {
-      std::cout << "\n";
-      if (multiline) {
-        multiline = false;
-        message.clear();
-        interrupted_at_empty = false;
-        continue;
-      }
-      if (was_empty && interrupted_at_empty) break;
-      if (was_empty) {
-        std::cout << "Use Ctrl + d or /bye to exit.\n";
-        interrupted_at_empty = true;
-      } else {
-        interrupted_at_empty = false;
-      }
-      std::cout << std::flush;
-      continue;
-    }
-    if (r == LineEditor::Result::kEnd) {
-      std::cout << "\n";
-      break;
-    }
-    interrupted_at_empty = false;
-
-    // """ starts a message of several lines; a line ending in """ ends it.
-    if (multiline) {
-      if (line.size() >= 3 && line.ends_with("\"\"\"")) {
-        message += line.substr(0, line.size() - 3);
-        multiline = false;
-      } else {
-        message += line + "\n";
-        continue;
-      }
-    } else if (line.starts_with("\"\"\"")) {
-      const std::string rest = line.substr(3);
-      if (rest.size() >= 3 && rest.ends_with("\"\"\"")) {
-        message = rest.substr(0, rest.size() - 3);
-      } else {
-        message = rest.empty() ? "" : rest + "\n";
-        multiline = true;
-        continue;
-      }
-    } else {
-      const size_t first = line.find_first_not_of(" \t");
-      if (first == std::string::npos) continue;
-      if (line[first] == '/') {
-        if (!run_command(line.substr(first), session, args, editor)) break;
-        continue;
-      }
-      message = line;
-    }
-
-    editor.take_interrupt();
-    out.reset();
-    try {
-      PromptImages p;
-      if (session.vision()) {
-        p = take_image_paths(message, &std::cerr);
-      } else {
-        p.text = message;
-      }
-      const Reply r = session.reply(p.text, p.images, out, &g_interrupted);
-      out.end_line();
-      std::cout << "\n" << std::flush;
-      if (args.verbose) print_stats(r.stats, r.load_duration);
-    } catch (const std::exception& e) {
-      out.end_line();
-      std::cout << std::flush;
-      std::cerr << "Error: " << e.what() << "\n";
-    }
-    editor.take_interrupt();
-    message.clear();
-  }
-  sigaction(SIGINT, &old_sa, nullptr);
-}
 
 // Where a server started by `corral run` writes its log: ~/.corral/logs/server.log (beside the
 // store when there is no home folder).
@@ -958,10 +472,14 @@ std::unique_ptr<Client> start_server() {
   }
 }
 
-void run_session(Session& session, RunArgs& args) {
+void run_session(std::unique_ptr<Session> session, RunArgs& args, const SessionFactory& make) {
   const bool have_prompt = !args.prompt.empty();
   if (!have_prompt && isatty(STDIN_FILENO)) {
-    run_interactive(session, args);
+    {
+      Spinner spinner;
+      session->load();
+    }
+    run_interactive(std::move(session), args, make);
     return;
   }
   std::string prompt;
@@ -970,16 +488,23 @@ void run_session(Session& session, RunArgs& args) {
   } else {
     prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   }
-  Output out(args.hide_thinking);
+  ReplyOutput out(args.hide_thinking);
+  out.set_word_wrap(args.word_wrap && args.format.empty());
+  out.begin();
   PromptImages p;
-  if (session.vision()) {
+  if (session->vision()) {
     p = take_image_paths(prompt, &std::cerr);
   } else {
     p.text = prompt;
   }
-  const Reply r = session.reply(p.text, p.images, out, nullptr);
+  const Reply r = session->reply(p.text, p.images, out, nullptr);
   out.end_line();
   if (args.verbose) print_stats(r.stats, r.load_duration);
+}
+
+bool is_embedding(const nlohmann::json& show) {
+  const nlohmann::json caps = show.value("capabilities", nlohmann::json::array());
+  return std::find(caps.begin(), caps.end(), "embedding") != caps.end();
 }
 
 // Whether `run` may pull `model` when the store lacks it: a model name, not a path (a path that
@@ -1053,20 +578,28 @@ void resolve_path_argument(RunArgs& args) {
 
 void run(RunArgs& args) {
   resolve_path_argument(args);
+  if (args.format != "" && args.format != "json") {
+    throw std::runtime_error("invalid format '" + args.format + "': the format may be 'json'");
+  }
+  const bool terminal = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
   if (!store::is_model_path(args.model) && !server_disabled()) {
     std::unique_ptr<Client> client = connect_if_running();
     if (!client) client = start_server();
     split_params(args);  // a malformed --option is reported before anything is sent
     const nlohmann::json show = show_or_pull(*client, args);
-    const nlohmann::json caps = show.value("capabilities", nlohmann::json::array());
-    if (std::find(caps.begin(), caps.end(), "embedding") != caps.end()) {
+    if (is_embedding(show)) {
       sample::Options o;
       o.apply_params(split_params(args));
       std::cout << embedding_json(embed_remote(*client, embed_args(args, o))) << std::endl;
       return;
     }
-    RemoteSession session(*client, args, show);
-    run_session(session, args);
+    // /load: a model the server has (no pull), that chats.
+    const SessionFactory make = [&client](RunArgs& a) -> std::unique_ptr<Session> {
+      nlohmann::json show = client->post("/api/show", {{"model", a.model}});
+      if (is_embedding(show)) throw std::runtime_error("an embedding model cannot chat");
+      return std::make_unique<RemoteSession>(*client, a, std::move(show));
+    };
+    run_session(std::make_unique<RemoteSession>(*client, args, show), args, make);
     return;
   }
   const store::Store st(store::Store::default_root());
@@ -1080,8 +613,21 @@ void run(RunArgs& args) {
     std::cout << embedding_json(embed_local(info, e)) << std::endl;
     return;
   }
-  LocalSession session(args, info);
-  run_session(session, args);
+  const SessionFactory make = [](RunArgs& a) -> std::unique_ptr<Session> {
+    const store::ModelInfo info =
+        store::resolve(store::Store(store::Store::default_root()), a.model);
+    if (model::is_embedding_model(ml::gguf::File::open(info.gguf.string()).metadata())) {
+      throw std::runtime_error("an embedding model cannot chat");
+    }
+    return std::make_unique<LocalSession>(a, info);
+  };
+  std::unique_ptr<Session> session;
+  {
+    std::optional<Spinner> spinner;  // loading takes a while
+    if (terminal) spinner.emplace();
+    session = std::make_unique<LocalSession>(args, info);
+  }
+  run_session(std::move(session), args, make);
 }
 
 }  // namespace
@@ -1120,6 +666,11 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--keepalive", args->keep_alive,
                   "How long the server keeps the model loaded after this run (5m, 1h, 0 to unload "
                   "at once, -1 to keep it)");
+  cmd->add_option("--format", args->format,
+                  "Answer in this format: json (the reply is one JSON value)");
+  cmd->add_flag_callback(
+      "--nowordwrap", [args] { args->word_wrap = false; },
+      "Do not wrap words at the terminal's width (the text as the model wrote it)");
   cmd->add_flag("--hidethinking", args->hide_thinking,
                 "Hide the thinking of a thinking model (the answer alone is printed)");
   cmd->add_option("--seed", args->seed, "Random seed (same seed, same options: same text)");

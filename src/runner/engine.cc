@@ -4,6 +4,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
 
 #include "backend/cpu/cpu.h"
@@ -218,7 +219,8 @@ model::Placeholder Engine::image_placeholder(const PromptImage& image) {
 
 Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options& options,
                        const TextSink& sink, const std::atomic<bool>* cancel,
-                       std::span<const PromptImage> images) {
+                       std::span<const PromptImage> images,
+                       std::shared_ptr<const sample::Grammar> grammar) {
   const auto t_start = Clock::now();
   if (prompt_in.empty()) throw std::invalid_argument("generate: the prompt has no tokens");
   const int64_t num_ctx = context_size(options);
@@ -256,6 +258,12 @@ Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options
   sampling.num_ctx = static_cast<int>(num_ctx);
   sample::Sampler sampler(sampling, n_vocab);
   sample::StopMatcher stop(options.stop);
+  std::optional<sample::GrammarMatcher> matcher;
+  std::vector<float> masked;  // a row of logits with the grammar's mask applied
+  if (grammar) {
+    if (!pieces_) pieces_ = std::make_shared<const sample::TokenPieces>(*tokenizer_);
+    matcher.emplace(grammar, pieces_);
+  }
   // Control tokens (a BOS between stories, a template's markers) are not shown. The decoder
   // sees the prompt first, so that the continuation is decoded as the middle of the text (a
   // leading space is kept) rather than as its start.
@@ -279,16 +287,24 @@ Stats Engine::generate(std::span<const int32_t> prompt_in, const sample::Options
         stats.done_reason = "cancel";
         break;
       }
-      const int32_t token =
-          sampler.sample(std::span(logits, static_cast<size_t>(n_vocab)), history);
+      const std::span<const float> row(logits, static_cast<size_t>(n_vocab));
+      int32_t token = sampler.sample(row, history);
+      if (matcher && !matcher->accepts(token)) {
+        // As the runner does: the masked row only when the free choice is refused.
+        masked.assign(row.begin(), row.end());
+        matcher->mask(masked);
+        token = sampler.sample(masked, history);
+      }
       if (stats.eval_count++ == 0) t_first = Clock::now();
-      if (is_end_of_generation(token)) {
+      // An end token, or nothing the grammar allows (every token masked).
+      if (is_end_of_generation(token) || (matcher && !matcher->accept(token))) {
         stats.done_reason = "stop";
         break;
       }
       history.push_back(token);
       emit(stop.push(decoder.push(token)));
-      if (stop.stopped()) {
+      // A complete grammar that admits nothing more ends the output as an end token would.
+      if (stop.stopped() || (matcher && matcher->done())) {
         stats.done_reason = "stop";
         break;
       }

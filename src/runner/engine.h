@@ -25,6 +25,7 @@
 #include "model/model.h"
 #include "runner/memory.h"
 #include "runner/multimodal.h"
+#include "sample/grammar.h"
 #include "sample/options.h"
 #include "tokenizer/tokenizer.h"
 
@@ -104,9 +105,12 @@ class Engine {
   // `images` (vision models) are placed among the prompt's tokens, encoded (or found among the
   // recently encoded) and their placeholder tokens spliced in; a prompt with images is never
   // truncated (std::invalid_argument when it does not fit).
+  // `grammar` (a format such as JSON) constrains the tokens sampled; the output ends when it is
+  // complete.
   Stats generate(std::span<const int32_t> prompt, const sample::Options& options,
                  const TextSink& sink, const std::atomic<bool>* cancel = nullptr,
-                 std::span<const PromptImage> images = {});
+                 std::span<const PromptImage> images = {},
+                 std::shared_ptr<const sample::Grammar> grammar = nullptr);
 
   // Logits of every position of `tokens`, evaluated from scratch as one sequence with an f32
   // cache: [n_tokens][n_vocab]. For comparing the forward pass with other implementations.
@@ -157,6 +161,8 @@ class Engine {
   std::unique_ptr<model::Model> model_;
   std::unique_ptr<ImageEncoder> encoder_;  // vision models
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  // The bytes of every token, for grammars; built at the first request that has one.
+  std::shared_ptr<const sample::TokenPieces> pieces_;
   // Declared before everything that holds its memory (resident weights, caches), so it is
   // destroyed after them.
   std::unique_ptr<backend::cuda::CudaBackend> gpu_;

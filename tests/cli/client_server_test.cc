@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/client.h"
+#include "cli/terminal.h"
 #include "convert/convert.h"
 #include "ml/gguf/reader.h"
 #include "ml/gguf/writer.h"
@@ -366,6 +367,50 @@ TEST(CliThroughServe, ConcurrentRunsStartOneServer) {
     }
     if (kill(pid, 0) == 0) kill(pid, SIGKILL);
   }
+}
+
+// The interactive session through a server: /set format json reaches it, /save makes a model in
+// the server's store, /load runs it (its MESSAGEs shown).
+TEST(CliThroughServe, ReplFormatSaveAndLoadGoThroughTheServer) {
+  TempDir server_store, client_store, work, home;
+  ServeProcess serve(server_store.path());
+  ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
+  const std::vector<std::string> env = {"CORRAL_NO_SERVER=", "CORRAL_HOST=" + serve.host(),
+                                        "CORRAL_MODELS=" + client_store.str(),
+                                        "HOME=" + home.str()};
+  const std::string cli = "CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() + " CORRAL_MODELS='" +
+                          client_store.str() + "' '" + CORRAL_BINARY + "' ";
+  write_text(work.path() / "Modelfile",
+             "FROM " + testdata_path("tinystories260k/stories260K-f32.gguf") +
+                 "\nPARAMETER temperature 0\nPARAMETER num_thread 1\nPARAMETER num_predict 8\n");
+  ASSERT_EQ(sh("cd '" + work.str() + "' && " + cli + "create story").exit_code, 0);
+
+  Terminal t({"run", "story"}, env);
+  ASSERT_TRUE(t.started());
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  t.type("/set format json\r");
+  ASSERT_TRUE(t.wait_for("Set format to 'json' mode.")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  t.type("Once upon a time\r");
+  ASSERT_TRUE(t.wait_for("{ \"")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  t.type("/save saved\r");
+  ASSERT_TRUE(t.wait_for("Created new model 'saved'")) << t.output();
+  t.type("/load saved\r");
+  ASSERT_TRUE(t.wait_for("Loading model 'saved'")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> Once upon a time\r\n{ \"")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  t.type("/load nothing-here\r");
+  ASSERT_TRUE(t.wait_for("Couldn't load model 'nothing-here'")) << t.output();
+  t.type("/bye\r");
+  EXPECT_EQ(t.wait_exit(), 0) << t.output();
+
+  // The model is the server's; the client's store is untouched.
+  const Result r = sh(cli + "show saved --modelfile");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "MESSAGE user Once upon a time")) << r.out;
+  EXPECT_TRUE(contains(r.out, "MESSAGE assistant ")) << r.out;
+  EXPECT_FALSE(fs::exists(client_store.path() / "manifests"));
 }
 
 // The text (or vision) half of a one-file qwen2vl GGUF, as llama.cpp lays the two files out.

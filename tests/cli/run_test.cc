@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cli/run_corral.h"
+#include "cli/terminal.h"
 #include "ml/gguf/reader.h"
 #include "ml/gguf/writer.h"
 #include "store/temp_store.h"
@@ -28,6 +29,8 @@ namespace corral {
 namespace {
 
 using testing::run_corral;
+using testing::store_with;
+using testing::Terminal;
 
 std::string fixture(const std::string& name) {
   return corral::testing::testdata_path("tinystories260k/" + name);
@@ -312,94 +315,6 @@ TEST(DebugLogitsCli, JsonLogitsMatchLlama2cAndTextShowsTheTopToken) {
   EXPECT_NE(r.out.find("512"), std::string::npos) << r.out;
 }
 
-// `corral run` in a pseudo-terminal: what a user types, what the session shows.
-class Terminal {
- public:
-  // `env`: "K=V" settings added to the child's environment.
-  explicit Terminal(const std::vector<std::string>& args,
-                    const std::vector<std::string>& env = {}) {
-    winsize ws{};
-    ws.ws_row = 40;
-    ws.ws_col = 120;
-    pid_ = forkpty(&fd_, nullptr, nullptr, &ws);
-    if (pid_ == 0) {
-      for (const auto& kv : env) putenv(const_cast<char*>(kv.c_str()));
-      std::vector<char*> argv;
-      argv.push_back(const_cast<char*>(CORRAL_BINARY));
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(CORRAL_BINARY, argv.data());
-      _exit(127);
-    }
-  }
-  ~Terminal() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (fd_ >= 0) close(fd_);
-  }
-  bool started() const { return pid_ > 0 && fd_ >= 0; }
-
-  // Keys typed ahead of the prompt reach a terminal in cooked mode (a ^D there is lost), so the
-  // tests type only once the prompt of the line editor is shown.
-  void type(const std::string& keys) {
-    cursor_ = out_.size();
-    ASSERT_EQ(write(fd_, keys.data(), keys.size()), static_cast<ssize_t>(keys.size()));
-  }
-
-  // Waits until `needle` appears in the output after the last typed keys and after what the
-  // previous wait found.
-  bool wait_for(const std::string& needle, std::chrono::seconds limit = std::chrono::seconds(30)) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    size_t at;
-    while ((at = out_.find(needle, cursor_)) == std::string::npos) {
-      if (!read_some(deadline)) return false;
-    }
-    cursor_ = at + needle.size();
-    return true;
-  }
-
-  // Waits for the process to end; its exit status, or -1 on timeout or a signal.
-  int wait_exit(std::chrono::seconds limit = std::chrono::seconds(30)) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      if (std::chrono::steady_clock::now() >= deadline) return -1;
-      read_some(deadline);
-    }
-  }
-
-  const std::string& output() const { return out_; }
-
- private:
-  // Reads what is available, waiting at most until the deadline (in short polls, so that a
-  // process that has exited is noticed); false when the deadline passed.
-  bool read_some(std::chrono::steady_clock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    const int rc = poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100)));
-    if (rc > 0 && (p.revents & POLLIN)) {
-      char buf[4096];
-      const ssize_t n = read(fd_, buf, sizeof buf);
-      if (n > 0) out_.append(buf, static_cast<size_t>(n));
-    }
-    return true;
-  }
-
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  bool exited_ = false;
-  std::string out_;
-  size_t cursor_ = 0;
-};
-
 TEST(RunTerminal, TypedPromptStreamsCtrlCStopsItAndByeExits) {
   Terminal t({"run", model(), "-t", "1", "--option", "temperature=0"});
   ASSERT_TRUE(t.started());
@@ -445,23 +360,6 @@ TEST(RunTerminal, CommandsAndMultiLineInput) {
   ASSERT_TRUE(command("Once upon a time\r", ", there was a little g\r\n")) << t.output();
   t.type("\x04");
   EXPECT_EQ(t.wait_exit(), 0) << t.output();
-}
-
-// Makes model `name` from `modelfile` in a store under `dir` (in this process, no server);
-// returns the environment that points corral at that store. Empty when create failed (the
-// failure is recorded).
-std::vector<std::string> store_with(const testing::TempDir& dir, const std::string& name,
-                                    const std::string& modelfile) {
-  const std::string store = "CORRAL_MODELS=" + dir.str() + "/models";
-  testing::write_text(dir.path() / "Modelfile", modelfile);
-  const auto [created, log] =
-      testing::sh(store + " CORRAL_NO_SERVER=1 '" CORRAL_BINARY "' create " + name + " -f '" +
-                  dir.str() + "/Modelfile'");
-  if (created != 0) {
-    ADD_FAILURE() << "corral create " << name << ": " << log;
-    return {};
-  }
-  return {store, "CORRAL_NO_SERVER=1"};
 }
 
 // A model that always thinks (tests/clients/thinking_model.mjs writes its checkpoint), made in a
