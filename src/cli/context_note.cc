@@ -27,7 +27,10 @@ std::optional<int64_t> positive(const nlohmann::json& v) {
 
 // The num_ctx line of /api/show's "parameters" text ("num_ctx    8192").
 std::optional<int64_t> parameter_num_ctx(const nlohmann::json& show) {
-  std::istringstream lines(show.value("parameters", ""));
+  if (!show.is_object() || !show.contains("parameters") || !show["parameters"].is_string()) {
+    return std::nullopt;
+  }
+  std::istringstream lines(show["parameters"].get<std::string>());
   std::string line;
   while (std::getline(lines, line)) {
     std::istringstream words(line);
@@ -56,7 +59,10 @@ std::optional<std::string> lowered_context_note(const std::string& model,
   if (!asked) asked = parameter_num_ctx(show);
   if (!asked) return std::nullopt;
   int64_t want = *asked;
-  const nlohmann::json info = show.value("model_info", nlohmann::json::object());
+  const nlohmann::json info =
+      show.is_object() && show.contains("model_info") && show["model_info"].is_object()
+          ? show["model_info"]
+          : nlohmann::json::object();
   if (const auto arch = info.find("general.architecture");
       arch != info.end() && arch->is_string()) {
     if (const auto train = info.find(arch->get<std::string>() + ".context_length");
@@ -66,7 +72,10 @@ std::optional<std::string> lowered_context_note(const std::string& model,
   }
   if (!ps.is_object() || !ps.contains("models") || !ps["models"].is_array()) return std::nullopt;
   for (const auto& m : ps["models"]) {
-    if (!m.is_object() || !same_model(m.value("name", ""), model)) continue;
+    if (!m.is_object() || !m.contains("name") || !m["name"].is_string() ||
+        !same_model(m["name"].get<std::string>(), model)) {
+      continue;
+    }
     const auto got = positive(m.value("context_length", nlohmann::json()));
     if (!got || *got >= want) return std::nullopt;
     std::string note = "num_ctx lowered to " + std::to_string(*got) +

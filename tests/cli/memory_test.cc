@@ -11,10 +11,12 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "cli/context_note.h"
 #include "ml/gguf/reader.h"
 #include "ml/gguf/writer.h"
 #include "runner/engine.h"
@@ -148,6 +150,32 @@ TEST(RunMemory, InProcessAnEmbeddingModelThatDoesNotFitIsRefused) {
   r = sh(env + binary() + "run bert hello");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(r.out.starts_with("[")) << r.out;
+}
+
+// What `corral run` compares: the num_ctx asked (its option, else the model's PARAMETER), capped
+// at the trained context, with /api/ps's context_length for that model.
+TEST(RunMemory, TheServersContextIsComparedWithWhatWasAskedUpToTheTrainedContext) {
+  const nlohmann::json show = {
+      {"parameters", "num_ctx                        16384\ntemperature                    0"},
+      {"model_info", {{"general.architecture", "llama"}, {"llama.context_length", 32768}}}};
+  const auto ps = [](int64_t context) {
+    return nlohmann::json{
+        {"models",
+         {{{"name", "other:latest"}, {"context_length", 2048}},
+          {{"name", "stories:latest"}, {"context_length", context}, {"size", 12'300'000}}}}};
+  };
+  const nlohmann::json none = nlohmann::json::object();
+  EXPECT_EQ(cli::lowered_context_note("stories", show, none, ps(8192)),
+            "num_ctx lowered to 8192 by the server to fit in its memory (16384 was asked; the "
+            "model takes 12.3 MB)");
+  EXPECT_EQ(cli::lowered_context_note("stories", show, none, ps(16384)), std::nullopt);
+  // More than the model was trained for is capped there, as the runner caps it: not lowered.
+  EXPECT_EQ(cli::lowered_context_note("stories", show, {{"num_ctx", 100000}}, ps(32768)),
+            std::nullopt);
+  EXPECT_TRUE(cli::lowered_context_note("Stories:latest", show, {{"num_ctx", 100000}}, ps(4096)));
+  // Nothing asked (the server's default is not known here), or the model no longer loaded.
+  EXPECT_EQ(cli::lowered_context_note("stories", {}, none, ps(2048)), std::nullopt);
+  EXPECT_EQ(cli::lowered_context_note("missing", show, none, ps(2048)), std::nullopt);
 }
 
 // Through the server, the estimate is the scheduler's (CORRAL_NUM_PARALLEL sequences); `corral
