@@ -101,7 +101,8 @@ int64_t admit(const std::string& name, const MemoryNeeds& n, const MemoryBudget&
   const std::string room_text = human_bytes(room.bytes);
   const std::string asked =
       std::to_string(n.num_ctx) + "-token context" +
-      (n.num_parallel > 1 ? " (" + std::to_string(n.num_parallel) + " parallel sequences)" : "");
+      (n.num_parallel > 1 ? " in each of " + std::to_string(n.num_parallel) + " parallel sequences"
+                          : "");
   const int64_t min_ctx = std::clamp<int64_t>(min_num_ctx, 1, n.num_ctx);
   int64_t ctx = n.fit(room.bytes);
   if (ctx < min_ctx && n.bytes(min_ctx) <= room.bytes) ctx = min_ctx;
