@@ -254,20 +254,27 @@ TEST(CliThroughServe, ShowIsTheSameWithAndWithoutAServer) {
              "FROM " + testdata_path("tinystories260k/stories260K-f32.gguf") +
                  "\nPARAMETER temperature 0\nPARAMETER stop end\nSYSTEM Lily\nLICENSE MIT\n"
                  "TEMPLATE \"\"\"{{ .System }} {{ .Prompt }}\"\"\"\nMESSAGE user hi\n");
-  write_text(work.path() / "Modelfile.qwen3",
-             "FROM " + testdata_path("reference/tiny-qwen3") + "\n");
   const std::string local =
       "CORRAL_NO_SERVER=1 CORRAL_MODELS='" + store.str() + "' '" + CORRAL_BINARY + "' ";
   ASSERT_EQ(sh(local + "create story -f '" + work.str() + "/Modelfile.story'").exit_code, 0);
-  ASSERT_EQ(sh(local + "create qwen3 -q F32 -f '" + work.str() + "/Modelfile.qwen3'").exit_code, 0);
+  // Every fixture checkpoint, each architecture (text, vision, embedding) made a store model.
+  std::vector<std::string> models = {"story"};
+  for (const char* name : {"small-llama-256", "tiny-bert", "tiny-gemma3", "tiny-llama3",
+                           "tiny-mllama", "tiny-qwen2", "tiny-qwen2vl", "tiny-qwen3"}) {
+    write_text(work.path() / name,
+               "FROM " + testdata_path(std::string("reference/") + name) + "\n");
+    const Result made = sh(local + "create " + name + " -f '" + work.str() + "/" + name + "'");
+    ASSERT_EQ(made.exit_code, 0) << name << ": " << made.out;
+    models.push_back(name);
+  }
   ServeProcess serve(store.path());
   ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
   const std::string remote = "CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() + " CORRAL_MODELS='" +
                              work.str() + "' '" + CORRAL_BINARY + "' ";
-  for (const char* model : {"story", "qwen3"}) {
+  for (const std::string& model : models) {
     for (const char* flag :
          {"", "--template", "--parameters", "--system", "--license", "--modelfile", "-v"}) {
-      const std::string args = std::string("show ") + model + " " + flag;
+      const std::string args = "show " + model + " " + flag;
       const Result here = sh(local + args);
       const Result there = sh(remote + args);
       EXPECT_EQ(here.exit_code, 0) << args << ": " << here.out;
@@ -275,7 +282,7 @@ TEST(CliThroughServe, ShowIsTheSameWithAndWithoutAServer) {
     }
   }
   // What the store model holds shows in both.
-  EXPECT_TRUE(contains(sh(local + "show qwen3 --template").out, "<|im_start|>"));
+  EXPECT_TRUE(contains(sh(local + "show tiny-qwen3 --template").out, "<|im_start|>"));
   EXPECT_TRUE(contains(sh(local + "show story").out, "  Capabilities\n    completion\n"));
 }
 
