@@ -468,12 +468,8 @@ TEST(CliThroughServe, ReplFormatSaveAndLoadGoThroughTheServer) {
   Terminal t({"run", "story"}, env);
   ASSERT_TRUE(t.started());
   ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
-  t.type("/set format json\r");
-  ASSERT_TRUE(t.wait_for("Set format to 'json' mode.")) << t.output();
-  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
-  t.type("Once upon a time\r");
-  ASSERT_TRUE(t.wait_for("{ \"")) << t.output();
-  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  ASSERT_TRUE(t.command("/set format json\r", "Set format to 'json' mode.")) << t.output();
+  ASSERT_TRUE(t.command("Once upon a time\r", "{ \"")) << t.output();
   t.type("/save saved\r");
   ASSERT_TRUE(t.wait_for("Created new model 'saved'")) << t.output();
   t.type("/load saved\r");
