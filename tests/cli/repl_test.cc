@@ -107,13 +107,13 @@ TEST(RunTerminal, WordsWrapAtTheTerminalWidth) {
       << raw.output();
 }
 
-// A spinner on the terminal until the first text (erased, the cursor shown again); none when
-// the output is not a terminal.
+// A spinner on the terminal until the first text (then erased); none when the output is not a
+// terminal.
 TEST(RunTerminal, SpinnerUntilTheFirstText) {
   Terminal t({"run", model(), "-t", "1", "--option", "num_predict=4", "Once upon a time"});
   ASSERT_TRUE(t.started());
-  ASSERT_TRUE(t.wait_for("\x1b[?25l\xE2\xA0\x8B")) << t.output();  // hidden cursor, then "⠋"
-  ASSERT_TRUE(t.wait_for("\x1b[K\x1b[?25h")) << t.output();
+  ASSERT_TRUE(t.wait_for("\xE2\xA0\x8B\x1b[1D")) << t.output();  // "⠋", the cursor back on it
+  ASSERT_TRUE(t.wait_for("\x1b[K")) << t.output();
   EXPECT_EQ(t.wait_exit(), 0) << t.output();
   const testing::CommandResult piped =
       run_corral("run '" + model() + "' -t 1 --option num_predict=4 'Once upon a time'");

@@ -479,7 +479,8 @@ TEST(RunTerminal, ModelMessagesAreShownWhenTheSessionStarts) {
   ASSERT_FALSE(env.empty());
   Terminal t({"run", "story", "-t", "1"}, env);
   ASSERT_TRUE(t.started());
-  ASSERT_TRUE(t.wait_for(">>> Tell me a story\r\nOnce upon a time\r\n\r\n>>> ")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> Tell me a story\r\nOnce upon a time\r\n\r\n")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
   t.type("/bye\r");
   EXPECT_EQ(t.wait_exit(), 0) << t.output();
 }
