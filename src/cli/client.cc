@@ -223,8 +223,7 @@ nlohmann::json Client::post(const std::string& path, const nlohmann::json& body)
 }
 
 nlohmann::json Client::del(const std::string& path, const nlohmann::json& body) {
-  return parse_answer(
-      checked(http_->Delete(path.c_str(), body.dump(), "application/json")).body);
+  return parse_answer(checked(http_->Delete(path.c_str(), body.dump(), "application/json")).body);
 }
 
 void Client::stream(const std::string& path, const nlohmann::json& body, const ObjectSink& sink) {
