@@ -94,6 +94,12 @@ TEST(CliThroughServe, NotFoundNamesTheServerAndItsStore) {
     EXPECT_EQ(r.exit_code, 1) << command << ": " << r.out;
     EXPECT_EQ(error_line(r.out), "Error: " + asked) << command;
   }
+  // `corral run` pulls a model the server lacks (from a closed port here); its error then says
+  // that the server's store is not this shell's.
+  const Result run = shell(env + "run x hi");
+  EXPECT_EQ(run.exit_code, 1) << run.out;
+  EXPECT_TRUE(error_line(run.out).ends_with("; " + asked)) << run.out;
+
   const Result same = shell("CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() + " CORRAL_MODELS='" +
                             server_store.str() + "' '" + CORRAL_BINARY + "' show x");
   EXPECT_EQ(error_line(same.out), "Error: model 'x' not found (asked the corral server at " +
