@@ -203,9 +203,17 @@ void create_remote(Client& client, const CreateArgs& a, const store::Modelfile& 
     req["files"] = files;
     uploaded.folder(from);
   } else if (fs::is_directory(from, ec)) {
+    // Under the folder's own name, so that the server converts a folder of that name, as a local
+    // create does (the converter names the model after it: general.name, which `show -v` prints
+    // and which decides some tokenizer settings).
+    const fs::path normal = from.lexically_normal();
+    const std::string folder_name = normal.has_filename()
+                                        ? normal.filename().string()
+                                        : normal.parent_path().filename().string();
+    const std::string prefix = folder_name.empty() || folder_name == ".." ? "" : folder_name + "/";
     nlohmann::json files = nlohmann::json::object();
     for (const fs::path& f : model_folder_files(from)) {
-      files[f.lexically_relative(from).generic_string()] = upload(client, f);
+      files[prefix + f.lexically_relative(from).generic_string()] = upload(client, f);
     }
     req["files"] = files;
     uploaded.folder(from);

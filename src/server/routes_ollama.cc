@@ -255,13 +255,23 @@ std::string from_files(Context& ctx, const nlohmann::json& files, CreateJob& job
                       "model's text GGUF and its projector GGUF)");
     }
   }
-  const fs::path dir = scratch / "model";
+  fs::path dir = scratch / "model";
   for (const auto& [filename, blob] : blobs) {
     const fs::path dest = dir / filename;
     fs::create_directories(dest.parent_path());
     std::error_code ec;
     fs::create_hard_link(blob, dest, ec);
     if (ec) fs::create_symlink(blob, dest);
+  }
+  // The files may all be in one folder, named as the client's (`corral create` sends them so):
+  // the converter names the model after its folder, as a local create does.
+  if (!fs::exists(dir / "config.json")) {
+    std::vector<fs::path> entries;
+    for (const auto& e : fs::directory_iterator(dir)) entries.push_back(e.path());
+    if (entries.size() == 1 && fs::is_directory(entries[0]) &&
+        fs::exists(entries[0] / "config.json")) {
+      dir = entries[0];
+    }
   }
   if (!fs::exists(dir / "config.json")) {
     throw HttpError(400, "'files' has no GGUF file and no config.json of a safetensors model");

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -52,15 +53,18 @@ TEST(CliThroughServe, CreateErrorsNameTheUsersFolderNotTheServersScratch) {
   fs::copy_file(testdata_path("reference/stories260K/config.json"), folder / "config.json");
   write_text(folder / "model.safetensors", "{\"x\":");
   write_text(work.path() / "Modelfile", "FROM ./broken\n");
-  const std::string create = "cd '" + work.str() + "' && '" + CORRAL_BINARY + "' create m";
+  // The variables go after the cd, on the command they are for.
+  const std::string create = "cd '" + work.str() + "' && ";
+  const std::string corral_create = "'" + std::string(CORRAL_BINARY) + "' create m";
   const std::string remote_env = "CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() + " ";
   const std::string local_env = "CORRAL_NO_SERVER=1 CORRAL_MODELS='" + local_store.str() + "' ";
 
   for (const bool weights_present : {true, false}) {
     if (!weights_present) fs::remove(folder / "model.safetensors");
-    const Result remote = shell(remote_env + create);
-    const Result local = shell(local_env + create);
+    const Result remote = shell(create + remote_env + corral_create);
+    const Result local = shell(create + local_env + corral_create);
     EXPECT_EQ(remote.exit_code, 1) << remote.out;
+    EXPECT_TRUE(contains(remote.out, "uploading sha256:")) << remote.out;  // through the server
     EXPECT_EQ(local.exit_code, 1) << local.out;
     const std::string said = error_line(remote.out);
     EXPECT_EQ(said, error_line(local.out)) << remote.out << "\n---\n" << local.out;
@@ -76,6 +80,34 @@ TEST(CliThroughServe, CreateErrorsNameTheUsersFolderNotTheServersScratch) {
     // The failed create kept none of the files uploaded for it.
     EXPECT_EQ(files_under(server_store.path() / "blobs"), std::vector<std::string>{});
   }
+}
+
+// A safetensors folder converted by the server is the model a local create makes, byte for byte
+// (the server converts the uploaded files in a folder of the client's folder's name, after which
+// the converter names the model).
+TEST(CliThroughServe, AFolderMakesTheSameModelWithAndWithoutAServer) {
+  TempDir server_store, local_store, work;
+  ServeProcess serve(server_store.path());
+  ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
+  write_text(work.path() / "Modelfile", "FROM " + testdata_path("reference/stories260K") + "\n");
+  const std::string create = "cd '" + work.str() + "' && ";
+  const std::string corral_create = " '" + std::string(CORRAL_BINARY) + "' create m";
+  ASSERT_EQ(
+      shell(create + "CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() + corral_create).exit_code, 0);
+  ASSERT_EQ(
+      shell(create + "CORRAL_NO_SERVER=1 CORRAL_MODELS='" + local_store.str() + "'" + corral_create)
+          .exit_code,
+      0);
+  const std::vector<std::string> remote_blobs = files_under(server_store.path() / "blobs");
+  const std::vector<std::string> local_blobs = files_under(local_store.path() / "blobs");
+  // The server also keeps the uploaded files (blobs of their own); the model's blobs are the same.
+  for (const std::string& blob : local_blobs) {
+    EXPECT_NE(std::find(remote_blobs.begin(), remote_blobs.end(), blob), remote_blobs.end())
+        << blob << " made locally, not by the server";
+  }
+  const std::string show = "'" + std::string(CORRAL_BINARY) + "' show m -v";
+  EXPECT_EQ(shell("CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() + " " + show).out,
+            shell("CORRAL_NO_SERVER=1 CORRAL_MODELS='" + local_store.str() + "' " + show).out);
 }
 
 // A server started with another store: "not found" says which server was asked, its store, and
