@@ -201,7 +201,7 @@ void Client::throw_server_error(int status, const std::string& message) {
     } catch (const std::exception&) {
     }
     std::error_code ec;
-    if (!mine.empty() && !std::filesystem::equivalent(mine, theirs, ec)) {
+    if (!mine.empty() && mine != theirs && !std::filesystem::equivalent(mine, theirs, ec)) {
       m += ", not this shell's " + mine + "; CORRAL_NO_SERVER=1 uses " + mine;
     }
   }
@@ -235,7 +235,7 @@ void Client::stream(const std::string& path, const nlohmann::json& body, const O
   req.set_header("Accept", "application/x-ndjson");
 
   int status = 0;
-  std::string error_body, pending;
+  std::string error_body, pending, error_line;
   std::exception_ptr failure;  // thrown once httplib has returned
   bool stopped = false;
   // One line of the stream; false ends it.
@@ -250,11 +250,7 @@ void Client::stream(const std::string& path, const nlohmann::json& body, const O
       return false;
     }
     if (obj.is_object() && obj.contains("error")) {
-      try {
-        throw_server_error(200, error_message(200, obj.dump()));
-      } catch (const ServerError&) {
-        failure = std::current_exception();
-      }
+      error_line = error_message(200, obj.dump());  // thrown once the request is over
       return false;
     }
     try {
@@ -287,10 +283,14 @@ void Client::stream(const std::string& path, const nlohmann::json& body, const O
   };
   const httplib::Result r = http_->send(req);
   if (failure) std::rethrow_exception(failure);
+  if (!error_line.empty()) throw_server_error(200, error_line);
   if (stopped || cancelled_) return;
   if (!r) throw_transport_error(static_cast<int>(r.error()));
   if (r->status >= 400) throw_server_error(r->status, error_message(r->status, error_body));
-  if (!take_line(pending) && failure) std::rethrow_exception(failure);
+  if (!take_line(pending)) {
+    if (failure) std::rethrow_exception(failure);
+    if (!error_line.empty()) throw_server_error(200, error_line);
+  }
 }
 
 bool Client::has_blob(const std::string& digest) {
