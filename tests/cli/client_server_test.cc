@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/client.h"
+#include "cli/serve_process.h"
 #include "cli/terminal.h"
 #include "convert/convert.h"
 #include "ml/gguf/reader.h"
@@ -36,85 +37,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-};
-
-Result sh(const std::string& cmd) {
-  Result r;
-  FILE* p = popen((cmd + " 2>&1 </dev/null").c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// Polls (no fixed sleep) until a server answers at `host`, or `limit` passes.
-bool wait_for_server(const std::string& host, std::chrono::seconds limit) {
-  cli::Client client(cli::parse_host(host));
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (client.alive()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
-// `corral serve` on a free port, stopped (SIGTERM, then SIGKILL) when the test ends.
-class ServeProcess {
- public:
-  explicit ServeProcess(const fs::path& store) : host_("127.0.0.1:" + std::to_string(free_port())) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      setenv("CORRAL_HOST", host_.c_str(), 1);
-      setenv("CORRAL_MODELS", store.c_str(), 1);
-      // A model the store lacks is pulled: by default from a closed loopback port, never from
-      // registry.ollama.ai.
-      setenv("CORRAL_REGISTRY_MIRROR", ("http://127.0.0.1:" + std::to_string(free_port())).c_str(),
-             1);
-      const std::string log = (store / "serve.log").string();
-      freopen(log.c_str(), "w", stdout);
-      freopen(log.c_str(), "a", stderr);
-      execl(CORRAL_BINARY, CORRAL_BINARY, "serve", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  ~ServeProcess() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 200; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  const std::string& host() const { return host_; }
-
- private:
-  std::string host_;
-  pid_t pid_ = -1;
-};
+Result sh(const std::string& cmd) { return shell(cmd); }
 
 TEST(CliThroughServe, CreateListShowRunPsStopCopyRemove) {
   TempDir server_store, client_store, work;
