@@ -10,6 +10,8 @@
 #include <fstream>
 #include <vector>
 
+#include "store/store.h"
+
 namespace corral::cli {
 namespace {
 
@@ -170,29 +172,58 @@ bool Client::alive() {
   return static_cast<bool>(r);
 }
 
-namespace {
+std::string Client::where() const {
+  const std::string url = address_.url();
+  return address_.scheme == "http" ? url.substr(7) : url;
+}
 
-const httplib::Response& checked(const httplib::Result& r, const std::function<void(int)>& fail) {
-  if (!r) fail(static_cast<int>(r.error()));
-  if (r->status >= 400) throw ServerError(r->status, error_message(r->status, r->body));
+void Client::throw_server_error(int status, const std::string& message) {
+  // "model 'x' not found" from a server: the user may be looking at another store than the
+  // server's (a background server started with another CORRAL_MODELS), so say which server was
+  // asked and, when it tells (corral's /api/version does), its store and how it differs.
+  if (!message.starts_with("model '") || !message.ends_with("' not found")) {
+    throw ServerError(status, message);
+  }
+  std::string m = message + " (asked the corral server at " + where();
+  std::string theirs;
+  if (const httplib::Result v = http_->Get("/api/version"); v && v->status == 200) {
+    try {
+      const json j = json::parse(v->body);
+      if (j.is_object() && j.contains("models") && j["models"].is_string()) theirs = j["models"];
+    } catch (const json::exception&) {
+    }
+  }
+  if (!theirs.empty()) {
+    m += ", whose store is " + theirs;
+    std::string mine;
+    try {
+      mine = store::Store::default_root().string();
+    } catch (const std::exception&) {
+    }
+    std::error_code ec;
+    if (!mine.empty() && mine != theirs && !std::filesystem::equivalent(mine, theirs, ec)) {
+      m += ", not this shell's " + mine + "; CORRAL_NO_SERVER=1 uses " + mine;
+    }
+  }
+  throw ServerError(status, m + ")");
+}
+
+const httplib::Response& Client::checked(const httplib::Result& r) {
+  if (!r) throw_transport_error(static_cast<int>(r.error()));
+  if (r->status >= 400) throw_server_error(r->status, error_message(r->status, r->body));
   return *r;
 }
 
-}  // namespace
-
 nlohmann::json Client::get(const std::string& path) {
-  const httplib::Result r = http_->Get(path.c_str());
-  return parse_answer(checked(r, [this](int e) { throw_transport_error(e); }).body);
+  return parse_answer(checked(http_->Get(path.c_str())).body);
 }
 
 nlohmann::json Client::post(const std::string& path, const nlohmann::json& body) {
-  const httplib::Result r = http_->Post(path.c_str(), body.dump(), "application/json");
-  return parse_answer(checked(r, [this](int e) { throw_transport_error(e); }).body);
+  return parse_answer(checked(http_->Post(path.c_str(), body.dump(), "application/json")).body);
 }
 
 nlohmann::json Client::del(const std::string& path, const nlohmann::json& body) {
-  const httplib::Result r = http_->Delete(path.c_str(), body.dump(), "application/json");
-  return parse_answer(checked(r, [this](int e) { throw_transport_error(e); }).body);
+  return parse_answer(checked(http_->Delete(path.c_str(), body.dump(), "application/json")).body);
 }
 
 void Client::stream(const std::string& path, const nlohmann::json& body, const ObjectSink& sink) {
@@ -204,7 +235,7 @@ void Client::stream(const std::string& path, const nlohmann::json& body, const O
   req.set_header("Accept", "application/x-ndjson");
 
   int status = 0;
-  std::string error_body, pending;
+  std::string error_body, pending, error_line;
   std::exception_ptr failure;  // thrown once httplib has returned
   bool stopped = false;
   // One line of the stream; false ends it.
@@ -219,7 +250,7 @@ void Client::stream(const std::string& path, const nlohmann::json& body, const O
       return false;
     }
     if (obj.is_object() && obj.contains("error")) {
-      failure = std::make_exception_ptr(ServerError(200, error_message(200, obj.dump())));
+      error_line = error_message(200, obj.dump());  // thrown once the request is over
       return false;
     }
     try {
@@ -252,17 +283,21 @@ void Client::stream(const std::string& path, const nlohmann::json& body, const O
   };
   const httplib::Result r = http_->send(req);
   if (failure) std::rethrow_exception(failure);
+  if (!error_line.empty()) throw_server_error(200, error_line);
   if (stopped || cancelled_) return;
   if (!r) throw_transport_error(static_cast<int>(r.error()));
-  if (r->status >= 400) throw ServerError(r->status, error_message(r->status, error_body));
-  if (!take_line(pending) && failure) std::rethrow_exception(failure);
+  if (r->status >= 400) throw_server_error(r->status, error_message(r->status, error_body));
+  if (!take_line(pending)) {
+    if (failure) std::rethrow_exception(failure);
+    if (!error_line.empty()) throw_server_error(200, error_line);
+  }
 }
 
 bool Client::has_blob(const std::string& digest) {
   const httplib::Result r = http_->Head(("/api/blobs/" + digest).c_str());
   if (!r) throw_transport_error(static_cast<int>(r.error()));
   if (r->status == 404) return false;
-  if (r->status >= 400) throw ServerError(r->status, error_message(r->status, r->body));
+  if (r->status >= 400) throw_server_error(r->status, error_message(r->status, r->body));
   return true;
 }
 
@@ -285,7 +320,7 @@ void Client::upload_blob(const std::filesystem::path& file, const std::string& d
         return true;
       },
       "application/octet-stream");
-  checked(r, [this](int e) { throw_transport_error(e); });
+  checked(r);
 }
 
 void Client::cancel() {

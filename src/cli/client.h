@@ -19,7 +19,9 @@
 
 namespace httplib {
 class Client;
-}
+class Result;
+struct Response;
+}  // namespace httplib
 
 namespace corral::cli {
 
@@ -71,6 +73,8 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   const HostAddress& address() const { return address_; }
+  // "127.0.0.1:11434" (with the scheme when it is not http), as errors name the server.
+  std::string where() const;
 
   // True when an HTTP server answers at the address (Ollama's heartbeat: HEAD /).
   bool alive();
@@ -96,6 +100,10 @@ class Client {
 
  private:
   [[noreturn]] void throw_transport_error(int error) const;
+  // A ServerError; "model 'x' not found" also names this server and its store.
+  [[noreturn]] void throw_server_error(int status, const std::string& message);
+  // The answer, or the error it is (transport or HTTP status of 400 and above) thrown.
+  const httplib::Response& checked(const httplib::Result& r);
 
   HostAddress address_;
   std::unique_ptr<httplib::Client> http_;

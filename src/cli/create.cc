@@ -145,9 +145,37 @@ std::string upload(Client& client, const fs::path& file) {
   return digest;
 }
 
+void stream_create(Client& client, const nlohmann::json& req, ProgressPrinter& printer);
+
+// The server names the files uploaded for a create "<upload>/NAME" (NAME as `files` gives it)
+// and their folder "<upload>"; the user is told their own paths, as a local create tells them.
+class UploadedPaths {
+ public:
+  void file(const std::string& name, const fs::path& path) {
+    marks_.emplace_back("<upload>/" + name, path.string());
+  }
+  void folder(const fs::path& path) { folder_ = path.string(); }
+
+  std::string shown(std::string message) const {
+    auto marks = marks_;
+    if (!folder_.empty()) marks.emplace_back("<upload>", folder_);  // after its files
+    for (const auto& [mark, path] : marks) {
+      for (size_t at = 0; (at = message.find(mark, at)) != std::string::npos; at += path.size()) {
+        message.replace(at, mark.size(), path);
+      }
+    }
+    return message;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> marks_;
+  std::string folder_;
+};
+
 void create_remote(Client& client, const CreateArgs& a, const store::Modelfile& mf,
                    const fs::path& dir) {
   nlohmann::json req = {{"model", a.name}, {"stream", true}};
+  UploadedPaths uploaded;
   const fs::path from = store::expand_modelfile_path(mf.from, dir);
   std::error_code ec;
   std::vector<fs::path> ggufs;  // a folder of GGUFs (a vision model: text GGUF and projector)
@@ -164,18 +192,34 @@ void create_remote(Client& client, const CreateArgs& a, const store::Modelfile& 
     }
     req["files"] = {{from.filename().string(), upload(client, from)},
                     {other.filename().string(), upload(client, other)}};
+    uploaded.file(from.filename().string(), from);
+    uploaded.file(other.filename().string(), other);
   } else if (!ggufs.empty()) {
     nlohmann::json files = nlohmann::json::object();
-    for (const fs::path& f : ggufs) files[f.filename().string()] = upload(client, f);
-    req["files"] = files;
-  } else if (fs::is_directory(from, ec)) {
-    nlohmann::json files = nlohmann::json::object();
-    for (const fs::path& f : model_folder_files(from)) {
-      files[f.lexically_relative(from).generic_string()] = upload(client, f);
+    for (const fs::path& f : ggufs) {
+      files[f.filename().string()] = upload(client, f);
+      uploaded.file(f.filename().string(), f);
     }
     req["files"] = files;
+    uploaded.folder(from);
+  } else if (fs::is_directory(from, ec)) {
+    // Under the folder's own name, so that the server converts a folder of that name, as a local
+    // create does (the converter names the model after it: general.name, which `show -v` prints
+    // and which decides some tokenizer settings).
+    const fs::path normal = from.lexically_normal();
+    const std::string folder_name = normal.has_filename()
+                                        ? normal.filename().string()
+                                        : normal.parent_path().filename().string();
+    const std::string prefix = folder_name.empty() || folder_name == ".." ? "" : folder_name + "/";
+    nlohmann::json files = nlohmann::json::object();
+    for (const fs::path& f : model_folder_files(from)) {
+      files[prefix + f.lexically_relative(from).generic_string()] = upload(client, f);
+    }
+    req["files"] = files;
+    uploaded.folder(from);
   } else if (fs::is_regular_file(from, ec)) {
     req["files"] = {{from.filename().string(), upload(client, from)}};
+    uploaded.file(from.filename().string(), from);
   } else if (store::is_model_path(mf.from) || store::looks_like_path(mf.from)) {
     throw std::runtime_error(store::missing_path_error("FROM " + mf.from, from));
   } else {
@@ -197,6 +241,14 @@ void create_remote(Client& client, const CreateArgs& a, const store::Modelfile& 
   if (a.insecure) req["insecure"] = true;
 
   ProgressPrinter printer;
+  try {
+    stream_create(client, req, printer);
+  } catch (const ServerError& e) {
+    throw ServerError(e.status, uploaded.shown(e.what()));
+  }
+}
+
+void stream_create(Client& client, const nlohmann::json& req, ProgressPrinter& printer) {
   client.stream("/api/create", req, [&printer](const nlohmann::json& obj) {
     convert::Progress p;
     p.status = obj.value("status", "");

@@ -90,12 +90,9 @@ LineEditor::LineEditor() {
   el_set(el_, EL_GETCFN, &LineEditor::read_char);
   const char* term = std::getenv("TERM");
   decorate_ = isatty(STDOUT_FILENO) != 0 && !(term && std::string_view(term) == "dumb");
-  // Bracketed paste: the terminal marks pasted text, so that its line breaks do not send it.
-  if (decorate_) write_out("\x1b[?2004h");
 }
 
 LineEditor::~LineEditor() {
-  if (decorate_) write_out("\x1b[?2004l");
   el_end(el_);
   history_end(history_);
   g_wake_fd = -1;
@@ -128,8 +125,12 @@ LineEditor::Result LineEditor::read(std::string& line, Prompt prompt, bool& was_
     t.c_cc[VTIME] = 0;
     tcsetattr(STDIN_FILENO, TCSANOW, &t);
   }
+  // Bracketed paste while a line is read: the terminal marks pasted text, so that its line
+  // breaks do not send it (and a process that ends meanwhile leaves the terminal as it was).
+  if (decorate_) write_out("\x1b[?2004h");
   int count = 0;
   const char* s = el_gets(el_, &count);
+  if (decorate_) write_out("\x1b[?2004l");
   if (take_interrupt()) {
     const LineInfo* li = el_line(el_);
     was_empty = !li || li->lastchar == li->buffer;

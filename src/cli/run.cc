@@ -517,12 +517,21 @@ bool pullable(const std::string& model) {
 // The server's /api/show answer for the model; a model the server lacks is pulled first, as
 // `ollama run` does.
 nlohmann::json show_or_pull(Client& client, const RunArgs& args) {
+  std::string not_found;
   try {
     return client.post("/api/show", {{"model", args.model}});
   } catch (const ServerError& e) {
     if (e.status != 404 || !pullable(args.model)) throw;
+    not_found = e.what();
   }
-  pull_model(&client, args.model, args.insecure);
+  try {
+    pull_model(&client, args.model, args.insecure);
+  } catch (const ServerError& e) {
+    // A server with another store than this shell's (a background server started with another
+    // CORRAL_MODELS) is why the model was missing: the pull's error says so too.
+    if (not_found.find("not this shell's") == std::string::npos) throw;
+    throw ServerError(e.status, std::string(e.what()) + "; " + not_found);
+  }
   return client.post("/api/show", {{"model", args.model}});
 }
 

@@ -21,13 +21,13 @@ Spinner::Spinner() {
     static constexpr std::string_view kFrames[] = {"⠋", "⠙", "⠹", "⠸", "⠼",
                                                    "⠴", "⠦", "⠧", "⠇", "⠏"};
     std::unique_lock lock(mu_);
-    write_err("\x1b[?25l");  // the cursor hidden while the spinner stands on it
     for (size_t i = 0; !stop_; ++i) {
-      // The frame, then the cursor back onto it: the next frame (or the text) goes there.
+      // The frame, then the cursor back onto it: the next frame (or the text) goes there. (The
+      // cursor is not hidden: a Ctrl+C that ends the process would leave it hidden.)
       write_err(std::string(kFrames[i % std::size(kFrames)]) + "\x1b[1D");
       cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stop_; });
     }
-    write_err("\x1b[K\x1b[?25h");
+    write_err("\x1b[K");
   });
 }
 

@@ -101,6 +101,10 @@ void handle_show(Context& ctx, const httplib::Request& req, httplib::Response& r
   send_json(res, nlohmann::json::parse(out.dump(-1, ' ', false, Json::error_handler_t::replace)));
 }
 
+bool is_loopback_peer(const std::string& addr) {
+  return addr.starts_with("127.") || addr == "::1" || addr.starts_with("::ffff:127.");
+}
+
 // ---- Blobs ----------------------------------------------------------------------------------
 
 std::string digest_param(const httplib::Request& req) {
@@ -185,14 +189,31 @@ struct CreateJob {
   bool insecure = false;                       // pull a missing FROM model over plain http
   std::unique_ptr<store::ScratchDir> scratch;  // links to uploaded files; relative FROMs see it
   std::vector<std::string> uploads;            // digests of the uploaded files it uses
+  // The server's paths of the uploaded files (blobs, the scratch folder they are linked into) and
+  // how errors name them instead: "<upload>" for the folder, "<upload>/NAME" for a file, as the
+  // client named it. The client knows which of its own paths that is (`corral create` puts them
+  // back); the server's paths mean nothing to it.
+  std::vector<std::pair<std::string, std::string>> shown_paths;
 };
+
+constexpr std::string_view kUploadMark = "<upload>";
+
+// `message` with the server's paths of uploaded files replaced by their names on the client.
+std::string client_paths(std::string message, const CreateJob& job) {
+  for (const auto& [path, shown] : job.shown_paths) {
+    for (size_t at = 0; (at = message.find(path, at)) != std::string::npos; at += shown.size()) {
+      message.replace(at, path.size(), shown);
+    }
+  }
+  return message;
+}
 
 // The model layer given by blobs: one GGUF is used in place (two: a vision model's text GGUF and
 // its projector, into *second); several files (safetensors, config.json, tokenizer files) are
 // linked under their names into a folder that is converted.
-std::string from_files(Context& ctx, const nlohmann::json& files, const fs::path& scratch,
-                       std::vector<std::string>& uploads,
+std::string from_files(Context& ctx, const nlohmann::json& files, CreateJob& job,
                        std::optional<std::string>* second = nullptr) {
+  const fs::path& scratch = job.scratch->path();
   if (files.empty()) throw HttpError(400, "'files' is empty");
   std::vector<std::pair<std::string, fs::path>> blobs;
   for (const auto& [filename, digest_json] : files.items()) {
@@ -212,11 +233,18 @@ std::string from_files(Context& ctx, const nlohmann::json& files, const fs::path
                                " has not been uploaded (POST /api/blobs/" + digest + " first)");
     }
     blobs.emplace_back(filename, ctx.store.blob_path(digest));
-    uploads.push_back(digest);
+    job.uploads.push_back(digest);
   }
-  if (blobs.size() == 1 && is_gguf_blob(blobs[0].second)) return blobs[0].second.string();
+  if (blobs.size() == 1 && is_gguf_blob(blobs[0].second)) {
+    job.shown_paths.emplace_back(blobs[0].second.string(),
+                                 std::string(kUploadMark) + "/" + blobs[0].first);
+    return blobs[0].second.string();
+  }
   if (blobs.size() == 2 && second && is_gguf_blob(blobs[0].second) &&
       is_gguf_blob(blobs[1].second)) {
+    for (const auto& [filename, blob] : blobs) {
+      job.shown_paths.emplace_back(blob.string(), std::string(kUploadMark) + "/" + filename);
+    }
     *second = blobs[1].second.string();
     return blobs[0].second.string();
   }
@@ -227,7 +255,7 @@ std::string from_files(Context& ctx, const nlohmann::json& files, const fs::path
                       "model's text GGUF and its projector GGUF)");
     }
   }
-  const fs::path dir = scratch / "model";
+  fs::path dir = scratch / "model";
   for (const auto& [filename, blob] : blobs) {
     const fs::path dest = dir / filename;
     fs::create_directories(dest.parent_path());
@@ -235,9 +263,20 @@ std::string from_files(Context& ctx, const nlohmann::json& files, const fs::path
     fs::create_hard_link(blob, dest, ec);
     if (ec) fs::create_symlink(blob, dest);
   }
+  // The files may all be in one folder, named as the client's (`corral create` sends them so):
+  // the converter names the model after its folder, as a local create does.
+  if (!fs::exists(dir / "config.json")) {
+    std::vector<fs::path> entries;
+    for (const auto& e : fs::directory_iterator(dir)) entries.push_back(e.path());
+    if (entries.size() == 1 && fs::is_directory(entries[0]) &&
+        fs::exists(entries[0] / "config.json")) {
+      dir = entries[0];
+    }
+  }
   if (!fs::exists(dir / "config.json")) {
     throw HttpError(400, "'files' has no GGUF file and no config.json of a safetensors model");
   }
+  job.shown_paths.emplace_back(dir.string(), std::string(kUploadMark));
   return dir.string();
 }
 
@@ -255,8 +294,7 @@ CreateJob parse_create(Context& ctx, const nlohmann::json& body) {
       throw HttpError(400, e.what());
     }
     if (mf.from.starts_with("@")) {
-      mf.from = from_files(ctx, nlohmann::json{{"model.gguf", mf.from.substr(1)}},
-                           job.scratch->path(), job.uploads);
+      mf.from = from_files(ctx, nlohmann::json{{"model.gguf", mf.from.substr(1)}}, job);
     } else if (!store::ModelName::valid(mf.from)) {
       throw HttpError(400, "FROM " + mf.from +
                                ": over the API a Modelfile names a model or an uploaded blob "
@@ -274,7 +312,7 @@ CreateJob parse_create(Context& ctx, const nlohmann::json& body) {
   if (from && !from->empty()) {
     mf.from = parse_name(*from).display();  // pulled by create_model when missing
   } else if (files) {
-    mf.from = from_files(ctx, *files, job.scratch->path(), job.uploads, &mf.from2);
+    mf.from = from_files(ctx, *files, job, &mf.from2);
   } else if (mf.from.empty()) {
     throw HttpError(400, "neither 'from' or 'files' was specified");
   }
@@ -356,6 +394,12 @@ void run_create(Context& ctx, CreateJob& job, const convert::ProgressFn& progres
     } catch (const store::FromPullError& e) {
       // The registry lacks the FROM model, or failed: not the server's fault.
       throw HttpError(e.not_found ? 404 : 502, e.what());
+    } catch (const std::exception&) {
+      std::string message;
+      const int status = error_status(std::current_exception(), &message);
+      const std::string shown = client_paths(message, job);
+      if (shown != message) throw HttpError(status, shown);
+      throw;
     }
   }
 }
@@ -535,8 +579,12 @@ void add_ollama_routes(httplib::Server& http, Context& ctx) {
   http.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("corral is running", "text/plain; charset=utf-8");
   });
-  http.Get("/api/version", [](const httplib::Request&, httplib::Response& res) {
-    send_json(res, nlohmann::json{{"version", CORRAL_VERSION}});
+  http.Get("/api/version", [c](const httplib::Request& req, httplib::Response& res) {
+    nlohmann::json answer = {{"version", CORRAL_VERSION}};
+    // The store's path, beyond Ollama's answer, for `corral` on this machine: its "model not
+    // found" says which store it asked. Not told to other machines.
+    if (is_loopback_peer(req.remote_addr)) answer["models"] = c->store.root().string();
+    send_json(res, answer);
   });
   http.Get("/api/tags",
            [c](const httplib::Request&, httplib::Response& res) { handle_tags(*c, res); });

@@ -22,11 +22,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/client.h"
+#include "cli/serve_process.h"
 #include "cli/terminal.h"
 #include "convert/convert.h"
 #include "ml/gguf/reader.h"
 #include "ml/gguf/writer.h"
-#include "serve_process.h"
 #include "store/digest.h"
 #include "store/registry_model.h"
 #include "store/temp_store.h"
@@ -36,12 +36,8 @@ namespace corral::testing {
 namespace {
 
 namespace fs = std::filesystem;
-using serve::contains;
-using serve::free_port;
-using serve::Result;
-using serve::ServeProcess;
-using serve::sh;
-using serve::wait_for_server;
+
+Result sh(const std::string& cmd) { return shell(cmd); }
 
 TEST(CliThroughServe, CreateListShowRunPsStopCopyRemove) {
   TempDir server_store, client_store, work;
@@ -181,20 +177,27 @@ TEST(CliThroughServe, ShowIsTheSameWithAndWithoutAServer) {
              "FROM " + testdata_path("tinystories260k/stories260K-f32.gguf") +
                  "\nPARAMETER temperature 0\nPARAMETER stop end\nSYSTEM Lily\nLICENSE MIT\n"
                  "TEMPLATE \"\"\"{{ .System }} {{ .Prompt }}\"\"\"\nMESSAGE user hi\n");
-  write_text(work.path() / "Modelfile.qwen3",
-             "FROM " + testdata_path("reference/tiny-qwen3") + "\n");
   const std::string local =
       "CORRAL_NO_SERVER=1 CORRAL_MODELS='" + store.str() + "' '" + CORRAL_BINARY + "' ";
   ASSERT_EQ(sh(local + "create story -f '" + work.str() + "/Modelfile.story'").exit_code, 0);
-  ASSERT_EQ(sh(local + "create qwen3 -q F32 -f '" + work.str() + "/Modelfile.qwen3'").exit_code, 0);
+  // Every fixture checkpoint, each architecture (text, vision, embedding) made a store model.
+  std::vector<std::string> models = {"story"};
+  for (const char* name : {"small-llama-256", "tiny-bert", "tiny-gemma3", "tiny-llama3",
+                           "tiny-mllama", "tiny-qwen2", "tiny-qwen2vl", "tiny-qwen3"}) {
+    write_text(work.path() / name,
+               "FROM " + testdata_path(std::string("reference/") + name) + "\n");
+    const Result made = sh(local + "create " + name + " -f '" + work.str() + "/" + name + "'");
+    ASSERT_EQ(made.exit_code, 0) << name << ": " << made.out;
+    models.push_back(name);
+  }
   ServeProcess serve(store.path());
   ASSERT_TRUE(wait_for_server(serve.host(), std::chrono::seconds(20)));
   const std::string remote = "CORRAL_NO_SERVER= CORRAL_HOST=" + serve.host() + " CORRAL_MODELS='" +
                              work.str() + "' '" + CORRAL_BINARY + "' ";
-  for (const char* model : {"story", "qwen3"}) {
+  for (const std::string& model : models) {
     for (const char* flag :
          {"", "--template", "--parameters", "--system", "--license", "--modelfile", "-v"}) {
-      const std::string args = std::string("show ") + model + " " + flag;
+      const std::string args = "show " + model + " " + flag;
       const Result here = sh(local + args);
       const Result there = sh(remote + args);
       EXPECT_EQ(here.exit_code, 0) << args << ": " << here.out;
@@ -202,7 +205,7 @@ TEST(CliThroughServe, ShowIsTheSameWithAndWithoutAServer) {
     }
   }
   // What the store model holds shows in both.
-  EXPECT_TRUE(contains(sh(local + "show qwen3 --template").out, "<|im_start|>"));
+  EXPECT_TRUE(contains(sh(local + "show tiny-qwen3 --template").out, "<|im_start|>"));
   EXPECT_TRUE(contains(sh(local + "show story").out, "  Capabilities\n    completion\n"));
 }
 
@@ -388,12 +391,8 @@ TEST(CliThroughServe, ReplFormatSaveAndLoadGoThroughTheServer) {
   Terminal t({"run", "story"}, env);
   ASSERT_TRUE(t.started());
   ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
-  t.type("/set format json\r");
-  ASSERT_TRUE(t.wait_for("Set format to 'json' mode.")) << t.output();
-  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
-  t.type("Once upon a time\r");
-  ASSERT_TRUE(t.wait_for("{ \"")) << t.output();
-  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  ASSERT_TRUE(t.command("/set format json\r", "Set format to 'json' mode.")) << t.output();
+  ASSERT_TRUE(t.command("Once upon a time\r", "{ \"")) << t.output();
   t.type("/save saved\r");
   ASSERT_TRUE(t.wait_for("Created new model 'saved'")) << t.output();
   t.type("/load saved\r");

@@ -170,7 +170,10 @@ TEST(Client, TurnsErrorAnswersIntoExceptionsWithTheServersMessage) {
     FAIL() << "no exception";
   } catch (const cli::ServerError& e) {
     EXPECT_EQ(e.status, 404);
-    EXPECT_STREQ(e.what(), "model 'nope' not found");
+    // A "not found" names the server asked (this one tells no store: it is not corral's).
+    EXPECT_EQ(std::string(e.what()),
+              "model 'nope' not found (asked the corral server at 127.0.0.1:" +
+                  std::to_string(server.port()) + ")");
   }
   try {
     client.post("/api/copy", json::object());
@@ -256,7 +259,9 @@ TEST(Client, StreamsNdjsonObjectsInOrderAndStopsAtAnErrorLine) {
     FAIL() << "no exception";
   } catch (const cli::ServerError& e) {
     EXPECT_EQ(e.status, 404);
-    EXPECT_STREQ(e.what(), "model 'missing' not found");
+    EXPECT_EQ(std::string(e.what()),
+              "model 'missing' not found (asked the corral server at 127.0.0.1:" +
+                  std::to_string(server.port()) + ")");
   }
 
   // A sink that says stop ends the stream quietly.
@@ -532,7 +537,8 @@ TEST_F(CliAgainstServer, ShowAsksTheServer) {
   EXPECT_TRUE(contains(r.out, "  System\n    You are terse.\n")) << r.out;
   r = run("show nope");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.out, "Error: model 'nope' not found\n");
+  EXPECT_EQ(r.out, "Error: model 'nope' not found (asked the corral server at 127.0.0.1:" +
+                       std::to_string(server_.port()) + ")\n");
 }
 
 TEST_F(CliAgainstServer, CopyAndRemoveGoThroughTheServer) {

@@ -29,11 +29,6 @@ namespace corral::testing {
 namespace {
 
 namespace fs = std::filesystem;
-using serve::contains;
-using serve::Result;
-using serve::ServeProcess;
-using serve::sh;
-using serve::wait_for_server;
 
 constexpr int64_t kTrained = 65536;
 constexpr int64_t kFits = 8192;  // the context CORRAL_MAX_MEMORY leaves room for
@@ -89,23 +84,23 @@ TEST(RunMemory, InProcessAContextTooLargeIsLoweredToWhatFitsAndSaid) {
                            " --option num_predict=4 --option temperature=0 -t 1 'Once upon a time'";
 
   // A GGUF file named on the command line.
-  Result r = sh(env + binary() + "run '" + gguf.string() + "'" + args);
+  Result r = shell(env + binary() + "run '" + gguf.string() + "'" + args);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, gguf.string() + ": " + said)) << r.out;
 
   // A model of the store with CORRAL_NO_SERVER=1: the same admission, the user's name.
   write_text(work.path() / "Modelfile", "FROM " + gguf.string() + "\n");
-  r = sh("cd '" + work.str() + "' && CORRAL_NO_SERVER=1 " + env + binary() + "create long");
+  r = shell("cd '" + work.str() + "' && CORRAL_NO_SERVER=1 " + env + binary() + "create long");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  r = sh("CORRAL_NO_SERVER=1 " + env + binary() + "run long" + args);
+  r = shell("CORRAL_NO_SERVER=1 " + env + binary() + "run long" + args);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, "long: " + said)) << r.out;
   // The words after the line are the reply: the model ran with the lowered context.
   EXPECT_GT(r.out.size(), r.out.find(said) + said.size()) << r.out;
 
   // A context that fits is not lowered, and nothing is said.
-  r = sh("CORRAL_NO_SERVER=1 " + env + binary() + "run long --option num_ctx=" +
-         std::to_string(kFits) + " --option num_predict=4 -t 1 'Once upon a time'");
+  r = shell("CORRAL_NO_SERVER=1 " + env + binary() + "run long --option num_ctx=" +
+            std::to_string(kFits) + " --option num_predict=4 -t 1 'Once upon a time'");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_FALSE(contains(r.out, "num_ctx lowered")) << r.out;
 }
@@ -118,8 +113,8 @@ TEST(RunMemory, InProcessAModelThatDoesNotFitEvenTheSmallestContextIsRefused) {
   const uint64_t limit = needs.bytes(2048) - 1;
   const std::string env =
       "CORRAL_MODELS='" + store.str() + "' CORRAL_MAX_MEMORY=" + std::to_string(limit) + " ";
-  const Result r = sh(env + binary() + "run '" + gguf.string() + "' --option num_ctx=" +
-                      std::to_string(kTrained) + " -t 1 'Once upon a time'");
+  const Result r = shell(env + binary() + "run '" + gguf.string() + "' --option num_ctx=" +
+                         std::to_string(kTrained) + " -t 1 'Once upon a time'");
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_EQ(r.out, "Error: " + gguf.string() + " needs " +
                        runner::human_bytes(needs.bytes(kTrained)) + " for a " +
@@ -129,8 +124,8 @@ TEST(RunMemory, InProcessAModelThatDoesNotFitEvenTheSmallestContextIsRefused) {
                        runner::human_bytes(needs.bytes(2048)) + "\n");
 
   // `corral bench` needs its whole context: refused the same way rather than lowered.
-  const Result bench = sh("CORRAL_MODELS='" + store.str() + "' CORRAL_MAX_MEMORY=1000 " + binary() +
-                          "bench '" + gguf.string() + "' -p 16 -n 4 -r 1 -t 1");
+  const Result bench = shell("CORRAL_MODELS='" + store.str() + "' CORRAL_MAX_MEMORY=1000 " +
+                             binary() + "bench '" + gguf.string() + "' -p 16 -n 4 -r 1 -t 1");
   EXPECT_NE(bench.exit_code, 0) << bench.out;
   EXPECT_TRUE(contains(bench.out, "Error: " + gguf.string() + " needs ")) << bench.out;
   EXPECT_TRUE(contains(bench.out, "for a 16-token context but 1.0 KB is left under")) << bench.out;
@@ -141,13 +136,13 @@ TEST(RunMemory, InProcessAnEmbeddingModelThatDoesNotFitIsRefused) {
   TempDir work, store;
   const std::string env = "CORRAL_NO_SERVER=1 CORRAL_MODELS='" + store.str() + "' ";
   write_text(work.path() / "Modelfile", "FROM " + testdata_path("reference/tiny-bert") + "\n");
-  Result r = sh("cd '" + work.str() + "' && " + env + binary() + "create bert -q F32");
+  Result r = shell("cd '" + work.str() + "' && " + env + binary() + "create bert -q F32");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  r = sh(env + "CORRAL_MAX_MEMORY=1000 " + binary() + "run bert hello");
+  r = shell(env + "CORRAL_MAX_MEMORY=1000 " + binary() + "run bert hello");
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_TRUE(r.out.starts_with("Error: bert needs ")) << r.out;
   EXPECT_TRUE(contains(r.out, " but 1.0 KB is left under CORRAL_MAX_MEMORY")) << r.out;
-  r = sh(env + binary() + "run bert hello");
+  r = shell(env + binary() + "run bert hello");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(r.out.starts_with("[")) << r.out;
 }
@@ -204,18 +199,18 @@ TEST(RunMemory, ThroughTheServerALoweredContextIsSaidAndShownByPsAndNoRoomIsRefu
           client_store.str() + "' " + binary();
     write_text(work.path() / "Modelfile",
                "FROM " + gguf.string() + "\nPARAMETER temperature 0\nPARAMETER num_thread 1\n");
-    Result r = sh("cd '" + work.str() + "' && " + cli + "create stories");
+    Result r = shell("cd '" + work.str() + "' && " + cli + "create stories");
     ASSERT_EQ(r.exit_code, 0) << r.out;
 
-    r = sh(cli + "run stories --option num_ctx=" + std::to_string(kTrained) +
-           " --option num_predict=4 'Once upon a time'");
+    r = shell(cli + "run stories --option num_ctx=" + std::to_string(kTrained) +
+              " --option num_predict=4 'Once upon a time'");
     ASSERT_EQ(r.exit_code, 0) << r.out;
     EXPECT_TRUE(contains(r.out, "\nnum_ctx lowered to " + std::to_string(kFits) +
                                     " by the server to fit in its memory (" +
                                     std::to_string(kTrained) + " was asked; the model takes " +
                                     runner::human_bytes(limit) + ")\n"))
         << r.out;
-    r = sh(cli + "ps");
+    r = shell(cli + "ps");
     ASSERT_EQ(r.exit_code, 0) << r.out;
     const std::vector<std::string> header = words_of_line_with(r.out, "CONTEXT");
     const std::vector<std::string> row = words_of_line_with(r.out, "stories:latest");
@@ -230,8 +225,8 @@ TEST(RunMemory, ThroughTheServerALoweredContextIsSaidAndShownByPsAndNoRoomIsRefu
                          "stories:latest: num_ctx lowered to " + std::to_string(kFits)));
 
     // A context the server gives whole is not remarked on.
-    r = sh(cli + "run stories --option num_ctx=" + std::to_string(kFits) +
-           " --option num_predict=4 'Once upon a time'");
+    r = shell(cli + "run stories --option num_ctx=" + std::to_string(kFits) +
+              " --option num_predict=4 'Once upon a time'");
     ASSERT_EQ(r.exit_code, 0) << r.out;
     EXPECT_FALSE(contains(r.out, "num_ctx lowered")) << r.out;
   }
@@ -241,8 +236,8 @@ TEST(RunMemory, ThroughTheServerALoweredContextIsSaidAndShownByPsAndNoRoomIsRefu
   ASSERT_TRUE(wait_for_server(tight.host(), std::chrono::seconds(20)));
   cli = "CORRAL_NO_SERVER= CORRAL_HOST=" + tight.host() + " CORRAL_MODELS='" + client_store.str() +
         "' " + binary();
-  const Result r = sh(cli + "run stories --option num_ctx=" + std::to_string(kTrained) +
-                      " --option num_predict=4 'Once upon a time'");
+  const Result r = shell(cli + "run stories --option num_ctx=" + std::to_string(kTrained) +
+                         " --option num_predict=4 'Once upon a time'");
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_TRUE(r.out.starts_with("Error: stories:latest needs ")) << r.out;
   EXPECT_TRUE(contains(r.out,

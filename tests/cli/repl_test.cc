@@ -107,13 +107,13 @@ TEST(RunTerminal, WordsWrapAtTheTerminalWidth) {
       << raw.output();
 }
 
-// A spinner on the terminal until the first text (erased, the cursor shown again); none when
-// the output is not a terminal.
+// A spinner on the terminal until the first text (then erased); none when the output is not a
+// terminal.
 TEST(RunTerminal, SpinnerUntilTheFirstText) {
   Terminal t({"run", model(), "-t", "1", "--option", "num_predict=4", "Once upon a time"});
   ASSERT_TRUE(t.started());
-  ASSERT_TRUE(t.wait_for("\x1b[?25l\xE2\xA0\x8B")) << t.output();  // hidden cursor, then "⠋"
-  ASSERT_TRUE(t.wait_for("\x1b[K\x1b[?25h")) << t.output();
+  ASSERT_TRUE(t.wait_for("\xE2\xA0\x8B\x1b[1D")) << t.output();  // "⠋", the cursor back on it
+  ASSERT_TRUE(t.wait_for("\x1b[K")) << t.output();
   EXPECT_EQ(t.wait_exit(), 0) << t.output();
   const testing::CommandResult piped =
       run_corral("run '" + model() + "' -t 1 --option num_predict=4 'Once upon a time'");
@@ -169,21 +169,13 @@ TEST(RunTerminal, FormatJsonConstrainsTheAnswer) {
       {"run", model(), "-t", "1", "--option", "temperature=0", "--option", "num_predict=12"});
   ASSERT_TRUE(t.started());
   ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
-  t.type("/set format json\r");
-  ASSERT_TRUE(t.wait_for("Set format to 'json' mode.")) << t.output();
-  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
-  t.type("Once upon a time\r");
-  ASSERT_TRUE(t.wait_for("{ \"")) << t.output();
-  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  ASSERT_TRUE(t.command("/set format json\r", "Set format to 'json' mode.")) << t.output();
+  ASSERT_TRUE(t.command("Once upon a time\r", "{ \"")) << t.output();
   t.type("/set format yaml\r");
   ASSERT_TRUE(t.wait_for("Invalid or missing format. For 'json' mode use '/set format json'"))
       << t.output();
-  t.type("/set noformat\r");
-  ASSERT_TRUE(t.wait_for("Disabled format.")) << t.output();
-  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
-  t.type("Once upon a time\r");
-  ASSERT_TRUE(t.wait_for(", there was")) << t.output();
-  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  ASSERT_TRUE(t.command("/set noformat\r", "Disabled format.")) << t.output();
+  ASSERT_TRUE(t.command("Once upon a time\r", ", there was")) << t.output();
   t.type("/bye\r");
   EXPECT_EQ(t.wait_exit(), 0) << t.output();
 
@@ -220,9 +212,7 @@ TEST(RunTerminal, LoadSwitchesTheModel) {
   ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
   t.type("/show system\r");
   ASSERT_TRUE(t.wait_for("Second\r\n")) << t.output();
-  t.type("/load missing\r");
-  ASSERT_TRUE(t.wait_for("Couldn't load model 'missing'")) << t.output();
-  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
+  ASSERT_TRUE(t.command("/load missing\r", "Couldn't load model 'missing'")) << t.output();
   t.type("/show system\r");
   ASSERT_TRUE(t.wait_for("Second\r\n")) << t.output();
   t.type("/load\r");

@@ -343,21 +343,17 @@ TEST(RunTerminal, CommandsAndMultiLineInput) {
   Terminal t({"run", model(), "-t", "1", "--option", "temperature=0"});
   ASSERT_TRUE(t.started());
   ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
-  const auto command = [&t](const std::string& keys, const std::string& answer) {
-    t.type(keys);
-    return t.wait_for(answer) && t.wait_for(">>> ");
-  };
-  ASSERT_TRUE(command("/?\r", "/set parameter K V")) << t.output();
-  ASSERT_TRUE(command("/show info\r", "architecture        llama")) << t.output();
-  ASSERT_TRUE(command("/set parameter num_predict 6\r", "Set parameter 'num_predict' to '6'"))
+  ASSERT_TRUE(t.command("/?\r", "/set parameter K V")) << t.output();
+  ASSERT_TRUE(t.command("/show info\r", "architecture        llama")) << t.output();
+  ASSERT_TRUE(t.command("/set parameter num_predict 6\r", "Set parameter 'num_predict' to '6'"))
       << t.output();
-  ASSERT_TRUE(command("/nonsense\r", "Unknown command '/nonsense'")) << t.output();
+  ASSERT_TRUE(t.command("/nonsense\r", "Unknown command '/nonsense'")) << t.output();
   t.type("\"\"\"Once upon\r");
   ASSERT_TRUE(t.wait_for("... ")) << t.output();
   // The message "Once upon\na time": six tokens, then the prompt again without a Ctrl+C.
-  ASSERT_TRUE(command("a time\"\"\"\r", "\r\n\r\n")) << t.output();
+  ASSERT_TRUE(t.command("a time\"\"\"\r", "\r\n\r\n")) << t.output();
   // Six tokens of the greedy continuation (the last is " g").
-  ASSERT_TRUE(command("Once upon a time\r", ", there was a little g\r\n")) << t.output();
+  ASSERT_TRUE(t.command("Once upon a time\r", ", there was a little g\r\n")) << t.output();
   t.type("\x04");
   EXPECT_EQ(t.wait_exit(), 0) << t.output();
 }
@@ -418,25 +414,21 @@ TEST(RunTerminal, ShowCommandsAnswerFromTheModelAndTheSession) {
   Terminal t({"run", "story", "-t", "1"}, env);
   ASSERT_TRUE(t.started());
   ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
-  const auto command = [&t](const std::string& keys, const std::string& answer) {
-    t.type(keys);
-    return t.wait_for(answer) && t.wait_for(">>> ");
-  };
-  EXPECT_TRUE(command("/show system\r", "Lily\r\n")) << t.output();
-  EXPECT_TRUE(command("/show license\r", "MIT\r\n")) << t.output();
-  EXPECT_TRUE(command("/show parameters\r",
-                      "Model defined parameters:\r\n  temperature                    0.0"))
+  EXPECT_TRUE(t.command("/show system\r", "Lily\r\n")) << t.output();
+  EXPECT_TRUE(t.command("/show license\r", "MIT\r\n")) << t.output();
+  EXPECT_TRUE(t.command("/show parameters\r",
+                        "Model defined parameters:\r\n  temperature                    0.0"))
       << t.output();
-  EXPECT_TRUE(command("/show template\r", "No prompt template was specified for this model."))
+  EXPECT_TRUE(t.command("/show template\r", "No prompt template was specified for this model."))
       << t.output();
-  EXPECT_TRUE(command("/show modelfile\r", "FROM ")) << t.output();
-  EXPECT_TRUE(command("/set parameter num_predict 4\r", "Set parameter")) << t.output();
-  EXPECT_TRUE(command("/show parameters\r", "User defined parameters:\r\n  num_predict"))
+  EXPECT_TRUE(t.command("/show modelfile\r", "FROM ")) << t.output();
+  EXPECT_TRUE(t.command("/set parameter num_predict 4\r", "Set parameter")) << t.output();
+  EXPECT_TRUE(t.command("/show parameters\r", "User defined parameters:\r\n  num_predict"))
       << t.output();
-  EXPECT_TRUE(command("/set system Be brief\r", "Set system message.")) << t.output();
-  EXPECT_TRUE(command("/show system\r", "Be brief\r\n")) << t.output();
-  EXPECT_TRUE(command("/show info\r", "  System\r\n    Be brief")) << t.output();
-  EXPECT_TRUE(command("/show nonsense\r", "Unknown command '/show nonsense'")) << t.output();
+  EXPECT_TRUE(t.command("/set system Be brief\r", "Set system message.")) << t.output();
+  EXPECT_TRUE(t.command("/show system\r", "Be brief\r\n")) << t.output();
+  EXPECT_TRUE(t.command("/show info\r", "  System\r\n    Be brief")) << t.output();
+  EXPECT_TRUE(t.command("/show nonsense\r", "Unknown command '/show nonsense'")) << t.output();
   t.type("/bye\r");
   EXPECT_EQ(t.wait_exit(), 0) << t.output();
 }
@@ -487,7 +479,8 @@ TEST(RunTerminal, ModelMessagesAreShownWhenTheSessionStarts) {
   ASSERT_FALSE(env.empty());
   Terminal t({"run", "story", "-t", "1"}, env);
   ASSERT_TRUE(t.started());
-  ASSERT_TRUE(t.wait_for(">>> Tell me a story\r\nOnce upon a time\r\n\r\n>>> ")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> Tell me a story\r\nOnce upon a time\r\n\r\n")) << t.output();
+  ASSERT_TRUE(t.wait_for(">>> ")) << t.output();
   t.type("/bye\r");
   EXPECT_EQ(t.wait_exit(), 0) << t.output();
 }

@@ -1,5 +1,5 @@
-// A real `corral serve` on a free loopback port for the CLI tests, and a shell runner: the tests
-// drive build/corral as a user does.
+// A real `corral serve` on a free loopback port over a given store, for the tests that drive the
+// CLI through a server; and the shell runner they use.
 #pragma once
 
 #include <netinet/in.h>
@@ -20,16 +20,15 @@
 
 #include "cli/client.h"
 
-// In a namespace of their own: store/temp_store.h has an `sh` of another shape in
-// corral::testing; a test names these with using-declarations.
-namespace corral::testing::serve {
+namespace corral::testing {
 
 struct Result {
   int exit_code = -1;
   std::string out;
 };
 
-inline Result sh(const std::string& cmd) {
+// Runs `cmd` in sh with stdin from /dev/null; stdout and stderr together.
+inline Result shell(const std::string& cmd) {
   Result r;
   FILE* p = popen((cmd + " 2>&1 </dev/null").c_str(), "r");
   if (!p) return r;
@@ -45,6 +44,7 @@ inline bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }
 
+// A loopback port nothing listens on now.
 inline int free_port() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -66,6 +66,18 @@ inline bool wait_for_server(const std::string& host, std::chrono::seconds limit)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
+}
+
+// Ends a process this test started: SIGTERM, then SIGKILL when it has not gone within 2 s.
+inline void stop_process(pid_t pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 200; ++i) {
+    if (waitpid(pid, nullptr, WNOHANG) == pid || kill(pid, 0) != 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
 }
 
 // `corral serve` on a free port, stopped (SIGTERM, then SIGKILL) when the test ends.
@@ -91,16 +103,9 @@ class ServeProcess {
       _exit(127);
     }
   }
-  ~ServeProcess() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 200; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
+  ~ServeProcess() { stop_process(pid_); }
+  ServeProcess(const ServeProcess&) = delete;
+  ServeProcess& operator=(const ServeProcess&) = delete;
   const std::string& host() const { return host_; }
 
  private:
@@ -108,4 +113,4 @@ class ServeProcess {
   pid_t pid_ = -1;
 };
 
-}  // namespace corral::testing::serve
+}  // namespace corral::testing

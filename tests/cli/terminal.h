@@ -55,6 +55,12 @@ class Terminal {
     ASSERT_EQ(write(fd_, keys.data(), keys.size()), static_cast<ssize_t>(keys.size()));
   }
 
+  // Types `keys`, then waits for `answer` and the next prompt.
+  bool command(const std::string& keys, const std::string& answer) {
+    type(keys);
+    return wait_for(answer) && wait_for(">>> ");
+  }
+
   // Waits until `needle` appears in the output after the last typed keys and after what the
   // previous wait found.
   bool wait_for(const std::string& needle, std::chrono::seconds limit = std::chrono::seconds(30)) {
