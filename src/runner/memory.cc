@@ -19,6 +19,8 @@ std::optional<uint64_t> read_u64(const char* path) {
   return std::nullopt;
 }
 
+}  // namespace
+
 std::optional<double> parse_number(std::string_view s) {
   if (s.empty()) return std::nullopt;
   const std::string text(s);
@@ -27,8 +29,6 @@ std::optional<double> parse_number(std::string_view s) {
   if (end != text.c_str() + text.size()) return std::nullopt;
   return v;
 }
-
-}  // namespace
 
 uint64_t MemoryNeeds::bytes(int64_t ctx) const {
   const auto cells = static_cast<uint64_t>(slot_cells_for(std::max<int64_t>(ctx, 1))) *

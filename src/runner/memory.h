@@ -104,6 +104,10 @@ std::optional<uint64_t> available_system_memory();
 // nullopt when `s` is not one.
 std::optional<uint64_t> parse_bytes(std::string_view s);
 
+// The whole of `s` as a decimal number ("1.5", "-2", "1e3"); nullopt when it is not one (or
+// empty). For parse_bytes and the scheduler's durations.
+std::optional<double> parse_number(std::string_view s);
+
 // "17.2 GB": decimal units with one decimal, as Ollama's format.HumanBytes.
 std::string human_bytes(uint64_t n);
 

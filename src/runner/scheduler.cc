@@ -146,15 +146,6 @@ std::optional<Duration> seconds(double s) {
   return Duration(static_cast<int64_t>(s * 1e9));
 }
 
-std::optional<double> parse_number(std::string_view s) {
-  if (s.empty()) return std::nullopt;
-  const std::string text(s);
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (end != text.c_str() + text.size()) return std::nullopt;
-  return v;
-}
-
 // The most threads a load uses: the spinning thread pool on more threads than the machine runs
 // at once makes every step wait for threads that are not running (100000 threads, capped at the
 // pool's 255, took minutes per token on 2 cores).

@@ -47,17 +47,8 @@ void write_big_f32_model(const fs::path& out) {
   w.write(out.string());
 }
 
-// The files under `root` (relative), and those under blobs/ no manifest references.
-std::vector<std::string> files_under(const fs::path& root) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_regular_file(ec)) out.push_back(fs::relative(it->path(), root).string());
-  }
-  return out;
-}
-
+// The files under the store `root` (relative) that no manifest references: scratch files and
+// unreferenced blobs.
 std::vector<std::string> unreferenced_or_scratch(const fs::path& root) {
   store::Store st(root);
   std::set<std::string> referenced;

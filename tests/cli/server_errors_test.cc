@@ -31,17 +31,6 @@ std::string error_line(const std::string& out) {
   return out.substr(at, out.find('\n', at) - at);
 }
 
-// The regular files under `root`, relative to it.
-std::vector<std::string> files_under(const fs::path& root) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_regular_file(ec)) out.push_back(fs::relative(it->path(), root).string());
-  }
-  return out;
-}
-
 // A safetensors folder whose config.json is fine and whose weights are broken, then missing:
 // through the server the error is the local one, word for word, naming the user's folder.
 TEST(CliThroughServe, CreateErrorsNameTheUsersFolderNotTheServersScratch) {

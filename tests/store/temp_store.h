@@ -10,6 +10,7 @@
 #include <iterator>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace corral::testing {
 
@@ -48,6 +49,18 @@ inline std::pair<int, std::string> sh(const std::string& cmd) {
 inline void write_text(const std::filesystem::path& p, const std::string& text) {
   std::filesystem::create_directories(p.parent_path());
   std::ofstream(p, std::ios::binary) << text;
+}
+
+// The regular files under `root`, relative to it.
+inline std::vector<std::string> files_under(const std::filesystem::path& root) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec))
+      out.push_back(std::filesystem::relative(it->path(), root).string());
+  }
+  return out;
 }
 
 inline std::string read_text(const std::filesystem::path& p) {
