@@ -301,7 +301,7 @@ TEST(CliThroughServe, RunAndCreatePullAMissingModelIntoTheServersStore) {
 
 TEST(CliThroughServe, RunStartsAServerWhenNoneAnswers) {
   TempDir home, store_dir, work;
-  const std::string host = "127.0.0.1:" + std::to_string(free_port());
+  const std::string host = "127.0.0.1:" + std::to_string(free_loopback_port());
   const std::string env = "HOME='" + home.str() + "' CORRAL_NO_SERVER= CORRAL_HOST=" + host +
                           " CORRAL_MODELS='" + store_dir.str() + "' ";
   write_text(work.path() / "Modelfile", "FROM " +
@@ -334,7 +334,7 @@ TEST(CliThroughServe, RunStartsAServerWhenNoneAnswers) {
 // others use it, and all eight answer.
 TEST(CliThroughServe, ConcurrentRunsStartOneServer) {
   TempDir home, store_dir, work;
-  const std::string host = "127.0.0.1:" + std::to_string(free_port());
+  const std::string host = "127.0.0.1:" + std::to_string(free_loopback_port());
   const std::string env = "HOME='" + home.str() + "' CORRAL_NO_SERVER= CORRAL_HOST=" + host +
                           " CORRAL_MODELS='" + store_dir.str() + "' ";
   write_text(work.path() / "Modelfile", "FROM " +

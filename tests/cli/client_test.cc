@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "cli/client.h"
+#include "cli/run_corral.h"
 #include "store/digest.h"
 #include "store/temp_store.h"
 #include "testdata.h"
@@ -321,24 +322,13 @@ TEST(Client, UploadsABlobTheServerLacksAndSkipsNone) {
 }
 
 // The corral binary run with CORRAL_HOST set; stderr merged into the output.
-struct Result {
-  int exit_code = -1;
-  std::string out;
-};
+using Result = CommandResult;
 
 Result corral(const std::string& env, const std::string& args, const fs::path& cwd = "") {
   std::string cmd =
       "CORRAL_NO_SERVER= " + env + " '" + CORRAL_BINARY + "' " + args + " 2>&1 </dev/null";
   if (!cwd.empty()) cmd = "cd '" + cwd.string() + "' && " + cmd;
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return run_shell(cmd);
 }
 
 bool contains(const std::string& s, const std::string& part) {

@@ -85,7 +85,7 @@ TEST(ReadmeExamples, RunAsWrittenWithAndWithoutAServer) {
   fs::create_symlink(CORRAL_BINARY, checkout / "build" / "corral");
   fs::create_symlink(fs::path(CORRAL_SOURCE_DIR) / "models", checkout / "models");
   fs::create_symlink(testdata_dir(), root.path() / "shared" / "testdata");
-  const std::string port = std::to_string(free_port());
+  const std::string port = std::to_string(free_loopback_port());
 
   StartedServers servers;
   for (const bool with_server : {true, false}) {
@@ -96,7 +96,7 @@ TEST(ReadmeExamples, RunAsWrittenWithAndWithoutAServer) {
     const std::string env =
         "env -u CORRAL_MODELS HOME='" + home.string() +
         "' CORRAL_NO_SERVER=" + (with_server ? "" : "1") + " CORRAL_HOST=127.0.0.1:" + port +
-        " CORRAL_REGISTRY_MIRROR=http://127.0.0.1:" + std::to_string(free_port()) + " ";
+        " CORRAL_REGISTRY_MIRROR=http://127.0.0.1:" + std::to_string(free_loopback_port()) + " ";
     for (size_t i = 0; i < examples.size(); ++i) {
       const Example& e = examples[i];
       if (e.needs_server && !with_server) continue;

@@ -14,10 +14,8 @@ struct CommandResult {
   std::string out;  // stdout, or stdout then stderr when merged
 };
 
-// `args` is pasted after the binary path; merge_stderr adds 2>&1, else stderr goes to /dev/null.
-inline CommandResult run_corral(const std::string& args, bool merge_stderr = true) {
-  const std::string cmd =
-      std::string("'") + CORRAL_BINARY + "' " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+// Runs `cmd` through the shell; what it writes to stdout (redirect stderr in `cmd` to keep it).
+inline CommandResult run_shell(const std::string& cmd) {
   CommandResult r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -27,6 +25,12 @@ inline CommandResult run_corral(const std::string& args, bool merge_stderr = tru
   const int status = pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// `args` is pasted after the binary path; merge_stderr adds 2>&1, else stderr goes to /dev/null.
+inline CommandResult run_corral(const std::string& args, bool merge_stderr = true) {
+  return run_shell(std::string("'") + CORRAL_BINARY + "' " + args +
+                   (merge_stderr ? " 2>&1" : " 2>/dev/null"));
 }
 
 }  // namespace corral::testing

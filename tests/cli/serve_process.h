@@ -19,42 +19,18 @@
 #include <vector>
 
 #include "cli/client.h"
+#include "cli/run_corral.h"
+#include "store/local_registry.h"
 
 namespace corral::testing {
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-};
+using Result = CommandResult;
 
 // Runs `cmd` in sh with stdin from /dev/null; stdout and stderr together.
-inline Result shell(const std::string& cmd) {
-  Result r;
-  FILE* p = popen((cmd + " 2>&1 </dev/null").c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+inline Result shell(const std::string& cmd) { return run_shell(cmd + " 2>&1 </dev/null"); }
 
 inline bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
-}
-
-// A loopback port nothing listens on now.
-inline int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
 }
 
 // Polls (no fixed sleep) until a server answers at `host`, or `limit` passes.
@@ -86,7 +62,7 @@ class ServeProcess {
   // `env`: more variables for the server (CORRAL_MAX_MEMORY, ...).
   explicit ServeProcess(const std::filesystem::path& store,
                         const std::vector<std::pair<std::string, std::string>>& env = {})
-      : host_("127.0.0.1:" + std::to_string(free_port())) {
+      : host_("127.0.0.1:" + std::to_string(free_loopback_port())) {
     pid_ = fork();
     if (pid_ == 0) {
       for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
@@ -94,8 +70,8 @@ class ServeProcess {
       setenv("CORRAL_MODELS", store.c_str(), 1);
       // A model the store lacks is pulled: by default from a closed loopback port, never from
       // registry.ollama.ai.
-      setenv("CORRAL_REGISTRY_MIRROR", ("http://127.0.0.1:" + std::to_string(free_port())).c_str(),
-             1);
+      setenv("CORRAL_REGISTRY_MIRROR",
+             ("http://127.0.0.1:" + std::to_string(free_loopback_port())).c_str(), 1);
       const std::string log = (store / "serve.log").string();
       freopen(log.c_str(), "w", stdout);
       freopen(log.c_str(), "a", stderr);

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <string>
 
+#include "cli/run_corral.h"
 #include "store/digest.h"
 #include "store/local_registry.h"
 #include "store/modelfile.h"
@@ -24,10 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-};
+using Result = CommandResult;
 
 // Runs corral with CORRAL_MODELS set to `store`, from folder `cwd`; stderr merged into out. The
 // store is used directly (CORRAL_NO_SERVER): no server that may be running is asked, and `run`
@@ -39,15 +37,7 @@ Result corral(const fs::path& store, const std::string& args, const fs::path& cw
       "' CORRAL_REGISTRY_MIRROR=http://127.0.0.1:" + std::to_string(free_loopback_port()) + " ";
   if (!cwd.empty()) cmd = "cd '" + cwd.string() + "' && " + cmd;
   cmd += std::string("'") + CORRAL_BINARY + "' " + args + " 2>&1 </dev/null";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return run_shell(cmd);
 }
 
 bool contains(const std::string& s, const std::string& part) {
