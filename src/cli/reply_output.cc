@@ -110,16 +110,18 @@ void ReplyOutput::text(std::string_view s) {
              columns_of(std::string_view(bytes).substr(i, n)));
     i += n;
   }
+  put(shown_);  // one write per piece, as without wrapping
+  shown_.clear();
   last_ = s.back();
 }
 
-// One character of wrapped text. Characters are written as they come; when a word reaches the
-// edge, what was written of it is erased and it starts the next line (a word wider than the
-// line is broken).
+// One character of wrapped text, added to what text() writes. Characters are shown as they come;
+// when a word reaches the edge, what was written of it is erased and it starts the next line (a
+// word wider than the line is broken).
 void ReplyOutput::put_char(std::string_view bytes, int columns) {
   const char c = bytes[0];
   if (c == '\n' || c == '\r') {
-    put(bytes);
+    shown_.append(bytes);
     column_ = 0;
     word_.clear();
     word_columns_ = 0;
@@ -130,26 +132,26 @@ void ReplyOutput::put_char(std::string_view bytes, int columns) {
     word_columns_ = 0;
     const int next = c == '\t' ? (column_ / 8 + 1) * 8 : column_ + 1;
     if (next > width_) {
-      put("\n");  // a space at the edge becomes the line break
+      shown_ += '\n';  // a space at the edge becomes the line break
       column_ = 0;
     } else {
-      put(bytes);
+      shown_.append(bytes);
       column_ = next;
     }
     return;
   }
   if (column_ + columns > width_) {
     if (word_columns_ > 0 && word_columns_ < column_) {
-      put("\x1b[" + std::to_string(word_columns_) + "D\x1b[K\n" + word_);
+      shown_ += "\x1b[" + std::to_string(word_columns_) + "D\x1b[K\n" + word_;
       column_ = word_columns_;
     } else {
-      put("\n");
+      shown_ += '\n';
       column_ = 0;
       word_.clear();
       word_columns_ = 0;
     }
   }
-  put(bytes);
+  shown_.append(bytes);
   column_ += columns;
   word_.append(bytes);
   word_columns_ += columns;

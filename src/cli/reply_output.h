@@ -44,6 +44,7 @@ class ReplyOutput {
   std::string word_;  // the word at the end of the line (its bytes) and its columns
   int word_columns_ = 0;
   std::string partial_;  // the start of a UTF-8 sequence cut between two pieces
+  std::string shown_;    // the bytes of the piece being wrapped, written at its end
   std::unique_ptr<Spinner> spinner_;
 };
 

@@ -125,6 +125,16 @@ Stats generate(Engine& engine, const std::string& prompt, const sample::Options&
   return engine.generate(ids, options, on_text, cancel, placed, std::move(grammar));
 }
 
+// Chat messages as /save sends them: each turn's role and content (not its thinking).
+template <class Turns>
+nlohmann::json role_and_content(const Turns& turns) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& t : turns) {
+    out.push_back({{"role", t.value("role", "")}, {"content", t.value("content", "")}});
+  }
+  return out;
+}
+
 class LocalSession : public Session {
  public:
   LocalSession(const RunArgs& args, const store::ModelInfo& info)
@@ -209,13 +219,7 @@ class LocalSession : public Session {
     images_.clear();
   }
   const nlohmann::json& show() const override { return show_; }
-  nlohmann::json turns() const override {
-    nlohmann::json turns = nlohmann::json::array();
-    for (const auto& t : chat_->turns()) {
-      turns.push_back({{"role", t.value("role", "")}, {"content", t.value("content", "")}});
-    }
-    return turns;
-  }
+  nlohmann::json turns() const override { return role_and_content(chat_->turns()); }
   // The request made a Modelfile, as the server makes one from /api/create.
   void create(const nlohmann::json& request) override {
     store::Modelfile mf;
@@ -375,13 +379,7 @@ class RemoteSession : public Session {
   void set_system(std::string system) override { system_ = std::move(system); }
   void clear() override { turns_ = nlohmann::json::array(); }
   const nlohmann::json& show() const override { return show_; }
-  nlohmann::json turns() const override {
-    nlohmann::json turns = nlohmann::json::array();
-    for (const auto& t : turns_) {
-      turns.push_back({{"role", t.value("role", "")}, {"content", t.value("content", "")}});
-    }
-    return turns;
-  }
+  nlohmann::json turns() const override { return role_and_content(turns_); }
   // A generate request with no prompt loads the model, as `ollama run` loads it.
   void load() override {
     nlohmann::json req = {{"model", args_.model}, {"options", options_}};
