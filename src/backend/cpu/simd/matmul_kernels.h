@@ -12,11 +12,16 @@
 
 namespace corral::backend::cpu::simd {
 
+// Instruction sets in increasing order; each includes the ones before it. kAvx512 is AVX-512
+// F/BW/VL/DQ with VNNI (vpdpbusd), as on Intel Ice Lake and later and AMD Zen 4.
 enum class Isa { kScalar, kAvx2, kAvx512 };
+inline constexpr Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512};
 
 // The widest instruction set this CPU runs and corral has kernels for (cached after the first
-// call). AVX-512 kernels are not written yet, so this is kAvx2 at most.
+// call).
 Isa best_isa();
+// Whether this CPU runs the set's kernels.
+bool isa_supported(Isa isa);
 const char* isa_name(Isa isa);
 
 // Converts a row of k activations (k a multiple of the vec-dot type's block) to the vec-dot
@@ -65,8 +70,9 @@ struct MatMulKernels {
   const PanelKernels* panel = nullptr;  // null where the set has no panel kernels for the dtype
 };
 
-// Kernels for weights of dtype w on the given instruction set; formats without a kernel for
-// that set get the scalar ones. Every dtype mul_mat accepts has kernels.
+// Kernels for weights of dtype w on the given instruction set (the best one this CPU runs where
+// it lacks the set asked for); formats without a kernel for that set get the next narrower
+// set's. Every dtype mul_mat accepts has kernels.
 const MatMulKernels& matmul_kernels(ml::DType w, Isa isa = best_isa());
 
 // Per-set tables (null where a set has no kernel for w). Used by matmul_kernels and by tests
@@ -74,6 +80,7 @@ const MatMulKernels& matmul_kernels(ml::DType w, Isa isa = best_isa());
 const MatMulKernels* scalar_kernels(ml::DType w);
 const MatMulKernels* avx2_kernels(ml::DType w);
 const PanelKernels* avx2_panel_kernels(ml::DType w);
+const PanelKernels* avx512_panel_kernels(ml::DType w);
 
 // Scalar activation quantizers: the reference ones (ml/quant/formats.h), bit-exact with ggml's.
 // The SIMD quantizers must produce the same bytes.
