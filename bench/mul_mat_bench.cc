@@ -162,10 +162,10 @@ void to_panel_activations(const backend::cpu::simd::PanelKernels& p, const float
 
 // The panel kernels (prefill with kPanelMinCols or more columns), packing included, as
 // mul_mat runs them: one panel of 8 rows at a time against all n columns.
-void BM_PanelGemm(benchmark::State& state, DType t, int64_t n) {
+void BM_PanelGemm(benchmark::State& state, DType t, int64_t n, backend::cpu::simd::Isa isa) {
   namespace simd = backend::cpu::simd;
   const int64_t k = 2048, m = 256;
-  const simd::PanelKernels* panel = simd::matmul_kernels(t).panel;
+  const simd::PanelKernels* panel = simd::matmul_kernels(t, isa).panel;
   const size_t wrow = ml::row_size(t, k);
   std::vector<unsigned char> w(wrow * m);
   fill_weights(t, w.data(), w.size(), 1);
@@ -191,12 +191,13 @@ void BM_PanelGemm(benchmark::State& state, DType t, int64_t n) {
       benchmark::Counter(2.0 * k * m * n * iters / 1e9, benchmark::Counter::kIsRate);
 }
 
-// Matrix-vector on weights packed once beforehand (as mul_mat reads weights repacked at load
-// time): the compute ceiling of decode on panels, in weight bytes per second.
-void BM_PackedGemv(benchmark::State& state, DType t) {
+// Products on weights packed once beforehand (as mul_mat reads weights repacked at load time):
+// with one column the compute ceiling of decode on panels, in weight bytes per second; with
+// more (a decode batch, a prefill chunk), in GFLOP/s.
+void BM_PackedGemm(benchmark::State& state, DType t, int64_t n, backend::cpu::simd::Isa isa) {
   namespace simd = backend::cpu::simd;
   const int64_t k = 2048, m = 256;
-  const simd::PanelKernels* panel = simd::matmul_kernels(t).panel;
+  const simd::PanelKernels* panel = simd::matmul_kernels(t, isa).panel;
   const size_t wrow = ml::row_size(t, k);
   std::vector<unsigned char> w(wrow * m);
   fill_weights(t, w.data(), w.size(), 1);
@@ -206,17 +207,19 @@ void BM_PackedGemv(benchmark::State& state, DType t) {
     panel->pack(k, w.data() + r * wrow, wrow, simd::kPanelRows,
                 packed.data() + (r / simd::kPanelRows) * pbytes);
   }
-  std::vector<float> x(k);
+  std::vector<float> x(k * n);
   std::mt19937 rng(5);
   std::normal_distribution<float> dist;
   for (float& v : x) v = dist(rng);
-  std::vector<unsigned char> xq(activation_row_bytes(*panel, k));
-  to_panel_activations(*panel, x.data(), xq.data(), k);
-  std::vector<float> out(m);
+  const size_t xrow = activation_row_bytes(*panel, k);
+  std::vector<unsigned char> xq(xrow * n);
+  for (int64_t c = 0; c < n; ++c)
+    to_panel_activations(*panel, x.data() + c * k, xq.data() + c * xrow, k);
+  std::vector<float> out(m * n);
   for (auto _ : state) {
     for (int64_t r = 0; r < m; r += simd::kPanelRows) {
-      panel->gemm(k, packed.data() + (r / simd::kPanelRows) * pbytes, xq.data(), xq.size(),
-                  out.data() + r, m, simd::kPanelRows, 1);
+      panel->gemm(k, packed.data() + (r / simd::kPanelRows) * pbytes, xq.data(), xrow,
+                  out.data() + r, m, simd::kPanelRows, static_cast<int>(n));
     }
     benchmark::DoNotOptimize(out.data());
   }
@@ -224,7 +227,7 @@ void BM_PackedGemv(benchmark::State& state, DType t) {
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(packed.size()) * iters / 1e9,
                                               benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * k * m * iters / 1e9, benchmark::Counter::kIsRate);
+      benchmark::Counter(2.0 * k * m * n * iters / 1e9, benchmark::Counter::kIsRate);
 }
 
 int register_all() {
@@ -249,14 +252,25 @@ int register_all() {
       benchmark::RegisterBenchmark(name.c_str(), BM_Gemm, t, n)->Unit(benchmark::kMicrosecond);
     }
   }
-  for (DType t : ml::kAllDTypes) {
-    if (!backend::cpu::simd::matmul_kernels(t).panel) continue;
-    const std::string name =
-        "PanelGemm/" + std::string(ml::dtype_name(t)) + "/k2048_m256/n64/1thread_hot";
-    benchmark::RegisterBenchmark(name.c_str(), BM_PanelGemm, t, 64)->Unit(benchmark::kMicrosecond);
-    const std::string gemv =
-        "PackedGemv/" + std::string(ml::dtype_name(t)) + "/k2048_m256/n1/1thread_hot";
-    benchmark::RegisterBenchmark(gemv.c_str(), BM_PackedGemv, t)->Unit(benchmark::kMicrosecond);
+  // The panel kernels of every instruction set this CPU runs, for comparing them in one run.
+  for (backend::cpu::simd::Isa isa : backend::cpu::simd::kAllIsas) {
+    if (isa == backend::cpu::simd::Isa::kScalar || !backend::cpu::simd::isa_supported(isa)) {
+      continue;
+    }
+    const std::string set = backend::cpu::simd::isa_name(isa);
+    for (DType t : ml::kAllDTypes) {
+      if (!backend::cpu::simd::matmul_kernels(t, isa).panel) continue;
+      const std::string type(ml::dtype_name(t));
+      const std::string name = "PanelGemm/" + type + "/k2048_m256/n64/1thread_hot/" + set;
+      benchmark::RegisterBenchmark(name.c_str(), BM_PanelGemm, t, 64, isa)
+          ->Unit(benchmark::kMicrosecond);
+      for (int64_t n : {1, 4, 64}) {
+        const std::string packed =
+            "PackedGemm/" + type + "/k2048_m256/n" + std::to_string(n) + "/1thread_hot/" + set;
+        benchmark::RegisterBenchmark(packed.c_str(), BM_PackedGemm, t, n, isa)
+            ->Unit(benchmark::kMicrosecond);
+      }
+    }
   }
   return 0;
 }

@@ -87,7 +87,22 @@ const PanelKernels* avx512_panel_kernels(ml::DType w);
 void quantize_row_q8_0_scalar(const float* x, void* y, int64_t k);
 void quantize_row_q8_1_scalar(const float* x, void* y, int64_t k);
 void quantize_row_q8_K_scalar(const float* x, void* y, int64_t k);
+// Activations of the Q4_0 and Q8_0 panel kernels: a Q8_0 block with d widened to float (the
+// same value as the half, so the products are bit-for-bit those of the Q8_0 format) and
+// sum(qs), which takes a weight offset off all rows at once: sum((q - o) * y) = sum(q * y) -
+// o * sum(y).
+struct Q8SumBlock {
+  int8_t qs[32];
+  float d;
+  int32_t sum;
+};
+static_assert(sizeof(Q8SumBlock) == 40);
+inline size_t x_row_bytes_q8_0_sum(int64_t k) {
+  return static_cast<size_t>(k / 32) * sizeof(Q8SumBlock);
+}
+
 // The AVX2 ones (call only where the CPU has AVX2).
+void quantize_row_q8_0_sum_avx2(const float* x, void* y, int64_t k);
 void quantize_row_q8_0_avx2(const float* x, void* y, int64_t k);
 void quantize_row_q8_K_avx2(const float* x, void* y, int64_t k);
 

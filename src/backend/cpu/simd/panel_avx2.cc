@@ -163,18 +163,11 @@ struct F32Panel {
 
 // ---- Q4_0 weights: activations as q8 blocks with a float scale and their sum ----
 
-// The Q8_0 block of the same activations with d widened to float (the same value as the
-// half, so the products are bit-for-bit those of the Q8_0 format) and sum(qs), which takes
-// the Q4_0 offset off all 8 rows at once: sum((q - 8) * y) = sum(q * y) - 8 * sum(y).
-struct XBlock {
-  int8_t qs[q::kQK];
-  float d;
-  int32_t sum;
-};
-static_assert(sizeof(XBlock) == 40);
+}  // namespace
 
-void quantize_x(const float* x, void* y, int64_t k) {
-  auto* out = static_cast<XBlock*>(y);
+// The Q8_0 block of the activations with d widened and the sum of the quants (Q8SumBlock).
+void quantize_row_q8_0_sum_avx2(const float* x, void* y, int64_t k) {
+  auto* out = static_cast<Q8SumBlock*>(y);
   for (int64_t i = 0; i < k / q::kQK; ++i) {
     q::BlockQ8_0 b;
     quantize_row_q8_0_avx2(x + i * q::kQK, &b, q::kQK);
@@ -188,7 +181,10 @@ void quantize_x(const float* x, void* y, int64_t k) {
     out[i].sum = _mm_cvtsi128_si32(s);
   }
 }
-size_t x_row_bytes_q8(int64_t k) { return static_cast<size_t>(k / q::kQK) * sizeof(XBlock); }
+
+namespace {
+
+using XBlock = Q8SumBlock;
 
 // Q4_0 panel block (32 elements of 8 rows, 144 bytes: as many as the 8 rows' blocks, so decode
 // reads no more than from the file): the 8 scales as halves, then 4 vectors. Vector t holds
@@ -642,7 +638,7 @@ constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_
 }
 
 const PanelKernels kF32 = make_panel<F32Panel>(nullptr, F32Panel::x_row_bytes, true);
-const PanelKernels kQ4_0 = make_panel<Q4_0Panel>(quantize_x, x_row_bytes_q8);
+const PanelKernels kQ4_0 = make_panel<Q4_0Panel>(quantize_row_q8_0_sum_avx2, x_row_bytes_q8_0_sum);
 const PanelKernels kQ4_K = make_panel<Q4_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
 const PanelKernels kQ6_K = make_panel<Q6_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
 const PanelKernels kQ8_0 = make_panel<Q8_0Panel>(quantize_row_q8_0_avx2, x_row_bytes_q8_0);

@@ -1,10 +1,256 @@
-// AVX-512 VNNI panel kernels (matmul_kernels.h).
+// AVX-512 VNNI panel kernels (matmul_kernels.h): GEMM and GEMV on 8 weight rows interleaved
+// 8 bytes at a time. A 64-byte vector of a panel holds 8 consecutive quants of each of the 8
+// rows (row r in qword r); the 8 matching activation bytes broadcast to every qword and one
+// vpdpbusd add 64 products into 16 dword sums, two per row (lanes 2r and 2r+1), with no
+// widening steps (AVX2 needs maddubs, madd and add for half as many). The two sums of a row are
+// added once per tile, after the blocks' scales are applied to both in float lanes.
+//
+// vpdpbusd multiplies unsigned by signed bytes: Q4_0 quants are unsigned already (0..15, the
+// -8 taken off through the activations' sum), Q8_0 quants are stored + 128 at packing (the
+// 128 taken off the same way). Integer sums cannot overflow: |q * y| <= 255 * 127 over 32
+// elements per block.
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() values, which -Wmaybe-uninitialized
+// reports wherever they are inlined (GCC bug 105593); nothing here reads an undefined value.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "backend/cpu/simd/matmul_kernels.h"
+#include "ml/quant/blocks.h"
 
 namespace corral::backend::cpu::simd {
+namespace {
 
-const PanelKernels* avx512_panel_kernels(ml::DType) { return nullptr; }
+using ml::DType;
+namespace q = ml::quant;
+
+inline __m512i load(const void* p) { return _mm512_loadu_si512(p); }
+
+// 8 activation bytes broadcast to all 8 qwords.
+inline __m512i bcast8(const int8_t* p) {
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return _mm512_set1_epi64(v);
+}
+
+// The 8 rows' scales (halves at p) in float lanes 2r and 2r+1.
+inline __m512 row_scales(const uint8_t* p) {
+  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm512_permutexvar_ps(dup, _mm512_zextps256_ps512(d));
+}
+
+// Matrix-vector products stream the packed weights once: each block asks for the bytes
+// kPrefetchBytes past its end (as the AVX2 kernels do; the hardware prefetchers alone keep too
+// few lines in flight for one core to reach its share of the bandwidth).
+inline constexpr size_t kPrefetchBytes = 1024;
+inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
+  for (size_t o = 0; o < bytes; o += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(p + bytes + kPrefetchBytes + o), _MM_HINT_T0);
+  }
+}
+
+// Adds the two sums of each row (lanes 2r, 2r+1) and stores rows r < nr of each column.
+template <int NC>
+inline void store_tile(const __m512 acc[NC], float* out, size_t ldo, int nr) {
+  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
+  for (int c = 0; c < NC; ++c) {
+    const __m512 pairs = _mm512_add_ps(acc[c], _mm512_permute_ps(acc[c], 0xB1));
+    const __m256 rows = _mm512_castps512_ps256(_mm512_permutexvar_ps(evens, pairs));
+    if (nr == kPanelRows) {
+      _mm256_storeu_ps(out + c * ldo, rows);
+    } else {
+      _mm256_mask_storeu_ps(out + c * ldo, static_cast<__mmask8>((1u << nr) - 1), rows);
+    }
+  }
+}
+
+// Runs Kernel::tile<NC> over the columns, 8 at a time, then the rest. A column's sums run in
+// the same order whatever its tile, so equal columns give equal outputs.
+template <class Kernel, int NC = 8>
+inline void tiles_from(int64_t k, const uint8_t* p, const uint8_t* x, size_t ldx, float* out,
+                       size_t ldo, int nr, int nc) {
+  if constexpr (NC > 0) {
+    if (nc >= NC) {
+      Kernel::template tile<NC>(k, p, x, ldx, out, ldo, nr);
+      return;
+    }
+    tiles_from<Kernel, NC - 1>(k, p, x, ldx, out, ldo, nr, nc);
+  }
+}
+
+template <class Kernel>
+void panel_gemm(int64_t k, const void* panel, const void* x, size_t ldx, float* out, size_t ldo,
+                int nr, int nc) {
+  const auto* p = static_cast<const uint8_t*>(panel);
+  const auto* xb = static_cast<const uint8_t*>(x);
+  for (int c = 0; c < nc;) {
+    const int n = nc - c >= 8 ? 8 : nc - c;
+    tiles_from<Kernel>(k, p, xb + c * ldx, ldx, out + c * ldo, ldo, nr, n);
+    c += n;
+  }
+}
+
+// Row r's 8-byte groups of a block (bytes at rows[r], nq groups) into nq / 8 vectors: vector v,
+// qword r = group v of row r, each byte XORed with flip.
+inline void transpose_qwords(const uint8_t* const rows[kPanelRows], int nq, uint8_t flip,
+                             uint8_t* out) {
+  for (int v = 0; v < nq; ++v) {
+    for (int r = 0; r < kPanelRows; ++r) {
+      for (int b = 0; b < 8; ++b) out[64 * v + 8 * r + b] = rows[r][8 * v + b] ^ flip;
+    }
+  }
+}
+
+// Sums of one column's block: init, plus the products of nv weight vectors with 8-byte groups
+// of the column's quants (group v at xq + 8 * v).
+template <int NV>
+inline __m512i block_dot(__m512i init, const __m512i (&w)[NV], const int8_t* xq) {
+  __m512i s = init;
+  for (int v = 0; v < NV; ++v) s = _mm512_dpbusd_epi32(s, w[v], bcast8(xq + 8 * v));
+  return s;
+}
+
+// The weight offset taken off once per row: -offset * sum(y) in the first lane of each pair.
+inline __m512i offset_init(int32_t offset, int32_t sum) {
+  return _mm512_maskz_set1_epi32(0x5555, -offset * sum);
+}
+
+// ---- Q4_0 ----
+
+// Panel block (32 elements of 8 rows, 144 bytes, as the 8 rows' blocks): the 8 d as halves,
+// then 2 vectors; vector u holds bytes 8u..8u+7 of each row's qs: low nibbles are elements
+// 8u..8u+7, high nibbles elements 16+8u..16+8u+7.
+struct Q4_0Panel {
+  static constexpr size_t kQuants = 16;
+  static constexpr size_t kBlockBytes = kQuants + 2 * 64;
+  static_assert(kBlockBytes == kPanelRows * sizeof(q::BlockQ4_0));
+  static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQK) * kBlockBytes; }
+
+  static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
+    auto* out = static_cast<uint8_t*>(panel);
+    static const uint8_t kZero[16] = {};
+    for (int64_t i = 0; i < k / q::kQK; ++i, out += kBlockBytes) {
+      const uint8_t* rows[kPanelRows];
+      uint16_t d[kPanelRows] = {};
+      for (int r = 0; r < kPanelRows; ++r) {
+        if (r >= nr) {
+          rows[r] = kZero;
+          continue;
+        }
+        const auto& b =
+            reinterpret_cast<const q::BlockQ4_0*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
+        rows[r] = b.qs;
+        std::memcpy(&d[r], &b.d, 2);
+      }
+      std::memcpy(out, d, sizeof(d));
+      transpose_qwords(rows, 2, 0, out + kQuants);
+    }
+  }
+
+  template <int NC>
+  static void tile(int64_t k, const uint8_t* panel, const uint8_t* x, size_t ldx, float* out,
+                   size_t ldo, int nr) {
+    __m512 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int64_t i = 0; i < k / q::kQK; ++i) {
+      const uint8_t* pb = panel + i * kBlockBytes;
+      if constexpr (NC == 1) prefetch_ahead(pb, kBlockBytes);
+      const __m512i raw0 = load(pb + kQuants), raw1 = load(pb + kQuants + 64);
+      // Elements 0..7, 8..15, 16..23, 24..31 of the 8 rows.
+      const __m512i wq[4] = {_mm512_and_si512(raw0, low4), _mm512_and_si512(raw1, low4),
+                             _mm512_and_si512(_mm512_srli_epi16(raw0, 4), low4),
+                             _mm512_and_si512(_mm512_srli_epi16(raw1, 4), low4)};
+      const __m512 dw = row_scales(pb);
+      for (int c = 0; c < NC; ++c) {
+        const Q8SumBlock& y = reinterpret_cast<const Q8SumBlock*>(x + c * ldx)[i];
+        const __m512i s = block_dot(offset_init(8, y.sum), wq, y.qs);
+        acc[c] =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(y.d)), acc[c]);
+      }
+    }
+    store_tile<NC>(acc, out, ldo, nr);
+  }
+};
+
+// ---- Q8_0 ----
+
+// Panel block (32 elements of 8 rows, 272 bytes, as the 8 rows' blocks): the 8 d as halves,
+// then 4 vectors; vector u holds quants 8u..8u+7 of each row, + 128 (unsigned).
+struct Q8_0Panel {
+  static constexpr size_t kQuants = 16;
+  static constexpr size_t kBlockBytes = kQuants + 4 * 64;
+  static_assert(kBlockBytes == kPanelRows * sizeof(q::BlockQ8_0));
+  static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQK) * kBlockBytes; }
+
+  static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
+    auto* out = static_cast<uint8_t*>(panel);
+    // Zero rows: quants 0 (stored as 128) and d 0.
+    static const uint8_t kZero[q::kQK] = {};
+    for (int64_t i = 0; i < k / q::kQK; ++i, out += kBlockBytes) {
+      const uint8_t* rows[kPanelRows];
+      uint16_t d[kPanelRows] = {};
+      for (int r = 0; r < kPanelRows; ++r) {
+        if (r >= nr) {
+          rows[r] = kZero;
+          continue;
+        }
+        const auto& b =
+            reinterpret_cast<const q::BlockQ8_0*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
+        rows[r] = reinterpret_cast<const uint8_t*>(b.qs);
+        std::memcpy(&d[r], &b.d, 2);
+      }
+      std::memcpy(out, d, sizeof(d));
+      transpose_qwords(rows, 4, 0x80, out + kQuants);
+    }
+  }
+
+  template <int NC>
+  static void tile(int64_t k, const uint8_t* panel, const uint8_t* x, size_t ldx, float* out,
+                   size_t ldo, int nr) {
+    __m512 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < k / q::kQK; ++i) {
+      const uint8_t* pb = panel + i * kBlockBytes;
+      if constexpr (NC == 1) prefetch_ahead(pb, kBlockBytes);
+      const __m512i wq[4] = {load(pb + kQuants), load(pb + kQuants + 64), load(pb + kQuants + 128),
+                             load(pb + kQuants + 192)};
+      const __m512 dw = row_scales(pb);
+      for (int c = 0; c < NC; ++c) {
+        const Q8SumBlock& y = reinterpret_cast<const Q8SumBlock*>(x + c * ldx)[i];
+        const __m512i s = block_dot(offset_init(128, y.sum), wq, y.qs);
+        acc[c] =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(y.d)), acc[c]);
+      }
+    }
+    store_tile<NC>(acc, out, ldo, nr);
+  }
+};
+
+template <class P>
+constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_t)) {
+  return PanelKernels{from_f32, x_row_bytes, P::panel_bytes, P::pack, panel_gemm<P>, false};
+}
+
+const PanelKernels kQ4_0 = make_panel<Q4_0Panel>(quantize_row_q8_0_sum_avx2, x_row_bytes_q8_0_sum);
+const PanelKernels kQ8_0 = make_panel<Q8_0Panel>(quantize_row_q8_0_sum_avx2, x_row_bytes_q8_0_sum);
+
+}  // namespace
+
+const PanelKernels* avx512_panel_kernels(DType w) {
+  switch (w) {
+    case DType::Q4_0:
+      return &kQ4_0;
+    case DType::Q8_0:
+      return &kQ8_0;
+    default:
+      return nullptr;
+  }
+}
 
 }  // namespace corral::backend::cpu::simd
