@@ -232,6 +232,126 @@ struct Q8_0Panel {
   }
 };
 
+// ---- K formats against Q8_K activations ----
+
+// Per-row 16-bit factors for vpdpwssd from 16 bytes at p (two groups of the 8 rows): lanes 2r
+// and 2r+1 get byte r (first) or byte 8 + r (second) as a 32-bit lane whose high word is zero
+// (times a 32-bit sum below 2^15, vpdpwssd then multiplies the whole sum).
+inline void row_factors(const uint8_t* p, __m512i& first, __m512i& second) {
+  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i wide = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  first = _mm512_permutexvar_epi32(dup, wide);
+  second = _mm512_permutexvar_epi32(_mm512_add_epi32(dup, _mm512_set1_epi32(8)), wide);
+}
+
+// Q4_K panel super-block (256 elements of 8 rows, 1184 bytes, as the AVX2 one):
+//   d[8], dmin[8] as halves;
+//   sc[8][8]: the 6-bit scale of group j of row r at byte 8j + r;
+//   mn[4][8][2]: the mins of groups 2t and 2t+1 of row r at bytes 16t + 2r and 16t + 2r + 1;
+//   16 quant vectors, 4 per 64 elements jj: vector 4jj+u holds bytes 32jj+8u..+7 of each row's
+//     qs, whose low nibbles are elements 64jj+8u.. (group 2jj), high nibbles 64jj+32+8u..
+//     (group 2jj+1).
+// A group's dot products (16 elements per lane: at most 16 * 15 * 128 = 30720) fit 16 bits, so
+// one vpdpwssd multiplies them by the group's scale and adds them up. The mins go through
+// vpdpwssd against the Q8_K sums of 16 in pairs: lane 2r holds m_{2t} in both words against
+// (bsums[4t], bsums[4t+1]), lane 2r+1 m_{2t+1} against (bsums[4t+2], bsums[4t+3]).
+struct Q4_KPanel {
+  static constexpr size_t kScales = 32, kMins = kScales + 64, kQuants = kMins + 64;
+  static constexpr size_t kBlockBytes = kQuants + 16 * 64;
+  static_assert(kBlockBytes == 8 * sizeof(q::BlockQ4_K) + 32);
+  static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQKK) * kBlockBytes; }
+
+  static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
+    auto* out = static_cast<uint8_t*>(panel);
+    static const uint8_t kZero[128] = {};
+    for (int64_t i = 0; i < k / q::kQKK; ++i, out += kBlockBytes) {
+      const uint8_t* rows[kPanelRows];
+      uint16_t d[2 * kPanelRows] = {};
+      uint8_t sc[8][kPanelRows] = {}, mn[4][kPanelRows][2] = {};
+      for (int r = 0; r < kPanelRows; ++r) {
+        if (r >= nr) {
+          rows[r] = kZero;
+          continue;
+        }
+        const auto& b =
+            reinterpret_cast<const q::BlockQ4_K*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
+        rows[r] = b.qs;
+        std::memcpy(&d[r], &b.d, 2);
+        std::memcpy(&d[kPanelRows + r], &b.dmin, 2);
+        // 6-bit scales and mins from 12 bytes (ggml's get_scale_min_k4).
+        for (int j = 0; j < 8; ++j) {
+          uint8_t m;
+          if (j < 4) {
+            sc[j][r] = b.scales[j] & 63;
+            m = b.scales[j + 4] & 63;
+          } else {
+            sc[j][r] = (b.scales[j + 4] & 0x0F) | ((b.scales[j - 4] >> 6) << 4);
+            m = (b.scales[j + 4] >> 4) | ((b.scales[j] >> 6) << 4);
+          }
+          mn[j / 2][r][j % 2] = m;
+        }
+      }
+      std::memcpy(out, d, sizeof(d));
+      std::memcpy(out + kScales, sc, sizeof(sc));
+      std::memcpy(out + kMins, mn, sizeof(mn));
+      transpose_qwords(rows, 16, 0, out + kQuants);
+    }
+  }
+
+  template <int NC>
+  static void tile(int64_t k, const uint8_t* panel, const uint8_t* x, size_t ldx, float* out,
+                   size_t ldo, int nr) {
+    __m512 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const __m512i zero = _mm512_setzero_si512();
+    for (int64_t i = 0; i < k / q::kQKK; ++i) {
+      const uint8_t* pb = panel + i * kBlockBytes;
+      const q::BlockQ8_K* y[NC];
+      __m512i s[NC];
+      for (int c = 0; c < NC; ++c) {
+        y[c] = reinterpret_cast<const q::BlockQ8_K*>(x + c * ldx) + i;
+        s[c] = zero;
+      }
+      for (int jj = 0; jj < 4; ++jj) {
+        if constexpr (NC == 1) prefetch_ahead(pb + 256 * jj, 256);
+        __m512i lo[4], hi[4];
+        for (int u = 0; u < 4; ++u) {
+          const __m512i raw = load(pb + kQuants + 64 * (4 * jj + u));
+          lo[u] = _mm512_and_si512(raw, low4);
+          hi[u] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+        }
+        __m512i sclo, schi;
+        row_factors(pb + kScales + 16 * jj, sclo, schi);
+        for (int c = 0; c < NC; ++c) {
+          const int8_t* yq = y[c]->qs + 64 * jj;
+          s[c] = _mm512_dpwssd_epi32(s[c], block_dot(zero, lo, yq), sclo);
+          s[c] = _mm512_dpwssd_epi32(s[c], block_dot(zero, hi, yq + 32), schi);
+        }
+      }
+      // Bytes (m_{2t,r}, m_{2t+1,r}) to lanes 2r (m_{2t} in both words) and 2r+1 (m_{2t+1}).
+      __m512i mins[4];
+      for (int t = 0; t < 4; ++t) {
+        const __m512i m = _mm512_cvtepu8_epi32(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + kMins + 16 * t)));
+        mins[t] = _mm512_or_si512(m, _mm512_slli_epi32(m, 16));
+      }
+      const __m512 dw = row_scales(pb), dmin = row_scales(pb + 16);
+      for (int c = 0; c < NC; ++c) {
+        __m512i m = zero;
+        for (int t = 0; t < 4; ++t) {
+          const auto* bs = reinterpret_cast<const int8_t*>(y[c]->bsums + 4 * t);
+          m = _mm512_dpwssd_epi32(m, mins[t], bcast8(bs));
+        }
+        const __m512 dy = _mm512_set1_ps(y[c]->d);
+        acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[c]), _mm512_mul_ps(dw, dy), acc[c]);
+        acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmin, dy), acc[c]);
+      }
+    }
+    store_tile<NC>(acc, out, ldo, nr);
+  }
+};
+
 template <class P>
 constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_t)) {
   return PanelKernels{from_f32, x_row_bytes, P::panel_bytes, P::pack, panel_gemm<P>, false};
@@ -239,6 +359,8 @@ constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_
 
 const PanelKernels kQ4_0 = make_panel<Q4_0Panel>(quantize_row_q8_0_sum_avx2, x_row_bytes_q8_0_sum);
 const PanelKernels kQ8_0 = make_panel<Q8_0Panel>(quantize_row_q8_0_sum_avx2, x_row_bytes_q8_0_sum);
+size_t x_row_bytes_q8_K(int64_t k) { return ml::row_size(DType::Q8_K, k); }
+const PanelKernels kQ4_K = make_panel<Q4_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
 
 }  // namespace
 
@@ -248,6 +370,8 @@ const PanelKernels* avx512_panel_kernels(DType w) {
       return &kQ4_0;
     case DType::Q8_0:
       return &kQ8_0;
+    case DType::Q4_K:
+      return &kQ4_K;
     default:
       return nullptr;
   }
