@@ -352,6 +352,142 @@ struct Q4_KPanel {
   }
 };
 
+// Q6_K panel super-block (256 elements of 8 rows, 1680 bytes, as the 8 rows' blocks):
+//   24 quant vectors, 3 per 32 elements h (offset 192h): vector j = 0..2 holds in qword r
+//     elements 32h+8j..+7 of row r in bits 0..5 of its bytes, and in bits 6..7 bits 2j..2j+1
+//     of elements 32h+24..+31 (same byte position). An and gives the first three vectors; the
+//     fourth is the three 2-bit fields shifted together.
+//   sc[16][8]: the int8 scale of group g of row r at byte 8g + r;
+//   d of the 8 rows as halves.
+// x = d*sc_g*(q - 32). The quants reach 63, so a group's products (8 per lane) could pass 16
+// bits: they go through vpmaddubsw (pairs, at most 2 * 63 * 128), two of which still fit 16
+// bits, and one vpdpwssd multiplies the sums by the group's scale (in both words of each
+// lane) and adds them up. The -32 is taken off per super-block as 32 * sum_g sc_g * bsums[g],
+// also through vpdpwssd.
+struct Q6_KPanel {
+  static constexpr size_t kScales = 24 * 64, kD = kScales + 128;
+  static constexpr size_t kBlockBytes = kD + 16;
+  static_assert(kBlockBytes == kPanelRows * sizeof(q::BlockQ6_K));
+  static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQKK) * kBlockBytes; }
+
+  // The 256 unsigned 6-bit quants of a block in element order (ggml's dequantize_row_q6_K:
+  // each 128 elements take 64 bytes of ql and 32 of qh).
+  static void unpack_quants(const q::BlockQ6_K& b, uint8_t* o) {
+    for (int n = 0; n < 2; ++n, o += 128) {
+      const uint8_t* ql = b.ql + 64 * n;
+      const uint8_t* qh = b.qh + 32 * n;
+      for (int l = 0; l < 32; ++l) {
+        o[l] = (ql[l] & 0x0F) | ((qh[l] & 3) << 4);
+        o[l + 32] = (ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4);
+        o[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+        o[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+      }
+    }
+  }
+
+  static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
+    auto* out = static_cast<uint8_t*>(panel);
+    for (int64_t i = 0; i < k / q::kQKK; ++i, out += kBlockBytes) {
+      uint8_t qv[kPanelRows][q::kQKK] = {};
+      int8_t sc[16][kPanelRows] = {};
+      uint16_t d[kPanelRows] = {};
+      for (int r = 0; r < nr; ++r) {
+        const auto& b =
+            reinterpret_cast<const q::BlockQ6_K*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
+        std::memcpy(&d[r], &b.d, 2);
+        for (int g = 0; g < 16; ++g) sc[g][r] = b.scales[g];
+        unpack_quants(b, qv[r]);
+      }
+      for (int h = 0; h < 8; ++h) {
+        for (int j = 0; j < 3; ++j) {
+          uint8_t* v = out + 192 * h + 64 * j;
+          for (int r = 0; r < kPanelRows; ++r) {
+            for (int e = 0; e < 8; ++e) {
+              const uint8_t last = (qv[r][32 * h + 24 + e] >> (2 * j)) & 3;
+              v[8 * r + e] = static_cast<uint8_t>(qv[r][32 * h + 8 * j + e] | (last << 6));
+            }
+          }
+        }
+      }
+      std::memcpy(out + kScales, sc, sizeof(sc));
+      std::memcpy(out + kD, d, sizeof(d));
+    }
+  }
+
+  template <int NC>
+  static void tile(int64_t k, const uint8_t* panel, const uint8_t* x, size_t ldx, float* out,
+                   size_t ldo, int nr) {
+    __m512 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
+    const __m512i low6 = _mm512_set1_epi8(0x3F);
+    const __m512i zero = _mm512_setzero_si512();
+    // Word 4r+e of the scale vectors from word r (first group of a pair) or 8+r (second); of
+    // the correction vectors, word 4r+q from word 8q+r (groups 4t+q).
+    __m512i first, second, corr_idx;
+    {
+      alignas(64) int16_t a[32], b[32], c[32];
+      for (int w = 0; w < 32; ++w) {
+        a[w] = static_cast<int16_t>(w / 4);
+        b[w] = static_cast<int16_t>(8 + w / 4);
+        c[w] = static_cast<int16_t>(8 * (w % 4) + w / 4);
+      }
+      first = load(a);
+      second = load(b);
+      corr_idx = load(c);
+    }
+    for (int64_t i = 0; i < k / q::kQKK; ++i) {
+      const uint8_t* pb = panel + i * kBlockBytes;
+      const q::BlockQ8_K* y[NC];
+      __m512i s[NC];
+      for (int c = 0; c < NC; ++c) {
+        y[c] = reinterpret_cast<const q::BlockQ8_K*>(x + c * ldx) + i;
+        s[c] = zero;
+      }
+      for (int h = 0; h < 8; ++h) {
+        if constexpr (NC == 1) prefetch_ahead(pb + kBlockBytes / 8 * h, kBlockBytes / 8);
+        const __m512i v0 = load(pb + 192 * h), v1 = load(pb + 192 * h + 64);
+        const __m512i v2 = load(pb + 192 * h + 128);
+        const __m512i w0 = _mm512_and_si512(v0, low6), w1 = _mm512_and_si512(v1, low6);
+        const __m512i w2 = _mm512_and_si512(v2, low6);
+        const __m512i w3 =
+            _mm512_or_si512(_mm512_or_si512(_mm512_srli_epi16(_mm512_andnot_si512(low6, v0), 6),
+                                            _mm512_srli_epi16(_mm512_andnot_si512(low6, v1), 4)),
+                            _mm512_srli_epi16(_mm512_andnot_si512(low6, v2), 2));
+        const __m512i sw = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + kScales + 16 * h))));
+        const __m512i sca = _mm512_permutexvar_epi16(first, sw);
+        const __m512i scb = _mm512_permutexvar_epi16(second, sw);
+        for (int c = 0; c < NC; ++c) {
+          const int8_t* yq = y[c]->qs + 32 * h;
+          const __m512i p0 = _mm512_add_epi16(_mm512_maddubs_epi16(w0, bcast8(yq)),
+                                              _mm512_maddubs_epi16(w1, bcast8(yq + 8)));
+          const __m512i p1 = _mm512_add_epi16(_mm512_maddubs_epi16(w2, bcast8(yq + 16)),
+                                              _mm512_maddubs_epi16(w3, bcast8(yq + 24)));
+          s[c] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(s[c], p0, sca), p1, scb);
+        }
+      }
+      __m512i corr[NC];
+      for (int c = 0; c < NC; ++c) corr[c] = zero;
+      for (int t = 0; t < 4; ++t) {
+        const __m512i cv = _mm512_permutexvar_epi16(
+            corr_idx, _mm512_cvtepi8_epi16(_mm256_loadu_si256(
+                          reinterpret_cast<const __m256i*>(pb + kScales + 32 * t))));
+        for (int c = 0; c < NC; ++c) {
+          const auto* bs = reinterpret_cast<const int8_t*>(y[c]->bsums + 4 * t);
+          corr[c] = _mm512_dpwssd_epi32(corr[c], cv, bcast8(bs));
+        }
+      }
+      const __m512 dw = row_scales(pb + kD);
+      for (int c = 0; c < NC; ++c) {
+        const __m512i si = _mm512_sub_epi32(s[c], _mm512_slli_epi32(corr[c], 5));
+        acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_mul_ps(dw, _mm512_set1_ps(y[c]->d)),
+                                 acc[c]);
+      }
+    }
+    store_tile<NC>(acc, out, ldo, nr);
+  }
+};
+
 template <class P>
 constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_t)) {
   return PanelKernels{from_f32, x_row_bytes, P::panel_bytes, P::pack, panel_gemm<P>, false};
@@ -361,6 +497,7 @@ const PanelKernels kQ4_0 = make_panel<Q4_0Panel>(quantize_row_q8_0_sum_avx2, x_r
 const PanelKernels kQ8_0 = make_panel<Q8_0Panel>(quantize_row_q8_0_sum_avx2, x_row_bytes_q8_0_sum);
 size_t x_row_bytes_q8_K(int64_t k) { return ml::row_size(DType::Q8_K, k); }
 const PanelKernels kQ4_K = make_panel<Q4_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
+const PanelKernels kQ6_K = make_panel<Q6_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
 
 }  // namespace
 
@@ -372,6 +509,8 @@ const PanelKernels* avx512_panel_kernels(DType w) {
       return &kQ8_0;
     case DType::Q4_K:
       return &kQ4_K;
+    case DType::Q6_K:
+      return &kQ6_K;
     default:
       return nullptr;
   }
