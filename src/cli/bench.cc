@@ -1,6 +1,8 @@
 // `corral bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--gpu | -g LAYERS] [--json]
-// [--profile]`:
+// [--profile] [--parallel 1,2,4,8]`:
 // llama-bench's two throughput tests, on the CPU backend or with layers offloaded to the GPU.
+// With --parallel, instead: the aggregate rate of N greedy sequences at once through the runner
+// (bench_parallel.h), n tokens each.
 // pp<p>: one prefill of p tokens from an empty cache in batches of num_batch; tg<n>: n decode steps
 // of one token each after a one-token prompt. Each test runs once to warm up (page in the mmapped
 // weights, plan the graph), then `reps` times; the report is the mean and standard deviation of
@@ -21,9 +23,11 @@
 
 #include "backend/cpu/profile.h"
 #include "backend/cpu/threadpool.h"
+#include "cli/bench_parallel.h"
 #include "cli/commands.h"
 #include "ml/gguf/reader.h"
 #include "runner/engine.h"
+#include "runner/runner.h"
 #include "sample/options.h"
 #include "store/model.h"
 #include "store/store.h"
@@ -42,6 +46,7 @@ struct BenchArgs {
   bool json = false;
   bool profile = false;  // time each op of the tg test
   int num_gpu = 0;       // layers offloaded to the GPU (Ollama's num_gpu); -1: all
+  std::string parallel;  // "1,2,4,8": the parallel test for each count instead of pp and tg
 };
 
 // What every row of the report says about the model and the machine.
@@ -57,24 +62,32 @@ struct ModelFacts {
   uint64_t weight_bytes_per_token = 0;
   uint64_t kv_bytes_per_position = 0;
   uint64_t n_params = 0;
+  // Operations of one token's pass through the weight matrices: 2 (a multiply and an add) x
+  // the parameters of every 2-D weight but the token embedding and the output projection (a
+  // prompt's logits are computed for its last token only), as prefill's arithmetic is counted
+  // against the int8 dot-product peak (bench/int8_peak.cc).
+  uint64_t flops_per_token = 0;
   int threads = 0;
   std::string backend = "CPU";  // "CUDA" when layers are offloaded
   int gpu_layers = 0;
 };
 
-ModelFacts model_facts(const runner::Engine& engine, const store::ModelInfo& info, int threads) {
-  const ml::gguf::File& f = engine.file();
+ModelFacts model_facts(const ml::gguf::File& f, const model::Model& model,
+                       const store::ModelInfo& info, int threads) {
   ModelFacts m;
   m.name = info.name;
   m.path = info.gguf.string();
-  m.arch = engine.model().config().architecture;
+  m.arch = model.config().architecture;
   const bool tied = f.find_tensor("output.weight") == nullptr;
   for (const auto& t : f.tensors()) {
     m.size += t.nbytes;
     m.n_params += static_cast<uint64_t>(t.n_elements());
     if (tied || t.name != "token_embd.weight") m.weight_bytes_per_token += t.nbytes;
+    if (t.n_dims >= 2 && t.name != "token_embd.weight" && t.name != "output.weight") {
+      m.flops_per_token += 2 * static_cast<uint64_t>(t.n_elements());
+    }
   }
-  const model::Config& c = engine.model().config();
+  const model::Config& c = model.config();
   m.kv_bytes_per_position = static_cast<uint64_t>(c.n_layer) * c.n_head_kv *
                             (c.head_dim_k + c.head_dim_v) * sizeof(uint16_t);
   if (const ml::gguf::Value* ft = f.metadata().find("general.file_type"); ft && ft->as_integer()) {
@@ -95,6 +108,11 @@ ModelFacts model_facts(const runner::Engine& engine, const store::ModelInfo& inf
     }
   }
   m.threads = threads > 0 ? threads : backend::cpu::physical_cores();
+  return m;
+}
+
+ModelFacts model_facts(const runner::Engine& engine, const store::ModelInfo& info, int threads) {
+  ModelFacts m = model_facts(engine.file(), engine.model(), info, threads);
   m.gpu_layers = engine.gpu_layers();
   if (engine.gpu()) m.backend = "CUDA";
   return m;
@@ -203,6 +221,7 @@ void print_json(const ModelFacts& m, const TestResult& r) {
   j["model_type"] = m.type;
   j["model_size"] = m.size;
   j["model_n_params"] = m.n_params;
+  j["flops_per_token"] = m.flops_per_token;
   j["backend"] = m.backend;
   j["n_threads"] = m.threads;
   j["n_gpu_layers"] = m.gpu_layers;
@@ -260,10 +279,70 @@ void print_table_row(const ModelFacts& m, const TestResult& r) {
             << std::flush;
 }
 
+void print_parallel_json(const ModelFacts& m, const ParallelResult& r) {
+  nlohmann::ordered_json j;
+  j["model"] = m.name;
+  j["model_path"] = m.path;
+  j["model_arch"] = m.arch;
+  j["model_type"] = m.type;
+  j["model_size"] = m.size;
+  j["model_n_params"] = m.n_params;
+  j["flops_per_token"] = m.flops_per_token;
+  j["backend"] = m.backend;
+  j["n_threads"] = m.threads;
+  j["test"] = "parallel" + std::to_string(r.n_parallel);
+  j["n_parallel"] = r.n_parallel;
+  j["n_gen"] = r.n_gen;
+  j["avg_ts"] = r.mean_ts();  // generated tokens of all sequences per second of wall time
+  j["samples_ns"] = r.samples_ns;
+  j["samples_ts"] = r.samples_ts();
+  j["generated"] = r.generated;
+  j["tokens_per_sequence"] = r.tokens_per_sequence;
+  j["same_as_fewer"] = r.same_as_fewer;
+  j["compared"] = r.compared;
+  std::cout << j.dump() << "\n" << std::flush;
+}
+
+// The parallel test: one runner with a slot for each of the largest N's sequences and room for
+// a short prompt and n tokens in each.
+void run_parallel(const BenchArgs& a, const store::ModelInfo& info) {
+  if (a.num_gpu != 0) throw std::invalid_argument("--parallel runs on the CPU (no --gpu)");
+  if (a.n_gen < 1) throw std::invalid_argument("--parallel needs -n of at least 1");
+  const std::vector<int> counts = parse_parallel_list(a.parallel);
+  constexpr int kPromptTokens = 8;
+  const int max_n = *std::max_element(counts.begin(), counts.end());
+  runner::Runner runner(info.gguf.string(), {.num_ctx = kPromptTokens + a.n_gen + 1,
+                                             .num_parallel = max_n,
+                                             .n_threads = a.threads});
+  const ModelFacts facts = model_facts(runner.file(), runner.model(), info, a.threads);
+  if (!a.json) {
+    std::cout << "model: " << facts.name;
+    if (facts.path != facts.name) std::cout << " (" << facts.path << ")";
+    std::cout << "\n" << kPromptTokens << "-token prompts, " << a.n_gen
+              << " greedy tokens each; t/s: all sequences' tokens per second\n\n"
+              << "| model | threads | sequences | t/s | same tokens as fewer |\n"
+              << "| --- | ---: | ---: | ---: | --- |\n";
+  }
+  for (const ParallelResult& r : run_parallel_bench(runner, counts, a.n_gen, a.reps,
+                                                    kPromptTokens)) {
+    if (a.json) {
+      print_parallel_json(facts, r);
+      continue;
+    }
+    char ts[64];
+    std::snprintf(ts, sizeof ts, "%.2f", r.mean_ts());
+    std::cout << "| " << facts.arch << " " << facts.type << " | " << facts.threads << " | "
+              << r.n_parallel << " | " << ts << " | "
+              << (r.compared == 0 ? "-" : r.same_as_fewer ? "yes" : "NO") << " |\n"
+              << std::flush;
+  }
+}
+
 void run_bench(const BenchArgs& a) {
   if (a.n_prompt < 0 || a.n_gen < 0) throw std::invalid_argument("-p and -n must not be negative");
   if (a.reps < 1) throw std::invalid_argument("-r must be at least 1");
   const store::ModelInfo info = store::resolve(store::Store(store::Store::default_root()), a.model);
+  if (!a.parallel.empty()) return run_parallel(a, info);
   runner::Engine engine(info.gguf.string(), {.n_threads = a.threads, .num_gpu = a.num_gpu});
   const ModelFacts facts = model_facts(engine, info, a.threads);
   const int num_batch = sample::Options{}.num_batch;
@@ -321,6 +400,10 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag_callback(
       "--gpu", [args] { args->num_gpu = -1; }, "Offload every layer to the GPU (--num-gpu -1)");
+  cmd->add_option("--parallel", args->parallel,
+                  "Instead of pp and tg: for each count N in the list (e.g. 1,2,4,8), N greedy "
+                  "sequences of -n tokens at once through the runner, reporting all their tokens "
+                  "per second");
   cmd->callback([args] { run_bench(*args); });
 }
 

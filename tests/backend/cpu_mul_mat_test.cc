@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <iostream>
 #include <memory>
 #include <random>
 #include <span>
@@ -77,7 +78,7 @@ std::string describe(const Case& c) {
 // With constant_weights the product runs on a backend of its own that is told the weights are
 // constant, so it reads them repacked into panels (CpuOptions::constant).
 void check(const Case& c, ml::Backend& cpu, double exact_limit, double quant_limit,
-           bool constant_weights = false) {
+           bool constant_weights = false, simd::Isa isa = simd::best_isa()) {
   SCOPED_TRACE(describe(c));
   const int64_t k = c.k, m = c.m, n = c.n;
   const size_t wrow = ml::row_size(c.w, k);
@@ -120,7 +121,9 @@ void check(const Case& c, ml::Backend& cpu, double exact_limit, double quant_lim
   std::unique_ptr<ml::Backend> own;
   if (constant_weights) {
     own = make_backend(
-        {.n_threads = 2, .constant = {std::as_bytes(std::span<const unsigned char>(wbuf))}});
+        {.n_threads = 2,
+         .constant = {std::as_bytes(std::span<const unsigned char>(wbuf))},
+         .isa = isa});
   }
   ml::Executor ex({constant_weights ? own.get() : &cpu});
   ex.compute(g, {y});
@@ -202,26 +205,31 @@ TEST(CpuMulMat, LongRowsMatchInMatrixVectorProducts) {
   }
 }
 
+// On every instruction set this CPU runs: each packs the weights into its own panel layout.
 TEST(CpuMulMat, ConstantWeightsRepackedIntoPanelsMatchForAnyColumnCount) {
   auto unused = make_backend({.n_threads = 1});
+  for (simd::Isa isa : simd::kAllIsas) {
+  if (!simd::isa_supported(isa)) continue;
+  SCOPED_TRACE(simd::isa_name(isa));
   int packed_types = 0;
   for (DType t : kWeightTypes) {
-    if (!simd::matmul_kernels(t).panel) continue;
+    if (!simd::matmul_kernels(t, isa).panel) continue;
     ++packed_types;
     const int64_t bs = ml::block_size(t);
     for (int64_t k : {bs * 2, int64_t{2048}}) {
       // Partial last panels (m not a multiple of 8), several row chunks (77 > 64).
       for (int64_t m : {1, 8, 17, 77}) {
         for (int64_t n : {1, 2, 3, 4, 5, 33}) {
-          check({t, k, m, n}, *unused, exact_limit(t), quant_limit(t), true);
+          check({t, k, m, n}, *unused, exact_limit(t), quant_limit(t), true, isa);
         }
       }
     }
     // Weights broadcast over batches are 3-D: read in place, not packed.
-    check({t, bs * 2, 33, 5, 2, 6, true}, *unused, exact_limit(t), quant_limit(t), true);
+    check({t, bs * 2, 33, 5, 2, 6, true}, *unused, exact_limit(t), quant_limit(t), true, isa);
   }
-  if (simd::best_isa() != simd::Isa::kScalar) {
+  if (isa != simd::Isa::kScalar) {
     EXPECT_GE(packed_types, 3);
+  }
   }
 }
 
@@ -352,8 +360,25 @@ TEST(CpuMulMat, SingleThreadGivesTheSameResultAsTwo) {
   check({DType::F32, 64, 65, 13}, *one, 1e-8, 1e-8);
 }
 
+// The instruction sets beyond scalar that this CPU runs: each one's kernels are compared with
+// the scalar ones. Sets it lacks are named in a message (their kernels are untested here).
+std::vector<simd::Isa> simd_isas_here() {
+  std::vector<simd::Isa> out;
+  for (simd::Isa isa : simd::kAllIsas) {
+    if (isa == simd::Isa::kScalar) continue;
+    if (simd::isa_supported(isa)) {
+      out.push_back(isa);
+    } else {
+      std::cout << "[  NOTE    ] this CPU does not run the " << simd::isa_name(isa)
+                << " kernels: not tested here\n";
+    }
+  }
+  return out;
+}
+
 TEST(CpuMulMatSimd, EveryWeightDtypeHasKernelsOnEveryInstructionSet) {
-  for (simd::Isa isa : {simd::Isa::kScalar, simd::best_isa()}) {
+  for (simd::Isa isa : simd::kAllIsas) {
+    if (!simd::isa_supported(isa)) continue;
     for (DType t : kWeightTypes) {
       const simd::MatMulKernels& k = simd::matmul_kernels(t, isa);
       EXPECT_NE(k.gemm, nullptr) << ml::dtype_name(t) << " " << simd::isa_name(isa);
@@ -429,11 +454,14 @@ std::vector<unsigned char> random_blocks(DType t, int64_t k, int64_t rows, uint3
   return buf;
 }
 
-TEST(CpuMulMatSimd, Avx2GemmMatchesScalarOnRandomBlocks) {
-  if (simd::best_isa() == simd::Isa::kScalar) GTEST_SKIP() << "this CPU has no AVX2";
+TEST(CpuMulMatSimd, GemmMatchesScalarOnRandomBlocks) {
+  const std::vector<simd::Isa> isas = simd_isas_here();
+  if (isas.empty()) GTEST_SKIP() << "this CPU runs only the scalar kernels";
+  for (simd::Isa isa : isas) {
+  SCOPED_TRACE(simd::isa_name(isa));
   for (DType t : kWeightTypes) {
     SCOPED_TRACE(std::string(ml::dtype_name(t)));
-    const simd::MatMulKernels& fast = simd::matmul_kernels(t, simd::Isa::kAvx2);
+    const simd::MatMulKernels& fast = simd::matmul_kernels(t, isa);
     const simd::MatMulKernels& slow = simd::matmul_kernels(t, simd::Isa::kScalar);
     ASSERT_EQ(fast.vec_type, slow.vec_type);
     for (int64_t k : {int64_t{256}, int64_t{768}}) {
@@ -463,13 +491,17 @@ TEST(CpuMulMatSimd, Avx2GemmMatchesScalarOnRandomBlocks) {
       }
     }
   }
+  }
 }
 
-TEST(CpuMulMatSimd, Avx2PanelGemmMatchesScalarGemmOnRandomBlocks) {
-  if (simd::best_isa() == simd::Isa::kScalar) GTEST_SKIP() << "this CPU has no AVX2";
+TEST(CpuMulMatSimd, PanelGemmMatchesScalarGemmOnRandomBlocks) {
+  const std::vector<simd::Isa> isas = simd_isas_here();
+  if (isas.empty()) GTEST_SKIP() << "this CPU runs only the scalar kernels";
+  for (simd::Isa isa : isas) {
+  SCOPED_TRACE(simd::isa_name(isa));
   int tested = 0;
   for (DType t : kWeightTypes) {
-    const simd::PanelKernels* panel = simd::matmul_kernels(t, simd::Isa::kAvx2).panel;
+    const simd::PanelKernels* panel = simd::matmul_kernels(t, isa).panel;
     if (!panel) continue;
     ++tested;
     SCOPED_TRACE(std::string(ml::dtype_name(t)));
@@ -513,6 +545,7 @@ TEST(CpuMulMatSimd, Avx2PanelGemmMatchesScalarGemmOnRandomBlocks) {
     }
   }
   EXPECT_GE(tested, 5);  // F32, Q4_0, Q4_K, Q6_K, Q8_0
+  }
 }
 
 // Activations that exercise the rounding edges: exact halves, ties between +max and -max,
@@ -534,11 +567,14 @@ std::vector<float> tricky_activations(int64_t k, uint32_t seed) {
   return x;
 }
 
-TEST(CpuMulMatSimd, Avx2ActivationQuantizersProduceTheReferenceBytes) {
-  if (simd::best_isa() == simd::Isa::kScalar) GTEST_SKIP() << "this CPU has no AVX2";
+TEST(CpuMulMatSimd, ActivationQuantizersProduceTheReferenceBytes) {
+  const std::vector<simd::Isa> isas = simd_isas_here();
+  if (isas.empty()) GTEST_SKIP() << "this CPU runs only the scalar kernels";
   const int64_t k = 1024;
+  for (simd::Isa isa : isas) {
+  SCOPED_TRACE(simd::isa_name(isa));
   for (DType w : {DType::Q4_0, DType::Q4_1, DType::Q4_K}) {
-    const simd::MatMulKernels& fast = simd::matmul_kernels(w, simd::Isa::kAvx2);
+    const simd::MatMulKernels& fast = simd::matmul_kernels(w, isa);
     for (uint32_t seed = 0; seed < 20; ++seed) {
       const std::vector<float> x = tricky_activations(k, seed);
       std::vector<unsigned char> a(ml::row_size(fast.vec_type, k)), b(a.size());
@@ -546,6 +582,7 @@ TEST(CpuMulMatSimd, Avx2ActivationQuantizersProduceTheReferenceBytes) {
       ml::quant::quantize_row(fast.vec_type, x.data(), b.data(), k);
       ASSERT_EQ(a, b) << ml::dtype_name(fast.vec_type) << " seed " << seed;
     }
+  }
   }
 }
 

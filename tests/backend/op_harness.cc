@@ -212,6 +212,8 @@ namespace {
 // graph gets a CPU backend of its own.
 class PackedCpuBackend final : public ml::Backend {
  public:
+  explicit PackedCpuBackend(backend::cpu::simd::Isa isa = backend::cpu::simd::best_isa())
+      : isa_(isa), inner_(backend::cpu::make_backend({.n_threads = 2, .isa = isa})) {}
   std::string_view name() const override { return "cpu_packed"; }
   bool supports(const ml::Graph& g, const ml::Node& n) const override {
     return inner_->supports(g, n);
@@ -225,7 +227,8 @@ class PackedCpuBackend final : public ml::Backend {
         leaves.emplace_back(static_cast<const std::byte*>(n.data), n.nbytes());
       }
     }
-    inner_ = backend::cpu::make_backend({.n_threads = 2, .constant = std::move(leaves)});
+    inner_ = backend::cpu::make_backend(
+        {.n_threads = 2, .constant = std::move(leaves), .isa = isa_});
     std::vector<ml::Backend*> mine(placement.begin(), placement.end());
     for (ml::Backend*& b : mine) {
       if (b == this) b = inner_.get();
@@ -237,11 +240,34 @@ class PackedCpuBackend final : public ml::Backend {
   }
 
  private:
+  backend::cpu::simd::Isa isa_;
   // Replaced by each prepare(); until the first, it answers supports().
-  std::unique_ptr<ml::Backend> inner_ = backend::cpu::make_backend({.n_threads = 2});
+  std::unique_ptr<ml::Backend> inner_;
 };
 
+bool is_mul_mat_case(const OpCase& c) { return c.name.starts_with("mul_mat_"); }
+
+// A mul_mat case whose weights have panel kernels on the set: the packed backend repacks them.
+bool is_packable_mul_mat_case(const OpCase& c, backend::cpu::simd::Isa isa) {
+  for (DType t : ml::kAllDTypes) {
+    const std::string prefix = "mul_mat_" + std::string(ml::dtype_name(t)) + "_k";
+    if (c.name.starts_with(prefix)) {
+      return backend::cpu::simd::matmul_kernels(t, isa).panel != nullptr;
+    }
+  }
+  return false;
+}
+
 }  // namespace
+
+std::vector<KernelVariant> kernel_variants() {
+  namespace simd = backend::cpu::simd;
+  std::vector<KernelVariant> out;
+  for (simd::Isa isa : simd::kAllIsas) {
+    out.push_back({isa, simd::isa_name(isa), simd::isa_supported(isa)});
+  }
+  return out;
+}
 
 std::vector<BackendUnderTest> backends_under_test() {
   std::vector<BackendUnderTest> out;
@@ -250,14 +276,22 @@ std::vector<BackendUnderTest> backends_under_test() {
   out.push_back({"cpu_packed", [] { return std::make_unique<PackedCpuBackend>(); },
                  [] { return std::string(); },
                  [](const OpCase& c) {
-                   for (DType t : ml::kAllDTypes) {
-                     const std::string prefix = "mul_mat_" + std::string(ml::dtype_name(t)) + "_k";
-                     if (c.name.starts_with(prefix)) {
-                       return backend::cpu::simd::matmul_kernels(t).panel != nullptr;
-                     }
-                   }
-                   return false;
+                   return is_packable_mul_mat_case(c, backend::cpu::simd::best_isa());
                  }});
+  // The matrix products (the only kernel-dispatched op) once per instruction set, read in place
+  // and repacked; a set this CPU lacks has its cases listed and skipped with the reason.
+  for (const KernelVariant& v : kernel_variants()) {
+    const std::string why =
+        v.runs_here ? "" : "this CPU does not run the " + v.name + " kernels";
+    auto unavailable = [why] { return why; };
+    const backend::cpu::simd::Isa isa = v.isa;
+    out.push_back({"cpu_" + v.name,
+                   [isa] { return backend::cpu::make_backend({.n_threads = 2, .isa = isa}); },
+                   unavailable, is_mul_mat_case});
+    out.push_back({"cpu_packed_" + v.name,
+                   [isa] { return std::make_unique<PackedCpuBackend>(isa); }, unavailable,
+                   [isa](const OpCase& c) { return is_packable_mul_mat_case(c, isa); }});
+  }
   // The CUDA cases are listed whenever corral is built with CUDA, and skip without a device.
   if (backend::cuda::built()) {
     out.push_back({"cuda",

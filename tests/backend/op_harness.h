@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/simd/matmul_kernels.h"
 #include "ml/backend.h"
 #include "ml/graph.h"
 
@@ -66,6 +67,15 @@ struct BackendUnderTest {
   std::function<bool(const OpCase&)> covers = [](const OpCase&) { return true; };
 };
 std::vector<BackendUnderTest> backends_under_test();
+
+// The CPU backend's kernel variants (one per simd::Isa) and whether this CPU runs each: the
+// harness runs the matrix products on every one of them.
+struct KernelVariant {
+  backend::cpu::simd::Isa isa;
+  std::string name;  // simd::isa_name
+  bool runs_here = false;
+};
+std::vector<KernelVariant> kernel_variants();
 
 struct CaseRun {
   std::vector<float> values;   // the compared node as f32, in ne[0]-fastest order

@@ -2,6 +2,7 @@
 // Test names read Ops/OpsTest.Run/<backend>_<case>, e.g. cpu_mul_mat_q4_K_k256_m17_n1.
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <map>
 #include <memory>
 
@@ -173,6 +174,20 @@ TEST(OpHarness, SameSeedBuildsIdenticalInputs) {
   const CaseRun other = run_case(c, nullptr, *reference, 8);
   EXPECT_EQ(a.values, b.values);
   EXPECT_NE(a.values, other.values);
+}
+
+// Says which of the CPU backend's kernel variants this machine runs (the others' cases skip),
+// so a log shows what was tested where.
+TEST(OpHarness, ReportsWhichKernelVariantsRunHere) {
+  int runs = 0;
+  for (const KernelVariant& v : kernel_variants()) {
+    std::cout << "[  NOTE    ] kernel variant " << v.name << ": "
+              << (v.runs_here ? "runs on this CPU" : "not run (this CPU lacks it)") << "\n";
+    RecordProperty("variant_" + v.name, v.runs_here ? "ran" : "not_run");
+    runs += v.runs_here;
+  }
+  EXPECT_TRUE(kernel_variants().front().runs_here) << "the scalar kernels run everywhere";
+  EXPECT_GE(runs, 1);
 }
 
 TEST(OpHarness, NmseIsRelativeAndRejectsNan) {

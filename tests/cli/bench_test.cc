@@ -49,6 +49,9 @@ TEST(BenchCli, JsonReportsBothTestsWithPositiveThroughput) {
     // stories260K: 292,480 parameters as llama.cpp counts them, 4 bytes each.
     EXPECT_GT(t["model_n_params"].get<uint64_t>(), 250'000u);
     EXPECT_EQ(t["model_size"].get<uint64_t>(), 4 * t["model_n_params"].get<uint64_t>());
+    // 2 ops per parameter of the matrices a token passes (not the embedding): fewer than all.
+    EXPECT_GT(t["flops_per_token"].get<uint64_t>(), 0u);
+    EXPECT_LT(t["flops_per_token"].get<uint64_t>(), 2 * t["model_n_params"].get<uint64_t>());
     ASSERT_EQ(t["samples_ns"].size(), 2u);
     ASSERT_EQ(t["samples_ts"].size(), 2u);
     for (const Json& ns : t["samples_ns"]) EXPECT_GT(ns.get<int64_t>(), 0);
@@ -110,6 +113,51 @@ TEST(BenchCli, TableHasOneRowPerTestAndZeroSkipsATest) {
   EXPECT_NE(r.out.find("| llama F32 | "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("| CPU | 1 | pp8 | "), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("| tg"), std::string::npos) << r.out;
+}
+
+// --parallel: one report per count, each sequence generated its tokens (stories260K can end one
+// early at EOS, never with none), and a prompt gives the same greedy tokens beside others as with
+// fewer companions.
+TEST(BenchCli, ParallelReportsEveryCountAndEverySequenceGenerates) {
+  const std::string model = testdata_path("tinystories260k/stories260K-f32.gguf");
+  const CommandResult r =
+      run_corral("bench '" + model + "' -n 12 -r 2 -t 1 --parallel 1,3 --json", false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::vector<Json> tests;
+  ASSERT_NO_THROW(tests = json_lines(r.out)) << r.out;
+  ASSERT_EQ(tests.size(), 2u) << r.out;
+  const int counts[] = {1, 3};
+  for (size_t i = 0; i < tests.size(); ++i) {
+    const Json& t = tests[i];
+    SCOPED_TRACE(t.dump());
+    EXPECT_EQ(t["test"], "parallel" + std::to_string(counts[i]));
+    EXPECT_EQ(t["n_parallel"], counts[i]);
+    EXPECT_EQ(t["n_gen"], 12);
+    EXPECT_EQ(t["n_threads"], 1);
+    EXPECT_GT(t["flops_per_token"].get<uint64_t>(), 0u);
+    ASSERT_EQ(t["tokens_per_sequence"].size(), static_cast<size_t>(counts[i]));
+    int sum = 0;
+    for (const Json& n : t["tokens_per_sequence"]) {
+      EXPECT_GE(n.get<int>(), 1);
+      EXPECT_LE(n.get<int>(), 12);
+      sum += n.get<int>();
+    }
+    ASSERT_EQ(t["generated"].size(), 2u);
+    EXPECT_EQ(t["generated"][1].get<int>(), sum);
+    ASSERT_EQ(t["samples_ns"].size(), 2u);
+    for (const Json& ts : t["samples_ts"]) EXPECT_GT(ts.get<double>(), 0);
+    EXPECT_GT(t["avg_ts"].get<double>(), 0);
+    EXPECT_TRUE(t["same_as_fewer"].get<bool>());
+  }
+  EXPECT_EQ(tests[0]["compared"], 0);
+  EXPECT_EQ(tests[1]["compared"], 2);  // sequence 0 of each repetition against N=1's
+}
+
+TEST(BenchCli, ParallelRejectsABadCountNamingIt) {
+  const std::string model = testdata_path("tinystories260k/stories260K-f32.gguf");
+  const CommandResult r = run_corral("bench '" + model + "' -n 4 -r 1 --parallel 1,0x");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("'0x'"), std::string::npos) << r.out;
 }
 
 TEST(BenchCli, MissingModelFailsNamingIt) {

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "backend/cpu/simd/matmul_kernels.h"
 #include "ml/backend.h"
 
 namespace corral::backend::cpu {
@@ -18,6 +19,10 @@ struct CpuOptions {
   // use, into the layout of the fastest kernels (8 rows interleaved, as many bytes as the
   // original); everything else is read in place.
   std::vector<std::span<const std::byte>> constant = {};
+  // The instruction set whose matmul kernels run the products and pack the constant weights
+  // (both must agree: the packed layout is the set's own). Narrower sets are there to compare
+  // kernel variants (tests, `CORRAL_CPU_ISA`); make_backend rejects a set this CPU lacks.
+  simd::Isa isa = simd::best_isa();
 };
 
 std::unique_ptr<ml::Backend> make_backend(CpuOptions options = {});

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <unordered_map>
 #include <utility>
 
@@ -130,8 +132,8 @@ struct Packed {
 
 class CpuBackend final : public ml::Backend {
  public:
-  CpuBackend(int n_threads, std::vector<std::span<const std::byte>> constant)
-      : pool_(n_threads), constant_(std::move(constant)) {}
+  CpuBackend(int n_threads, std::vector<std::span<const std::byte>> constant, simd::Isa isa)
+      : pool_(n_threads), constant_(std::move(constant)), isa_(isa) {}
 
   std::string_view name() const override { return "cpu"; }
   bool supports(const ml::Graph&, const ml::Node& n) const override {
@@ -165,7 +167,7 @@ class CpuBackend final : public ml::Backend {
         packed = find_packed(g.node(n.src[0]));
         if (packed) n_siblings = gather_siblings(g, nodes, idx, siblings, nth);
       }
-      const size_t need = e.work ? e.work(g, n, nth) : 0;
+      const size_t need = e.work ? e.work(g, n, nth, isa_) : 0;
       if (need > work_size_) {  // grows to the largest need, then stays
         work_ = aligned_bytes(need);
         work_size_ = need;
@@ -187,9 +189,9 @@ class CpuBackend final : public ml::Backend {
           nth,
           [](void* c, int ith, int nth) {
             auto* j = static_cast<Job*>(c);
-            KernelContext ctx{
-                ith,       nth,         j->self->work_.get(), j->need, &j->self->pool_,
-                j->packed, j->siblings, j->n_siblings};
+            KernelContext ctx{ith,       nth,         j->self->work_.get(), j->need,
+                              &j->self->pool_, j->packed, j->siblings,         j->n_siblings,
+                              j->self->isa_};
             j->e->kernel(ctx, *j->g, *j->n);
           },
           &job);
@@ -208,7 +210,7 @@ class CpuBackend final : public ml::Backend {
                       MulMatSibling* out, int& nth) const {
     const ml::Node& n = g.node(nodes[idx]);
     const ml::Node& x = g.node(n.src[1]);
-    const simd::PanelKernels* panel = simd::matmul_kernels(g.node(n.src[0]).dtype).panel;
+    const simd::PanelKernels* panel = simd::matmul_kernels(g.node(n.src[0]).dtype, isa_).panel;
     if (x.ne[2] != 1 || x.ne[3] != 1) return 0;
     int count = 0;
     size_t last = idx;
@@ -217,7 +219,7 @@ class CpuBackend final : public ml::Backend {
       if (m.kind() == OpKind::kView) continue;
       if (m.kind() != OpKind::kMulMat || m.src[1] != n.src[1]) break;
       const ml::Node& w = g.node(m.src[0]);
-      const simd::PanelKernels* p = simd::matmul_kernels(w.dtype).panel;
+      const simd::PanelKernels* p = simd::matmul_kernels(w.dtype, isa_).panel;
       if (w.ne[0] != g.node(n.src[0]).ne[0] || !p || p->from_f32 != panel->from_f32 ||
           p->x_row_bytes != panel->x_row_bytes) {
         break;
@@ -257,7 +259,7 @@ class CpuBackend final : public ml::Backend {
 
   // 2-D weights with contiguous rows, of a dtype with panel kernels, inside a constant range.
   bool packable(const ml::Node& w) const {
-    if (!simd::matmul_kernels(w.dtype).panel || w.ne[2] != 1 || w.ne[3] != 1) return false;
+    if (!simd::matmul_kernels(w.dtype, isa_).panel || w.ne[2] != 1 || w.ne[3] != 1) return false;
     if (!w.data || w.nb[1] != ml::row_size(w.dtype, w.ne[0])) return false;
     const auto p = reinterpret_cast<uintptr_t>(w.data);
     const size_t bytes = w.nbytes();
@@ -269,7 +271,7 @@ class CpuBackend final : public ml::Backend {
   }
 
   void pack(const ml::Node& w) {
-    const simd::PanelKernels& panel = *simd::matmul_kernels(w.dtype).panel;
+    const simd::PanelKernels& panel = *simd::matmul_kernels(w.dtype, isa_).panel;
     const int64_t k = w.ne[0], m = w.ne[1];
     const int64_t n_panels = (m + simd::kPanelRows - 1) / simd::kPanelRows;
     const size_t pbytes = panel.panel_bytes(k);
@@ -311,13 +313,19 @@ class CpuBackend final : public ml::Backend {
   size_t work_size_ = 0;
   std::vector<std::span<const std::byte>> constant_;
   std::unordered_map<const void*, Packed> packed_;  // by the address of the original weights
+  simd::Isa isa_;
 };
 
 }  // namespace
 
 std::unique_ptr<ml::Backend> make_backend(CpuOptions options) {
+  if (!simd::isa_supported(options.isa)) {
+    throw std::invalid_argument(std::string("cpu backend: this processor does not run the ") +
+                                simd::isa_name(options.isa) + " kernels (it runs " +
+                                simd::isa_name(simd::best_isa()) + " and narrower)");
+  }
   const int n = options.n_threads > 0 ? options.n_threads : physical_cores();
-  return std::make_unique<CpuBackend>(n, std::move(options.constant));
+  return std::make_unique<CpuBackend>(n, std::move(options.constant), options.isa);
 }
 
 }  // namespace corral::backend::cpu

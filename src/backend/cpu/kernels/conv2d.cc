@@ -25,7 +25,7 @@ ConvDims conv_dims(const ml::Graph& g, const ml::Node& n) {
 }  // namespace
 
 // Work: the kernel as contiguous f32 rows [K, Cout], then per thread kPixels columns of K.
-size_t conv2d_work_size(const ml::Graph& g, const ml::Node& n, int nth) {
+size_t conv2d_work_size(const ml::Graph& g, const ml::Node& n, int nth, simd::Isa) {
   const ConvDims d = conv_dims(g, n);
   return static_cast<size_t>(d.k * d.cout + nth * kPixels * d.k) * sizeof(float);
 }

@@ -62,7 +62,7 @@ Split split_of(const Dims& d, int nth) {
 
 }  // namespace
 
-size_t flash_attn_work_size(const ml::Graph& g, const ml::Node& n, int nth) {
+size_t flash_attn_work_size(const ml::Graph& g, const ml::Node& n, int nth, simd::Isa) {
   return per_thread_floats(dims_of(g, n)) * sizeof(float) * static_cast<size_t>(nth);
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 
+#include "backend/cpu/simd/matmul_kernels.h"
 #include "backend/cpu/threadpool.h"
 #include "ml/graph.h"
 
@@ -31,6 +32,8 @@ struct KernelContext {
   // pass (the activations converted once, one hand-out of chunks over all of them).
   const MulMatSibling* siblings = nullptr;
   int n_siblings = 0;
+  // The instruction set of the matmul kernels (the backend's CpuOptions::isa).
+  simd::Isa isa = simd::best_isa();
   void barrier() const {
     if (pool) pool->barrier();
   }
@@ -43,14 +46,14 @@ struct KernelContext {
 };
 
 using Kernel = void (*)(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
-// Scratch bytes a node needs (0 for most ops).
-using WorkSize = size_t (*)(const ml::Graph& g, const ml::Node& n, int nth);
+// Scratch bytes a node needs (0 for most ops) on nth threads with the kernels of isa.
+using WorkSize = size_t (*)(const ml::Graph& g, const ml::Node& n, int nth, simd::Isa isa);
 
 void cont(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
 void cpy(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
 void get_rows(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
 void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
-size_t mul_mat_work_size(const ml::Graph& g, const ml::Node& n, int nth);
+size_t mul_mat_work_size(const ml::Graph& g, const ml::Node& n, int nth, simd::Isa isa);
 void add(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
 void sub(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
 void mul(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
@@ -70,9 +73,9 @@ void argmax(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
 void sum_rows(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
 void mean(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
 void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
-size_t flash_attn_work_size(const ml::Graph& g, const ml::Node& n, int nth);
+size_t flash_attn_work_size(const ml::Graph& g, const ml::Node& n, int nth, simd::Isa isa);
 void im2col(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
 void conv2d(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n);
-size_t conv2d_work_size(const ml::Graph& g, const ml::Node& n, int nth);
+size_t conv2d_work_size(const ml::Graph& g, const ml::Node& n, int nth, simd::Isa isa);
 
 }  // namespace corral::backend::cpu

@@ -103,10 +103,10 @@ void run_guided(std::span<const Part> parts, int64_t k, const unsigned char* x, 
 }  // namespace
 
 // Layout: the chunk counter, the converted activations, then one weight panel per thread.
-size_t mul_mat_work_size(const ml::Graph& g, const ml::Node& n, int nth) {
+size_t mul_mat_work_size(const ml::Graph& g, const ml::Node& n, int nth, simd::Isa isa) {
   const ml::Node& w = g.node(n.src[0]);
   const ml::Node& x = g.node(n.src[1]);
-  const simd::MatMulKernels& kern = simd::matmul_kernels(w.dtype);
+  const simd::MatMulKernels& kern = simd::matmul_kernels(w.dtype, isa);
   const simd::PanelKernels* panel = panel_kernels(kern, x.ne[1]);
   // The backend may hand over packed weights (which take the panel activations) or not.
   size_t row = converted_row_bytes(kern, panel, x.ne[0]);
@@ -122,7 +122,7 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   const int64_t k = w.ne[0];
   const int64_t ncols = x.ne[1], B2 = x.ne[2], B3 = x.ne[3];
   const int64_t r2 = B2 / w.ne[2], r3 = B3 / w.ne[3];
-  const simd::MatMulKernels& kern = simd::matmul_kernels(w.dtype);
+  const simd::MatMulKernels& kern = simd::matmul_kernels(w.dtype, ctx.isa);
   const auto* packed = static_cast<const unsigned char*>(ctx.packed);
   const simd::PanelKernels* panel = packed ? kern.panel : panel_kernels(kern, ncols);
   const simd::FromF32 from_f32 = panel ? panel->from_f32 : kern.from_f32;
@@ -170,7 +170,7 @@ void mul_mat(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
     parts[i] = {&pn,
                 &pw,
                 static_cast<const unsigned char*>(i == 0 ? ctx.packed : ctx.siblings[i - 1].packed),
-                i == 0 ? panel : simd::matmul_kernels(pw.dtype).panel,
+                i == 0 ? panel : simd::matmul_kernels(pw.dtype, ctx.isa).panel,
                 rows,
                 rows * n_col_chunks,
                 total};
