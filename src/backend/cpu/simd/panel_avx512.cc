@@ -18,6 +18,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "backend/cpu/simd/matmul_kernels.h"
 #include "ml/quant/blocks.h"
@@ -113,6 +114,12 @@ inline __m512i block_dot(__m512i init, const __m512i (&w)[NV], const int8_t* xq)
   __m512i s = init;
   for (int v = 0; v < NV; ++v) s = _mm512_dpbusd_epi32(s, w[v], bcast8(xq + 8 * v));
   return s;
+}
+
+// Two of the vectors of block_dot (v0 and v0 + 1), from zero.
+inline __m512i half_dot(const __m512i (&w)[4], int v0, const int8_t* xq) {
+  const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[v0], bcast8(xq + 8 * v0));
+  return _mm512_dpbusd_epi32(s, w[v0 + 1], bcast8(xq + 8 * v0 + 8));
 }
 
 // The weight offset taken off once per row: -offset * sum(y) in the first lane of each pair.
@@ -244,21 +251,28 @@ inline void row_factors(const uint8_t* p, __m512i& first, __m512i& second) {
   second = _mm512_permutexvar_epi32(_mm512_add_epi32(dup, _mm512_set1_epi32(8)), wide);
 }
 
-// Q4_K panel super-block (256 elements of 8 rows, 1184 bytes, as the AVX2 one):
+// Q4_K panel super-block (256 elements of 8 rows, 1184 bytes, as the AVX2 one), and Q5_K's
+// (1440 bytes, as its 8 rows' blocks), which adds the fifth bits as 8-byte masks:
 //   d[8], dmin[8] as halves;
 //   sc[8][8]: the 6-bit scale of group j of row r at byte 8j + r;
 //   mn[4][8][2]: the mins of groups 2t and 2t+1 of row r at bytes 16t + 2r and 16t + 2r + 1;
 //   16 quant vectors, 4 per 64 elements jj: vector 4jj+u holds bytes 32jj+8u..+7 of each row's
 //     qs, whose low nibbles are elements 64jj+8u.. (group 2jj), high nibbles 64jj+32+8u..
-//     (group 2jj+1).
+//     (group 2jj+1);
+//   Q5_K: 32 masks of 64 bits, 8 per jj: bit 8r+e of mask 8jj+v is the fifth bit of the
+//     element at byte 8r+e of the low (v = u) or high (v = 4 + u) nibbles of vector 4jj+u.
 // A group's dot products (16 elements per lane: at most 16 * 15 * 128 = 30720) fit 16 bits, so
-// one vpdpwssd multiplies them by the group's scale and adds them up. The mins go through
+// one vpdpwssd multiplies them by the group's scale and adds them up; with 5-bit quants only
+// 8 elements do (31744), so Q5_K takes two per group. The mins go through
 // vpdpwssd against the Q8_K sums of 16 in pairs: lane 2r holds m_{2t} in both words against
 // (bsums[4t], bsums[4t+1]), lane 2r+1 m_{2t+1} against (bsums[4t+2], bsums[4t+3]).
-struct Q4_KPanel {
+template <bool kFifthBit>
+struct QK_Panel {
+  using Block = std::conditional_t<kFifthBit, q::BlockQ5_K, q::BlockQ4_K>;
   static constexpr size_t kScales = 32, kMins = kScales + 64, kQuants = kMins + 64;
-  static constexpr size_t kBlockBytes = kQuants + 16 * 64;
-  static_assert(kBlockBytes == 8 * sizeof(q::BlockQ4_K) + 32);
+  static constexpr size_t kMasks = kQuants + 16 * 64;
+  static constexpr size_t kBlockBytes = kMasks + (kFifthBit ? 32 * 8 : 0);
+  static_assert(kBlockBytes == 8 * sizeof(Block) + 32);
   static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQKK) * kBlockBytes; }
 
   static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
@@ -268,16 +282,26 @@ struct Q4_KPanel {
       const uint8_t* rows[kPanelRows];
       uint16_t d[2 * kPanelRows] = {};
       uint8_t sc[8][kPanelRows] = {}, mn[4][kPanelRows][2] = {};
+      uint64_t masks[32] = {};
       for (int r = 0; r < kPanelRows; ++r) {
         if (r >= nr) {
           rows[r] = kZero;
           continue;
         }
-        const auto& b =
-            reinterpret_cast<const q::BlockQ4_K*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
+        const auto& b = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
         rows[r] = b.qs;
         std::memcpy(&d[r], &b.d, 2);
         std::memcpy(&d[kPanelRows + r], &b.dmin, 2);
+        if constexpr (kFifthBit) {
+          for (int jj = 0; jj < 4; ++jj) {
+            for (int l = 0; l < 32; ++l) {
+              const int u = l / 8, e = l % 8;
+              const uint64_t bit = uint64_t{1} << (8 * r + e);
+              if ((b.qh[l] >> (2 * jj)) & 1) masks[8 * jj + u] |= bit;
+              if ((b.qh[l] >> (2 * jj + 1)) & 1) masks[8 * jj + 4 + u] |= bit;
+            }
+          }
+        }
         // 6-bit scales and mins from 12 bytes (ggml's get_scale_min_k4).
         for (int j = 0; j < 8; ++j) {
           uint8_t m;
@@ -295,6 +319,7 @@ struct Q4_KPanel {
       std::memcpy(out + kScales, sc, sizeof(sc));
       std::memcpy(out + kMins, mn, sizeof(mn));
       transpose_qwords(rows, 16, 0, out + kQuants);
+      if constexpr (kFifthBit) std::memcpy(out + kMasks, masks, sizeof(masks));
     }
   }
 
@@ -314,19 +339,34 @@ struct Q4_KPanel {
         s[c] = zero;
       }
       for (int jj = 0; jj < 4; ++jj) {
-        if constexpr (NC == 1) prefetch_ahead(pb + 256 * jj, 256);
+        if constexpr (NC == 1) prefetch_ahead(pb + kBlockBytes / 4 * jj, kBlockBytes / 4);
         __m512i lo[4], hi[4];
         for (int u = 0; u < 4; ++u) {
           const __m512i raw = load(pb + kQuants + 64 * (4 * jj + u));
           lo[u] = _mm512_and_si512(raw, low4);
           hi[u] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+          if constexpr (kFifthBit) {
+            const __m512i sixteen = _mm512_set1_epi8(16);
+            uint64_t m[2];
+            std::memcpy(m, pb + kMasks + 8 * (8 * jj + u), 8);
+            std::memcpy(m + 1, pb + kMasks + 8 * (8 * jj + 4 + u), 8);
+            lo[u] = _mm512_mask_add_epi8(lo[u], _cvtu64_mask64(m[0]), lo[u], sixteen);
+            hi[u] = _mm512_mask_add_epi8(hi[u], _cvtu64_mask64(m[1]), hi[u], sixteen);
+          }
         }
         __m512i sclo, schi;
         row_factors(pb + kScales + 16 * jj, sclo, schi);
         for (int c = 0; c < NC; ++c) {
           const int8_t* yq = y[c]->qs + 64 * jj;
-          s[c] = _mm512_dpwssd_epi32(s[c], block_dot(zero, lo, yq), sclo);
-          s[c] = _mm512_dpwssd_epi32(s[c], block_dot(zero, hi, yq + 32), schi);
+          if constexpr (kFifthBit) {
+            s[c] = _mm512_dpwssd_epi32(s[c], half_dot(lo, 0, yq), sclo);
+            s[c] = _mm512_dpwssd_epi32(s[c], half_dot(lo, 2, yq), sclo);
+            s[c] = _mm512_dpwssd_epi32(s[c], half_dot(hi, 0, yq + 32), schi);
+            s[c] = _mm512_dpwssd_epi32(s[c], half_dot(hi, 2, yq + 32), schi);
+          } else {
+            s[c] = _mm512_dpwssd_epi32(s[c], block_dot(zero, lo, yq), sclo);
+            s[c] = _mm512_dpwssd_epi32(s[c], block_dot(zero, hi, yq + 32), schi);
+          }
         }
       }
       // Bytes (m_{2t,r}, m_{2t+1,r}) to lanes 2r (m_{2t} in both words) and 2r+1 (m_{2t+1}).
@@ -496,7 +536,8 @@ constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_
 const PanelKernels kQ4_0 = make_panel<Q4_0Panel>(quantize_row_q8_0_sum_avx2, x_row_bytes_q8_0_sum);
 const PanelKernels kQ8_0 = make_panel<Q8_0Panel>(quantize_row_q8_0_sum_avx2, x_row_bytes_q8_0_sum);
 size_t x_row_bytes_q8_K(int64_t k) { return ml::row_size(DType::Q8_K, k); }
-const PanelKernels kQ4_K = make_panel<Q4_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
+const PanelKernels kQ4_K = make_panel<QK_Panel<false>>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
+const PanelKernels kQ5_K = make_panel<QK_Panel<true>>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
 const PanelKernels kQ6_K = make_panel<Q6_KPanel>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
 
 }  // namespace
@@ -509,6 +550,8 @@ const PanelKernels* avx512_panel_kernels(DType w) {
       return &kQ8_0;
     case DType::Q4_K:
       return &kQ4_K;
+    case DType::Q5_K:
+      return &kQ5_K;
     case DType::Q6_K:
       return &kQ6_K;
     default:
