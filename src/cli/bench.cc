@@ -180,13 +180,16 @@ std::vector<int32_t> random_tokens(int n, int64_t n_vocab, std::mt19937& rng) {
 }
 
 TestResult run_prompt_test(runner::Engine& engine, int n_prompt, int reps, int num_batch,
-                           int64_t num_ctx, std::mt19937& rng) {
+                           int64_t num_ctx, std::mt19937& rng, bool profile) {
   TestResult r{"pp" + std::to_string(n_prompt), n_prompt, 0, {}};
   const std::vector<int32_t> tokens = random_tokens(n_prompt, engine.model().config().n_vocab, rng);
+  if (profile) backend::cpu::clear_profile();
   for (int rep = -1; rep < reps; ++rep) {  // rep -1: the warm-up
+    if (profile && rep >= 0) backend::cpu::set_profiling(true);
     const auto t0 = Clock::now();
     engine.bench_evaluate(tokens, 0, num_batch, num_ctx);
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
+    backend::cpu::set_profiling(false);
     if (rep >= 0) r.samples_ns.push_back(ns.count());
   }
   return r;
@@ -244,11 +247,13 @@ void print_json(const ModelFacts& m, const TestResult& r) {
 // which it read memory (a matrix product's weights); then what ran outside the CPU kernels.
 void print_profile(const TestResult& r) {
   const std::vector<backend::cpu::OpProfile> ops = backend::cpu::profile();
-  const double tokens = static_cast<double>(r.n_gen) * static_cast<double>(r.samples_ns.size());
+  const double tokens =
+      static_cast<double>(r.n_prompt + r.n_gen) * static_cast<double>(r.samples_ns.size());
   double total_ns = 0;
   for (int64_t ns : r.samples_ns) total_ns += static_cast<double>(ns);
   if (tokens <= 0 || total_ns <= 0) return;
-  std::cout << "\nprofile of " << r.name << " (CPU kernels, per generated token):\n\n"
+  std::cout << "\nprofile of " << r.name << " (CPU kernels, per "
+            << (r.n_gen > 0 ? "generated" : "prompt") << " token):\n\n"
             << "| op | calls | us | share | GB/s |\n| --- | ---: | ---: | ---: | ---: |\n";
   double in_ops = 0;
   char line[256];
@@ -374,7 +379,12 @@ void run_bench(const BenchArgs& a) {
       print_table_row(facts, r);
     }
   };
-  if (a.n_prompt > 0) report(run_prompt_test(engine, a.n_prompt, a.reps, num_batch, num_ctx, rng));
+  if (a.n_prompt > 0) {
+    const TestResult r =
+        run_prompt_test(engine, a.n_prompt, a.reps, num_batch, num_ctx, rng, a.profile);
+    report(r);
+    if (a.profile && !a.json) print_profile(r);
+  }
   if (a.n_gen > 0) {
     const TestResult r = run_gen_test(engine, a.n_gen, a.reps, num_batch, num_ctx, rng, a.profile);
     report(r);
@@ -398,7 +408,7 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "One JSON object per test, with every sample");
   cmd->add_flag("--profile", args->profile,
-                "After the tg test, the time of each CPU op per generated token");
+                "After each test, the time of each CPU op per prompt or generated token");
   cmd->add_option("-g,--num-gpu", args->num_gpu,
                   "Layers to offload to the GPU (Ollama's num_gpu; -1: all; needs a CUDA build)")
       ->capture_default_str();

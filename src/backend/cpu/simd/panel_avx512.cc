@@ -2,12 +2,13 @@
 // 8 bytes at a time. A 64-byte vector of a panel holds 8 consecutive quants of each of the 8
 // rows (row r in qword r); the 8 matching activation bytes broadcast to every qword and one
 // vpdpbusd add 64 products into 16 dword sums, two per row (lanes 2r and 2r+1), with no
-// widening steps (AVX2 needs maddubs, madd and add for half as many). The two sums of a row are
-// added once per tile, after the blocks' scales are applied to both in float lanes.
+// widening steps (AVX2 needs maddubs, madd and add for half as many). The K formats split a
+// row's elements between its two lanes; Q4_0 and Q8_0 give them a block each (PairPanel). The
+// two sums of a row are added once per tile, after the scales are applied in float lanes.
 //
 // vpdpbusd multiplies unsigned by signed bytes: Q4_0 quants are unsigned already (0..15, the
 // -8 taken off through the activations' sum), Q8_0 quants are stored + 128 at packing (the
-// 128 taken off the same way). Integer sums cannot overflow: |q * y| <= 255 * 127 over 32
+// 128 taken off the same way). Integer sums cannot overflow: |q * y| <= 255 * 128 over 32
 // elements per block.
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() values, which -Wmaybe-uninitialized
 // reports wherever they are inlined (GCC bug 105593); nothing here reads an undefined value.
@@ -122,40 +123,91 @@ inline __m512i half_dot(const __m512i (&w)[4], int v0, const int8_t* xq) {
   return _mm512_dpbusd_epi32(s, w[v0 + 1], bcast8(xq + 8 * v0 + 8));
 }
 
-// The weight offset taken off once per row: -offset * sum(y) in the first lane of each pair.
-inline __m512i offset_init(int32_t offset, int32_t sum) {
-  return _mm512_maskz_set1_epi32(0x5555, -offset * sum);
+// ---- Q4_0 and Q8_0: two blocks side by side ----
+
+// Q4_0 and Q8_0 apply a float scale per 32-element block, and converting, scaling and adding a
+// vector of sums cost as much as the products of a block: so lanes 2r and 2r+1 hold row r's
+// sums of two consecutive blocks, and one float step serves 8 rows x 2 blocks. The activations
+// come in the same pairs: per 64 elements, the two blocks' quants interleaved 4 bytes at a
+// time (8 bytes at 8t: elements 4t..4t+3 of the first block, then of the second), their
+// scales and the weight offsets' corrections (-8 sum, -128 sum) as pairs, so every operand is
+// one broadcast load. An odd last block is paired with a zero block (zero scales and quants).
+struct XPair {
+  int8_t qs[64];
+  float d[2];
+  int32_t neg8_sum[2];
+  int32_t neg128_sum[2];
+};
+static_assert(sizeof(XPair) == 88);
+
+int64_t block_pairs(int64_t k) { return (k / q::kQK + 1) / 2; }
+size_t x_row_bytes_pairs(int64_t k) { return static_cast<size_t>(block_pairs(k)) * sizeof(XPair); }
+
+void quantize_x_pairs(const float* x, void* y, int64_t k) {
+  auto* out = static_cast<XPair*>(y);
+  const int64_t nb = k / q::kQK;
+  for (int64_t p = 0; p < block_pairs(k); ++p) {
+    XPair& o = out[p];
+    for (int h = 0; h < 2; ++h) {
+      const int64_t i = 2 * p + h;
+      Q8SumBlock b{};
+      if (i < nb) quantize_row_q8_0_sum_avx2(x + i * q::kQK, &b, q::kQK);
+      for (int t = 0; t < 8; ++t) std::memcpy(o.qs + 8 * t + 4 * h, b.qs + 4 * t, 4);
+      o.d[h] = b.d;
+      o.neg8_sum[h] = -8 * b.sum;
+      o.neg128_sum[h] = -128 * b.sum;
+    }
+  }
 }
 
-// ---- Q4_0 ----
+// 8 bytes at p (a pair of int32 or of float) in every qword.
+inline __m512i bcast_pair(const void* p) { return bcast8(static_cast<const int8_t*>(p)); }
 
-// Panel block (32 elements of 8 rows, 144 bytes, as the 8 rows' blocks): the 8 d as halves,
-// then 2 vectors; vector u holds bytes 8u..8u+7 of each row's qs: low nibbles are elements
-// 8u..8u+7, high nibbles elements 16+8u..16+8u+7.
-struct Q4_0Panel {
-  static constexpr size_t kQuants = 16;
-  static constexpr size_t kBlockBytes = kQuants + 2 * 64;
-  static_assert(kBlockBytes == kPanelRows * sizeof(q::BlockQ4_0));
-  static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQK) * kBlockBytes; }
+// Copies dword t of row r's two blocks (a at rows[r][0], b at rows[r][1]; nt dwords each) to
+// vector t, lanes 2r and 2r+1, each byte XORed with flip.
+inline void interleave_pair(const uint8_t* const rows[kPanelRows][2], int nt, uint8_t flip,
+                            uint8_t* out) {
+  for (int t = 0; t < nt; ++t) {
+    for (int r = 0; r < kPanelRows; ++r) {
+      for (int h = 0; h < 2; ++h) {
+        for (int e = 0; e < 4; ++e) out[64 * t + 8 * r + 4 * h + e] = rows[r][h][4 * t + e] ^ flip;
+      }
+    }
+  }
+}
+
+// Panel of a pair of blocks of 8 rows: 16 halves (row r's two d at 2r, 2r+1), then kVectors
+// vectors of interleave_pair. Q4_0: 4 vectors of qs bytes, whose low nibbles are elements
+// 4t..4t+3 and high nibbles 16+4t..; Q8_0: 8 vectors of quants + 128. Rows past nr and a
+// block past the last are zero.
+template <class Block, int kVectors, int kOffset>
+struct PairPanel {
+  static constexpr size_t kQuants = 32;
+  static constexpr size_t kBlockBytes = kQuants + kVectors * 64;
+  static_assert(kBlockBytes == 2 * kPanelRows * sizeof(Block));
+  static constexpr bool kNibbles = kVectors == 4;
+  static size_t panel_bytes(int64_t k) { return static_cast<size_t>(block_pairs(k)) * kBlockBytes; }
 
   static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
     auto* out = static_cast<uint8_t*>(panel);
-    static const uint8_t kZero[16] = {};
-    for (int64_t i = 0; i < k / q::kQK; ++i, out += kBlockBytes) {
-      const uint8_t* rows[kPanelRows];
-      uint16_t d[kPanelRows] = {};
+    static const uint8_t kZero[q::kQK] = {};
+    const int64_t nb = k / q::kQK;
+    for (int64_t p = 0; p < block_pairs(k); ++p, out += kBlockBytes) {
+      const uint8_t* rows[kPanelRows][2];
+      uint16_t d[2 * kPanelRows] = {};
       for (int r = 0; r < kPanelRows; ++r) {
-        if (r >= nr) {
-          rows[r] = kZero;
-          continue;
+        for (int h = 0; h < 2; ++h) {
+          const int64_t i = 2 * p + h;
+          rows[r][h] = kZero;
+          if (r >= nr || i >= nb) continue;
+          const auto& b =
+              reinterpret_cast<const Block*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
+          rows[r][h] = reinterpret_cast<const uint8_t*>(b.qs);
+          std::memcpy(&d[2 * r + h], &b.d, 2);
         }
-        const auto& b =
-            reinterpret_cast<const q::BlockQ4_0*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
-        rows[r] = b.qs;
-        std::memcpy(&d[r], &b.d, 2);
       }
       std::memcpy(out, d, sizeof(d));
-      transpose_qwords(rows, 2, 0, out + kQuants);
+      interleave_pair(rows, kNibbles ? 4 : 8, kNibbles ? 0 : 0x80, out + kQuants);
     }
   }
 
@@ -165,79 +217,33 @@ struct Q4_0Panel {
     __m512 acc[NC];
     for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
     const __m512i low4 = _mm512_set1_epi8(0x0F);
-    for (int64_t i = 0; i < k / q::kQK; ++i) {
-      const uint8_t* pb = panel + i * kBlockBytes;
+    for (int64_t p = 0; p < block_pairs(k); ++p) {
+      const uint8_t* pb = panel + p * kBlockBytes;
       if constexpr (NC == 1) prefetch_ahead(pb, kBlockBytes);
-      const __m512i raw0 = load(pb + kQuants), raw1 = load(pb + kQuants + 64);
-      // Elements 0..7, 8..15, 16..23, 24..31 of the 8 rows.
-      const __m512i wq[4] = {_mm512_and_si512(raw0, low4), _mm512_and_si512(raw1, low4),
-                             _mm512_and_si512(_mm512_srli_epi16(raw0, 4), low4),
-                             _mm512_and_si512(_mm512_srli_epi16(raw1, 4), low4)};
-      const __m512 dw = row_scales(pb);
-      for (int c = 0; c < NC; ++c) {
-        const Q8SumBlock& y = reinterpret_cast<const Q8SumBlock*>(x + c * ldx)[i];
-        const __m512i s = block_dot(offset_init(8, y.sum), wq, y.qs);
-        acc[c] =
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(y.d)), acc[c]);
-      }
-    }
-    store_tile<NC>(acc, out, ldo, nr);
-  }
-};
-
-// ---- Q8_0 ----
-
-// Panel block (32 elements of 8 rows, 272 bytes, as the 8 rows' blocks): the 8 d as halves,
-// then 4 vectors; vector u holds quants 8u..8u+7 of each row, + 128 (unsigned).
-struct Q8_0Panel {
-  static constexpr size_t kQuants = 16;
-  static constexpr size_t kBlockBytes = kQuants + 4 * 64;
-  static_assert(kBlockBytes == kPanelRows * sizeof(q::BlockQ8_0));
-  static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQK) * kBlockBytes; }
-
-  static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
-    auto* out = static_cast<uint8_t*>(panel);
-    // Zero rows: quants 0 (stored as 128) and d 0.
-    static const uint8_t kZero[q::kQK] = {};
-    for (int64_t i = 0; i < k / q::kQK; ++i, out += kBlockBytes) {
-      const uint8_t* rows[kPanelRows];
-      uint16_t d[kPanelRows] = {};
-      for (int r = 0; r < kPanelRows; ++r) {
-        if (r >= nr) {
-          rows[r] = kZero;
-          continue;
+      // Elements 4t..4t+3 of both blocks in vector t.
+      __m512i wq[8];
+      for (int t = 0; t < kVectors; ++t) wq[t] = load(pb + kQuants + 64 * t);
+      if constexpr (kNibbles) {
+        for (int t = 0; t < 4; ++t) {
+          wq[4 + t] = _mm512_and_si512(_mm512_srli_epi16(wq[t], 4), low4);
+          wq[t] = _mm512_and_si512(wq[t], low4);
         }
-        const auto& b =
-            reinterpret_cast<const q::BlockQ8_0*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
-        rows[r] = reinterpret_cast<const uint8_t*>(b.qs);
-        std::memcpy(&d[r], &b.d, 2);
       }
-      std::memcpy(out, d, sizeof(d));
-      transpose_qwords(rows, 4, 0x80, out + kQuants);
-    }
-  }
-
-  template <int NC>
-  static void tile(int64_t k, const uint8_t* panel, const uint8_t* x, size_t ldx, float* out,
-                   size_t ldo, int nr) {
-    __m512 acc[NC];
-    for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < k / q::kQK; ++i) {
-      const uint8_t* pb = panel + i * kBlockBytes;
-      if constexpr (NC == 1) prefetch_ahead(pb, kBlockBytes);
-      const __m512i wq[4] = {load(pb + kQuants), load(pb + kQuants + 64), load(pb + kQuants + 128),
-                             load(pb + kQuants + 192)};
-      const __m512 dw = row_scales(pb);
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb)));
       for (int c = 0; c < NC; ++c) {
-        const Q8SumBlock& y = reinterpret_cast<const Q8SumBlock*>(x + c * ldx)[i];
-        const __m512i s = block_dot(offset_init(128, y.sum), wq, y.qs);
-        acc[c] =
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(y.d)), acc[c]);
+        const XPair& y = reinterpret_cast<const XPair*>(x + c * ldx)[p];
+        const int32_t* init = kOffset == 8 ? y.neg8_sum : y.neg128_sum;
+        const __m512i s = block_dot(bcast_pair(init), wq, y.qs);
+        const __m512 dy = _mm512_castsi512_ps(bcast_pair(y.d));
+        acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dy), acc[c]);
       }
     }
     store_tile<NC>(acc, out, ldo, nr);
   }
 };
+
+using Q4_0Panel = PairPanel<q::BlockQ4_0, 4, 8>;
+using Q8_0Panel = PairPanel<q::BlockQ8_0, 8, 128>;
 
 // ---- K formats against Q8_K activations ----
 
@@ -533,8 +539,8 @@ constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_
   return PanelKernels{from_f32, x_row_bytes, P::panel_bytes, P::pack, panel_gemm<P>, false};
 }
 
-const PanelKernels kQ4_0 = make_panel<Q4_0Panel>(quantize_row_q8_0_sum_avx2, x_row_bytes_q8_0_sum);
-const PanelKernels kQ8_0 = make_panel<Q8_0Panel>(quantize_row_q8_0_sum_avx2, x_row_bytes_q8_0_sum);
+const PanelKernels kQ4_0 = make_panel<Q4_0Panel>(quantize_x_pairs, x_row_bytes_pairs);
+const PanelKernels kQ8_0 = make_panel<Q8_0Panel>(quantize_x_pairs, x_row_bytes_pairs);
 size_t x_row_bytes_q8_K(int64_t k) { return ml::row_size(DType::Q8_K, k); }
 const PanelKernels kQ4_K = make_panel<QK_Panel<false>>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
 const PanelKernels kQ5_K = make_panel<QK_Panel<true>>(quantize_row_q8_K_avx2, x_row_bytes_q8_K);
