@@ -506,10 +506,13 @@ TEST(CpuMulMatSimd, PanelGemmMatchesScalarGemmOnRandomBlocks) {
       ++tested;
       SCOPED_TRACE(std::string(ml::dtype_name(t)));
       const simd::MatMulKernels& slow = simd::matmul_kernels(t, simd::Isa::kScalar);
-      for (int64_t k : {int64_t{256}, int64_t{768}}) {
-        // Partial and full panels; column counts around the 4-column tile.
+      // Rows of whole super-blocks, and for 32-element blocks an odd count of them (panels
+      // that pair blocks pad the last).
+      for (int64_t k : {int64_t{256}, int64_t{768}, int64_t{96}}) {
+        if (k % ml::block_size(t) != 0) continue;
+        // Partial and full panels; column counts around the 4- and 8-column tiles.
         for (int nr : {1, 5, 8}) {
-          for (int nc : {1, 3, 4, 9}) {
+          for (int nc : {1, 3, 4, 9, 17}) {
             const size_t wrow = ml::row_size(t, k);
             const std::vector<unsigned char> w = random_blocks(t, k, nr, 11 + nr * 10 + nc);
             const std::vector<float> x = random_floats(k * nc, 5 + nc, 2.0f);
