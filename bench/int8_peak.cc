@@ -39,7 +39,10 @@ constexpr int64_t kIters = int64_t{1} << 21;
 CORRAL_AVX512_VNNI int32_t run_zmm(int64_t iters, int seed) {
   const __m512i a = _mm512_set1_epi8(static_cast<char>(1 + seed));
   const __m512i b = _mm512_set1_epi8(3);
-  __m512i c0 = _mm512_set1_epi32(0), c1 = _mm512_set1_epi32(1), c2 = _mm512_set1_epi32(2), c3 = _mm512_set1_epi32(3), c4 = _mm512_set1_epi32(4), c5 = _mm512_set1_epi32(5), c6 = _mm512_set1_epi32(6), c7 = _mm512_set1_epi32(7), c8 = _mm512_set1_epi32(8), c9 = _mm512_set1_epi32(9), c10 = _mm512_set1_epi32(10), c11 = _mm512_set1_epi32(11);
+  __m512i c0 = _mm512_set1_epi32(0), c1 = _mm512_set1_epi32(1), c2 = _mm512_set1_epi32(2),
+          c3 = _mm512_set1_epi32(3), c4 = _mm512_set1_epi32(4), c5 = _mm512_set1_epi32(5),
+          c6 = _mm512_set1_epi32(6), c7 = _mm512_set1_epi32(7), c8 = _mm512_set1_epi32(8),
+          c9 = _mm512_set1_epi32(9), c10 = _mm512_set1_epi32(10), c11 = _mm512_set1_epi32(11);
   for (int64_t it = 0; it < iters; ++it) {
     c0 = _mm512_dpbusd_epi32(c0, a, b);
     c1 = _mm512_dpbusd_epi32(c1, a, b);
@@ -53,9 +56,28 @@ CORRAL_AVX512_VNNI int32_t run_zmm(int64_t iters, int seed) {
     c9 = _mm512_dpbusd_epi32(c9, a, b);
     c10 = _mm512_dpbusd_epi32(c10, a, b);
     c11 = _mm512_dpbusd_epi32(c11, a, b);
-    asm volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
+    asm volatile(""
+                 : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7),
+                   "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
   }
-  const __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c0, c1), c2), c3), c4), c5), c6), c7), c8), c9), c10), c11);
+  const __m512i s = _mm512_add_epi32(
+      _mm512_add_epi32(
+          _mm512_add_epi32(
+              _mm512_add_epi32(
+                  _mm512_add_epi32(
+                      _mm512_add_epi32(
+                          _mm512_add_epi32(
+                              _mm512_add_epi32(
+                                  _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c0, c1), c2),
+                                                   c3),
+                                  c4),
+                              c5),
+                          c6),
+                      c7),
+                  c8),
+              c9),
+          c10),
+      c11);
   alignas(64) int32_t lanes[16];
   _mm512_store_si512(lanes, s);
   return lanes[0] + lanes[15];
@@ -64,7 +86,10 @@ CORRAL_AVX512_VNNI int32_t run_zmm(int64_t iters, int seed) {
 CORRAL_AVX512_VNNI int32_t run_ymm(int64_t iters, int seed) {
   const __m256i a = _mm256_set1_epi8(static_cast<char>(1 + seed));
   const __m256i b = _mm256_set1_epi8(3);
-  __m256i c0 = _mm256_set1_epi32(0), c1 = _mm256_set1_epi32(1), c2 = _mm256_set1_epi32(2), c3 = _mm256_set1_epi32(3), c4 = _mm256_set1_epi32(4), c5 = _mm256_set1_epi32(5), c6 = _mm256_set1_epi32(6), c7 = _mm256_set1_epi32(7), c8 = _mm256_set1_epi32(8), c9 = _mm256_set1_epi32(9), c10 = _mm256_set1_epi32(10), c11 = _mm256_set1_epi32(11);
+  __m256i c0 = _mm256_set1_epi32(0), c1 = _mm256_set1_epi32(1), c2 = _mm256_set1_epi32(2),
+          c3 = _mm256_set1_epi32(3), c4 = _mm256_set1_epi32(4), c5 = _mm256_set1_epi32(5),
+          c6 = _mm256_set1_epi32(6), c7 = _mm256_set1_epi32(7), c8 = _mm256_set1_epi32(8),
+          c9 = _mm256_set1_epi32(9), c10 = _mm256_set1_epi32(10), c11 = _mm256_set1_epi32(11);
   for (int64_t it = 0; it < iters; ++it) {
     c0 = _mm256_dpbusd_epi32(c0, a, b);
     c1 = _mm256_dpbusd_epi32(c1, a, b);
@@ -78,18 +103,37 @@ CORRAL_AVX512_VNNI int32_t run_ymm(int64_t iters, int seed) {
     c9 = _mm256_dpbusd_epi32(c9, a, b);
     c10 = _mm256_dpbusd_epi32(c10, a, b);
     c11 = _mm256_dpbusd_epi32(c11, a, b);
-    asm volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
+    asm volatile(""
+                 : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7),
+                   "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
   }
-  const __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), c2), c3), c4), c5), c6), c7), c8), c9), c10), c11);
+  const __m256i s = _mm256_add_epi32(
+      _mm256_add_epi32(
+          _mm256_add_epi32(
+              _mm256_add_epi32(
+                  _mm256_add_epi32(
+                      _mm256_add_epi32(
+                          _mm256_add_epi32(
+                              _mm256_add_epi32(
+                                  _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), c2),
+                                                   c3),
+                                  c4),
+                              c5),
+                          c6),
+                      c7),
+                  c8),
+              c9),
+          c10),
+      c11);
   return _mm256_extract_epi32(s, 0) + _mm256_extract_epi32(s, 7);
 }
 
 // The compiler would hoist maddubs(a, b) out of the loop (it does not depend on the chain):
 // the step is written out in assembly, one temporary per product (renamed by the core, so the
 // chains stay independent). 12 chains + a, b, ones and the temporary fill the 16 ymm registers.
-#define CORRAL_AVX2_STEP(c)                                    \
-  "vpmaddubsw %[b], %[a], %[t]\n\t"                             \
-  "vpmaddwd %[ones], %[t], %[t]\n\t"                            \
+#define CORRAL_AVX2_STEP(c)          \
+  "vpmaddubsw %[b], %[a], %[t]\n\t"  \
+  "vpmaddwd %[ones], %[t], %[t]\n\t" \
   "vpaddd %[t], %[" #c "], %[" #c "]\n\t"
 CORRAL_AVX2 int32_t run_avx2(int64_t iters, int seed) {
   const __m256i a = _mm256_set1_epi8(static_cast<char>(1 + seed));
@@ -101,10 +145,10 @@ CORRAL_AVX2 int32_t run_avx2(int64_t iters, int seed) {
           c9 = _mm256_set1_epi32(9), c10 = _mm256_set1_epi32(10), c11 = _mm256_set1_epi32(11);
   __m256i t;
   for (int64_t it = 0; it < iters; ++it) {
-    asm volatile(CORRAL_AVX2_STEP(c0) CORRAL_AVX2_STEP(c1) CORRAL_AVX2_STEP(c2)
-                     CORRAL_AVX2_STEP(c3) CORRAL_AVX2_STEP(c4) CORRAL_AVX2_STEP(c5)
-                         CORRAL_AVX2_STEP(c6) CORRAL_AVX2_STEP(c7) CORRAL_AVX2_STEP(c8)
-                             CORRAL_AVX2_STEP(c9) CORRAL_AVX2_STEP(c10) CORRAL_AVX2_STEP(c11)
+    asm volatile(CORRAL_AVX2_STEP(c0) CORRAL_AVX2_STEP(c1) CORRAL_AVX2_STEP(c2) CORRAL_AVX2_STEP(c3)
+                     CORRAL_AVX2_STEP(c4) CORRAL_AVX2_STEP(c5) CORRAL_AVX2_STEP(c6)
+                         CORRAL_AVX2_STEP(c7) CORRAL_AVX2_STEP(c8) CORRAL_AVX2_STEP(c9)
+                             CORRAL_AVX2_STEP(c10) CORRAL_AVX2_STEP(c11)
                  : [c0] "+x"(c0), [c1] "+x"(c1), [c2] "+x"(c2), [c3] "+x"(c3), [c4] "+x"(c4),
                    [c5] "+x"(c5), [c6] "+x"(c6), [c7] "+x"(c7), [c8] "+x"(c8), [c9] "+x"(c9),
                    [c10] "+x"(c10), [c11] "+x"(c11), [t] "=&x"(t)
@@ -196,7 +240,7 @@ int main(int argc, char** argv) {
   const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   const bool avx2 = __builtin_cpu_supports("avx2");
-  const char* isa = vnni                               ? "avx512vnni"
+  const char* isa = vnni                                ? "avx512vnni"
                     : __builtin_cpu_supports("avx512f") ? "avx512"
                     : avx2                              ? "avx2"
                                                         : "x86-64";

@@ -311,20 +311,21 @@ void run_parallel(const BenchArgs& a, const store::ModelInfo& info) {
   const std::vector<int> counts = parse_parallel_list(a.parallel);
   constexpr int kPromptTokens = 8;
   const int max_n = *std::max_element(counts.begin(), counts.end());
-  runner::Runner runner(info.gguf.string(), {.num_ctx = kPromptTokens + a.n_gen + 1,
-                                             .num_parallel = max_n,
-                                             .n_threads = a.threads});
+  runner::Runner runner(
+      info.gguf.string(),
+      {.num_ctx = kPromptTokens + a.n_gen + 1, .num_parallel = max_n, .n_threads = a.threads});
   const ModelFacts facts = model_facts(runner.file(), runner.model(), info, a.threads);
   if (!a.json) {
     std::cout << "model: " << facts.name;
     if (facts.path != facts.name) std::cout << " (" << facts.path << ")";
-    std::cout << "\n" << kPromptTokens << "-token prompts, " << a.n_gen
+    std::cout << "\n"
+              << kPromptTokens << "-token prompts, " << a.n_gen
               << " greedy tokens each; t/s: all sequences' tokens per second\n\n"
               << "| model | threads | sequences | t/s | same tokens as fewer |\n"
               << "| --- | ---: | ---: | ---: | --- |\n";
   }
-  for (const ParallelResult& r : run_parallel_bench(runner, counts, a.n_gen, a.reps,
-                                                    kPromptTokens)) {
+  for (const ParallelResult& r :
+       run_parallel_bench(runner, counts, a.n_gen, a.reps, kPromptTokens)) {
     if (a.json) {
       print_parallel_json(facts, r);
       continue;
@@ -333,7 +334,10 @@ void run_parallel(const BenchArgs& a, const store::ModelInfo& info) {
     std::snprintf(ts, sizeof ts, "%.2f", r.mean_ts());
     std::cout << "| " << facts.arch << " " << facts.type << " | " << facts.threads << " | "
               << r.n_parallel << " | " << ts << " | "
-              << (r.compared == 0 ? "-" : r.same_as_fewer ? "yes" : "NO") << " |\n"
+              << (r.compared == 0   ? "-"
+                  : r.same_as_fewer ? "yes"
+                                    : "NO")
+              << " |\n"
               << std::flush;
   }
 }

@@ -94,7 +94,8 @@ std::vector<ParallelResult> run_parallel_bench(runner::Runner& runner, std::span
     ParallelResult r{n, n_gen, {}, {}, {}};
     for (int rep = -1; rep < reps; ++rep) {  // rep -1: the warm-up
       int64_t ns = 0;
-      const std::vector<std::vector<int32_t>> tokens = round_of(runner, n, n_gen, prompt_tokens, ns);
+      const std::vector<std::vector<int32_t>> tokens =
+          round_of(runner, n, n_gen, prompt_tokens, ns);
       if (rep < 0) continue;
       int64_t total = 0;
       r.tokens_per_sequence.clear();

@@ -14,9 +14,9 @@ namespace corral::cli {
 
 struct ParallelResult {
   int n_parallel = 0;
-  int n_gen = 0;                    // tokens asked of each sequence
-  std::vector<int64_t> samples_ns;  // wall time of each repetition: first submit to last end
-  std::vector<int64_t> generated;   // tokens generated over all sequences, per repetition
+  int n_gen = 0;                         // tokens asked of each sequence
+  std::vector<int64_t> samples_ns;       // wall time of each repetition: first submit to last end
+  std::vector<int64_t> generated;        // tokens generated over all sequences, per repetition
   std::vector<int> tokens_per_sequence;  // of the last repetition (fewer than n_gen: EOS)
   // Whether every sequence generated the tokens its prompt generated with fewer companions (in
   // a smaller N of the same run; sequence i always gets prompt i). True where none compared.

@@ -121,10 +121,9 @@ void check(const Case& c, ml::Backend& cpu, double exact_limit, double quant_lim
   ml::Tensor y = ml::mul_mat(w, x);
   std::unique_ptr<ml::Backend> own;
   if (constant_weights) {
-    own = make_backend(
-        {.n_threads = 2,
-         .constant = {std::as_bytes(std::span<const unsigned char>(wbuf))},
-         .isa = isa});
+    own = make_backend({.n_threads = 2,
+                        .constant = {std::as_bytes(std::span<const unsigned char>(wbuf))},
+                        .isa = isa});
   }
   ml::Executor ex({constant_weights ? own.get() : &cpu});
   ex.compute(g, {y});
@@ -210,27 +209,27 @@ TEST(CpuMulMat, LongRowsMatchInMatrixVectorProducts) {
 TEST(CpuMulMat, ConstantWeightsRepackedIntoPanelsMatchForAnyColumnCount) {
   auto unused = make_backend({.n_threads = 1});
   for (simd::Isa isa : simd::kAllIsas) {
-  if (!simd::isa_supported(isa)) continue;
-  SCOPED_TRACE(simd::isa_name(isa));
-  int packed_types = 0;
-  for (DType t : kWeightTypes) {
-    if (!simd::matmul_kernels(t, isa).panel) continue;
-    ++packed_types;
-    const int64_t bs = ml::block_size(t);
-    for (int64_t k : {bs * 2, int64_t{2048}}) {
-      // Partial last panels (m not a multiple of 8), several row chunks (77 > 64).
-      for (int64_t m : {1, 8, 17, 77}) {
-        for (int64_t n : {1, 2, 3, 4, 5, 33}) {
-          check({t, k, m, n}, *unused, exact_limit(t), quant_limit(t), true, isa);
+    if (!simd::isa_supported(isa)) continue;
+    SCOPED_TRACE(simd::isa_name(isa));
+    int packed_types = 0;
+    for (DType t : kWeightTypes) {
+      if (!simd::matmul_kernels(t, isa).panel) continue;
+      ++packed_types;
+      const int64_t bs = ml::block_size(t);
+      for (int64_t k : {bs * 2, int64_t{2048}}) {
+        // Partial last panels (m not a multiple of 8), several row chunks (77 > 64).
+        for (int64_t m : {1, 8, 17, 77}) {
+          for (int64_t n : {1, 2, 3, 4, 5, 33}) {
+            check({t, k, m, n}, *unused, exact_limit(t), quant_limit(t), true, isa);
+          }
         }
       }
+      // Weights broadcast over batches are 3-D: read in place, not packed.
+      check({t, bs * 2, 33, 5, 2, 6, true}, *unused, exact_limit(t), quant_limit(t), true, isa);
     }
-    // Weights broadcast over batches are 3-D: read in place, not packed.
-    check({t, bs * 2, 33, 5, 2, 6, true}, *unused, exact_limit(t), quant_limit(t), true, isa);
-  }
-  if (isa != simd::Isa::kScalar) {
-    EXPECT_GE(packed_types, 3);
-  }
+    if (isa != simd::Isa::kScalar) {
+      EXPECT_GE(packed_types, 3);
+    }
   }
 }
 
@@ -480,39 +479,40 @@ TEST(CpuMulMatSimd, GemmMatchesScalarOnRandomBlocks) {
   const std::vector<simd::Isa> isas = simd_isas_here();
   if (isas.empty()) GTEST_SKIP() << "this CPU runs only the scalar kernels";
   for (simd::Isa isa : isas) {
-  SCOPED_TRACE(simd::isa_name(isa));
-  for (DType t : kWeightTypes) {
-    SCOPED_TRACE(std::string(ml::dtype_name(t)));
-    const simd::MatMulKernels& fast = simd::matmul_kernels(t, isa);
-    const simd::MatMulKernels& slow = simd::matmul_kernels(t, simd::Isa::kScalar);
-    ASSERT_EQ(fast.vec_type, slow.vec_type);
-    for (int64_t k : {int64_t{256}, int64_t{768}}) {
-      for (int nr : {1, 5}) {
-        for (int nc : {1, 2, 7}) {
-          const std::vector<unsigned char> w = random_blocks(t, k, nr, 7 + nr * 10 + nc);
-          const std::vector<float> x = random_floats(k * nc, 3 + nc);
-          const size_t xrow = fast.vec_type == DType::F32 ? k * 4 : ml::row_size(fast.vec_type, k);
-          std::vector<unsigned char> xq(xrow * nc);
-          for (int c = 0; c < nc; ++c) {
-            if (fast.vec_type == DType::F32) {
-              std::memcpy(xq.data() + c * xrow, x.data() + c * k, k * 4);
-            } else {
-              slow.from_f32(x.data() + c * k, xq.data() + c * xrow, k);
+    SCOPED_TRACE(simd::isa_name(isa));
+    for (DType t : kWeightTypes) {
+      SCOPED_TRACE(std::string(ml::dtype_name(t)));
+      const simd::MatMulKernels& fast = simd::matmul_kernels(t, isa);
+      const simd::MatMulKernels& slow = simd::matmul_kernels(t, simd::Isa::kScalar);
+      ASSERT_EQ(fast.vec_type, slow.vec_type);
+      for (int64_t k : {int64_t{256}, int64_t{768}}) {
+        for (int nr : {1, 5}) {
+          for (int nc : {1, 2, 7}) {
+            const std::vector<unsigned char> w = random_blocks(t, k, nr, 7 + nr * 10 + nc);
+            const std::vector<float> x = random_floats(k * nc, 3 + nc);
+            const size_t xrow =
+                fast.vec_type == DType::F32 ? k * 4 : ml::row_size(fast.vec_type, k);
+            std::vector<unsigned char> xq(xrow * nc);
+            for (int c = 0; c < nc; ++c) {
+              if (fast.vec_type == DType::F32) {
+                std::memcpy(xq.data() + c * xrow, x.data() + c * k, k * 4);
+              } else {
+                slow.from_f32(x.data() + c * k, xq.data() + c * xrow, k);
+              }
             }
-          }
-          // Output with a leading dimension larger than nr, as the backend's chunks have.
-          const size_t ldo = nr + 3;
-          std::vector<float> a(ldo * nc, -1.0f), b(ldo * nc, -1.0f);
-          fast.gemm(k, w.data(), ml::row_size(t, k), xq.data(), xrow, a.data(), ldo, nr, nc);
-          slow.gemm(k, w.data(), ml::row_size(t, k), xq.data(), xrow, b.data(), ldo, nr, nc);
-          for (size_t i = 0; i < a.size(); ++i) {
-            EXPECT_NEAR(a[i], b[i], 1e-4 * (1.0 + std::fabs(b[i])))
-                << "k=" << k << " nr=" << nr << " nc=" << nc << " i=" << i;
+            // Output with a leading dimension larger than nr, as the backend's chunks have.
+            const size_t ldo = nr + 3;
+            std::vector<float> a(ldo * nc, -1.0f), b(ldo * nc, -1.0f);
+            fast.gemm(k, w.data(), ml::row_size(t, k), xq.data(), xrow, a.data(), ldo, nr, nc);
+            slow.gemm(k, w.data(), ml::row_size(t, k), xq.data(), xrow, b.data(), ldo, nr, nc);
+            for (size_t i = 0; i < a.size(); ++i) {
+              EXPECT_NEAR(a[i], b[i], 1e-4 * (1.0 + std::fabs(b[i])))
+                  << "k=" << k << " nr=" << nr << " nc=" << nc << " i=" << i;
+            }
           }
         }
       }
     }
-  }
   }
 }
 
@@ -520,53 +520,53 @@ TEST(CpuMulMatSimd, PanelGemmMatchesScalarGemmOnRandomBlocks) {
   const std::vector<simd::Isa> isas = simd_isas_here();
   if (isas.empty()) GTEST_SKIP() << "this CPU runs only the scalar kernels";
   for (simd::Isa isa : isas) {
-  SCOPED_TRACE(simd::isa_name(isa));
-  int tested = 0;
-  for (DType t : kWeightTypes) {
-    const simd::PanelKernels* panel = simd::matmul_kernels(t, isa).panel;
-    if (!panel) continue;
-    ++tested;
-    SCOPED_TRACE(std::string(ml::dtype_name(t)));
-    const simd::MatMulKernels& slow = simd::matmul_kernels(t, simd::Isa::kScalar);
-    for (int64_t k : {int64_t{256}, int64_t{768}}) {
-      // Partial and full panels; column counts around the 4-column tile.
-      for (int nr : {1, 5, 8}) {
-        for (int nc : {1, 3, 4, 9}) {
-          const size_t wrow = ml::row_size(t, k);
-          const std::vector<unsigned char> w = random_blocks(t, k, nr, 11 + nr * 10 + nc);
-          const std::vector<float> x = random_floats(k * nc, 5 + nc, 2.0f);
-          // Panels without an activation format (f32) read the activations as they are.
-          const bool in_place = panel->x_row_bytes(k) == 0;
-          const size_t xrow = ml::row_size(slow.vec_type, k);
-          const size_t prow = in_place ? k * sizeof(float) : panel->x_row_bytes(k);
-          std::vector<unsigned char> xq(xrow * nc), xp(prow * nc);
-          for (int c = 0; c < nc; ++c) {
-            if (slow.from_f32) {
-              slow.from_f32(x.data() + c * k, xq.data() + c * xrow, k);
-            } else {
-              std::memcpy(xq.data() + c * xrow, x.data() + c * k, xrow);
+    SCOPED_TRACE(simd::isa_name(isa));
+    int tested = 0;
+    for (DType t : kWeightTypes) {
+      const simd::PanelKernels* panel = simd::matmul_kernels(t, isa).panel;
+      if (!panel) continue;
+      ++tested;
+      SCOPED_TRACE(std::string(ml::dtype_name(t)));
+      const simd::MatMulKernels& slow = simd::matmul_kernels(t, simd::Isa::kScalar);
+      for (int64_t k : {int64_t{256}, int64_t{768}}) {
+        // Partial and full panels; column counts around the 4-column tile.
+        for (int nr : {1, 5, 8}) {
+          for (int nc : {1, 3, 4, 9}) {
+            const size_t wrow = ml::row_size(t, k);
+            const std::vector<unsigned char> w = random_blocks(t, k, nr, 11 + nr * 10 + nc);
+            const std::vector<float> x = random_floats(k * nc, 5 + nc, 2.0f);
+            // Panels without an activation format (f32) read the activations as they are.
+            const bool in_place = panel->x_row_bytes(k) == 0;
+            const size_t xrow = ml::row_size(slow.vec_type, k);
+            const size_t prow = in_place ? k * sizeof(float) : panel->x_row_bytes(k);
+            std::vector<unsigned char> xq(xrow * nc), xp(prow * nc);
+            for (int c = 0; c < nc; ++c) {
+              if (slow.from_f32) {
+                slow.from_f32(x.data() + c * k, xq.data() + c * xrow, k);
+              } else {
+                std::memcpy(xq.data() + c * xrow, x.data() + c * k, xrow);
+              }
+              if (in_place) {
+                std::memcpy(xp.data() + c * prow, x.data() + c * k, prow);
+              } else {
+                panel->from_f32(x.data() + c * k, xp.data() + c * prow, k);
+              }
             }
-            if (in_place) {
-              std::memcpy(xp.data() + c * prow, x.data() + c * k, prow);
-            } else {
-              panel->from_f32(x.data() + c * k, xp.data() + c * prow, k);
+            std::vector<unsigned char> packed(panel->panel_bytes(k), 0xCD);
+            panel->pack(k, w.data(), wrow, nr, packed.data());
+            const size_t ldo = nr + 3;
+            std::vector<float> a(ldo * nc, -1.0f), b(ldo * nc, -1.0f);
+            panel->gemm(k, packed.data(), xp.data(), prow, a.data(), ldo, nr, nc);
+            slow.gemm(k, w.data(), wrow, xq.data(), xrow, b.data(), ldo, nr, nc);
+            for (size_t i = 0; i < a.size(); ++i) {
+              EXPECT_NEAR(a[i], b[i], 1e-4 * (1.0 + std::fabs(b[i])))
+                  << "k=" << k << " nr=" << nr << " nc=" << nc << " i=" << i;
             }
-          }
-          std::vector<unsigned char> packed(panel->panel_bytes(k), 0xCD);
-          panel->pack(k, w.data(), wrow, nr, packed.data());
-          const size_t ldo = nr + 3;
-          std::vector<float> a(ldo * nc, -1.0f), b(ldo * nc, -1.0f);
-          panel->gemm(k, packed.data(), xp.data(), prow, a.data(), ldo, nr, nc);
-          slow.gemm(k, w.data(), wrow, xq.data(), xrow, b.data(), ldo, nr, nc);
-          for (size_t i = 0; i < a.size(); ++i) {
-            EXPECT_NEAR(a[i], b[i], 1e-4 * (1.0 + std::fabs(b[i])))
-                << "k=" << k << " nr=" << nr << " nc=" << nc << " i=" << i;
           }
         }
       }
     }
-  }
-  EXPECT_GE(tested, 5);  // F32, Q4_0, Q4_K, Q6_K, Q8_0
+    EXPECT_GE(tested, 5);  // F32, Q4_0, Q4_K, Q6_K, Q8_0
   }
 }
 
@@ -594,17 +594,17 @@ TEST(CpuMulMatSimd, ActivationQuantizersProduceTheReferenceBytes) {
   if (isas.empty()) GTEST_SKIP() << "this CPU runs only the scalar kernels";
   const int64_t k = 1024;
   for (simd::Isa isa : isas) {
-  SCOPED_TRACE(simd::isa_name(isa));
-  for (DType w : {DType::Q4_0, DType::Q4_1, DType::Q4_K}) {
-    const simd::MatMulKernels& fast = simd::matmul_kernels(w, isa);
-    for (uint32_t seed = 0; seed < 20; ++seed) {
-      const std::vector<float> x = tricky_activations(k, seed);
-      std::vector<unsigned char> a(ml::row_size(fast.vec_type, k)), b(a.size());
-      fast.from_f32(x.data(), a.data(), k);
-      ml::quant::quantize_row(fast.vec_type, x.data(), b.data(), k);
-      ASSERT_EQ(a, b) << ml::dtype_name(fast.vec_type) << " seed " << seed;
+    SCOPED_TRACE(simd::isa_name(isa));
+    for (DType w : {DType::Q4_0, DType::Q4_1, DType::Q4_K}) {
+      const simd::MatMulKernels& fast = simd::matmul_kernels(w, isa);
+      for (uint32_t seed = 0; seed < 20; ++seed) {
+        const std::vector<float> x = tricky_activations(k, seed);
+        std::vector<unsigned char> a(ml::row_size(fast.vec_type, k)), b(a.size());
+        fast.from_f32(x.data(), a.data(), k);
+        ml::quant::quantize_row(fast.vec_type, x.data(), b.data(), k);
+        ASSERT_EQ(a, b) << ml::dtype_name(fast.vec_type) << " seed " << seed;
+      }
     }
-  }
   }
 }
 

@@ -227,8 +227,8 @@ class PackedCpuBackend final : public ml::Backend {
         leaves.emplace_back(static_cast<const std::byte*>(n.data), n.nbytes());
       }
     }
-    inner_ = backend::cpu::make_backend(
-        {.n_threads = 2, .constant = std::move(leaves), .isa = isa_});
+    inner_ =
+        backend::cpu::make_backend({.n_threads = 2, .constant = std::move(leaves), .isa = isa_});
     std::vector<ml::Backend*> mine(placement.begin(), placement.end());
     for (ml::Backend*& b : mine) {
       if (b == this) b = inner_.get();
@@ -283,8 +283,7 @@ std::vector<BackendUnderTest> backends_under_test() {
   // runs on scalar (its vector primitives are scalar too); the wider sets differ from "cpu"
   // only in their matmul kernels (the vector primitives have no AVX-512 versions).
   for (const KernelVariant& v : kernel_variants()) {
-    const std::string why =
-        v.runs_here ? "" : "this CPU does not run the " + v.name + " kernels";
+    const std::string why = v.runs_here ? "" : "this CPU does not run the " + v.name + " kernels";
     auto unavailable = [why] { return why; };
     const backend::cpu::simd::Isa isa = v.isa;
     auto covers = isa == backend::cpu::simd::Isa::kScalar

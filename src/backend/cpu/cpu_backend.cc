@@ -189,9 +189,9 @@ class CpuBackend final : public ml::Backend {
           nth,
           [](void* c, int ith, int nth) {
             auto* j = static_cast<Job*>(c);
-            KernelContext ctx{ith,       nth,         j->self->work_.get(), j->need,
-                              &j->self->pool_, j->packed, j->siblings,         j->n_siblings,
-                              j->self->isa_};
+            KernelContext ctx{
+                ith,       nth,         j->self->work_.get(), j->need,      &j->self->pool_,
+                j->packed, j->siblings, j->n_siblings,        j->self->isa_};
             j->e->kernel(ctx, *j->g, *j->n);
           },
           &job);

@@ -126,7 +126,8 @@ void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n)
         int64_t len = std::min(kTile, kv_end(t) - c0);
         if (len <= 0) continue;
         if (mask) {
-          load_f32(ctx.vops(), mask->dtype, row_ptr(*mask, t, 0, 0) + c0 * mask->nb[0], mask->nb[0], mbuf, len);
+          load_f32(ctx.vops(), mask->dtype, row_ptr(*mask, t, 0, 0) + c0 * mask->nb[0], mask->nb[0],
+                   mbuf, len);
           // Masked keys at the end of the tile are left out (all of them: the tile is skipped).
           // Besides the work this saves (the cells of other sequences, the padding of n_kv), a
           // query's sums then run over the same keys however far n_kv reaches, so its result

@@ -5,8 +5,8 @@
 
 #include <cstddef>
 
-#include "backend/cpu/simd/matmul_kernels.h"
 #include "backend/cpu/kernels/vec.h"
+#include "backend/cpu/simd/matmul_kernels.h"
 #include "backend/cpu/threadpool.h"
 #include "ml/graph.h"
 

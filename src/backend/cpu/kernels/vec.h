@@ -68,6 +68,8 @@ const Ops* avx2_ops();
 const Ops& ops();
 // The table of an instruction set (the CPU backend's CpuOptions::isa): scalar for kScalar, else
 // the fastest (the vector primitives have no AVX-512 versions).
-inline const Ops& ops(simd::Isa isa) { return isa == simd::Isa::kScalar ? scalar_ops() : ops(); }
+// Not inline: vec_avx2.cc includes this header, and an inline copy compiled there for AVX2 could
+// be the one the linker keeps.
+const Ops& ops(simd::Isa isa);
 
 }  // namespace corral::backend::cpu::vec
