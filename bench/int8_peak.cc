@@ -27,8 +27,9 @@
 namespace {
 
 constexpr int kChains = 12;
-// Loop trips per thread and repetition: 12 x 2^21 instructions, tens of milliseconds.
-constexpr int64_t kIters = int64_t{1} << 21;
+// Loop trips per thread and repetition: 12 x 2^25 steps, 50-200 ms (long next to a scheduler
+// slice and to the threads' start).
+constexpr int64_t kIters = int64_t{1} << 25;
 
 #define CORRAL_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #define CORRAL_AVX2 __attribute__((target("avx2")))

@@ -9,6 +9,7 @@
 #include <memory>
 #include <random>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -373,6 +374,27 @@ std::vector<simd::Isa> simd_isas_here() {
     }
   }
   return out;
+}
+
+// A set the CPU lacks is refused with a message naming it (never run into an illegal
+// instruction); the sets it has are accepted.
+TEST(CpuMulMatSimd, BackendRefusesAnInstructionSetThisCpuLacks) {
+  int lacking = 0;
+  for (simd::Isa isa : simd::kAllIsas) {
+    SCOPED_TRACE(simd::isa_name(isa));
+    if (simd::isa_supported(isa)) {
+      EXPECT_NO_THROW(make_backend({.n_threads = 1, .isa = isa}));
+      continue;
+    }
+    ++lacking;
+    try {
+      make_backend({.n_threads = 1, .isa = isa});
+      ADD_FAILURE() << "accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(simd::isa_name(isa)), std::string::npos) << e.what();
+    }
+  }
+  if (lacking == 0) GTEST_SKIP() << "this CPU runs every set: nothing to refuse";
 }
 
 TEST(CpuMulMatSimd, EveryWeightDtypeHasKernelsOnEveryInstructionSet) {

@@ -278,15 +278,20 @@ std::vector<BackendUnderTest> backends_under_test() {
                  [](const OpCase& c) {
                    return is_packable_mul_mat_case(c, backend::cpu::simd::best_isa());
                  }});
-  // The matrix products (the only kernel-dispatched op) once per instruction set, read in place
-  // and repacked; a set this CPU lacks has its cases listed and skipped with the reason.
+  // The backend on each instruction set (CpuOptions::isa), its products read in place and
+  // repacked; a set this CPU lacks has its cases listed and skipped with the reason. Every op
+  // runs on scalar (its vector primitives are scalar too); the wider sets differ from "cpu"
+  // only in their matmul kernels (the vector primitives have no AVX-512 versions).
   for (const KernelVariant& v : kernel_variants()) {
     const std::string why = v.runs_here ? "" : "this CPU does not run the " + v.name + " kernels";
     auto unavailable = [why] { return why; };
     const backend::cpu::simd::Isa isa = v.isa;
+    auto covers = isa == backend::cpu::simd::Isa::kScalar
+                      ? std::function<bool(const OpCase&)>([](const OpCase&) { return true; })
+                      : std::function<bool(const OpCase&)>(is_mul_mat_case);
     out.push_back({"cpu_" + v.name,
                    [isa] { return backend::cpu::make_backend({.n_threads = 2, .isa = isa}); },
-                   unavailable, is_mul_mat_case});
+                   unavailable, covers});
     out.push_back({"cpu_packed_" + v.name,
                    [isa] { return std::make_unique<PackedCpuBackend>(isa); }, unavailable,
                    [isa](const OpCase& c) { return is_packable_mul_mat_case(c, isa); }});

@@ -22,7 +22,7 @@ void argmax(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
     int32_t best = 0;
     if (a.nb[0] == sizeof(float)) {
       const auto* xf = reinterpret_cast<const float*>(x);
-      const float m = vec::ops().max(xf, ne0);
+      const float m = ctx.vops().max(xf, ne0);
       best = static_cast<int32_t>(std::find(xf, xf + ne0, m) - xf);
       if (best == ne0) best = 0;  // all NaN
     } else {

@@ -41,7 +41,7 @@ void conv2d(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
                          p.p0,         p.p1,         p.d0,         p.d1};
   float* w = static_cast<float*>(ctx.wdata);
   float* cols = w + d.k * d.cout + ctx.ith * kPixels * d.k;
-  const vec::Ops& v = vec::ops();
+  const vec::Ops& v = ctx.vops();
 
   // Phase 1: kernel rows to contiguous f32 (the element order of a column, see im2col.h).
   int64_t c0, c1;
@@ -50,7 +50,7 @@ void conv2d(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
     float* dst = w + co * d.k;
     for (int64_t ci = 0; ci < geo.cin; ++ci) {
       for (int64_t ky = 0; ky < geo.kh; ++ky) {
-        load_f32(kernel.dtype, row_ptr(kernel, ky, ci, co), kernel.nb[0],
+        load_f32(ctx.vops(), kernel.dtype, row_ptr(kernel, ky, ci, co), kernel.nb[0],
                  dst + (ci * geo.kh + ky) * geo.kw, geo.kw);
       }
     }

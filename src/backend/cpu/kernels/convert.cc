@@ -50,7 +50,7 @@ void quantize_q4_0(const float* x, void* y, int64_t n) {
   }
 }
 
-void load_f32(ml::DType t, const void* x, size_t stride, float* y, int64_t n) {
+void load_f32(const vec::Ops& v, ml::DType t, const void* x, size_t stride, float* y, int64_t n) {
   const auto* p = static_cast<const char*>(x);
   switch (t) {
     case ml::DType::F32:
@@ -65,7 +65,7 @@ void load_f32(ml::DType t, const void* x, size_t stride, float* y, int64_t n) {
       const bool half = t == ml::DType::F16;
       if (stride == sizeof(uint16_t)) {
         const auto* h = static_cast<const uint16_t*>(x);
-        half ? vec::ops().f16_to_f32(h, y, n) : vec::ops().bf16_to_f32(h, y, n);
+        half ? v.f16_to_f32(h, y, n) : v.bf16_to_f32(h, y, n);
         return;
       }
       for (int64_t i = 0; i < n; ++i) {
@@ -80,19 +80,19 @@ void load_f32(ml::DType t, const void* x, size_t stride, float* y, int64_t n) {
   }
 }
 
-void store_f32(ml::DType t, const float* x, void* y, int64_t n) {
+void store_f32(const vec::Ops& v, ml::DType t, const float* x, void* y, int64_t n) {
   switch (t) {
     case ml::DType::F32:
       std::memcpy(y, x, n * sizeof(float));
       return;
     case ml::DType::F16:
-      vec::ops().f32_to_f16(x, static_cast<uint16_t*>(y), n);
+      v.f32_to_f16(x, static_cast<uint16_t*>(y), n);
       return;
     case ml::DType::BF16:
-      vec::ops().f32_to_bf16(x, static_cast<uint16_t*>(y), n);
+      v.f32_to_bf16(x, static_cast<uint16_t*>(y), n);
       return;
     case ml::DType::Q8_0:
-      vec::ops().quantize_q8_0(x, y, n);
+      v.quantize_q8_0(x, y, n);
       return;
     case ml::DType::Q4_0:
       quantize_q4_0(x, y, n);

@@ -7,18 +7,20 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/cpu/kernels/vec.h"
 #include "ml/dtype.h"
 
 namespace corral::backend::cpu {
 
-// Scalar versions; n is a multiple of 32. store_f32 takes q8_0 through vec::ops() (AVX2 when
-// present, the same bytes either way).
+// Scalar versions; n is a multiple of 32. store_f32 takes q8_0 through the vector primitives
+// (the same bytes on every set).
 void quantize_q8_0(const float* x, void* y, int64_t n);
 void quantize_q4_0(const float* x, void* y, int64_t n);
 
 // n elements of an F32/F16/BF16 row whose elements lie `stride` bytes apart, to f32.
-void load_f32(ml::DType t, const void* x, size_t stride, float* y, int64_t n);
+// Halves go through v (the kernel's vector primitives: KernelContext::vops).
+void load_f32(const vec::Ops& v, ml::DType t, const void* x, size_t stride, float* y, int64_t n);
 // n f32 to a contiguous row of F32/F16/BF16/Q8_0/Q4_0 (n whole blocks for the latter).
-void store_f32(ml::DType t, const float* x, void* y, int64_t n);
+void store_f32(const vec::Ops& v, ml::DType t, const float* x, void* y, int64_t n);
 
 }  // namespace corral::backend::cpu

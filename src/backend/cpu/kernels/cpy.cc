@@ -26,14 +26,14 @@ void cpy(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
     const char* x = row_ptr(a, ix);
     char* y = row_ptr(n, ix);
     if (a.dtype == ml::DType::F32 && a.nb[0] == sizeof(float)) {
-      store_f32(n.dtype, reinterpret_cast<const float*>(x), y, ne0);
+      store_f32(ctx.vops(), n.dtype, reinterpret_cast<const float*>(x), y, ne0);
       continue;
     }
     for (int64_t i = 0; i < ne0; i += kChunk) {
       const int64_t m = std::min(kChunk, ne0 - i);
       float buf[kChunk];
-      load_f32(a.dtype, x + i * a.nb[0], a.nb[0], buf, m);
-      store_f32(n.dtype, buf, y + (i / bs) * bsize, m);
+      load_f32(ctx.vops(), a.dtype, x + i * a.nb[0], a.nb[0], buf, m);
+      store_f32(ctx.vops(), n.dtype, buf, y + (i / bs) * bsize, m);
     }
   }
 }

@@ -78,7 +78,7 @@ void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n)
   const ml::Node* mask = n.src[3] >= 0 ? &g.node(n.src[3]) : nullptr;
   const auto& p = n.params<ml::op::FlashAttn>();
   const Dims d = dims_of(g, n);
-  const vec::Ops& v = vec::ops();
+  const vec::Ops& v = ctx.vops();
   const bool k_half = k.dtype == ml::DType::F16, v_half = vt.dtype == ml::DType::F16;
   const bool k_packed = k.nb[0] == ml::type_size(k.dtype);
   const bool v_packed = vt.nb[0] == ml::type_size(vt.dtype);
@@ -109,7 +109,7 @@ void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n)
 
     for (int64_t r = 0; r < nt * hp; ++r) {
       const int64_t t = t0 + r / hp, h = h0 + r % hp;
-      load_f32(ml::DType::F32, row_ptr(q, t, h, b), q.nb[0], qs + r * d.d, d.d);
+      load_f32(ctx.vops(), ml::DType::F32, row_ptr(q, t, h, b), q.nb[0], qs + r * d.d, d.d);
       v.scale(qs + r * d.d, qs + r * d.d, d.d, p.scale, 0.0f);
       std::fill(acc + r * d.dv, acc + (r + 1) * d.dv, 0.0f);
       m[r] = -INFINITY;
@@ -126,7 +126,8 @@ void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n)
         int64_t len = std::min(kTile, kv_end(t) - c0);
         if (len <= 0) continue;
         if (mask) {
-          load_f32(mask->dtype, row_ptr(*mask, t, 0, 0) + c0 * mask->nb[0], mask->nb[0], mbuf, len);
+          load_f32(ctx.vops(), mask->dtype, row_ptr(*mask, t, 0, 0) + c0 * mask->nb[0], mask->nb[0],
+                   mbuf, len);
           // Masked keys at the end of the tile are left out (all of them: the tile is skipped).
           // Besides the work this saves (the cells of other sequences, the padding of n_kv), a
           // query's sums then run over the same keys however far n_kv reaches, so its result
@@ -142,7 +143,7 @@ void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n)
             dot_rows(kp, k.nb[1], len, qi, d.d, scores);
           } else {
             for (int64_t j = 0; j < len; ++j) {
-              load_f32(k.dtype, kp + j * k.nb[1], k.nb[0], ktmp, d.d);
+              load_f32(ctx.vops(), k.dtype, kp + j * k.nb[1], k.nb[0], ktmp, d.d);
               scores[j] = v.dot(ktmp, qi, d.d);
             }
           }
@@ -160,7 +161,7 @@ void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n)
           } else {
             for (int64_t j = 0; j < len; ++j) {
               if (scores[j] == 0.0f) continue;
-              load_f32(vt.dtype, vp + j * vt.nb[1], vt.nb[0], vtmp, d.dv);
+              load_f32(ctx.vops(), vt.dtype, vp + j * vt.nb[1], vt.nb[0], vtmp, d.dv);
               v.axpy(scores[j], vtmp, ai, d.dv);
             }
           }

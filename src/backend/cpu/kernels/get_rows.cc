@@ -30,7 +30,7 @@ void get_rows(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
       case ml::DType::F32:
       case ml::DType::F16:
       case ml::DType::BF16:
-        load_f32(table.dtype, x, table.nb[0], y, ne0);
+        load_f32(ctx.vops(), table.dtype, x, table.nb[0], y, ne0);
         break;
       default:
         ml::quant::dequantize_row(table.dtype, x, y, ne0);

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 
+#include "backend/cpu/kernels/vec.h"
 #include "backend/cpu/simd/matmul_kernels.h"
 #include "backend/cpu/threadpool.h"
 #include "ml/graph.h"
@@ -32,8 +33,10 @@ struct KernelContext {
   // pass (the activations converted once, one hand-out of chunks over all of them).
   const MulMatSibling* siblings = nullptr;
   int n_siblings = 0;
-  // The instruction set of the matmul kernels (the backend's CpuOptions::isa).
+  // The instruction set of the kernels (the backend's CpuOptions::isa).
   simd::Isa isa = simd::best_isa();
+  // The vector primitives of that set.
+  const vec::Ops& vops() const { return vec::ops(isa); }
   void barrier() const {
     if (pool) pool->barrier();
   }

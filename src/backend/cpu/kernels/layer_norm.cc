@@ -14,7 +14,7 @@ void layer_norm(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n)
   const float* bias = n.src[2] >= 0 ? static_cast<const float*>(g.node(n.src[2]).data) : nullptr;
   const float eps = n.params<ml::op::LayerNorm>().eps;
   const int64_t ne0 = n.ne[0];
-  const vec::Ops& v = vec::ops();
+  const vec::Ops& v = ctx.vops();
   int64_t r0, r1;
   ctx.split(n.nrows(), r0, r1);
   for (int64_t r = r0; r < r1; ++r) {

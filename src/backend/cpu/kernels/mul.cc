@@ -3,7 +3,7 @@
 namespace corral::backend::cpu {
 
 void mul(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
-  binary_rows(ctx, g, n, vec::ops().mul);
+  binary_rows(ctx, g, n, ctx.vops().mul);
 }
 
 }  // namespace corral::backend::cpu

@@ -21,13 +21,13 @@ inline void reduce_rows(const KernelContext& ctx, const ml::Graph& g, const ml::
     const char* x = row_ptr(a, ix);
     float s = 0.0f;
     if (a.nb[0] == sizeof(float)) {
-      s = vec::ops().sum(reinterpret_cast<const float*>(x), ne0);
+      s = ctx.vops().sum(reinterpret_cast<const float*>(x), ne0);
     } else {
       for (int64_t i = 0; i < ne0; i += kChunk) {
         const int64_t m = std::min(kChunk, ne0 - i);
         float buf[kChunk];
         gather_f32(x + i * a.nb[0], a.nb[0], buf, m);
-        s += vec::ops().sum(buf, m);
+        s += ctx.vops().sum(buf, m);
       }
     }
     *reinterpret_cast<float*>(row_ptr(n, ix)) = mean ? s / static_cast<float>(ne0) : s;

@@ -12,7 +12,7 @@ void rms_norm(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   const ml::Node& a = g.node(n.src[0]);
   const float eps = n.params<ml::op::RmsNorm>().eps;
   const int64_t ne0 = n.ne[0];
-  const vec::Ops& v = vec::ops();
+  const vec::Ops& v = ctx.vops();
   int64_t r0, r1;
   ctx.split(n.nrows(), r0, r1);
   for (int64_t r = r0; r < r1; ++r) {

@@ -112,7 +112,7 @@ void rope(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   const int64_t n_pairs = angles.vision ? ne0 / 2 : p.n_dims / 2;
   const int64_t half = angles.vision ? ne0 / 2 : p.n_dims / 2;
   const int64_t rotated = angles.vision ? ne0 : p.n_dims;
-  const vec::Ops& v = vec::ops();
+  const vec::Ops& v = ctx.vops();
 
   float c[kMaxPairs], s[kMaxPairs];
   int64_t cached = -1;  // token whose angles are in c/s

@@ -33,14 +33,14 @@ void set_rows(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
     const char* x = row_ptr(rows, ix);
     char* y = row_ptr(n, dst_row, ix.i2, ix.i3);
     if (rows.nb[0] == sizeof(float)) {
-      store_f32(n.dtype, reinterpret_cast<const float*>(x), y, ne0);
+      store_f32(ctx.vops(), n.dtype, reinterpret_cast<const float*>(x), y, ne0);
       continue;
     }
     for (int64_t i = 0; i < ne0; i += kChunk) {
       const int64_t m = std::min(kChunk, ne0 - i);
       float buf[kChunk];
-      load_f32(ml::DType::F32, x + i * rows.nb[0], rows.nb[0], buf, m);
-      store_f32(n.dtype, buf, y + (i / bs) * bsize, m);
+      load_f32(ctx.vops(), ml::DType::F32, x + i * rows.nb[0], rows.nb[0], buf, m);
+      store_f32(ctx.vops(), n.dtype, buf, y + (i / bs) * bsize, m);
     }
   }
 }

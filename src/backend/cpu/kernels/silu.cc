@@ -3,7 +3,7 @@
 namespace corral::backend::cpu {
 
 void silu(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
-  unary_rows(ctx, g, n, vec::ops().silu);
+  unary_rows(ctx, g, n, ctx.vops().silu);
 }
 
 }  // namespace corral::backend::cpu

@@ -16,7 +16,7 @@ void softmax(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
   const ml::Node* mask = n.src[1] >= 0 ? &g.node(n.src[1]) : nullptr;
   const float scale = n.params<ml::op::SoftMax>().scale;
   const int64_t ne0 = n.ne[0];
-  const vec::Ops& v = vec::ops();
+  const vec::Ops& v = ctx.vops();
   int64_t r0, r1;
   ctx.split(n.nrows(), r0, r1);
   for (int64_t r = r0; r < r1; ++r) {
@@ -37,7 +37,7 @@ void softmax(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
         for (int64_t i = 0; i < ne0; i += kChunk) {
           const int64_t len = std::min(kChunk, ne0 - i);
           float buf[kChunk];
-          load_f32(mask->dtype, m + i * mask->nb[0], mask->nb[0], buf, len);
+          load_f32(ctx.vops(), mask->dtype, m + i * mask->nb[0], mask->nb[0], buf, len);
           v.add(y + i, buf, y + i, len);
         }
       }

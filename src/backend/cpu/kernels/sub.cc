@@ -3,7 +3,7 @@
 namespace corral::backend::cpu {
 
 void sub(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n) {
-  binary_rows(ctx, g, n, vec::ops().sub);
+  binary_rows(ctx, g, n, ctx.vops().sub);
 }
 
 }  // namespace corral::backend::cpu

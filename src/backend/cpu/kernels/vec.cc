@@ -196,4 +196,6 @@ const Ops& ops() {
   return *best;
 }
 
+const Ops& ops(simd::Isa isa) { return isa == simd::Isa::kScalar ? kScalar : ops(); }
+
 }  // namespace corral::backend::cpu::vec

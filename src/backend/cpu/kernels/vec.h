@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/cpu/simd/matmul_kernels.h"
+
 namespace corral::backend::cpu::vec {
 
 struct Ops {
@@ -64,5 +66,10 @@ const Ops& scalar_ops();
 const Ops* avx2_ops();
 // The fastest table this processor runs.
 const Ops& ops();
+// The table of an instruction set (the CPU backend's CpuOptions::isa): scalar for kScalar, else
+// the fastest (the vector primitives have no AVX-512 versions).
+// Not inline: vec_avx2.cc includes this header, and an inline copy compiled there for AVX2 could
+// be the one the linker keeps.
+const Ops& ops(simd::Isa isa);
 
 }  // namespace corral::backend::cpu::vec
