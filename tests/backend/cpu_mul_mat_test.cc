@@ -528,9 +528,9 @@ TEST(CpuMulMatSimd, PanelGemmMatchesScalarGemmOnRandomBlocks) {
       ++tested;
       SCOPED_TRACE(std::string(ml::dtype_name(t)));
       const simd::MatMulKernels& slow = simd::matmul_kernels(t, simd::Isa::kScalar);
-      // Rows of whole super-blocks, and for 32-element blocks an odd count of them (panels
-      // that pair blocks pad the last).
-      for (int64_t k : {int64_t{256}, int64_t{768}, int64_t{96}}) {
+      // Rows of whole super-blocks, an odd count of 32-element blocks and an odd length
+      // (panels that pair blocks or elements pad the last).
+      for (int64_t k : {int64_t{256}, int64_t{768}, int64_t{96}, int64_t{97}}) {
         if (k % ml::block_size(t) != 0) continue;
         // Partial and full panels; column counts around the 4- and 8-column tiles.
         for (int nr : {1, 5, 8}) {

@@ -103,6 +103,32 @@ TEST(BenchCli, ProfileCountsEachOpPerGeneratedToken) {
   EXPECT_NE(r.out.find("| (outside the kernels) |"), std::string::npos) << r.out;
 }
 
+TEST(BenchCli, ProfileCountsEachOpPerPromptTokenOfThePromptTest) {
+  const std::string model = testdata_path("tinystories260k/stories260K-f32.gguf");
+  const CommandResult r =
+      run_corral("bench '" + model + "' -p 16 -n 0 -r 1 -t 1 --profile", /*merge_stderr=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("profile of pp16 (CPU kernels, per prompt token)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("| rms_norm |"), std::string::npos) << r.out;
+}
+
+// CORRAL_CPU_ISA picks a narrower kernel set (the scalar one runs on every CPU); a name that is
+// no set fails before any work, naming it.
+TEST(BenchCli, CpuIsaFromTheEnvironment) {
+  const std::string model = testdata_path("tinystories260k/stories260K-f32.gguf");
+  const std::string args = "bench '" + model + "' -p 8 -n 4 -r 1 -t 1";
+  const CommandResult scalar =
+      run_shell("CORRAL_CPU_ISA=scalar '" + std::string(CORRAL_BINARY) + "' " + args + " 2>&1");
+  EXPECT_EQ(scalar.exit_code, 0) << scalar.out;
+  EXPECT_NE(scalar.out.find("tg4"), std::string::npos) << scalar.out;
+  const CommandResult bad =
+      run_shell("CORRAL_CPU_ISA=sse9 '" + std::string(CORRAL_BINARY) + "' " + args + " 2>&1");
+  EXPECT_EQ(bad.exit_code, 1) << bad.out;
+  EXPECT_NE(bad.out.find("CORRAL_CPU_ISA=sse9: not an instruction set"), std::string::npos)
+      << bad.out;
+}
+
 TEST(BenchCli, TableHasOneRowPerTestAndZeroSkipsATest) {
   const std::string model = testdata_path("tinystories260k/stories260K-f32.gguf");
   const CommandResult r = run_corral("bench '" + model + "' -p 8 -n 0 -r 1 -t 1", false);

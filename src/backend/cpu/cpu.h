@@ -22,7 +22,7 @@ struct CpuOptions {
   // The instruction set whose matmul kernels run the products and pack the constant weights
   // (both must agree: the packed layout is the set's own). Narrower sets are there to compare
   // kernel variants (tests, `CORRAL_CPU_ISA`); make_backend rejects a set this CPU lacks.
-  simd::Isa isa = simd::best_isa();
+  simd::Isa isa = simd::configured_isa();
 };
 
 std::unique_ptr<ml::Backend> make_backend(CpuOptions options = {});

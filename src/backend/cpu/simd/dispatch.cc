@@ -1,6 +1,10 @@
 // Runtime choice of the matmul kernels: the instruction set is read once from CPUID
 // (cpu_features.h), so one binary runs on any x86-64.
 #include <array>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <string_view>
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/simd/matmul_kernels.h"
@@ -72,6 +76,21 @@ const char* isa_name(Isa isa) {
 }
 
 bool isa_supported(Isa isa) { return static_cast<int>(isa) <= static_cast<int>(best_isa()); }
+
+Isa configured_isa() {
+  const char* env = std::getenv("CORRAL_CPU_ISA");
+  if (env == nullptr || *env == '\0') return best_isa();
+  for (Isa isa : kAllIsas) {
+    if (std::string_view(env) != isa_name(isa)) continue;
+    if (!isa_supported(isa)) {
+      throw std::runtime_error(std::string("CORRAL_CPU_ISA=") + env + ": this CPU runs " +
+                               isa_name(best_isa()) + " and narrower sets only");
+    }
+    return isa;
+  }
+  throw std::runtime_error(std::string("CORRAL_CPU_ISA=") + env +
+                           ": not an instruction set (scalar, avx2, avx512vnni)");
+}
 
 const MatMulKernels& matmul_kernels(DType w, Isa isa) {
   static const std::array<MatMulKernels, kTypes> scalar = build_table(Isa::kScalar);

@@ -23,6 +23,10 @@ Isa best_isa();
 // Whether this CPU runs the set's kernels.
 bool isa_supported(Isa isa);
 const char* isa_name(Isa isa);
+// The set the environment asks for with CORRAL_CPU_ISA (scalar, avx2, avx512vnni: a narrower
+// one than the CPU's best, for comparing kernel variants), else best_isa(). Throws naming the
+// value when it is no set or one this CPU lacks.
+Isa configured_isa();
 
 // Converts a row of k activations (k a multiple of the vec-dot type's block) to the vec-dot
 // type.

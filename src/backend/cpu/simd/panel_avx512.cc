@@ -534,11 +534,98 @@ struct Q6_KPanel {
   }
 };
 
+// ---- f32 and f16 weights against f32 activations read in place ----
+
+// Panel of 8 rows in element pairs: lane 2r+h of vector p holds element 2p+h of row r (an odd
+// k ends with a zero). The activations' pair (x[2p], x[2p+1]) broadcast to every qword and one
+// FMA add 16 products, with no horizontal sums; f16 weights are widened by one vcvtph2ps per
+// vector for all the tile's columns. Only for weights packed once at load time.
+template <bool kHalf>
+struct FloatPanel {
+  using T = std::conditional_t<kHalf, uint16_t, float>;
+  static int64_t pairs(int64_t k) { return (k + 1) / 2; }
+  static size_t panel_bytes(int64_t k) {
+    return static_cast<size_t>(pairs(k)) * 2 * kPanelRows * sizeof(T);
+  }
+  static size_t x_row_bytes(int64_t) { return 0; }
+
+  static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
+    auto* out = static_cast<T*>(panel);
+    for (int64_t p = 0; p < pairs(k); ++p) {
+      for (int r = 0; r < kPanelRows; ++r) {
+        const auto* row = reinterpret_cast<const T*>(static_cast<const uint8_t*>(w) + r * ldw);
+        for (int h = 0; h < 2; ++h) {
+          const int64_t i = 2 * p + h;
+          out[2 * kPanelRows * p + 2 * r + h] = r < nr && i < k ? row[i] : T{0};
+        }
+      }
+    }
+  }
+
+  static __m512 weights(const T* p) {
+    if constexpr (kHalf) {
+      return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    } else {
+      return _mm512_loadu_ps(p);
+    }
+  }
+
+  // (x[i], x[i+1]) in every pair of lanes.
+  static __m512 xpair(const float* x) {
+    double v;
+    std::memcpy(&v, x, 8);
+    return _mm512_castpd_ps(_mm512_set1_pd(v));
+  }
+
+  // Two accumulators per column (even and odd pairs) keep FMA chains short; a column's sums
+  // run in the same order whatever its tile.
+  template <int NC>
+  static void tile(int64_t k, const uint8_t* panel, const uint8_t* x, size_t ldx, float* out,
+                   size_t ldo, int nr) {
+    const auto* pw = reinterpret_cast<const T*>(panel);
+    const float* xc[NC];
+    __m512 acc[2][NC];
+    for (int c = 0; c < NC; ++c) {
+      xc[c] = reinterpret_cast<const float*>(x + c * ldx);
+      acc[0][c] = acc[1][c] = _mm512_setzero_ps();
+    }
+    const int64_t full = k / 2;
+    int64_t p = 0;
+    for (; p + 2 <= full; p += 2) {
+      if constexpr (NC == 1) {
+        prefetch_ahead(reinterpret_cast<const uint8_t*>(pw + 2 * kPanelRows * p),
+                       4 * kPanelRows * sizeof(T));
+      }
+      for (int u = 0; u < 2; ++u) {
+        const __m512 wv = weights(pw + 2 * kPanelRows * (p + u));
+        for (int c = 0; c < NC; ++c) {
+          acc[u][c] = _mm512_fmadd_ps(wv, xpair(xc[c] + 2 * (p + u)), acc[u][c]);
+        }
+      }
+    }
+    for (; p < pairs(k); ++p) {
+      const __m512 wv = weights(pw + 2 * kPanelRows * p);
+      for (int c = 0; c < NC; ++c) {
+        float two[2] = {xc[c][2 * p], 2 * p + 1 < k ? xc[c][2 * p + 1] : 0.0f};
+        acc[0][c] = _mm512_fmadd_ps(wv, xpair(two), acc[0][c]);
+      }
+    }
+    __m512 sum[NC];
+    for (int c = 0; c < NC; ++c) sum[c] = _mm512_add_ps(acc[0][c], acc[1][c]);
+    store_tile<NC>(sum, out, ldo, nr);
+  }
+};
+
 template <class P>
-constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_t)) {
-  return PanelKernels{from_f32, x_row_bytes, P::panel_bytes, P::pack, panel_gemm<P>, false};
+constexpr PanelKernels make_panel(FromF32 from_f32, size_t (*x_row_bytes)(int64_t),
+                                  bool packed_only = false) {
+  return PanelKernels{from_f32, x_row_bytes, P::panel_bytes, P::pack, panel_gemm<P>, packed_only};
 }
 
+const PanelKernels kF32 =
+    make_panel<FloatPanel<false>>(nullptr, FloatPanel<false>::x_row_bytes, true);
+const PanelKernels kF16 =
+    make_panel<FloatPanel<true>>(nullptr, FloatPanel<true>::x_row_bytes, true);
 const PanelKernels kQ4_0 = make_panel<Q4_0Panel>(quantize_x_pairs, x_row_bytes_pairs);
 const PanelKernels kQ8_0 = make_panel<Q8_0Panel>(quantize_x_pairs, x_row_bytes_pairs);
 size_t x_row_bytes_q8_K(int64_t k) { return ml::row_size(DType::Q8_K, k); }
@@ -550,6 +637,10 @@ const PanelKernels kQ6_K = make_panel<Q6_KPanel>(quantize_row_q8_K_avx2, x_row_b
 
 const PanelKernels* avx512_panel_kernels(DType w) {
   switch (w) {
+    case DType::F32:
+      return &kF32;
+    case DType::F16:
+      return &kF16;
     case DType::Q4_0:
       return &kQ4_0;
     case DType::Q8_0:
