@@ -19,9 +19,11 @@ struct CpuOptions {
   // use, into the layout of the fastest kernels (8 rows interleaved, as many bytes as the
   // original); everything else is read in place.
   std::vector<std::span<const std::byte>> constant = {};
-  // The instruction set whose matmul kernels run the products and pack the constant weights
-  // (both must agree: the packed layout is the set's own). Narrower sets are there to compare
-  // kernel variants (tests, `CORRAL_CPU_ISA`); make_backend rejects a set this CPU lacks.
+  // The instruction set of the kernels: the matmul kernels that run the products and pack the
+  // constant weights (both must agree: the packed layout is the set's own), and the vector
+  // primitives of the other ops. Narrower sets are there to compare kernel variants (the op
+  // harness runs every case on each; users set `CORRAL_CPU_ISA`); make_backend rejects a set
+  // this CPU lacks.
   simd::Isa isa = simd::configured_isa();
 };
 
