@@ -104,6 +104,11 @@ fi
 
 # The machine: its CPU and the SIMD sets corral's kernels use.
 cpu_model="$(lscpu 2> /dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1 || true)"
+# Family and model tell CPU generations apart where the name does not (AMD family 25: Zen 3/4,
+# 26: Zen 5).
+cpu_id="$(awk -F': ' '/^cpu family/ && !f {f = $2} /^model[[:space:]]*:/ && !m {m = $2}
+  END {if (f != "") print "family " f ", model " m}' /proc/cpuinfo 2> /dev/null || true)"
+if [ -n "$cpu_id" ]; then cpu_model="${cpu_model:-unknown} ($cpu_id)"; fi
 cpu_flags=" $(grep -m 1 '^flags' /proc/cpuinfo 2> /dev/null | cut -d: -f2 || true) "
 simd=""
 for flag in avx2 avx512f avx512bw avx512vl avx512_vnni avx512_bf16; do
