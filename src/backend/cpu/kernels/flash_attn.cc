@@ -1,6 +1,8 @@
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "backend/cpu/kernels/convert.h"
 #include "backend/cpu/kernels/kernels.h"
@@ -60,10 +62,43 @@ Split split_of(const Dims& d, int nth) {
   return s;
 }
 
+// Bytes at the start of the work buffer for each query token's visible keys [first, end).
+size_t ranges_bytes(const Dims& d) {
+  return (static_cast<size_t>(2 * d.n_tokens) * sizeof(int64_t) + 63) / 64 * 64;
+}
+
+// The keys a mask row leaves visible lie in [first, end): the first and one past the last entry
+// that is not -inf ([0, 0) when every entry is). Sixteen entries are compared at once (as bit
+// patterns, so the loop vectorizes): a batch of several sequences gives each a range of its own
+// far from the start of the cache, and the cells before it are skipped by this scan alone.
+void visible_range(const float* row, int64_t n, int64_t& first, int64_t& end) {
+  constexpr uint32_t kNegInf = 0xff800000u;
+  constexpr int64_t kBlock = 16;
+  const auto hidden_block = [&](int64_t c) {
+    uint32_t diff = 0;
+    for (int64_t j = 0; j < kBlock; ++j) {
+      uint32_t bits;
+      std::memcpy(&bits, row + c + j, sizeof bits);
+      diff |= bits ^ kNegInf;
+    }
+    return diff == 0;
+  };
+  const auto hidden = [&](int64_t c) { return std::bit_cast<uint32_t>(row[c]) == kNegInf; };
+  int64_t c = 0;
+  while (c + kBlock <= n && hidden_block(c)) c += kBlock;
+  while (c < n && hidden(c)) ++c;
+  first = c;
+  int64_t e = n;
+  while (e - kBlock >= first && hidden_block(e - kBlock)) e -= kBlock;
+  while (e > first && hidden(e - 1)) --e;
+  end = e;
+}
+
 }  // namespace
 
 size_t flash_attn_work_size(const ml::Graph& g, const ml::Node& n, int nth) {
-  return per_thread_floats(dims_of(g, n)) * sizeof(float) * static_cast<size_t>(nth);
+  const Dims d = dims_of(g, n);
+  return ranges_bytes(d) + per_thread_floats(d) * sizeof(float) * static_cast<size_t>(nth);
 }
 
 // Online softmax (the FlashAttention recurrence) per (query token, head): running maximum m,
@@ -87,7 +122,25 @@ void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n)
 
   const Split sp = split_of(d, ctx.nth);
   const int64_t hp = sp.heads;
-  float* scores = static_cast<float*>(ctx.wdata) + per_thread_floats(d) * ctx.ith;
+
+  // Each query token's visible keys, found once for all heads (the threads share the tokens,
+  // then wait for each other). Tiles outside them are skipped without reading their mask; the
+  // tiles visited, and the order of the sums in them, are the same as when every tile's mask is
+  // read, so the result does not change.
+  auto* range = static_cast<int64_t*>(ctx.wdata);  // [first, end) of token t at 2t, 2t + 1
+  const bool ranged =
+      mask != nullptr && mask->dtype == ml::DType::F32 && mask->nb[0] == sizeof(float);
+  if (ranged) {
+    int64_t r0, r1;
+    ctx.split(d.n_tokens, r0, r1);
+    for (int64_t t = r0; t < r1; ++t) {
+      visible_range(reinterpret_cast<const float*>(row_ptr(*mask, t, 0, 0)), d.n_kv, range[2 * t],
+                    range[2 * t + 1]);
+    }
+    ctx.barrier();
+  }
+  float* scores = reinterpret_cast<float*>(static_cast<char*>(ctx.wdata) + ranges_bytes(d)) +
+                  per_thread_floats(d) * ctx.ith;
   float* mbuf = scores + kTile;
   float* ktmp = mbuf + kTile;                   // one K row as f32 (strided K)
   float* vtmp = ktmp + d.d;                     // one V row as f32 (strided V)
@@ -117,13 +170,29 @@ void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n)
     }
     // Query t sees keys [0, kv_end(t)); the last token of the block sees the most.
     auto kv_end = [&](int64_t t) { return p.causal ? d.n_kv - d.n_tokens + t + 1 : d.n_kv; };
+    // The tiles any token of the block may see (whole tiles: their bounds stay multiples of
+    // kTile).
+    int64_t c_first = 0, c_end = kv_end(t0 + nt - 1);
+    if (ranged) {
+      c_first = c_end;
+      int64_t last = 0;
+      for (int64_t t = t0; t < t0 + nt; ++t) {
+        if (range[2 * t] >= range[2 * t + 1]) continue;
+        c_first = std::min(c_first, range[2 * t]);
+        last = std::max(last, range[2 * t + 1]);
+      }
+      c_first = c_first / kTile * kTile;
+      c_end = std::min(c_end, last);
+    }
 
-    for (int64_t c0 = 0; c0 < kv_end(t0 + nt - 1); c0 += kTile) {
+    for (int64_t c0 = c_first; c0 < c_end; c0 += kTile) {
       const char* kp = row_ptr(k, c0, hk, b);
       const char* vp = row_ptr(vt, c0, hk, b);
       for (int64_t ti = 0; ti < nt; ++ti) {
         const int64_t t = t0 + ti;
         int64_t len = std::min(kTile, kv_end(t) - c0);
+        // A tile before or after what this token sees is all -inf: skipped as below.
+        if (ranged && (c0 + kTile <= range[2 * t] || c0 >= range[2 * t + 1])) continue;
         if (len <= 0) continue;
         if (mask) {
           load_f32(mask->dtype, row_ptr(*mask, t, 0, 0) + c0 * mask->nb[0], mask->nb[0], mbuf, len);
