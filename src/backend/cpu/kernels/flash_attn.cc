@@ -62,7 +62,14 @@ Split split_of(const Dims& d, int nth) {
   return s;
 }
 
-// Bytes at the start of the work buffer for each query token's visible keys [first, end).
+// Query tokens up to which every thread finds every token's visible keys itself: a decode step's
+// few mask rows are scanned in less time than the threads would take to wait for each other
+// (on a busy machine a hand-off can wait for a scheduler slice). A prefill's many rows are
+// shared out, and the threads then wait.
+constexpr int64_t kOwnRanges = 16;
+
+// Bytes at the start of the work buffer for each query token's visible keys [first, end), one
+// copy per thread.
 size_t ranges_bytes(const Dims& d) {
   return (static_cast<size_t>(2 * d.n_tokens) * sizeof(int64_t) + 63) / 64 * 64;
 }
@@ -98,7 +105,7 @@ void visible_range(const float* row, int64_t n, int64_t& first, int64_t& end) {
 
 size_t flash_attn_work_size(const ml::Graph& g, const ml::Node& n, int nth) {
   const Dims d = dims_of(g, n);
-  return ranges_bytes(d) + per_thread_floats(d) * sizeof(float) * static_cast<size_t>(nth);
+  return (ranges_bytes(d) + per_thread_floats(d) * sizeof(float)) * static_cast<size_t>(nth);
 }
 
 // Online softmax (the FlashAttention recurrence) per (query token, head): running maximum m,
@@ -123,24 +130,26 @@ void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n)
   const Split sp = split_of(d, ctx.nth);
   const int64_t hp = sp.heads;
 
-  // Each query token's visible keys, found once for all heads (the threads share the tokens,
-  // then wait for each other). Tiles outside them are skipped without reading their mask; the
-  // tiles visited, and the order of the sums in them, are the same as when every tile's mask is
-  // read, so the result does not change.
-  auto* range = static_cast<int64_t*>(ctx.wdata);  // [first, end) of token t at 2t, 2t + 1
+  // Each query token's visible keys, found once for all heads. Tiles outside them are skipped
+  // without reading their mask; the tiles visited, and the order of the sums in them, are the
+  // same as when every tile's mask is read, so the result does not change.
   const bool ranged =
       mask != nullptr && mask->dtype == ml::DType::F32 && mask->nb[0] == sizeof(float);
+  const bool own = d.n_tokens <= kOwnRanges;
+  auto* const ranges = static_cast<char*>(ctx.wdata);
+  // [first, end) of token t at 2t, 2t + 1: this thread's copy, or the first (shared) one.
+  auto* range = reinterpret_cast<int64_t*>(ranges + (own ? ctx.ith : 0) * ranges_bytes(d));
   if (ranged) {
-    int64_t r0, r1;
-    ctx.split(d.n_tokens, r0, r1);
+    int64_t r0 = 0, r1 = d.n_tokens;
+    if (!own) ctx.split(d.n_tokens, r0, r1);
     for (int64_t t = r0; t < r1; ++t) {
       visible_range(reinterpret_cast<const float*>(row_ptr(*mask, t, 0, 0)), d.n_kv, range[2 * t],
                     range[2 * t + 1]);
     }
-    ctx.barrier();
+    if (!own) ctx.barrier();
   }
-  float* scores = reinterpret_cast<float*>(static_cast<char*>(ctx.wdata) + ranges_bytes(d)) +
-                  per_thread_floats(d) * ctx.ith;
+  float* scores =
+      reinterpret_cast<float*>(ranges + ctx.nth * ranges_bytes(d)) + per_thread_floats(d) * ctx.ith;
   float* mbuf = scores + kTile;
   float* ktmp = mbuf + kTile;                   // one K row as f32 (strided K)
   float* vtmp = ktmp + d.d;                     // one V row as f32 (strided V)
