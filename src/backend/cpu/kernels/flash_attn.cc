@@ -75,9 +75,9 @@ size_t ranges_bytes(const Dims& d) {
 }
 
 // The keys a mask row leaves visible lie in [first, end): the first and one past the last entry
-// that is not -inf ([0, 0) when every entry is). Sixteen entries are compared at once (as bit
-// patterns, so the loop vectorizes): a batch of several sequences gives each a range of its own
-// far from the start of the cache, and the cells before it are skipped by this scan alone.
+// that is not -inf (an empty range when every entry is). Sixteen entries are compared at once
+// (as bit patterns, so the loop vectorizes): a batch of several sequences gives each a range of its
+// own far from the start of the cache, and the cells before it are skipped by this scan alone.
 void visible_range(const float* row, int64_t n, int64_t& first, int64_t& end) {
   constexpr uint32_t kNegInf = 0xff800000u;
   constexpr int64_t kBlock = 16;
