@@ -105,11 +105,11 @@ Runner& runner(const std::string& name, int parallel) {
   auto& r = cache[{name, parallel}];
   if (!r) {
     const char* ctx = std::getenv("CORRAL_BENCH_CTX");
-    r = std::make_unique<Runner>(
-        model_path(name),
-        corral::runner::RunnerOptions{.num_ctx = ctx != nullptr ? std::atoi(ctx) : 256,
-                                      .num_parallel = parallel,
-                                      .n_threads = threads()});
+    corral::runner::RunnerOptions o;
+    o.num_ctx = ctx != nullptr ? std::atoi(ctx) : 256;
+    o.num_parallel = parallel;
+    o.n_threads = threads();
+    r = std::make_unique<Runner>(model_path(name), std::move(o));
     // A first request makes what the first steps of each shape make once (packed weights,
     // plans, work buffers), so that the timed runs measure the steady state.
     std::vector<std::shared_ptr<corral::runner::Sequence>> warm;
