@@ -63,6 +63,28 @@ size_t select_mass(Candidate* c, size_t n, double target, bool strict, Before be
   return n;
 }
 
+// The id of the first largest logit (ties go to the lowest id; NaN is never chosen), 0 when
+// none is above -inf. Greedy decoding runs this over the whole vocabulary for every token of
+// every sequence, between one decode step and the next: the maximum is taken in independent
+// lanes with no branch (the compiler makes them vector max instructions), then its first
+// position is found, instead of one compare-and-branch per logit.
+int32_t first_max(const float* row, int32_t n) {
+  constexpr int32_t kLanes = 16;
+  float lane[kLanes];
+  std::fill(lane, lane + kLanes, -INFINITY);
+  int32_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int32_t j = 0; j < kLanes; ++j) lane[j] = row[i + j] > lane[j] ? row[i + j] : lane[j];
+  }
+  float best = -INFINITY;
+  for (int32_t j = 0; j < kLanes; ++j) best = lane[j] > best ? lane[j] : best;
+  for (; i < n; ++i) best = row[i] > best ? row[i] : best;
+  if (best == -INFINITY) return 0;
+  int32_t at = 0;
+  while (row[at] != best) ++at;
+  return at;
+}
+
 }  // namespace
 
 Sampler::Sampler(const Options& options, int32_t n_vocab)
@@ -119,17 +141,8 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
 
   // top_k, top_p and min_p always keep the most likely token, so greedy decoding can skip them.
   if (temperature_ <= 0.0f && !(typical_p_ < 1.0f)) {
-    // The first maximum, so ties go to the lowest id.
-    int32_t best = 0;
-    float best_logit = -INFINITY;
-    for (int32_t i = 0; i < n_vocab_; ++i) {
-      if (row[i] > best_logit) {
-        best_logit = row[i];
-        best = i;
-      }
-    }
     n_ = 0;
-    return best;
+    return first_max(row, n_vocab_);
   }
   if (top_k_ > 0 && top_k_ < n_vocab_) {
     top_k(row);

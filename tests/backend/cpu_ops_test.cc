@@ -744,6 +744,67 @@ TEST_F(CpuOps, FlashAttnMatchesSoftmaxOfScoresTimesV) {
   }
 }
 
+// A decode batch of several sequences, each in cells of its own range of a long cache (the
+// runner's layout): each query attends only to its own cells, wherever they lie among the tiles,
+// and a query that sees no cell gets zeros.
+TEST_F(CpuOps, FlashAttnOfSeveralSequencesAttendsEachToItsOwnCells) {
+  // 5 query tokens: a decode step; 20: a prefill's share-out of the rows.
+  for (const int64_t n_tok : {5, 20}) {
+    const int64_t d = 64, n_head = 4, n_head_kv = 2, span = 300, n_kv = 4 * span;
+    Graph g;
+    const Shape sq{d, n_tok, n_head, 1}, sk{d, n_kv, n_head_kv, 1};
+    Tensor q = leaf(g, sq);
+    std::vector<float> kv = random(count(sk)), vv = random(count(sk));
+    for (float& e : kv) e = ml::fp16_to_fp32(ml::fp32_to_fp16(e));
+    for (float& e : vv) e = ml::fp16_to_fp32(ml::fp32_to_fp16(e));
+    Tensor k = leaf_half(g, DType::F16, sk, kv);
+    Tensor v = leaf_half(g, DType::F16, sk, vv);
+    // Token t < 4 sees [t * span + 7t, t * span + 100 + 37t) but one cell inside; the rest none.
+    std::vector<float> mv(n_kv * n_tok, -INFINITY);
+    for (int64_t t = 0; t < 4; ++t) {
+      for (int64_t c = t * span + 7 * t; c < t * span + 100 + 37 * t; ++c) {
+        mv[t * n_kv + c] = c == t * span + 50 ? -INFINITY : 0.0f;
+      }
+    }
+    Tensor m = leaf(g, {n_kv, n_tok, 1, 1}, mv);
+    const float scale = 0.125f;
+    Tensor out = ml::flash_attn(q, k, v, m, scale, false);
+    const auto& qv = data_of(q);
+    std::vector<float> want(d * n_head * n_tok, 0.0f);
+    for (int64_t t = 0; t < 4; ++t)
+      for (int64_t h = 0; h < n_head; ++h) {
+        const int64_t hk = h / (n_head / n_head_kv);
+        std::vector<double> s(n_kv, 0.0);
+        double mx = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < n_kv; ++j) {
+          if (mv[t * n_kv + j] == -INFINITY) continue;
+          double dot = 0;
+          for (int64_t i = 0; i < d; ++i) {
+            dot += static_cast<double>(at(qv, sq, i, t, h, 0)) * at(kv, sk, i, j, hk, 0);
+          }
+          mx = std::max(mx, s[j] = dot * scale);
+        }
+        for (int64_t j = 0; j < n_kv; ++j) {
+          s[j] = mv[t * n_kv + j] == -INFINITY ? 0.0 : std::exp(s[j] - mx);
+          sum += s[j];
+        }
+        for (int64_t i = 0; i < d; ++i) {
+          double o = 0;
+          for (int64_t j = 0; j < n_kv; ++j) o += s[j] * at(vv, sk, i, j, hk, 0);
+          want[(t * n_head + h) * d + i] = static_cast<float>(o / sum);
+        }
+      }
+    expect_near(g, out, want, 1e-11,
+                "flash_attn of four sequences' cells, tokens " + std::to_string(n_tok));
+    for (int th : kThreadCounts) {
+      const std::vector<float> got = run(g, out, th);
+      for (int64_t i = 4 * n_head * d; i < n_tok * n_head * d; ++i) {
+        ASSERT_EQ(got[i], 0.0f) << "a query that sees no cell, with " << th << " thread(s)";
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------- copies and casts
 
 TEST_F(CpuOps, ContCopiesPermutedViewsOfEveryPlainDtype) {

@@ -76,7 +76,7 @@ const std::vector<std::string> kStoryPrompts = {
 // The text of each prompt alone (Engine, one sequence) against the text of all of them
 // submitted together to a runner of `parallel` slots.
 void expect_batched_equals_alone(const std::string& path, const std::vector<std::string>& texts,
-                                 int parallel) {
+                                 int parallel, int n_threads = 1) {
   Engine engine(path, {.n_threads = 1});
   std::vector<std::vector<int32_t>> prompts;
   std::vector<std::string> alone;
@@ -86,7 +86,7 @@ void expect_batched_equals_alone(const std::string& path, const std::vector<std:
   }
   // The most sequences one forward pass served.
   auto widest = std::make_shared<std::atomic<size_t>>(0);
-  RunnerOptions ro{.num_parallel = parallel, .n_threads = 1};
+  RunnerOptions ro{.num_parallel = parallel, .n_threads = n_threads};
   ro.on_batch = [widest](const model::Batch& b) {
     std::set<int32_t> seqs(b.seq_ids.begin(), b.seq_ids.end());
     if (seqs.size() > widest->load()) widest->store(seqs.size());
@@ -133,6 +133,15 @@ TEST(Runner, OneSequenceGivesTheEnginesGreedyTextAndCounters) {
 
 TEST(Runner, EightSimultaneousGreedyStoriesEachGiveTheirTextAlone) {
   expect_batched_equals_alone(stories_path(), kStoryPrompts, 8);
+}
+
+// Issue 19's batched decode: four sequences on two threads (the threads split each step's
+// products and attention differently than one thread alone does) in a cache where each
+// sequence's cells lie far from the others'.
+TEST(Runner, FourSimultaneousGreedyStoriesOnTwoThreadsEachGiveTheirTextAlone) {
+  expect_batched_equals_alone(
+      stories_path(), std::vector<std::string>(kStoryPrompts.begin(), kStoryPrompts.begin() + 4), 4,
+      2);
 }
 
 TEST(Runner, MoreRequestsThanSlotsWaitAndStillGiveTheirTextAlone) {

@@ -53,6 +53,37 @@ TEST(Sampler, GreedyTakesArgmaxWithTiesToLowestId) {
   EXPECT_EQ(s.sample(negative, {}), 2);
 }
 
+// Greedy over vocabularies of every length around the width the maximum is taken in: the first
+// largest logit, wherever it lies (the tail included), NaN never, 0 when nothing is above -inf.
+TEST(Sampler, GreedyOnAnyVocabularyIsTheFirstMaximumAndNeverNan) {
+  const auto first_max = [](const std::vector<float>& v) {
+    int32_t best = 0;
+    float best_logit = -INFINITY;
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (v[i] > best_logit) {
+        best_logit = v[i];
+        best = static_cast<int32_t>(i);
+      }
+    }
+    return best;
+  };
+  for (int n : {1, 15, 16, 17, 31, 33, 100, 1000, 32001}) {
+    Sampler s(plain(0.0f), n);
+    for (uint32_t seed = 0; seed < 8; ++seed) {
+      std::vector<float> v = random_logits(n, seed);
+      std::mt19937 rng(seed);
+      const auto at = [&] { return static_cast<size_t>(rng() % static_cast<uint32_t>(n)); };
+      if (seed % 2 == 1) v[at()] = NAN;
+      if (seed % 4 == 2) v[static_cast<size_t>(n - 1)] = 100.0f;  // in the tail
+      if (seed % 4 == 3) v[at()] = v[at()] = 50.0f;               // a tie, maybe across lanes
+      EXPECT_EQ(s.sample(v, {}), first_max(v)) << "n=" << n << " seed=" << seed;
+    }
+    std::vector<float> hidden(static_cast<size_t>(n), -INFINITY);
+    hidden[static_cast<size_t>(n / 2)] = NAN;
+    EXPECT_EQ(s.sample(hidden, {}), 0) << "n=" << n;
+  }
+}
+
 TEST(Sampler, TopKOneEqualsGreedyForEverySeedAndTemperature) {
   for (uint32_t trial = 0; trial < 50; ++trial) {
     std::vector<float> logits = random_logits(1000, trial);

@@ -1,6 +1,8 @@
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "backend/cpu/kernels/convert.h"
 #include "backend/cpu/kernels/kernels.h"
@@ -60,10 +62,50 @@ Split split_of(const Dims& d, int nth) {
   return s;
 }
 
+// Query tokens up to which every thread finds every token's visible keys itself: a decode step's
+// few mask rows are scanned in less time than the threads would take to wait for each other
+// (on a busy machine a hand-off can wait for a scheduler slice). A prefill's many rows are
+// shared out, and the threads then wait.
+constexpr int64_t kOwnRanges = 16;
+
+// Bytes at the start of the work buffer for each query token's visible keys [first, end), one
+// copy per thread.
+size_t ranges_bytes(const Dims& d) {
+  return (static_cast<size_t>(2 * d.n_tokens) * sizeof(int64_t) + 63) / 64 * 64;
+}
+
+// The keys a mask row leaves visible lie in [first, end): the first and one past the last entry
+// that is not -inf (an empty range when every entry is). Sixteen entries are compared at once
+// (as bit patterns, so the loop vectorizes): a batch of several sequences gives each a range of its
+// own far from the start of the cache, and the cells before it are skipped by this scan alone.
+void visible_range(const float* row, int64_t n, int64_t& first, int64_t& end) {
+  constexpr uint32_t kNegInf = 0xff800000u;
+  constexpr int64_t kBlock = 16;
+  const auto hidden_block = [&](int64_t c) {
+    uint32_t diff = 0;
+    for (int64_t j = 0; j < kBlock; ++j) {
+      uint32_t bits;
+      std::memcpy(&bits, row + c + j, sizeof bits);
+      diff |= bits ^ kNegInf;
+    }
+    return diff == 0;
+  };
+  const auto hidden = [&](int64_t c) { return std::bit_cast<uint32_t>(row[c]) == kNegInf; };
+  int64_t c = 0;
+  while (c + kBlock <= n && hidden_block(c)) c += kBlock;
+  while (c < n && hidden(c)) ++c;
+  first = c;
+  int64_t e = n;
+  while (e - kBlock >= first && hidden_block(e - kBlock)) e -= kBlock;
+  while (e > first && hidden(e - 1)) --e;
+  end = e;
+}
+
 }  // namespace
 
 size_t flash_attn_work_size(const ml::Graph& g, const ml::Node& n, int nth, simd::Isa) {
-  return per_thread_floats(dims_of(g, n)) * sizeof(float) * static_cast<size_t>(nth);
+  const Dims d = dims_of(g, n);
+  return (ranges_bytes(d) + per_thread_floats(d) * sizeof(float)) * static_cast<size_t>(nth);
 }
 
 // Online softmax (the FlashAttention recurrence) per (query token, head): running maximum m,
@@ -87,7 +129,27 @@ void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n)
 
   const Split sp = split_of(d, ctx.nth);
   const int64_t hp = sp.heads;
-  float* scores = static_cast<float*>(ctx.wdata) + per_thread_floats(d) * ctx.ith;
+
+  // Each query token's visible keys, found once for all heads. Tiles outside them are skipped
+  // without reading their mask; the tiles visited, and the order of the sums in them, are the
+  // same as when every tile's mask is read, so the result does not change.
+  const bool ranged =
+      mask != nullptr && mask->dtype == ml::DType::F32 && mask->nb[0] == sizeof(float);
+  const bool own = d.n_tokens <= kOwnRanges;
+  auto* const ranges = static_cast<char*>(ctx.wdata);
+  // [first, end) of token t at 2t, 2t + 1: this thread's copy, or the first (shared) one.
+  auto* range = reinterpret_cast<int64_t*>(ranges + (own ? ctx.ith : 0) * ranges_bytes(d));
+  if (ranged) {
+    int64_t r0 = 0, r1 = d.n_tokens;
+    if (!own) ctx.split(d.n_tokens, r0, r1);
+    for (int64_t t = r0; t < r1; ++t) {
+      visible_range(reinterpret_cast<const float*>(row_ptr(*mask, t, 0, 0)), d.n_kv, range[2 * t],
+                    range[2 * t + 1]);
+    }
+    if (!own) ctx.barrier();
+  }
+  float* scores =
+      reinterpret_cast<float*>(ranges + ctx.nth * ranges_bytes(d)) + per_thread_floats(d) * ctx.ith;
   float* mbuf = scores + kTile;
   float* ktmp = mbuf + kTile;                   // one K row as f32 (strided K)
   float* vtmp = ktmp + d.d;                     // one V row as f32 (strided V)
@@ -117,13 +179,29 @@ void flash_attn(const KernelContext& ctx, const ml::Graph& g, const ml::Node& n)
     }
     // Query t sees keys [0, kv_end(t)); the last token of the block sees the most.
     auto kv_end = [&](int64_t t) { return p.causal ? d.n_kv - d.n_tokens + t + 1 : d.n_kv; };
+    // The tiles any token of the block may see (whole tiles: their bounds stay multiples of
+    // kTile).
+    int64_t c_first = 0, c_end = kv_end(t0 + nt - 1);
+    if (ranged) {
+      c_first = c_end;
+      int64_t last = 0;
+      for (int64_t t = t0; t < t0 + nt; ++t) {
+        if (range[2 * t] >= range[2 * t + 1]) continue;
+        c_first = std::min(c_first, range[2 * t]);
+        last = std::max(last, range[2 * t + 1]);
+      }
+      c_first = c_first / kTile * kTile;
+      c_end = std::min(c_end, last);
+    }
 
-    for (int64_t c0 = 0; c0 < kv_end(t0 + nt - 1); c0 += kTile) {
+    for (int64_t c0 = c_first; c0 < c_end; c0 += kTile) {
       const char* kp = row_ptr(k, c0, hk, b);
       const char* vp = row_ptr(vt, c0, hk, b);
       for (int64_t ti = 0; ti < nt; ++ti) {
         const int64_t t = t0 + ti;
         int64_t len = std::min(kTile, kv_end(t) - c0);
+        // A tile before or after what this token sees is all -inf: skipped as below.
+        if (ranged && (c0 + kTile <= range[2 * t] || c0 >= range[2 * t + 1])) continue;
         if (len <= 0) continue;
         if (mask) {
           load_f32(ctx.vops(), mask->dtype, row_ptr(*mask, t, 0, 0) + c0 * mask->nb[0], mask->nb[0],
