@@ -194,9 +194,10 @@ void BM_PanelGemm(benchmark::State& state, DType t, int64_t n, backend::cpu::sim
 // Products on weights packed once beforehand (as mul_mat reads weights repacked at load time):
 // with one column the compute ceiling of decode on panels, in weight bytes per second; with
 // more (a decode batch, a prefill chunk), in GFLOP/s.
-void BM_PackedGemm(benchmark::State& state, DType t, int64_t n, backend::cpu::simd::Isa isa) {
+void BM_PackedGemm(benchmark::State& state, DType t, int64_t k, int64_t n,
+                   backend::cpu::simd::Isa isa) {
   namespace simd = backend::cpu::simd;
-  const int64_t k = 2048, m = 256;
+  const int64_t m = 256;
   const simd::PanelKernels* panel = simd::matmul_kernels(t, isa).panel;
   const size_t wrow = ml::row_size(t, k);
   std::vector<unsigned char> w(wrow * m);
@@ -264,11 +265,15 @@ int register_all() {
       const std::string name = "PanelGemm/" + type + "/k2048_m256/n64/1thread_hot/" + set;
       benchmark::RegisterBenchmark(name.c_str(), BM_PanelGemm, t, 64, isa)
           ->Unit(benchmark::kMicrosecond);
-      for (int64_t n : {1, 4, 64}) {
-        const std::string packed =
-            "PackedGemm/" + type + "/k2048_m256/n" + std::to_string(n) + "/1thread_hot/" + set;
-        benchmark::RegisterBenchmark(packed.c_str(), BM_PackedGemm, t, n, isa)
-            ->Unit(benchmark::kMicrosecond);
+      // k = 8192: a feed-forward down projection, whose activation rows outgrow L1 at a few
+      // columns.
+      for (int64_t k : {2048, 8192}) {
+        for (int64_t n : {1, 4, 64}) {
+          const std::string packed = "PackedGemm/" + type + "/k" + std::to_string(k) + "_m256/n" +
+                                     std::to_string(n) + "/1thread_hot/" + set;
+          benchmark::RegisterBenchmark(packed.c_str(), BM_PackedGemm, t, k, n, isa)
+              ->Unit(benchmark::kMicrosecond);
+        }
       }
     }
   }

@@ -50,6 +50,17 @@ inline __m512 row_scales(const uint8_t* p) {
 // kPrefetchBytes past its end (as the AVX2 kernels do; the hardware prefetchers alone keep too
 // few lines in flight for one core to reach its share of the bandwidth).
 inline constexpr size_t kPrefetchBytes = 1024;
+// Tiles of up to this many columns (decode steps of a few sequences) are bound by memory too:
+// they prefetch the weights, and their activations a few blocks ahead, as the weights streaming
+// through L1 evict long activation rows (k = 8192: 11 KiB per column). Measured on 4 sequences
+// of llama-3.2-1b Q4_0: the feed-forward down projection took 1.7x one sequence's time, 1.25x
+// with both.
+inline constexpr int kPrefetchCols = 4;
+inline void prefetch_lines(const void* p, size_t bytes) {
+  for (size_t o = 0; o < bytes; o += 64) {
+    _mm_prefetch(static_cast<const char*>(p) + o, _MM_HINT_T0);
+  }
+}
 inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
   for (size_t o = 0; o < bytes; o += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(p + bytes + kPrefetchBytes + o), _MM_HINT_T0);
@@ -219,7 +230,7 @@ struct PairPanel {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
     for (int64_t p = 0; p < block_pairs(k); ++p) {
       const uint8_t* pb = panel + p * kBlockBytes;
-      if constexpr (NC == 1) prefetch_ahead(pb, kBlockBytes);
+      if constexpr (NC <= kPrefetchCols) prefetch_ahead(pb, kBlockBytes);
       // Elements 4t..4t+3 of both blocks in vector t.
       __m512i wq[8];
       for (int t = 0; t < kVectors; ++t) wq[t] = load(pb + kQuants + 64 * t);
@@ -232,6 +243,7 @@ struct PairPanel {
       const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb)));
       for (int c = 0; c < NC; ++c) {
         const XPair& y = reinterpret_cast<const XPair*>(x + c * ldx)[p];
+        if constexpr (NC <= kPrefetchCols) prefetch_lines(&y + 4, sizeof(XPair));
         const int32_t* init = kOffset == 8 ? y.neg8_sum : y.neg128_sum;
         const __m512i s = block_dot(bcast_pair(init), wq, y.qs);
         const __m512 dy = _mm512_castsi512_ps(bcast_pair(y.d));
@@ -342,10 +354,12 @@ struct QK_Panel {
       __m512i s[NC];
       for (int c = 0; c < NC; ++c) {
         y[c] = reinterpret_cast<const q::BlockQ8_K*>(x + c * ldx) + i;
+        if constexpr (NC <= kPrefetchCols) prefetch_lines(y[c] + 2, sizeof(q::BlockQ8_K));
         s[c] = zero;
       }
       for (int jj = 0; jj < 4; ++jj) {
-        if constexpr (NC == 1) prefetch_ahead(pb + kBlockBytes / 4 * jj, kBlockBytes / 4);
+        if constexpr (NC <= kPrefetchCols)
+          prefetch_ahead(pb + kBlockBytes / 4 * jj, kBlockBytes / 4);
         __m512i lo[4], hi[4];
         for (int u = 0; u < 4; ++u) {
           const __m512i raw = load(pb + kQuants + 64 * (4 * jj + u));
@@ -487,10 +501,12 @@ struct Q6_KPanel {
       __m512i s[NC];
       for (int c = 0; c < NC; ++c) {
         y[c] = reinterpret_cast<const q::BlockQ8_K*>(x + c * ldx) + i;
+        if constexpr (NC <= kPrefetchCols) prefetch_lines(y[c] + 2, sizeof(q::BlockQ8_K));
         s[c] = zero;
       }
       for (int h = 0; h < 8; ++h) {
-        if constexpr (NC == 1) prefetch_ahead(pb + kBlockBytes / 8 * h, kBlockBytes / 8);
+        if constexpr (NC <= kPrefetchCols)
+          prefetch_ahead(pb + kBlockBytes / 8 * h, kBlockBytes / 8);
         const __m512i v0 = load(pb + 192 * h), v1 = load(pb + 192 * h + 64);
         const __m512i v2 = load(pb + 192 * h + 128);
         const __m512i w0 = _mm512_and_si512(v0, low6), w1 = _mm512_and_si512(v1, low6);
@@ -592,7 +608,7 @@ struct FloatPanel {
     const int64_t full = k / 2;
     int64_t p = 0;
     for (; p + 2 <= full; p += 2) {
-      if constexpr (NC == 1) {
+      if constexpr (NC <= kPrefetchCols) {
         prefetch_ahead(reinterpret_cast<const uint8_t*>(pw + 2 * kPanelRows * p),
                        4 * kPanelRows * sizeof(T));
       }
