@@ -62,9 +62,7 @@ inline void prefetch_lines(const void* p, size_t bytes) {
   }
 }
 inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
-  for (size_t o = 0; o < bytes; o += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(p + bytes + kPrefetchBytes + o), _MM_HINT_T0);
-  }
+  prefetch_lines(p + bytes + kPrefetchBytes, bytes);
 }
 
 // Adds the two sums of each row (lanes 2r, 2r+1) and stores rows r < nr of each column.
@@ -108,14 +106,11 @@ void panel_gemm(int64_t k, const void* panel, const void* x, size_t ldx, float* 
   }
 }
 
-// Row r's 8-byte groups of a block (bytes at rows[r], nq groups) into nq / 8 vectors: vector v,
-// qword r = group v of row r, each byte XORed with flip.
-inline void transpose_qwords(const uint8_t* const rows[kPanelRows], int nq, uint8_t flip,
-                             uint8_t* out) {
+// The 8-byte groups of the rows' bytes (row r at rows[r], nq groups) into nq vectors: qword r of
+// vector v is group v of row r.
+inline void transpose_qwords(const uint8_t* const rows[kPanelRows], int nq, uint8_t* out) {
   for (int v = 0; v < nq; ++v) {
-    for (int r = 0; r < kPanelRows; ++r) {
-      for (int b = 0; b < 8; ++b) out[64 * v + 8 * r + b] = rows[r][8 * v + b] ^ flip;
-    }
+    for (int r = 0; r < kPanelRows; ++r) std::memcpy(out + 64 * v + 8 * r, rows[r] + 8 * v, 8);
   }
 }
 
@@ -336,7 +331,7 @@ struct QK_Panel {
       std::memcpy(out, d, sizeof(d));
       std::memcpy(out + kScales, sc, sizeof(sc));
       std::memcpy(out + kMins, mn, sizeof(mn));
-      transpose_qwords(rows, 16, 0, out + kQuants);
+      transpose_qwords(rows, 16, out + kQuants);
       if constexpr (kFifthBit) std::memcpy(out + kMasks, masks, sizeof(masks));
     }
   }
