@@ -62,23 +62,9 @@ CORRAL_AVX512_VNNI int32_t run_zmm(int64_t iters, int seed) {
                    "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
   }
   const __m512i s = _mm512_add_epi32(
-      _mm512_add_epi32(
-          _mm512_add_epi32(
-              _mm512_add_epi32(
-                  _mm512_add_epi32(
-                      _mm512_add_epi32(
-                          _mm512_add_epi32(
-                              _mm512_add_epi32(
-                                  _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c0, c1), c2),
-                                                   c3),
-                                  c4),
-                              c5),
-                          c6),
-                      c7),
-                  c8),
-              c9),
-          c10),
-      c11);
+      _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3)),
+                       _mm512_add_epi32(_mm512_add_epi32(c4, c5), _mm512_add_epi32(c6, c7))),
+      _mm512_add_epi32(_mm512_add_epi32(c8, c9), _mm512_add_epi32(c10, c11)));
   alignas(64) int32_t lanes[16];
   _mm512_store_si512(lanes, s);
   return lanes[0] + lanes[15];
@@ -109,23 +95,9 @@ CORRAL_AVX512_VNNI int32_t run_ymm(int64_t iters, int seed) {
                    "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
   }
   const __m256i s = _mm256_add_epi32(
-      _mm256_add_epi32(
-          _mm256_add_epi32(
-              _mm256_add_epi32(
-                  _mm256_add_epi32(
-                      _mm256_add_epi32(
-                          _mm256_add_epi32(
-                              _mm256_add_epi32(
-                                  _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), c2),
-                                                   c3),
-                                  c4),
-                              c5),
-                          c6),
-                      c7),
-                  c8),
-              c9),
-          c10),
-      c11);
+      _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),
+                       _mm256_add_epi32(_mm256_add_epi32(c4, c5), _mm256_add_epi32(c6, c7))),
+      _mm256_add_epi32(_mm256_add_epi32(c8, c9), _mm256_add_epi32(c10, c11)));
   return _mm256_extract_epi32(s, 0) + _mm256_extract_epi32(s, 7);
 }
 

@@ -216,7 +216,8 @@ TestResult run_gen_test(runner::Engine& engine, int n_gen, int reps, int num_bat
   return r;
 }
 
-void print_json(const ModelFacts& m, const TestResult& r) {
+// The fields of the model and the run that every JSON line starts with.
+nlohmann::ordered_json model_json(const ModelFacts& m) {
   nlohmann::ordered_json j;
   j["model"] = m.name;
   j["model_path"] = m.path;
@@ -228,6 +229,11 @@ void print_json(const ModelFacts& m, const TestResult& r) {
   j["backend"] = m.backend;
   j["n_threads"] = m.threads;
   j["n_gpu_layers"] = m.gpu_layers;
+  return j;
+}
+
+void print_json(const ModelFacts& m, const TestResult& r) {
+  nlohmann::ordered_json j = model_json(m);
   j["test"] = r.name;
   j["n_prompt"] = r.n_prompt;
   j["n_gen"] = r.n_gen;
@@ -285,16 +291,7 @@ void print_table_row(const ModelFacts& m, const TestResult& r) {
 }
 
 void print_parallel_json(const ModelFacts& m, const ParallelResult& r) {
-  nlohmann::ordered_json j;
-  j["model"] = m.name;
-  j["model_path"] = m.path;
-  j["model_arch"] = m.arch;
-  j["model_type"] = m.type;
-  j["model_size"] = m.size;
-  j["model_n_params"] = m.n_params;
-  j["flops_per_token"] = m.flops_per_token;
-  j["backend"] = m.backend;
-  j["n_threads"] = m.threads;
+  nlohmann::ordered_json j = model_json(m);
   j["test"] = "parallel" + std::to_string(r.n_parallel);
   j["n_parallel"] = r.n_parallel;
   j["n_gen"] = r.n_gen;

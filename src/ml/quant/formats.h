@@ -54,6 +54,11 @@ inline void get_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
+// All 8 scales and mins at once, out of line: for kernels compiled for a wider instruction set,
+// which must not instantiate the inline version (the linker could keep their copy for every
+// caller).
+void unpack_scales_mins_k4(const uint8_t* packed, uint8_t sc[8], uint8_t m[8]);
+
 // The 16 signed 6-bit group scales of a Q3_K super-block (already minus the bias 32): group j
 // keeps its low 4 bits in the low (j < 8) or high (j >= 8) nibble of byte j % 8 and its high
 // 2 bits at bit 2*(j/4) of byte 8 + j % 4.

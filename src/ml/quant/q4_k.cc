@@ -45,4 +45,8 @@ void dequantize_row_q4_K(const BlockQ4_K* x, float* y, int64_t n) {
   }
 }
 
+void unpack_scales_mins_k4(const uint8_t* packed, uint8_t sc[8], uint8_t m[8]) {
+  for (int j = 0; j < 8; ++j) get_scale_min_k4(j, packed, &sc[j], &m[j]);
+}
+
 }  // namespace corral::ml::quant

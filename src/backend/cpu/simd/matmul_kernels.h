@@ -107,6 +107,9 @@ inline size_t x_row_bytes_q8_0_sum(int64_t k) {
 
 // The AVX2 ones (call only where the CPU has AVX2).
 void quantize_row_q8_0_sum_avx2(const float* x, void* y, int64_t k);
+// The 256 unsigned 6-bit quants (0..63) of the Q6_K block at block, in element order, for
+// packing panels.
+void unpack_q6_K_avx2(const void* block, uint8_t* out);
 void quantize_row_q8_0_avx2(const float* x, void* y, int64_t k);
 void quantize_row_q8_K_avx2(const float* x, void* y, int64_t k);
 

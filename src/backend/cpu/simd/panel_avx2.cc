@@ -16,6 +16,7 @@
 
 #include "backend/cpu/simd/matmul_kernels.h"
 #include "ml/quant/blocks.h"
+#include "ml/quant/formats.h"
 
 namespace corral::backend::cpu::simd {
 namespace {
@@ -182,6 +183,29 @@ void quantize_row_q8_0_sum_avx2(const float* x, void* y, int64_t k) {
   }
 }
 
+// The 256 unsigned 6-bit quants of a Q6_K block in element order. Each 128 elements take 64
+// bytes of ql and 32 of qh (ggml's dequantize_row_q6_K).
+void unpack_q6_K_avx2(const void* block, uint8_t* o) {
+  const auto& b = *static_cast<const q::BlockQ6_K*>(block);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
+  for (int n = 0; n < 2; ++n, o += 128) {
+    const __m256i l0 = load(b.ql + 64 * n), l1 = load(b.ql + 64 * n + 32);
+    const __m256i h = load(b.qh + 32 * n);
+    const __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, low4),
+                                       _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45));
+    const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, low4),
+                                       _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45));
+    const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                                       _mm256_and_si256(h, bits45));
+    const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                                       _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), q0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32), q1);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64), q2);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 96), q3);
+  }
+}
+
 namespace {
 
 using XBlock = Q8SumBlock;
@@ -305,15 +329,11 @@ struct Q4_KPanel {
         rows[r] = b.qs;
         std::memcpy(&d[r], &b.d, 2);
         std::memcpy(&d[kPanelRows + r], &b.dmin, 2);
-        // 6-bit scales and mins from 12 bytes (ggml's get_scale_min_k4).
+        uint8_t scales[8], mins[8];
+        q::unpack_scales_mins_k4(b.scales, scales, mins);
         for (int j = 0; j < 8; ++j) {
-          if (j < 4) {
-            sc[j][r] = b.scales[j] & 63;
-            mn[j][r] = b.scales[j + 4] & 63;
-          } else {
-            sc[j][r] = (b.scales[j + 4] & 0x0F) | ((b.scales[j - 4] >> 6) << 4);
-            mn[j][r] = (b.scales[j + 4] >> 4) | ((b.scales[j] >> 6) << 4);
-          }
+          sc[j][r] = scales[j];
+          mn[j][r] = mins[j];
         }
       }
       std::memcpy(out, d, sizeof(d));
@@ -484,28 +504,6 @@ struct Q6_KPanel {
   static_assert(kBlockBytes == kPanelRows * sizeof(q::BlockQ6_K));
   static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQKK) * kBlockBytes; }
 
-  // The 256 unsigned 6-bit quants of a Q6_K block in element order. Each 128 elements take
-  // 64 bytes of ql and 32 of qh (ggml's dequantize_row_q6_K).
-  static void unpack_quants(const q::BlockQ6_K& b, uint8_t* o) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
-    for (int n = 0; n < 2; ++n, o += 128) {
-      const __m256i l0 = load(b.ql + 64 * n), l1 = load(b.ql + 64 * n + 32);
-      const __m256i h = load(b.qh + 32 * n);
-      const __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, low4),
-                                         _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45));
-      const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, low4),
-                                         _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45));
-      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
-                                         _mm256_and_si256(h, bits45));
-      const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
-                                         _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), q0);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32), q1);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64), q2);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 96), q3);
-    }
-  }
-
   // The three vectors of group g from the rows' unpacked quants (row r at qv[r]): rows r and
   // r+4 share a 256-bit vector, so the in-lane dword transpose gives rows 0..3 and 4..7 at once.
   static void fold_group(const uint8_t (*qv)[q::kQKK], int g, uint8_t* o) {
@@ -546,7 +544,7 @@ struct Q6_KPanel {
             reinterpret_cast<const q::BlockQ6_K*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
         std::memcpy(&d[r], &b.d, 2);
         std::memcpy(sc[r], b.scales, 16);
-        unpack_quants(b, qv[r]);
+        unpack_q6_K_avx2(&b, qv[r]);
       }
       for (int g = 0; g < 16; ++g) fold_group(qv, g, out + 96 * g);
       for (int u = 0; u < 8; ++u) {

@@ -23,6 +23,7 @@
 
 #include "backend/cpu/simd/matmul_kernels.h"
 #include "ml/quant/blocks.h"
+#include "ml/quant/formats.h"
 
 namespace corral::backend::cpu::simd {
 namespace {
@@ -264,6 +265,16 @@ inline void row_factors(const uint8_t* p, __m512i& first, __m512i& second) {
   second = _mm512_permutexvar_epi32(_mm512_add_epi32(dup, _mm512_set1_epi32(8)), wide);
 }
 
+// Super-block i of each column of a tile (Q8_K activations, ldx bytes apart), with those a few
+// blocks ahead prefetched in decode batches (kPrefetchCols).
+template <int NC>
+inline void super_blocks(const uint8_t* x, size_t ldx, int64_t i, const q::BlockQ8_K* (&y)[NC]) {
+  for (int c = 0; c < NC; ++c) {
+    y[c] = reinterpret_cast<const q::BlockQ8_K*>(x + c * ldx) + i;
+    if constexpr (NC <= kPrefetchCols) prefetch_lines(y[c] + 2, sizeof(q::BlockQ8_K));
+  }
+}
+
 // Q4_K panel super-block (256 elements of 8 rows, 1184 bytes, as the AVX2 one), and Q5_K's
 // (1440 bytes, as its 8 rows' blocks), which adds the fifth bits as 8-byte masks:
 //   d[8], dmin[8] as halves;
@@ -315,17 +326,11 @@ struct QK_Panel {
             }
           }
         }
-        // 6-bit scales and mins from 12 bytes (ggml's get_scale_min_k4).
+        uint8_t scales[8], mins[8];
+        q::unpack_scales_mins_k4(b.scales, scales, mins);
         for (int j = 0; j < 8; ++j) {
-          uint8_t m;
-          if (j < 4) {
-            sc[j][r] = b.scales[j] & 63;
-            m = b.scales[j + 4] & 63;
-          } else {
-            sc[j][r] = (b.scales[j + 4] & 0x0F) | ((b.scales[j - 4] >> 6) << 4);
-            m = (b.scales[j + 4] >> 4) | ((b.scales[j] >> 6) << 4);
-          }
-          mn[j / 2][r][j % 2] = m;
+          sc[j][r] = scales[j];
+          mn[j / 2][r][j % 2] = mins[j];
         }
       }
       std::memcpy(out, d, sizeof(d));
@@ -346,12 +351,9 @@ struct QK_Panel {
     for (int64_t i = 0; i < k / q::kQKK; ++i) {
       const uint8_t* pb = panel + i * kBlockBytes;
       const q::BlockQ8_K* y[NC];
+      super_blocks<NC>(x, ldx, i, y);
       __m512i s[NC];
-      for (int c = 0; c < NC; ++c) {
-        y[c] = reinterpret_cast<const q::BlockQ8_K*>(x + c * ldx) + i;
-        if constexpr (NC <= kPrefetchCols) prefetch_lines(y[c] + 2, sizeof(q::BlockQ8_K));
-        s[c] = zero;
-      }
+      for (int c = 0; c < NC; ++c) s[c] = zero;
       for (int jj = 0; jj < 4; ++jj) {
         if constexpr (NC <= kPrefetchCols)
           prefetch_ahead(pb + kBlockBytes / 4 * jj, kBlockBytes / 4);
@@ -419,26 +421,27 @@ struct QK_Panel {
 // bits, and one vpdpwssd multiplies the sums by the group's scale (in both words of each
 // lane) and adds them up. The -32 is taken off per super-block as 32 * sum_g sc_g * bsums[g],
 // also through vpdpwssd.
+// vpermw indices of Q6_KPanel: word 4r+e of the scale vectors from word r (first group of a
+// pair) or 8+r (second); of the correction vectors, word 4r+q from word 8q+r (groups 4t+q).
+struct Q6Words {
+  alignas(64) int16_t first[32], second[32], corr[32];
+};
+constexpr Q6Words make_q6_words() {
+  Q6Words w{};
+  for (int i = 0; i < 32; ++i) {
+    w.first[i] = static_cast<int16_t>(i / 4);
+    w.second[i] = static_cast<int16_t>(8 + i / 4);
+    w.corr[i] = static_cast<int16_t>(8 * (i % 4) + i / 4);
+  }
+  return w;
+}
+constexpr Q6Words kQ6Words = make_q6_words();
+
 struct Q6_KPanel {
   static constexpr size_t kScales = 24 * 64, kD = kScales + 128;
   static constexpr size_t kBlockBytes = kD + 16;
   static_assert(kBlockBytes == kPanelRows * sizeof(q::BlockQ6_K));
   static size_t panel_bytes(int64_t k) { return static_cast<size_t>(k / q::kQKK) * kBlockBytes; }
-
-  // The 256 unsigned 6-bit quants of a block in element order (ggml's dequantize_row_q6_K:
-  // each 128 elements take 64 bytes of ql and 32 of qh).
-  static void unpack_quants(const q::BlockQ6_K& b, uint8_t* o) {
-    for (int n = 0; n < 2; ++n, o += 128) {
-      const uint8_t* ql = b.ql + 64 * n;
-      const uint8_t* qh = b.qh + 32 * n;
-      for (int l = 0; l < 32; ++l) {
-        o[l] = (ql[l] & 0x0F) | ((qh[l] & 3) << 4);
-        o[l + 32] = (ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4);
-        o[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
-        o[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
-      }
-    }
-  }
 
   static void pack(int64_t k, const void* w, size_t ldw, int nr, void* panel) {
     auto* out = static_cast<uint8_t*>(panel);
@@ -451,7 +454,7 @@ struct Q6_KPanel {
             reinterpret_cast<const q::BlockQ6_K*>(static_cast<const uint8_t*>(w) + r * ldw)[i];
         std::memcpy(&d[r], &b.d, 2);
         for (int g = 0; g < 16; ++g) sc[g][r] = b.scales[g];
-        unpack_quants(b, qv[r]);
+        unpack_q6_K_avx2(&b, qv[r]);
       }
       for (int h = 0; h < 8; ++h) {
         for (int j = 0; j < 3; ++j) {
@@ -476,29 +479,14 @@ struct Q6_KPanel {
     for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
     const __m512i low6 = _mm512_set1_epi8(0x3F);
     const __m512i zero = _mm512_setzero_si512();
-    // Word 4r+e of the scale vectors from word r (first group of a pair) or 8+r (second); of
-    // the correction vectors, word 4r+q from word 8q+r (groups 4t+q).
-    __m512i first, second, corr_idx;
-    {
-      alignas(64) int16_t a[32], b[32], c[32];
-      for (int w = 0; w < 32; ++w) {
-        a[w] = static_cast<int16_t>(w / 4);
-        b[w] = static_cast<int16_t>(8 + w / 4);
-        c[w] = static_cast<int16_t>(8 * (w % 4) + w / 4);
-      }
-      first = load(a);
-      second = load(b);
-      corr_idx = load(c);
-    }
+    const __m512i first = load(kQ6Words.first), second = load(kQ6Words.second);
+    const __m512i corr_idx = load(kQ6Words.corr);
     for (int64_t i = 0; i < k / q::kQKK; ++i) {
       const uint8_t* pb = panel + i * kBlockBytes;
       const q::BlockQ8_K* y[NC];
+      super_blocks<NC>(x, ldx, i, y);
       __m512i s[NC];
-      for (int c = 0; c < NC; ++c) {
-        y[c] = reinterpret_cast<const q::BlockQ8_K*>(x + c * ldx) + i;
-        if constexpr (NC <= kPrefetchCols) prefetch_lines(y[c] + 2, sizeof(q::BlockQ8_K));
-        s[c] = zero;
-      }
+      for (int c = 0; c < NC; ++c) s[c] = zero;
       for (int h = 0; h < 8; ++h) {
         if constexpr (NC <= kPrefetchCols)
           prefetch_ahead(pb + kBlockBytes / 8 * h, kBlockBytes / 8);
