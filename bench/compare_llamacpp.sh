@@ -18,7 +18,9 @@
 #   bench's flops_per_token);
 # - the parallel figure: the aggregate tokens/s of 1, 2, 4 and 8 greedy sequences at once through
 #   corral's runner (`corral bench --parallel`; PARALLEL=1,2,4,8 the counts, "" to skip;
-#   PARALLEL_TOKENS=64 the tokens of each sequence), against one sequence alone.
+#   PARALLEL_TOKENS=64 the tokens of each sequence), against one sequence alone;
+# - the same through `corral serve` (bench/parallel_serve.mjs: N concurrent streamed greedy
+#   /api/generate requests with short prompts; SERVE=1,4 the counts, "" to skip).
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
@@ -35,6 +37,7 @@ stream="${STREAM:-$(dirname "$corral")/stream}"
 int8_peak="${INT8_PEAK:-$(dirname "$corral")/int8_peak}"
 parallel="${PARALLEL-1,2,4,8}"
 parallel_tokens="${PARALLEL_TOKENS:-64}"
+serve="${SERVE-1,4}"
 
 if [ ! -f "$model" ]; then
   echo "compare_llamacpp: no model file $model" >&2
@@ -96,6 +99,12 @@ for ((round = 1; round <= rounds; ++round)); do
     if [ -n "${CORRAL_THREADS:-}" ]; then par_args+=(-t "$CORRAL_THREADS"); fi
     "$corral" "${par_args[@]}" | sed "s/^/parallel $round /" >> "$scratch/results"
   fi
+  if [ -n "$serve" ]; then
+    # A difference between a concurrent text and its text alone exits 1; the JSON says so.
+    node "$repo/bench/parallel_serve.mjs" --corral "$corral" --model "$model" --n "$serve" \
+      --tokens "$parallel_tokens" --rounds 1 --json | sed "s/^/serve $round /" \
+      >> "$scratch/results" || true
+  fi
 done
 if [ ! -x "$int8_peak" ]; then
   echo "compare_llamacpp: $int8_peak not found (cmake --build build --target int8_peak):" \
@@ -116,11 +125,11 @@ for flag in avx2 avx512f avx512bw avx512vl avx512_vnni avx512_bf16; do
 done
 
 # Lines: "<side> <round> <json>"; llama.cpp's per-round value of a test is its better thread count.
-python3 - "$scratch/results" "$model" "$rounds" "${cpu_model:-unknown}" "$simd" <<'PY'
+python3 - "$scratch/results" "$model" "$rounds" "${cpu_model:-unknown}" "$simd" "$parallel_tokens" <<'PY'
 import json, statistics, sys
 from collections import defaultdict
 
-path, model, rounds, cpu_model, simd = sys.argv[1:6]
+path, model, rounds, cpu_model, simd, parallel_tokens = sys.argv[1:7]
 best = defaultdict(dict)  # (side, test) -> round -> (t/s, threads)
 read_gbs = []
 bytes_per_token = None
@@ -129,6 +138,8 @@ int8 = defaultdict(list)  # variant -> GOPS per round
 int8_info = {}
 par = defaultdict(list)  # sequences -> aggregate t/s per round
 par_same = defaultdict(list)  # sequences -> same tokens as with fewer, per round
+serve_ts = defaultdict(list)  # concurrent requests -> aggregate t/s per round, through serve
+serve_mismatches = 0
 par_tokens = None
 for line in open(path):
     side, rnd, payload = line.split(" ", 2)
@@ -141,6 +152,11 @@ for line in open(path):
         for v in ("zmm", "ymm", "avx2"):
             if j.get(f"{v}_gops") is not None:
                 int8[v].append(j[f"{v}_gops"])
+        continue
+    if side == "serve":
+        for n, r in j["results"].items():
+            serve_ts[int(n)].append(r["tok_s"])
+        serve_mismatches += j["mismatches"]
         continue
     if side == "parallel":
         par[j["n_parallel"]].append(j["avg_ts"])
@@ -209,4 +225,15 @@ if par:
         same = par_same.get(n)
         same_text = "-" if not same else "yes" if all(same) else "NO"
         print(f"| {n} | {m:.2f} | {m / one:.2f} | {same_text} |")
+if serve_ts:
+    print(f"\nthrough corral serve (bench/parallel_serve.mjs, {parallel_tokens} greedy tokens per "
+          f"request, short prompts, median of {len(next(iter(serve_ts.values())))} rounds)")
+    print("| requests | aggregate t/s | x one request |")
+    print("| ---: | ---: | ---: |")
+    one = statistics.median(serve_ts[min(serve_ts)])
+    for n in sorted(serve_ts):
+        m = statistics.median(serve_ts[n])
+        print(f"| {n} | {m:.2f} | {m / one:.2f} |")
+    print("every concurrent text equals its text alone" if serve_mismatches == 0 else
+          f"{serve_mismatches} concurrent texts DIFFER from their text alone")
 PY

@@ -10,7 +10,7 @@
 // a difference is printed and the exit status is 1.
 //
 //   node bench/parallel_serve.mjs --model /tmp/l1b.gguf [--corral build/corral] [--n 1,2,4,8]
-//                                 [--tokens 64] [--rounds 2] [--json]
+//                                 [--tokens 64] [--rounds 2] [--prompts short|long] [--json]
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -36,16 +36,29 @@ const asJson = args.includes('--json');
 const log = (...a) => { if (!asJson) console.log(...a); };
 const maxN = Math.max(...ns);
 
-const prompts = [
-  'Once upon a time, in a small village by the sea,',
-  'The history of the printing press begins',
-  'Here is a recipe for a simple tomato soup:',
-  'The three laws of thermodynamics are',
-  'In the year 2150, the first city on Mars',
-  'A short poem about autumn leaves:',
-  'The main differences between cats and dogs are',
-  'To build a wooden bookshelf, you will need',
-];
+// Short prompts by default (a few words: about 8-12 tokens, as `corral bench --parallel` uses 8),
+// so that the two figures measure the same work; `--prompts long` takes sentences (20-30 tokens
+// on the synthetic models' tokenizer), where the compute-bound prefill of N prompts is a larger
+// part of a 64-token reply.
+const promptSets = {
+  short: ['Once upon a time', 'The printing press', 'Tomato soup recipe:', 'Thermodynamics is',
+          'In the year 2150', 'Autumn leaves poem:', 'Cats and dogs', 'A wooden bookshelf'],
+  long: [
+    'Once upon a time, in a small village by the sea,',
+    'The history of the printing press begins',
+    'Here is a recipe for a simple tomato soup:',
+    'The three laws of thermodynamics are',
+    'In the year 2150, the first city on Mars',
+    'A short poem about autumn leaves:',
+    'The main differences between cats and dogs are',
+    'To build a wooden bookshelf, you will need',
+  ],
+};
+const prompts = promptSets[flag('--prompts', 'short')];
+if (!prompts) {
+  console.error('--prompts: short or long');
+  process.exit(2);
+}
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-parallel-serve-'));
 const env = { ...process.env, CORRAL_MODELS: path.join(work, 'models'), CORRAL_NO_SERVER: '1' };
@@ -83,7 +96,7 @@ async function generate(prompt) {
                            options: { temperature: 0, num_predict: tokens } }),
   });
   if (r.status !== 200) throw new Error(`/api/generate: ${r.status} ${await r.text()}`);
-  let text = '', evalCount = 0, rest = '';
+  let text = '', evalCount = 0, promptCount = 0, rest = '';
   for await (const chunk of r.body) {
     rest += Buffer.from(chunk).toString('utf8');
     let nl;
@@ -94,10 +107,13 @@ async function generate(prompt) {
       const j = JSON.parse(line);
       if (j.error) throw new Error(j.error);
       text += j.response || '';
-      if (j.done) evalCount = j.eval_count;
+      if (j.done) {
+        evalCount = j.eval_count;
+        promptCount = j.prompt_eval_count;
+      }
     }
   }
-  return { text, evalCount };
+  return { text, evalCount, promptCount };
 }
 
 await generate('Hi');  // loads the model; its first steps make plans and packed weights
@@ -106,7 +122,7 @@ const alone = new Map();
 const results = {};
 let mismatches = 0;
 for (const n of ns) {
-  let generated = 0, ms = 0;
+  let generated = 0, ms = 0, promptTokens = 0, requests = 0;
   for (let round = 0; round < rounds; ++round) {
     // Rounds rotate the prompts; a prompt seen before reuses its cells (its prefill is a few
     // tokens either way).
@@ -116,6 +132,8 @@ for (const n of ns) {
     ms += performance.now() - t0;
     outs.forEach((o, i) => {
       generated += o.evalCount;
+      promptTokens += o.promptCount;
+      ++requests;
       const p = batch[i];
       if (n === 1 || !alone.has(p)) {
         if (n === 1) alone.set(p, o.text);
@@ -130,8 +148,10 @@ for (const n of ns) {
     // Every prompt alone, for the comparisons of the larger batches.
     for (const p of prompts) if (!alone.has(p)) alone.set(p, (await generate(p)).text);
   }
-  results[n] = { tokens: generated, seconds: ms / 1e3, tok_s: generated / (ms / 1e3) };
-  log(`n=${n}: ${generated} tokens in ${(ms / 1e3).toFixed(2)} s: ` +
+  results[n] = { tokens: generated, seconds: ms / 1e3, tok_s: generated / (ms / 1e3),
+                 prompt_tokens: promptTokens / requests };
+  log(`n=${n}: ${generated} tokens in ${(ms / 1e3).toFixed(2)} s ` +
+      `(prompts of ${results[n].prompt_tokens.toFixed(1)} tokens on average): ` +
       `${results[n].tok_s.toFixed(2)} tok/s aggregate` +
       (results[1] && n > 1 ? ` (${(results[n].tok_s / results[1].tok_s).toFixed(2)}x one)` : ''));
 }
