@@ -1,0 +1,1 @@
+export function mountModels(root) { root.textContent = "models"; }
