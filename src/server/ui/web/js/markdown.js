@@ -1,8 +1,8 @@
 // Model output to safe HTML: Markdown by marked, then DOMPurify on every render. No reply can run
 // script: DOMPurify drops <script>, event-handler attributes and javascript: URLs, and the page's
 // Content-Security-Policy (script-src 'self') would refuse inline script even if one slipped by.
-import { marked } from "../vendor/marked.esm.js";
-import DOMPurify from "../vendor/purify.es.mjs";
+import { marked } from "../vendor/marked.js";
+import DOMPurify from "../vendor/purify.js";
 
 marked.setOptions({ gfm: true, breaks: true });
 
