@@ -17,6 +17,7 @@ import {
   problems,
   send,
   setOptions,
+  throttle,
   tinyPng,
   waitReply,
   watchReplyGrowth,
@@ -50,24 +51,40 @@ test("a reply streams into the page token by token, with its speed and time to f
   await openChat(page, server.url);
   const caps = await page.locator("[data-testid=model-picker] option:checked").innerText();
   assert.match(caps, /stories:latest — .*llama.*F32/, "the picker shows family and quantization");
-  await setOptions(page, { seed: 7, num_predict: 120 });
+  // A whole story (stories260K's 512-token context) arrives over many frames.
+  await setOptions(page, { seed: 7, num_predict: -1 });
   const lengths = await watchReplyGrowth(page);
   await send(page, "Once upon a time");
   const r = await waitReply(page);
   const seen = await lengths();
   assert.ok(r.content.length > 40, `a story: ${r.content}`);
   const growing = seen.filter((n) => n > 0);
-  assert.ok(growing.length >= 4, `the reply grew over several DOM updates: ${seen}`);
+  console.log(`chat page: the reply grew over ${growing.length} DOM updates to ${r.content.length} characters`);
+  assert.ok(growing.length >= 8, `the reply grew over several DOM updates: ${seen}`);
   for (let i = 1; i < growing.length; i++) assert.ok(growing[i] > growing[i - 1], `${seen}`);
   assert.match(r.stats, /[\d.]+ tok\/s · \d+ tokens · first token \d+ ms \(page: \d+ ms\)/);
   assert.equal(r.error, "");
 
-  const chunk = Number(await r.reply.getAttribute("data-first-chunk-ms"));
-  const paint = Number(await r.reply.getAttribute("data-first-paint-ms"));
-  assert.ok(chunk > 0 && paint >= chunk, `first chunk ${chunk} ms, painted ${paint} ms`);
+  // The first token: from its chunk read off the stream to the frame that paints it, over a few
+  // replies (measured and reported, not asserted).
+  await setOptions(page, { num_predict: 16 });
+  const deltas = [];
+  for (let i = 0; i < 6; i++) {
+    if (i > 0) {
+      await send(page, "The little dog");
+      await waitReply(page);
+    }
+    const reply = lastReply(page);
+    const chunk = Number(await reply.getAttribute("data-first-chunk-ms"));
+    const paint = Number(await reply.getAttribute("data-first-paint-ms"));
+    assert.ok(chunk > 0 && paint >= chunk, `first chunk ${chunk} ms, painted ${paint} ms`);
+    deltas.push(paint - chunk);
+  }
+  const sorted = [...deltas].sort((a, b) => a - b);
   console.log(
-    `chat page: first token painted ${(paint - chunk).toFixed(1)} ms after its chunk was read ` +
-      `(page timestamps data-first-chunk-ms/data-first-paint-ms)`,
+    `chat page: first token painted ${deltas.map((d) => d.toFixed(1)).join(", ")} ms after its ` +
+      `chunk was read (median ${sorted[sorted.length >> 1].toFixed(1)} ms, max ` +
+      `${sorted[sorted.length - 1].toFixed(1)} ms; data-first-chunk-ms → data-first-paint-ms)`,
   );
   await ui.screenshot(page, "chat-desktop-light");
   assert.deepEqual(problems(page), []);
@@ -76,29 +93,33 @@ test("a reply streams into the page token by token, with its speed and time to f
 test("stopping a long reply (Esc, then the Stop button) keeps what came, and the server answers the next", async (t) => {
   const page = await ui.page(t);
   if (!page) return;
-  // The tiny random qwen writes on until stopped.
-  await openChat(page, server.url, "qwen");
+  await openChat(page, server.url);
   await setOptions(page, { num_predict: -1 });
-  for (const how of ["Escape", "button"]) {
-    await send(page, "go on forever");
-    await page.locator("article.msg-assistant[data-first-paint-ms]").nth(how === "Escape" ? 0 : 1).waitFor();
+  // Throttled, the ~500 tokens stories writes take many seconds to arrive: still streaming when
+  // the test stops them.
+  await throttle(page, 3000);
+  for (const [i, how] of ["Escape", "button"].entries()) {
+    await send(page, "Once upon a time");
+    await page.locator("article.msg-assistant[data-first-paint-ms]").nth(i).waitFor();
     assert.ok(await page.locator("[data-testid=stop]").isVisible());
     if (how === "Escape") await page.keyboard.press("Escape");
     else await page.click("[data-testid=stop]");
     const r = await waitReply(page);
     assert.ok(r.stopped, `${how}: the reply says it was stopped`);
     assert.equal(r.error, "", `${how}: a stop is no error`);
+    assert.ok(r.content.length > 0, `${how}: what came is kept`);
     assert.ok(await page.locator("[data-testid=send]").isVisible());
     assert.ok(await page.locator("[data-testid=stop]").isHidden());
   }
+  await throttle(page, -1);
   const kept = await page.evaluate(() => {
-    const c = JSON.parse(localStorage.getItem(`corral.conversation.${localStorage.getItem("corral.current")}`));
-    return c.messages.filter((m) => m.role === "assistant").map((m) => ({ stopped: m.stopped, n: m.content.length }));
+    const id = localStorage.getItem("corral.current");
+    const c = JSON.parse(localStorage.getItem(`corral.conversation.${id}`));
+    return c.messages.filter((m) => m.role === "assistant").map((m) => [m.stopped, m.content.length]);
   });
   assert.equal(kept.length, 2);
-  for (const k of kept) assert.ok(k.stopped && k.n > 0, JSON.stringify(kept));
+  for (const [stopped, n] of kept) assert.ok(stopped && n > 0, JSON.stringify(kept));
 
-  await pickModel(page, "stories");
   await setOptions(page, { num_predict: 8 });
   await send(page, "Once upon a time");
   const after = await waitReply(page);
@@ -125,7 +146,8 @@ test("conversations are kept in the browser: reload, switch, rename, export, del
 
   await page.locator("[data-testid=conversation-title]", { hasText: "Once upon" }).click();
   assert.equal(await page.locator("article.msg-user").innerText(), "Once upon a time there was a cat\nEdit\nCopy");
-  assert.equal(await lastReply(page).locator("[data-testid=message-content]").innerText(), first.content);
+  const shown = await lastReply(page).locator("[data-testid=message-content]").innerText();
+  assert.equal(shown.trim(), first.content.trim());
   assert.equal(await page.locator("[data-testid=system-prompt]").inputValue(), "Tell stories.");
   assert.equal(await page.locator("[data-testid=opt-num_predict]").inputValue(), "12");
 
@@ -141,7 +163,7 @@ test("conversations are kept in the browser: reload, switch, rename, export, del
   assert.equal(exported.title, "Cat story");
   assert.equal(exported.system, "Tell stories.");
   assert.deepEqual(exported.messages.map((m) => m.role), ["user", "assistant"]);
-  assert.equal(exported.messages[1].content, first.content);
+  assert.equal(exported.messages[1].content.trim(), first.content.trim());
   assert.ok(exported.messages[1].stats.eval_count > 0);
 
   await page.reload();

@@ -113,3 +113,16 @@ export async function watchReplyGrowth(page) {
   });
   return () => page.evaluate(() => window.__lengths);
 }
+
+// Limits how fast the page's responses arrive (DevTools network throttling, bytes per second; -1
+// lifts it): stories260K writes its whole context in under a second, throttled it takes many.
+export async function throttle(page, bytesPerSecond) {
+  page.cdp ??= await page.context().newCDPSession(page);
+  await page.cdp.send("Network.enable");
+  await page.cdp.send("Network.emulateNetworkConditions", {
+    offline: false,
+    latency: 0,
+    downloadThroughput: bytesPerSecond,
+    uploadThroughput: -1,
+  });
+}

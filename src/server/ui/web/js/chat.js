@@ -137,16 +137,17 @@ export class Chat {
     }
   }
 
-  // The first token's timestamps, kept on the message element: when its chunk was read from the
-  // stream and when the render that shows it has run (data-first-chunk-ms, data-first-paint-ms).
+  // The first token is rendered at once (later ones wait for the next frame). Its timestamps are
+  // kept on the message element: when its chunk was read from the stream (data-first-chunk-ms)
+  // and the start of the frame that paints it (data-first-paint-ms: the animation-frame callback
+  // after the render runs just before that frame's paint).
   markFirstToken(view, assistant, started) {
     const chunkAt = performance.now();
     assistant.page_ttft_ms = Math.round(chunkAt - started);
     view.root.dataset.firstChunkMs = chunkAt.toFixed(2);
-    view.schedule(() => {
-      view.root.dataset.firstPaintMs = performance.now().toFixed(2);
-      this.scrollToEnd();
-    });
+    view.flush();
+    this.scrollToEnd(true);
+    requestAnimationFrame(() => (view.root.dataset.firstPaintMs = performance.now().toFixed(2)));
   }
 
   stop() {

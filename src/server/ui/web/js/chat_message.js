@@ -149,10 +149,11 @@ export class MessageView {
     if (m.thinking) {
       this.thinking.hidden = false;
       renderMarkdown(this.thinkingBody, m.thinking);
-      const still = m.streaming && !m.content && !m.tool_calls?.length;
-      this.thinkingSummary.textContent = still ? "Thinking…" : "Thoughts";
-      // Open while the model thinks, folded once it answers, unless the reader chose.
-      if (!this.thinkingToggled) this.thinking.open = still;
+      const answered = Boolean(m.content || m.tool_calls?.length);
+      this.thinkingSummary.textContent = m.streaming && !answered ? "Thinking…" : "Thoughts";
+      // Open while the model thinks, folded once it answers (a reply that is all thought stays
+      // open), unless the reader chose.
+      if (!this.thinkingToggled) this.thinking.open = !answered;
     } else {
       this.thinking.hidden = true;
     }
