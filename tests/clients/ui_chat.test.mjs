@@ -90,7 +90,7 @@ test("a reply streams into the page token by token, with its speed and time to f
   assert.deepEqual(problems(page), []);
 });
 
-test("stopping a long reply (Esc, then the Stop button) keeps what came, and the server answers the next", async (t) => {
+test("stopping a long reply (Esc, the Stop button, opening another chat) keeps what came; the server answers the next", async (t) => {
   const page = await ui.page(t);
   if (!page) return;
   await openChat(page, server.url);
@@ -111,13 +111,23 @@ test("stopping a long reply (Esc, then the Stop button) keeps what came, and the
     assert.ok(await page.locator("[data-testid=send]").isVisible());
     assert.ok(await page.locator("[data-testid=stop]").isHidden());
   }
+  // Opening another conversation stops the reply too; it is kept in its own.
+  await send(page, "Once upon a time");
+  await page.locator("article.msg-assistant[data-first-paint-ms]").nth(2).waitFor();
+  await page.click("[data-testid=new-chat]");
+  assert.ok(await page.locator("[data-testid=stop]").isHidden());
+  assert.equal(await page.locator("article.msg").count(), 0);
+  await page.locator("[data-testid=conversation-title]").first().click();
+  const third = page.locator("article.msg-assistant").nth(2);
+  assert.ok(await third.locator("[data-testid=message-stopped]").isVisible());
+  assert.ok((await third.locator("[data-testid=message-content]").innerText()).length > 0);
   await throttle(page, -1);
   const kept = await page.evaluate(() => {
     const id = localStorage.getItem("corral.current");
     const c = JSON.parse(localStorage.getItem(`corral.conversation.${id}`));
     return c.messages.filter((m) => m.role === "assistant").map((m) => [m.stopped, m.content.length]);
   });
-  assert.equal(kept.length, 2);
+  assert.equal(kept.length, 3);
   for (const [stopped, n] of kept) assert.ok(stopped && n > 0, JSON.stringify(kept));
 
   await setOptions(page, { num_predict: 8 });

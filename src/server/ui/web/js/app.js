@@ -35,7 +35,7 @@ const settings = new Settings($("settings"), $("settings-toggle"), () => save())
 const chat = new Chat({
   container: $("messages"),
   picker,
-  onChange: () => save(),
+  onChange: (c) => save(c),
   onBusy: (busy) => {
     $("send").hidden = busy;
     $("stop").hidden = !busy;
@@ -63,20 +63,22 @@ const list = new ConversationList($("conversations"), {
   },
   remove: (id) => {
     deleteConversation(id);
+    if (current?.id === id) current.deleted = true;
     if (current?.id === id) startNew();
     else list.render(current?.id);
   },
   exportOne: (id) => exportConversation(id),
 });
 
-// Saves the open conversation once it holds a message (an untouched "New chat" is not listed).
-function save() {
-  if (!current || (!current.messages.length && !listConversations().some((e) => e.id === current.id))) {
-    return;
-  }
-  const warning = saveConversation(current);
-  if (warning) chat.notice(warning);
-  list.render(current.id);
+// Saves a conversation (the open one unless named: a reply stopped by switching away still ends
+// in its own) once it holds a message; an untouched "New chat" is not listed, a deleted one stays
+// deleted.
+function save(c = current) {
+  if (!c || c.deleted) return;
+  if (!c.messages.length && !listConversations().some((e) => e.id === c.id)) return;
+  const warning = saveConversation(c);
+  if (warning && c === current) chat.notice(warning);
+  list.render(current?.id);
 }
 
 function show(c) {

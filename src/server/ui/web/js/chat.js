@@ -24,7 +24,16 @@ export class Chat {
   }
 
   show(conversation) {
-    this.stop();
+    // A reply still streaming is stopped; it ends (and is saved) in its own conversation.
+    if (this.controller) {
+      this.controller.abort();
+      this.controller = null;
+      this.onBusy(false);
+      const { conversation: c, assistant } = this.live;
+      delete assistant.streaming;
+      assistant.stopped = true;
+      this.onChange(c);
+    }
     this.conversation = conversation;
     this.views = conversation.messages.map((m, i) => new MessageView(m, i));
     this.container.replaceChildren(...this.views.map((v) => v.root));
@@ -90,6 +99,7 @@ export class Chat {
     this.scrollToEnd(true);
     const controller = new AbortController();
     this.controller = controller;
+    this.live = { conversation: c, assistant };
     this.onBusy(true);
 
     await this.picker.ready;
@@ -127,12 +137,14 @@ export class Chat {
         assistant.stats = { page_ttft_ms: assistant.page_ttft_ms };
       }
       delete assistant.page_ttft_ms;
-      if (this.controller === controller) this.controller = null;
+      if (this.controller === controller) {
+        this.controller = null;
+        this.onBusy(false);
+      }
       if (this.conversation === c) {
         view.flush();
         this.scrollToEnd();
       }
-      this.onBusy(false);
       this.onChange(c);
     }
   }

@@ -180,6 +180,7 @@ export class MessageView {
     this.thinkingBody = el("div", "thinking-body markdown");
     this.thinking.append(this.thinkingSummary, this.thinkingBody);
     this.thinkingSummary.addEventListener("click", () => (this.thinkingToggled = true));
+    this.model = el("div", "msg-model", this.message.model || "");
     this.content = el("div", "content markdown");
     this.content.dataset.testid = "message-content";
     this.tools = el("div", "tool-calls");
@@ -196,7 +197,7 @@ export class MessageView {
       button("Regenerate", "regenerate", "regenerate", "Ask again for this reply"),
     );
     this.body.replaceChildren(
-      this.thinking, this.content, this.tools, this.error, this.stopped, this.stats, this.actions,
+      this.model, this.thinking, this.content, this.tools, this.error, this.stopped, this.stats, this.actions,
     );
   }
 

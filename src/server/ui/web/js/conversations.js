@@ -44,6 +44,13 @@ export function loadConversation(id) {
   if (!c || !Array.isArray(c.messages)) return null;
   c.options ??= {};
   c.system ??= "";
+  // A reply saved while it streamed (the tab closed under it) ended there.
+  for (const m of c.messages) {
+    if (m.streaming) {
+      delete m.streaming;
+      m.stopped = true;
+    }
+  }
   return c;
 }
 
