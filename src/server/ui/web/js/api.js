@@ -4,8 +4,8 @@
 // For the rest of the page (served by src/server/routes_ui.cc from the table compiled into
 // corral):
 // - Libraries, as ES modules at fixed URLs (from npm, pinned in src/server/ui/package.json):
-//     import { marked } from '../vendor/marked.js';      // marked (lib/marked.esm.js)
-//     import DOMPurify from '../vendor/purify.js';       // DOMPurify 3 (dist/purify.es.mjs)
+//     import { marked } from "../vendor/marked.js";      // marked (lib/marked.esm.js)
+//     import DOMPurify from "../vendor/purify.js";       // DOMPurify 3 (dist/purify.es.mjs)
 //   i.e. /ui/vendor/marked.js and /ui/vendor/purify.js.
 // - Every file under src/server/ui/web is served at /ui/<its path>; /ui/ is index.html.
 // - The Content-Security-Policy allows scripts and styles from the page's own files only: no
@@ -13,13 +13,16 @@
 //   element.style.x from script instead, which CSP allows), no eval; images also from data: and
 //   blob: URLs (attachments); fetches to the same origin only.
 
-const KEY_STORAGE = 'corral.apiKey';
+const KEY_STORAGE = "corral.apiKey";
 
 // Asks the user for the API key; returns it, or null when they decline. Replaceable with a styled
 // dialog by setKeyPrompt(fn): fn(message) returns the key or null (or a promise of either).
 let keyPrompt = (message) => window.prompt(message);
 // One question at a time: requests refused together wait for the same answer.
 let pendingKey = null;
+// The user's last answer, until the server refuses it: a prompt blocks the page, so requests
+// refused together come back one by one, after the answer, and try it instead of asking again.
+let answered = "";
 
 export function setKeyPrompt(fn) {
   keyPrompt = fn;
@@ -27,9 +30,9 @@ export function setKeyPrompt(fn) {
 
 export function getApiKey() {
   try {
-    return localStorage.getItem(KEY_STORAGE) || '';
+    return localStorage.getItem(KEY_STORAGE) || "";
   } catch {
-    return '';  // storage disabled: the key lives for this request only
+    return "";  // storage disabled: the key lives for this request only
   }
 }
 
@@ -44,23 +47,26 @@ export function setApiKey(key) {
 
 function withKey(opts, key) {
   const headers = new Headers(opts.headers || {});
-  if (key) headers.set('Authorization', `Bearer ${key}`);
+  if (key) headers.set("Authorization", `Bearer ${key}`);
   return { ...opts, headers };
 }
 
 async function askForKey(refusedKey) {
   if (!pendingKey) {
     const message = refusedKey
-      ? 'The API key was refused. Enter the server\'s API key (CORRAL_API_KEY):'
-      : 'This server needs an API key (CORRAL_API_KEY). Enter it:';
+      ? "The API key was refused. Enter the server's API key (CORRAL_API_KEY):"
+      : "This server needs an API key (CORRAL_API_KEY). Enter it:";
     pendingKey = Promise.resolve()
       .then(() => keyPrompt(message))
+      .then((key) => {
+        answered = typeof key === "string" ? key.trim() : "";
+        return answered;
+      })
       .finally(() => {
         pendingKey = null;
       });
   }
-  const key = await pendingKey;
-  return typeof key === 'string' ? key.trim() : '';
+  return pendingKey;
 }
 
 // The error of a failed response: the server's {"error": "..."} text when it sent one.
@@ -70,8 +76,8 @@ async function responseError(res) {
     const text = await res.text();
     try {
       const body = JSON.parse(text);
-      if (body && typeof body.error === 'string') message = body.error;
-      else if (body && body.error && typeof body.error.message === 'string') {
+      if (body && typeof body.error === "string") message = body.error;
+      else if (body && body.error && typeof body.error.message === "string") {
         message = body.error.message;  // OpenAI's shape
       }
     } catch {
@@ -94,14 +100,17 @@ export async function apiFetch(path, opts = {}) {
   if (res.status === 401) {
     // The body is dropped: the request is made again with the key.
     res.body?.cancel().catch(() => {});
-    const key = await askForKey(stored);
+    // A key given meanwhile (stored, or answered for another request) first; else ask.
+    const current = getApiKey() || answered;
+    const key = current && current !== stored ? current : await askForKey(stored);
     if (!key) {
-      const error = new Error('this server needs an API key (CORRAL_API_KEY)');
+      const error = new Error("this server needs an API key (CORRAL_API_KEY)");
       error.status = 401;
       throw error;
     }
     res = await fetch(path, withKey(opts, key));
     if (res.status !== 401) setApiKey(key);
+    else if (answered === key) answered = "";
   }
   if (!res.ok) throw await responseError(res);
   return res;
@@ -112,8 +121,8 @@ export async function apiFetch(path, opts = {}) {
 export async function apiJson(path, body, opts = {}) {
   const init = { ...opts };
   if (body !== undefined) {
-    init.method = init.method || 'POST';
-    init.headers = { 'Content-Type': 'application/json', ...(init.headers || {}) };
+    init.method = init.method || "POST";
+    init.headers = { "Content-Type": "application/json", ...(init.headers || {}) };
     init.body = JSON.stringify(body);
   }
   const res = await apiFetch(path, init);
@@ -127,17 +136,17 @@ export async function apiJson(path, body, opts = {}) {
 // throws the AbortError. Ending the loop early (break) cancels the request too.
 export async function* streamNdjson(path, body, opts = {}) {
   const res = await apiFetch(path, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body),
     signal: opts.signal,
   });
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
-  let buffer = '';
+  let buffer = "";
   const parse = (line) => {
     const value = JSON.parse(line);
-    if (value && typeof value.error === 'string') {
+    if (value && typeof value.error === "string") {
       const error = new Error(value.error);
       error.stream = true;
       throw error;
@@ -150,7 +159,7 @@ export async function* streamNdjson(path, body, opts = {}) {
       if (done) break;
       buffer += decoder.decode(value, { stream: true });
       let newline;
-      while ((newline = buffer.indexOf('\n')) >= 0) {
+      while ((newline = buffer.indexOf("\n")) >= 0) {
         const line = buffer.slice(0, newline).trim();
         buffer = buffer.slice(newline + 1);
         if (line) yield parse(line);
