@@ -287,7 +287,7 @@ test("images attach by button, paste and drop; a text model's refusal is shown i
   assert.deepEqual(bodies[0].messages[0].images, [b64, b64]);
   assert.equal(await page.locator("article.msg-user .thumb").count(), 2, "the sent images are shown");
   assert.equal(await page.locator("[data-testid=attachment]").count(), 0);
-  assert.deepEqual(problems(page, "status of 400"), []);
+  assert.deepEqual(problems(page, "HTTP 400: POST"), []);
 });
 
 test("API errors are shown in the conversation: an unknown model, a server that cannot be reached", async (t) => {
@@ -307,7 +307,7 @@ test("API errors are shown in the conversation: an unknown model, a server that 
   await send(page, "hello again");
   const down = await waitReply(page);
   assert.match(down.error, /cannot reach corral/);
-  assert.deepEqual(problems(page, "status of 404", "ERR_CONNECTION_REFUSED"), []);
+  assert.deepEqual(problems(page, "HTTP 404: POST", "ERR_CONNECTION_REFUSED"), []);
 });
 
 test("themes follow the system (and the toggle, remembered); the page fits a 375 px phone", async (t) => {

@@ -75,7 +75,7 @@ test("a reply with <script>, <img onerror> and a javascript: link runs nothing",
   // <img src=x> is kept (an image is no script) and fails to load from the page's folder. Chromium
   // reports the inline handlers it refused (the CSP) while DOMPurify parses the reply in an inert
   // document; they never reach the page's DOM either.
-  assert.deepEqual(problems(page, "status of 404", "Executing inline event handler violates"), []);
+  assert.deepEqual(problems(page, "HTTP 404: GET", "Executing inline event handler violates"), []);
 });
 
 test("thinking folds into a block, tool calls show their name and arguments, code blocks copy", async (t) => {
