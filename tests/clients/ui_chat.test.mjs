@@ -50,7 +50,7 @@ test("a reply streams into the page token by token, with its speed and time to f
   if (!page) return;
   await openChat(page, server.url);
   const caps = await page.locator("[data-testid=model-picker] option:checked").innerText();
-  assert.match(caps, /stories:latest — .*llama.*F32/, "the picker shows family and quantization");
+  assert.match(caps, /stories:latest — 293K · llama · F32 · 1.2 MB/, "the picker shows family and quantization");
   // A whole story (stories260K's 512-token context) arrives over many frames.
   await setOptions(page, { seed: 7, num_predict: -1 });
   const lengths = await watchReplyGrowth(page);

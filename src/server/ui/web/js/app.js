@@ -112,6 +112,7 @@ async function route(view) {
   $("chat-view").hidden = models;
   $("models-view").hidden = !models;
   $("picker-area").hidden = models;
+  $("view-title").hidden = !models;
   $("settings-toggle").hidden = models;
   for (const a of document.querySelectorAll(".view-link")) {
     a.classList.toggle("active", a.dataset.view === view);

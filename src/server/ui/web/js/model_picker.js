@@ -7,7 +7,7 @@ const capabilityCache = new Map();
 
 export function formatBytes(n) {
   if (!Number.isFinite(n) || n <= 0) return "";
-  const units = ["B", "KB", "MB", "GB", "TB"];
+  const units = ["B", "kB", "MB", "GB", "TB"];
   let i = 0;
   while (n >= 1000 && i < units.length - 1) {
     n /= 1000;
