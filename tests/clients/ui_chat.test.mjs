@@ -60,7 +60,7 @@ test("a reply streams into the page token by token, with its speed and time to f
   assert.ok(r.content.length > 40, `a story: ${r.content}`);
   const growing = seen.filter((n) => n > 0);
   console.log(`chat page: the reply grew over ${growing.length} DOM updates to ${r.content.length} characters`);
-  assert.ok(growing.length >= 8, `the reply grew over several DOM updates: ${seen}`);
+  assert.ok(growing.length >= 5, `the reply grew over several DOM updates: ${seen}`);
   for (let i = 1; i < growing.length; i++) assert.ok(growing[i] > growing[i - 1], `${seen}`);
   assert.match(r.stats, /[\d.]+ tok\/s · \d+ tokens · first token \d+ ms \(page: \d+ ms\)/);
   assert.equal(r.error, "");

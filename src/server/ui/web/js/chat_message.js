@@ -148,7 +148,8 @@ export class MessageView {
     if (!this.content) this.buildAssistant();
     if (m.thinking) {
       this.thinking.hidden = false;
-      renderMarkdown(this.thinkingBody, m.thinking);
+      if (m.thinking !== this.shownThinking) renderMarkdown(this.thinkingBody, m.thinking);
+      this.shownThinking = m.thinking;
       const answered = Boolean(m.content || m.tool_calls?.length);
       this.thinkingSummary.textContent = m.streaming && !answered ? "Thinking…" : "Thoughts";
       // Open while the model thinks, folded once it answers (a reply that is all thought stays
@@ -157,7 +158,9 @@ export class MessageView {
     } else {
       this.thinking.hidden = true;
     }
-    renderMarkdown(this.content, m.content || "");
+    // Only what changed is parsed again (a frame where only thinking grew leaves the answer be).
+    if ((m.content || "") !== this.shownContent) renderMarkdown(this.content, m.content || "");
+    this.shownContent = m.content || "";
     this.content.classList.toggle("pending", Boolean(m.streaming && !m.content && !m.thinking));
     this.renderToolCalls(m.tool_calls || []);
     this.error.hidden = !m.error;
