@@ -14,6 +14,7 @@ packages=(
   libstb-dev libjpeg-dev libwebp-dev
   clang clang-format libclang-rt-14-dev
   nodejs
+  chromium
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -26,14 +27,17 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# The llama.cpp compatibility tests run node-llama-cpp through npm: Debian's nodejs comes without
-# npm (NodeSource's includes it).
+# The llama.cpp compatibility tests run node-llama-cpp, and the build the chat page's libraries,
+# through npm: Debian's nodejs comes without npm (NodeSource's includes it).
 if ! command -v npm > /dev/null; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm
 fi
+
+# The chat page's libraries (marked, DOMPurify), which the build embeds into corral.
+bash scripts/setup_ui.sh
 
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release ${CORRAL_CMAKE_ARGS:-}

@@ -87,6 +87,12 @@ bool body_too_large(const Policy& policy, const httplib::Request& req) {
          policy.max_body_bytes;
 }
 
+// A request for the chat page's files (routes_ui.cc).
+bool is_page_path(const httplib::Request& req) {
+  return (req.method == "GET" || req.method == "HEAD") &&
+         (req.path == "/ui" || req.path.starts_with("/ui/"));
+}
+
 httplib::Server::HandlerResponse check_request(const Policy& policy, const httplib::Request& req,
                                                httplib::Response& res) {
   using R = httplib::Server::HandlerResponse;
@@ -153,8 +159,9 @@ httplib::Server::HandlerResponse check_request(const Policy& policy, const httpl
     return R::Handled;
   }
 
-  // `/` stays open: it is the liveness check and tells nothing.
-  if (!policy.api_key.empty() && req.path != "/" &&
+  // `/` stays open: it is the liveness check and tells nothing. So does the chat page, which must
+  // load to ask the user for the key (its files are the same in every corral: nothing secret).
+  if (!policy.api_key.empty() && req.path != "/" && !is_page_path(req) &&
       !bearer_matches(req.get_header_value("Authorization"), policy.api_key)) {
     res.set_header("WWW-Authenticate", "Bearer");
     return refuse(401, "unauthorized: this server needs 'Authorization: Bearer <CORRAL_API_KEY>'");
@@ -317,6 +324,7 @@ Server::Server(ServerOptions options)
   add_ollama_routes(http, *context_);
   add_generate_routes(http, *context_);
   add_openai_routes(http, *context_);
+  add_ui_routes(http);
 }
 
 Server::~Server() { stop(); }

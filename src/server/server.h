@@ -132,6 +132,8 @@ void add_generate_routes(httplib::Server& http, Context& ctx);
 // routes_openai.cc: /v1/chat/completions, /v1/completions, /v1/models, /v1/models/{id},
 // /v1/embeddings.
 void add_openai_routes(httplib::Server& http, Context& ctx);
+// routes_ui.cc: the chat page, /ui and /ui/<file> (GET and HEAD).
+void add_ui_routes(httplib::Server& http);
 
 // Helpers every route file uses (http.cc).
 // The deepest nesting of arrays and objects a client's JSON may have. Everything that walks a
