@@ -194,7 +194,9 @@ TEST_F(UiRoute, UnknownAndEscapingPathsAre404AndTheServerServesOn) {
                                            " HTTP/1.1\r\nHost: localhost\r\nConnection: "
                                            "close\r\n\r\n");
     EXPECT_EQ(status.find(" 200 "), std::string::npos) << n << ": " << status;
-    if (n <= 8000) EXPECT_FALSE(status.empty()) << n;
+    if (n <= 8000) {
+      EXPECT_FALSE(status.empty()) << n;
+    }
   }
   auto r = c.Get("/ui/" + std::string(4000, '/'));
   ASSERT_TRUE(r);
