@@ -43,10 +43,18 @@ void serve() {
   server::Server server(std::move(options));
   const int port = server.bind();
   const std::string& host = server.context().options.host;
-  const bool v6 = host.find(':') != std::string::npos;
-  std::cout << "corral is listening on " << (v6 ? "[" + host + "]" : host) << ":" << port
-            << std::endl;
+  // An IPv6 address is bracketed before its port.
+  const auto host_port = [port](const std::string& h) {
+    return (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(port);
+  };
+  std::cout << "corral is listening on " << host_port(host) << std::endl;
   std::cerr << "[corral] models: " << server.context().options.models.string() << std::endl;
+  // A server on every interface is opened from this machine by its loopback address.
+  std::cerr << "[corral] chat page: http://"
+            << host_port(host == "0.0.0.0" ? "127.0.0.1"
+                         : host == "::"    ? "::1"
+                                           : host)
+            << "/ui/" << std::endl;
 
   std::thread waiter([&server, signals] {
     int sig = 0;
