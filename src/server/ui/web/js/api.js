@@ -45,6 +45,21 @@ export function setApiKey(key) {
   }
 }
 
+// fetch(), with a request that never reached the server (fetch's TypeError, "Failed to fetch")
+// told in words. An abort stays an AbortError.
+async function send(path, init) {
+  try {
+    return await fetch(path, init);
+  } catch (e) {
+    throw unreachable(e);
+  }
+}
+
+function unreachable(e) {
+  if (!(e instanceof TypeError)) return e;
+  return new Error(`cannot reach corral at ${location.host} (${e.message}): is \`corral serve\` running?`);
+}
+
 function withKey(opts, key) {
   const headers = new Headers(opts.headers || {});
   if (key) headers.set("Authorization", `Bearer ${key}`);
@@ -93,10 +108,11 @@ async function responseError(res) {
 
 // fetch() against the API, with the key when one is stored. A 401 asks the user for the key once,
 // stores it and retries; a second 401 (or no answer) is thrown. Resolves to the Response of a
-// 2xx answer; any other status is thrown as Error(the server's message) with .status.
+// 2xx answer; any other status is thrown as Error(the server's message) with .status, and a
+// server that cannot be reached as Error("cannot reach corral ...").
 export async function apiFetch(path, opts = {}) {
   const stored = getApiKey();
-  let res = await fetch(path, withKey(opts, stored));
+  let res = await send(path, withKey(opts, stored));
   if (res.status === 401) {
     // The body is dropped: the request is made again with the key.
     res.body?.cancel().catch(() => {});
@@ -108,7 +124,7 @@ export async function apiFetch(path, opts = {}) {
       error.status = 401;
       throw error;
     }
-    res = await fetch(path, withKey(opts, key));
+    res = await send(path, withKey(opts, key));
     if (res.status !== 401) setApiKey(key);
     else if (answered === key) answered = "";
   }
@@ -155,7 +171,13 @@ export async function* streamNdjson(path, body, opts = {}) {
   };
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (e) {
+        throw unreachable(e);  // the connection dropped mid-answer
+      }
+      const { done, value } = chunk;
       if (done) break;
       buffer += decoder.decode(value, { stream: true });
       let newline;

@@ -1,6 +1,6 @@
 // The conversation on screen: sends it to POST /api/chat, streams the reply into the page, stops
 // it, edits and regenerates turns. Every change is handed to onChange (which saves it).
-import { postNdjson } from "./client.js";
+import { streamNdjson } from "./api.js";
 import { MessageView } from "./chat_message.js";
 import { copyText } from "./markdown.js";
 import { titleFrom } from "./conversations.js";
@@ -111,7 +111,7 @@ export class Chat {
     view.root.dataset.requestStartMs = started.toFixed(2);
     let first = true;
     try {
-      for await (const chunk of postNdjson("/api/chat", body, controller.signal)) {
+      for await (const chunk of streamNdjson("/api/chat", body, { signal: controller.signal })) {
         const m = chunk.message || {};
         if (m.content) assistant.content += m.content;
         if (m.thinking) assistant.thinking = (assistant.thinking || "") + m.thinking;

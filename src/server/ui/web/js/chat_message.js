@@ -86,14 +86,7 @@ export class MessageView {
     if (onPainted) (this.painted ??= []).push(onPainted);
     if (this.frame) return;
     const run = () => {
-      if (!this.frame) return;
-      cancelAnimationFrame(this.frame);
-      clearTimeout(this.fallback);
-      this.frame = 0;
-      this.render();
-      const callbacks = this.painted || [];
-      this.painted = null;
-      for (const f of callbacks) f();
+      if (this.frame) this.flush();  // the first of the frame and the fallback to come
     };
     this.frame = requestAnimationFrame(run);
     // A hidden tab gets no animation frames; the reply still renders.

@@ -1,6 +1,6 @@
 // The model picker: every model of /api/tags with its size, family and quantization; the chosen
 // one's capabilities (vision, thinking, tools) from /api/show. The choice is remembered.
-import { getJson, postJson } from "./client.js";
+import { apiJson } from "./api.js";
 
 const kModelKey = "corral.model";
 const capabilityCache = new Map();
@@ -40,7 +40,7 @@ export class ModelPicker {
   async refresh(preferred) {
     let error = "";
     try {
-      this.models = (await getJson("/api/tags")).models || [];
+      this.models = (await apiJson("/api/tags")).models || [];
     } catch (e) {
       this.models = [];
       error = e.message;
@@ -90,7 +90,7 @@ export class ModelPicker {
     let caps = capabilityCache.get(name);
     if (!caps) {
       try {
-        caps = (await postJson("/api/show", { model: name })).capabilities || [];
+        caps = (await apiJson("/api/show", { model: name })).capabilities || [];
         capabilityCache.set(name, caps);
       } catch {
         caps = [];
