@@ -162,3 +162,58 @@ test("an error line in the stream is shown under what came before it", async (t)
   assert.equal(r.error, "the model ran out of memory");
   assert.deepEqual(problems(page), []);
 });
+
+// Hostile or broken answers: a stream cut off in the middle of a line, a reply nested thousands
+// deep, a reply of megabytes. Each shows what it can, the page stays usable, and the next (real)
+// reply comes through.
+test("a stream cut off mid-line, a reply nested 20000 deep and a 2 MB reply leave the page working", async (t) => {
+  const page = await ui.page(t);
+  if (!page) return;
+  await openChat(page, server.url);
+  const answers = [
+    // Cut off: a whole chunk, then half of the next line and no done.
+    JSON.stringify({ message: { role: "assistant", content: "Once upon" }, done: false }) +
+      '\n{"message":{"role":"assistant","content":" a ti',
+    // Deep: blockquotes, lists and indented lists nested far beyond what any reply needs
+    // (marked overflows its stack on the first two and runs out of memory on the third).
+    chatChunks([
+      ">".repeat(20000) + " deep",
+      "\n\n" + "- ".repeat(20000) + "list\n\n",
+      Array.from({ length: 3000 }, (_, i) => " ".repeat(2 * i) + "- indented").join("\n"),
+    ]).map((c) => JSON.stringify(c) + "\n").join(""),
+    // Big: 2 MB of text in 2048 chunks of 1 KB.
+    chatChunks(Array.from({ length: 2048 }, (_, i) => `${i} ${"word ".repeat(203)}\n`))
+      .map((c) => JSON.stringify(c) + "\n").join(""),
+  ];
+  let calls = 0;
+  await page.route("**/api/chat", async (route) => {
+    const body = answers[calls++];
+    if (body === undefined) return route.continue();  // then the real server answers
+    await route.fulfill({ status: 200, contentType: "application/x-ndjson", body });
+  });
+
+  await send(page, "cut");
+  let r = await waitReply(page);
+  assert.equal(r.content, "Once upon");
+  assert.ok(r.error, "a cut-off answer is shown as an error, not taken as complete");
+
+  await send(page, "deep");
+  r = await waitReply(page);
+  assert.equal(r.error, "");
+  for (const part of [" deep", "list", "- indented"]) assert.ok(r.content.includes(part), part);
+  assert.ok(
+    await r.reply.locator("[data-testid=message-content]").evaluate((e) => e.classList.contains("plain-text")),
+    "shown as the text it is, not parsed as Markdown",
+  );
+
+  await send(page, "big");
+  r = await waitReply(page);
+  assert.ok(r.content.length > 2_000_000, `the whole 2 MB reply is shown (${r.content.length})`);
+  assert.match(r.content, /2047 word/);
+
+  await send(page, "Once upon a time");
+  r = await waitReply(page);
+  assert.equal(r.error, "");
+  assert.ok(r.content.length > 0, "the real server's reply comes through afterwards");
+  assert.deepEqual(problems(page), []);
+});

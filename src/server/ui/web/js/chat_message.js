@@ -141,7 +141,12 @@ export class MessageView {
     if (!this.content) this.buildAssistant();
     if (m.thinking) {
       this.thinking.hidden = false;
-      if (m.thinking !== this.shownThinking) renderMarkdown(this.thinkingBody, m.thinking);
+      if (m.thinking !== this.shownThinking) {
+        // A reply shown as text once stays text, also when its conversation is opened again.
+        if (renderMarkdown(this.thinkingBody, m.thinking, { plain: m.plain_thinking })) {
+          m.plain_thinking = true;
+        }
+      }
       this.shownThinking = m.thinking;
       const answered = Boolean(m.content || m.tool_calls?.length);
       this.thinkingSummary.textContent = m.streaming && !answered ? "Thinking…" : "Thoughts";
@@ -152,7 +157,11 @@ export class MessageView {
       this.thinking.hidden = true;
     }
     // Only what changed is parsed again (a frame where only thinking grew leaves the answer be).
-    if ((m.content || "") !== this.shownContent) renderMarkdown(this.content, m.content || "");
+    if ((m.content || "") !== this.shownContent) {
+      if (renderMarkdown(this.content, m.content || "", { plain: m.plain_content })) {
+        m.plain_content = true;
+      }
+    }
     this.shownContent = m.content || "";
     this.content.classList.toggle("pending", Boolean(m.streaming && !m.content && !m.thinking));
     this.renderToolCalls(m.tool_calls || []);

@@ -25,9 +25,51 @@ export function toSafeHtml(markdown) {
   return DOMPurify.sanitize(marked.parse(markdown || ""), kPurify);
 }
 
-// Replaces el's children with the rendered Markdown and gives each code block a copy button.
-export function renderMarkdown(el, markdown) {
-  el.innerHTML = toSafeHtml(markdown);
+// Model output decides how hard Markdown is to parse, and marked's cost grows faster than the
+// text: it recurses once per level of nesting (a reply nested a couple of thousand deep
+// overflows its stack; a list indented level by level for a few thousand lines exhausts memory)
+// and thousands of emphasis markers take seconds. So a reply nested deeper than any real one
+// (kMaxNesting quote or list markers, or kMaxIndent columns, at the start of a line) is not
+// parsed, and one whose render takes longer than kRenderBudgetMs is shown as text from then on
+// (a streamed reply grows a little per frame, so it crosses the budget long before it could
+// stall the page). Either way the text is shown as the model wrote it.
+const kMaxNesting = 64;
+const kMaxIndent = 128;
+const kRenderBudgetMs = 100;
+const kLinePrefix = /^[ \t>*+\-0-9.)]*/gm;
+// A quote marker, or a list marker and the blank after it ("---" rules are not nesting).
+const kNestingMarker = />|[-*+][ \t]|\d+[.)][ \t]/g;
+
+function nestedTooDeep(markdown) {
+  for (const [prefix] of markdown.matchAll(kLinePrefix)) {
+    if (prefix.length <= kMaxNesting) continue;  // within both limits (kMaxIndent is larger)
+    if (/^[ \t]*/.exec(prefix)[0].length > kMaxIndent) return true;
+    if ((prefix.match(kNestingMarker) || []).length > kMaxNesting) return true;
+  }
+  return false;
+}
+
+// Replaces el's children with the rendered Markdown and gives each code block a copy button, or
+// with the text itself (class plain-text) when it cannot be rendered: asked for (plain), decided
+// by an earlier render of this element, nested too deep, over the time budget, or any failure
+// of the parser. Returns whether the text is shown plain, for the caller to remember.
+export function renderMarkdown(el, markdown, { plain = false } = {}) {
+  let html = null;
+  if (!plain && !el.classList.contains("plain-text") && !nestedTooDeep(markdown)) {
+    const started = performance.now();
+    try {
+      html = toSafeHtml(markdown);
+    } catch {
+      // shown as text below
+    }
+    if (performance.now() - started > kRenderBudgetMs) html = null;
+  }
+  el.classList.toggle("plain-text", html === null);
+  if (html === null) {
+    el.textContent = markdown;
+    return true;
+  }
+  el.innerHTML = html;
   for (const pre of el.querySelectorAll("pre")) {
     const wrap = document.createElement("div");
     wrap.className = "code-block";
@@ -45,6 +87,7 @@ export function renderMarkdown(el, markdown) {
     pre.replaceWith(wrap);
     wrap.append(bar, pre);
   }
+  return false;
 }
 
 // Copies text to the clipboard; the older execCommand path covers pages the Clipboard API refuses.
